@@ -1,0 +1,498 @@
+"""The interpreted graph: the reference semantics every compiled form is checked against.
+
+Per sample, in processing order, each node: handles the events due at this sample (external ones
+first, then those of its event connections in connection order), reads its inputs (each stream or
+value input connected to sources holds their sum), and runs ``process``. Ramped parameters advance
+once per sample before any node runs.
+"""
+
+from __future__ import annotations
+
+import bisect
+import inspect
+import itertools
+import math
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .endpoints import MAX_EVENT_FIELDS, Direction, Endpoint, Kind
+from .node import Node
+from .topology import Schedule, schedule
+
+if TYPE_CHECKING:
+    from .jit.ir import GraphIR
+
+
+class GraphError(ValueError):
+    """A graph call that cannot be carried out; the graph is left as it was."""
+
+
+EventPayload = tuple[float, ...]
+
+
+class NodeHandle:
+    """What ``add_node`` returns: the node's endpoints as attributes (``osc.output``)."""
+
+    __slots__ = ("_graph", "id", "node", "label")
+
+    def __init__(self, graph: Graph, node_id: int, node: Node, label: str) -> None:
+        self._graph = graph
+        self.id = node_id
+        self.node = node
+        self.label = label
+
+    def __getattr__(self, name: str) -> Endpoint:
+        spec = type(self.node)._endpoints.get(name)
+        if spec is None:
+            names = ", ".join(type(self.node)._endpoints) or "none"
+            raise AttributeError(f"{self.label} has no endpoint {name!r} (endpoints: {names})")
+        return Endpoint(self.id, name, spec.kind, spec.direction, self.label, self._graph)
+
+    def endpoints(self) -> list[Endpoint]:
+        return [getattr(self, name) for name in type(self.node)._endpoints]
+
+    def __repr__(self) -> str:
+        return f"<node {self.label}>"
+
+
+@dataclass
+class Ramp:
+    """A linear parameter ramp: ``remaining`` samples to go, each adds ``step``; the last lands on ``target``."""
+
+    target: float
+    step: float
+    remaining: int
+
+
+@dataclass(frozen=True)
+class Connection:
+    source: Endpoint
+    target: Endpoint
+
+    def __repr__(self) -> str:
+        return f"{self.source!r} -> {self.target!r}"
+
+
+@dataclass
+class _Step:
+    """One node's work per sample, prepared once per topology."""
+
+    node: Node
+    process: Callable[[float], None]
+    state: dict[str, Any]
+    gathers: list[tuple[str, list[tuple[dict[str, Any], str]]]]
+    events: list[tuple[Callable[..., None], int, list[deque[tuple[int, EventPayload]]]]]
+
+
+@dataclass
+class _Plan:
+    schedule: Schedule
+    steps: list[_Step]
+    outputs: list[tuple[dict[str, Any], str]]
+    conn_queues: dict[Connection, deque[tuple[int, EventPayload]]] = field(default_factory=dict)
+
+
+def handler_arity(handler: Callable[..., Any]) -> int:
+    """How many event fields a handler takes (the compiled code passes exactly these)."""
+    params = list(inspect.signature(handler).parameters.values())
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
+        return MAX_EVENT_FIELDS
+    return min(len(params), MAX_EVENT_FIELDS)
+
+
+class Graph:
+    """An audio graph run by the Python interpreter, sample by sample."""
+
+    def __init__(self, sample_rate: float = 44100.0) -> None:
+        if not (isinstance(sample_rate, (int, float)) and math.isfinite(sample_rate) and sample_rate > 0):
+            raise GraphError(f"sample_rate must be a positive number, got {sample_rate!r}")
+        self.sample_rate = float(sample_rate)
+        self._handles: dict[int, NodeHandle] = {}
+        self._ids = itertools.count()
+        self._connections: list[Connection] = []
+        self._outputs: tuple[Endpoint, ...] | None = None
+        self._ramps: dict[tuple[int, str], Ramp] = {}
+        self._external: dict[tuple[int, str], list[tuple[int, int, EventPayload]]] = {}
+        self._event_seq = itertools.count()
+        self._plan: _Plan | None = None
+        self.frame = 0
+        """Samples processed so far: event frame offsets count from here."""
+        self.version = 0
+        """Bumped on every topology change (nodes, connections, outputs): what a recompile follows."""
+
+    # ------------------------------------------------------------------ building
+    def add_node(self, node: Node, label: str | None = None) -> NodeHandle:
+        """Add a node instance; returns a handle whose attributes are the node's endpoints."""
+        if not isinstance(node, Node):
+            raise GraphError(f"add_node takes a Node instance, got {type(node).__name__}")
+        owner = node.__dict__.get("_oscen_graph")
+        if owner is not None:
+            where = "this graph" if owner is self else "another graph"
+            raise GraphError(f"{type(node).__qualname__} instance is already in {where}; create a new node")
+        nid = next(self._ids)
+        handle = NodeHandle(self, nid, node, label or f"{type(node).__qualname__}#{nid}")
+        node.__dict__["_oscen_graph"] = self
+        self._handles[nid] = handle
+        for name, spec in type(node)._endpoints.items():
+            if spec.kind is Kind.EVENT and spec.direction is Direction.INPUT:
+                self._external[(nid, name)] = []
+        self._changed()
+        return handle
+
+    def remove_node(self, node: NodeHandle) -> None:
+        """Remove a node with its connections, ramps and pending events."""
+        handle = self._handle_of(node, "remove_node")
+        self._connections = [
+            c for c in self._connections if handle.id not in (c.source.node_id, c.target.node_id)
+        ]
+        if self._outputs is not None:
+            kept = tuple(e for e in self._outputs if e.node_id != handle.id)
+            self._outputs = kept or None
+        for key in [k for k in self._ramps if k[0] == handle.id]:
+            del self._ramps[key]
+        for key in [k for k in self._external if k[0] == handle.id]:
+            del self._external[key]
+        del self._handles[handle.id]
+        handle.node.__dict__.pop("_oscen_graph", None)
+        self._changed()
+
+    def connect(self, source: Endpoint, target: Endpoint) -> Connection:
+        """Connect an output to an input. Several sources into one input are summed."""
+        src = self._endpoint(source, "connect", "source")
+        dst = self._endpoint(target, "connect", "target")
+        if src.direction is not Direction.OUTPUT:
+            raise GraphError(f"connect: source {src!r} is an input; connect from an output")
+        if dst.direction is not Direction.INPUT:
+            raise GraphError(f"connect: target {dst!r} is an output; connect into an input")
+        if (src.kind is Kind.EVENT) != (dst.kind is Kind.EVENT):
+            raise GraphError(
+                f"connect: {src.kind.value} output {src!r} cannot feed {dst.kind.value} input {dst!r}; "
+                "events connect only to events, streams and values only to streams and values"
+            )
+        conn = Connection(src, dst)
+        if conn in self._connections:
+            raise GraphError(f"connect: {src!r} is already connected to {dst!r}")
+        self._connections.append(conn)
+        try:
+            sched = self._schedule()
+            if src.kind is Kind.EVENT and (src.node_id, dst.node_id) in sched.back_edges:
+                raise GraphError(
+                    f"connect: event connection {src!r} -> {dst!r} would close a feedback loop; "
+                    "events cannot travel back in time"
+                )
+        except Exception:
+            self._connections.pop()
+            raise
+        self._changed()
+        return conn
+
+    def disconnect(self, source: Endpoint, target: Endpoint) -> None:
+        conn = Connection(self._endpoint(source, "disconnect", "source"), self._endpoint(target, "disconnect", "target"))
+        if conn not in self._connections:
+            raise GraphError(f"disconnect: {source!r} is not connected to {target!r}")
+        self._connections.remove(conn)
+        self._changed()
+
+    def set_output(self, *endpoints: Endpoint) -> None:
+        """Choose what the graph outputs: one endpoint gives mono blocks, several give shape (k, n)."""
+        if not endpoints:
+            raise GraphError("set_output needs at least one output endpoint")
+        checked = []
+        for e in endpoints:
+            ep = self._endpoint(e, "set_output", "endpoint")
+            if ep.direction is not Direction.OUTPUT or ep.kind is Kind.EVENT:
+                raise GraphError(f"set_output: {ep!r} is not a stream or value output")
+            checked.append(ep)
+        self._outputs = tuple(checked)
+        self._changed()
+
+    # ------------------------------------------------------------------ parameters and events
+    def set_value(self, endpoint: Endpoint, value: float, ramp: float = 0.0) -> None:
+        """Set a value input, at once or as a linear ramp over ``ramp`` seconds (no zipper noise)."""
+        ep = self._endpoint(endpoint, "set_value", "endpoint")
+        if ep.kind is not Kind.VALUE or ep.direction is not Direction.INPUT:
+            raise GraphError(f"set_value: {ep!r} is not a value input")
+        value = _finite(value, "set_value", "value")
+        ramp = _finite(ramp, "set_value", "ramp")
+        if ramp < 0:
+            raise GraphError(f"set_value: ramp must be >= 0 seconds, got {ramp}")
+        steps = round(ramp * self.sample_rate)
+        key = (ep.node_id, ep.name)
+        state = self._handles[ep.node_id].node.__dict__
+        if steps <= 0:
+            self._ramps.pop(key, None)
+            state[ep.name] = value
+        else:
+            self._ramps[key] = Ramp(value, (value - float(state[ep.name])) / steps, steps)
+
+    def get_value(self, endpoint: Endpoint) -> float:
+        """The current value of an endpoint (a parameter's value, an output's last sample)."""
+        ep = self._endpoint(endpoint, "get_value", "endpoint")
+        if ep.kind is Kind.EVENT:
+            raise GraphError(f"get_value: {ep!r} is an event endpoint and has no value")
+        return float(self._handles[ep.node_id].node.__dict__[ep.name])
+
+    def queue_event(self, endpoint: Endpoint, frame_offset: int, payload: float | tuple[float, ...] = 1.0) -> None:
+        """Deliver an event to an event input ``frame_offset`` samples after the next sample to process."""
+        ep = self._endpoint(endpoint, "queue_event", "endpoint")
+        if ep.kind is not Kind.EVENT or ep.direction is not Direction.INPUT:
+            raise GraphError(f"queue_event: {ep!r} is not an event input")
+        if not isinstance(frame_offset, (int, np.integer)) or isinstance(frame_offset, bool) or frame_offset < 0:
+            raise GraphError(f"queue_event: frame_offset must be an int >= 0, got {frame_offset!r}")
+        fields = normalize_payload(payload, "queue_event")
+        queue = self._external[(ep.node_id, ep.name)]
+        bisect.insort(queue, (self.frame + int(frame_offset), next(self._event_seq), fields))
+
+    # ------------------------------------------------------------------ running
+    def process(self) -> float | tuple[float, ...]:
+        """Process one sample; returns the output (a float, or a tuple for several outputs)."""
+        plan = self._ready()
+        self._tick(plan)
+        values = tuple(float(d[name]) for d, name in plan.outputs)
+        return values[0] if len(values) == 1 else values
+
+    def process_block(self, n: int) -> np.ndarray:
+        """Process ``n`` samples; returns shape (n,) for one output, (k, n) for k outputs."""
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
+            raise GraphError(f"process_block: n must be an int >= 0, got {n!r}")
+        plan = self._ready()
+        out = np.zeros((len(plan.outputs), int(n)))
+        outputs = plan.outputs
+        for i in range(int(n)):
+            self._tick(plan)
+            for k, (d, name) in enumerate(outputs):
+                out[k, i] = d[name]
+        return out[0] if len(outputs) == 1 else out
+
+    def _tick(self, plan: _Plan) -> None:
+        frame = self.frame
+        if self._ramps:
+            self._advance_ramps()
+        sr = self.sample_rate
+        for step in plan.steps:
+            for handler, arity, queues in step.events:
+                for q in queues:
+                    while q and q[0][0] <= frame:
+                        handler(*q.popleft()[1][:arity])
+            state = step.state
+            for name, sources in step.gathers:
+                if len(sources) == 1:
+                    d, out = sources[0]
+                    state[name] = d[out]
+                else:
+                    total = 0.0
+                    for d, out in sources:
+                        total += d[out]
+                    state[name] = total
+            step.process(sr)
+        self.frame = frame + 1
+
+    def _advance_ramps(self) -> None:
+        done = []
+        for (nid, name), ramp in self._ramps.items():
+            state = self._handles[nid].node.__dict__
+            ramp.remaining -= 1
+            if ramp.remaining <= 0:
+                state[name] = ramp.target
+                done.append((nid, name))
+            else:
+                state[name] = state[name] + ramp.step
+        for key in done:
+            del self._ramps[key]
+
+    # ------------------------------------------------------------------ inspection
+    @property
+    def nodes(self) -> list[NodeHandle]:
+        return list(self._handles.values())
+
+    @property
+    def connections(self) -> list[Connection]:
+        return list(self._connections)
+
+    @property
+    def outputs(self) -> tuple[Endpoint, ...]:
+        """The endpoints the graph outputs (explicit, or the default: the last node's stream output)."""
+        return self._output_endpoints(self._ready().schedule)
+
+    def processing_order(self) -> list[NodeHandle]:
+        return [self._handles[i] for i in self._ready().schedule.order]
+
+    def handle(self, node_id: int) -> NodeHandle:
+        return self._handles[node_id]
+
+    def ramps(self) -> dict[tuple[int, str], Ramp]:
+        return dict(self._ramps)
+
+    def pending_events(self) -> Iterator[tuple[Endpoint, int, EventPayload]]:
+        """External events not yet delivered: (endpoint, absolute frame, fields)."""
+        for (nid, name), queue in self._external.items():
+            ep = getattr(self._handles[nid], name)
+            for frame, _, fields in queue:
+                yield ep, frame, fields
+
+    def to_ir(self) -> GraphIR:
+        """The graph's topology, connections, order and node code as a compiler input."""
+        from .jit.ir import build_ir
+
+        return build_ir(self)
+
+    # ------------------------------------------------------------------ internals
+    def _changed(self) -> None:
+        self._plan = None
+        self.version += 1
+
+    def _handle_of(self, node: NodeHandle | Node, call: str) -> NodeHandle:
+        if isinstance(node, NodeHandle) and node._graph is self and node.id in self._handles:
+            return node
+        if isinstance(node, Node):
+            for h in self._handles.values():
+                if h.node is node:
+                    return h
+        raise GraphError(f"{call}: {node!r} is not a node of this graph")
+
+    def _endpoint(self, ep: Any, call: str, role: str) -> Endpoint:
+        if not isinstance(ep, Endpoint):
+            raise GraphError(f"{call}: {role} must be an endpoint (like osc.output), got {type(ep).__name__}")
+        if ep.graph is not self or ep.node_id not in self._handles:
+            raise GraphError(f"{call}: {role} {ep!r} belongs to a node that is not in this graph")
+        return ep
+
+    def _schedule(self) -> Schedule:
+        ids = list(self._handles)
+        return schedule(
+            ids,
+            [(c.source.node_id, c.target.node_id) for c in self._connections],
+            lambda i: type(self._handles[i].node).breaks_feedback,
+            lambda i: self._handles[i].label,
+        )
+
+    def _output_endpoints(self, sched: Schedule) -> tuple[Endpoint, ...]:
+        if self._outputs is not None:
+            return self._outputs
+        for nid in reversed(sched.order):
+            handle = self._handles[nid]
+            for ep in handle.endpoints():
+                if ep.direction is Direction.OUTPUT and ep.kind is not Kind.EVENT:
+                    return (ep,)
+        raise GraphError("the graph has no stream or value output to play; add a node or call set_output")
+
+    def _ready(self) -> _Plan:
+        if self._plan is None:
+            self._plan = self._build_plan()
+        return self._plan
+
+    def _build_plan(self) -> _Plan:
+        sched = self._schedule()
+        inputs: dict[tuple[int, str], list[Connection]] = {}
+        for c in self._connections:
+            inputs.setdefault((c.target.node_id, c.target.name), []).append(c)
+        # Event connections keep one queue each so that simultaneous events arrive in a fixed order.
+        old = self._plan.conn_queues if self._plan else {}
+        conn_queues = {c: old.get(c, deque()) for c in self._connections if c.source.kind is Kind.EVENT}
+        for c in self._connections:
+            if c.source.kind is Kind.EVENT:
+                self._attach_emitter(c.source)
+        for handle in self._handles.values():
+            for name, spec in type(handle.node)._endpoints.items():
+                if spec.kind is Kind.EVENT and spec.direction is Direction.OUTPUT:
+                    if not any(c.source.node_id == handle.id and c.source.name == name for c in conn_queues):
+                        handle.node.__dict__[name]._deliver = None
+        steps = []
+        for nid in sched.order:
+            handle = self._handles[nid]
+            node = handle.node
+            state = node.__dict__
+            gathers = []
+            events = []
+            for name, spec in type(node)._endpoints.items():
+                if spec.direction is not Direction.INPUT:
+                    continue
+                conns = inputs.get((nid, name), [])
+                if spec.kind is Kind.EVENT:
+                    handler = getattr(node, f"on_{name}")
+                    queues = [_ExternalQueue(self._external[(nid, name)])] + [conn_queues[c] for c in conns]
+                    events.append((handler, handler_arity(handler), queues))
+                elif conns:
+                    gathers.append(
+                        (name, [(self._handles[c.source.node_id].node.__dict__, c.source.name) for c in conns])
+                    )
+                elif spec.kind is Kind.STREAM:
+                    state[name] = spec.default
+            steps.append(_Step(node, node.process, state, gathers, events))
+        outputs = [(self._handles[e.node_id].node.__dict__, e.name) for e in self._output_endpoints(sched)]
+        return _Plan(sched, steps, outputs, conn_queues)
+
+    def _attach_emitter(self, source: Endpoint) -> None:
+        targets = []
+        for c in self._connections:
+            if c.source == source:
+                targets.append(c)
+        emitter = self._handles[source.node_id].node.__dict__[source.name]
+
+        def deliver(fields: tuple[float, ...], targets: list[Connection] = targets) -> None:
+            payload = normalize_payload(fields, "emit")
+            queues = self._plan.conn_queues if self._plan else {}
+            for c in targets:
+                q = queues.get(c)
+                if q is not None:
+                    q.append((self.frame, payload))
+
+        emitter._deliver = deliver
+
+    def _arith(self, op: str, a: Endpoint, b: Endpoint | float) -> Endpoint:
+        """Back the endpoint arithmetic ``a + b``, ``a * 0.5``: adds an Add or Multiply node."""
+        from oscen.gain import Add, Multiply
+
+        node = self.add_node(Add() if op == "add" else Multiply())
+        self.connect(a, node.a)
+        if isinstance(b, Endpoint):
+            self.connect(b, node.b)
+        else:
+            self.set_value(node.b, float(b))
+        return node.output
+
+
+class _ExternalQueue:
+    """Adapts the sorted list of externally queued events to the deque interface the tick uses."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: list[tuple[int, int, EventPayload]]) -> None:
+        self._items = items
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def __getitem__(self, i: int) -> tuple[int, EventPayload]:
+        frame, _, fields = self._items[i]
+        return frame, fields
+
+    def popleft(self) -> tuple[int, EventPayload]:
+        frame, _, fields = self._items.pop(0)
+        return frame, fields
+
+
+def normalize_payload(payload: Any, call: str) -> EventPayload:
+    """An event payload as a tuple of MAX_EVENT_FIELDS floats (missing fields are 0.0)."""
+    fields = payload if isinstance(payload, (tuple, list)) else (payload,)
+    if len(fields) > MAX_EVENT_FIELDS:
+        raise GraphError(f"{call}: an event carries at most {MAX_EVENT_FIELDS} numbers, got {len(fields)}")
+    out = []
+    for f in fields:
+        if isinstance(f, bool) or not isinstance(f, (int, float, np.integer, np.floating)):
+            raise GraphError(f"{call}: event fields must be numbers, got {f!r}")
+        out.append(float(f))
+    return tuple(out) + (0.0,) * (MAX_EVENT_FIELDS - len(out))
+
+
+def _finite(value: Any, call: str, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise GraphError(f"{call}: {what} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise GraphError(f"{call}: {what} must be finite, got {value}")
+    return value
