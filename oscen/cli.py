@@ -1,0 +1,287 @@
+"""The ``oscen`` command line: ``oscen demo``, ``oscen render PATCH.py``.
+
+Each subcommand is one :class:`Command` in :data:`COMMANDS`: a function that adds its arguments to
+its own sub-parser and a function that runs it and returns the exit code. Adding a subcommand
+(``play``, ``bench``...) means writing those two functions and one dict entry; nothing else here
+changes. Exit codes: 0 success, 2 the user's input is wrong (bad arguments, broken patch, unwritable
+path), which is also what argparse uses for usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .graph import Graph
+
+EXIT_OK = 0
+EXIT_USER_ERROR = 2
+ENGINES = ("jit", "interpret")
+
+
+class UserError(Exception):
+    """Something the user can fix; shown as one paragraph, exit code 2, no traceback."""
+
+
+@dataclass(frozen=True)
+class Command:
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def add_engine_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="jit",
+        help="jit: compile the graph to machine code (falls back to the interpreter if it cannot); "
+        "interpret: run the reference Python interpreter (default: %(default)s)",
+    )
+
+
+def make_engine(graph: Graph, engine: str) -> tuple[Any, str]:
+    """Wrap ``graph`` in the chosen engine; returns (engine object, name of the engine actually used).
+
+    The JIT is imported lazily so that the interpreter works even where the compiler cannot be
+    imported. When the JIT is unavailable or cannot compile this graph, the render still happens,
+    on the interpreter, after a one-line notice on stderr.
+    """
+    if engine == "interpret":
+        return graph, "interpret"
+    try:
+        from oscen.graph.jit import JitGraph
+    except ImportError as exc:
+        notice(f"the JIT engine is not available ({exc}); using the interpreter")
+        return graph, "interpret"
+    try:
+        return JitGraph(graph), "jit"
+    except Exception as exc:  # a node outside the compilable subset, say: still render, slower
+        notice(f"the JIT could not compile this graph ({type(exc).__name__}: {exc}); using the interpreter")
+        return graph, "interpret"
+
+
+def notice(message: str) -> None:
+    print(f"oscen: {message}", file=sys.stderr)
+
+
+def describe_layout(samples: Any) -> str:
+    channels = 1 if samples.ndim == 1 else samples.shape[0]
+    return {1: "mono", 2: "stereo"}.get(channels, f"{channels} channels")
+
+
+def report_render(graph: Graph, engine: str, samples: Any, sample_rate: float, elapsed: float) -> None:
+    seconds = samples.shape[-1] / sample_rate
+    factor = seconds / elapsed if elapsed > 0 else math.inf
+    print(
+        f"{len(graph.nodes)} nodes, engine {engine}: {seconds:.2f} s of {describe_layout(samples)} audio "
+        f"at {sample_rate:g} Hz rendered in {elapsed:.2f} s ({factor:.1f}x real time)"
+    )
+
+
+def timed_render(engine: Any, seconds: float, block_size: int, progress: bool | None) -> tuple[Any, float]:
+    from .io import render
+
+    start = time.perf_counter()
+    samples = render(engine, seconds, block_size=block_size, progress=progress)
+    return samples, time.perf_counter() - start
+
+
+def write_outputs(path: Path, samples: Any, sample_rate: float) -> None:
+    from .io import WavError, write_wav
+
+    try:
+        write_wav(path, samples, sample_rate)
+    except WavError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def plot(samples: Any, sample_rate: float, path: Path, title: str) -> None:
+    """Waveform and spectrogram in one PNG, drawn with the Agg canvas directly (no pyplot, no display)."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    channels = samples[np.newaxis, :] if samples.ndim == 1 else samples
+    t = np.arange(channels.shape[-1]) / sample_rate
+    fig = Figure(figsize=(10, 6), layout="constrained")
+    FigureCanvasAgg(fig)
+    wave, spec = fig.subplots(2, 1, sharex=True)
+    names = (
+        ["left", "right"] if channels.shape[0] == 2 else [f"channel {i}" for i in range(channels.shape[0])]
+    )
+    for channel, name in zip(channels, names, strict=True):
+        wave.plot(t, channel, linewidth=0.4, label=name, alpha=0.8)
+    wave.set_ylabel("amplitude")
+    wave.set_ylim(-1.05, 1.05)
+    if channels.shape[0] > 1:
+        wave.legend(loc="upper right", fontsize="small")
+    mono = channels.mean(axis=0)
+    nfft = 2048 if mono.size >= 4096 else max(64, 2 ** int(math.log2(max(mono.size // 2, 64))))
+    spec.specgram(mono + 1e-12, NFFT=nfft, Fs=sample_rate, noverlap=nfft * 3 // 4, cmap="magma", vmin=-120)
+    spec.set_ylim(0, min(sample_rate / 2, 12000))
+    spec.set_ylabel("frequency (Hz)")
+    spec.set_xlabel("time (s)")
+    fig.suptitle(title)
+    fig.savefig(path, dpi=100)
+
+
+# ---------------------------------------------------------------------------------------- demo
+def configure_demo(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("out"),
+        help="folder for demo.wav and demo.png (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seconds", type=positive_float, default=None, help="seconds of audio (default: the whole demo)"
+    )
+    parser.add_argument(
+        "--sample-rate", type=positive_float, default=44100.0, help="Hz (default: %(default)g)"
+    )
+    add_engine_argument(parser)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from .demo import DEMO_SECONDS, demo_events, demo_patch
+
+    seconds = args.seconds if args.seconds is not None else DEMO_SECONDS
+    out: Path = args.out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the output folder {out}: {exc.strerror or exc}") from exc
+    graph = demo_patch(args.sample_rate, events=False)
+    engine, used = make_engine(graph, args.engine)
+    demo_events(engine, graph)
+    samples, elapsed = timed_render(engine, seconds, 512, None)
+    print("oscen demo: detuned saws + sub -> state-variable lowpass -> ADSR -> echo -> reverb")
+    report_render(graph, used, samples, graph.sample_rate, elapsed)
+    wav, png = out / "demo.wav", out / "demo.png"
+    write_outputs(wav, samples, graph.sample_rate)
+    plot(
+        samples,
+        graph.sample_rate,
+        png,
+        f"oscen demo: {seconds:g} s at {graph.sample_rate:g} Hz, engine {used}",
+    )
+    print(f"wrote {wav}")
+    print(f"wrote {png}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------- render
+def configure_render(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "patch", type=Path, help="a patch file defining patch(sample_rate) -> Graph, or a module-level graph"
+    )
+    parser.add_argument(
+        "--seconds", type=positive_float, default=5.0, help="seconds of audio (default: %(default)g)"
+    )
+    parser.add_argument(
+        "--sample-rate",
+        type=positive_float,
+        default=None,
+        help="Hz (default: 44100, or the rate of a module-level graph)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="WAV file to write (default: PATCH's name with .wav, here)"
+    )
+    parser.add_argument(
+        "--block-size", type=positive_int, default=512, help="samples per block (default: %(default)s)"
+    )
+    add_engine_argument(parser)
+
+
+def run_render(args: argparse.Namespace) -> int:
+    from .patch import PatchError, describe_failure, load_patch
+
+    out: Path = args.out if args.out is not None else Path(args.patch.stem + ".wav")
+    if not out.parent.exists():
+        raise UserError(f"cannot write {out}: directory {out.parent} does not exist")
+    try:
+        graph = load_patch(args.patch, args.sample_rate)
+    except PatchError as exc:
+        raise UserError(str(exc)) from exc
+    engine, used = make_engine(graph, args.engine)
+    try:
+        samples, elapsed = timed_render(engine, args.seconds, args.block_size, None)
+    except Exception as exc:  # a node of the patch failed while running: point at the patch, not at oscen
+        raise UserError(describe_failure(args.patch, "rendering raised", exc)) from exc
+    print(f"oscen render: {args.patch}")
+    report_render(graph, used, samples, graph.sample_rate, elapsed)
+    write_outputs(out, samples, graph.sample_rate)
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------- main
+COMMANDS: dict[str, Command] = {
+    "demo": Command("render the built-in demo patch to demo.wav and demo.png", configure_demo, run_demo),
+    "render": Command("render a patch file to a WAV file", configure_render, run_render),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="oscen", description="Modular audio synthesis: render patches, hear the demo."
+    )
+    parser.add_argument("--version", action="version", version=f"oscen {__version__}")
+    parser.add_argument(
+        "--traceback", action="store_true", help="show the full traceback on errors (for debugging oscen)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, command in COMMANDS.items():
+        child = sub.add_parser(name, help=command.help, description=command.help)
+        command.configure(child)
+        child.set_defaults(_run=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (the console script passes it to sys.exit)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args._run(args)
+    except UserError as exc:
+        if args.traceback:
+            raise
+        print(f"oscen {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"oscen {args.command}: interrupted", file=sys.stderr)
+        return 130

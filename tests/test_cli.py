@@ -1,0 +1,252 @@
+"""The command line, driven through main([...]) as a user would type it."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from oscen import cli, demo
+from oscen.cli import Command, main
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+
+SMALL_PATCH = """
+from oscen import Graph, Node, StreamOutput, ValueInput
+
+
+class Saw(Node):
+    frequency = ValueInput(100.0)
+    output = StreamOutput()
+
+    def __init__(self):
+        self.phase = 0.0
+
+    def process(self, sample_rate):
+        self.phase += self.frequency / sample_rate
+        if self.phase >= 1.0:
+            self.phase -= 1.0
+        self.output = (2.0 * self.phase - 1.0) * 0.5
+
+
+def patch(sample_rate):
+    graph = Graph(sample_rate)
+    graph.add_node(Saw())
+    return graph
+"""
+
+
+def write_patch(tmp_path: Path, body: str = SMALL_PATCH, name: str = "small.py") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def jit_available() -> bool:
+    try:
+        from oscen.graph.jit import JitGraph  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# ------------------------------------------------------------------------------ render
+def test_render_writes_the_wav_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    patch, out = write_patch(tmp_path), tmp_path / "small.wav"
+    code = main(
+        [
+            "render",
+            str(patch),
+            "--seconds",
+            "0.5",
+            "--sample-rate",
+            "22050",
+            "--out",
+            str(out),
+            "--engine",
+            "interpret",
+        ]
+    )
+    assert code == 0
+    info = sf.info(str(out))
+    assert (info.samplerate, info.channels, info.frames) == (22050, 1, 11025)
+    captured = capsys.readouterr()
+    assert "1 nodes, engine interpret: 0.50 s of mono audio at 22050 Hz" in captured.out
+    assert f"wrote {out}" in captured.out
+    assert captured.err == ""  # no progress bar, no notices
+
+
+def test_render_defaults_to_the_patch_name_in_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    patch = write_patch(tmp_path, name="tone.py")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert (
+        main(["render", str(patch), "--seconds", "0.1", "--block-size", "100", "--engine", "interpret"]) == 0
+    )
+    assert sf.info(str(work / "tone.wav")).frames == 4410
+
+
+def test_render_with_the_jit_engine_falls_back_or_compiles(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "small.wav"
+    assert main(["render", str(write_patch(tmp_path)), "--seconds", "0.2", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    if jit_available():
+        assert "engine jit" in captured.out or "could not compile" in captured.err
+    else:
+        assert "JIT engine is not available" in captured.err and "engine interpret" in captured.out
+    assert len(captured.err.splitlines()) <= 1  # at most the one-line notice
+    assert sf.info(str(out)).frames == 8820
+
+
+@pytest.mark.parametrize("example", ["seed.py", "custom_node.py"])
+def test_examples_render(tmp_path: Path, example: str) -> None:
+    out = tmp_path / "example.wav"
+    assert (
+        main(
+            [
+                "render",
+                str(EXAMPLES / example),
+                "--seconds",
+                "0.25",
+                "--out",
+                str(out),
+                "--engine",
+                "interpret",
+            ]
+        )
+        == 0
+    )
+    data, rate = sf.read(str(out))
+    assert rate == 44100 and data.shape == (11025,)
+    assert 0.05 < np.max(np.abs(data)) <= 1.0
+
+
+def broken(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """Run a command that must fail as a user error: exit code 2, one message, no traceback."""
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert captured.err.startswith(f"oscen {argv[0]}: error: ")
+    return captured.err
+
+
+def test_broken_patches_exit_2_with_the_users_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    syntax = write_patch(tmp_path, "def patch(sample_rate)\n    pass\n", "syntax.py")
+    assert f"{syntax}:1" in broken(capsys, ["render", str(syntax), "--engine", "interpret"])
+
+    missing = tmp_path / "missing.py"
+    assert "patch file not found" in broken(capsys, ["render", str(missing)])
+
+    empty = write_patch(tmp_path, "x = 1\n", "empty.py")
+    assert "defines neither" in broken(capsys, ["render", str(empty)])
+
+    raising = write_patch(tmp_path, "def patch(sample_rate):\n    return 1 / 0\n", "raising.py")
+    err = broken(capsys, ["render", str(raising)])
+    assert f"{raising}:2 in patch()" in err and "ZeroDivisionError" in err
+
+
+def test_a_node_failing_while_rendering_points_at_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = SMALL_PATCH.replace(
+        "self.phase += self.frequency / sample_rate", "self.phase += self.frequency / 0.0  # boom"
+    )
+    patch = write_patch(tmp_path, body, "crash.py")
+    err = broken(
+        capsys,
+        ["render", str(patch), "--seconds", "0.1", "--out", str(tmp_path / "c.wav"), "--engine", "interpret"],
+    )
+    line = next(i for i, text in enumerate(patch.read_text().splitlines(), 1) if "# boom" in text)
+    assert f"{patch}:{line} in process(): rendering raised ZeroDivisionError" in err
+
+
+def test_unwritable_output_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    err = broken(capsys, ["render", str(write_patch(tmp_path)), "--out", str(tmp_path / "no" / "x.wav")])
+    assert "does not exist" in err
+
+
+@pytest.mark.parametrize(
+    "argv", [["render", "p.py", "--seconds", "-1"], ["render", "p.py", "--block-size", "0"], ["nope"], []]
+)
+def test_bad_arguments_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert "usage: oscen" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ demo
+def test_demo_writes_wav_and_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "--seconds", "1", "--out", str(out), "--engine", "interpret"]) == 0
+    data, rate = sf.read(str(out / "demo.wav"), always_2d=True)
+    assert rate == 44100 and data.shape == (44100, 2)
+    assert np.all(np.isfinite(data)) and 0.1 < np.max(np.abs(data)) <= 1.0
+    assert (out / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    captured = capsys.readouterr()
+    assert "engine interpret: 1.00 s of stereo audio at 44100 Hz" in captured.out
+    assert "x real time" in captured.out
+    assert f"wrote {out / 'demo.wav'}" in captured.out and f"wrote {out / 'demo.png'}" in captured.out
+    assert captured.err == ""
+
+
+def test_demo_renders_the_same_on_both_engines() -> None:
+    if not jit_available():
+        pytest.skip("oscen.graph.jit.JitGraph is not available yet")
+    from oscen.demo import demo_events, demo_patch
+    from oscen.graph.jit import JitGraph
+    from oscen.io import render
+
+    reference = render(demo_patch(22050.0), 0.6, progress=False)
+    graph = demo_patch(22050.0, events=False)
+    engine = JitGraph(graph)
+    demo_events(engine, graph)
+    np.testing.assert_allclose(render(engine, 0.6, progress=False), reference, rtol=0, atol=1e-9)
+
+
+def test_demo_events_are_deterministic_and_on_the_beat() -> None:
+
+    events = demo.note_events(demo.DEMO_NOTES, 44100.0)
+    assert events == demo.note_events(demo.DEMO_NOTES, 44100.0)
+    frames_per_eighth = 60.0 / demo.BPM * 44100.0 / 2
+    lead_on = sorted(f for f, label, name, v in events if label == "amp_env" and v > 0)
+    assert all(f % frames_per_eighth == 0 for f in lead_on)
+    assert max(f for f, *_ in events) < demo.DEMO_SECONDS * 44100  # the song ends before the render does
+
+
+# ------------------------------------------------------------------------------ structure
+def test_subcommands_are_pluggable(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[argparse.Namespace] = []
+
+    def configure(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--times", type=int, default=1)
+
+    def run(args: argparse.Namespace) -> int:
+        seen.append(args)
+        return 0
+
+    monkeypatch.setitem(cli.COMMANDS, "hello", Command("say hello", configure, run))
+    assert main(["hello", "--times", "3"]) == 0
+    assert seen[0].times == 3
+
+
+def test_python_dash_m_oscen() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "oscen", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0
+    assert "demo" in result.stdout and "render" in result.stdout
