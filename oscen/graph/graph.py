@@ -1,8 +1,8 @@
 """The interpreted graph: the reference semantics every compiled form is checked against.
 
-Per sample, in processing order, each node: handles the events due at this sample (external ones
-first, then those of its event connections in connection order), reads its inputs (each stream or
-value input connected to sources holds their sum), and runs ``process``. Ramped parameters advance
+Per sample, in processing order, each node: reads its inputs (each stream or value input connected
+to sources holds their sum), handles the events due at this sample (external ones first, then those
+of its event connections in connection order), and runs ``process``. Ramped parameters advance
 once per sample before any node runs.
 """
 
@@ -274,20 +274,21 @@ class Graph:
             self._advance_ramps()
         sr = self.sample_rate
         for step in plan.steps:
-            for handler, arity, queues in step.events:
-                for q in queues:
-                    while q and q[0][0] <= frame:
-                        handler(*q.popleft()[1][:arity])
             state = step.state
             for name, sources in step.gathers:
                 if len(sources) == 1:
                     d, out = sources[0]
                     state[name] = d[out]
-                else:
-                    total = 0.0
-                    for d, out in sources:
+                else:  # summed left to right, as the compiled code does
+                    d, out = sources[0]
+                    total = d[out]
+                    for d, out in sources[1:]:
                         total += d[out]
                     state[name] = total
+            for handler, arity, queues in step.events:
+                for q in queues:
+                    while q and q[0][0] <= frame:
+                        handler(*q.popleft()[1][:arity])
             step.process(sr)
         self.frame = frame + 1
 

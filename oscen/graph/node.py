@@ -7,6 +7,10 @@ from typing import Any, ClassVar
 from .endpoints import Direction, EndpointSpec, Kind, endpoint_specs
 
 
+NODE_CLASSES: dict[str, type[Node]] = {}
+"""Every node class by "module:qualname", so an IR read from JSON finds generated classes too."""
+
+
 class NodeDefinitionError(TypeError):
     """A node class is declared in a way the graph cannot run (say, an event input without handler)."""
 
@@ -31,6 +35,7 @@ class Node:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._endpoints = endpoint_specs(cls)
+        NODE_CLASSES[f"{cls.__module__}:{cls.__qualname__}"] = cls
         for name, spec in cls._endpoints.items():
             if spec.kind is Kind.EVENT and spec.direction is Direction.INPUT:
                 if not callable(getattr(cls, f"on_{name}", None)):

@@ -1,0 +1,832 @@
+"""The frontend: node methods, read from their source, lowered to the typed kernel IR.
+
+Modelled on Triton's code generator: an AST walk that resolves only allowed globals (numeric
+constants, ``math``, a few builtins), types every expression, and reports each unsupported construct
+with its file and line. Nothing outside the subset is guessed at: it raises :class:`JitError`.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import inspect
+import math
+import textwrap
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import kernel as k
+from .kernel import T
+
+MATH_F64 = {
+    "sin", "cos", "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "tanh", "asinh", "acosh",
+    "atanh", "exp", "exp2", "expm1", "log2", "log10", "log1p", "pow", "sqrt", "cbrt", "fmod",
+    "hypot", "degrees", "radians", "copysign", "fabs",
+}  # fmt: skip
+MATH_PREDICATES = {"isnan", "isinf", "isfinite"}
+MATH_TO_INT = {"floor", "ceil", "trunc"}
+MATH_CONSTANTS = {"pi": math.pi, "e": math.e, "tau": math.tau, "inf": math.inf, "nan": math.nan}
+_MATH_BY_ID = {id(getattr(math, n)): n for n in MATH_F64 | MATH_PREDICATES | MATH_TO_INT | {"log"}}
+_BUILTINS = {"min", "max", "abs", "int", "float", "round", "len", "bool", "range"}
+
+
+class JitError(Exception):
+    """Node code the JIT cannot compile. Names the node, the file:line and the construct."""
+
+    def __init__(self, message: str, site: k.Site | None = None, node: str = "") -> None:
+        self.site = site
+        self.node = node or (site.node if site else "")
+        self.reason = message
+        where = f"{site.file}:{site.line}: " if site else ""
+        who = f"{self.node}: " if self.node else ""
+        super().__init__(f"{where}{who}{message}")
+
+
+@dataclass(frozen=True)
+class ScalarAttr:
+    type: T
+
+
+@dataclass(frozen=True)
+class ArrayAttr:
+    type: T
+    length: int
+
+
+@dataclass(frozen=True)
+class EndpointAttr:
+    kind: str  # "stream_in", "value_in", "out", "event_in", "event_out"
+
+
+AttrInfo = ScalarAttr | ArrayAttr | EndpointAttr
+
+
+@dataclass
+class _Source:
+    tree: ast.FunctionDef
+    file: str
+    line_offset: int
+    globals: dict[str, Any]
+
+
+_SOURCE_CACHE: dict[Any, _Source] = {}
+
+
+def _source_of(func: Callable[..., Any], node_name: str) -> _Source:
+    code_obj = getattr(func, "__code__", None)
+    cached = _SOURCE_CACHE.get(code_obj)
+    if cached is not None:
+        return cached
+    if code_obj is None:
+        raise JitError(f"{getattr(func, '__qualname__', func)!r} is not a Python function", node=node_name)
+    try:
+        lines, first = inspect.getsourcelines(func)
+    except (OSError, TypeError) as exc:
+        raise JitError(
+            f"cannot read the source of {func.__qualname__} ({exc}); the JIT compiles node methods "
+            "from their source, so define them in a file (or register generated source in linecache)",
+            node=node_name,
+        ) from None
+    tree = ast.parse(textwrap.dedent("".join(lines)))
+    fdef = tree.body[0]
+    if not isinstance(fdef, ast.FunctionDef):
+        raise JitError(f"{func.__qualname__} is not a plain function", node=node_name)
+    src = _Source(fdef, code_obj.co_filename, first - 1, func.__globals__)
+    _SOURCE_CACHE[code_obj] = src
+    return src
+
+
+class NodeLowering:
+    """Lowers the methods of one node class, given the types of the instance's attributes."""
+
+    def __init__(
+        self,
+        cls: type,
+        attrs: dict[str, AttrInfo],
+        sample_rate: float,
+        label: str = "",
+        unsupported: dict[str, str] | None = None,
+    ) -> None:
+        self.cls = cls
+        self.attrs = attrs
+        self.sample_rate = sample_rate
+        self.name = label or cls.__qualname__
+        self.unsupported = unsupported or {}
+        self._cache: dict[tuple[str, tuple[T, ...]], k.KFunction] = {}
+        self._in_progress: set[str] = set()
+
+    def process(self) -> k.KFunction:
+        fn = self.method("process", (), first_param_value=self.sample_rate)
+        return fn
+
+    def handler(self, port: str, arity: int) -> k.KFunction:
+        return self.method(f"on_{port}", (T.F64,) * arity)
+
+    def method(self, name: str, arg_types: tuple[T, ...], first_param_value: float | None = None) -> k.KFunction:
+        key = (name, arg_types)
+        if key in self._cache:
+            return self._cache[key]
+        if name in self._in_progress:
+            raise JitError(f"recursive call of {name}() is not supported in compiled code", node=self.name)
+        func = getattr(self.cls, name, None)
+        if func is None or not callable(func):
+            raise JitError(f"{self.name} has no method {name}()", node=self.name)
+        if isinstance(inspect.getattr_static(self.cls, name), (staticmethod, classmethod)):
+            raise JitError(f"{name}() is a static/class method; compiled code calls instance methods only", node=self.name)
+        self._in_progress.add(name)
+        try:
+            src = _source_of(func, self.name)
+            fn = _FunctionLowering(self, src, name, arg_types, first_param_value).lower()
+        finally:
+            self._in_progress.discard(name)
+        self._cache[key] = fn
+        return fn
+
+
+class _FunctionLowering:
+    """Lowers one method. Types of locals are found by iterating to a fixed point."""
+
+    def __init__(
+        self,
+        owner: NodeLowering,
+        src: _Source,
+        name: str,
+        arg_types: tuple[T, ...],
+        first_param_value: float | None,
+    ) -> None:
+        self.owner = owner
+        self.src = src
+        self.name = name
+        self.arg_types = arg_types
+        self.first_param_value = first_param_value
+        self.local_types: dict[str, T] = {}
+        self.const_params: dict[str, float] = {}
+        self.returns: T | None = None
+        self.has_value_return = False
+        self.loop_depth = 0
+        self.temp_counter = 0
+        self.calls: list[k.KFunction] = []
+
+    # ------------------------------------------------------------------ driver
+    def lower(self) -> k.KFunction:
+        fdef = self.src.tree
+        args = fdef.args
+        if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs or args.defaults:
+            raise self.error(fdef, "default, keyword-only or variadic parameters")
+        names = [a.arg for a in args.args]
+        if not names or names[0] != "self":
+            raise self.error(fdef, "a method without `self` as first parameter")
+        params = names[1:]
+        if self.first_param_value is not None:
+            if len(params) != 1:
+                raise self.error(fdef, f"{self.name}() must take exactly (self, sample_rate)")
+            self.const_params[params[0]] = self.first_param_value
+            typed_params: list[tuple[str, T]] = []
+        else:
+            if len(params) != len(self.arg_types):
+                raise JitError(
+                    f"{self.name}() takes {len(params)} arguments but is called with {len(self.arg_types)}",
+                    self.site(fdef),
+                )
+            typed_params = list(zip(params, self.arg_types, strict=True))
+        for _ in range(8):
+            before = dict(self.local_types)
+            self.local_types.update({n: t for n, t in typed_params})
+            self.returns = None
+            self.has_value_return = False
+            self.temp_counter = 0
+            self.calls = []
+            body = self.block(fdef.body)
+            if self.local_types == before:
+                break
+        else:  # pragma: no cover - join is monotone over three types
+            raise self.error(fdef, "local variable types that do not settle")
+        if self.has_value_return and self.returns is None:
+            self.returns = T.F64
+        locals_ = {n: t for n, t in self.local_types.items() if n not in dict(typed_params)}
+        return k.KFunction(
+            self.name,
+            f"{self.owner.name}.{self.name}",
+            typed_params,
+            locals_,
+            body,
+            self.returns if self.has_value_return else None,
+            self.site(fdef),
+            self.calls,
+        )
+
+    # ------------------------------------------------------------------ helpers
+    def site(self, node: ast.AST) -> k.Site:
+        return k.Site(self.src.file, self.src.line_offset + getattr(node, "lineno", 1), self.owner.name)
+
+    def error(self, node: ast.AST, construct: str, hint: str = "") -> JitError:
+        msg = f"{construct} is not supported in compiled node code"
+        if hint:
+            msg += f" ({hint})"
+        return JitError(msg, self.site(node))
+
+    def temp(self, t: T) -> str:
+        self.temp_counter += 1
+        name = f"_t{self.temp_counter}"
+        self.local_types[name] = t
+        return name
+
+    def coerce(self, e: k.Expr, t: T, node: ast.AST) -> k.Expr:
+        if e.type == t:
+            return e
+        if t == T.F64:
+            if isinstance(e, k.Const):
+                return k.Const(T.F64, float(e.value))
+            return k.Convert(T.F64, e, self.site(node))
+        if t == T.I64 and e.type == T.BOOL:
+            if isinstance(e, k.Const):
+                return k.Const(T.I64, int(e.value))
+            return k.Convert(T.I64, e, self.site(node))
+        if t == T.BOOL:
+            return self.truth(e, node)
+        raise JitError(f"a {_tname(e.type)} value where {_tname(t)} is needed (types never change in compiled code)", self.site(node))
+
+    def truth(self, e: k.Expr, node: ast.AST) -> k.Expr:
+        if e.type == T.BOOL:
+            return e
+        if isinstance(e, k.Const):
+            return k.Const(T.BOOL, bool(e.value))
+        zero = k.Const(e.type, 0.0 if e.type == T.F64 else 0)
+        return k.Compare(T.BOOL, "!=", e, zero)
+
+    # ------------------------------------------------------------------ statements
+    def block(self, stmts: list[ast.stmt]) -> list[k.Stmt]:
+        out: list[k.Stmt] = []
+        for s in stmts:
+            out.extend(self.stmt(s))
+        return out
+
+    def stmt(self, s: ast.stmt) -> list[k.Stmt]:
+        site = self.site(s)
+        if isinstance(s, ast.Assign):
+            if len(s.targets) == 1:
+                return self.assign(s.targets[0], s.value, s)
+            tmp_val = self.expr(s.value)
+            tmp = self.temp(tmp_val.type)
+            out: list[k.Stmt] = [k.Assign(site, k.Local(tmp_val.type, tmp), tmp_val)]
+            for target in s.targets:
+                out.extend(self.assign_value(target, k.Local(tmp_val.type, tmp), s))
+            return out
+        if isinstance(s, ast.AnnAssign):
+            if s.value is None:
+                return []
+            return self.assign(s.target, s.value, s)
+        if isinstance(s, ast.AugAssign):
+            return self.aug_assign(s)
+        if isinstance(s, ast.If):
+            return [k.If(site, self.truth(self.expr(s.test), s.test), self.block(s.body), self.block(s.orelse))]
+        if isinstance(s, ast.While):
+            if s.orelse:
+                raise self.error(s, "while ... else")
+            cond = self.truth(self.expr(s.test), s.test)
+            self.loop_depth += 1
+            body = self.block(s.body)
+            self.loop_depth -= 1
+            return [k.While(site, cond, body)]
+        if isinstance(s, ast.For):
+            return [self.for_range(s)]
+        if isinstance(s, ast.Break):
+            if not self.loop_depth:
+                raise self.error(s, "break outside a loop")
+            return [k.Break(site)]
+        if isinstance(s, ast.Continue):
+            if not self.loop_depth:
+                raise self.error(s, "continue outside a loop")
+            return [k.Continue(site)]
+        if isinstance(s, ast.Return):
+            if s.value is None or (isinstance(s.value, ast.Constant) and s.value.value is None):
+                return [k.Return(site, None)]
+            value = self.expr(s.value)
+            self.has_value_return = True
+            self.returns = value.type if self.returns is None else k.join(self.returns, value.type)
+            return [k.Return(site, value)]
+        if isinstance(s, ast.Pass):
+            return []
+        if isinstance(s, ast.Expr):
+            if isinstance(s.value, ast.Constant):  # docstring or bare literal
+                return []
+            emitted = self.maybe_emit(s.value)
+            if emitted is not None:
+                return [emitted]
+            if isinstance(s.value, ast.Call):
+                return [k.ExprStmt(site, self.expr(s.value, allow_void=True))]
+            self.expr(s.value)
+            return []
+        if isinstance(s, ast.Assert):
+            cond = self.truth(self.expr(s.test), s.test)
+            msg = ast.unparse(s.msg) if s.msg is not None else ast.unparse(s.test)
+            return [k.If(site, k.Unary(T.BOOL, "not", cond, site), [k.Raise(site, "AssertionError", msg)], [])]
+        construct = {
+            ast.FunctionDef: "a nested function", ast.ClassDef: "a class definition",
+            ast.Try: "try/except", ast.With: "with", ast.Raise: "raise", ast.Global: "global",
+            ast.Nonlocal: "nonlocal", ast.Delete: "del", ast.Import: "import", ast.ImportFrom: "import",
+        }.get(type(s), type(s).__name__)  # fmt: skip
+        raise self.error(s, construct)
+
+    def assign(self, target: ast.expr, value_node: ast.expr, s: ast.stmt) -> list[k.Stmt]:
+        if isinstance(target, ast.Tuple):
+            if not isinstance(value_node, ast.Tuple) or len(value_node.elts) != len(target.elts):
+                raise self.error(s, "unpacking anything but a tuple of the same length", "write one assignment per value")
+            values = [self.expr(v) for v in value_node.elts]
+            out: list[k.Stmt] = []
+            temps = []
+            for v in values:
+                tmp = self.temp(v.type)
+                out.append(k.Assign(self.site(s), k.Local(v.type, tmp), v))
+                temps.append(k.Local(v.type, tmp))
+            for t_node, tmp_local in zip(target.elts, temps, strict=True):
+                out.extend(self.assign_value(t_node, tmp_local, s))
+            return out
+        return self.assign_value(target, self.expr(value_node), s)
+
+    def assign_value(self, target: ast.expr, value: k.Expr, s: ast.stmt) -> list[k.Stmt]:
+        site = self.site(s)
+        if isinstance(target, ast.Name):
+            name = target.id
+            if name in self.const_params:
+                raise self.error(s, f"assigning to the parameter {name!r}")
+            t = self.local_types.get(name)
+            t = value.type if t is None else k.join(t, value.type)
+            self.local_types[name] = t
+            return [k.Assign(site, k.Local(t, name), self.coerce(value, t, s))]
+        if isinstance(target, ast.Attribute) and _is_self(target.value):
+            info = self.owner.attrs.get(target.attr)
+            if isinstance(info, ScalarAttr):
+                if info.type == T.F64 and value.type != T.F64:
+                    value = self.coerce(value, T.F64, s)
+                elif info.type != value.type:
+                    raise JitError(
+                        f"attribute self.{target.attr} is {_tname(info.type)} but is assigned a {_tname(value.type)}; "
+                        "an attribute keeps the type it had in __init__",
+                        site,
+                    )
+                return [k.Assign(site, k.Attr(info.type, target.attr), value)]
+            if isinstance(info, EndpointAttr):
+                if info.kind == "out":
+                    return [k.Assign(site, k.Attr(T.F64, target.attr), self.coerce(value, T.F64, s))]
+                raise self.error(s, f"assigning to the input endpoint self.{target.attr}", "inputs are read-only")
+            if isinstance(info, ArrayAttr):
+                raise self.error(s, f"replacing the array self.{target.attr}", "write its elements: self.x[i] = ...")
+            if target.attr in self.owner.unsupported:
+                raise JitError(f"self.{target.attr} is {self.owner.unsupported[target.attr]}", site)
+            raise JitError(f"self.{target.attr} is not an attribute set in __init__ (new attributes cannot be created in compiled code)", site)
+        if isinstance(target, ast.Subscript):
+            array, index = self.array_index(target)
+            info = self.owner.attrs[array]
+            assert isinstance(info, ArrayAttr)
+            if info.type == T.F64:
+                value = self.coerce(value, T.F64, s)
+            elif value.type == T.F64:
+                raise JitError(f"storing a float into the int array self.{array}", site)
+            else:
+                value = self.coerce(value, T.I64, s)
+            return [k.ArrayStore(site, array, index, value)]
+        raise self.error(s, f"assigning to {ast.unparse(target)}")
+
+    def aug_assign(self, s: ast.AugAssign) -> list[k.Stmt]:
+        site = self.site(s)
+        op = _BINOPS.get(type(s.op))
+        if op is None:
+            raise self.error(s, f"the operator {type(s.op).__name__}")
+        target = s.target
+        if isinstance(target, ast.Subscript):
+            array, index = self.array_index(target)
+            info = self.owner.attrs[array]
+            assert isinstance(info, ArrayAttr)
+            idx_tmp = self.temp(T.I64)
+            load = k.ArrayLoad(info.type, array, k.Local(T.I64, idx_tmp), site)
+            value = self.binary(op, load, self.expr(s.value), s)
+            out: list[k.Stmt] = [k.Assign(site, k.Local(T.I64, idx_tmp), index)]
+            if info.type == T.F64:
+                value = self.coerce(value, T.F64, s)
+            elif value.type == T.F64:
+                raise JitError(f"storing a float into the int array self.{array}", site)
+            out.append(k.ArrayStore(site, array, k.Local(T.I64, idx_tmp), value))
+            return out
+        current = self.expr(target)
+        return self.assign_value(target, self.binary(op, current, self.expr(s.value), s), s)
+
+    def for_range(self, s: ast.For) -> k.Stmt:
+        site = self.site(s)
+        if s.orelse:
+            raise self.error(s, "for ... else")
+        it = s.iter
+        if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range" and self.is_builtin("range")):
+            raise self.error(s, "a for loop over anything but range(...)", "iterate over indices: for i in range(len(self.buf))")
+        if it.keywords or not 1 <= len(it.args) <= 3:
+            raise self.error(s, "range() with keywords or more than 3 arguments")
+        if not isinstance(s.target, ast.Name):
+            raise self.error(s, "a for target that is not a plain name")
+        bounds = [self.expr(a) for a in it.args]
+        for b, node in zip(bounds, it.args, strict=True):
+            if b.type == T.F64:
+                raise JitError("range() takes ints, got a float", self.site(node))
+        bounds = [self.coerce(b, T.I64, s) for b in bounds]
+        if len(bounds) == 1:
+            start, stop, step = k.Const(T.I64, 0), bounds[0], k.Const(T.I64, 1)
+        elif len(bounds) == 2:
+            start, stop, step = bounds[0], bounds[1], k.Const(T.I64, 1)
+        else:
+            start, stop, step = bounds
+        if isinstance(step, k.Const) and step.value == 0:
+            raise JitError("range() step must not be zero", site)
+        name = s.target.id
+        t = self.local_types.get(name)
+        t = T.I64 if t is None else k.join(t, T.I64)
+        self.local_types[name] = t
+        if t != T.I64:
+            raise JitError(f"loop variable {name!r} is also assigned floats; use another name", site)
+        self.loop_depth += 1
+        body = self.block(s.body)
+        self.loop_depth -= 1
+        counter, limit, stride = self.temp(T.I64), self.temp(T.I64), self.temp(T.I64)
+        return k.ForRange(site, k.Local(T.I64, name), start, stop, step, body, counter, limit, stride)
+
+    def maybe_emit(self, call: ast.expr) -> k.Stmt | None:
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "emit"):
+            return None
+        port = call.func.value
+        if not (isinstance(port, ast.Attribute) and _is_self(port.value)):
+            return None
+        info = self.owner.attrs.get(port.attr)
+        if not (isinstance(info, EndpointAttr) and info.kind == "event_out"):
+            raise JitError(f"self.{port.attr} is not an event output; only event outputs have emit()", self.site(call))
+        if call.keywords:
+            raise self.error(call, "keyword arguments to emit()")
+        from ..endpoints import MAX_EVENT_FIELDS
+
+        if len(call.args) > MAX_EVENT_FIELDS:
+            raise JitError(f"an event carries at most {MAX_EVENT_FIELDS} fields", self.site(call))
+        args = [self.coerce(self.expr(a), T.F64, a) for a in call.args]
+        return k.Emit(self.site(call), port.attr, args)
+
+    # ------------------------------------------------------------------ expressions
+    def expr(self, e: ast.expr, allow_void: bool = False) -> k.Expr:
+        if isinstance(e, ast.Constant):
+            v = e.value
+            if isinstance(v, bool):
+                return k.Const(T.BOOL, v)
+            if isinstance(v, int):
+                _check_int_range(v, self.site(e))
+                return k.Const(T.I64, v)
+            if isinstance(v, float):
+                return k.Const(T.F64, v)
+            raise self.error(e, f"the constant {v!r}", "only numbers and booleans")
+        if isinstance(e, ast.Name):
+            return self.name_ref(e)
+        if isinstance(e, ast.Attribute):
+            return self.attribute(e)
+        if isinstance(e, ast.BinOp):
+            op = _BINOPS.get(type(e.op))
+            if op is None:
+                raise self.error(e, f"the operator {type(e.op).__name__}")
+            return self.binary(op, self.expr(e.left), self.expr(e.right), e)
+        if isinstance(e, ast.UnaryOp):
+            return self.unary(e)
+        if isinstance(e, ast.Compare):
+            return self.compare(e)
+        if isinstance(e, ast.BoolOp):
+            return self.boolop(e)
+        if isinstance(e, ast.IfExp):
+            cond = self.truth(self.expr(e.test), e.test)
+            a, b = self.expr(e.body), self.expr(e.orelse)
+            t = k.join(a.type, b.type)
+            return k.Select(t, cond, self.coerce(a, t, e.body), self.coerce(b, t, e.orelse))
+        if isinstance(e, ast.Subscript):
+            array, index = self.array_index(e)
+            info = self.owner.attrs[array]
+            assert isinstance(info, ArrayAttr)
+            return k.ArrayLoad(info.type, array, index, self.site(e))
+        if isinstance(e, ast.Call):
+            return self.call(e, allow_void)
+        construct = {
+            ast.Tuple: "a tuple", ast.List: "a list", ast.Dict: "a dict", ast.Set: "a set",
+            ast.ListComp: "a list comprehension", ast.GeneratorExp: "a generator expression",
+            ast.DictComp: "a dict comprehension", ast.SetComp: "a set comprehension",
+            ast.Lambda: "lambda", ast.JoinedStr: "an f-string", ast.NamedExpr: "the walrus operator",
+            ast.Starred: "starred arguments", ast.Await: "await", ast.Yield: "yield",
+        }.get(type(e), type(e).__name__)  # fmt: skip
+        raise self.error(e, construct)
+
+    def name_ref(self, e: ast.Name) -> k.Expr:
+        n = e.id
+        if n in self.const_params:
+            return k.Const(T.F64, self.const_params[n])
+        if n in self.local_types:
+            return k.Local(self.local_types[n], n)
+        if n in self.src.globals or hasattr(builtins, n):
+            value = self.src.globals[n] if n in self.src.globals else getattr(builtins, n)
+            const = _numeric_constant(value)
+            if const is not None:
+                return const
+            raise self.error(e, f"the global {n!r} ({type(value).__name__}) as a value", "only numeric constants, math and a few builtins")
+        # A local read before any assignment in source order (e.g. assigned later in a loop):
+        # the fixed-point iteration types it on the next pass.
+        if self._assigned_somewhere(n):
+            self.local_types.setdefault(n, T.BOOL)
+            return k.Local(self.local_types[n], n)
+        raise JitError(f"name {n!r} is not defined", self.site(e))
+
+    def _assigned_somewhere(self, name: str) -> bool:
+        for node in ast.walk(self.src.tree):
+            if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store):
+                return True
+        return False
+
+    def attribute(self, e: ast.Attribute) -> k.Expr:
+        if _is_self(e.value):
+            info = self.owner.attrs.get(e.attr)
+            if isinstance(info, ScalarAttr):
+                return k.Attr(info.type, e.attr)
+            if isinstance(info, EndpointAttr):
+                if info.kind in ("stream_in", "value_in"):
+                    return k.Input(T.F64, e.attr)
+                if info.kind == "out":
+                    return k.Attr(T.F64, e.attr)
+                raise self.error(e, f"reading the event endpoint self.{e.attr}", "handle events in on_<name>, emit with .emit()")
+            if isinstance(info, ArrayAttr):
+                raise self.error(e, f"the array self.{e.attr} as a value", "index it: self.x[i]")
+            static = inspect.getattr_static(self.owner.cls, e.attr, None)
+            const = _numeric_constant(static)
+            if const is not None:
+                return const
+            if e.attr in self.owner.unsupported:
+                raise JitError(f"self.{e.attr} is {self.owner.unsupported[e.attr]}", self.site(e))
+            raise JitError(
+                f"self.{e.attr} is not a number, bool or numpy array attribute set in __init__, "
+                "nor a numeric class constant",
+                self.site(e),
+            )
+        base = self.module_of(e.value)
+        if base is not None:
+            if base is math and e.attr in MATH_CONSTANTS:
+                return k.Const(T.F64, MATH_CONSTANTS[e.attr])
+            const = _numeric_constant(getattr(base, e.attr, None))
+            if const is not None:
+                return const
+            raise self.error(e, f"{ast.unparse(e)} as a value")
+        raise self.error(e, f"the attribute access {ast.unparse(e)}")
+
+    def module_of(self, e: ast.expr) -> types.ModuleType | None:
+        if isinstance(e, ast.Name) and e.id not in self.local_types:
+            value = self.src.globals.get(e.id)
+            if isinstance(value, types.ModuleType):
+                return value
+        return None
+
+    def array_index(self, e: ast.Subscript) -> tuple[str, k.Expr]:
+        if not (isinstance(e.value, ast.Attribute) and _is_self(e.value.value)):
+            raise self.error(e, f"indexing {ast.unparse(e.value)}", "only numpy array attributes of the node can be indexed")
+        name = e.value.attr
+        info = self.owner.attrs.get(name)
+        if not isinstance(info, ArrayAttr):
+            raise self.error(e, f"indexing self.{name}, which is not a 1-D float64/int64 numpy array")
+        if isinstance(e.slice, (ast.Slice, ast.Tuple)):
+            raise self.error(e, "slices and multi-dimensional indexing", "index one element at a time")
+        index = self.expr(e.slice)
+        if index.type == T.F64:
+            raise JitError(f"array index into self.{name} is a float; use int(...)", self.site(e))
+        return name, self.coerce(index, T.I64, e)
+
+    def binary(self, op: str, a: k.Expr, b: k.Expr, node: ast.AST) -> k.Expr:
+        site = self.site(node)
+        if op in ("<<", ">>", "&", "|", "^"):
+            if a.type == T.F64 or b.type == T.F64:
+                raise JitError(f"the bit operator {op} on floats (Python raises TypeError)", site)
+            if a.type == T.BOOL and b.type == T.BOOL and op in ("&", "|", "^"):
+                return k.Binary(T.BOOL, op, a, b, site)
+            return k.Binary(T.I64, op, self.coerce(a, T.I64, node), self.coerce(b, T.I64, node), site)
+        if op == "/":
+            return k.Binary(T.F64, "/", self.coerce(a, T.F64, node), self.coerce(b, T.F64, node), site)
+        if op == "**":
+            if a.type == T.F64 or b.type == T.F64:
+                if isinstance(b, k.Const) and float(b.value) == 2.0:
+                    tmp = self.temp(T.F64)
+                    x = k.Local(T.F64, tmp)
+                    return k.Let(T.F64, tmp, self.coerce(a, T.F64, node), k.Binary(T.F64, "*", x, x, site))
+                return k.MathCall(T.F64, "pypow", [self.coerce(a, T.F64, node), self.coerce(b, T.F64, node)], site)
+            if not (isinstance(b, k.Const) and int(b.value) >= 0):
+                raise JitError(
+                    "int ** int with an exponent that is not a non-negative constant (its result type "
+                    "depends on the sign); write float(x) ** y",
+                    site,
+                )
+            return k.Binary(T.I64, "**", self.coerce(a, T.I64, node), k.Const(T.I64, int(b.value)), site)
+        t = T.F64 if T.F64 in (a.type, b.type) else T.I64
+        return k.Binary(t, op, self.coerce(a, t, node), self.coerce(b, t, node), site)
+
+    def unary(self, e: ast.UnaryOp) -> k.Expr:
+        v = self.expr(e.operand)
+        site = self.site(e)
+        if isinstance(e.op, ast.Not):
+            return k.Unary(T.BOOL, "not", self.truth(v, e), site)
+        if isinstance(e.op, ast.USub):
+            if isinstance(v, k.Const):
+                if v.type == T.F64:
+                    return k.Const(T.F64, -float(v.value))
+                return k.Const(T.I64, -int(v.value))
+            t = T.F64 if v.type == T.F64 else T.I64
+            return k.Unary(t, "neg", self.coerce(v, t, e), site)
+        if isinstance(e.op, ast.UAdd):
+            return v if v.type != T.BOOL else self.coerce(v, T.I64, e)
+        if isinstance(e.op, ast.Invert):
+            if v.type == T.F64:
+                raise JitError("~ on a float (Python raises TypeError)", site)
+            return k.Unary(T.I64, "invert", self.coerce(v, T.I64, e), site)
+        raise self.error(e, type(e.op).__name__)
+
+    def compare(self, e: ast.Compare) -> k.Expr:
+        ops = []
+        for op in e.ops:
+            sym = _CMPOPS.get(type(op))
+            if sym is None:
+                raise self.error(e, f"the comparison {type(op).__name__}", "only < <= > >= == !=")
+            ops.append(sym)
+        left = self.expr(e.left)
+        result: k.Expr | None = None
+        operands = [self.expr(c) for c in e.comparators]
+        lets: list[tuple[str, k.Expr]] = []
+        for i, (sym, right) in enumerate(zip(ops, operands, strict=True)):
+            if i < len(ops) - 1 and not isinstance(right, (k.Const, k.Local)):
+                tmp = self.temp(right.type)
+                lets.append((tmp, right))
+                right = k.Local(right.type, tmp)
+            t = T.F64 if T.F64 in (left.type, right.type) else T.I64
+            if left.type == T.BOOL and right.type == T.BOOL:
+                t = T.BOOL
+            cmp = k.Compare(T.BOOL, sym, self.coerce(left, t, e), self.coerce(right, t, e))
+            result = cmp if result is None else k.Logical(T.BOOL, "and", result, cmp)
+            left = right
+        assert result is not None
+        # Temporaries of a chain are evaluated lazily in Python; evaluating them up front only
+        # matters for traps in the middle operand, which then also raise in Python's order.
+        for tmp, value in reversed(lets):
+            result = k.Let(T.BOOL, tmp, value, result)
+        return result
+
+    def boolop(self, e: ast.BoolOp) -> k.Expr:
+        op = "and" if isinstance(e.op, ast.And) else "or"
+        values = [self.expr(v) for v in e.values]
+        if all(v.type == T.BOOL for v in values):
+            result = values[0]
+            for v in values[1:]:
+                result = k.Logical(T.BOOL, op, result, v)
+            return result
+        # Value form: `a or b` is a if a is truthy else b (Python returns an operand, not a bool).
+        t = values[0].type
+        for v in values[1:]:
+            t = k.join(t, v.type)
+        result = self.coerce(values[-1], t, e)
+        for v in reversed(values[:-1]):
+            tmp = self.temp(t)
+            loc = k.Local(t, tmp)
+            truthy = self.truth(k.Local(v.type, tmp) if v.type == t else loc, e)
+            sel = k.Select(t, truthy, loc, result) if op == "or" else k.Select(t, truthy, result, loc)
+            result = k.Let(t, tmp, self.coerce(v, t, e), sel)
+        return result
+
+    def is_builtin(self, name: str) -> bool:
+        return name not in self.local_types and name not in self.src.globals and name in _BUILTINS
+
+    def call(self, e: ast.Call, allow_void: bool) -> k.Expr:
+        site = self.site(e)
+        if e.keywords:
+            raise self.error(e, "keyword arguments", "pass arguments by position")
+        if any(isinstance(a, ast.Starred) for a in e.args):
+            raise self.error(e, "starred arguments")
+        f = e.func
+        # self.helper(...)
+        if isinstance(f, ast.Attribute) and _is_self(f.value):
+            if isinstance(self.owner.attrs.get(f.attr), EndpointAttr):
+                raise self.error(e, f"calling the endpoint self.{f.attr}")
+            args = [self.expr(a) for a in e.args]
+            callee = self.owner.method(f.attr, tuple(a.type for a in args))
+            self.calls.append(callee)
+            if callee.returns is None and not allow_void:
+                raise JitError(f"self.{f.attr}() returns nothing but its value is used", site)
+            return k.Call(callee.returns or T.F64, callee, args, site)
+        if isinstance(f, ast.Attribute) and f.attr == "emit":
+            raise self.error(e, "emit() inside an expression", "call it as a statement")
+        # math.f(...)
+        mod = self.module_of(f.value) if isinstance(f, ast.Attribute) else None
+        if mod is math:
+            return self.math_call(f.attr, e)
+        if isinstance(f, ast.Name):
+            value = self.src.globals.get(f.id) if f.id not in self.local_types else None
+            if value is not None and id(value) in _MATH_BY_ID:
+                return self.math_call(_MATH_BY_ID[id(value)], e)
+            if self.is_builtin(f.id):
+                return self.builtin(f.id, e)
+        raise self.error(e, f"calling {ast.unparse(f)}", "compiled code may call math functions, min/max/abs/int/float/round/len/bool and the node's own methods")
+
+    def math_call(self, name: str, e: ast.Call) -> k.Expr:
+        site = self.site(e)
+        args = [self.expr(a) for a in e.args]
+        arity = {"atan2": 2, "pow": 2, "fmod": 2, "hypot": 2, "copysign": 2}.get(name, 1)
+        if name == "log" and len(args) in (1, 2):
+            fargs = [self.coerce(a, T.F64, e) for a in args]
+            value = k.MathCall(T.F64, "log", [fargs[0]], site)
+            if len(args) == 2:
+                return k.Binary(T.F64, "/", value, k.MathCall(T.F64, "log", [fargs[1]], site), site)
+            return value
+        if name in MATH_TO_INT:
+            if len(args) != 1:
+                raise JitError(f"math.{name}() takes 1 argument", site)
+            if args[0].type != T.F64:
+                return self.coerce(args[0], T.I64, e)
+            return k.Convert(T.I64, args[0], site, mode=name)
+        if name in MATH_F64 or name in MATH_PREDICATES:
+            if len(args) != arity:
+                raise JitError(f"math.{name}() takes {arity} argument(s), got {len(args)}", site)
+            fargs = [self.coerce(a, T.F64, e) for a in args]
+            return k.MathCall(T.BOOL if name in MATH_PREDICATES else T.F64, name, fargs, site)
+        raise self.error(e, f"math.{name}()", "see docs/jit.md for the supported math functions")
+
+    def builtin(self, name: str, e: ast.Call) -> k.Expr:
+        site = self.site(e)
+        if name == "len":
+            arg = e.args[0] if len(e.args) == 1 else None
+            if isinstance(arg, ast.Attribute) and _is_self(arg.value) and isinstance(self.owner.attrs.get(arg.attr), ArrayAttr):
+                info = self.owner.attrs[arg.attr]
+                assert isinstance(info, ArrayAttr)
+                return k.Const(T.I64, info.length)
+            raise self.error(e, "len() of anything but an array attribute")
+        args = [self.expr(a) for a in e.args]
+        if name in ("min", "max"):
+            if len(args) < 2:
+                raise self.error(e, f"{name}() of an iterable", f"pass the values: {name}(a, b)")
+            t = args[0].type
+            for a in args[1:]:
+                t = k.join(t, a.type)
+            # Python keeps the first of equal values: min(a, b) = b if b < a else a.
+            tmp = self.temp(t)
+            acc: k.Expr = self.coerce(args[0], t, e)
+            for a in args[1:]:
+                nxt = self.temp(t)
+                cur = k.Local(t, tmp)
+                cand = k.Local(t, nxt)
+                cmp = k.Compare(T.BOOL, "<" if name == "min" else ">", cand, cur)
+                acc = k.Let(t, tmp, acc, k.Let(t, nxt, self.coerce(a, t, e), k.Select(t, cmp, cand, cur)))
+                tmp = self.temp(t)
+            return acc
+        if len(args) != 1:
+            raise self.error(e, f"{name}() with {len(args)} arguments")
+        (a,) = args
+        if name == "abs":
+            if a.type == T.F64:
+                return k.MathCall(T.F64, "fabs", [a], site)
+            return k.Unary(T.I64, "abs", self.coerce(a, T.I64, e), site)
+        if name == "int":
+            if a.type == T.F64:
+                return k.Convert(T.I64, a, site, mode="trunc")
+            return self.coerce(a, T.I64, e)
+        if name == "float":
+            return self.coerce(a, T.F64, e)
+        if name == "bool":
+            return self.truth(a, e)
+        if name == "round":
+            if a.type == T.F64:
+                return k.Convert(T.I64, a, site, mode="round")
+            return self.coerce(a, T.I64, e)
+        raise self.error(e, f"{name}()")
+
+
+_BINOPS: dict[type, str] = {
+    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%",
+    ast.Pow: "**", ast.LShift: "<<", ast.RShift: ">>", ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^",
+}  # fmt: skip
+_CMPOPS: dict[type, str] = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
+
+
+def _is_self(e: ast.expr) -> bool:
+    return isinstance(e, ast.Name) and e.id == "self"
+
+
+def _tname(t: T) -> str:
+    return {T.F64: "float", T.I64: "int", T.BOOL: "bool"}[t]
+
+
+def _check_int_range(v: int, site: k.Site) -> None:
+    if not -(2**63) <= v < 2**63:
+        raise JitError(f"the int constant {v} does not fit 64 bits", site)
+
+
+def _numeric_constant(value: Any) -> k.Const | None:
+    import numpy as np
+
+    if isinstance(value, (bool, np.bool_)):
+        return k.Const(T.BOOL, bool(value))
+    if isinstance(value, (int, np.integer)):
+        if -(2**63) <= int(value) < 2**63:
+            return k.Const(T.I64, int(value))
+        return None
+    if isinstance(value, (float, np.floating)):
+        return k.Const(T.F64, float(value))
+    return None

@@ -1,0 +1,242 @@
+"""GraphIR: what a graph is, for a compiler — topology, connections, order, node state layout.
+
+It holds no sample values (those live in :class:`~oscen.graph.jit.state.GraphState`), so one IR can
+be compiled once and run on many states. It prints readably and round-trips through JSON; node
+classes are named ``module:qualname`` and looked up again on load.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..endpoints import Direction, Kind
+from ..node import Node
+
+if TYPE_CHECKING:
+    from ..graph import Graph
+
+INTERNAL_ATTRS = frozenset({"_oscen_graph"})
+
+
+@dataclass(frozen=True)
+class EndpointIR:
+    name: str
+    kind: str  # "stream" | "value" | "event"
+    direction: str  # "input" | "output"
+    default: float
+    arity: int = 0  # event inputs: how many fields the handler takes
+
+
+@dataclass(frozen=True)
+class StateIR:
+    """One attribute of a node: a scalar (length None) or a 1-D array of ``length`` elements."""
+
+    name: str
+    type: str  # "f64" | "i64" | "bool"
+    length: int | None = None
+
+
+@dataclass
+class NodeIR:
+    id: int
+    label: str
+    cls: str  # "module:qualname"
+    endpoints: list[EndpointIR]
+    state: list[StateIR]
+    breaks_feedback: bool = False
+    unsupported: dict[str, str] = field(default_factory=dict)  # attribute -> why it can't be compiled
+    node_class: type[Node] | None = field(default=None, repr=False, compare=False)
+
+    def endpoint(self, name: str) -> EndpointIR:
+        for e in self.endpoints:
+            if e.name == name:
+                return e
+        raise KeyError(f"{self.label} has no endpoint {name!r}")
+
+    def resolve_class(self) -> type[Node]:
+        if self.node_class is None:
+            self.node_class = resolve_node_class(self.cls)
+        return self.node_class
+
+
+@dataclass(frozen=True)
+class ConnectionIR:
+    source: int
+    source_endpoint: str
+    target: int
+    target_endpoint: str
+    kind: str  # "stream" (stream/value) or "event"
+    back_edge: bool = False
+
+
+@dataclass
+class GraphIR:
+    sample_rate: float
+    nodes: list[NodeIR]
+    connections: list[ConnectionIR]
+    order: list[int]
+    outputs: list[tuple[int, str]]
+    cycles: list[list[int]] = field(default_factory=list)
+
+    def node(self, node_id: int) -> NodeIR:
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise KeyError(f"no node {node_id} in the IR")
+
+    def inputs_of(self, node_id: int, endpoint: str) -> list[ConnectionIR]:
+        return [c for c in self.connections if c.target == node_id and c.target_endpoint == endpoint]
+
+    def key(self) -> str:
+        """A stable identity of everything that shapes the compiled code (for a compile cache)."""
+        return self.to_json()
+
+    # ------------------------------------------------------------------ JSON
+    def to_json(self) -> str:
+        data = {
+            "sample_rate": self.sample_rate,
+            "nodes": [{k: v for k, v in asdict(n).items() if k != "node_class"} for n in self.nodes],
+            "connections": [asdict(c) for c in self.connections],
+            "order": self.order,
+            "outputs": [list(o) for o in self.outputs],
+            "cycles": self.cycles,
+        }
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> GraphIR:
+        d = json.loads(text)
+        nodes = [
+            NodeIR(
+                id=n["id"],
+                label=n["label"],
+                cls=n["cls"],
+                endpoints=[EndpointIR(**e) for e in n["endpoints"]],
+                state=[StateIR(**s) for s in n["state"]],
+                breaks_feedback=n["breaks_feedback"],
+                unsupported=n["unsupported"],
+            )
+            for n in d["nodes"]
+        ]
+        return cls(
+            sample_rate=d["sample_rate"],
+            nodes=nodes,
+            connections=[ConnectionIR(**c) for c in d["connections"]],
+            order=d["order"],
+            outputs=[(o[0], o[1]) for o in d["outputs"]],
+            cycles=d["cycles"],
+        )
+
+    # ------------------------------------------------------------------ printing
+    def __str__(self) -> str:
+        lines = [f"GraphIR @ {self.sample_rate:g} Hz, {len(self.nodes)} nodes, {len(self.connections)} connections"]
+        by_id = {n.id: n for n in self.nodes}
+        lines.append("order: " + " -> ".join(by_id[i].label for i in self.order))
+        for i in self.order:
+            n = by_id[i]
+            ins = [e.name for e in n.endpoints if e.direction == "input"]
+            outs = [e.name for e in n.endpoints if e.direction == "output"]
+            state = ", ".join(f"{s.name}: {s.type}" + (f"[{s.length}]" if s.length is not None else "") for s in n.state)
+            lines.append(f"  {n.label} ({n.cls}) in[{', '.join(ins)}] out[{', '.join(outs)}] state{{{state}}}")
+        for c in self.connections:
+            arrow = "~>" if c.back_edge else "->"
+            lines.append(
+                f"  {by_id[c.source].label}.{c.source_endpoint} {arrow} {by_id[c.target].label}.{c.target_endpoint}"
+            )
+        lines.append("outputs: " + ", ".join(f"{by_id[n].label}.{e}" for n, e in self.outputs))
+        return "\n".join(lines)
+
+
+# Node classes by "module:qualname", filled as classes are defined: generated classes (made with
+# exec) cannot be imported again, but are found here.
+def resolve_node_class(path: str) -> type[Node]:
+    from ..node import NODE_CLASSES
+
+    if path in NODE_CLASSES:
+        return NODE_CLASSES[path]
+    module, _, qualname = path.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def class_path(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def describe_state(node: Node) -> tuple[list[StateIR], dict[str, str]]:
+    """The compilable attributes of a node instance, and why the others are not."""
+    endpoints = type(node)._endpoints
+    state: list[StateIR] = []
+    unsupported: dict[str, str] = {}
+    for name, value in node.__dict__.items():
+        if name in endpoints or name in INTERNAL_ATTRS:
+            continue
+        if isinstance(value, (bool, np.bool_)):
+            state.append(StateIR(name, "bool"))
+        elif isinstance(value, (int, np.integer)):
+            if -(2**63) <= int(value) < 2**63:
+                state.append(StateIR(name, "i64"))
+            else:
+                unsupported[name] = f"an int ({value}) that does not fit 64 bits"
+        elif isinstance(value, (float, np.floating)):
+            state.append(StateIR(name, "f64"))
+        elif isinstance(value, np.ndarray):
+            if value.ndim != 1:
+                unsupported[name] = f"a {value.ndim}-D numpy array (compiled code indexes 1-D arrays)"
+            elif value.dtype == np.float64:
+                state.append(StateIR(name, "f64", int(value.shape[0])))
+            elif value.dtype == np.int64:
+                state.append(StateIR(name, "i64", int(value.shape[0])))
+            else:
+                unsupported[name] = f"a numpy array of dtype {value.dtype} (compiled code takes float64 or int64)"
+        else:
+            unsupported[name] = f"a {type(value).__name__} (compiled code takes numbers, bools and numpy arrays)"
+    return state, unsupported
+
+
+def build_ir(graph: Graph) -> GraphIR:
+    """Extract the IR of a graph (what ``Graph.to_ir()`` returns)."""
+    from ..graph import handler_arity
+
+    sched = graph._schedule()
+    nodes = []
+    for handle in graph.nodes:
+        node = handle.node
+        cls = type(node)
+        endpoints = []
+        for name, spec in cls._endpoints.items():
+            arity = 0
+            if spec.kind is Kind.EVENT and spec.direction is Direction.INPUT:
+                arity = handler_arity(getattr(node, f"on_{name}"))
+            endpoints.append(EndpointIR(name, spec.kind.value, spec.direction.value, spec.default, arity))
+        state, unsupported = describe_state(node)
+        nodes.append(
+            NodeIR(handle.id, handle.label, class_path(cls), endpoints, state, cls.breaks_feedback, unsupported, cls)
+        )
+    connections = [
+        ConnectionIR(
+            c.source.node_id,
+            c.source.name,
+            c.target.node_id,
+            c.target.name,
+            "event" if c.source.kind is Kind.EVENT else "stream",
+            (c.source.node_id, c.target.node_id) in sched.back_edges,
+        )
+        for c in graph.connections
+    ]
+    outputs = [(e.node_id, e.name) for e in graph._output_endpoints(sched)]
+    return GraphIR(
+        graph.sample_rate,
+        nodes,
+        connections,
+        list(sched.order),
+        outputs,
+        [list(c) for c in sched.components],
+    )

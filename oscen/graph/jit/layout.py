@@ -1,0 +1,102 @@
+"""Where everything lives in a compiled graph's linear memory, derived from the GraphIR alone.
+
+Both the compiled kernel (as constant addresses) and :class:`GraphState` (as numpy views) use this
+layout, so a state made from a graph fits any kernel compiled from the same IR.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .ir import GraphIR
+
+MAX_BLOCK = 1024
+"""Samples per kernel call; longer blocks are processed in chunks of this size."""
+EVENT_FIELDS = 4
+EVENT_BYTES = 8 + 8 * EVENT_FIELDS  # frame (i64) + fields (f64)
+EXTERNAL_QUEUE_CAPACITY = 512
+"""Events queued from outside that can wait in one event input at once."""
+
+# Header slots.
+FRAME = 0  # i64: absolute frame of the next sample
+TRAP_SITE = 8  # i32: which site trapped
+TRAP_CODE = 12  # i32: what went wrong there
+SEGMENT = 16  # i32: the segment running (to attribute interrupts)
+HEADER_BYTES = 64
+
+
+@dataclass(frozen=True)
+class ParamSlots:
+    value: int
+    target: int
+    step: int
+    remaining: int
+
+
+@dataclass(frozen=True)
+class QueueSlots:
+    """An event queue: i32 count at ``base``, i32 head at ``base + 4``, entries from ``base + 8``."""
+
+    base: int
+    capacity: int
+
+    @property
+    def entries(self) -> int:
+        return self.base + 8
+
+
+@dataclass
+class NodeLayout:
+    scalars: dict[str, tuple[int, str]] = field(default_factory=dict)  # attr or output -> (address, type)
+    arrays: dict[str, tuple[int, str, int]] = field(default_factory=dict)  # name -> (address, type, length)
+    params: dict[str, ParamSlots] = field(default_factory=dict)  # value inputs
+    external_queues: dict[str, QueueSlots] = field(default_factory=dict)  # event inputs
+    buffers: dict[str, int] = field(default_factory=dict)  # stream/value outputs -> address
+
+
+@dataclass
+class Layout:
+    max_block: int
+    nodes: dict[int, NodeLayout]
+    connection_queues: dict[int, QueueSlots]  # index into ir.connections -> queue
+    size: int
+
+    @classmethod
+    def of(cls, ir: GraphIR, max_block: int = MAX_BLOCK) -> Layout:
+        addr = HEADER_BYTES
+        nodes: dict[int, NodeLayout] = {}
+
+        def take(nbytes: int) -> int:
+            nonlocal addr
+            at = addr
+            addr += (nbytes + 7) // 8 * 8
+            return at
+
+        for n in ir.nodes:
+            nl = NodeLayout()
+            for s in n.state:
+                if s.length is None:
+                    nl.scalars[s.name] = (take(8), s.type)
+            for e in n.endpoints:
+                if e.direction == "output" and e.kind != "event":
+                    nl.scalars[e.name] = (take(8), "f64")
+                elif e.direction == "input" and e.kind == "value":
+                    nl.params[e.name] = ParamSlots(take(8), take(8), take(8), take(8))
+            for s in n.state:
+                if s.length is not None:
+                    nl.arrays[s.name] = (take(8 * max(s.length, 1)), s.type, s.length)
+            for e in n.endpoints:
+                if e.direction == "input" and e.kind == "event":
+                    cap = EXTERNAL_QUEUE_CAPACITY
+                    nl.external_queues[e.name] = QueueSlots(take(8 + cap * EVENT_BYTES), cap)
+            for e in n.endpoints:
+                if e.direction == "output" and e.kind != "event":
+                    nl.buffers[e.name] = take(8 * max_block)
+            nodes[n.id] = nl
+        queues = {}
+        for i, c in enumerate(ir.connections):
+            if c.kind == "event":
+                # A source can emit several events per sample; this bounds it at four on average.
+                cap = 4 * max_block
+                queues[i] = QueueSlots(take(8 + cap * EVENT_BYTES), cap)
+        return cls(max_block, nodes, queues, addr)
