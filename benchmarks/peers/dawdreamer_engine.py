@@ -105,6 +105,8 @@ class DawDreamerEngine:
         if self._engine is None:
             raise NotPrepared("call prepare() first")
         n = num_samples(seconds, self._sample_rate)
+        if n <= 0:
+            return np.zeros(0)
         self._engine.render(n / self._sample_rate)
         audio = self._engine.get_audio()  # (channels, samples) float32
         if audio.shape[-1] != n:  # pragma: no cover - DawDreamer trims itself today

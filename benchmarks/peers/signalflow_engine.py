@@ -79,6 +79,8 @@ class SignalFlowEngine:
         if self._graph is None:
             raise NotPrepared("call prepare() first")
         n = num_samples(seconds, self._sample_rate)
+        if n <= 0:
+            return np.zeros(0)
         buf = self._buffers.get(n)
         if buf is None:
             # Allocated once per length: a Buffer is storage, not rendering work.
