@@ -80,8 +80,8 @@ def make_engine(graph: Graph, engine: str) -> tuple[Any, str]:
         return graph, "interpret"
     try:
         from oscen.graph.jit import JitGraph
-    except ImportError as exc:
-        notice(f"the JIT engine is not available ({exc}); using the interpreter")
+    except Exception as exc:  # not written yet, or broken mid-edit: the interpreter still plays
+        notice(f"the JIT engine is not available ({type(exc).__name__}: {exc}); using the interpreter")
         return graph, "interpret"
     try:
         return JitGraph(graph), "jit"
@@ -184,8 +184,8 @@ def run_demo(args: argparse.Namespace) -> int:
     graph = demo_patch(args.sample_rate, events=False)
     engine, used = make_engine(graph, args.engine)
     demo_events(engine, graph)
+    print("oscen demo: detuned saws + sub -> state-variable lowpass -> ADSR -> echo -> reverb", flush=True)
     samples, elapsed = timed_render(engine, seconds, 512, None)
-    print("oscen demo: detuned saws + sub -> state-variable lowpass -> ADSR -> echo -> reverb")
     report_render(graph, used, samples, graph.sample_rate, elapsed)
     wav, png = out / "demo.wav", out / "demo.png"
     write_outputs(wav, samples, graph.sample_rate)
@@ -234,11 +234,11 @@ def run_render(args: argparse.Namespace) -> int:
     except PatchError as exc:
         raise UserError(str(exc)) from exc
     engine, used = make_engine(graph, args.engine)
+    print(f"oscen render: {args.patch}", flush=True)
     try:
         samples, elapsed = timed_render(engine, args.seconds, args.block_size, None)
     except Exception as exc:  # a node of the patch failed while running: point at the patch, not at oscen
         raise UserError(describe_failure(args.patch, "rendering raised", exc)) from exc
-    print(f"oscen render: {args.patch}")
     report_render(graph, used, samples, graph.sample_rate, elapsed)
     write_outputs(out, samples, graph.sample_rate)
     print(f"wrote {out}")
