@@ -396,7 +396,7 @@ class Graph:
         conn_queues = {c: old.get(c, deque()) for c in self._connections if c.source.kind is Kind.EVENT}
         for c in self._connections:
             if c.source.kind is Kind.EVENT:
-                self._attach_emitter(c.source)
+                self._attach_emitter(c.source, conn_queues)
         for handle in self._handles.values():
             for name, spec in type(handle.node)._endpoints.items():
                 if spec.kind is Kind.EVENT and spec.direction is Direction.OUTPUT:
@@ -427,20 +427,16 @@ class Graph:
         outputs = [(self._handles[e.node_id].node.__dict__, e.name) for e in self._output_endpoints(sched)]
         return _Plan(sched, steps, outputs, conn_queues)
 
-    def _attach_emitter(self, source: Endpoint) -> None:
-        targets = []
-        for c in self._connections:
-            if c.source == source:
-                targets.append(c)
+    def _attach_emitter(self, source: Endpoint, conn_queues: dict[Connection, deque[tuple[int, EventPayload]]]) -> None:
+        """Route an event output to the queues of its connections in the plan being built (the
+        closure holds them, so a plan keeps working while an edit prepares the next one)."""
+        queues = [conn_queues[c] for c in self._connections if c.source == source]
         emitter = self._handles[source.node_id].node.__dict__[source.name]
 
-        def deliver(fields: tuple[float, ...], targets: list[Connection] = targets) -> None:
+        def deliver(fields: tuple[float, ...]) -> None:
             payload = normalize_payload(fields, "emit")
-            queues = self._plan.conn_queues if self._plan else {}
-            for c in targets:
-                q = queues.get(c)
-                if q is not None:
-                    q.append((self.frame, payload))
+            for q in queues:
+                q.append((self.frame, payload))
 
         emitter._deliver = deliver
 

@@ -8,6 +8,7 @@ use (background compiles, hot swaps, interpreter fallback).
 from .compiler import CompiledGraph, CompileStats, CraneliftJit, NodeFault, NodeTimeout
 from .frontend import JitError
 from .ir import GraphIR
+from .jitgraph import JitFallbackWarning, JitGraph, SwapRecord
 from .state import GraphState
 
 __all__ = [
@@ -17,6 +18,9 @@ __all__ = [
     "GraphIR",
     "GraphState",
     "JitError",
+    "JitFallbackWarning",
+    "JitGraph",
+    "SwapRecord",
     "NodeFault",
     "NodeTimeout",
 ]

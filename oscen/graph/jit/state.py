@@ -149,14 +149,17 @@ class GraphState:
         return [(int(e["frame"]), tuple(float(f) for f in e["fields"])) for e in entries[int(header[1]) : int(header[0])]]
 
     # ------------------------------------------------------------------ to and from the interpreter
-    def load_from_graph(self, graph: Graph) -> None:
-        """Copy every node's attributes, parameters, ramps, pending events and the frame in."""
-        self.frame = graph.frame
+    def load_from_graph(self, graph: Graph, node_ids: set[int] | None = None) -> None:
+        """Copy node attributes, parameters, ramps and pending events in from the graph's node
+        objects: of every node (and the frame), or only of ``node_ids``."""
+        if node_ids is None:
+            self.frame = graph.frame
         ramps = graph.ramps()
         for n in self.ir.nodes:
-            node = graph.handle(n.id).node
+            if (node_ids is not None and n.id not in node_ids) or n.id not in graph._handles:
+                continue
+            values = graph.handle(n.id).node.__dict__
             nl = self.layout.nodes[n.id]
-            values = node.__dict__
             for name in nl.scalars:
                 self.scalar(n.id, name)[0] = values[name]
             for name in nl.arrays:
@@ -168,9 +171,11 @@ class GraphState:
                 if ramp:
                     self._f64(slots.target)[0] = ramp.target
                     self._f64(slots.step)[0] = ramp.step
-            for name, q in nl.external_queues.items():
+            for q in nl.external_queues.values():
                 self.bytes[q.base : q.base + 8] = 0
         for ep, frame, fields in graph.pending_events():
+            if (node_ids is not None and ep.node_id not in node_ids) or ep.node_id not in self.layout.nodes:
+                continue
             q = self.layout.nodes[ep.node_id].external_queues[ep.name]
             self._insert_event(q, frame, fields, ep)
 
