@@ -13,6 +13,7 @@ import argparse
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,10 @@ def make_engine(graph: Graph, engine: str) -> tuple[Any, str]:
     The JIT is imported lazily so that the interpreter works even where the compiler cannot be
     imported. When the JIT is unavailable or cannot compile this graph, the render still happens,
     on the interpreter, after a one-line notice on stderr.
+
+    JitGraph compiles in the background and plays interpreted until the code is ready, which suits
+    live use; an offline render waits for the compiled code first, so that every sample comes from
+    the engine the report names. The compile time is reported on its own line.
     """
     if engine == "interpret":
         return graph, "interpret"
@@ -83,11 +88,41 @@ def make_engine(graph: Graph, engine: str) -> tuple[Any, str]:
     except Exception as exc:  # not written yet, or broken mid-edit: the interpreter still plays
         notice(f"the JIT engine is not available ({type(exc).__name__}: {exc}); using the interpreter")
         return graph, "interpret"
+    start = time.perf_counter()
     try:
-        return JitGraph(graph), "jit"
+        jit = JitGraph(graph)
+        _open_engines.append(jit)
+        ready = jit.wait_compiled(timeout=JIT_COMPILE_TIMEOUT) if hasattr(jit, "wait_compiled") else True
     except Exception as exc:  # a node outside the compilable subset, say: still render, slower
         notice(f"the JIT could not compile this graph ({type(exc).__name__}: {exc}); using the interpreter")
         return graph, "interpret"
+    if not ready:
+        error = getattr(jit, "last_error", None)
+        reason = (
+            f"{type(error).__name__}: {error}"
+            if error is not None
+            else f"no code after {JIT_COMPILE_TIMEOUT:g} s"
+        )
+        notice(f"the JIT could not compile this graph ({reason}); using the interpreter")
+        _close_engines()
+        return graph, "interpret"
+    print(f"JIT: compiled {len(graph.nodes)} nodes in {time.perf_counter() - start:.2f} s", flush=True)
+    return jit, "jit"
+
+
+JIT_COMPILE_TIMEOUT = 120.0
+"""Seconds an offline render waits for the JIT before rendering with the interpreter instead."""
+
+_open_engines: list[Any] = []
+"""Engines with a compile thread, closed when the command ends (main is also called from tests)."""
+
+
+def _close_engines() -> None:
+    while _open_engines:
+        engine = _open_engines.pop()
+        close = getattr(engine, "close", None)
+        if close is not None:
+            close()
 
 
 def notice(message: str) -> None:
@@ -182,9 +217,9 @@ def run_demo(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UserError(f"cannot create the output folder {out}: {exc.strerror or exc}") from exc
     graph = demo_patch(args.sample_rate, events=False)
+    print("oscen demo: detuned saws + sub -> state-variable lowpass -> ADSR -> echo -> reverb", flush=True)
     engine, used = make_engine(graph, args.engine)
     demo_events(engine, graph)
-    print("oscen demo: detuned saws + sub -> state-variable lowpass -> ADSR -> echo -> reverb", flush=True)
     samples, elapsed = timed_render(engine, seconds, 512, None)
     report_render(graph, used, samples, graph.sample_rate, elapsed)
     wav, png = out / "demo.wav", out / "demo.png"
@@ -276,7 +311,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args._run(args)
+        # Warnings raised while running (the JIT falling back mid-render, say) become one-line notices.
+        with warnings.catch_warnings(record=True) as caught:
+            try:
+                return args._run(args)
+            finally:
+                for message in dict.fromkeys(str(w.message) for w in caught):
+                    notice(message.removeprefix("oscen: "))
     except UserError as exc:
         if args.traceback:
             raise
@@ -285,3 +326,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"oscen {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        _close_engines()

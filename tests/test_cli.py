@@ -110,7 +110,7 @@ def test_render_with_the_jit_engine_falls_back_or_compiles(
     assert main(["render", str(write_patch(tmp_path)), "--seconds", "0.2", "--out", str(out)]) == 0
     captured = capsys.readouterr()
     if jit_available():
-        assert "engine jit" in captured.out or "could not compile" in captured.err
+        assert "JIT: compiled 1 nodes" in captured.out and "engine jit" in captured.out
     else:
         assert "JIT engine is not available" in captured.err and "engine interpret" in captured.out
     assert len(captured.err.splitlines()) <= 1  # at most the one-line notice
@@ -219,8 +219,14 @@ def test_demo_renders_the_same_on_both_engines() -> None:
     reference = render(demo.demo_patch(22050.0), 0.6, progress=False)
     graph = demo.demo_patch(22050.0, events=False)
     engine = JitGraph(graph)
-    demo.demo_events(engine, graph)
-    np.testing.assert_allclose(render(engine, 0.6, progress=False), reference, rtol=0, atol=1e-9)
+    try:
+        assert engine.wait_compiled(), f"the demo must compile: {engine.last_error}"
+        demo.demo_events(engine, graph)
+        compiled = render(engine, 0.6, progress=False)
+        assert engine.mode == "compiled"
+    finally:
+        engine.close()
+    np.testing.assert_allclose(compiled, reference, rtol=0, atol=1e-9)
 
 
 def test_demo_events_are_deterministic_and_on_the_beat() -> None:
