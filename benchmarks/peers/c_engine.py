@@ -93,6 +93,7 @@ class CEngine:
         self._tmpdir: str | None = None
         self._lib: ctypes.CDLL | None = None
         self._state: int | None = None
+        self._render: ctypes._CFuncPtr | None = None
         self._prefix = ""
         self._sample_rate = 44100.0
         self._block_size = 256
@@ -160,14 +161,14 @@ class CEngine:
             create.argtypes = [dbl, ctypes.c_int, ptr, dbl, dbl, dbl]
             state = create(sample_rate, freqs.size, freqs.ctypes.data, VOICE_AMP, CUTOFF, Q)
         if not state:
-            raise MemoryError("C state allocation failed")
+            raise RuntimeError("C state creation failed (out of memory, or voice count != PEER_NV)")
         self._lib, self._state, self._prefix = lib, state, prefix
         self._render = render
         self._sample_rate, self._block_size = float(sample_rate), int(block_size)
         return elapsed
 
     def render(self, seconds: float) -> np.ndarray:
-        if self._lib is None or self._state is None:
+        if self._render is None or self._state is None:
             raise NotPrepared("call prepare() first")
         n = num_samples(seconds, self._sample_rate)
         out = np.empty(n, dtype=np.float64)
@@ -177,7 +178,7 @@ class CEngine:
     def close(self) -> None:
         if self._lib is not None and self._state is not None:
             getattr(self._lib, f"{self._prefix}_destroy")(self._state)
-        self._lib = None
+        self._lib = self._render = None
         self._state = None
         if self._tmpdir is not None:
             # The .so stays mapped until the process exits; removing the file is fine on POSIX.
