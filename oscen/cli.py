@@ -151,6 +151,35 @@ def timed_render(engine: Any, seconds: float, block_size: int, progress: bool | 
     return samples, time.perf_counter() - start
 
 
+def timed_midi_render(
+    engine: Any, midi_input: Any, midi_file: Path, seconds: float | None, block_size: int
+) -> tuple[Any, float]:
+    """Render driven by a MIDI file: its events go to ``midi_input`` at their exact samples."""
+    from .midi import render_midi
+
+    start = time.perf_counter()
+    samples = render_midi(engine, midi_input, midi_file, block_size=block_size, seconds=seconds)
+    return samples, time.perf_counter() - start
+
+
+def find_midi_target(graph: Graph, patch: Path, midi_file: Path) -> Any:
+    """The patch's MIDI input (its first MidiParser), after checking the MIDI file reads: both are
+    the user's to fix, so they fail before rendering, as user errors."""
+    from .midi import MidiError, find_midi_input, timed_messages
+
+    endpoint = find_midi_input(graph)
+    if endpoint is None:
+        raise UserError(
+            f"{patch} has no MidiParser node to play {midi_file} into; build the patch with "
+            "oscen.midi.poly_voices (or add an oscen.midi.MidiParser)"
+        )
+    try:
+        timed_messages(midi_file)
+    except MidiError as exc:
+        raise UserError(str(exc)) from exc
+    return endpoint
+
+
 def write_outputs(path: Path, samples: Any, sample_rate: float) -> None:
     from .io import WavError, write_wav
 
@@ -236,18 +265,31 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------- render
+RENDER_SECONDS = 5.0
+
+
 def configure_render(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "patch", type=Path, help="a patch file defining patch(sample_rate) -> Graph, or a module-level graph"
     )
     parser.add_argument(
-        "--seconds", type=positive_float, default=5.0, help="seconds of audio (default: %(default)g)"
+        "--seconds",
+        type=positive_float,
+        default=None,
+        help=f"seconds of audio (default: {RENDER_SECONDS:g}; with --midi, the file's length plus 2 s)",
     )
     parser.add_argument(
         "--sample-rate",
         type=positive_float,
         default=None,
         help="Hz (default: 44100, or the rate of a module-level graph)",
+    )
+    parser.add_argument(
+        "--midi",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="play a standard MIDI file through the patch (into its first MidiParser's midi input)",
     )
     parser.add_argument(
         "--out", type=Path, default=None, help="WAV file to write (default: PATCH's name with .wav, here)"
@@ -268,10 +310,17 @@ def run_render(args: argparse.Namespace) -> int:
         graph = load_patch(args.patch, args.sample_rate)
     except PatchError as exc:
         raise UserError(str(exc)) from exc
+    midi_input = find_midi_target(graph, args.patch, args.midi) if args.midi is not None else None
     engine, used = make_engine(graph, args.engine)
-    print(f"oscen render: {args.patch}", flush=True)
+    print(
+        f"oscen render: {args.patch}" + (f" playing {args.midi}" if args.midi is not None else ""), flush=True
+    )
     try:
-        samples, elapsed = timed_render(engine, args.seconds, args.block_size, None)
+        if args.midi is not None:
+            samples, elapsed = timed_midi_render(engine, midi_input, args.midi, args.seconds, args.block_size)
+        else:
+            seconds = args.seconds if args.seconds is not None else RENDER_SECONDS
+            samples, elapsed = timed_render(engine, seconds, args.block_size, None)
     except Exception as exc:  # a node of the patch failed while running: point at the patch, not at oscen
         raise UserError(describe_failure(args.patch, "rendering raised", exc)) from exc
     report_render(graph, used, samples, graph.sample_rate, elapsed)
