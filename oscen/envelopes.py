@@ -1,0 +1,143 @@
+"""Envelope generators.
+
+Timing convention (all stages): a stage is a straight line from its start level to its target
+over ``N = round(time * sample_rate)`` samples (Python's ``round``: halves go to even). If the
+stage starts at sample ``t`` its output is ``start + (target - start) * k / N`` at sample
+``t + k``, for k = 0 .. N: the first sample of a stage outputs its *start* level and the target is
+reached exactly N samples later. That last sample is also the first of the next stage, and the
+later stage owns it (so a zero-length decay makes the attack end directly on the sustain level).
+
+``process`` and the ``on_``/``_`` methods are compiled by the JIT: int/float state only.
+"""
+
+from __future__ import annotations
+
+from .graph.endpoints import EventInput, StreamOutput, ValueInput
+from .graph.node import Node
+
+IDLE = 0
+ATTACK = 1
+DECAY = 2
+SUSTAIN = 3
+RELEASE = 4
+
+STAGE_NAMES = {IDLE: "idle", ATTACK: "attack", DECAY: "decay", SUSTAIN: "sustain", RELEASE: "release"}
+
+
+class AdsrEnvelope(Node):
+    """A linear ADSR envelope, retriggerable without clicks.
+
+    Endpoints:
+        attack, decay, release (values, seconds, defaults 0.01, 0.1, 0.3; negative = 0).
+        sustain (value, level 0..1 relative to the peak, default 0.7).
+        gate (event, one field ``velocity``): velocity > 0 starts a note, velocity <= 0 ends it.
+        output (stream).
+
+    Exact timings, for a gate-on event at sample t0 with sample rate sr
+    (A = round(attack sr), D = round(decay sr), R = round(release sr)):
+
+    * Note on: peak = min(velocity, 1) (velocities above 1 are clipped). The attack runs from the
+      level the envelope had (0 for a fresh note, the current level for a retrigger: no click)
+      to the peak. Output at t0 is that start level; at t0 + A it is the peak.
+    * Decay: from the peak to ``sustain * peak``, reached at t0 + A + D.
+    * Sustain: holds ``sustain * peak`` (following later changes of ``sustain``) while the note is on.
+    * Note off at sample t1, from any stage: release from the level the envelope had at t1 - 1
+      (output at t1 is that level) to 0, reached at t1 + R; then idle (output 0).
+
+    Stage lengths are latched when a stage starts; changing ``attack`` during an attack affects
+    the next one. Retriggering keeps the attack time (the slope adapts to the start level).
+    """
+
+    attack = ValueInput(0.01)
+    decay = ValueInput(0.1)
+    sustain = ValueInput(0.7)
+    release = ValueInput(0.3)
+    gate = EventInput()
+    output = StreamOutput()
+
+    def __init__(
+        self, attack: float = 0.01, decay: float = 0.1, sustain: float = 0.7, release: float = 0.3
+    ) -> None:
+        self.attack = float(attack)
+        self.decay = float(decay)
+        self.sustain = float(sustain)
+        self.release = float(release)
+        self._stage = IDLE
+        self._count = 0  # samples since the stage started
+        self._length = 0  # stage length in samples; -1: to be latched at the next process
+        self._start = 0.0  # level at the stage's start
+        self._target = 0.0  # level at the stage's end
+        self._peak = 0.0
+        self._level = 0.0  # the last output
+
+    def __repr__(self) -> str:
+        return f"AdsrEnvelope({self.attack!r}, {self.decay!r}, {self.sustain!r}, {self.release!r})"
+
+    @property
+    def stage(self) -> str:
+        """The current stage's name (idle, attack, decay, sustain, release); for inspection."""
+        return STAGE_NAMES[self._stage]
+
+    # ---------------------------------------------------------------- compiled code
+    def on_gate(self, velocity: float) -> None:
+        if velocity > 0.0:
+            self._peak = min(velocity, 1.0)
+            self._stage = ATTACK
+            self._target = self._peak
+        else:
+            if self._stage == IDLE:
+                return
+            self._stage = RELEASE
+            self._target = 0.0
+        # The handler has no sample rate: the stage length is latched by the next process call,
+        # which comes at this same sample.
+        self._start = self._level
+        self._count = 0
+        self._length = -1
+
+    def process(self, sample_rate: float) -> None:
+        if self._length < 0:
+            self._length = self._stage_length(self._stage, sample_rate)
+        # Leave every timed stage whose end falls on this sample (several if some have length 0).
+        while self._stage != IDLE and self._stage != SUSTAIN and self._count >= self._length:
+            self._next_stage(sample_rate)
+        stage = self._stage
+        if stage == SUSTAIN:
+            level = self._sustain_level()
+        elif stage == IDLE:
+            level = 0.0
+        else:
+            level = self._start + (self._target - self._start) * (float(self._count) / float(self._length))
+            self._count = self._count + 1
+        self._level = level
+        self.output = level
+
+    def _stage_length(self, stage: int, sample_rate: float) -> int:
+        if stage == ATTACK:
+            seconds = self.attack
+        elif stage == DECAY:
+            seconds = self.decay
+        elif stage == RELEASE:
+            seconds = self.release
+        else:
+            seconds = 0.0
+        return round(max(seconds, 0.0) * sample_rate)
+
+    def _sustain_level(self) -> float:
+        return min(max(self.sustain, 0.0), 1.0) * self._peak
+
+    def _next_stage(self, sample_rate: float) -> None:
+        stage = self._stage
+        self._start = self._target
+        self._count = 0
+        if stage == ATTACK:
+            self._stage = DECAY
+            self._target = self._sustain_level()
+            self._length = self._stage_length(DECAY, sample_rate)
+        elif stage == DECAY:
+            self._stage = SUSTAIN
+            self._length = 0
+        else:
+            self._stage = IDLE
+            self._target = 0.0
+            self._length = 0
