@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from oscen import cli, demo
+from oscen import cli
 from oscen.cli import Command, main
 from oscen.io import render
 
@@ -215,6 +215,7 @@ def test_demo_renders_the_same_on_both_engines() -> None:
     JitGraph = jit_graph_class()
     if JitGraph is None:
         pytest.skip("oscen.graph.jit.JitGraph is not available yet")
+    from oscen import demo
 
     reference = render(demo.demo_patch(22050.0), 0.6, progress=False)
     graph = demo.demo_patch(22050.0, events=False)
@@ -230,6 +231,7 @@ def test_demo_renders_the_same_on_both_engines() -> None:
 
 
 def test_demo_events_are_deterministic_and_on_the_beat() -> None:
+    from oscen import demo
 
     events = demo.note_events(demo.DEMO_NOTES, 44100.0)
     assert events == demo.note_events(demo.DEMO_NOTES, 44100.0)

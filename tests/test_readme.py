@@ -7,6 +7,7 @@ at the README line to fix.
 from __future__ import annotations
 
 import re
+import traceback
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,18 @@ def test_readme_has_python_blocks() -> None:
 def test_readme_python_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # anything a block writes lands in a throwaway folder
     namespace: dict[str, object] = {"__name__": "readme"}
+    lines = README.read_text().splitlines()
     for line, code in python_blocks(README.read_text()):
         # Pad so that the code's line numbers are the README's.
-        exec(compile("\n" * (line - 1) + code, str(README), "exec"), namespace)
+        failure = None
+        try:
+            exec(compile("\n" * (line - 1) + code, str(README), "exec"), namespace)
+        except Exception as exc:
+            where = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(README)]
+            at = where[-1] if where else line
+            failure = (
+                f"README.md:{at}: {type(exc).__name__}: {exc}\n    {lines[at - 1].strip()}\n"
+                f"(in the python block starting at line {line})"
+            )
+        if failure is not None:  # outside the except: no chained traceback through the whole README
+            pytest.fail(failure, pytrace=False)
