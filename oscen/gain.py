@@ -173,4 +173,12 @@ def mixer_class(n: int) -> type[Mixer]:
     return cls
 
 
+def __getattr__(name: str) -> type[Mixer]:
+    """``oscen.gain.Mixer7`` generates the class on first access, so pickles of mixers (which refer
+    to their class by name) load in a fresh process."""
+    if name.startswith("Mixer") and name[5:].isdigit() and not name[5:].startswith("0"):
+        return mixer_class(int(name[5:]))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = ["Add", "Constant", "Gain", "Mixer", "Multiply", "mixer_class", "mixer_source"]

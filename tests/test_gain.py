@@ -5,7 +5,12 @@ from __future__ import annotations
 import ast
 import inspect
 import linecache
+import os
+import pickle
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,6 +79,21 @@ def test_mixer_process_source_is_readable_by_inspect() -> None:
     assert "self.input4 * self.level4" in source
     linecache.checkcache()  # must not drop the pseudo-file
     assert inspect.getsource(process) == inspect.getsource(mixer_class(5).process)
+
+
+def test_mixer_classes_resolve_by_name_for_pickle() -> None:
+    import oscen.gain
+
+    assert oscen.gain.Mixer11 is mixer_class(11)
+    with pytest.raises(AttributeError):
+        _ = oscen.gain.Mixer0
+    blob = pickle.dumps(Mixer(6, [0.5] * 6))
+    # a fresh interpreter has no Mixer6 yet: unpickling generates it
+    code = "import pickle, sys; m = pickle.loads(sys.stdin.buffer.read()); print(type(m).__name__, m.level5)"
+    root = str(Path(oscen.gain.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True, check=True, env=env)
+    assert out.stdout.split() == [b"Mixer6", b"0.5"]
 
 
 def test_mixer_argument_checks() -> None:
