@@ -14,17 +14,18 @@ from dataclasses import dataclass, field
 
 from . import kernel as k
 from . import wasm_math
+from .inline import Inliner, WatFunction, parse, parse_function, render
 from .frontend import ArrayAttr, AttrInfo, EndpointAttr, JitError, NodeLowering, ScalarAttr
 from .ir import GraphIR, NodeIR
 from .kernel import T
-from .layout import EVENT_BYTES, FRAME, SEGMENT, TRAP_CODE, TRAP_SITE, Layout, QueueSlots
+from .layout import EVENT_BYTES, FRAME, INTERRUPT, SEGMENT, TRAP_CODE, TRAP_SITE, Layout, QueueSlots
 
 WT = {T.F64: "f64", T.I64: "i64", T.BOOL: "i32"}
 IR_TYPES = {"f64": T.F64, "i64": T.I64, "bool": T.BOOL}
 
 # Trap codes (what went wrong); the site table says where.
 OVERFLOW, INT_ZERO_DIV, FLOAT_ZERO_DIV, NAN_TO_INT, INF_TO_INT, FLOAT_TOO_BIG = 1, 2, 3, 4, 5, 6
-INDEX, NEG_SHIFT, RANGE_STEP, QUEUE_FULL, ASSERTION, MATH = 7, 8, 9, 10, 11, 12
+INDEX, NEG_SHIFT, RANGE_STEP, QUEUE_FULL, ASSERTION, MATH, TIMEOUT, FLOAT_NOT_FINITE = 7, 8, 9, 10, 11, 12, 13, 14
 TRAP_MESSAGES: dict[int, tuple[type[Exception], str]] = {
     OVERFLOW: (OverflowError, "integer overflow: compiled ints are 64-bit"),
     INT_ZERO_DIV: (ZeroDivisionError, "integer division or modulo by zero"),
@@ -36,6 +37,7 @@ TRAP_MESSAGES: dict[int, tuple[type[Exception], str]] = {
     NEG_SHIFT: (ValueError, "negative shift count"),
     RANGE_STEP: (ValueError, "range() arg 3 must not be zero"),
     QUEUE_FULL: (RuntimeError, "event queue overflow: too many events in one block"),
+    TIMEOUT: (TimeoutError, "ran too long (an endless loop?)"),
     ASSERTION: (AssertionError, ""),
 }
 
@@ -60,6 +62,15 @@ class Program:
     node_labels: dict[int, str]
 
 
+def _small_power_of_two(v: float) -> bool:
+    import math
+
+    if not (v > 0 and math.isfinite(v)):
+        return False
+    mantissa, exponent = math.frexp(v)
+    return mantissa == 0.5 and -60 < exponent < 60
+
+
 def _f64(v: float) -> str:
     return f"(f64.const {float(v).hex()})"
 
@@ -80,7 +91,7 @@ def _const(t: T, v: float | int | bool) -> str:
     return _i32(1 if v else 0)
 
 
-PRELUDE = f"""
+RUNTIME = f"""
   (func $trap (param $site i32) (param $code i32)
     (i32.store (i32.const {TRAP_SITE}) (local.get $site))
     (i32.store (i32.const {TRAP_CODE}) (local.get $code))
@@ -143,6 +154,9 @@ PRELUDE = f"""
     (if (i64.lt_s (local.get $n) (i64.const 0)) (then (call $trap (local.get $s) (i32.const {NEG_SHIFT}))))
     (if (i64.ge_s (local.get $n) (i64.const 64)) (then (return (i64.shr_s (local.get $a) (i64.const 63)))))
     (i64.shr_s (local.get $a) (local.get $n)))
+  (func $trap_not_finite (param $x f64) (param $s i32)
+    (if (f64.ne (local.get $x) (local.get $x)) (then (call $trap (local.get $s) (i32.const {NAN_TO_INT}))))
+    (call $trap (local.get $s) (i32.const {INF_TO_INT})))
   (func $f_div (param $a f64) (param $b f64) (param $s i32) (result f64)
     (if (f64.eq (local.get $b) (f64.const 0)) (then (call $trap (local.get $s) (i32.const {FLOAT_ZERO_DIV}))))
     (f64.div (local.get $a) (local.get $b)))
@@ -205,7 +219,11 @@ class SegmentRenderer:
         return self.pb.add_site(TrapSite(self.ctx.node.label, site, detail))
 
     def trap(self, site: int, code: int) -> str:
-        return f"(call $trap {_i32(site)} {_i32(code)})"
+        return f"(block (i32.store {_i32(TRAP_SITE)} {_i32(site)}) (i32.store {_i32(TRAP_CODE)} {_i32(code)}) unreachable)"
+
+    def call(self, name: str, *args: str) -> str:
+        """A call of a runtime or math function, expanded in place (see inline.py for why)."""
+        return self.pb.inliner.inline(name, list(args))
 
     # ------------------------------------------------------------------ the segment
     def render(self) -> str:
@@ -235,6 +253,8 @@ class SegmentRenderer:
                     prologue.append(f"(local.set {loc} ({wt}.load {_i32(addr)}))")
                 epilogue.append(f"(f64.store {_i32(slots.value)} (local.get {v}))")
                 epilogue.append(f"(i64.store {_i32(slots.remaining)} (local.get {rem}))")
+        self.locals.update(self.pb.inliner.locals)
+        self.pb.inliner.locals = {}
         out = [f"(func $seg{self.index} (param $n i32)"]
         decls = "".join(f" (local {name} {t})" for name, t in self.locals.items())
         out.append(decls)
@@ -390,7 +410,8 @@ class SegmentRenderer:
             fr.loops.append((brk, cont))
             body = "\n".join(self.stmts(ctx, fr, s.body))
             fr.loops.pop()
-            return [f"(block {brk} (loop {cont} (br_if {brk} (i32.eqz {self.expr(ctx, fr, s.cond)}))\n{body}\n(br {cont})))"]
+            check = self.interrupt_check(s.site)
+            return [f"(block {brk} (loop {cont} (br_if {brk} (i32.eqz {self.expr(ctx, fr, s.cond)})) {check}\n{body}\n(br {cont})))"]
         if isinstance(s, k.ForRange):
             return self.for_range(ctx, fr, s)
         if isinstance(s, k.Break):
@@ -437,13 +458,17 @@ class SegmentRenderer:
         body = "\n".join(self.stmts(ctx, fr, s.body))
         fr.loops.pop()
         lines.append(
-            f"(block {brk} (loop {top} (br_if {brk} (i32.eqz {cond}))"
+            f"(block {brk} (loop {top} (br_if {brk} (i32.eqz {cond})) {self.interrupt_check(s.site)}"
             f" (local.set {var} (local.get {cnt}))"
             f" (block {cont}\n{body})"
             f" (local.set {cnt} (i64.add (local.get {cnt}) (local.get {stp})))"
             f" (br {top})))"
         )
         return lines
+
+    def interrupt_check(self, site: k.Site) -> str:
+        """Loops in node code poll the watchdog's flag (the sample loop itself is bounded)."""
+        return f"(if (i32.load {_i32(INTERRUPT)}) (then {self.trap(self.site(site, 'a loop'), TIMEOUT)}))"
 
     def emit(self, ctx: _NodeContext, fr: _Frame, s: k.Emit) -> list[str]:
         queues = [
@@ -562,9 +587,9 @@ class SegmentRenderer:
         if e.op == "neg":
             if e.type == T.F64:
                 return f"(f64.neg {v})"
-            return f"(call $i_neg {v} {_i32(self.site(e.site))})"
+            return self.call("i_neg", v, _i32(self.site(e.site)))
         if e.op == "abs":
-            return f"(call $i_abs {v} {_i32(self.site(e.site))})"
+            return self.call("i_abs", v, _i32(self.site(e.site)))
         if e.op == "invert":
             return f"(i64.xor {v} (i64.const -1))"
         raise JitError(f"internal: unary {e.op}", e.site)
@@ -579,14 +604,24 @@ class SegmentRenderer:
             if op == "/":
                 if isinstance(e.right, k.Const) and float(e.right.value) != 0.0:
                     return f"(f64.div {a} {b})"
-                return f"(call $f_div {a} {b} {_i32(self.site(e.site))})"
+                return self.call("f_div", a, b, _i32(self.site(e.site)))
+            if op == "%" and isinstance(e.right, k.Const) and _small_power_of_two(float(e.right.value)):
+                # x % 2**k: x - b*trunc(x/b) is exact (scaling by a power of two and taking the
+                # integer part are), which is C's fmod; Python then adds b to a negative result.
+                m = self.local(self.fresh("$mod"), "f64")
+                inv = _f64(1.0 / float(e.right.value))
+                return (
+                    f"(block (result f64) (local.set {m} {a})"
+                    f" (local.set {m} (f64.sub (local.get {m}) (f64.mul {b} (f64.trunc (f64.mul (local.get {m}) {inv})))))"
+                    f" (if (result f64) (f64.lt (local.get {m}) (f64.const 0)) (then (f64.add (local.get {m}) {b})) (else (local.get {m}))))"
+                )
             if op in ("%", "//"):
                 return self.math_text(ctx, "pymod" if op == "%" else "pyfloordiv", [a, b], e.site)
         if e.type == T.BOOL:
             return f"(i32.{ {'&': 'and', '|': 'or', '^': 'xor'}[op]} {a} {b})"
         checked = {"+": "i_add", "-": "i_sub", "*": "i_mul", "//": "i_floordiv", "%": "i_mod", "**": "i_pow", "<<": "i_shl", ">>": "i_shr"}
         if op in checked:
-            return f"(call ${checked[op]} {a} {b} {_i32(self.site(e.site))})"
+            return self.call(checked[op], a, b, _i32(self.site(e.site)))
         plain = {"&": "and", "|": "or", "^": "xor"}
         return f"(i64.{plain[op]} {a} {b})"
 
@@ -600,9 +635,22 @@ class SegmentRenderer:
         return f"({'i64' if t == T.I64 else 'i32'}.{name} {a} {b})"
 
     def convert(self, ctx: _NodeContext, fr: _Frame, e: k.Convert) -> str:
-        v = self.expr(ctx, fr, e.operand)
         src, dst = e.operand.type, e.type
+        fused = dst == T.F64 and isinstance(e.operand, k.Convert) and e.operand.operand.type == T.F64
+        v = "" if fused else self.expr(ctx, fr, e.operand)
         if dst == T.F64:
+            inner = e.operand
+            if isinstance(inner, k.Convert) and inner.operand.type == T.F64 and inner.mode in ("floor", "ceil", "trunc", "round"):
+                # float(math.floor(x)) and friends: the rounded float itself, exact for any size
+                # (Python's int is unbounded); only NaN and infinities raise, as in Python.
+                op = {"floor": "f64.floor", "ceil": "f64.ceil", "trunc": "f64.trunc", "round": "f64.nearest"}[inner.mode]
+                x = self.local(self.fresh("$rnd"), "f64")
+                sid = self.site(inner.site)
+                return (
+                    f"(block (result f64) (local.set {x} ({op} {self.expr(ctx, fr, inner.operand)}))"
+                    f" (if (f64.ne (f64.sub (local.get {x}) (local.get {x})) (f64.const 0))"
+                    f" (then {self.call('trap_not_finite', f'(local.get {x})', _i32(sid))})) (local.get {x}))"
+                )
             return f"(f64.convert_i64_s {v})" if src == T.I64 else f"(f64.convert_i32_u {v})"
         if dst == T.I64 and src == T.BOOL:
             return f"(i64.extend_i32_u {v})"
@@ -610,7 +658,7 @@ class SegmentRenderer:
             rounding = {"trunc": "", "plain": "", "floor": "f64.floor", "ceil": "f64.ceil", "round": "f64.nearest"}[e.mode]
             if rounding:
                 v = f"({rounding} {v})"
-            return f"(call $f_to_int {v} {_i32(self.site(e.site))})"
+            return self.call("f_to_int", v, _i32(self.site(e.site)))
         raise JitError(f"internal: conversion {src} -> {dst}", e.site)
 
     def math(self, ctx: _NodeContext, fr: _Frame, e: k.MathCall) -> str:
@@ -623,14 +671,28 @@ class SegmentRenderer:
 
     def math_text(self, ctx: _NodeContext, name: str, args: list[str], site: k.Site) -> str:
         fn = wasm_math.FUNCTIONS[name]
-        self.pb.math_used.add(fn.name)
-        call = f"(call ${fn.wasm_name})"
-        result = WT[T.BOOL] if fn.result == "i32" else "f64"
         if not fn.can_trap:
-            return f"(call ${fn.wasm_name} {' '.join(args)})"
-        # Arguments first, then note the site, then call: an argument's own trap keeps its site.
+            return self.pb.inliner.inline(fn.wasm_name, args)
+        # Note the site after the arguments are evaluated: an argument's own trap keeps its site.
         sid = self.site(site, f"math.{name}")
-        return f"(block (result {result}) {' '.join(args)} (i32.store {_i32(TRAP_SITE)} {_i32(sid)}) (i32.store {_i32(TRAP_CODE)} {_i32(MATH)}) {call})"
+        note = f"(i32.store {_i32(TRAP_SITE)} {_i32(sid)}) (i32.store {_i32(TRAP_CODE)} {_i32(MATH)})"
+        return self.pb.inliner.inline(fn.wasm_name, args, prologue=note)
+
+
+_LIBRARY: dict[str, WatFunction] | None = None
+
+
+def _inliner() -> Inliner:
+    """An inliner knowing the runtime helpers and the whole math library (parsed once)."""
+    global _LIBRARY
+    if _LIBRARY is None:
+        library = {}
+        for item in parse(RUNTIME + wasm_math.wat_for(sorted(wasm_math.FUNCTIONS))):
+            if isinstance(item, list) and item and item[0] == "func":
+                fn = parse_function(render(item))
+                library[fn.name] = fn
+        _LIBRARY = library
+    return Inliner(_LIBRARY)
 
 
 class ProgramBuilder:
@@ -641,9 +703,9 @@ class ProgramBuilder:
         self.layout = layout
         self.fuse = fuse
         self.sites: list[TrapSite] = [TrapSite("", None, "")]
-        self.math_used: set[str] = set()
         self.buffered: set[tuple[int, str]] = set(ir.outputs)
         self._lowerings: dict[int, NodeLowering] = {}
+        self.inliner = _inliner()
 
     def add_site(self, site: TrapSite) -> int:
         self.sites.append(site)
@@ -666,9 +728,18 @@ class ProgramBuilder:
                     ("output", "event"): "event_out",
                 }[(e.direction, e.kind)]
                 attrs[e.name] = EndpointAttr(kind)
-            low = NodeLowering(node.resolve_class(), attrs, self.ir.sample_rate, node.label, node.unsupported)
+            low = NodeLowering(node.resolve_class(), attrs, self.ir.sample_rate, node.label, node.unsupported, node.constants)
             self._lowerings[node.id] = low
         return low
+
+    def called_functions(self) -> list[str]:
+        """Functions left as calls (too large to inline), with everything they call."""
+        called = set(self.inliner.called)
+        if not called:
+            return []
+        runtime = {str(item[1])[1:] for item in parse(RUNTIME) if isinstance(item, list)}
+        math_names = sorted(n for n in called if n not in runtime)
+        return [RUNTIME, wasm_math.wat_for(math_names) if math_names else ""]
 
     def segments(self) -> list[list[int]]:
         order = self.ir.order
@@ -734,8 +805,7 @@ class ProgramBuilder:
                 "(module",
                 f'(import "env" "memory" (memory {pages}))',
                 f'(global ${wasm_math.ERROR_GLOBAL} (export "math_error") (mut i32) (i32.const 0))',
-                PRELUDE,
-                wasm_math.wat_for(sorted(self.math_used)),
+                *self.called_functions(),
                 *funcs,
                 main,
                 ")",

@@ -8,7 +8,6 @@ matters for the small blocks of real-time audio (tests/test_jit_runtime.py guard
 from __future__ import annotations
 
 import ctypes
-import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +17,11 @@ import wasmtime
 from wasmtime import _bindings as ffi
 
 from . import wasm_math
-from .codegen import FUSE_NODES, MATH, TRAP_MESSAGES, ProgramBuilder
-from .engine import TICK, engine
+from .codegen import FUSE_NODES, MATH, TIMEOUT, TRAP_MESSAGES, ProgramBuilder
+from .engine import engine, watch
 from .frontend import JitError
 from .ir import GraphIR
-from .layout import MAX_BLOCK, TRAP_CODE, TRAP_SITE, Layout
+from .layout import INTERRUPT, MAX_BLOCK, TRAP_CODE, TRAP_SITE, Layout
 from .state import GraphState
 
 
@@ -72,7 +71,6 @@ class CompiledGraph:
         self.module = module
         self.stats = stats
         self.timeout = timeout
-        self._deadline_ticks = max(2, math.ceil(timeout / TICK))
         self._outputs = [self.layout.nodes[n].buffers[e] for n, e in ir.outputs]
 
     @property
@@ -128,13 +126,17 @@ class _Binding:
         self.trap_ref = ctypes.byref(self.trap)
         self.buffers = [state.bytes[a : a + 8 * compiled.layout.max_block].view(np.float64) for a in compiled._outputs]
         self._call = ffi._wasmtime_func_call_unchecked
-        self._deadline = ffi._wasmtime_context_set_epoch_deadline
-        self._ticks = compiled._deadline_ticks
+        self.timeout = compiled.timeout
+        self.started = 0.0
+        self.interrupt = state.bytes[INTERRUPT : INTERRUPT + 4].view(np.int32)
+        watch(self)
 
     def call(self, n: int) -> None:
         self.args[0].i32 = n
-        self._deadline(self.ctx, self._ticks)
+        self.started = time.perf_counter()
         error = self._call(self.ctx, self.func_ref, self.args, 1, self.trap_ref)
+        self.started = 0.0
+        self.interrupt[0] = 0
         if error:
             raise wasmtime.WasmtimeError._from_ptr(error)
         if self.trap:
@@ -149,15 +151,15 @@ class _Binding:
         header = state.bytes[TRAP_SITE : TRAP_SITE + 12].view(np.int32)
         site_id, code, segment = int(header[0]), int(header[1]), int(header[2])
         header[0] = header[1] = 0
-        if "interrupt" in message:
-            nodes = ", ".join(program.node_labels[n] for n in program.segments[segment])
-            err = NodeTimeout(
-                f"compiled code of {nodes} ran longer than {self.compiled.timeout:g} s in one block "
-                "(an endless loop?); the block was abandoned"
-            )
-            err.node = nodes
-            return err
         site = program.sites[site_id] if 0 < site_id < len(program.sites) else None
+        if code == TIMEOUT and site is not None:
+            err = NodeTimeout(
+                f"{site.node} at {site.site}: compiled node code ran longer than {self.compiled.timeout:g} s "
+                "in one block (an endless loop?); the block was abandoned"
+            )
+            err.node = site.node
+            err.location = str(site.site)
+            return err
         if site is None or code == 0:
             nodes = ", ".join(program.node_labels[n] for n in program.segments[segment])
             err = _fault_type(RuntimeError)(f"compiled code of {nodes} trapped: {message.splitlines()[0]}")

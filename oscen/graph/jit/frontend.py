@@ -108,12 +108,14 @@ class NodeLowering:
         sample_rate: float,
         label: str = "",
         unsupported: dict[str, str] | None = None,
+        constants: dict[str, float | int | bool] | None = None,
     ) -> None:
         self.cls = cls
         self.attrs = attrs
         self.sample_rate = sample_rate
         self.name = label or cls.__qualname__
         self.unsupported = unsupported or {}
+        self.constants = constants or {}
         self._cache: dict[tuple[str, tuple[T, ...]], k.KFunction] = {}
         self._in_progress: set[str] = set()
 
@@ -168,6 +170,11 @@ class _FunctionLowering:
         self.loop_depth = 0
         self.temp_counter = 0
         self.calls: list[k.KFunction] = []
+        self.store_counts: dict[str, int] = {}
+        for node in ast.walk(src.tree):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                self.store_counts[node.id] = self.store_counts.get(node.id, 0) + 1
+        self.const_locals: dict[str, k.Const] = {}
 
     # ------------------------------------------------------------------ driver
     def lower(self) -> k.KFunction:
@@ -281,7 +288,10 @@ class _FunctionLowering:
         if isinstance(s, ast.AugAssign):
             return self.aug_assign(s)
         if isinstance(s, ast.If):
-            return [k.If(site, self.truth(self.expr(s.test), s.test), self.block(s.body), self.block(s.orelse))]
+            cond = self.truth(self.expr(s.test), s.test)
+            if isinstance(cond, k.Const):  # a constant condition: only the branch taken is compiled
+                return self.block(s.body if cond.value else s.orelse)
+            return [k.If(site, cond, self.block(s.body), self.block(s.orelse))]
         if isinstance(s, ast.While):
             if s.orelse:
                 raise self.error(s, "while ... else")
@@ -355,6 +365,9 @@ class _FunctionLowering:
             t = self.local_types.get(name)
             t = value.type if t is None else k.join(t, value.type)
             self.local_types[name] = t
+            if isinstance(value, k.Const) and self.store_counts.get(name) == 1:
+                # Assigned once, from a constant: reads fold (a node's mode switch costs nothing).
+                self.const_locals[name] = k.Const(t, value.value)
             return [k.Assign(site, k.Local(t, name), self.coerce(value, t, s))]
         if isinstance(target, ast.Attribute) and _is_self(target.value):
             info = self.owner.attrs.get(target.attr)
@@ -496,6 +509,8 @@ class _FunctionLowering:
             return self.boolop(e)
         if isinstance(e, ast.IfExp):
             cond = self.truth(self.expr(e.test), e.test)
+            if isinstance(cond, k.Const):
+                return self.expr(e.body if cond.value else e.orelse)
             a, b = self.expr(e.body), self.expr(e.orelse)
             t = k.join(a.type, b.type)
             return k.Select(t, cond, self.coerce(a, t, e.body), self.coerce(b, t, e.orelse))
@@ -519,6 +534,8 @@ class _FunctionLowering:
         n = e.id
         if n in self.const_params:
             return k.Const(T.F64, self.const_params[n])
+        if n in self.const_locals:
+            return self.const_locals[n]
         if n in self.local_types:
             return k.Local(self.local_types[n], n)
         if n in self.src.globals or hasattr(builtins, n):
@@ -544,6 +561,8 @@ class _FunctionLowering:
         if _is_self(e.value):
             info = self.owner.attrs.get(e.attr)
             if isinstance(info, ScalarAttr):
+                if e.attr in self.owner.constants:
+                    return k.Const(info.type, self.owner.constants[e.attr])
                 return k.Attr(info.type, e.attr)
             if isinstance(info, EndpointAttr):
                 if info.kind in ("stream_in", "value_in"):
@@ -626,7 +645,10 @@ class _FunctionLowering:
         v = self.expr(e.operand)
         site = self.site(e)
         if isinstance(e.op, ast.Not):
-            return k.Unary(T.BOOL, "not", self.truth(v, e), site)
+            cond = self.truth(v, e)
+            if isinstance(cond, k.Const):
+                return k.Const(T.BOOL, not cond.value)
+            return k.Unary(T.BOOL, "not", cond, site)
         if isinstance(e.op, ast.USub):
             if isinstance(v, k.Const):
                 if v.type == T.F64:
@@ -661,8 +683,10 @@ class _FunctionLowering:
             t = T.F64 if T.F64 in (left.type, right.type) else T.I64
             if left.type == T.BOOL and right.type == T.BOOL:
                 t = T.BOOL
-            cmp = k.Compare(T.BOOL, sym, self.coerce(left, t, e), self.coerce(right, t, e))
-            result = cmp if result is None else k.Logical(T.BOOL, "and", result, cmp)
+            cmp: k.Expr = k.Compare(T.BOOL, sym, self.coerce(left, t, e), self.coerce(right, t, e))
+            if isinstance(left, k.Const) and isinstance(right, k.Const):
+                cmp = k.Const(T.BOOL, _COMPARE[sym](left.value, right.value))
+            result = cmp if result is None else _logical("and", result, cmp)
             left = right
         assert result is not None
         # Temporaries of a chain are evaluated lazily in Python; evaluating them up front only
@@ -677,7 +701,7 @@ class _FunctionLowering:
         if all(v.type == T.BOOL for v in values):
             result = values[0]
             for v in values[1:]:
-                result = k.Logical(T.BOOL, op, result, v)
+                result = _logical(op, result, v)
             return result
         # Value form: `a or b` is a if a is truthy else b (Python returns an operand, not a bool).
         t = values[0].type
@@ -803,6 +827,21 @@ _BINOPS: dict[type, str] = {
     ast.Pow: "**", ast.LShift: "<<", ast.RShift: ">>", ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^",
 }  # fmt: skip
 _CMPOPS: dict[type, str] = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
+
+
+_COMPARE = {
+    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b,
+}  # fmt: skip
+
+
+def _logical(op: str, a: k.Expr, b: k.Expr) -> k.Expr:
+    """``a and b`` / ``a or b`` on booleans, folded when ``a`` is known (b is then the answer or unused)."""
+    if isinstance(a, k.Const):
+        if op == "and":
+            return b if a.value else k.Const(T.BOOL, False)
+        return k.Const(T.BOOL, True) if a.value else b
+    return k.Logical(T.BOOL, op, a, b)
 
 
 def _is_self(e: ast.expr) -> bool:

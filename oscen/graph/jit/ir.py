@@ -50,6 +50,7 @@ class NodeIR:
     state: list[StateIR]
     breaks_feedback: bool = False
     unsupported: dict[str, str] = field(default_factory=dict)  # attribute -> why it can't be compiled
+    constants: dict[str, float | int | bool] = field(default_factory=dict)  # attributes node code never assigns
     node_class: type[Node] | None = field(default=None, repr=False, compare=False)
 
     def endpoint(self, name: str) -> EndpointIR:
@@ -120,6 +121,7 @@ class GraphIR:
                 state=[StateIR(**s) for s in n["state"]],
                 breaks_feedback=n["breaks_feedback"],
                 unsupported=n["unsupported"],
+                constants=n.get("constants", {}),
             )
             for n in d["nodes"]
         ]
@@ -201,6 +203,55 @@ def describe_state(node: Node) -> tuple[list[StateIR], dict[str, str]]:
     return state, unsupported
 
 
+def _plain(value: Any) -> float | int | bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    return float(value)
+
+
+_ASSIGNED: dict[type, frozenset[str]] = {}
+
+
+def assigned_attributes(cls: type) -> frozenset[str]:
+    """Attributes that some method the JIT may compile assigns (``self.x = ...``, ``self.x += ...``).
+
+    The others are constants of the compiled code: their values go into the IR and are folded in,
+    so a node's mode switches (an oscillator's waveform) cost nothing per sample. ``__init__``,
+    other dunders, class and static methods are never compiled and don't count.
+    """
+    cached = _ASSIGNED.get(cls)
+    if cached is not None:
+        return cached
+    import ast
+    import inspect
+    import textwrap
+
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if klass is object or klass.__module__ == "oscen.graph.node":
+            continue
+        for attr, value in vars(klass).items():
+            if attr.startswith("__") or not inspect.isfunction(value):
+                continue
+            try:
+                tree = ast.parse(textwrap.dedent(inspect.getsource(value)))
+            except (OSError, TypeError, SyntaxError):
+                continue
+            for node in ast.walk(tree):
+                if (
+                    isinstance(node, ast.Attribute)
+                    and isinstance(node.ctx, ast.Store)
+                    and isinstance(node.value, ast.Name)
+                    and node.value.id == "self"
+                ):
+                    names.add(node.attr)
+    result = frozenset(names)
+    _ASSIGNED[cls] = result
+    return result
+
+
 def build_ir(graph: Graph) -> GraphIR:
     """Extract the IR of a graph (what ``Graph.to_ir()`` returns)."""
     from ..graph import handler_arity
@@ -217,8 +268,14 @@ def build_ir(graph: Graph) -> GraphIR:
                 arity = handler_arity(getattr(node, f"on_{name}"))
             endpoints.append(EndpointIR(name, spec.kind.value, spec.direction.value, spec.default, arity))
         state, unsupported = describe_state(node)
+        assigned = assigned_attributes(cls)
+        constants = {
+            s.name: _plain(node.__dict__[s.name]) for s in state if s.length is None and s.name not in assigned
+        }
         nodes.append(
-            NodeIR(handle.id, handle.label, class_path(cls), endpoints, state, cls.breaks_feedback, unsupported, cls)
+            NodeIR(
+                handle.id, handle.label, class_path(cls), endpoints, state, cls.breaks_feedback, unsupported, constants, cls
+            )
         )
     connections = [
         ConnectionIR(

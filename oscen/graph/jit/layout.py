@@ -22,6 +22,7 @@ FRAME = 0  # i64: absolute frame of the next sample
 TRAP_SITE = 8  # i32: which site trapped
 TRAP_CODE = 12  # i32: what went wrong there
 SEGMENT = 16  # i32: the segment running (to attribute interrupts)
+INTERRUPT = 20  # i32: set by the watchdog when a call runs too long; node-code loops check it
 HEADER_BYTES = 64
 
 
