@@ -22,13 +22,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .delay import Delay
-from .envelopes import AdsrEnvelope
-from .filters import TptFilter
-from .gain import Mixer, Multiply
-from .graph import EventInput, Graph, Node, ValueInput, ValueOutput
-from .oscillators import Oscillator
-from .reverb import Reverb
+# Absolute imports: `oscen render oscen/demo.py` loads this file as a patch, outside the package.
+from oscen.delay import Delay
+from oscen.envelopes import AdsrEnvelope
+from oscen.filters import TptFilter
+from oscen.gain import Mixer, Multiply
+from oscen.graph import EventInput, Graph, Node, ValueInput, ValueOutput
+from oscen.oscillators import Oscillator
+from oscen.reverb import Reverb
 
 BPM = 120.0
 DETUNE_CENTS = 7.0

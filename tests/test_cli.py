@@ -140,6 +140,13 @@ def test_examples_render(tmp_path: Path, example: str) -> None:
     assert 0.05 < np.max(np.abs(data)) <= 1.0
 
 
+def test_the_demo_module_is_also_a_patch_file(tmp_path: Path) -> None:
+    out = tmp_path / "demo.wav"
+    demo_file = REPO / "oscen" / "demo.py"
+    assert main(["render", str(demo_file), "--seconds", "0.1", "--out", str(out), "--engine", "interpret"]) == 0
+    assert sf.info(str(out)).channels == 2
+
+
 def broken(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
     """Run a command that must fail as a user error: exit code 2, one message, no traceback."""
     assert main(argv) == 2
