@@ -6,7 +6,6 @@ from typing import Any, ClassVar
 
 from .endpoints import Direction, EndpointSpec, Kind, endpoint_specs
 
-
 NODE_CLASSES: dict[str, type[Node]] = {}
 """Every node class by "module:qualname", so an IR read from JSON finds generated classes too."""
 

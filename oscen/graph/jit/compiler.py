@@ -17,11 +17,12 @@ import wasmtime
 from wasmtime import _bindings as ffi
 
 from . import wasm_math
-from .codegen import FUSE_NODES, MATH, TIMEOUT, TRAP_MESSAGES, ProgramBuilder
+from .codegen import FUSE_NODES, ProgramBuilder
 from .engine import engine, watch
 from .frontend import JitError
 from .ir import GraphIR
-from .layout import INTERRUPT, MAX_BLOCK, TRAP_CODE, TRAP_SITE, Layout
+from .layout import INTERRUPT, MAX_BLOCK, NODE, TRAP_SITE, Layout
+from .render import MATH, TIMEOUT, TRAP_MESSAGES
 from .state import GraphState
 
 
@@ -148,33 +149,31 @@ class _Binding:
     def fault(self, trap: wasmtime.Trap) -> NodeFault:
         state, program = self.state, self.compiled.program
         message = str(trap.message)
-        header = state.bytes[TRAP_SITE : TRAP_SITE + 12].view(np.int32)
+        header = state.bytes[TRAP_SITE : TRAP_SITE + 20].view(np.int32)
         site_id, code, segment = int(header[0]), int(header[1]), int(header[2])
+        node_id = int(state.bytes[NODE : NODE + 4].view(np.int32)[0])
         header[0] = header[1] = 0
+        node = program.node_labels.get(node_id) or ", ".join(program.node_labels[n] for n in program.segments[segment])
         site = program.sites[site_id] if 0 < site_id < len(program.sites) else None
-        if code == TIMEOUT and site is not None:
+        location = str(site.site) if site is not None and site.site else ""
+        if site is None or code == 0:
+            err: NodeFault = _fault_type(RuntimeError)(f"compiled code of {node} trapped: {message.splitlines()[0]}")
+        elif code == TIMEOUT:
             err = NodeTimeout(
-                f"{site.node} at {site.site}: compiled node code ran longer than {self.compiled.timeout:g} s "
+                f"{node} at {location}: compiled node code ran longer than {self.compiled.timeout:g} s "
                 "in one block (an endless loop?); the block was abandoned"
             )
-            err.node = site.node
-            err.location = str(site.site)
-            return err
-        if site is None or code == 0:
-            nodes = ", ".join(program.node_labels[n] for n in program.segments[segment])
-            err = _fault_type(RuntimeError)(f"compiled code of {nodes} trapped: {message.splitlines()[0]}")
-            err.node = nodes
-            return err
-        if code == MATH:
-            exc, text = wasm_math.ERROR_MESSAGES.get(self.math_error.value(state.store), (ValueError, "math domain error"))
         else:
-            exc, text = TRAP_MESSAGES[code]
-            if not text:
-                text = site.detail
-        location = str(site.site) if site.site else ""
-        detail = f" ({site.detail})" if site.detail and text != site.detail else ""
-        err = _fault_type(exc)(f"{exc.__name__} in {site.node} at {location}: {text}{detail}")
-        err.node = site.node
+            if code == MATH:
+                exc, text = wasm_math.ERROR_MESSAGES.get(
+                    self.math_error.value(state.store), (ValueError, "math domain error")
+                )
+            else:
+                exc, text = TRAP_MESSAGES[code]
+                text = text or site.detail
+            detail = f" ({site.detail})" if site.detail and text != site.detail else ""
+            err = _fault_type(exc)(f"{exc.__name__} in {node} at {location}: {text}{detail}")
+        err.node = node
         err.location = location
         return err
 
@@ -182,7 +181,12 @@ class _Binding:
 class CraneliftJit:
     """Compiles a GraphIR to machine code: Python node methods → kernel IR → WebAssembly → Cranelift."""
 
-    def __init__(self, max_block: int = MAX_BLOCK, fuse: int = FUSE_NODES, timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        max_block: int = MAX_BLOCK,
+        fuse: int = FUSE_NODES,
+        timeout: float = 2.0,
+    ) -> None:
         if not 1 <= max_block <= 65536:
             raise ValueError(f"max_block must be in 1..65536, got {max_block}")
         self.max_block = max_block

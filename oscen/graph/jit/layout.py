@@ -23,6 +23,7 @@ TRAP_SITE = 8  # i32: which site trapped
 TRAP_CODE = 12  # i32: what went wrong there
 SEGMENT = 16  # i32: the segment running (to attribute interrupts)
 INTERRUPT = 20  # i32: set by the watchdog when a call runs too long; node-code loops check it
+NODE = 24  # i32: the node whose code runs (to attribute traps in code shared by several nodes)
 HEADER_BYTES = 64
 
 
@@ -48,18 +49,23 @@ class QueueSlots:
 
 @dataclass
 class NodeLayout:
+    base: int = 0  # first byte of the node's region: node code addresses everything relative to it
+    end: int = 0
     scalars: dict[str, tuple[int, str]] = field(default_factory=dict)  # attr or output -> (address, type)
     arrays: dict[str, tuple[int, str, int]] = field(default_factory=dict)  # name -> (address, type, length)
     params: dict[str, ParamSlots] = field(default_factory=dict)  # value inputs
     external_queues: dict[str, QueueSlots] = field(default_factory=dict)  # event inputs
+    outboxes: dict[str, QueueSlots] = field(default_factory=dict)  # event outputs: this block's events
     buffers: dict[str, int] = field(default_factory=dict)  # stream/value outputs -> address
+
+    def rel(self, addr: int) -> int:
+        return addr - self.base
 
 
 @dataclass
 class Layout:
     max_block: int
     nodes: dict[int, NodeLayout]
-    connection_queues: dict[int, QueueSlots]  # index into ir.connections -> queue
     size: int
 
     @classmethod
@@ -74,7 +80,7 @@ class Layout:
             return at
 
         for n in ir.nodes:
-            nl = NodeLayout()
+            nl = NodeLayout(base=addr)
             for s in n.state:
                 if s.length is None:
                     nl.scalars[s.name] = (take(8), s.type)
@@ -87,17 +93,18 @@ class Layout:
                 if s.length is not None:
                     nl.arrays[s.name] = (take(8 * max(s.length, 1)), s.type, s.length)
             for e in n.endpoints:
-                if e.direction == "input" and e.kind == "event":
+                if e.kind != "event":
+                    continue
+                if e.direction == "input":
                     cap = EXTERNAL_QUEUE_CAPACITY
                     nl.external_queues[e.name] = QueueSlots(take(8 + cap * EVENT_BYTES), cap)
+                else:
+                    # A node can emit several events per sample; this allows four on average.
+                    cap = 4 * max_block
+                    nl.outboxes[e.name] = QueueSlots(take(8 + cap * EVENT_BYTES), cap)
             for e in n.endpoints:
                 if e.direction == "output" and e.kind != "event":
                     nl.buffers[e.name] = take(8 * max_block)
+            nl.end = addr
             nodes[n.id] = nl
-        queues = {}
-        for i, c in enumerate(ir.connections):
-            if c.kind == "event":
-                # A source can emit several events per sample; this bounds it at four on average.
-                cap = 4 * max_block
-                queues[i] = QueueSlots(take(8 + cap * EVENT_BYTES), cap)
-        return cls(max_block, nodes, queues, addr)
+        return cls(max_block, nodes, addr)
