@@ -275,7 +275,7 @@ class ProgramBuilder:
         wat = "\n".join(
             [
                 "(module",
-                f'(import "env" "memory" (memory {pages}))',
+                f'(memory (export "memory") {pages} {pages})',
                 f'(global ${wasm_math.ERROR_GLOBAL} (export "math_error") (mut i32) (i32.const 0))',
                 wat_of_functions(self.called),
                 *(f for fs in self.variant_functions.values() for f in fs),

@@ -80,12 +80,15 @@ class CompiledGraph:
         return self.program.wat
 
     def _bind(self, state: GraphState) -> _Binding:
-        binding = state._instances.get(id(self))
+        binding = state._binding
         if binding is None or binding.compiled is not self:
             if state.layout.size != self.layout.size or state.ir.key() != self.ir.key():
-                raise ValueError("this GraphState was made for another graph topology; build one with GraphState.from_graph")
+                raise ValueError(
+                    "this GraphState was made for another graph topology (or max_block); "
+                    "build one with GraphState.from_graph(graph, max_block=...)"
+                )
             binding = _Binding(self, state)
-            state._instances[id(self)] = binding
+            state._binding = binding
         return binding
 
     def process_block(self, state: GraphState, n: int) -> np.ndarray:
@@ -116,8 +119,9 @@ class _Binding:
         self.compiled = compiled
         self.state = state
         store = state.store
-        self.instance = wasmtime.Instance(store, compiled.module, [state.memory])
+        self.instance = wasmtime.Instance(store, compiled.module, [])
         exports = self.instance.exports(store)
+        state._move_to(exports["memory"])
         self.func = exports["process"]
         self.math_error = exports["math_error"]
         self.ctx = store._context()

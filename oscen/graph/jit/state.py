@@ -8,7 +8,6 @@ sample without recompiling.
 from __future__ import annotations
 
 import bisect
-import ctypes
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,12 +37,19 @@ class GraphState:
         self.sample_rate = ir.sample_rate
         self.store = wasmtime.Store(engine())
         pages = (layout.size + 65535) // 65536
-        self.memory = wasmtime.Memory(self.store, wasmtime.MemoryType(wasmtime.Limits(pages, pages)))
-        ptr = self.memory.data_ptr(self.store)
-        self.address = ctypes.addressof(ptr.contents)
-        self.bytes = np.ctypeslib.as_array(ptr, shape=(self.memory.data_len(self.store),))
+        self.bytes = np.zeros(pages * 65536, dtype=np.uint8)
+        """The state's memory. Until a kernel runs on it, plain numpy memory; then the kernel's own
+        linear memory (a module-defined memory is ~2x faster to access than an imported one:
+        Cranelift keeps its base in a register), which this attribute is switched to."""
         self._nodes = {n.id: n for n in ir.nodes}
-        self._instances: dict[int, Any] = {}
+        self._binding: Any = None
+
+    def _move_to(self, memory: wasmtime.Memory) -> None:
+        """Continue in a kernel instance's memory (copying what the state holds so far)."""
+        ptr = memory.data_ptr(self.store)
+        new = np.ctypeslib.as_array(ptr, shape=(memory.data_len(self.store),))
+        new[: len(self.bytes)] = self.bytes[: len(new)]
+        self.bytes = new
 
     @classmethod
     def from_graph(cls, graph: Graph, max_block: int = MAX_BLOCK, ir: GraphIR | None = None) -> GraphState:
