@@ -144,12 +144,13 @@ class Oscillator(Node):
 
     # ---------------------------------------------------------------- compiled code
     def process(self, sample_rate: float) -> None:
-        increment = (self.frequency + self.fm) / sample_rate
+        increment = (self.frequency + self.fm) * (1.0 / sample_rate)
         p = self._phase + self.pm
-        p = p - math.floor(p)
-        if p >= 1.0:
-            # p was a tiny negative number: p - floor(p) rounded up to exactly 1.0
-            p = 0.0
+        if p >= 1.0 or p < 0.0:  # only with phase modulation: the phase itself stays in [0, 1)
+            p = p - math.floor(p)
+            if p >= 1.0:
+                # p was a tiny negative number: p - floor(p) rounded up to exactly 1.0
+                p = 0.0
         waveform = self.waveform
         if waveform == SINE:
             value = math.sin(TWO_PI * p)
@@ -161,9 +162,14 @@ class Oscillator(Node):
             value = self._triangle(p, increment)
         self.output = self.amplitude * value
         phase = self._phase + increment
-        phase = phase - math.floor(phase)
+        # Wrap with one subtraction in the usual case (a short dependency chain from sample to
+        # sample); floor only when a large or negative increment (FM) jumps further.
         if phase >= 1.0:
-            phase = 0.0
+            phase = phase - 1.0
+        if phase >= 1.0 or phase < 0.0:
+            phase = phase - math.floor(phase)
+            if phase >= 1.0:
+                phase = 0.0
         self._phase = phase
 
     def _blep_width(self, increment: float) -> float:

@@ -623,6 +623,8 @@ class _FunctionLowering:
                 return k.Binary(T.BOOL, op, a, b, site)
             return k.Binary(T.I64, op, self.coerce(a, T.I64, node), self.coerce(b, T.I64, node), site)
         if op == "/":
+            if isinstance(a, k.Const) and isinstance(b, k.Const) and float(b.value) != 0.0:
+                return k.Const(T.F64, float(a.value) / float(b.value))
             return k.Binary(T.F64, "/", self.coerce(a, T.F64, node), self.coerce(b, T.F64, node), site)
         if op == "**":
             if a.type == T.F64 or b.type == T.F64:
@@ -639,6 +641,9 @@ class _FunctionLowering:
                 )
             return k.Binary(T.I64, "**", self.coerce(a, T.I64, node), k.Const(T.I64, int(b.value)), site)
         t = T.F64 if T.F64 in (a.type, b.type) else T.I64
+        if t == T.F64 and isinstance(a, k.Const) and isinstance(b, k.Const) and op in ("+", "-", "*"):
+            # Folding is exact: Python does the same IEEE operation (e.g. 1.0 / sample_rate below).
+            return k.Const(T.F64, _FOLD[op](float(a.value), float(b.value)))
         return k.Binary(t, op, self.coerce(a, t, node), self.coerce(b, t, node), site)
 
     def unary(self, e: ast.UnaryOp) -> k.Expr:
@@ -829,6 +834,7 @@ _BINOPS: dict[type, str] = {
 _CMPOPS: dict[type, str] = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
 
 
+_FOLD = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
 _COMPARE = {
     "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
     ">=": lambda a, b: a >= b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b,

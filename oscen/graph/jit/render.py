@@ -259,8 +259,16 @@ def _measure(fn: k.KFunction) -> tuple[int, frozenset[str], bool]:
 class BodyRenderer:
     """Renders the methods of one node variant (see the module docstring)."""
 
-    def __init__(self, node: NodeIR, layout: NodeLayout, lowering: NodeLowering, connected: frozenset[str]) -> None:
+    def __init__(
+        self,
+        node: NodeIR,
+        layout: NodeLayout,
+        lowering: NodeLowering,
+        connected: frozenset[str],
+        inline_math: bool = True,
+    ) -> None:
         self.node = node
+        self.inline_math = inline_math
         self.nl = layout
         self.lowering = lowering
         self.connected = connected
@@ -272,6 +280,7 @@ class BodyRenderer:
         self.inliner.outlined |= {"trap", "trap_not_finite"}
         self.functions: list[str] = []
         self.outlined_names: dict[tuple, str] = {}
+        self.in_function = False
 
     def render(self) -> Template:
         process = "\n".join(self.inline_statement(self.lowering.process(), []))
@@ -306,8 +315,11 @@ class BodyRenderer:
         return self.inliner.inline(name, list(args))
 
     def math_call(self, name: str, args: list[str], prologue: str = "") -> str:
-        """A math library function, called out of line: node state lives in memory, so a call
-        keeps few values live across it, and one copy of sin serves every oscillator."""
+        """A math library function: expanded in per-sample code when small (sin's fast path: the
+        call and its argument shuffling cost as much as the polynomial), called in outlined
+        helpers and for the large ones (one copy serves every node)."""
+        if self.inline_math and not self.in_function and name not in self.inliner.outlined:
+            return self.inliner.inline(name, args, prologue)
         self.inliner.called.add(name)
         result = " ".join(self.inliner.functions[name].results)
         return f"(block (result {result}) {' '.join(args)} {prologue} (call ${name}))"
@@ -366,6 +378,7 @@ class BodyRenderer:
     def render_function(self, name: str, fn: k.KFunction) -> str:
         saved_locals, saved_inlined = self.locals, self.inliner.locals
         self.locals, self.inliner.locals = {}, {}
+        self.in_function = True
         try:
             frame = _Frame(prefix="$f")
             params = " ".join(f"(param $f_{p} {WT[t]})" for p, t in fn.params)
@@ -385,6 +398,7 @@ class BodyRenderer:
             return f"(func {name} (param $nb i32) {params} {result}{decls}\n(block $f_ret\n{body})\n{tail})"
         finally:
             self.locals, self.inliner.locals = saved_locals, saved_inlined
+            self.in_function = False
 
     def inline_statement(self, fn: k.KFunction, args: list[str]) -> list[str]:
         """A call whose value is not used (process, a handler, a helper called as a statement)."""
