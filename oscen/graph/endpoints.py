@@ -170,7 +170,9 @@ class Endpoint:
     __rmul__ = __mul__
 
     def __sub__(self, other: Endpoint | float) -> Endpoint:
-        return self._arith("add", other * -1.0 if not isinstance(other, Endpoint) else other._arith("mul", -1.0))
+        return self._arith(
+            "add", other * -1.0 if not isinstance(other, Endpoint) else other._arith("mul", -1.0)
+        )
 
     def __rsub__(self, other: float) -> Endpoint:
         return self._arith("mul", -1.0)._arith("add", other)

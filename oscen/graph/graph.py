@@ -191,7 +191,9 @@ class Graph:
         return conn
 
     def disconnect(self, source: Endpoint, target: Endpoint) -> None:
-        conn = Connection(self._endpoint(source, "disconnect", "source"), self._endpoint(target, "disconnect", "target"))
+        conn = Connection(
+            self._endpoint(source, "disconnect", "source"), self._endpoint(target, "disconnect", "target")
+        )
         if conn not in self._connections:
             raise GraphError(f"disconnect: {source!r} is not connected to {target!r}")
         self._connections.remove(conn)
@@ -236,12 +238,18 @@ class Graph:
             raise GraphError(f"get_value: {ep!r} is an event endpoint and has no value")
         return float(self._handles[ep.node_id].node.__dict__[ep.name])
 
-    def queue_event(self, endpoint: Endpoint, frame_offset: int, payload: float | tuple[float, ...] = 1.0) -> None:
+    def queue_event(
+        self, endpoint: Endpoint, frame_offset: int, payload: float | tuple[float, ...] = 1.0
+    ) -> None:
         """Deliver an event to an event input ``frame_offset`` samples after the next sample to process."""
         ep = self._endpoint(endpoint, "queue_event", "endpoint")
         if ep.kind is not Kind.EVENT or ep.direction is not Direction.INPUT:
             raise GraphError(f"queue_event: {ep!r} is not an event input")
-        if not isinstance(frame_offset, (int, np.integer)) or isinstance(frame_offset, bool) or frame_offset < 0:
+        if (
+            not isinstance(frame_offset, (int, np.integer))
+            or isinstance(frame_offset, bool)
+            or frame_offset < 0
+        ):
             raise GraphError(f"queue_event: frame_offset must be an int >= 0, got {frame_offset!r}")
         fields = normalize_payload(payload, "queue_event")
         queue = self._external[(ep.node_id, ep.name)]
@@ -419,7 +427,10 @@ class Graph:
                     events.append((handler, handler_arity(handler), queues))
                 elif conns:
                     gathers.append(
-                        (name, [(self._handles[c.source.node_id].node.__dict__, c.source.name) for c in conns])
+                        (
+                            name,
+                            [(self._handles[c.source.node_id].node.__dict__, c.source.name) for c in conns],
+                        )
                     )
                 elif spec.kind is Kind.STREAM:
                     state[name] = spec.default
@@ -427,7 +438,9 @@ class Graph:
         outputs = [(self._handles[e.node_id].node.__dict__, e.name) for e in self._output_endpoints(sched)]
         return _Plan(sched, steps, outputs, conn_queues)
 
-    def _attach_emitter(self, source: Endpoint, conn_queues: dict[Connection, deque[tuple[int, EventPayload]]]) -> None:
+    def _attach_emitter(
+        self, source: Endpoint, conn_queues: dict[Connection, deque[tuple[int, EventPayload]]]
+    ) -> None:
         """Route an event output to the queues of its connections in the plan being built (the
         closure holds them, so a plan keeps working while an edit prepares the next one)."""
         queues = [conn_queues[c] for c in self._connections if c.source == source]

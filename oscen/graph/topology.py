@@ -74,7 +74,7 @@ def _find_cycle(members: set[int], succ: dict[int, list[int]]) -> list[int]:
     while True:
         nxt = next(w for w in succ.get(v, []) if w in members)
         if nxt in seen:
-            return path[seen[nxt]:]
+            return path[seen[nxt] :]
         seen[nxt] = len(path)
         path.append(nxt)
         v = nxt
@@ -132,7 +132,5 @@ def schedule(
             if indegree[w] == 0:
                 ready.append(w)
     order = tuple(emitted)
-    cyclic = tuple(
-        tuple(sorted(c, key=order.index)) for c in comps if len(c) > 1 or c[0] in succ[c[0]]
-    )
+    cyclic = tuple(tuple(sorted(c, key=order.index)) for c in comps if len(c) > 1 or c[0] in succ[c[0]])
     return Schedule(order=order, back_edges=frozenset(back), components=cyclic)

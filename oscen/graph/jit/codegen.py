@@ -70,7 +70,9 @@ def lowering_for(node: NodeIR, sample_rate: float) -> NodeLowering:
                 ("output", "event"): "event_out",
             }[(e.direction, e.kind)]
             attrs[e.name] = EndpointAttr(kind)
-        low = NodeLowering(node.resolve_class(), attrs, sample_rate, node.label, node.unsupported, node.constants)
+        low = NodeLowering(
+            node.resolve_class(), attrs, sample_rate, node.label, node.unsupported, node.constants
+        )
         _LOWERINGS[key] = low
         if len(_LOWERINGS) > 4096:
             _LOWERINGS.pop(next(iter(_LOWERINGS)))
@@ -97,7 +99,9 @@ class ProgramBuilder:
 
     def template(self, node: NodeIR) -> Template:
         connected = frozenset(
-            e.name for e in node.endpoints if e.direction == "input" and e.kind != "event" and self.sources(node.id, e.name)
+            e.name
+            for e in node.endpoints
+            if e.direction == "input" and e.kind != "event" and self.sources(node.id, e.name)
         )
         key = (_variant_key(node, self.ir.sample_rate), connected, self.inline_math)
         tpl = _TEMPLATES.get(key)
@@ -105,7 +109,9 @@ class ProgramBuilder:
             low = lowering_for(node, self.ir.sample_rate)
             low.name = node.label
             try:
-                tpl = BodyRenderer(node, self.layout.nodes[node.id], low, connected, self.inline_math).render()
+                tpl = BodyRenderer(
+                    node, self.layout.nodes[node.id], low, connected, self.inline_math
+                ).render()
             except JitError as err:
                 if not err.node:
                     err.node = node.label
@@ -133,7 +139,9 @@ class ProgramBuilder:
         return segs
 
     # ------------------------------------------------------------------ one node's step
-    def node_step(self, node: NodeIR, members: set[int], locals_: dict[str, str], heads: list[str]) -> list[str]:
+    def node_step(
+        self, node: NodeIR, members: set[int], locals_: dict[str, str], heads: list[str]
+    ) -> list[str]:
         nl = self.layout.nodes[node.id]
         tpl = self.template(node)
         locals_.update(tpl.locals)
@@ -179,7 +187,9 @@ class ProgramBuilder:
         for e in node.endpoints:
             if e.direction == "output" and e.kind != "event" and (node.id, e.name) in self.buffered:
                 slot = nl.scalars[e.name][0]
-                lines.append(f"(f64.store offset={nl.buffers[e.name]} (local.get $i8) (f64.load {_i32(slot)}))")
+                lines.append(
+                    f"(f64.store offset={nl.buffers[e.name]} (local.get $i8) (f64.load {_i32(slot)}))"
+                )
         return lines
 
     def source_value(self, src: int, out: str, members: set[int]) -> str:
@@ -222,7 +232,13 @@ class ProgramBuilder:
 
     def segment(self, index: int, node_ids: list[int]) -> str:
         members = set(node_ids)
-        locals_: dict[str, str] = {"$i": "i32", "$i8": "i32", "$nb": "i32", "$ev_at": "i32", "$ev_head": "i32"}
+        locals_: dict[str, str] = {
+            "$i": "i32",
+            "$i8": "i32",
+            "$nb": "i32",
+            "$ev_at": "i32",
+            "$ev_head": "i32",
+        }
         heads: list[str] = []
         body: list[str] = []
         for nid in node_ids:

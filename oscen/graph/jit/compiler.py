@@ -65,7 +65,9 @@ class CompileStats:
 class CompiledGraph:
     """Machine code for a whole graph. Run it with ``process_block(state, n)``."""
 
-    def __init__(self, ir: GraphIR, program: Any, module: wasmtime.Module, stats: CompileStats, timeout: float) -> None:
+    def __init__(
+        self, ir: GraphIR, program: Any, module: wasmtime.Module, stats: CompileStats, timeout: float
+    ) -> None:
         self.ir = ir
         self.program = program
         self.layout: Layout = program.layout
@@ -129,7 +131,9 @@ class _Binding:
         self.args = (ffi.wasmtime_val_raw_t * 1)()
         self.trap = ctypes.POINTER(ffi.wasm_trap_t)()
         self.trap_ref = ctypes.byref(self.trap)
-        self.buffers = [state.bytes[a : a + 8 * compiled.layout.max_block].view(np.float64) for a in compiled._outputs]
+        self.buffers = [
+            state.bytes[a : a + 8 * compiled.layout.max_block].view(np.float64) for a in compiled._outputs
+        ]
         self._call = ffi._wasmtime_func_call_unchecked
         self.timeout = compiled.timeout
         self.started = 0.0
@@ -157,11 +161,15 @@ class _Binding:
         site_id, code, segment = int(header[0]), int(header[1]), int(header[2])
         node_id = int(state.bytes[NODE : NODE + 4].view(np.int32)[0])
         header[0] = header[1] = 0
-        node = program.node_labels.get(node_id) or ", ".join(program.node_labels[n] for n in program.segments[segment])
+        node = program.node_labels.get(node_id) or ", ".join(
+            program.node_labels[n] for n in program.segments[segment]
+        )
         site = program.sites[site_id] if 0 < site_id < len(program.sites) else None
         location = str(site.site) if site is not None and site.site else ""
         if site is None or code == 0:
-            err: NodeFault = _fault_type(RuntimeError)(f"compiled code of {node} trapped: {message.splitlines()[0]}")
+            err: NodeFault = _fault_type(RuntimeError)(
+                f"compiled code of {node} trapped: {message.splitlines()[0]}"
+            )
         elif code == TIMEOUT:
             err = NodeTimeout(
                 f"{node} at {location}: compiled node code ran longer than {self.compiled.timeout:g} s "

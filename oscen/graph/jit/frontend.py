@@ -126,7 +126,9 @@ class NodeLowering:
     def handler(self, port: str, arity: int) -> k.KFunction:
         return self.method(f"on_{port}", (T.F64,) * arity)
 
-    def method(self, name: str, arg_types: tuple[T, ...], first_param_value: float | None = None) -> k.KFunction:
+    def method(
+        self, name: str, arg_types: tuple[T, ...], first_param_value: float | None = None
+    ) -> k.KFunction:
         key = (name, arg_types)
         if key in self._cache:
             return self._cache[key]
@@ -136,7 +138,10 @@ class NodeLowering:
         if func is None or not callable(func):
             raise JitError(f"{self.name} has no method {name}()", node=self.name)
         if isinstance(inspect.getattr_static(self.cls, name), (staticmethod, classmethod)):
-            raise JitError(f"{name}() is a static/class method; compiled code calls instance methods only", node=self.name)
+            raise JitError(
+                f"{name}() is a static/class method; compiled code calls instance methods only",
+                node=self.name,
+            )
         self._in_progress.add(name)
         try:
             src = _source_of(func, self.name)
@@ -253,7 +258,10 @@ class _FunctionLowering:
             return k.Convert(T.I64, e, self.site(node))
         if t == T.BOOL:
             return self.truth(e, node)
-        raise JitError(f"a {_tname(e.type)} value where {_tname(t)} is needed (types never change in compiled code)", self.site(node))
+        raise JitError(
+            f"a {_tname(e.type)} value where {_tname(t)} is needed (types never change in compiled code)",
+            self.site(node),
+        )
 
     def truth(self, e: k.Expr, node: ast.AST) -> k.Expr:
         if e.type == T.BOOL:
@@ -332,7 +340,9 @@ class _FunctionLowering:
         if isinstance(s, ast.Assert):
             cond = self.truth(self.expr(s.test), s.test)
             msg = ast.unparse(s.msg) if s.msg is not None else ast.unparse(s.test)
-            return [k.If(site, k.Unary(T.BOOL, "not", cond, site), [k.Raise(site, "AssertionError", msg)], [])]
+            return [
+                k.If(site, k.Unary(T.BOOL, "not", cond, site), [k.Raise(site, "AssertionError", msg)], [])
+            ]
         construct = {
             ast.FunctionDef: "a nested function", ast.ClassDef: "a class definition",
             ast.Try: "try/except", ast.With: "with", ast.Raise: "raise", ast.Global: "global",
@@ -343,7 +353,9 @@ class _FunctionLowering:
     def assign(self, target: ast.expr, value_node: ast.expr, s: ast.stmt) -> list[k.Stmt]:
         if isinstance(target, ast.Tuple):
             if not isinstance(value_node, ast.Tuple) or len(value_node.elts) != len(target.elts):
-                raise self.error(s, "unpacking anything but a tuple of the same length", "write one assignment per value")
+                raise self.error(
+                    s, "unpacking anything but a tuple of the same length", "write one assignment per value"
+                )
             values = [self.expr(v) for v in value_node.elts]
             out: list[k.Stmt] = []
             temps = []
@@ -384,12 +396,19 @@ class _FunctionLowering:
             if isinstance(info, EndpointAttr):
                 if info.kind == "out":
                     return [k.Assign(site, k.Attr(T.F64, target.attr), self.coerce(value, T.F64, s))]
-                raise self.error(s, f"assigning to the input endpoint self.{target.attr}", "inputs are read-only")
+                raise self.error(
+                    s, f"assigning to the input endpoint self.{target.attr}", "inputs are read-only"
+                )
             if isinstance(info, ArrayAttr):
-                raise self.error(s, f"replacing the array self.{target.attr}", "write its elements: self.x[i] = ...")
+                raise self.error(
+                    s, f"replacing the array self.{target.attr}", "write its elements: self.x[i] = ..."
+                )
             if target.attr in self.owner.unsupported:
                 raise JitError(f"self.{target.attr} is {self.owner.unsupported[target.attr]}", site)
-            raise JitError(f"self.{target.attr} is not an attribute set in __init__ (new attributes cannot be created in compiled code)", site)
+            raise JitError(
+                f"self.{target.attr} is not an attribute set in __init__ (new attributes cannot be created in compiled code)",
+                site,
+            )
         if isinstance(target, ast.Subscript):
             array, index = self.array_index(target)
             info = self.owner.attrs[array]
@@ -431,8 +450,17 @@ class _FunctionLowering:
         if s.orelse:
             raise self.error(s, "for ... else")
         it = s.iter
-        if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range" and self.is_builtin("range")):
-            raise self.error(s, "a for loop over anything but range(...)", "iterate over indices: for i in range(len(self.buf))")
+        if not (
+            isinstance(it, ast.Call)
+            and isinstance(it.func, ast.Name)
+            and it.func.id == "range"
+            and self.is_builtin("range")
+        ):
+            raise self.error(
+                s,
+                "a for loop over anything but range(...)",
+                "iterate over indices: for i in range(len(self.buf))",
+            )
         if it.keywords or not 1 <= len(it.args) <= 3:
             raise self.error(s, "range() with keywords or more than 3 arguments")
         if not isinstance(s.target, ast.Name):
@@ -463,14 +491,18 @@ class _FunctionLowering:
         return k.ForRange(site, k.Local(T.I64, name), start, stop, step, body, counter, limit, stride)
 
     def maybe_emit(self, call: ast.expr) -> k.Stmt | None:
-        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "emit"):
+        if not (
+            isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "emit"
+        ):
             return None
         port = call.func.value
         if not (isinstance(port, ast.Attribute) and _is_self(port.value)):
             return None
         info = self.owner.attrs.get(port.attr)
         if not (isinstance(info, EndpointAttr) and info.kind == "event_out"):
-            raise JitError(f"self.{port.attr} is not an event output; only event outputs have emit()", self.site(call))
+            raise JitError(
+                f"self.{port.attr} is not an event output; only event outputs have emit()", self.site(call)
+            )
         if call.keywords:
             raise self.error(call, "keyword arguments to emit()")
         from ..endpoints import MAX_EVENT_FIELDS
@@ -543,7 +575,11 @@ class _FunctionLowering:
             const = _numeric_constant(value)
             if const is not None:
                 return const
-            raise self.error(e, f"the global {n!r} ({type(value).__name__}) as a value", "only numeric constants, math and a few builtins")
+            raise self.error(
+                e,
+                f"the global {n!r} ({type(value).__name__}) as a value",
+                "only numeric constants, math and a few builtins",
+            )
         # A local read before any assignment in source order (e.g. assigned later in a loop):
         # the fixed-point iteration types it on the next pass.
         if self._assigned_somewhere(n):
@@ -569,7 +605,11 @@ class _FunctionLowering:
                     return k.Input(T.F64, e.attr)
                 if info.kind == "out":
                     return k.Attr(T.F64, e.attr)
-                raise self.error(e, f"reading the event endpoint self.{e.attr}", "handle events in on_<name>, emit with .emit()")
+                raise self.error(
+                    e,
+                    f"reading the event endpoint self.{e.attr}",
+                    "handle events in on_<name>, emit with .emit()",
+                )
             if isinstance(info, ArrayAttr):
                 raise self.error(e, f"the array self.{e.attr} as a value", "index it: self.x[i]")
             static = inspect.getattr_static(self.owner.cls, e.attr, None)
@@ -602,7 +642,11 @@ class _FunctionLowering:
 
     def array_index(self, e: ast.Subscript) -> tuple[str, k.Expr]:
         if not (isinstance(e.value, ast.Attribute) and _is_self(e.value.value)):
-            raise self.error(e, f"indexing {ast.unparse(e.value)}", "only numpy array attributes of the node can be indexed")
+            raise self.error(
+                e,
+                f"indexing {ast.unparse(e.value)}",
+                "only numpy array attributes of the node can be indexed",
+            )
         name = e.value.attr
         info = self.owner.attrs.get(name)
         if not isinstance(info, ArrayAttr):
@@ -632,7 +676,9 @@ class _FunctionLowering:
                     tmp = self.temp(T.F64)
                     x = k.Local(T.F64, tmp)
                     return k.Let(T.F64, tmp, self.coerce(a, T.F64, node), k.Binary(T.F64, "*", x, x, site))
-                return k.MathCall(T.F64, "pypow", [self.coerce(a, T.F64, node), self.coerce(b, T.F64, node)], site)
+                return k.MathCall(
+                    T.F64, "pypow", [self.coerce(a, T.F64, node), self.coerce(b, T.F64, node)], site
+                )
             if not (isinstance(b, k.Const) and int(b.value) >= 0):
                 raise JitError(
                     "int ** int with an exponent that is not a non-negative constant (its result type "
@@ -753,7 +799,11 @@ class _FunctionLowering:
                 return self.math_call(_MATH_BY_ID[id(value)], e)
             if self.is_builtin(f.id):
                 return self.builtin(f.id, e)
-        raise self.error(e, f"calling {ast.unparse(f)}", "compiled code may call math functions, min/max/abs/int/float/round/len/bool and the node's own methods")
+        raise self.error(
+            e,
+            f"calling {ast.unparse(f)}",
+            "compiled code may call math functions, min/max/abs/int/float/round/len/bool and the node's own methods",
+        )
 
     def math_call(self, name: str, e: ast.Call) -> k.Expr:
         site = self.site(e)
@@ -782,7 +832,11 @@ class _FunctionLowering:
         site = self.site(e)
         if name == "len":
             arg = e.args[0] if len(e.args) == 1 else None
-            if isinstance(arg, ast.Attribute) and _is_self(arg.value) and isinstance(self.owner.attrs.get(arg.attr), ArrayAttr):
+            if (
+                isinstance(arg, ast.Attribute)
+                and _is_self(arg.value)
+                and isinstance(self.owner.attrs.get(arg.attr), ArrayAttr)
+            ):
                 info = self.owner.attrs[arg.attr]
                 assert isinstance(info, ArrayAttr)
                 return k.Const(T.I64, info.length)
@@ -831,7 +885,14 @@ _BINOPS: dict[type, str] = {
     ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%",
     ast.Pow: "**", ast.LShift: "<<", ast.RShift: ">>", ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^",
 }  # fmt: skip
-_CMPOPS: dict[type, str] = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
+_CMPOPS: dict[type, str] = {
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+}
 
 
 _FOLD = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}

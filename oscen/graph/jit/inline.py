@@ -156,9 +156,20 @@ class Inliner:
             item = items[i]
             prev = items[i - 1] if i > 0 else None
             if isinstance(item, str):
-                if item == "call" and i + 1 < len(items) and isinstance(items[i + 1], str) and items[i + 1][1:] in self.outlined:
+                if (
+                    item == "call"
+                    and i + 1 < len(items)
+                    and isinstance(items[i + 1], str)
+                    and items[i + 1][1:] in self.outlined
+                ):
                     self.called.add(items[i + 1][1:])
-                if item == "call" and i + 1 < len(items) and isinstance(items[i + 1], str) and items[i + 1][1:] in self.functions and items[i + 1][1:] not in self.outlined:
+                if (
+                    item == "call"
+                    and i + 1 < len(items)
+                    and isinstance(items[i + 1], str)
+                    and items[i + 1][1:] in self.functions
+                    and items[i + 1][1:] not in self.outlined
+                ):
                     out.append(self._expand(items[i + 1][1:], []))  # flat call: args on the stack
                     i += 2
                     continue

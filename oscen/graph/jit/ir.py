@@ -50,7 +50,9 @@ class NodeIR:
     state: list[StateIR]
     breaks_feedback: bool = False
     unsupported: dict[str, str] = field(default_factory=dict)  # attribute -> why it can't be compiled
-    constants: dict[str, float | int | bool] = field(default_factory=dict)  # attributes node code never assigns
+    constants: dict[str, float | int | bool] = field(
+        default_factory=dict
+    )  # attributes node code never assigns
     node_class: type[Node] | None = field(default=None, repr=False, compare=False)
 
     def endpoint(self, name: str) -> EndpointIR:
@@ -136,15 +138,21 @@ class GraphIR:
 
     # ------------------------------------------------------------------ printing
     def __str__(self) -> str:
-        lines = [f"GraphIR @ {self.sample_rate:g} Hz, {len(self.nodes)} nodes, {len(self.connections)} connections"]
+        lines = [
+            f"GraphIR @ {self.sample_rate:g} Hz, {len(self.nodes)} nodes, {len(self.connections)} connections"
+        ]
         by_id = {n.id: n for n in self.nodes}
         lines.append("order: " + " -> ".join(by_id[i].label for i in self.order))
         for i in self.order:
             n = by_id[i]
             ins = [e.name for e in n.endpoints if e.direction == "input"]
             outs = [e.name for e in n.endpoints if e.direction == "output"]
-            state = ", ".join(f"{s.name}: {s.type}" + (f"[{s.length}]" if s.length is not None else "") for s in n.state)
-            lines.append(f"  {n.label} ({n.cls}) in[{', '.join(ins)}] out[{', '.join(outs)}] state{{{state}}}")
+            state = ", ".join(
+                f"{s.name}: {s.type}" + (f"[{s.length}]" if s.length is not None else "") for s in n.state
+            )
+            lines.append(
+                f"  {n.label} ({n.cls}) in[{', '.join(ins)}] out[{', '.join(outs)}] state{{{state}}}"
+            )
         for c in self.connections:
             arrow = "~>" if c.back_edge else "->"
             lines.append(
@@ -197,9 +205,13 @@ def describe_state(node: Node) -> tuple[list[StateIR], dict[str, str]]:
             elif value.dtype == np.int64:
                 state.append(StateIR(name, "i64", int(value.shape[0])))
             else:
-                unsupported[name] = f"a numpy array of dtype {value.dtype} (compiled code takes float64 or int64)"
+                unsupported[name] = (
+                    f"a numpy array of dtype {value.dtype} (compiled code takes float64 or int64)"
+                )
         else:
-            unsupported[name] = f"a {type(value).__name__} (compiled code takes numbers, bools and numpy arrays)"
+            unsupported[name] = (
+                f"a {type(value).__name__} (compiled code takes numbers, bools and numpy arrays)"
+            )
     return state, unsupported
 
 
@@ -270,11 +282,21 @@ def build_ir(graph: Graph) -> GraphIR:
         state, unsupported = describe_state(node)
         assigned = assigned_attributes(cls)
         constants = {
-            s.name: _plain(node.__dict__[s.name]) for s in state if s.length is None and s.name not in assigned
+            s.name: _plain(node.__dict__[s.name])
+            for s in state
+            if s.length is None and s.name not in assigned
         }
         nodes.append(
             NodeIR(
-                handle.id, handle.label, class_path(cls), endpoints, state, cls.breaks_feedback, unsupported, constants, cls
+                handle.id,
+                handle.label,
+                class_path(cls),
+                endpoints,
+                state,
+                cls.breaks_feedback,
+                unsupported,
+                constants,
+                cls,
             )
         )
     connections = [

@@ -155,14 +155,18 @@ class JitGraph:
         ep = self.graph._endpoint(endpoint, "queue_event", "endpoint")
         if ep.kind.value != "event" or ep.direction.value != "input":
             raise GraphError(f"queue_event: {ep!r} is not an event input")
-        if not isinstance(frame_offset, (int, np.integer)) or isinstance(frame_offset, bool) or frame_offset < 0:
+        if (
+            not isinstance(frame_offset, (int, np.integer))
+            or isinstance(frame_offset, bool)
+            or frame_offset < 0
+        ):
             raise GraphError(f"queue_event: frame_offset must be an int >= 0, got {frame_offset!r}")
         self._commands.append(("event", (ep, int(frame_offset), normalize_payload(payload, "queue_event"))))
 
     # ------------------------------------------------------------------ state of the engine
     @property
     def mode(self) -> str:
-        """"compiled" or "interpreted": what ran the last block."""
+        """ "compiled" or "interpreted": what ran the last block."""
         return "compiled" if self._current is not None else "interpreted"
 
     @property
@@ -283,7 +287,15 @@ class JitGraph:
         else:
             ready.state.load_from_graph(self.graph)
         self._current = ready
-        self.swaps.append(SwapRecord(ready.version, ready.requested_at, time.perf_counter(), ready.compile_seconds, ready.compile_seconds == 0.0))
+        self.swaps.append(
+            SwapRecord(
+                ready.version,
+                ready.requested_at,
+                time.perf_counter(),
+                ready.compile_seconds,
+                ready.compile_seconds == 0.0,
+            )
+        )
 
     def _crossfaded(self, out: np.ndarray, n: int) -> np.ndarray:
         if self._fading is None:
@@ -362,7 +374,11 @@ class JitGraph:
             if self._failed_version != version:
                 self.last_error = err
                 self._failed_version = version
-                warnings.warn(f"oscen: playing interpreted, this graph cannot be compiled: {err}", JitFallbackWarning, stacklevel=2)
+                warnings.warn(
+                    f"oscen: playing interpreted, this graph cannot be compiled: {err}",
+                    JitFallbackWarning,
+                    stacklevel=2,
+                )
             return version
         self._pending = _Ready(version, ir, compiled, state, seconds, requested)
         return version
@@ -380,4 +396,3 @@ def _save_surviving(state: GraphState, graph: Graph) -> None:
     sub.__dict__.update(state.__dict__)
     sub.ir = GraphIR(state.ir.sample_rate, keep, [], [], [])
     sub.save_to_graph(graph)
-

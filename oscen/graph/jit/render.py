@@ -415,7 +415,15 @@ class BodyRenderer:
         frame.ret_local = self.local(f"{frame.prefix}__ret", wt)
         body = self.stmts(frame, fn.body)
         # Falling off the end returns None in Python; a value-returning helper must return.
-        inner = "\n".join([*lines, f"(local.set {frame.ret_local} {_const(fn.returns, 0)})", f"(block {frame.ret_label}", *body, ")"])
+        inner = "\n".join(
+            [
+                *lines,
+                f"(local.set {frame.ret_local} {_const(fn.returns, 0)})",
+                f"(block {frame.ret_label}",
+                *body,
+                ")",
+            ]
+        )
         return f"(block (result {wt})\n{inner}\n(local.get {frame.ret_local}))"
 
     # ------------------------------------------------------------------ statements
@@ -429,11 +437,15 @@ class BodyRenderer:
         if isinstance(s, k.Assign):
             if isinstance(s.target, k.Attr):
                 return [self.attr_set(s.target.name, self.expr(fr, s.value))]
-            return [f"(local.set {self.local(f'{fr.prefix}_{s.target.name}', WT[s.target.type])} {self.expr(fr, s.value)})"]
+            return [
+                f"(local.set {self.local(f'{fr.prefix}_{s.target.name}', WT[s.target.type])} {self.expr(fr, s.value)})"
+            ]
         if isinstance(s, k.ArrayStore):
             addr, ty, _ = self.nl.arrays[s.array]
             wt = WT[IR_TYPES[ty]]
-            return [f"({wt}.store offset={self.rel(addr)} {self.array_address(fr, s.array, s.index, s.site)} {self.expr(fr, s.value)})"]
+            return [
+                f"({wt}.store offset={self.rel(addr)} {self.array_address(fr, s.array, s.index, s.site)} {self.expr(fr, s.value)})"
+            ]
         if isinstance(s, k.If):
             then = "\n".join(self.stmts(fr, s.body))
             other = "\n".join(self.stmts(fr, s.orelse))
@@ -447,7 +459,9 @@ class BodyRenderer:
             body = "\n".join(self.stmts(fr, s.body))
             fr.loops.pop()
             check = self.interrupt_check(s.site)
-            return [f"(block {brk} (loop {cont} (br_if {brk} (i32.eqz {self.expr(fr, s.cond)})) {check}\n{body}\n(br {cont})))"]
+            return [
+                f"(block {brk} (loop {cont} (br_if {brk} (i32.eqz {self.expr(fr, s.cond)})) {check}\n{body}\n(br {cont})))"
+            ]
         if isinstance(s, k.ForRange):
             return self.for_range(fr, s)
         if isinstance(s, k.Break):
@@ -485,9 +499,15 @@ class BodyRenderer:
             f"(local.set {stp} {self.expr(fr, s.step)})",
         ]
         if isinstance(s.step, k.Const):
-            cond = f"(i64.lt_s (local.get {cnt}) (local.get {lim}))" if s.step.value > 0 else f"(i64.gt_s (local.get {cnt}) (local.get {lim}))"
+            cond = (
+                f"(i64.lt_s (local.get {cnt}) (local.get {lim}))"
+                if s.step.value > 0
+                else f"(i64.gt_s (local.get {cnt}) (local.get {lim}))"
+            )
         else:
-            lines.append(f"(if (i64.eqz (local.get {stp})) (then {self.trap(self.site(s.site), RANGE_STEP)}))")
+            lines.append(
+                f"(if (i64.eqz (local.get {stp})) (then {self.trap(self.site(s.site), RANGE_STEP)}))"
+            )
             cond = (
                 f"(if (result i32) (i64.gt_s (local.get {stp}) (i64.const 0))"
                 f" (then (i64.lt_s (local.get {cnt}) (local.get {lim}))) (else (i64.gt_s (local.get {cnt}) (local.get {lim}))))"
@@ -523,8 +543,12 @@ class BodyRenderer:
         at = self.local("$emit_at", "i32")
         base = self.rel(q.base)
         lines.append(f"(local.set {cnt} (i32.load offset={base} (local.get $nb)))")
-        lines.append(f"(if (i32.ge_u (local.get {cnt}) {_i32(q.capacity)}) (then {self.trap(site, QUEUE_FULL)}))")
-        lines.append(f"(local.set {at} (i32.add (local.get $nb) (i32.mul (local.get {cnt}) {_i32(EVENT_BYTES)})))")
+        lines.append(
+            f"(if (i32.ge_u (local.get {cnt}) {_i32(q.capacity)}) (then {self.trap(site, QUEUE_FULL)}))"
+        )
+        lines.append(
+            f"(local.set {at} (i32.add (local.get $nb) (i32.mul (local.get {cnt}) {_i32(EVENT_BYTES)})))"
+        )
         entry = self.rel(q.entries)
         lines.append(f"(i64.store offset={entry} (local.get {at}) {self.frame_expr()})")
         for j in range(4):
@@ -636,8 +660,17 @@ class BodyRenderer:
             if op in ("%", "//"):
                 return self.math_text("pymod" if op == "%" else "pyfloordiv", [a, b], e.site)
         if e.type == T.BOOL:
-            return f"(i32.{ {'&': 'and', '|': 'or', '^': 'xor'}[op]} {a} {b})"
-        checked = {"+": "i_add", "-": "i_sub", "*": "i_mul", "//": "i_floordiv", "%": "i_mod", "**": "i_pow", "<<": "i_shl", ">>": "i_shr"}
+            return f"(i32.{ {'&': 'and', '|': 'or', '^': 'xor'}[op] } {a} {b})"
+        checked = {
+            "+": "i_add",
+            "-": "i_sub",
+            "*": "i_mul",
+            "//": "i_floordiv",
+            "%": "i_mod",
+            "**": "i_pow",
+            "<<": "i_shl",
+            ">>": "i_shr",
+        }
         if op in checked:
             return self.call(checked[op], a, b, _i32(self.site(e.site)))
         plain = {"&": "and", "|": "or", "^": "xor"}
@@ -658,10 +691,16 @@ class BodyRenderer:
         v = "" if fused else self.expr(fr, e.operand)
         if dst == T.F64:
             inner = e.operand
-            if isinstance(inner, k.Convert) and inner.operand.type == T.F64 and inner.mode in ("floor", "ceil", "trunc", "round"):
+            if (
+                isinstance(inner, k.Convert)
+                and inner.operand.type == T.F64
+                and inner.mode in ("floor", "ceil", "trunc", "round")
+            ):
                 # float(math.floor(x)) and friends: the rounded float itself, exact for any size
                 # (Python's int is unbounded); only NaN and infinities raise, as in Python.
-                op = {"floor": "f64.floor", "ceil": "f64.ceil", "trunc": "f64.trunc", "round": "f64.nearest"}[inner.mode]
+                op = {"floor": "f64.floor", "ceil": "f64.ceil", "trunc": "f64.trunc", "round": "f64.nearest"}[
+                    inner.mode
+                ]
                 x = self.local(self.fresh("_rnd"), "f64")
                 sid = self.site(inner.site)
                 return (
@@ -673,7 +712,13 @@ class BodyRenderer:
         if dst == T.I64 and src == T.BOOL:
             return f"(i64.extend_i32_u {v})"
         if dst == T.I64 and src == T.F64:
-            rounding = {"trunc": "", "plain": "", "floor": "f64.floor", "ceil": "f64.ceil", "round": "f64.nearest"}[e.mode]
+            rounding = {
+                "trunc": "",
+                "plain": "",
+                "floor": "f64.floor",
+                "ceil": "f64.ceil",
+                "round": "f64.nearest",
+            }[e.mode]
             if rounding:
                 v = f"({rounding} {v})"
             return self.call("f_to_int", v, _i32(self.site(e.site)))
@@ -695,5 +740,3 @@ class BodyRenderer:
         sid = self.site(site, f"math.{name}")
         note = f"(i32.store {_i32(TRAP_SITE)} {_i32(sid)}) (i32.store {_i32(TRAP_CODE)} {_i32(MATH)})"
         return self.math_call(fn.wasm_name, args, prologue=note)
-
-

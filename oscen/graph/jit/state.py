@@ -128,9 +128,15 @@ class GraphState:
         q = self.layout.nodes[endpoint.node_id].external_queues.get(endpoint.name)
         if q is None:
             raise GraphError(f"queue_event: {endpoint!r} is not an event input")
-        if not isinstance(frame_offset, (int, np.integer)) or isinstance(frame_offset, bool) or frame_offset < 0:
+        if (
+            not isinstance(frame_offset, (int, np.integer))
+            or isinstance(frame_offset, bool)
+            or frame_offset < 0
+        ):
             raise GraphError(f"queue_event: frame_offset must be an int >= 0, got {frame_offset!r}")
-        self._insert_event(q, self.frame + int(frame_offset), normalize_payload(payload, "queue_event"), endpoint)
+        self._insert_event(
+            q, self.frame + int(frame_offset), normalize_payload(payload, "queue_event"), endpoint
+        )
 
     def _queue_entries(self, q: QueueSlots) -> tuple[np.ndarray, np.ndarray]:
         header = self.bytes[q.base : q.base + 8].view(np.int32)
@@ -152,7 +158,10 @@ class GraphState:
     def pending_events(self, node_id: int, name: str) -> list[tuple[int, tuple[float, ...]]]:
         q = self.layout.nodes[node_id].external_queues[name]
         header, entries = self._queue_entries(q)
-        return [(int(e["frame"]), tuple(float(f) for f in e["fields"])) for e in entries[int(header[1]) : int(header[0])]]
+        return [
+            (int(e["frame"]), tuple(float(f) for f in e["fields"]))
+            for e in entries[int(header[1]) : int(header[0])]
+        ]
 
     # ------------------------------------------------------------------ to and from the interpreter
     def load_from_graph(self, graph: Graph, node_ids: set[int] | None = None) -> None:
@@ -201,7 +210,9 @@ class GraphState:
                 values[name] = float(self._f64(slots.value)[0])
                 remaining = int(self._i64(slots.remaining)[0])
                 if remaining > 0:
-                    graph._ramps[(n.id, name)] = Ramp(float(self._f64(slots.target)[0]), float(self._f64(slots.step)[0]), remaining)
+                    graph._ramps[(n.id, name)] = Ramp(
+                        float(self._f64(slots.target)[0]), float(self._f64(slots.step)[0]), remaining
+                    )
             for name in nl.external_queues:
                 queue = graph._external[(n.id, name)]
                 queue.clear()
@@ -227,9 +238,13 @@ class GraphState:
                     self.bytes[addr : addr + 8 * length] = other.bytes[a : a + 8 * length]
             for name, slots in nl.params.items():
                 if name in src.params:
-                    self.bytes[slots.value : slots.value + 32] = other.bytes[src.params[name].value : src.params[name].value + 32]
+                    self.bytes[slots.value : slots.value + 32] = other.bytes[
+                        src.params[name].value : src.params[name].value + 32
+                    ]
             for name, q in nl.external_queues.items():
                 if name in src.external_queues:
                     sq = src.external_queues[name]
-                    self.bytes[q.base : q.base + 8 + q.capacity * EVENT_BYTES] = other.bytes[sq.base : sq.base + 8 + sq.capacity * EVENT_BYTES]
+                    self.bytes[q.base : q.base + 8 + q.capacity * EVENT_BYTES] = other.bytes[
+                        sq.base : sq.base + 8 + sq.capacity * EVENT_BYTES
+                    ]
         self.frame = other.frame
