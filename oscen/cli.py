@@ -1,4 +1,5 @@
-"""The ``oscen`` command line: ``oscen demo``, ``oscen render PATCH.py``.
+"""The ``oscen`` command line: ``oscen demo``, ``oscen render PATCH.py``, ``oscen bench``,
+``oscen play PATCH.py``.
 
 Each subcommand is one :class:`Command` in :data:`COMMANDS`: a function that adds its arguments to
 its own sub-parser and a function that runs it and returns the exit code. Adding a subcommand
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .graph import Graph
+from .graph import Graph, GraphError
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 2
@@ -329,10 +330,152 @@ def run_render(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------------------------------- bench
+def configure_bench(parser: argparse.ArgumentParser) -> None:
+    from .bench import configure
+
+    configure(parser)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """oscen against its peers; the runner and its peers live in the checkout's benchmarks/ folder,
+    so a missing folder or a bad option is the user's to fix (exit 2), not a crash."""
+    from .bench import BenchUnavailable, BenchUsageError, run
+
+    try:
+        return run(args)
+    except (BenchUnavailable, BenchUsageError) as exc:
+        raise UserError(str(exc)) from exc
+
+
+# ---------------------------------------------------------------------------------------- play
+def configure_play(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "patch", type=Path, help="a patch file defining patch(sample_rate) -> Graph, or a module-level graph"
+    )
+    parser.add_argument(
+        "--block-size",
+        type=positive_int,
+        default=256,
+        help="samples per audio callback: smaller is less latency, more risk of clicks (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=positive_float,
+        default=None,
+        help="stop after this long (default: play until Ctrl-C)",
+    )
+    parser.add_argument(
+        "--sample-rate",
+        type=positive_float,
+        default=None,
+        help="Hz (default: 44100, or the rate of a module-level graph); must suit the device",
+    )
+    parser.add_argument(
+        "--device",
+        type=device_argument,
+        default=None,
+        help="audio output device: its number or a unique part of its name (`python -m sounddevice` lists "
+        "them; default: the system's)",
+    )
+    parser.add_argument(
+        "--midi-in",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="PORT",
+        help="play live MIDI from this input port (a unique part of its name; alone: the first port) into "
+        "the patch's first MidiParser",
+    )
+    parser.add_argument(
+        "--interpret",
+        action="store_true",
+        help="run the reference Python interpreter instead of compiled code (too slow for most patches)",
+    )
+
+
+def device_argument(text: str) -> int | str:
+    """argparse type: a device number stays a number (sounddevice takes either)."""
+    return int(text) if text.strip().isdigit() else text
+
+
+def open_live_midi(graph: Graph, patch: Path, port: str) -> tuple[Any, Any]:
+    """The patch's MIDI input endpoint and the opened port, or a UserError saying what is missing."""
+    from .midi import MidiBackendError, MidiPortError, find_midi_input, open_midi_input
+
+    endpoint = find_midi_input(graph)
+    if endpoint is None:
+        raise UserError(
+            f"{patch} has no MidiParser node to play live MIDI into; build the patch with "
+            "oscen.midi.poly_voices (or add an oscen.midi.MidiParser)"
+        )
+    try:
+        return endpoint, open_midi_input(port or None)
+    except (MidiBackendError, MidiPortError) as exc:
+        raise UserError(str(exc)) from exc
+
+
+def run_play(args: argparse.Namespace) -> int:
+    from .io.realtime import AudioError, check_output_device, fake_audio_speed, import_sounddevice, play
+    from .patch import PatchError, describe_failure, load_patch
+
+    try:
+        graph = load_patch(args.patch, args.sample_rate)
+    except PatchError as exc:
+        raise UserError(str(exc)) from exc
+    fake = fake_audio_speed() is not None
+    try:  # before compiling: no sound card should not cost a compile first
+        channels = len(graph.outputs)
+        if not fake:
+            check_output_device(import_sounddevice(), args.device, channels, graph.sample_rate)
+    except (AudioError, GraphError) as exc:
+        raise UserError(str(exc)) from exc
+    midi = open_live_midi(graph, args.patch, args.midi_in) if args.midi_in is not None else None
+    messages = [0]
+    try:
+        engine, used = make_engine(graph, "interpret" if args.interpret else "jit")
+        before_block = None
+        if midi is not None:
+            endpoint, port = midi
+
+            def before_block(n: int) -> None:  # in the audio callback: drain what arrived, no waiting
+                messages[0] += port.queue_block(engine, endpoint, n)
+
+        where = "fake audio output (OSCEN_FAKE_AUDIO)" if fake else f"device {args.device or 'default'}"
+        period = args.block_size / graph.sample_rate * 1e3
+        print(
+            f"oscen play: {args.patch} on {where}, engine {used}, blocks of {args.block_size} "
+            f"({period:.1f} ms) at {graph.sample_rate:g} Hz"
+            + (f", MIDI from {midi[1].name!r}" if midi is not None else "")
+            + ("" if args.seconds else "; Ctrl-C to stop"),
+            flush=True,
+        )
+        try:
+            stats = play(engine, args.block_size, args.seconds, args.device, before_block=before_block)
+        except AudioError as exc:
+            raise UserError(str(exc)) from exc
+        except Exception as exc:  # a node of the patch failed while playing: point at the patch
+            raise UserError(describe_failure(args.patch, "playing raised", exc)) from exc
+    finally:
+        if midi is not None:
+            midi[1].close()
+    count = messages[0]
+    print(
+        stats.summary() + (f"; {count} MIDI message{'s' if count != 1 else ''}" if midi is not None else "")
+    )
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------------------------- main
 COMMANDS: dict[str, Command] = {
     "demo": Command("render the built-in demo patch to demo.wav and demo.png", configure_demo, run_demo),
     "render": Command("render a patch file to a WAV file", configure_render, run_render),
+    "play": Command("play a patch file on the sound card, live (MIDI in optional)", configure_play, run_play),
+    "bench": Command(
+        "time oscen against its peers (SignalFlow, pyo, Faust, numba, C) on the same patches",
+        configure_bench,
+        run_bench,
+    ),
 }
 
 

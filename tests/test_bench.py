@@ -1,0 +1,132 @@
+"""Smoke tests of the benchmark suite: the oscen engine renders the peers' patches right, and the
+two benchmark programs run end to end on tiny sizes (the whole file takes a few seconds)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks import bench_jit  # noqa: E402
+from benchmarks.oscen_engine import OscenEngine  # noqa: E402
+from benchmarks.peers.c_engine import compiler  # noqa: E402
+from benchmarks.peers.reference import check  # noqa: E402
+from oscen import bench, cli  # noqa: E402
+
+SR = 44100.0
+HAVE_CC = compiler() is not None
+
+
+@pytest.mark.parametrize("block", [64, 256])
+@pytest.mark.parametrize("patch", ["seed", "voices64"])
+def test_compiled_oscen_engine_renders_the_reference(patch: str, block: int) -> None:
+    engine = OscenEngine(compiled=True)
+    assert engine.available() is None
+    latency = engine.prepare(patch, SR, block)
+    assert latency > 0
+    first = engine.render(0.5)
+    assert first.shape == (int(0.5 * SR),) and first.dtype == np.float64
+    assert bench.passes(patch, check(patch, first, 0.5, SR))
+    # Every render restarts at t = 0 (the state snapshot), so the benchmark times the same work.
+    np.testing.assert_array_equal(engine.render(0.5), first)
+    engine.close()
+
+
+@pytest.mark.parametrize("patch, seconds", [("seed", 0.2), ("voices64", 0.1)])
+def test_interpreted_oscen_engine_renders_the_reference(patch: str, seconds: float) -> None:
+    engine = OscenEngine(compiled=False)
+    engine.prepare(patch, SR, 256)
+    out = engine.render(seconds)
+    assert bench.passes(patch, check(patch, out, seconds, SR))
+    engine.close()
+
+
+def test_polysynth_plays_the_song_from_the_start_in_both_flavours() -> None:
+    comp, interp = OscenEngine(compiled=True), OscenEngine(compiled=False)
+    comp.prepare("polysynth", SR, 256)
+    interp.prepare("polysynth", SR, 256)
+    a, b = comp.render(0.05), interp.render(0.05)
+    assert np.max(np.abs(a)) > 1e-3  # the song's first notes are playing
+    np.testing.assert_allclose(a, b, atol=1e-9)
+
+
+def test_bench_jit_quick_section_b_on_tiny_graphs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "jit.json"
+    assert bench_jit.main(["--quick", "--section", "b", "--sizes", "4,6", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "b. Compile latency" in text and "Linear-fit check" in text
+    data = json.loads(out.read_text())
+    assert [row["nodes"] for row in data["b"]["chain"]] == [4, 6]
+    assert [row["nodes"] for row in data["b"]["parallel"]] == [5, 7]  # pairs plus the summing gain
+    assert {"slope_ms_per_node", "intercept_ms", "r2", "growth"} <= set(data["b"]["parallel_fit"])
+
+
+def test_oscen_bench_quick_prints_tables_and_draws_a_chart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chart, report = tmp_path / "bench.png", tmp_path / "bench.json"
+    engines = "oscen,c" if HAVE_CC else "oscen"
+    argv = ["bench", "--quick", "--engines", engines, "--chart", str(chart), "--json", str(report)]
+    assert cli.main(argv) == 0
+    text = capsys.readouterr().out
+    for block in (64, 256):
+        assert f"block {block}: median of" in text
+    assert "oscen (compiled)" in text and "Compile latency" in text
+    if HAVE_CC:
+        assert "C (cc -O3 -march=native)" in text
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = json.loads(report.read_text())["measurements"]
+    assert rows and all(r["status"] == "ok" and r["rtf_median"] > 1 for r in rows)
+
+
+class _Silent:
+    """An engine that renders silence: the runner must report it FAILED and never time it."""
+
+    name = "silent"
+
+    def available(self) -> None:
+        return None
+
+    def version(self) -> str:
+        return "0"
+
+    def prepare(self, patch: str, sample_rate: float, block_size: int) -> float:
+        self.sr = sample_rate
+        return 0.0
+
+    def render(self, seconds: float) -> np.ndarray:
+        return np.zeros(int(seconds * self.sr))
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_engine_with_the_wrong_sound_is_failed_not_timed() -> None:
+    config = bench.BenchConfig(patches=("seed",), blocks=(256,), seconds=0.2, repeats=2, latency_repeats=0)
+    report = bench.run_bench(config, engines=[("oscen", OscenEngine()), ("silent", _Silent())])
+    silent = report.find("silent", "seed", 256)
+    assert silent is not None and silent.status == "FAILED" and silent.times == []
+    assert "differs from the reference" in silent.reason
+    oscen = report.find("oscen", "seed", 256)
+    assert oscen is not None and oscen.ok and len(oscen.times) == 2
+    (table,) = bench.rtf_tables(report)
+    assert ["silent", "FAILED", ""] in table.rows
+
+
+def test_oscen_bench_without_a_checkout_says_what_to_do(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(bench, "benchmarks_root", lambda: None)
+    assert cli.main(["bench", "--quick"]) == cli.EXIT_USER_ERROR
+    assert "benchmarks/ folder of an oscen source checkout" in capsys.readouterr().err
+
+
+def test_oscen_bench_rejects_an_unknown_engine(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["bench", "--quick", "--engines", "oscen,csound"]) == cli.EXIT_USER_ERROR
+    assert "unknown engine(s) csound" in capsys.readouterr().err
