@@ -1,0 +1,302 @@
+"""Live re-patching under a real-time player: how long until an edit is heard, and what it costs
+the audio thread.
+
+A player thread processes blocks at the pace of a sound card (block k is due at ``t0 + k *
+period``; it sleeps when ahead and runs at once when behind) while the main thread makes ~50
+topology changes, each a new IR (the output Gain is replaced by a fresh node, so nothing comes from
+the compile cache), waiting for each to be heard before the next. Two graphs: ``seed`` (sine ->
+lowpass -> gain, 3 nodes) and ``voices64`` (64 sines, each through its own lowpass, summed: 129
+nodes). Block sizes 64 and 256, each with Python's default GIL switch interval (5 ms) and with
+``sys.setswitchinterval(0.001)``.
+
+Columns
+-------
+* ``compile``: ``jit.compile`` alone (``SwapRecord.compile_seconds``: lowering in Python, then
+  Cranelift, which runs without the GIL).
+* ``prepare``: from the edit to the code being ready, minus the compile: the compiler thread's
+  2 ms coalescing pause, IR extraction and building the new GraphState.
+* ``boundary``: ready -> swapped in at the next block boundary (on average half a period).
+* ``to new code``: edit -> the block that runs the new code starts (median / worst).
+* ``swap block``: how long that first block takes to process (it binds the new code to its state).
+* ``max gap``: the longest time between two consecutive block completions, over the whole run,
+  against the period; ``gap w/o swap`` excludes the swap blocks, leaving the player's stalls
+  while the compiler thread holds the GIL. ``late`` counts blocks finished after their due time
+  plus two periods of device buffer (what would be heard as an xrun); the player's schedule then
+  restarts, as a device's does.
+* ``max GC``: the longest garbage collection during the changes (it stops every thread, the
+  player's too). ``--gc freeze`` adds rows with ``gc.freeze()`` after the first compile, so
+  collections skip everything that exists by then.
+
+Usage: python benchmarks/bench_swap.py [--changes 50] [--graphs seed voices64] [--blocks 64 256]
+       [--switch 0.005 0.001] [--gc default freeze]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from oscen.filters import IirLowpass
+from oscen.gain import Gain
+from oscen.graph import Graph, NodeHandle
+from oscen.graph.jit import JitGraph
+from oscen.oscillators import Oscillator
+
+SR = 44100.0
+BUFFER_BLOCKS = 2
+"""A device buffering two blocks: a block finished later than two periods after it was asked for
+would be an xrun."""
+
+
+# ------------------------------------------------------------------------------------ graphs
+def seed_graph() -> tuple[Graph, NodeHandle]:
+    """sine 440 -> RBJ lowpass -> gain: returns the graph and the node feeding the output gain."""
+    graph = Graph(SR)
+    osc = graph.add_node(Oscillator.sine(440.0, 0.5))
+    filt = graph.add_node(IirLowpass(1000.0, 0.707))
+    graph.connect(osc.output, filt.input)
+    return graph, filt
+
+
+def voices64_graph() -> tuple[Graph, NodeHandle]:
+    """64 sines (110 Hz up in semitones), each through its own lowpass, summed into one Gain."""
+    graph = Graph(SR)
+    mix = graph.add_node(Gain(1.0))
+    for k in range(64):
+        osc = graph.add_node(Oscillator.sine(110.0 * 2.0 ** (k / 12.0), 1.0 / 64.0))
+        filt = graph.add_node(IirLowpass(1000.0, 0.707))
+        graph.connect(osc.output, filt.input)
+        graph.connect(filt.output, mix.input)
+    return graph, mix
+
+
+GRAPHS: dict[str, Callable[[], tuple[Graph, NodeHandle]]] = {"seed": seed_graph, "voices64": voices64_graph}
+
+
+# ------------------------------------------------------------------------------------ measuring
+@dataclass
+class Run:
+    graph: str
+    block: int
+    switch: float
+    gc_mode: str
+    compile: list[float] = field(default_factory=list)
+    prepare: list[float] = field(default_factory=list)
+    boundary: list[float] = field(default_factory=list)
+    total: list[float] = field(default_factory=list)
+    swap_block: list[float] = field(default_factory=list)
+    max_gap: float = 0.0
+    max_gap_plain: float = 0.0
+    late: int = 0
+    blocks: int = 0
+    max_gc: float = 0.0
+
+    @property
+    def period(self) -> float:
+        return self.block / SR
+
+
+class Player(threading.Thread):
+    """Processes blocks at a sound card's pace and logs (start, end, swaps so far) per block.
+
+    Block k is due to be *played* ``BUFFER_BLOCKS`` periods after it is asked for: the player
+    sleeps until a block is asked for, and a block that ends after it was due is an xrun, after
+    which the schedule restarts from then, as a device that ran dry does."""
+
+    def __init__(self, jit: JitGraph, block: int) -> None:
+        super().__init__(name="bench-player", daemon=True)
+        self.jit = jit
+        self.block = block
+        self.period = block / SR
+        self.log: list[tuple[float, float, int]] = []
+        self.late = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        jit, n, period, log = self.jit, self.block, self.period, self.log
+        t0 = time.perf_counter()
+        k = 0
+        while not self.stop.is_set():
+            start = time.perf_counter()
+            jit.process_block(n)
+            end = time.perf_counter()
+            log.append((start, end, len(jit.swaps)))
+            if end > t0 + (k + BUFFER_BLOCKS) * period:
+                self.late += 1
+                t0, k = end, 0
+            else:
+                k += 1
+            asked = t0 + k * period
+            if end < asked:
+                time.sleep(asked - end)
+
+
+class GcPauses:
+    """Collects the duration of every garbage collection (they stop every thread)."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append((info["generation"], time.perf_counter() - self._started))
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+
+def _gc_mode(mode: str) -> None:
+    """``default``: as Python comes; ``freeze``: ``gc.freeze()`` once the graph is built and
+    compiled, so collections skip everything that exists by then (the patch, numpy, wasmtime)."""
+    if mode == "freeze":
+        gc.collect()
+        gc.freeze()
+    else:
+        gc.unfreeze()
+
+
+def instrument(jit: JitGraph) -> dict[int, float]:
+    """Record when each version's code became ready (the compiler thread set it pending)."""
+    ready: dict[int, float] = {}
+    compile_version = jit._compile_version
+
+    def timed() -> int:
+        version = compile_version()
+        pending = jit._pending
+        if pending is not None:
+            ready.setdefault(pending.version, time.perf_counter())
+        return version
+
+    jit._compile_version = timed  # type: ignore[method-assign]
+    return ready
+
+
+def measure(name: str, block: int, switch: float, gc_mode: str, changes: int) -> Run:
+    """One row: ``changes`` uncached topology changes under a real-time player."""
+    run = Run(name, block, switch, gc_mode)
+    old_switch = sys.getswitchinterval()
+    sys.setswitchinterval(switch)
+    graph, feed = GRAPHS[name]()
+    tail = graph.add_node(Gain(0.8))
+    graph.connect(feed.output, tail.input)
+    graph.set_output(tail.output)
+    jit = JitGraph(graph)
+    gc_pauses = GcPauses()
+    try:
+        assert jit.wait_compiled(60.0), jit.last_error
+        jit.process_block(block)
+        _gc_mode(gc_mode)
+        ready = instrument(jit)
+        player = Player(jit, block)
+        player.start()
+        time.sleep(0.2)
+        with gc_pauses:
+            for _ in range(changes):
+                edited = time.perf_counter()
+                new_tail = jit.add_node(Gain(0.8))  # a new node id: a new IR, compiled from scratch
+                jit.connect(feed.output, new_tail.input)
+                jit.set_output(new_tail.output)
+                jit.remove_node(tail)
+                tail = new_tail
+                version = graph.version
+                deadline = time.perf_counter() + 60.0
+                while jit.compiled_version != version:
+                    if time.perf_counter() > deadline:
+                        raise RuntimeError(f"version {version} never swapped in: {jit.last_error!r}")
+                    time.sleep(0.0005)
+                swap = jit.swaps[-1]
+                run.compile.append(swap.compile_seconds)
+                run.prepare.append(ready[version] - edited - swap.compile_seconds)
+                run.boundary.append(swap.swapped_at - ready[version])
+                run.total.append(swap.swapped_at - edited)
+                time.sleep(0.03 + 2 * block / SR)  # let the swap block finish; the next edit comes later
+        player.stop.set()
+        player.join()
+    finally:
+        gc.unfreeze()
+        jit.close()
+        sys.setswitchinterval(old_switch)
+    log = player.log
+    # a swap block is one during which the swap count went up (it swapped and bound the new code)
+    swapped = [i > 0 and log[i][2] != log[i - 1][2] for i in range(len(log))]
+    for i, (start, end, _) in enumerate(log):
+        if swapped[i]:
+            run.swap_block.append(end - start)
+        if i:
+            gap = end - log[i - 1][1]
+            run.max_gap = max(run.max_gap, gap)
+            if not swapped[i] and not swapped[i - 1]:
+                run.max_gap_plain = max(run.max_gap_plain, gap)
+    run.late = player.late
+    run.blocks = len(log)
+    run.max_gc = max((p for _, p in gc_pauses.pauses), default=0.0)
+    return run
+
+
+# ------------------------------------------------------------------------------------ report
+def ms(x: float) -> str:
+    return f"{x * 1e3:.1f}"
+
+
+def med_max(values: list[float]) -> str:
+    return f"{ms(statistics.median(values))} / {ms(max(values))}"
+
+
+def table(runs: list[Run]) -> str:
+    header = (
+        "| graph | block (period) | switch | gc | compile | prepare | boundary | to new code | swap block "
+        "| max gap | gap w/o swap | max GC | late |"
+    )
+    lines = [header, "|" + "|".join("---" for _ in range(header.count("|") - 1)) + "|"]
+    for r in runs:
+        lines.append(
+            f"| {r.graph} | {r.block} ({ms(r.period)} ms) | {r.switch * 1e3:g} ms | {r.gc_mode} | {med_max(r.compile)} "
+            f"| {med_max(r.prepare)} | {med_max(r.boundary)} | {med_max(r.total)} | {med_max(r.swap_block)} "
+            f"| {ms(r.max_gap)} | {ms(r.max_gap_plain)} | {ms(r.max_gc)} | {r.late}/{r.blocks} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--changes", type=int, default=50, help="topology changes per run (default: 50)")
+    parser.add_argument("--graphs", nargs="+", choices=list(GRAPHS), default=list(GRAPHS))
+    parser.add_argument("--blocks", nargs="+", type=int, default=[64, 256])
+    parser.add_argument("--switch", nargs="+", type=float, default=[sys.getswitchinterval(), 0.001])
+    parser.add_argument("--gc", nargs="+", choices=("default", "freeze"), default=["default"])
+    args = parser.parse_args(argv)
+    runs = []
+    for name in args.graphs:
+        for block in args.blocks:
+            for switch in args.switch:
+                for gc_mode in args.gc:
+                    runs.append(measure(name, block, switch, gc_mode, args.changes))
+                    print(
+                        f"  {name} block {block} switch {switch * 1e3:g} ms gc {gc_mode}: done",
+                        file=sys.stderr,
+                    )
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"bench_swap: {args.changes} topology changes per row, times in ms as median / worst; "
+        f"{os.cpu_count()} CPUs, load average {load:.2f} at the end"
+    )
+    print(table(runs))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
