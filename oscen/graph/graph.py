@@ -46,6 +46,9 @@ class NodeHandle:
         self.label = label
 
     def __getattr__(self, name: str) -> Endpoint:
+        if name.startswith("__") or name in NodeHandle.__slots__:
+            # not an endpoint: a slot not set yet (copy, pickle) or a special method lookup
+            raise AttributeError(name)
         spec = type(self.node)._endpoints.get(name)
         if spec is None:
             names = ", ".join(type(self.node)._endpoints) or "none"
@@ -301,17 +304,19 @@ class Graph:
         self.frame = frame + 1
 
     def _advance_ramps(self) -> None:
-        done = []
-        for (nid, name), ramp in self._ramps.items():
-            state = self._handles[nid].node.__dict__
+        # A copy of the items: JitGraph lets another thread remove nodes (and their ramps) while
+        # this one plays.
+        for key, ramp in list(self._ramps.items()):
+            handle = self._handles.get(key[0])
+            if handle is None:
+                continue
+            state = handle.node.__dict__
             ramp.remaining -= 1
             if ramp.remaining <= 0:
-                state[name] = ramp.target
-                done.append((nid, name))
+                state[key[1]] = ramp.target
+                self._ramps.pop(key, None)
             else:
-                state[name] = state[name] + ramp.step
-        for key in done:
-            del self._ramps[key]
+                state[key[1]] = state[key[1]] + ramp.step
 
     # ------------------------------------------------------------------ inspection
     @property

@@ -75,6 +75,7 @@ class CompiledGraph:
         self.stats = stats
         self.timeout = timeout
         self._outputs = [self.layout.nodes[n].buffers[e] for n, e in ir.outputs]
+        self.key = ir.key()
 
     @property
     def wat(self) -> str:
@@ -84,7 +85,7 @@ class CompiledGraph:
     def _bind(self, state: GraphState) -> _Binding:
         binding = state._binding
         if binding is None or binding.compiled is not self:
-            if state.layout.size != self.layout.size or state.ir.key() != self.ir.key():
+            if state.layout.size != self.layout.size or state.key != self.key:
                 raise ValueError(
                     "this GraphState was made for another graph topology (or max_block); "
                     "build one with GraphState.from_graph(graph, max_block=...)"

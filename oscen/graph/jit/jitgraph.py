@@ -212,6 +212,9 @@ class JitGraph:
         if cur is not None:
             try:
                 out = cur.compiled.process_block(cur.state, int(n))
+                # The interpreter's clock follows, so events queued for nodes the running code
+                # does not have yet are stamped with the right frame.
+                self.graph.frame = cur.state.frame
                 return self._crossfaded(out, int(n))
             except NodeFault as fault:
                 self._fall_back(fault, cur)
@@ -251,6 +254,11 @@ class JitGraph:
         if ready is not None:
             self._pending = None
             self._swap_in(ready)
+        cur = self._current
+        if cur is not None and self._failed_version == self.graph.version != cur.version:
+            # The newest topology cannot be compiled (the compiler thread said why): play it
+            # interpreted rather than keep playing the old code, which would ignore the edit.
+            self._fall_back(self.last_error, cur, warn=False)
         while self._commands:
             kind, args = self._commands.popleft()
             cur = self._current
@@ -315,13 +323,14 @@ class JitGraph:
         self._fading = None if left <= 0 else (compiled, state, left, total)
         return old * (1.0 - w) + out * w
 
-    def _fall_back(self, error: Exception, cur: _Ready | None) -> None:
+    def _fall_back(self, error: Exception | None, cur: _Ready | None, warn: bool = True) -> None:
         """Continue in the interpreter with the compiled state carried back into the node objects."""
         self.last_error = error
-        self._failed_version = cur.version if cur is not None else self.graph.version
-        warnings.warn(f"oscen: playing interpreted: {error}", JitFallbackWarning, stacklevel=3)
+        if warn:
+            self._failed_version = cur.version if cur is not None else self.graph.version
+            warnings.warn(f"oscen: playing interpreted: {error}", JitFallbackWarning, stacklevel=3)
         if cur is not None:
-            _save_surviving(cur.state, self.graph)
+            cur.state.save_to_graph(self.graph)
         self._current = None
         self._fading = None
 
@@ -380,19 +389,7 @@ class JitGraph:
                     stacklevel=2,
                 )
             return version
+        # Instantiate the kernel on its state here, not on the processing thread at the swap.
+        compiled._bind(state)
         self._pending = _Ready(version, ir, compiled, state, seconds, requested)
         return version
-
-
-def _save_surviving(state: GraphState, graph: Graph) -> None:
-    """Save compiled state into the graph for the nodes that still exist in it."""
-    missing = [n for n in state.ir.nodes if n.id not in graph._handles]
-    if not missing:
-        state.save_to_graph(graph)
-        return
-    # Save node by node, skipping the removed ones.
-    keep = [n for n in state.ir.nodes if n.id in graph._handles]
-    sub = GraphState.__new__(GraphState)
-    sub.__dict__.update(state.__dict__)
-    sub.ir = GraphIR(state.ir.sample_rate, keep, [], [], [])
-    sub.save_to_graph(graph)

@@ -43,6 +43,8 @@ class GraphState:
         Cranelift keeps its base in a register), which this attribute is switched to."""
         self._nodes = {n.id: n for n in ir.nodes}
         self._binding: Any = None
+        self.key = ir.key()
+        """The IR's identity: a kernel runs only on states of its own IR."""
 
     def _move_to(self, memory: wasmtime.Memory) -> None:
         """Continue in a kernel instance's memory (copying what the state holds so far)."""
@@ -195,10 +197,13 @@ class GraphState:
             self._insert_event(q, frame, fields, ep)
 
     def save_to_graph(self, graph: Graph) -> None:
-        """Copy the compiled state back into the graph's node objects (to continue interpreted)."""
+        """Copy the compiled state back into the graph's node objects (to continue interpreted).
+        Nodes removed from the graph since are skipped."""
         graph.frame = self.frame
         graph._ramps.clear()
         for n in self.ir.nodes:
+            if n.id not in graph._handles:
+                continue
             node = graph.handle(n.id).node
             nl = self.layout.nodes[n.id]
             values = node.__dict__
