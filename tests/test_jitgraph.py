@@ -375,12 +375,6 @@ def test_events_queued_before_a_swap_land_at_their_frame(jits: Callable[..., Jit
     assert live.frame - start == 6 * BLOCK + 30 * BLOCK
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an event queued on a node whose code is not running yet is stamped with Graph.frame, "
-    "the interpreter's clock, which stands still while compiled code runs: it fires early (at once "
-    "when the node swaps in, if that frame is past) instead of offset samples after the next block",
-)
 def test_event_queued_on_a_node_not_yet_compiled_lands_at_its_frame(jits: Callable[..., JitGraph]) -> None:
     graph = Graph(SR)
     graph.add_node(Oscillator.sine(440.0, 0.5))
@@ -594,11 +588,6 @@ def test_uncompilable_node_plays_interpreted_then_compiles_once_removed(
     np.testing.assert_allclose(got, want_all, rtol=0, atol=1e-12)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: when a topology change made while compiled code runs cannot be compiled, JitGraph "
-    "warns 'playing interpreted' but keeps running the old compiled code: the edit is never heard",
-)
 def test_uncompilable_node_added_while_compiled_is_heard(jits: Callable[..., JitGraph]) -> None:
     graph = Graph(SR)
     osc = graph.add_node(Oscillator.sine(440.0, 0.5))
@@ -735,12 +724,6 @@ def test_cache_keeps_only_the_newest_topologies(jits: Callable[..., JitGraph]) -
 
 # ---------------------------------------------------------------- found while writing these tests
 @pytest.mark.filterwarnings("ignore::oscen.graph.jit.JitFallbackWarning")
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: with the interpreter running (before the first compile, or a graph that cannot "
-    "compile), remove_node from an editing thread mutates Graph._ramps while the processing "
-    "thread iterates it in _advance_ramps: RuntimeError 'dictionary changed size during iteration'",
-)
 def test_edits_from_another_thread_while_interpreting() -> None:
     graph = Graph(SR)
     graph.add_node(ListNode())
@@ -779,13 +762,6 @@ def test_edits_from_another_thread_while_interpreting() -> None:
     assert not failures, f"the processing thread raised: {failures[0]!r}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the block that swaps new code in also binds it to its state on the processing "
-    "thread: CompiledGraph._bind serialises the whole IR to JSON twice (GraphIR.key()) and "
-    "instantiates the wasm module, ~25-35 ms for 130 nodes (several block periods: xruns at every "
-    "swap); the compiler thread could do both before handing the code over",
-)
 def test_swapping_in_does_no_compile_side_work_on_the_processing_thread(
     jits: Callable[..., JitGraph], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -819,11 +795,6 @@ def test_swapping_in_does_no_compile_side_work_on_the_processing_thread(
     assert not on_player, f"the processing thread did {on_player} at the swap"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: NodeHandle.__getattr__ recurses forever on a handle whose slots are not set yet, "
-    "so copy.copy / copy.deepcopy / pickle of a handle (or of a Graph) raise RecursionError",
-)
 def test_node_handles_can_be_copied() -> None:
     graph = Graph(SR)
     handle = graph.add_node(Gain(1.0))
