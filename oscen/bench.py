@@ -407,13 +407,14 @@ def run_bench(
     uses it for C variants); ratios are still taken against the engine keyed ``"oscen"``.
     """
     peers, oscen_engine = modules if modules is not None else load_benchmarks()
-    from benchmarks.peers.reference import check
+    from benchmarks.peers.reference import compare, reference
 
     log = log or (lambda message: None)
+    references: dict[tuple[str, float], Any] = {}  # 64 sines of 10 s are worth computing once
     interp_seconds = config.interpreted_seconds or oscen_engine.INTERPRETED_SECONDS
     report = BenchReport(config)
     candidates = list(engines) if engines is not None else make_engines(config.engines, peers, oscen_engine)
-    engines = []
+    ready: list[tuple[str, Any]] = []
     for key, engine in candidates:
         reason = engine.available()
         if reason is not None:
@@ -421,7 +422,7 @@ def run_bench(
             log(f"skip {engine.name}: {reason}")
             continue
         report.versions[engine.name] = engine.version()
-        engines.append((key, engine))
+        ready.append((key, engine))
 
     def seconds_for(engine: Any, patch: str) -> float:
         if getattr(engine, "interpreted", False):
@@ -432,14 +433,19 @@ def run_bench(
         for patch in config.patches:
             for block in config.blocks:
                 active: list[tuple[Measurement, Any]] = []
-                for key, engine in engines:
+                for key, engine in ready:
                     m = Measurement(engine.name, key, patch, block, report.versions[engine.name])
                     m.seconds = seconds_for(engine, patch)
                     report.measurements.append(m)
                     try:
                         m.prepare_seconds = engine.prepare(patch, config.sample_rate, block)
                         out = engine.render(m.seconds)
-                        cmp = check(patch, out, m.seconds, config.sample_rate)
+                        ref = references.get((patch, m.seconds))
+                        if ref is None:
+                            ref = references[(patch, m.seconds)] = reference(
+                                patch, m.seconds, config.sample_rate
+                            )
+                        cmp = compare(out, ref, config.sample_rate)
                         m.rms_ratio, m.correlation, m.max_abs_error = (
                             cmp.rms_ratio,
                             cmp.correlation,
@@ -464,9 +470,9 @@ def run_bench(
                             m.status, m.reason, m.times = "FAILED", _error(exc), []
                 for m, _ in active:
                     log(f"  {patch} b{block} {m.engine}: {fmt_rtf(m.rtf)}")
-        report.latencies = _measure_latency(config, engines, log)
+        report.latencies = _measure_latency(config, ready, log)
     finally:
-        for _, engine in engines:
+        for _, engine in ready:
             engine.close()
     return report
 
