@@ -494,7 +494,6 @@ REFUSED = [
 ]
 
 # Refused, but the message lacks the file:line of the construct (see the bug list).
-NO_LOCATION = {"recursion", "missing-method", "static-helper"}
 
 
 def _refusal(cls: type[Node], label: str) -> JitError:
@@ -514,9 +513,6 @@ def _refusal(cls: type[Node], label: str) -> JitError:
             m,
             f,
             id=m,
-            marks=[pytest.mark.xfail(strict=True, reason="JIT bug: this JitError has no file:line")]
-            if m in NO_LOCATION
-            else [],
         )
         for c, m, f in REFUSED
     ],
@@ -820,7 +816,7 @@ def test_jitgraph_falls_back_after_a_fault_warning_once() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="JIT bug: a fault abandons the block after node state in memory already advanced, "
+    reason="known limitation (docs/jit.md): a fault abandons the block after node state in memory already advanced, "
     "and JitGraph replays the whole block interpreted from there",
 )
 @pytest.mark.parametrize("chain", [0, 6], ids=["one-segment", "after-other-segments"])

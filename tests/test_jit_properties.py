@@ -549,10 +549,6 @@ def test_int_float_mixing_like_python(a: int, b: float) -> None:
 
 
 # --- the known bugs, pinned by examples (the property tests above do not exercise them) ---------
-@pytest.mark.xfail(
-    strict=True,
-    reason="JIT bug: float ** 2 compiles to x*x, so an overflow gives inf instead of OverflowError",
-)
 @OP_SETTINGS
 @given(floats)
 @example(1e200)
@@ -560,10 +556,6 @@ def test_float_square_like_python(a: float) -> None:
     op("square", "a ** 2 + b * 0.0").check(a, 0.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="JIT bug: the fast x % 2**k path computes x * 2**-k, which overflows for huge x when 2**k < 1 (1e308 % 0.5 gives -inf)",
-)
 @OP_SETTINGS
 @given(floats)
 @example(1e308)
@@ -573,10 +565,6 @@ def test_float_mod_power_of_two_below_one_like_python(a: float) -> None:
     op("mod_tiny", "a % TINY + b * 0.0").check(a, 0.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="JIT bug: int/float comparisons convert the int to float (2**53 + 1 > 2.0**53 is False)",
-)
 @OP_SETTINGS
 @given(ints, floats)
 @example(2**53 + 1, 2.0**53)
@@ -586,7 +574,7 @@ def test_int_float_comparison_like_python(a: int, b: float) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="JIT bug: int / int converts both ints to float first (double rounding; Python rounds the exact quotient)",
+    reason="known limitation (docs/jit.md): int / int beyond 2**53 raises OverflowError in compiled code; Python rounds the exact quotient",
 )
 @OP_SETTINGS
 @given(ints, ints)

@@ -491,10 +491,6 @@ class CallOrder(Node):
         self.output = r + self.log % 1000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="JIT bug: the middle operands of a chained comparison are evaluated first and even when an earlier comparison is false",
-)
 def test_chained_comparison_side_effects_in_python_order() -> None:
     check(lambda: graph_with(CallOrder(), {"a": [-1.0, 0.5, 3.0, 200.0]}), n=8)
 
@@ -1063,10 +1059,6 @@ class ClampParam(Node):
         self.output = self._clamp(self.x)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="JIT bug: a parameter reassigned once from a constant is folded to that constant everywhere",
-)
 def test_helper_parameter_reassigned_from_a_constant() -> None:
     def build() -> Graph:
         return graph_with(ClampParam(0.5), label="clamp")
@@ -1090,10 +1082,6 @@ class MixedReturn(Node):
         self.output = self._pick(self.input)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="JIT bug: return values of a helper are not converted to its joined return type (invalid WebAssembly)",
-)
 def test_helper_returning_int_and_float() -> None:
     check(lambda: graph_with(MixedReturn(), {"input": [1.0, -1.0]}), n=4)
 
@@ -1142,10 +1130,6 @@ class NearLimit(Node):
         self.output = float(n)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="JIT bug: a for-range counter wraps past 2**63 - 1, so the loop does not end (NodeTimeout)",
-)
 def test_range_stepping_past_the_int64_limit_ends() -> None:
     check(lambda: graph_with(NearLimit()), n=1, jit=CraneliftJit(timeout=0.3))
 
@@ -1186,10 +1170,6 @@ class TwoInputs(Node):
         self.output = self.total
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="JIT bug: rendered node code is cached without max_block, so event outboxes of a reused variant have the wrong offset and capacity",
-)
 def test_same_node_variant_compiled_at_two_max_blocks() -> None:
     def build() -> Graph:
         graph = Graph(SR)
@@ -1216,10 +1196,6 @@ class SignedZero(Node):
         self.output = math.copysign(1.0, self.zero)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="JIT bug: node variants are cached by constant values compared with ==, so 0.0 and -0.0 share code",
-)
 def test_instance_constants_zero_and_negative_zero() -> None:
     def build() -> Graph:
         graph = Graph(SR)

@@ -45,7 +45,7 @@ def _variant_key(node: NodeIR, sample_rate: float) -> tuple:
     return (
         node.resolve_class(),
         tuple((s.name, s.type, s.length) for s in node.state),
-        tuple(sorted(node.constants.items())),
+        tuple(sorted((name, repr(v)) for name, v in node.constants.items())),  # -0.0 is not 0.0 here
         tuple((e.name, e.kind, e.direction, e.default, e.arity) for e in node.endpoints),
         sample_rate,
     )
@@ -103,7 +103,8 @@ class ProgramBuilder:
             for e in node.endpoints
             if e.direction == "input" and e.kind != "event" and self.sources(node.id, e.name)
         )
-        key = (_variant_key(node, self.ir.sample_rate), connected, self.inline_math)
+        # max_block too: outbox capacities and buffer offsets in the node's region depend on it
+        key = (_variant_key(node, self.ir.sample_rate), connected, self.inline_math, self.layout.max_block)
         tpl = _TEMPLATES.get(key)
         if tpl is None:
             low = lowering_for(node, self.ir.sample_rate)

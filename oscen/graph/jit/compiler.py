@@ -82,6 +82,13 @@ class CompiledGraph:
         """The generated WebAssembly text (for the curious and for debugging)."""
         return self.program.wat
 
+    def bind(self, state: GraphState) -> None:
+        """Instantiate this kernel on ``state`` now (the first ``process_block`` does it otherwise).
+
+        The state then lives in the kernel's own memory: numpy views of it (``state.array``,
+        ``state.scalar``) taken from here on alias exactly what the kernel reads and writes."""
+        self._bind(state)
+
     def _bind(self, state: GraphState) -> _Binding:
         binding = state._binding
         if binding is None or binding.compiled is not self:

@@ -127,19 +127,24 @@ class NodeLowering:
         return self.method(f"on_{port}", (T.F64,) * arity)
 
     def method(
-        self, name: str, arg_types: tuple[T, ...], first_param_value: float | None = None
+        self,
+        name: str,
+        arg_types: tuple[T, ...],
+        first_param_value: float | None = None,
+        site: k.Site | None = None,
     ) -> k.KFunction:
         key = (name, arg_types)
         if key in self._cache:
             return self._cache[key]
         if name in self._in_progress:
-            raise JitError(f"recursive call of {name}() is not supported in compiled code", node=self.name)
+            raise JitError(f"recursive call of {name}() is not supported in compiled code", site, node=self.name)
         func = getattr(self.cls, name, None)
         if func is None or not callable(func):
-            raise JitError(f"{self.name} has no method {name}()", node=self.name)
+            raise JitError(f"{self.name} has no method {name}()", site, node=self.name)
         if isinstance(inspect.getattr_static(self.cls, name), (staticmethod, classmethod)):
             raise JitError(
                 f"{name}() is a static/class method; compiled code calls instance methods only",
+                site,
                 node=self.name,
             )
         self._in_progress.add(name)
@@ -175,7 +180,7 @@ class _FunctionLowering:
         self.loop_depth = 0
         self.temp_counter = 0
         self.calls: list[k.KFunction] = []
-        self.store_counts: dict[str, int] = {}
+        self.store_counts: dict[str, int] = {a.arg: 1 for a in src.tree.args.args}  # bound by the call
         for node in ast.walk(src.tree):
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
                 self.store_counts[node.id] = self.store_counts.get(node.id, 0) + 1
@@ -203,6 +208,7 @@ class _FunctionLowering:
                     self.site(fdef),
                 )
             typed_params = list(zip(params, self.arg_types, strict=True))
+        self.returns_hint: T | None = None
         for _ in range(8):
             before = dict(self.local_types)
             self.local_types.update({n: t for n, t in typed_params})
@@ -210,9 +216,11 @@ class _FunctionLowering:
             self.has_value_return = False
             self.temp_counter = 0
             self.calls = []
+            self.const_locals = {}
             body = self.block(fdef.body)
-            if self.local_types == before:
+            if self.local_types == before and self.returns == self.returns_hint:
                 break
+            self.returns_hint = self.returns
         else:  # pragma: no cover - join is monotone over three types
             raise self.error(fdef, "local variable types that do not settle")
         if self.has_value_return and self.returns is None:
@@ -324,7 +332,10 @@ class _FunctionLowering:
             value = self.expr(s.value)
             self.has_value_return = True
             self.returns = value.type if self.returns is None else k.join(self.returns, value.type)
-            return [k.Return(site, value)]
+            # Every return gives the function's one type (the join over all returns, settled by
+            # the fixed-point iteration in lower()).
+            target = self.returns if self.returns_hint is None else k.join(self.returns_hint, self.returns)
+            return [k.Return(site, self.coerce(value, target, s))]
         if isinstance(s, ast.Pass):
             return []
         if isinstance(s, ast.Expr):
@@ -669,13 +680,14 @@ class _FunctionLowering:
         if op == "/":
             if isinstance(a, k.Const) and isinstance(b, k.Const) and float(b.value) != 0.0:
                 return k.Const(T.F64, float(a.value) / float(b.value))
+            if a.type.is_int and b.type.is_int:  # int / int is correctly rounded in Python
+                return k.Binary(T.F64, "/", self.exact_float(a, node), self.exact_float(b, node), site)
             return k.Binary(T.F64, "/", self.coerce(a, T.F64, node), self.coerce(b, T.F64, node), site)
         if op == "**":
             if a.type == T.F64 or b.type == T.F64:
                 if isinstance(b, k.Const) and float(b.value) == 2.0:
-                    tmp = self.temp(T.F64)
-                    x = k.Local(T.F64, tmp)
-                    return k.Let(T.F64, tmp, self.coerce(a, T.F64, node), k.Binary(T.F64, "*", x, x, site))
+                    # x * x, with pow's OverflowError when a finite x squares to infinity
+                    return k.Binary(T.F64, "sq", self.coerce(a, T.F64, node), k.Const(T.F64, 2.0), site)
                 return k.MathCall(
                     T.F64, "pypow", [self.coerce(a, T.F64, node), self.coerce(b, T.F64, node)], site
                 )
@@ -723,28 +735,53 @@ class _FunctionLowering:
                 raise self.error(e, f"the comparison {type(op).__name__}", "only < <= > >= == !=")
             ops.append(sym)
         left = self.expr(e.left)
-        result: k.Expr | None = None
         operands = [self.expr(c) for c in e.comparators]
-        lets: list[tuple[str, k.Expr]] = []
-        for i, (sym, right) in enumerate(zip(ops, operands, strict=True)):
-            if i < len(ops) - 1 and not isinstance(right, (k.Const, k.Local)):
-                tmp = self.temp(right.type)
-                lets.append((tmp, right))
-                right = k.Local(right.type, tmp)
-            t = T.F64 if T.F64 in (left.type, right.type) else T.I64
-            if left.type == T.BOOL and right.type == T.BOOL:
-                t = T.BOOL
-            cmp: k.Expr = k.Compare(T.BOOL, sym, self.coerce(left, t, e), self.coerce(right, t, e))
-            if isinstance(left, k.Const) and isinstance(right, k.Const):
-                cmp = k.Const(T.BOOL, _COMPARE[sym](left.value, right.value))
-            result = cmp if result is None else _logical("and", result, cmp)
-            left = right
-        assert result is not None
-        # Temporaries of a chain are evaluated lazily in Python; evaluating them up front only
-        # matters for traps in the middle operand, which then also raise in Python's order.
-        for tmp, value in reversed(lets):
-            result = k.Let(T.BOOL, tmp, value, result)
-        return result
+        return self.chain(left, list(zip(ops, operands, strict=True)), e)
+
+    def chain(self, left: k.Expr, rest: list[tuple[str, k.Expr]], e: ast.Compare) -> k.Expr:
+        """``left op1 b op2 c ...`` as Python runs it: b once, c only if ``left op1 b`` held."""
+        sym, right = rest[0]
+        if len(rest) > 1 and not isinstance(left, (k.Const, k.Local)) and not isinstance(right, (k.Const, k.Local)):
+            tmp = self.temp(left.type)  # the left operand is evaluated first
+            return k.Let(T.BOOL, tmp, left, self.chain(k.Local(left.type, tmp), rest, e))
+        if len(rest) > 1 and not isinstance(right, (k.Const, k.Local)):
+            tmp = self.temp(right.type)
+            inner = self.chain(left, [(sym, k.Local(right.type, tmp)), *rest[1:]], e)
+            return k.Let(T.BOOL, tmp, right, inner)
+        first = self.compare_pair(sym, left, right, e)
+        if len(rest) == 1:
+            return first
+        return _logical("and", first, self.chain(right, rest[1:], e))
+
+    def compare_pair(self, sym: str, left: k.Expr, right: k.Expr, e: ast.Compare) -> k.Expr:
+        if left.type == T.BOOL and right.type == T.BOOL:
+            t = T.BOOL
+        elif T.F64 in (left.type, right.type):
+            t = T.F64
+        else:
+            t = T.I64
+        if isinstance(left, k.Const) and isinstance(right, k.Const):
+            return k.Const(T.BOOL, _COMPARE[sym](left.value, right.value))
+        if t == T.F64 and (left.type == T.I64) != (right.type == T.I64):
+            # Python compares an int with a float exactly: the codegen does too.
+            if left.type == T.I64 and not isinstance(left, k.Const):
+                return k.Compare(T.BOOL, sym, k.Convert(T.F64, left, self.site(e), mode="exact"), self.coerce(right, t, e))
+            if right.type == T.I64 and not isinstance(right, k.Const):
+                return k.Compare(T.BOOL, sym, self.coerce(left, t, e), k.Convert(T.F64, right, self.site(e), mode="exact"))
+            left, right = self.exact_float(left, e), self.exact_float(right, e)
+        return k.Compare(T.BOOL, sym, self.coerce(left, t, e), self.coerce(right, t, e))
+
+    def exact_float(self, v: k.Expr, node: ast.AST) -> k.Expr:
+        """An int as a float where Python would use its exact value: refused beyond 2**53."""
+        if v.type == T.F64:
+            return v
+        if isinstance(v, k.Const):
+            if abs(int(v.value)) > 2**53:
+                raise JitError("an int constant beyond 2**53 compared with or divided as a float", self.site(node))
+            return k.Const(T.F64, float(v.value))
+        if v.type == T.BOOL:
+            return self.coerce(v, T.F64, node)
+        return k.Convert(T.F64, v, self.site(node), mode="exact")
 
     def boolop(self, e: ast.BoolOp) -> k.Expr:
         op = "and" if isinstance(e.op, ast.And) else "or"
@@ -782,7 +819,7 @@ class _FunctionLowering:
             if isinstance(self.owner.attrs.get(f.attr), EndpointAttr):
                 raise self.error(e, f"calling the endpoint self.{f.attr}")
             args = [self.expr(a) for a in e.args]
-            callee = self.owner.method(f.attr, tuple(a.type for a in args))
+            callee = self.owner.method(f.attr, tuple(a.type for a in args), site=site)
             self.calls.append(callee)
             if callee.returns is None and not allow_void:
                 raise JitError(f"self.{f.attr}() returns nothing but its value is used", site)

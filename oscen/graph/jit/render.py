@@ -27,6 +27,7 @@ IR_TYPES = {"f64": T.F64, "i64": T.I64, "bool": T.BOOL}
 # Trap codes (what went wrong); the site table says where.
 OVERFLOW, INT_ZERO_DIV, FLOAT_ZERO_DIV, NAN_TO_INT, INF_TO_INT, FLOAT_TOO_BIG = 1, 2, 3, 4, 5, 6
 INDEX, NEG_SHIFT, RANGE_STEP, QUEUE_FULL, ASSERTION, MATH, TIMEOUT = 7, 8, 9, 10, 11, 12, 13
+POW_OVERFLOW, INEXACT_INT = 14, 15
 TRAP_MESSAGES: dict[int, tuple[type[Exception], str]] = {
     OVERFLOW: (OverflowError, "integer overflow: compiled ints are 64-bit"),
     INT_ZERO_DIV: (ZeroDivisionError, "integer division or modulo by zero"),
@@ -39,6 +40,8 @@ TRAP_MESSAGES: dict[int, tuple[type[Exception], str]] = {
     RANGE_STEP: (ValueError, "range() arg 3 must not be zero"),
     QUEUE_FULL: (RuntimeError, "event queue overflow: too many events in one block"),
     TIMEOUT: (TimeoutError, "ran too long (an endless loop?)"),
+    POW_OVERFLOW: (OverflowError, "(34, 'Numerical result out of range')"),
+    INEXACT_INT: (OverflowError, "an int beyond 2**53 compared with or divided as a float (compiled code refuses it)"),
     ASSERTION: (AssertionError, ""),
 }
 
@@ -64,7 +67,8 @@ def _small_power_of_two(v: float) -> bool:
     if not (v > 0 and math.isfinite(v)):
         return False
     mantissa, exponent = math.frexp(v)
-    return mantissa == 0.5 and -60 < exponent < 60
+    # b >= 1 only: x * (1 / b) then never overflows
+    return mantissa == 0.5 and 1 <= exponent < 60
 
 
 def _f64(v: float) -> str:
@@ -159,6 +163,17 @@ RUNTIME = f"""
     (if (i64.eqz (local.get $left))
       (then (f64.store (local.get $at) (f64.load offset=8 (local.get $at))))
       (else (f64.store (local.get $at) (f64.add (f64.load (local.get $at)) (f64.load offset=16 (local.get $at)))))))
+  (func $cmp_if (param $i i64) (param $f f64) (result i32) (local $fi f64) (local $j i64)
+    ;; Python's exact int-vs-float comparison: -1, 0, 1, or 2 when f is NaN
+    (if (f64.ne (local.get $f) (local.get $f)) (then (return (i32.const 2))))
+    (local.set $fi (f64.convert_i64_s (local.get $i)))
+    (if (f64.lt (local.get $fi) (local.get $f)) (then (return (i32.const -1))))
+    (if (f64.gt (local.get $fi) (local.get $f)) (then (return (i32.const 1))))
+    (if (f64.ge (local.get $f) (f64.const 0x1p63)) (then (return (i32.const -1))))
+    (local.set $j (i64.trunc_f64_s (local.get $f)))
+    (if (i64.lt_s (local.get $i) (local.get $j)) (then (return (i32.const -1))))
+    (if (i64.gt_s (local.get $i) (local.get $j)) (then (return (i32.const 1))))
+    (i32.const 0))
   (func $trap_not_finite (param $x f64) (param $s i32)
     (if (f64.ne (local.get $x) (local.get $x)) (then (call $trap (local.get $s) (i32.const {NAN_TO_INT}))))
     (call $trap (local.get $s) (i32.const {INF_TO_INT})))
@@ -513,6 +528,7 @@ class BodyRenderer:
                 f" (then (i64.lt_s (local.get {cnt}) (local.get {lim}))) (else (i64.gt_s (local.get {cnt}) (local.get {lim}))))"
             )
         brk, top, cont = self.fresh("_brk"), self.fresh("_top"), self.fresh("_cont")
+        nxt = self.local(self.fresh("_next"), "i64")
         fr.loops.append((brk, cont))
         body = "\n".join(self.stmts(fr, s.body))
         fr.loops.pop()
@@ -520,7 +536,10 @@ class BodyRenderer:
             f"(block {brk} (loop {top} (br_if {brk} (i32.eqz {cond})) {self.interrupt_check(s.site)}"
             f" (local.set {var} (local.get {cnt}))"
             f" (block {cont}\n{body})"
-            f" (local.set {cnt} (i64.add (local.get {cnt}) (local.get {stp})))"
+            # the next value, unless it would pass the int range (Python's range simply ends)
+            f" (local.set {nxt} (i64.add (local.get {cnt}) (local.get {stp})))"
+            f" (br_if {brk} (i64.lt_s (i64.and (i64.xor (local.get {cnt}) (local.get {nxt})) (i64.xor (local.get {stp}) (local.get {nxt}))) (i64.const 0)))"
+            f" (local.set {cnt} (local.get {nxt}))"
             f" (br {top})))"
         )
         return lines
@@ -643,6 +662,14 @@ class BodyRenderer:
             simple = {"+": "add", "-": "sub", "*": "mul"}
             if op in simple:
                 return f"(f64.{simple[op]} {a} {b})"
+            if op == "sq":
+                x, r = self.local(self.fresh("_sqx"), "f64"), self.local(self.fresh("_sqr"), "f64")
+                sid = self.site(e.site, "x ** 2")
+                return (
+                    f"(block (result f64) (local.set {x} {a}) (local.set {r} (f64.mul (local.get {x}) (local.get {x})))"
+                    f" (if (i32.and (f64.eq (f64.abs (local.get {r})) (f64.const inf)) (f64.ne (f64.abs (local.get {x})) (f64.const inf)))"
+                    f" (then {self.trap(sid, POW_OVERFLOW)})) (local.get {r}))"
+                )
             if op == "/":
                 if isinstance(e.right, k.Const) and float(e.right.value) != 0.0:
                     return f"(f64.div {a} {b})"
@@ -677,6 +704,25 @@ class BodyRenderer:
         return f"(i64.{plain[op]} {a} {b})"
 
     def compare(self, fr: _Frame, e: k.Compare) -> str:
+        left_int = isinstance(e.left, k.Convert) and e.left.mode == "exact"
+        right_int = isinstance(e.right, k.Convert) and e.right.mode == "exact"
+        if left_int != right_int:
+            # int against float: compared exactly, as Python does (not by rounding the int)
+            op = e.op
+            if left_int:
+                i, f = e.left.operand, e.right
+            else:
+                i, f = e.right.operand, e.left
+                op = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}[op]
+            r = self.call("cmp_if", self.expr(fr, i), self.expr(fr, f))
+            return {
+                "<": f"(i32.eq {r} (i32.const -1))",
+                "<=": f"(i32.le_s {r} (i32.const 0))",
+                ">": f"(i32.eq {r} (i32.const 1))",
+                ">=": f"(i32.le_u {r} (i32.const 1))",
+                "==": f"(i32.eqz {r})",
+                "!=": f"(i32.ne {r} (i32.const 0))",
+            }[op]
         a, b = self.expr(fr, e.left), self.expr(fr, e.right)
         t = e.left.type
         if t == T.F64:
@@ -689,6 +735,14 @@ class BodyRenderer:
         src, dst = e.operand.type, e.type
         fused = dst == T.F64 and isinstance(e.operand, k.Convert) and e.operand.operand.type == T.F64
         v = "" if fused else self.expr(fr, e.operand)
+        if dst == T.F64 and e.mode == "exact":
+            x = self.local(self.fresh("_exact"), "i64")
+            sid = self.site(e.site)
+            return (
+                f"(block (result f64) (local.set {x} {v})"
+                f" (if (i64.gt_u (i64.add (local.get {x}) (i64.const 9007199254740992)) (i64.const 18014398509481984))"
+                f" (then {self.trap(sid, INEXACT_INT)})) (f64.convert_i64_s (local.get {x})))"
+            )
         if dst == T.F64:
             inner = e.operand
             if (
