@@ -17,7 +17,7 @@ from . import wasm_math
 from .frontend import ArrayAttr, AttrInfo, EndpointAttr, JitError, NodeLowering, ScalarAttr
 from .ir import GraphIR, NodeIR
 from .layout import EVENT_BYTES, FRAME, NODE, SEGMENT, Layout, QueueSlots
-from .render import IR_TYPES, SITES, BodyRenderer, Template, TrapSite, _i32, wat_of_functions
+from .render import IR_TYPES, SITES, BodyRenderer, Template, TrapSite, _i32, math_imports, wat_of_functions
 
 INLINE_MATH_NODES = 300
 """Graphs up to this many nodes get math functions expanded in their per-sample code (~5% faster
@@ -35,6 +35,7 @@ class Program:
     sites: list[TrapSite]
     segments: list[list[int]]  # node ids per segment
     node_labels: dict[int, str]
+    math_imports: list[str]  # math library functions imported, in import order
 
 
 _LOWERINGS: dict[tuple, NodeLowering] = {}
@@ -294,9 +295,11 @@ class ProgramBuilder:
                 f"(i64.store {_i32(FRAME)} (i64.add (i64.load {_i32(FRAME)}) (i64.extend_i32_u (local.get $n)))))",
             ]
         )
+        imports = math_imports(self.called)
         wat = "\n".join(
             [
                 "(module",
+                *imports,
                 f'(memory (export "memory") {pages} {pages})',
                 f'(global ${wasm_math.ERROR_GLOBAL} (export "math_error") (mut i32) (i32.const 0))',
                 wat_of_functions(self.called),
@@ -306,4 +309,5 @@ class ProgramBuilder:
                 ")",
             ]
         )
-        return Program(wat, self.layout, SITES, segs, {n.id: n.label for n in self.ir.nodes})
+        names = [line.split('"')[3] for line in imports]
+        return Program(wat, self.layout, SITES, segs, {n.id: n.label for n in self.ir.nodes}, names)

@@ -18,7 +18,7 @@ from wasmtime import _bindings as ffi
 
 from . import wasm_math
 from .codegen import FUSE_NODES, ProgramBuilder
-from .engine import engine, watch
+from .engine import engine, math_module, watch
 from .frontend import JitError
 from .ir import GraphIR
 from .layout import INTERRUPT, MAX_BLOCK, NODE, TRAP_SITE, Layout
@@ -129,7 +129,12 @@ class _Binding:
         self.compiled = compiled
         self.state = state
         store = state.store
-        self.instance = wasmtime.Instance(store, compiled.module, [])
+        if state._mathlib is None:
+            state._mathlib = wasmtime.Instance(store, math_module(), [])
+        mathlib = state._mathlib.exports(store)
+        self.mathlib_error = mathlib[wasm_math.ERROR_GLOBAL]
+        imports = [mathlib[name] for name in compiled.program.math_imports]
+        self.instance = wasmtime.Instance(store, compiled.module, imports)
         exports = self.instance.exports(store)
         state._move_to(exports["memory"])
         self.func = exports["process"]
@@ -185,9 +190,11 @@ class _Binding:
             )
         else:
             if code == MATH:
-                exc, text = wasm_math.ERROR_MESSAGES.get(
-                    self.math_error.value(state.store), (ValueError, "math domain error")
-                )
+                # inlined math sets the kernel's error global, imported math the library's
+                error = self.math_error.value(state.store) or self.mathlib_error.value(state.store)
+                self.math_error.set_value(state.store, 0)
+                self.mathlib_error.set_value(state.store, 0)
+                exc, text = wasm_math.ERROR_MESSAGES.get(error, (ValueError, "math domain error"))
             else:
                 exc, text = TRAP_MESSAGES[code]
                 text = text or site.detail

@@ -19,6 +19,7 @@ import wasmtime
 from .layout import INTERRUPT
 
 TICK = 0.01
+_math_module: wasmtime.Module | None = None
 _engine: wasmtime.Engine | None = None
 _lock = threading.Lock()
 _running: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -48,3 +49,23 @@ def _watch() -> None:
             started = b.started
             if started and now - started > b.timeout:
                 b.state.bytes[INTERRUPT : INTERRUPT + 4].view("<i4")[0] = 1
+
+
+def math_module() -> wasmtime.Module:
+    """The whole math library as one module, compiled once per process: kernels import the math
+    functions they call (rather than inline) from it, so compiling a graph does not compile sin,
+    cos and pow again each time."""
+    global _math_module
+    with _lock:
+        if _math_module is None:
+            from . import wasm_math
+
+            everything = [*wasm_math.FUNCTIONS.values(), *wasm_math.HELPERS.values()]
+            exports = "\n".join(f'(export "{f.wasm_name}" (func ${f.wasm_name}))' for f in everything)
+            wat = (
+                "(module\n"
+                f'(global ${wasm_math.ERROR_GLOBAL} (export "{wasm_math.ERROR_GLOBAL}") (mut i32) (i32.const 0))\n'
+                f"{wasm_math.wat_for(sorted(wasm_math.FUNCTIONS))}\n{exports})"
+            )
+            _math_module = wasmtime.Module(engine() if _engine is None else _engine, wat)
+        return _math_module

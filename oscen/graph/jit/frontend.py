@@ -137,7 +137,9 @@ class NodeLowering:
         if key in self._cache:
             return self._cache[key]
         if name in self._in_progress:
-            raise JitError(f"recursive call of {name}() is not supported in compiled code", site, node=self.name)
+            raise JitError(
+                f"recursive call of {name}() is not supported in compiled code", site, node=self.name
+            )
         func = getattr(self.cls, name, None)
         if func is None or not callable(func):
             raise JitError(f"{self.name} has no method {name}()", site, node=self.name)
@@ -741,7 +743,11 @@ class _FunctionLowering:
     def chain(self, left: k.Expr, rest: list[tuple[str, k.Expr]], e: ast.Compare) -> k.Expr:
         """``left op1 b op2 c ...`` as Python runs it: b once, c only if ``left op1 b`` held."""
         sym, right = rest[0]
-        if len(rest) > 1 and not isinstance(left, (k.Const, k.Local)) and not isinstance(right, (k.Const, k.Local)):
+        if (
+            len(rest) > 1
+            and not isinstance(left, (k.Const, k.Local))
+            and not isinstance(right, (k.Const, k.Local))
+        ):
             tmp = self.temp(left.type)  # the left operand is evaluated first
             return k.Let(T.BOOL, tmp, left, self.chain(k.Local(left.type, tmp), rest, e))
         if len(rest) > 1 and not isinstance(right, (k.Const, k.Local)):
@@ -765,9 +771,13 @@ class _FunctionLowering:
         if t == T.F64 and (left.type == T.I64) != (right.type == T.I64):
             # Python compares an int with a float exactly: the codegen does too.
             if left.type == T.I64 and not isinstance(left, k.Const):
-                return k.Compare(T.BOOL, sym, k.Convert(T.F64, left, self.site(e), mode="exact"), self.coerce(right, t, e))
+                return k.Compare(
+                    T.BOOL, sym, k.Convert(T.F64, left, self.site(e), mode="exact"), self.coerce(right, t, e)
+                )
             if right.type == T.I64 and not isinstance(right, k.Const):
-                return k.Compare(T.BOOL, sym, self.coerce(left, t, e), k.Convert(T.F64, right, self.site(e), mode="exact"))
+                return k.Compare(
+                    T.BOOL, sym, self.coerce(left, t, e), k.Convert(T.F64, right, self.site(e), mode="exact")
+                )
             left, right = self.exact_float(left, e), self.exact_float(right, e)
         return k.Compare(T.BOOL, sym, self.coerce(left, t, e), self.coerce(right, t, e))
 
@@ -777,7 +787,9 @@ class _FunctionLowering:
             return v
         if isinstance(v, k.Const):
             if abs(int(v.value)) > 2**53:
-                raise JitError("an int constant beyond 2**53 compared with or divided as a float", self.site(node))
+                raise JitError(
+                    "an int constant beyond 2**53 compared with or divided as a float", self.site(node)
+                )
             return k.Const(T.F64, float(v.value))
         if v.type == T.BOOL:
             return self.coerce(v, T.F64, node)

@@ -129,7 +129,9 @@ class Convert(Expr):
 
     operand: Expr
     site: Site
-    mode: str = "plain"  # "plain", "trunc" (int()), "floor", "ceil", "round", "exact" (int -> float, |i| <= 2**53)
+    mode: str = (
+        "plain"  # "plain", "trunc" (int()), "floor", "ceil", "round", "exact" (int -> float, |i| <= 2**53)
+    )
 
 
 @dataclass

@@ -41,7 +41,10 @@ TRAP_MESSAGES: dict[int, tuple[type[Exception], str]] = {
     QUEUE_FULL: (RuntimeError, "event queue overflow: too many events in one block"),
     TIMEOUT: (TimeoutError, "ran too long (an endless loop?)"),
     POW_OVERFLOW: (OverflowError, "(34, 'Numerical result out of range')"),
-    INEXACT_INT: (OverflowError, "an int beyond 2**53 compared with or divided as a float (compiled code refuses it)"),
+    INEXACT_INT: (
+        OverflowError,
+        "an int beyond 2**53 compared with or divided as a float (compiled code refuses it)",
+    ),
     ASSERTION: (AssertionError, ""),
 }
 
@@ -205,13 +208,25 @@ def library() -> dict[str, WatFunction]:
     return _LIBRARY
 
 
+RUNTIME_NAMES = frozenset(str(item[1])[1:] for item in parse(RUNTIME) if isinstance(item, list))
+
+
 def wat_of_functions(names: set[str]) -> str:
-    """The WAT of library functions called (not inlined) by node code, with what they call."""
-    if not names:
-        return ""
-    runtime = {str(item[1])[1:] for item in parse(RUNTIME) if isinstance(item, list)}
-    math_names = sorted(n for n in names if n not in runtime)
-    return RUNTIME + "\n" + (wasm_math.wat_for(math_names) if math_names else "")
+    """The runtime helpers, if node code calls any (they touch the kernel's memory, so they live
+    in each kernel; math functions are imported from the shared library, see engine.py)."""
+    return RUNTIME if names & RUNTIME_NAMES else ""
+
+
+def math_imports(names: set[str]) -> list[str]:
+    """Import declarations for the math functions node code calls (not inlined)."""
+    lib = library()
+    out = []
+    for name in sorted(names - RUNTIME_NAMES):
+        fn = lib[name]
+        params = " ".join(f"(param {t})" for _, t in fn.params)
+        results = f"(result {' '.join(fn.results)})" if fn.results else ""
+        out.append(f'(import "math" "{name}" (func ${name} {params} {results}))')
+    return out
 
 
 @dataclass

@@ -43,6 +43,7 @@ class GraphState:
         Cranelift keeps its base in a register), which this attribute is switched to."""
         self._nodes = {n.id: n for n in ir.nodes}
         self._binding: Any = None
+        self._mathlib: Any = None  # the math library's instance in this store (see engine.py)
         self.key = ir.key()
         """The IR's identity: a kernel runs only on states of its own IR."""
 
