@@ -434,7 +434,9 @@ def section_d(
         elif compiled and check_voices != 0 and math.isfinite(n_rt):
             n_check = check_voices if check_voices is not None else min(int(n_rt), CHECK_VOICES_CAP)
             n_check = min(n_check, MAX_VOICES)
-            (row,) = _voice_rows(True, [n_check], s.voice_seconds, 1)
+            (row,) = _voice_rows(
+                True, [n_check], s.voice_seconds, s.voice_runs
+            )  # median, like the fit's rows
             predicted = fixed + per_voice * n_check
             verdict = (
                 f"measured at {n_check} voices: {fmt_rtf(1.0 / row.cost)}, fit says "
