@@ -180,6 +180,7 @@ class _FunctionLowering:
         self.returns: T | None = None
         self.has_value_return = False
         self.loop_depth = 0
+        self.if_depth = 0
         self.temp_counter = 0
         self.calls: list[k.KFunction] = []
         self.store_counts: dict[str, int] = {a.arg: 1 for a in src.tree.args.args}  # bound by the call
@@ -309,7 +310,10 @@ class _FunctionLowering:
             cond = self.truth(self.expr(s.test), s.test)
             if isinstance(cond, k.Const):  # a constant condition: only the branch taken is compiled
                 return self.block(s.body if cond.value else s.orelse)
-            return [k.If(site, cond, self.block(s.body), self.block(s.orelse))]
+            self.if_depth += 1
+            body, orelse = self.block(s.body), self.block(s.orelse)
+            self.if_depth -= 1
+            return [k.If(site, cond, body, orelse)]
         if isinstance(s, ast.While):
             if s.orelse:
                 raise self.error(s, "while ... else")
@@ -835,7 +839,7 @@ class _FunctionLowering:
             self.calls.append(callee)
             if callee.returns is None and not allow_void:
                 raise JitError(f"self.{f.attr}() returns nothing but its value is used", site)
-            return k.Call(callee.returns or T.F64, callee, args, site)
+            return k.Call(callee.returns or T.F64, callee, args, site, conditional=self.if_depth > 0)
         if isinstance(f, ast.Attribute) and f.attr == "emit":
             raise self.error(e, "emit() inside an expression", "call it as a statement")
         # math.f(...)

@@ -143,11 +143,13 @@ class MathCall(Expr):
 
 @dataclass
 class Call(Expr):
-    """A call of one of the node's own methods; the codegen inlines it."""
+    """A call of one of the node's own methods; the codegen inlines it, or, when it is large and
+    ``conditional`` (inside an ``if``: a coefficient update, say), calls it as a function."""
 
     func: KFunction
     args: list[Expr]
     site: Site
+    conditional: bool = False
 
 
 @dataclass

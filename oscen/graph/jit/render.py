@@ -389,9 +389,10 @@ class BodyRenderer:
         return frame, lines
 
     def outline(self, fn: k.KFunction) -> bool:
-        """Large helpers that don't touch inputs or emit become functions of the variant, called
-        with the node's base: typically a coefficient update behind an ``if``, which would bloat
-        every node's loop (and Cranelift's work) for code that rarely runs."""
+        """Large helpers called under an ``if`` that don't touch connected inputs or emit become
+        functions of the variant, called with the node's base: typically a coefficient update,
+        which would bloat every node's loop (and Cranelift's work) for code that rarely runs.
+        Helpers called unconditionally run every sample: those are always inlined."""
         size, inputs, emits = _measure(fn)
         # Connected inputs live in the caller's locals and emitting needs the sample index.
         return size > OUTLINE_SIZE and not emits and not (inputs & self.connected)
@@ -507,7 +508,7 @@ class BodyRenderer:
         if isinstance(s, k.ExprStmt):
             if isinstance(s.value, k.Call):
                 args = [self.expr(fr, a) for a in s.value.args]
-                if self.outline(s.value.func):
+                if s.value.conditional and self.outline(s.value.func):
                     call = self.call_outlined(s.value.func, args)
                     return [f"(drop {call})" if s.value.func.returns is not None else call]
                 return self.inline_statement(s.value.func, args)
@@ -648,7 +649,7 @@ class BodyRenderer:
             return self.math(fr, e)
         if isinstance(e, k.Call):
             args = [self.expr(fr, a) for a in e.args]
-            if self.outline(e.func):
+            if e.conditional and self.outline(e.func):
                 return self.call_outlined(e.func, args)
             return self.inline_value(e.func, args)
         if isinstance(e, k.Let):
