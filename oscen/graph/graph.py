@@ -12,7 +12,7 @@ import bisect
 import inspect
 import itertools
 import math
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -117,6 +117,8 @@ class Graph:
         self._handles: dict[int, NodeHandle] = {}
         self._ids = itertools.count()
         self._connections: list[Connection] = []
+        self._connection_set: set[Connection] = set()
+        self._successors: dict[int, Counter[int]] = {}  # node -> nodes it feeds (with multiplicity)
         self._outputs: tuple[Endpoint, ...] | None = None
         self._ramps: dict[tuple[int, str], Ramp] = {}
         self._external: dict[tuple[int, str], list[tuple[int, int, EventPayload]]] = {}
@@ -149,9 +151,14 @@ class Graph:
     def remove_node(self, node: NodeHandle) -> None:
         """Remove a node with its connections, ramps and pending events."""
         handle = self._handle_of(node, "remove_node")
-        self._connections = [
-            c for c in self._connections if handle.id not in (c.source.node_id, c.target.node_id)
-        ]
+        kept = []
+        for c in self._connections:
+            if handle.id in (c.source.node_id, c.target.node_id):
+                self._forget(c)
+            else:
+                kept.append(c)
+        self._connections = kept
+        self._successors.pop(handle.id, None)
         if self._outputs is not None:
             kept = tuple(e for e in self._outputs if e.node_id != handle.id)
             self._outputs = kept or None
@@ -177,29 +184,58 @@ class Graph:
                 "events connect only to events, streams and values only to streams and values"
             )
         conn = Connection(src, dst)
-        if conn in self._connections:
+        if conn in self._connection_set:
             raise GraphError(f"connect: {src!r} is already connected to {dst!r}")
         self._connections.append(conn)
         try:
-            sched = self._schedule()
-            if src.kind is Kind.EVENT and (src.node_id, dst.node_id) in sched.back_edges:
-                raise GraphError(
-                    f"connect: event connection {src!r} -> {dst!r} would close a feedback loop; "
-                    "events cannot travel back in time"
-                )
+            # Only an edge that closes a cycle needs the whole schedule (is a breaker on it?);
+            # the others are checked with one search, so building big graphs stays fast.
+            if self._reaches(dst.node_id, src.node_id):
+                sched = self._schedule()
+                if src.kind is Kind.EVENT and (src.node_id, dst.node_id) in sched.back_edges:
+                    raise GraphError(
+                        f"connect: event connection {src!r} -> {dst!r} would close a feedback loop; "
+                        "events cannot travel back in time"
+                    )
         except Exception:
             self._connections.pop()
             raise
+        self._connection_set.add(conn)
+        self._successors.setdefault(src.node_id, Counter())[dst.node_id] += 1
         self._changed()
         return conn
+
+    def _reaches(self, start: int, goal: int) -> bool:
+        """Whether connections lead from node ``start`` to node ``goal`` (or it is the same node)."""
+        if start == goal:
+            return True
+        seen = {start}
+        stack = [start]
+        while stack:
+            for nxt in self._successors.get(stack.pop(), ()):
+                if nxt == goal:
+                    return True
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        return False
+
+    def _forget(self, conn: Connection) -> None:
+        self._connection_set.discard(conn)
+        succ = self._successors.get(conn.source.node_id)
+        if succ is not None:
+            succ[conn.target.node_id] -= 1
+            if succ[conn.target.node_id] <= 0:
+                del succ[conn.target.node_id]
 
     def disconnect(self, source: Endpoint, target: Endpoint) -> None:
         conn = Connection(
             self._endpoint(source, "disconnect", "source"), self._endpoint(target, "disconnect", "target")
         )
-        if conn not in self._connections:
+        if conn not in self._connection_set:
             raise GraphError(f"disconnect: {source!r} is not connected to {target!r}")
         self._connections.remove(conn)
+        self._forget(conn)
         self._changed()
 
     def set_output(self, *endpoints: Endpoint) -> None:
@@ -448,7 +484,7 @@ class Graph:
     ) -> None:
         """Route an event output to the queues of its connections in the plan being built (the
         closure holds them, so a plan keeps working while an edit prepares the next one)."""
-        queues = [conn_queues[c] for c in self._connections if c.source == source]
+        queues = [q for c, q in conn_queues.items() if c.source == source]
         emitter = self._handles[source.node_id].node.__dict__[source.name]
 
         def deliver(fields: tuple[float, ...]) -> None:

@@ -91,7 +91,8 @@ def schedule(
     The order is depth-first: a node's consumers follow it as closely as possible, so chains (a
     voice's oscillator, filter, amplifier) stay together — the JIT fuses neighbours into one loop.
     """
-    edge_list = sorted(set(edges), key=lambda e: (nodes.index(e[0]), nodes.index(e[1])))
+    position = {n: i for i, n in enumerate(nodes)}
+    edge_list = sorted(set(edges), key=lambda e: (position[e[0]], position[e[1]]))
     succ: dict[int, list[int]] = {n: [] for n in nodes}
     for a, b in edge_list:
         succ[a].append(b)

@@ -14,7 +14,7 @@ MAX_BLOCK = 1024
 """Samples per kernel call; longer blocks are processed in chunks of this size."""
 EVENT_FIELDS = 4
 EVENT_BYTES = 8 + 8 * EVENT_FIELDS  # frame (i64) + fields (f64)
-EXTERNAL_QUEUE_CAPACITY = 512
+EXTERNAL_QUEUE_CAPACITY = 256
 """Events queued from outside that can wait in one event input at once."""
 
 # Header slots.
@@ -99,8 +99,9 @@ class Layout:
                     cap = EXTERNAL_QUEUE_CAPACITY
                     nl.external_queues[e.name] = QueueSlots(take(8 + cap * EVENT_BYTES), cap)
                 else:
-                    # A node can emit several events per sample; this allows four on average.
-                    cap = 4 * max_block
+                    # One event per sample on average: a chord is a burst, but each voice's gate
+                    # is its own output. Overflow traps with a clear error.
+                    cap = max_block
                     nl.outboxes[e.name] = QueueSlots(take(8 + cap * EVENT_BYTES), cap)
             for e in n.endpoints:
                 if e.direction == "output" and e.kind != "event":

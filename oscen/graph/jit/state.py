@@ -249,8 +249,9 @@ class GraphState:
                     ]
             for name, q in nl.external_queues.items():
                 if name in src.external_queues:
+                    # the header and the waiting entries only (a swap happens on the audio thread)
                     sq = src.external_queues[name]
-                    self.bytes[q.base : q.base + 8 + q.capacity * EVENT_BYTES] = other.bytes[
-                        sq.base : sq.base + 8 + sq.capacity * EVENT_BYTES
-                    ]
+                    count = int(other.bytes[sq.base : sq.base + 4].view(np.int32)[0])
+                    size = 8 + min(count, q.capacity) * EVENT_BYTES
+                    self.bytes[q.base : q.base + size] = other.bytes[sq.base : sq.base + size]
         self.frame = other.frame
