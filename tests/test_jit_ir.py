@@ -289,8 +289,8 @@ def test_compiled_graph_calls_the_kernel_through_the_unchecked_c_api(monkeypatch
     monkeypatch.setattr(wasmtime.Func, "__call__", forbidden)
     compiled, state = compile_graph(seed_graph())
     compiled.process_block(state, 64)
-    compiled.process_block(state, 3000)  # 3 chunks of max_block
-    assert calls == [5, 5, 5, 5]
+    compiled.process_block(state, 3000)  # 2 whole blocks in one `render` call, then the rest
+    assert calls == [5, 5, 5]
 
 
 def test_a_64_sample_block_is_cheap() -> None:
@@ -371,3 +371,14 @@ def test_docs_jit_md_python_blocks_run(tmp_path: Path, monkeypatch: pytest.Monke
     namespace: dict[str, object] = {"__name__": "jit_docs"}
     for line, code in blocks:
         exec(compile("\n" * (line - 1) + code, str(DOCS), "exec"), namespace)
+
+
+def test_render_collects_many_blocks_in_one_call_like_separate_blocks() -> None:
+    """Offline renders go through the kernel's `render` (whole blocks, several per call): the
+    samples are the same as block-by-block processing."""
+    one, state_one = compile_graph(seed_graph(), max_block=64)
+    many, state_many = compile_graph(seed_graph(), max_block=64)
+    whole = many.process_block(state_many, 64 * 300 + 17)
+    pieces = np.concatenate([one.process_block(state_one, 64) for _ in range(300)] + [one.process_block(state_one, 17)])
+    assert np.array_equal(whole, pieces)
+    assert state_one.frame == state_many.frame == 64 * 300 + 17

@@ -286,13 +286,33 @@ class ProgramBuilder:
                 )
         pages = (self.layout.size + 65535) // 65536
         calls = [f"(call $seg{si} (local.get $n))" for si in range(len(segs))]
-        main = "\n".join(
+        block = "\n".join(
             [
-                '(func (export "process") (param $n i32) (local $h i32) (local $c i32)',
+                "(func $block (param $n i32) (local $h i32) (local $c i32)",
                 *reset,
                 *calls,
                 *compact,
                 f"(i64.store {_i32(FRAME)} (i64.add (i64.load {_i32(FRAME)}) (i64.extend_i32_u (local.get $n)))))",
+            ]
+        )
+        # `render`: `blocks` blocks of `size` samples in one call, each block's outputs appended
+        # to the render area: the same samples as `blocks` calls of `process`, without the trips.
+        collect = []
+        for k, (nid, name) in enumerate(self.ir.outputs):
+            area = self.layout.render_area + 8 * k * self.layout.render_samples
+            collect.append(
+                f"(memory.copy (i32.add {_i32(area)} (i32.shl (i32.mul (local.get $b) (local.get $size)) (i32.const 3)))"
+                f" {_i32(self.layout.nodes[nid].buffers[name])} (i32.shl (local.get $size) (i32.const 3)))"
+            )
+        main = "\n".join(
+            [
+                block,
+                '(func (export "process") (param $n i32) (call $block (local.get $n)))',
+                '(func (export "render") (param $blocks i32) (param $size i32) (local $b i32)',
+                "(block $done (loop $next (br_if $done (i32.ge_u (local.get $b) (local.get $blocks)))",
+                "(call $block (local.get $size))",
+                *collect,
+                "(local.set $b (i32.add (local.get $b) (i32.const 1))) (br $next))))",
             ]
         )
         imports = math_imports(self.called)

@@ -12,6 +12,8 @@ from .ir import GraphIR
 
 MAX_BLOCK = 1024
 """Samples per kernel call; longer blocks are processed in chunks of this size."""
+RENDER_SAMPLES = 8192
+"""Samples of output one `render` call can collect (several blocks in one call into the kernel)."""
 EVENT_FIELDS = 4
 EVENT_BYTES = 8 + 8 * EVENT_FIELDS  # frame (i64) + fields (f64)
 EXTERNAL_QUEUE_CAPACITY = 256
@@ -67,6 +69,8 @@ class Layout:
     max_block: int
     nodes: dict[int, NodeLayout]
     size: int
+    render_area: int = 0  # RENDER_SAMPLES f64 per graph output: where `render` collects blocks
+    render_samples: int = 0
 
     @classmethod
     def of(cls, ir: GraphIR, max_block: int = MAX_BLOCK) -> Layout:
@@ -108,4 +112,8 @@ class Layout:
                     nl.buffers[e.name] = take(8 * max_block)
             nl.end = addr
             nodes[n.id] = nl
-        return cls(max_block, nodes, addr)
+        # Room for many blocks of the graph's outputs, so one call can render them all (offline
+        # rendering without a Python round trip per block).
+        render_samples = max(max_block, (RENDER_SAMPLES // max_block) * max_block)
+        render_area = take(8 * render_samples * max(len(ir.outputs), 1))
+        return cls(max_block, nodes, addr, render_area, render_samples)
