@@ -14,6 +14,7 @@ keeps the plan it has, so it never waits.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 import warnings
@@ -70,11 +71,13 @@ class JitGraph:
         background: bool = True,
         crossfade: float = 0.0,
         cache_size: int = 16,
+        freeze_gc: bool = True,
     ) -> None:
         self.graph = graph if graph is not None else Graph(sample_rate)
         self.jit = jit or CraneliftJit()
         self.background = background
         self.crossfade = float(crossfade)
+        self.freeze_gc = freeze_gc
         self._edit_lock = threading.Lock()
         self._commands: deque[tuple[str, Any]] = deque()
         self._wake = threading.Condition()
@@ -391,5 +394,10 @@ class JitGraph:
             return version
         # Instantiate the kernel on its state here, not on the processing thread at the swap.
         compiled._bind(state)
+        if self.freeze_gc:
+            # The graph, the IR and the compiled code are long-lived: moving everything alive now
+            # out of the collector's reach keeps its full collections, which hold the GIL and so
+            # stall the audio thread, short (they scanned tens of thousands of objects).
+            gc.freeze()
         self._pending = _Ready(version, ir, compiled, state, seconds, requested)
         return version
