@@ -154,9 +154,6 @@ class Endpoint:
     def __repr__(self) -> str:
         return f"<{self.direction.value} {self.kind.value} {self.node_label or self.node_id}.{self.name}>"
 
-    def _key(self) -> tuple[int, str]:
-        return (self.node_id, self.name)
-
     # Arithmetic between outputs reads naturally in patches: `osc_a.output + osc_b.output * 0.5`
     # adds the arithmetic nodes (oscen.gain.Add / Multiply) to the graph and yields their output.
     def __add__(self, other: Endpoint | float) -> Endpoint:

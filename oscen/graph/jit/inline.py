@@ -107,9 +107,6 @@ class Inliner:
         self.called: set[str] = set()  # functions left as calls, to emit in the module
         self.outlined: set[str] = _outlined(functions)
 
-    def knows(self, name: str) -> bool:
-        return name in self.functions
-
     def inline(self, name: str, args: list[str], prologue: str = "") -> str:
         """The text of ``name(args...)``, expanded unless too large; ``prologue`` runs after the
         arguments are evaluated and before the body."""

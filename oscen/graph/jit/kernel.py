@@ -79,11 +79,6 @@ class ArrayLoad(Expr):
 
 
 @dataclass
-class ArrayLen(Expr):
-    array: str
-
-
-@dataclass
 class Unary(Expr):
     op: str  # "neg", "not", "invert", "pos"
     operand: Expr

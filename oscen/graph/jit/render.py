@@ -625,8 +625,6 @@ class BodyRenderer:
         if isinstance(e, k.ArrayLoad):
             addr, ty, _ = self.nl.arrays[e.array]
             return f"({WT[IR_TYPES[ty]]}.load offset={self.rel(addr)} {self.array_address(fr, e.array, e.index, e.site)})"
-        if isinstance(e, k.ArrayLen):
-            return _i64(self.nl.arrays[e.array][2])
         if isinstance(e, k.Unary):
             return self.unary(fr, e)
         if isinstance(e, k.Binary):
