@@ -815,7 +815,7 @@ class _FunctionLowering:
         for v in reversed(values[:-1]):
             tmp = self.temp(t)
             loc = k.Local(t, tmp)
-            truthy = self.truth(k.Local(v.type, tmp) if v.type == t else loc, e)
+            truthy = self.truth(loc, e)  # converting to the common type keeps truthiness
             sel = k.Select(t, truthy, loc, result) if op == "or" else k.Select(t, truthy, result, loc)
             result = k.Let(t, tmp, self.coerce(v, t, e), sel)
         return result

@@ -385,12 +385,13 @@ class JitGraph:
         except JitError as err:
             if self._failed_version != version:
                 self.last_error = err
-                self._failed_version = version
+                # warn first: wait_compiled() returns as soon as the version is marked failed
                 warnings.warn(
                     f"oscen: playing interpreted, this graph cannot be compiled: {err}",
                     JitFallbackWarning,
                     stacklevel=2,
                 )
+                self._failed_version = version
             return version
         # Instantiate the kernel on its state here, not on the processing thread at the swap.
         compiled._bind(state)
