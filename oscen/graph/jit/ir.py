@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -96,15 +96,33 @@ class GraphIR:
         return [c for c in self.connections if c.target == node_id and c.target_endpoint == endpoint]
 
     def key(self) -> str:
-        """A stable identity of everything that shapes the compiled code (for a compile cache)."""
-        return self.to_json()
+        """A stable identity of everything that shapes the compiled code (for a compile cache and
+        to match states with kernels). Computed once: an IR is not changed after it is built."""
+        key = self.__dict__.get("_key")
+        if key is None:
+            key = self.__dict__["_key"] = self.to_json()
+        return key
 
     # ------------------------------------------------------------------ JSON
     def to_json(self) -> str:
+        # Plain dicts rather than dataclasses.asdict (which deep-copies): this runs on the
+        # compiler thread of a live graph, holding the GIL the audio thread needs.
         data = {
             "sample_rate": self.sample_rate,
-            "nodes": [{k: v for k, v in asdict(n).items() if k != "node_class"} for n in self.nodes],
-            "connections": [asdict(c) for c in self.connections],
+            "nodes": [
+                {
+                    "id": n.id,
+                    "label": n.label,
+                    "cls": n.cls,
+                    "endpoints": [vars(e) for e in n.endpoints],
+                    "state": [vars(st) for st in n.state],
+                    "breaks_feedback": n.breaks_feedback,
+                    "unsupported": n.unsupported,
+                    "constants": n.constants,
+                }
+                for n in self.nodes
+            ],
+            "connections": [vars(c) for c in self.connections],
             "order": self.order,
             "outputs": [list(o) for o in self.outputs],
             "cycles": self.cycles,
