@@ -382,3 +382,20 @@ def test_render_collects_many_blocks_in_one_call_like_separate_blocks() -> None:
     pieces = np.concatenate([one.process_block(state_one, 64) for _ in range(300)] + [one.process_block(state_one, 17)])
     assert np.array_equal(whole, pieces)
     assert state_one.frame == state_many.frame == 64 * 300 + 17
+
+
+@pytest.mark.parametrize("state_in_locals", [True, False], ids=["state-in-locals", "state-in-memory"])
+def test_both_state_placements_match_the_interpreter(state_in_locals: bool) -> None:
+    """Node state kept in locals across the sample loop (the default) or read and written in
+    memory every sample: the demo patch, with its events and feedback, is the interpreter's."""
+    from oscen.demo import demo_events, demo_patch
+
+    reference = demo_patch(44100.0)
+    demo_events(reference, reference)
+    expected = reference.process_block(8000)
+    graph = demo_patch(44100.0)
+    compiled = CraneliftJit(state_in_locals=state_in_locals).compile(graph.to_ir())
+    state = GraphState.from_graph(graph)
+    demo_events(state, graph)
+    got = compiled.process_block(state, 8000)
+    assert np.max(np.abs(got - expected)) < 1e-9

@@ -11,6 +11,7 @@ Cranelift's work per node is bounded and compile time grows linearly with the gr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import wasm_math
@@ -83,10 +84,14 @@ def lowering_for(node: NodeIR, sample_rate: float) -> NodeLowering:
 class ProgramBuilder:
     """Renders a GraphIR into a module: segments, a ``process`` entry point, the library it calls."""
 
-    def __init__(self, ir: GraphIR, layout: Layout, fuse: int = FUSE_NODES) -> None:
+    def __init__(
+        self, ir: GraphIR, layout: Layout, fuse: int = FUSE_NODES, state_in_locals: bool = False
+    ) -> None:
         self.ir = ir
         self.layout = layout
         self.fuse = fuse
+        self.state_in_locals = state_in_locals
+        self.seg_state: dict[int, dict[str, str]] = {}  # node -> scalars held in locals this segment
         self.buffered: set[tuple[int, str]] = set(ir.outputs)
         self.called: set[str] = set()
         self.variant_functions: dict[int, list[str]] = {}
@@ -105,14 +110,20 @@ class ProgramBuilder:
             if e.direction == "input" and e.kind != "event" and self.sources(node.id, e.name)
         )
         # max_block too: outbox capacities and buffer offsets in the node's region depend on it
-        key = (_variant_key(node, self.ir.sample_rate), connected, self.inline_math, self.layout.max_block)
+        key = (
+            _variant_key(node, self.ir.sample_rate),
+            connected,
+            self.inline_math,
+            self.layout.max_block,
+            self.state_in_locals,
+        )
         tpl = _TEMPLATES.get(key)
         if tpl is None:
             low = lowering_for(node, self.ir.sample_rate)
             low.name = node.label
             try:
                 tpl = BodyRenderer(
-                    node, self.layout.nodes[node.id], low, connected, self.inline_math
+                    node, self.layout.nodes[node.id], low, connected, self.inline_math, self.state_in_locals
                 ).render()
             except JitError as err:
                 if not err.node:
@@ -150,6 +161,8 @@ class ProgramBuilder:
         self.called |= tpl.called
         self.variant_functions[id(tpl)] = tpl.functions
         lines = [f"(local.set $nb {_i32(nl.base)})", f"(i32.store {_i32(NODE)} {_i32(node.id)})"]
+        self.seg_state.setdefault(node.id, {}).update(tpl.state_used)
+        paste = self.paster(node, tpl)
         # 1. ramps of parameters set from outside: a load and a branch while none runs
         for name, slots in nl.params.items():
             if self.sources(node.id, name):
@@ -176,7 +189,7 @@ class ProgramBuilder:
         for e in node.endpoints:
             if e.direction != "input" or e.kind != "event":
                 continue
-            handler = tpl.handlers[e.name]
+            handler = paste(tpl.handlers[e.name])
             lines.append(self.dispatch_external(nl.external_queues[e.name], handler))
             for src, port in self.sources(node.id, e.name):
                 outbox = self.layout.nodes[src].outboxes[port]
@@ -184,22 +197,60 @@ class ProgramBuilder:
                 heads.append(head)
                 lines.append(self.dispatch_outbox(outbox, head, handler))
         # 4. process
-        lines.append(tpl.process)
+        lines.append(paste(tpl.process))
         # 5. outputs that leave the segment
         for e in node.endpoints:
             if e.direction == "output" and e.kind != "event" and (node.id, e.name) in self.buffered:
-                slot = nl.scalars[e.name][0]
                 lines.append(
-                    f"(f64.store offset={nl.buffers[e.name]} (local.get $i8) (f64.load {_i32(slot)}))"
+                    f"(f64.store offset={nl.buffers[e.name]} (local.get $i8) {self.scalar(node.id, e.name)})"
                 )
         return lines
+
+    def scalar(self, nid: int, name: str) -> str:
+        """A node's scalar attribute or output: its local when state is kept in locals, else memory."""
+        addr, ty = self.layout.nodes[nid].scalars[name]
+        wt = {"f64": "f64", "i64": "i64", "bool": "i32"}[ty]
+        if self.state_in_locals:
+            self.seg_state.setdefault(nid, {})[name] = wt
+            return f"(local.get $n{nid}_{name})"
+        return f"({wt}.load {_i32(addr)})"
+
+    def paster(self, node: NodeIR, tpl: Template) -> Callable[[str], str]:
+        """How the variant's text becomes this node's: its own state locals, and markers where its
+        locals are written back to memory around calls of the variant's outlined helpers (which
+        work on memory). The markers are filled in by `segment`, once it knows every scalar of the
+        node held in a local (outputs read by its neighbours too)."""
+        if not self.state_in_locals:
+            return lambda text: text
+        prefix = f"$n{node.id}_"
+        flush, reload = f"__FLUSH_{node.id}__", f"__RELOAD_{node.id}__"
+        return lambda text: (
+            text.replace("$S_", prefix).replace("__FLUSH__", flush).replace("__RELOAD__", reload)
+        )
+
+    def sync(self, nid: int, body: str) -> str:
+        """Fill in a node's write-back markers with its locals in this segment."""
+        flush_mark, reload_mark = f"__FLUSH_{nid}__", f"__RELOAD_{nid}__"
+        if flush_mark not in body:
+            return body
+        nl = self.layout.nodes[nid]
+        state = self.seg_state.get(nid, {})
+        flush = " ".join(
+            f"({t}.store offset={nl.rel(nl.scalars[name][0])} (local.get $nb) (local.get $n{nid}_{name}))"
+            for name, t in state.items()
+        )
+        reload = " ".join(
+            f"(local.set $n{nid}_{name} ({t}.load offset={nl.rel(nl.scalars[name][0])} (local.get $nb)))"
+            for name, t in state.items()
+        )
+        return body.replace(flush_mark, flush).replace(reload_mark, reload)
 
     def source_value(self, src: int, out: str, members: set[int]) -> str:
         nl = self.layout.nodes[src]
         if src in members:
-            # Same loop: the source's output slot holds this sample's value, or the previous
+            # Same loop: the source's output holds this sample's value, or the previous
             # sample's over a back edge into a feedback breaker (the source runs later).
-            return f"(f64.load {_i32(nl.scalars[out][0])})"
+            return self.scalar(src, out)
         return f"(f64.load offset={nl.buffers[out]} (local.get $i8))"
 
     @staticmethod
@@ -247,18 +298,33 @@ class ProgramBuilder:
             body.extend(self.node_step(self.ir.node(nid), members, locals_, heads))
         for h in heads:
             locals_[h] = "i32"
+        if self.state_in_locals:
+            text = "\n".join(body)
+            for nid in node_ids:
+                text = self.sync(nid, text)
+            body = [text]
+        prologue, epilogue = [], []
+        for nid in node_ids:
+            for name, wt in self.seg_state.get(nid, {}).items():
+                addr = self.layout.nodes[nid].scalars[name][0]
+                locals_[f"$n{nid}_{name}"] = wt
+                prologue.append(f"(local.set $n{nid}_{name} ({wt}.load {_i32(addr)}))")
+                epilogue.append(f"({wt}.store {_i32(addr)} (local.get $n{nid}_{name}))")
         decls = "".join(f" (local {name} {t})" for name, t in locals_.items())
         return "\n".join(
             [
                 f"(func $seg{index} (param $n i32){decls}",
                 f"(i32.store {_i32(SEGMENT)} {_i32(index)})",
+                *prologue,
                 "(local.set $i (i32.const 0))",
                 "(block $exit (loop $sample",
                 "(br_if $exit (i32.ge_u (local.get $i) (local.get $n)))",
                 "(local.set $i8 (i32.shl (local.get $i) (i32.const 3)))",
                 *body,
                 "(local.set $i (i32.add (local.get $i) (i32.const 1)))",
-                "(br $sample))))",
+                "(br $sample)))",
+                *epilogue,
+                ")",
             ]
         )
 

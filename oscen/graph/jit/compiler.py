@@ -244,12 +244,15 @@ class CraneliftJit:
         max_block: int = MAX_BLOCK,
         fuse: int = FUSE_NODES,
         timeout: float = 2.0,
+        state_in_locals: bool = True,
     ) -> None:
         if not 1 <= max_block <= 65536:
             raise ValueError(f"max_block must be in 1..65536, got {max_block}")
         self.max_block = max_block
         self.fuse = fuse
         self.timeout = timeout
+        self.state_in_locals = state_in_locals
+        self.state_in_locals = state_in_locals
 
     def compile(self, ir: GraphIR) -> CompiledGraph:
         """Compile ``ir``. Raises :class:`JitError` for node code outside the compilable subset."""
@@ -257,7 +260,7 @@ class CraneliftJit:
             raise TypeError(f"compile takes a GraphIR (graph.to_ir()), got {type(ir).__name__}")
         t0 = time.perf_counter()
         layout = Layout.of(ir, self.max_block)
-        program = ProgramBuilder(ir, layout, self.fuse).build()
+        program = ProgramBuilder(ir, layout, self.fuse, self.state_in_locals).build()
         t1 = time.perf_counter()
         try:
             module = wasmtime.Module(engine(), program.wat)

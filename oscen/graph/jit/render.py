@@ -246,6 +246,7 @@ class Template:
     process: str
     handlers: dict[str, str]  # event input -> handler body, reading its fields at $ev_at
     locals: dict[str, str]
+    state_used: dict[str, str]  # with state in locals: the scalars the code uses ($S_<name>)
     called: set[str]  # library functions called out of line
     functions: list[str]  # the variant's outlined helpers (WAT functions)
 
@@ -296,9 +297,12 @@ class BodyRenderer:
         lowering: NodeLowering,
         connected: frozenset[str],
         inline_math: bool = True,
+        state_in_locals: bool = False,
     ) -> None:
         self.node = node
         self.inline_math = inline_math
+        self.state_in_locals = state_in_locals
+        self.state_used: dict[str, str] = {}  # scalar attributes kept in locals: name -> wasm type
         self.nl = layout
         self.lowering = lowering
         self.connected = connected
@@ -306,8 +310,10 @@ class BodyRenderer:
         self.locals: dict[str, str] = {}
         self.uid = 0
         self.inliner = Inliner(library())
-        # Traps are cold and never return: a call keeps every node's code short.
-        self.inliner.outlined |= {"trap", "trap_not_finite"}
+        # Traps are cold and never return: a call keeps every node's code short. With state in
+        # locals, though, any call in the loop makes Cranelift spill them: expand traps inline.
+        if not state_in_locals:
+            self.inliner.outlined |= {"trap", "trap_not_finite"}
         self.functions: list[str] = []
         self.outlined_names: dict[tuple, str] = {}
         self.in_function = False
@@ -321,7 +327,9 @@ class BodyRenderer:
                 args = [f"(f64.load offset={8 + 8 * j} (local.get $ev_at))" for j in range(e.arity)]
                 handlers[e.name] = "\n".join(self.inline_statement(fn, args))
         self.locals.update(self.inliner.locals)
-        return Template(process, handlers, self.locals, set(self.inliner.called), self.functions)
+        return Template(
+            process, handlers, self.locals, self.state_used, set(self.inliner.called), self.functions
+        )
 
     # ------------------------------------------------------------------ utilities
     def fresh(self, base: str) -> str:
@@ -336,6 +344,8 @@ class BodyRenderer:
         return add_site(TrapSite(site, detail))
 
     def trap(self, site: int, code: int) -> str:
+        if self.state_in_locals:
+            return f"(block (i32.store {_i32(TRAP_SITE)} {_i32(site)}) (i32.store {_i32(TRAP_CODE)} {_i32(code)}) unreachable)"
         self.inliner.called.add("trap")
         return f"(call $trap {_i32(site)} {_i32(code)})"
 
@@ -363,10 +373,16 @@ class BodyRenderer:
     # ------------------------------------------------------------------ node state
     def attr_get(self, name: str) -> str:
         addr, ty = self.nl.scalars[name]
+        if self.state_in_locals and not self.in_function:
+            self.state_used[name] = WT[IR_TYPES[ty]]
+            return f"(local.get $S_{name})"
         return f"({WT[IR_TYPES[ty]]}.load offset={self.rel(addr)} (local.get $nb))"
 
     def attr_set(self, name: str, value: str) -> str:
         addr, ty = self.nl.scalars[name]
+        if self.state_in_locals and not self.in_function:
+            self.state_used[name] = WT[IR_TYPES[ty]]
+            return f"(local.set $S_{name} {value})"
         return f"({WT[IR_TYPES[ty]]}.store offset={self.rel(addr)} (local.get $nb) {value})"
 
     def input(self, name: str) -> str:
@@ -404,10 +420,17 @@ class BodyRenderer:
             name = self.fresh(f"_fn_{fn.name}")
             self.outlined_names[key] = name
             self.functions.append(self.render_function(name, fn))
-        return f"(call {name} (local.get $nb) {' '.join(args)})"
+        call = f"(call {name} (local.get $nb) {' '.join(args)})"
+        if not self.state_in_locals or self.in_function:
+            return call
+        # The function works on the node's state in memory: write the locals back around it.
+        if fn.returns is None:
+            return f"(block __FLUSH__ {call} __RELOAD__)"
+        tmp = self.local(self.fresh("_outret"), WT[fn.returns])
+        return f"(block (result {WT[fn.returns]}) __FLUSH__ (local.set {tmp} {call}) __RELOAD__ (local.get {tmp}))"
 
     def render_function(self, name: str, fn: k.KFunction) -> str:
-        saved_locals, saved_inlined = self.locals, self.inliner.locals
+        saved_locals, saved_inlined, saved_in_function = self.locals, self.inliner.locals, self.in_function
         self.locals, self.inliner.locals = {}, {}
         self.in_function = True
         try:
@@ -429,7 +452,7 @@ class BodyRenderer:
             return f"(func {name} (param $nb i32) {params} {result}{decls}\n(block $f_ret\n{body})\n{tail})"
         finally:
             self.locals, self.inliner.locals = saved_locals, saved_inlined
-            self.in_function = False
+            self.in_function = saved_in_function
 
     def inline_statement(self, fn: k.KFunction, args: list[str]) -> list[str]:
         """A call whose value is not used (process, a handler, a helper called as a statement)."""
