@@ -17,7 +17,7 @@ import wasmtime
 from wasmtime import _bindings as ffi
 
 from . import wasm_math
-from .codegen import FUSE_NODES, ProgramBuilder
+from .codegen import FUSE_NODES, INLINE_MATH_NODES, ProgramBuilder
 from .engine import engine, math_module, watch
 from .frontend import JitError
 from .ir import GraphIR
@@ -237,14 +237,20 @@ class _Binding:
 
 
 class CraneliftJit:
-    """Compiles a GraphIR to machine code: Python node methods → kernel IR → WebAssembly → Cranelift."""
+    """Compiles a GraphIR to machine code: Python node methods → kernel IR → WebAssembly → Cranelift.
+
+    ``max_block``: samples per kernel call (states must be made with the same value). ``fuse``:
+    nodes per sample loop. ``timeout``: seconds a call may run before node code in a loop is
+    interrupted. ``state_in_locals``: keep node state in locals across the sample loop (faster node
+    code, larger modules) or in memory; by default, locals for graphs up to 300 nodes.
+    """
 
     def __init__(
         self,
         max_block: int = MAX_BLOCK,
         fuse: int = FUSE_NODES,
         timeout: float = 2.0,
-        state_in_locals: bool = True,
+        state_in_locals: bool | None = None,
     ) -> None:
         if not 1 <= max_block <= 65536:
             raise ValueError(f"max_block must be in 1..65536, got {max_block}")
@@ -260,7 +266,10 @@ class CraneliftJit:
             raise TypeError(f"compile takes a GraphIR (graph.to_ir()), got {type(ir).__name__}")
         t0 = time.perf_counter()
         layout = Layout.of(ir, self.max_block)
-        program = ProgramBuilder(ir, layout, self.fuse, self.state_in_locals).build()
+        in_locals = self.state_in_locals
+        if in_locals is None:  # faster node code for ordinary graphs, faster compiles for huge ones
+            in_locals = len(ir.nodes) <= INLINE_MATH_NODES
+        program = ProgramBuilder(ir, layout, self.fuse, in_locals).build()
         t1 = time.perf_counter()
         try:
             module = wasmtime.Module(engine(), program.wat)
