@@ -306,10 +306,13 @@ class Graph:
         """Process ``n`` samples; returns shape (n,) for one output, (k, n) for k outputs."""
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
             raise GraphError(f"process_block: n must be an int >= 0, got {n!r}")
-        plan = self._ready()
-        out = np.zeros((len(plan.outputs), int(n)))
+        return self._run(self._ready(), int(n))
+
+    def _run(self, plan: _Plan, n: int) -> np.ndarray:
+        """``n`` samples with a given plan (JitGraph keeps its own while another thread edits)."""
+        out = np.zeros((len(plan.outputs), n))
         outputs = plan.outputs
-        for i in range(int(n)):
+        for i in range(n):
             self._tick(plan)
             for k, (d, name) in enumerate(outputs):
                 out[k, i] = d[name]

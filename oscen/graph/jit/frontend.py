@@ -599,16 +599,10 @@ class _FunctionLowering:
             )
         # A local read before any assignment in source order (e.g. assigned later in a loop):
         # the fixed-point iteration types it on the next pass.
-        if self._assigned_somewhere(n):
+        if n in self.store_counts:
             self.local_types.setdefault(n, T.BOOL)
             return k.Local(self.local_types[n], n)
         raise JitError(f"name {n!r} is not defined", self.site(e))
-
-    def _assigned_somewhere(self, name: str) -> bool:
-        for node in ast.walk(self.src.tree):
-            if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store):
-                return True
-        return False
 
     def attribute(self, e: ast.Attribute) -> k.Expr:
         if _is_self(e.value):

@@ -189,7 +189,7 @@ class JitGraph:
             if ready is not None and ready.version == version:
                 return True
             if not self.background:
-                self._compile_now()
+                self._compile_version()
                 continue
             time.sleep(0.001)
         return False
@@ -240,19 +240,12 @@ class JitGraph:
                 with self._edit_lock:
                     self._plan = self.graph._ready()
                     self._plan_version = self.graph.version
-        plan = self._plan
-        g = self.graph
-        out = np.zeros((len(plan.outputs), n))
-        for i in range(n):
-            g._tick(plan)
-            for k, (d, name) in enumerate(plan.outputs):
-                out[k, i] = d[name]
-        return out[0] if len(plan.outputs) == 1 else out
+        return self.graph._run(self._plan, n)
 
     def _at_block_boundary(self) -> None:
         if not self.background and self._pending is None and self._current_version() != self.graph.version:
             if self._failed_version != self.graph.version:
-                self._compile_now()
+                self._compile_version()
         ready = self._pending
         if ready is not None:
             self._pending = None
@@ -354,9 +347,6 @@ class JitGraph:
             # Coalesce a burst of edits: let it settle for a moment, then compile the newest.
             time.sleep(0.002)
             done_version = self._compile_version()
-
-    def _compile_now(self) -> None:
-        self._compile_version()
 
     def _compile_version(self) -> int:
         requested = self._requested_at

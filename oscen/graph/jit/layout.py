@@ -52,7 +52,6 @@ class QueueSlots:
 @dataclass
 class NodeLayout:
     base: int = 0  # first byte of the node's region: node code addresses everything relative to it
-    end: int = 0
     scalars: dict[str, tuple[int, str]] = field(default_factory=dict)  # attr or output -> (address, type)
     arrays: dict[str, tuple[int, str, int]] = field(default_factory=dict)  # name -> (address, type, length)
     params: dict[str, ParamSlots] = field(default_factory=dict)  # value inputs
@@ -110,7 +109,6 @@ class Layout:
             for e in n.endpoints:
                 if e.direction == "output" and e.kind != "event":
                     nl.buffers[e.name] = take(8 * max_block)
-            nl.end = addr
             nodes[n.id] = nl
         # Room for many blocks of the graph's outputs, so one call can render them all (offline
         # rendering without a Python round trip per block).
