@@ -393,6 +393,12 @@ class Graph:
 
         return build_ir(self)
 
+    def _repr_svg_(self) -> str:
+        """Notebooks draw a graph as a diagram of its nodes and connections (``oscen.graph.diagram``)."""
+        from .diagram import diagram_svg
+
+        return diagram_svg(self)
+
     # ------------------------------------------------------------------ internals
     def _changed(self) -> None:
         self._plan = None
