@@ -466,11 +466,56 @@ def run_play(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------------------------------- export
+def configure_export(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "patch", type=Path, help="patch file (defines patch(sample_rate) or a module-level graph)"
+    )
+    parser.add_argument(
+        "--web", type=Path, required=True, metavar="OUT", help="folder to write the web page into"
+    )
+    parser.add_argument(
+        "--sample-rate", type=positive_float, default=None, help="sample rate (default 44100)"
+    )
+    parser.add_argument("--title", default=None, help="the page's title (default: the patch's name)")
+    parser.add_argument("--serve", action="store_true", help="then serve it on localhost until Ctrl-C")
+    parser.add_argument("--port", type=int, default=8000, help="port for --serve (default 8000; 0: any free)")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from .export import ExportError, ExportServer, export_web
+    from .patch import PatchError, load_patch
+
+    try:
+        graph = load_patch(args.patch, args.sample_rate)
+        result = export_web(graph, args.web, title=args.title or args.patch.stem)
+    except (PatchError, ExportError) as exc:
+        raise UserError(str(exc)) from exc
+    m = result.manifest
+    print(
+        f"oscen export: wrote {result.folder} ({len(m['params'])} parameters, {len(m['events'])} event inputs"
+        + (", MIDI input" if m["midi"] else "")
+        + f", {m['channels']} channel{'s' if m['channels'] != 1 else ''}, {m['sample_rate']:g} Hz)"
+    )
+    if args.serve:
+        with ExportServer(result.folder, args.port) as server:
+            print(f"serving {server.url} (Ctrl-C to stop)", flush=True)
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------------------------- main
 COMMANDS: dict[str, Command] = {
     "demo": Command("render the built-in demo patch to demo.wav and demo.png", configure_demo, run_demo),
     "render": Command("render a patch file to a WAV file", configure_render, run_render),
     "play": Command("play a patch file on the sound card, live (MIDI in optional)", configure_play, run_play),
+    "export": Command(
+        "export a patch as a web page that plays it (AudioWorklet)", configure_export, run_export
+    ),
     "bench": Command(
         "time oscen against its peers (SignalFlow, pyo, Faust, numba, C) on the same patches",
         configure_bench,

@@ -58,14 +58,19 @@ def math_module() -> wasmtime.Module:
     global _math_module
     with _lock:
         if _math_module is None:
-            from . import wasm_math
-
-            everything = [*wasm_math.FUNCTIONS.values(), *wasm_math.HELPERS.values()]
-            exports = "\n".join(f'(export "{f.wasm_name}" (func ${f.wasm_name}))' for f in everything)
-            wat = (
-                "(module\n"
-                f'(global ${wasm_math.ERROR_GLOBAL} (export "{wasm_math.ERROR_GLOBAL}") (mut i32) (i32.const 0))\n'
-                f"{wasm_math.wat_for(sorted(wasm_math.FUNCTIONS))}\n{exports})"
-            )
-            _math_module = wasmtime.Module(engine() if _engine is None else _engine, wat)
+            _math_module = wasmtime.Module(engine() if _engine is None else _engine, math_module_wat())
         return _math_module
+
+
+def math_module_wat() -> str:
+    """The math library module's text: every function exported, with the error global (also what
+    a web export ships as ``math.wasm``)."""
+    from . import wasm_math
+
+    everything = [*wasm_math.FUNCTIONS.values(), *wasm_math.HELPERS.values()]
+    exports = "\n".join(f'(export "{f.wasm_name}" (func ${f.wasm_name}))' for f in everything)
+    return (
+        "(module\n"
+        f'(global ${wasm_math.ERROR_GLOBAL} (export "{wasm_math.ERROR_GLOBAL}") (mut i32) (i32.const 0))\n'
+        f"{wasm_math.wat_for(sorted(wasm_math.FUNCTIONS))}\n{exports})"
+    )
