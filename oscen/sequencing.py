@@ -186,9 +186,9 @@ class Sequencer(Node):
             self._current = current
             if self._open:
                 self._note_off()
-            velocity = self._velocities[current]
+            velocity = float(self._velocities[current])
             if velocity > 0.0:
-                number = self._notes[current] + self.transpose
+                number = float(self._notes[current]) + self.transpose
                 self.gate.emit(velocity)
                 self.note.emit(number, velocity)
                 self._open = True

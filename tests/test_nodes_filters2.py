@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import pytest
-from both_engines import SR, run_node
+from both_engines import SR, check_example, run_node
 from node_harness import assert_compilable, impulse
 from scipy import signal
 
@@ -237,3 +237,7 @@ def test_new_filters_stay_in_the_compilable_subset() -> None:
     for node in (OnePoleLowpass(), OnePoleHighpass(), DcBlocker(), LadderFilter(resonance=1.0),
                  CombFilter(), CombFilter(mode="feedforward"), AllpassFilter()):  # fmt: skip
         assert_compilable(node, inputs={"input": noise})
+
+
+def test_example_patch_renders_the_same_in_both_engines() -> None:
+    check_example("ladder_patch.py")

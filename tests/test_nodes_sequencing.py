@@ -12,8 +12,9 @@ import math
 
 import numpy as np
 import pytest
-from both_engines import EventProbe, run_node
+from both_engines import EventProbe, check_example, run_node
 from jit_support import assert_same, run_engines
+from node_harness import assert_compilable
 
 from oscen.graph import Graph
 from oscen.sequencing import Clock, Sequencer, midi_to_hz
@@ -168,3 +169,13 @@ def test_clock_drives_the_sequencer_at_tempo(blocks) -> None:
     offs = [f + 400 for f in ons]
     np.testing.assert_array_equal(np.flatnonzero(y[0]), sorted(ons + offs))
     assert y[2][7999] == midi_to_hz(55.0) and math.isclose(y[2][0], midi_to_hz(48.0))
+
+
+def test_example_patch_renders_the_same_in_both_engines() -> None:
+    check_example("sequencer_patch.py")
+
+
+def test_clock_and_sequencer_stay_in_the_compilable_subset() -> None:
+    assert_compilable(Clock(300.0, 4), events=[(50, "reset", ())])
+    assert_compilable(Sequencer([60, None, 62], gate_time=0.001), events=[(0, "clock", ()), (100, "clock", ()),
+                      (100, "reset", ()), (200, "clock", ())])  # fmt: skip
