@@ -115,8 +115,10 @@ class ModulatedDelay(Node):
         self.output = 0.5 * (left + right)
 
     def _delay_samples(self, base: float, depth: float, phase: float, sample_rate: float) -> float:
-        seconds = base + depth * 0.5 * (1.0 + math.sin(TWO_PI * phase))
-        return min(max(seconds * sample_rate, 1.0), self._max_samples)
+        d = (base + depth * 0.5 * (1.0 + math.sin(TWO_PI * phase))) * sample_rate
+        if not d >= 1.0:  # also NaN
+            d = 1.0
+        return min(d, self._max_samples)
 
     def _flush(self, x: float) -> float:
         if abs(x) < DENORMAL:

@@ -619,7 +619,10 @@ class DelayLineFilter(Node):
 
     # ---------------------------------------------------------------- compiled code
     def _samples(self, seconds: float, sample_rate: float) -> float:
-        return min(max(seconds * sample_rate, 1.0), self._max_samples)
+        d = seconds * sample_rate
+        if not d >= 1.0:  # also NaN
+            d = 1.0
+        return min(d, self._max_samples)
 
     def _read(self, d: float) -> float:
         mask = self._mask

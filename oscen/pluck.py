@@ -124,7 +124,10 @@ class Pluck(Node):
             self._damped = True
 
     def process(self, sample_rate: float) -> None:
-        period = min(max(sample_rate / max(self.frequency, self.min_frequency), MIN_PERIOD), self._max_period)
+        frequency = self.frequency
+        if not frequency >= self.min_frequency:  # also NaN
+            frequency = self.min_frequency
+        period = min(max(sample_rate / frequency, MIN_PERIOD), self._max_period)
         brightness = min(max(self.brightness, 0.0), 1.0)
         if self._pending >= 0.0:
             self._excite(period, brightness, self._pending)

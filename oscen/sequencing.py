@@ -74,7 +74,10 @@ class Clock(Node):
 
     def process(self, sample_rate: float) -> None:
         division = float(self.division)
-        bpm = min(max(self.bpm, MIN_BPM), 60.0 * sample_rate / division)
+        bpm = self.bpm
+        if not bpm >= MIN_BPM:  # also NaN: a NaN period would poison the anchor for good
+            bpm = MIN_BPM
+        bpm = min(bpm, 60.0 * sample_rate / division)
         period = 60.0 * sample_rate / (bpm * division)
         if period != self._period:
             if self._tick > 0 and self._period == self._period:
@@ -140,7 +143,10 @@ class Sequencer(Node):
             raise ValueError("Sequencer: the pattern needs at least one step")
         if isinstance(velocities, (int, float)):
             velocities = [float(velocities)] * len(notes)
-        velocities = [float(v) for v in velocities]
+        try:
+            velocities = [float(v) for v in velocities]
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"Sequencer: velocities must be numbers, one per step ({exc})") from None
         if len(velocities) != len(notes):
             raise ValueError(
                 f"Sequencer: {len(notes)} notes but {len(velocities)} velocities (give one per step)"

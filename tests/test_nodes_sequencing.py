@@ -179,3 +179,14 @@ def test_clock_and_sequencer_stay_in_the_compilable_subset() -> None:
     assert_compilable(Clock(300.0, 4), events=[(50, "reset", ())])
     assert_compilable(Sequencer([60, None, 62], gate_time=0.001), events=[(0, "clock", ()), (100, "clock", ()),
                       (100, "reset", ()), (200, "clock", ())])  # fmt: skip
+
+
+def test_nan_tempo_pauses_nothing_for_good() -> None:
+    # a NaN bpm (from a connected signal) counts as the minimum tempo; once it is valid again the
+    # ticks resume (the due time passed: at once, then counting from there)
+    bpm = np.full(12000, 120.0)
+    bpm[100:5000] = np.nan
+    outs = run_node(lambda: Clock(120.0, 1), 12000, inputs={"bpm": bpm}, outputs=(), probes=("tick",),
+                    sample_rate=8000.0)  # fmt: skip
+    for y in outs.values():
+        np.testing.assert_array_equal(tick_frames(y), [0, 5000, 9000])
