@@ -18,7 +18,15 @@ from __future__ import annotations
 
 from oscen.graph import Endpoint, Graph
 
-from .files import MidiFileError, midi_file_duration, midi_file_events, render_midi, timed_messages
+from .files import (
+    TAIL_SECONDS,
+    MidiFileError,
+    midi_file_duration,
+    midi_file_events,
+    render_midi,
+    render_midi_to_file,
+    timed_messages,
+)
 from .live import MidiBackendError, MidiInput, MidiPortError, list_midi_inputs, open_midi_input
 from .messages import (
     MidiError,
@@ -62,6 +70,7 @@ def find_midi_input(graph: Graph) -> Endpoint | None:
 
 
 __all__ = [
+    "TAIL_SECONDS",
     "EventRelay",
     "MidiBackendError",
     "MidiError",
@@ -94,6 +103,7 @@ __all__ = [
     "pitch_bend_normalized",
     "poly_voices",
     "render_midi",
+    "render_midi_to_file",
     "split_messages",
     "timed_messages",
     "voice_allocator_class",
