@@ -165,9 +165,10 @@ class AudioWriter:
                 data = np.clip(data, -1.0, 1.0)
         self._open()
         assert self._file is not None
-        # float64 -> float32 here and only here; soundfile wants frames as rows.
+        # float64 -> float32 here and only here (DOUBLE files keep float64); soundfile wants frames as rows.
+        dtype = np.float64 if self.format.subtype == "DOUBLE" else np.float32
         try:
-            self._file.write(np.ascontiguousarray(data.T, dtype=np.float32))
+            self._file.write(np.ascontiguousarray(data.T, dtype=dtype))
         except (sf.LibsndfileError, OSError, RuntimeError) as exc:
             raise WavError(f"{self.who}: cannot write {self.path}: {exc}") from exc
         self.frames += data.shape[1]
