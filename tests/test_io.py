@@ -12,19 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import oscen.io as oscen_io
 from oscen import Graph, Node, StreamOutput
-from oscen.io import (
-    MAX_RENDER_SECONDS,
-    ClippingWarning,
-    RenderLimitError,
-    WavError,
-    read_wav,
-    render,
-    render_to_file,
-    render_to_wav,
-    write_audio,
-    write_wav,
-)
+from oscen.io import WavError, read_wav, render, render_to_wav, write_wav
 
 # oscen.io.render the function shadows oscen.io.render the module as an attribute of the package.
 render_module = importlib.import_module("oscen.io.render")
@@ -167,7 +157,7 @@ def test_stereo_is_written_as_soundfile_frames(tmp_path) -> None:
 def test_pcm_subtypes_round_trip_and_clip(tmp_path, subtype: str, tolerance: float) -> None:
     samples = np.array([0.0, 0.5, -0.5, 1.5, -1.5, 0.123])
     with pytest.warns(
-        ClippingWarning, match=rf"peaks at 1.5 \(\+3.5 dBFS\) but WAV {subtype} .*2 samples clipped"
+        oscen_io.ClippingWarning, match=rf"peaks at 1.5 \(\+3.5 dBFS\) but WAV {subtype} .*2 samples clipped"
     ):
         path = write_wav(tmp_path / "pcm.wav", samples, 8000, subtype=subtype.lower())
     assert sf.info(str(path)).subtype == subtype
@@ -264,7 +254,9 @@ def leftovers(folder: Path) -> list[str]:
 
 @pytest.mark.parametrize("suffix", [".wav", ".flac", ".aiff"])
 def test_render_to_file_equals_render_in_every_lossless_format(tmp_path: Path, suffix: str) -> None:
-    result = render_to_file(LoudEngine(), tmp_path / f"out{suffix}", 0.5, block_size=300, progress=False)
+    result = oscen_io.render_to_file(
+        LoudEngine(), tmp_path / f"out{suffix}", 0.5, block_size=300, progress=False
+    )
     expected = render(LoudEngine(), 0.5, block_size=300, progress=False)
     back, rate = read_wav(result.path)
     assert (result.frames, result.channels, rate) == (4000, 2, 8000.0)
@@ -279,9 +271,9 @@ def test_render_to_file_equals_render_in_every_lossless_format(tmp_path: Path, s
 def test_render_to_file_writes_lossy_formats_by_extension(tmp_path: Path, suffix: str, fmt: str) -> None:
     if fmt not in sf.available_formats():
         with pytest.raises(WavError, match=f"no {fmt} support"):
-            render_to_file(LoudEngine(), tmp_path / f"out{suffix}", 0.5)
+            oscen_io.render_to_file(LoudEngine(), tmp_path / f"out{suffix}", 0.5)
         return
-    result = render_to_file(LoudEngine(44100.0), tmp_path / f"out{suffix}", 0.5, progress=False)
+    result = oscen_io.render_to_file(LoudEngine(44100.0), tmp_path / f"out{suffix}", 0.5, progress=False)
     info = sf.info(str(result.path))
     assert info.format == fmt and info.channels == 2 and info.samplerate == 44100
     assert abs(info.frames - 22050) <= 2048  # codec padding
@@ -293,19 +285,21 @@ def test_an_unknown_extension_is_refused_before_rendering(tmp_path: Path) -> Non
     engine = LoudEngine()
     for name in ("out.m4a", "out", "out.txt"):
         with pytest.raises(WavError, match=r"not a sound file format oscen writes; use one of \.wav, \.flac"):
-            render_to_file(engine, tmp_path / name, 1.0)
+            oscen_io.render_to_file(engine, tmp_path / name, 1.0)
     with pytest.raises(WavError, match="subtype must be one of PCM_16, PCM_24 for a FLAC file, got 'FLOAT'"):
-        render_to_file(engine, tmp_path / "out.flac", 1.0, subtype="FLOAT")
+        oscen_io.render_to_file(engine, tmp_path / "out.flac", 1.0, subtype="FLOAT")
     with pytest.raises(WavError, match="does not exist"):
-        render_to_file(engine, tmp_path / "no" / "out.wav", 1.0)
+        oscen_io.render_to_file(engine, tmp_path / "no" / "out.wav", 1.0)
     assert engine.calls == 0 and list(tmp_path.iterdir()) == []
     with pytest.raises(WavError, match="names a MP3 file; write_audio writes that format"):
         write_wav(tmp_path / "x.mp3", np.zeros(10), 8000)
 
 
 def test_clipping_says_so_with_the_peak(tmp_path: Path) -> None:
-    with pytest.warns(ClippingWarning, match=r"peaks at 3 \(\+9.5 dBFS\) but WAV PCM_16 holds only -1..1"):
-        result = render_to_file(
+    with pytest.warns(
+        oscen_io.ClippingWarning, match=r"peaks at 3 \(\+9.5 dBFS\) but WAV PCM_16 holds only -1..1"
+    ):
+        result = oscen_io.render_to_file(
             LoudEngine(gain=3.0), tmp_path / "loud.wav", 0.5, subtype="PCM_16", progress=False
         )
     assert result.peak == pytest.approx(3.0, rel=1e-3) and result.clipped > 1000
@@ -313,17 +307,19 @@ def test_clipping_says_so_with_the_peak(tmp_path: Path) -> None:
     assert np.max(np.abs(back)) <= 1.0
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # float keeps the overs: nothing to say
-        render_to_file(LoudEngine(gain=3.0), tmp_path / "float.wav", 0.5, progress=False)
-        quiet = render_to_file(LoudEngine(gain=0.9), tmp_path / "quiet.flac", 0.5, progress=False)
+        oscen_io.render_to_file(LoudEngine(gain=3.0), tmp_path / "float.wav", 0.5, progress=False)
+        quiet = oscen_io.render_to_file(LoudEngine(gain=0.9), tmp_path / "quiet.flac", 0.5, progress=False)
     assert quiet.clipped == 0
 
 
 def test_normalize_streams_to_the_same_result_as_write_audio(tmp_path: Path) -> None:
     samples = render(LoudEngine(gain=3.0), 0.5, progress=False)
-    write_audio(tmp_path / "ref.flac", samples, 8000, normalize=True)
+    oscen_io.write_audio(tmp_path / "ref.flac", samples, 8000, normalize=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # normalized: nothing clips
-        result = render_to_file(LoudEngine(gain=3.0), tmp_path / "n.flac", 0.5, block_size=77, normalize=True)
+        result = oscen_io.render_to_file(
+            LoudEngine(gain=3.0), tmp_path / "n.flac", 0.5, block_size=77, normalize=True
+        )
     back, _ = read_wav(result.path)
     ref, _ = read_wav(tmp_path / "ref.flac")
     np.testing.assert_array_equal(back, ref)
@@ -336,7 +332,7 @@ def test_a_nan_mid_render_says_where_and_leaves_the_old_file(tmp_path: Path) -> 
     path = tmp_path / "out.wav"
     write_wav(path, np.full(10, 0.25), 8000)
     with pytest.raises(WavError, match=r"first is nan at sample 2345 \(0\.293125 s\), channel 1"):
-        render_to_file(LoudEngine(nan_at=2345), path, 1.0, block_size=1000)
+        oscen_io.render_to_file(LoudEngine(nan_at=2345), path, 1.0, block_size=1000)
     back, _ = read_wav(path)
     np.testing.assert_array_equal(back, np.full(10, 0.25))  # a failed render replaces nothing
     assert leftovers(tmp_path) == []
@@ -346,7 +342,7 @@ def test_a_zero_length_file_keeps_the_layout(tmp_path: Path) -> None:
     graph = Graph(8000.0)
     node = graph.add_node(Stereo())
     graph.set_output(node.left, node.right)
-    result = render_to_file(graph, tmp_path / "empty.wav", 0.0)
+    result = oscen_io.render_to_file(graph, tmp_path / "empty.wav", 0.0)
     assert (result.frames, result.channels) == (0, 2)
     assert sf.info(str(result.path)).channels == 2
 
@@ -354,12 +350,13 @@ def test_a_zero_length_file_keeps_the_layout(tmp_path: Path) -> None:
 def test_renders_beyond_the_limit_are_refused_before_any_work(tmp_path: Path) -> None:
     engine = LoudEngine(sample_rate=10.0)  # on a build without the limit, this fails fast too
     with pytest.raises(
-        RenderLimitError, match=r"render: 3601 s of audio is beyond the limit of 3600 s; pass max_seconds="
+        oscen_io.RenderLimitError,
+        match=r"render: 3601 s of audio is beyond the limit of 3600 s; pass max_seconds=",
     ):
-        render(engine, MAX_RENDER_SECONDS + 1)
-    with pytest.raises(RenderLimitError, match="beyond the limit of 3600 s"):
-        render_to_file(engine, tmp_path / "long.wav", MAX_RENDER_SECONDS + 1)
-    with pytest.raises(RenderLimitError, match=r"2 s of audio is beyond the limit of 1 s"):
+        render(engine, oscen_io.MAX_RENDER_SECONDS + 1)
+    with pytest.raises(oscen_io.RenderLimitError, match="beyond the limit of 3600 s"):
+        oscen_io.render_to_file(engine, tmp_path / "long.wav", oscen_io.MAX_RENDER_SECONDS + 1)
+    with pytest.raises(oscen_io.RenderLimitError, match=r"2 s of audio is beyond the limit of 1 s"):
         render(engine, 2.0, max_seconds=1.0)
     assert engine.calls == 0 and list(tmp_path.iterdir()) == []
     assert render(engine, 2.0, max_seconds=None, progress=False).shape == (2, 20)
@@ -371,7 +368,9 @@ def test_a_long_render_to_file_holds_one_block_not_the_signal(tmp_path: Path) ->
     full = 2 * 60 * 44100 * 8
     tracemalloc.start()
     try:
-        result = render_to_file(engine, tmp_path / "long.flac", 60.0, block_size=4096, progress=False)
+        result = oscen_io.render_to_file(
+            engine, tmp_path / "long.flac", 60.0, block_size=4096, progress=False
+        )
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from midi_support import SR, Recorder, envelope_voice, record
 
+import oscen.midi as midi_api
 from oscen.envelopes import AdsrEnvelope
 from oscen.graph import Graph
 from oscen.midi import (
@@ -19,18 +20,14 @@ from oscen.midi import (
     MidiParser,
     MidiPortError,
     control_change,
-    control_change_normalized,
     fields_to_bytes,
     find_midi_input,
     is_channel_message,
     midi_fields,
     note_off,
-    note_off_normalized,
     note_on,
-    note_on_normalized,
     open_midi_input,
     pitch_bend,
-    pitch_bend_normalized,
     poly_voices,
     split_messages,
 )
@@ -140,35 +137,44 @@ NAN = float("nan")
         (lambda: control_change(7, 300), r"control_change: value must be 0..127, got 300"),
         (lambda: control_change(7, 1, channel=16), r"control_change: channel must be an int 0..15"),
         # normalized units
-        (lambda: note_on_normalized(60, 1.5), r"note_on_normalized: velocity must be 0..1, got 1.5"),
-        (lambda: note_on_normalized(60, NAN), r"note_on_normalized: velocity must be 0..1, got nan"),
+        (lambda: midi_api.note_on_normalized(60, 1.5), r"note_on_normalized: velocity must be 0..1, got 1.5"),
+        (lambda: midi_api.note_on_normalized(60, NAN), r"note_on_normalized: velocity must be 0..1, got nan"),
         (
-            lambda: note_on_normalized(60, "loud"),
+            lambda: midi_api.note_on_normalized(60, "loud"),
             r"note_on_normalized: velocity must be a number 0..1, got 'loud'",
         ),
-        (lambda: note_on_normalized(60.5, 0.5), r"note_on_normalized: note must be an int 0..127"),
+        (lambda: midi_api.note_on_normalized(60.5, 0.5), r"note_on_normalized: note must be an int 0..127"),
         (
-            lambda: note_on_normalized(60, 0.5, channel=16),
+            lambda: midi_api.note_on_normalized(60, 0.5, channel=16),
             r"note_on_normalized: channel must be an int 0..15",
         ),
-        (lambda: note_off_normalized(60, -0.1), r"note_off_normalized: velocity must be 0..1, got -0.1"),
-        (lambda: note_off_normalized(128), r"note_off_normalized: note must be 0..127"),
         (
-            lambda: control_change_normalized(7, 2.0),
+            lambda: midi_api.note_off_normalized(60, -0.1),
+            r"note_off_normalized: velocity must be 0..1, got -0.1",
+        ),
+        (lambda: midi_api.note_off_normalized(128), r"note_off_normalized: note must be 0..127"),
+        (
+            lambda: midi_api.control_change_normalized(7, 2.0),
             r"control_change_normalized: value must be 0..1, got 2.0",
         ),
         (
-            lambda: control_change_normalized(7.0, 0.5),
+            lambda: midi_api.control_change_normalized(7.0, 0.5),
             r"control_change_normalized: controller must be an int",
         ),
-        (lambda: pitch_bend_normalized(8191), r"pitch_bend_normalized: bend must be -1..1, got 8191"),
-        (lambda: pitch_bend_normalized(float("inf")), r"pitch_bend_normalized: bend must be -1..1, got inf"),
         (
-            lambda: pitch_bend_normalized(None),
+            lambda: midi_api.pitch_bend_normalized(8191),
+            r"pitch_bend_normalized: bend must be -1..1, got 8191",
+        ),
+        (
+            lambda: midi_api.pitch_bend_normalized(float("inf")),
+            r"pitch_bend_normalized: bend must be -1..1, got inf",
+        ),
+        (
+            lambda: midi_api.pitch_bend_normalized(None),
             r"pitch_bend_normalized: bend must be a number -1..1, got None",
         ),
         (
-            lambda: pitch_bend_normalized(0.0, channel="1"),
+            lambda: midi_api.pitch_bend_normalized(0.0, channel="1"),
             r"pitch_bend_normalized: channel must be an int 0..15",
         ),
     ],
@@ -181,14 +187,14 @@ def test_every_builder_refuses_bad_input_naming_the_argument_and_range(call, mes
 def test_normalized_builders_invert_the_parsers_scaling() -> None:
     """Parser outputs fed back give the same MIDI bytes: velocity v/127, CC v/127, bend per half."""
     for v in range(128):
-        assert note_on_normalized(60, v / 127) == note_on(60, v)
-        assert note_off_normalized(60, v / 127, channel=3) == note_off(60, v, channel=3)
-        assert control_change_normalized(74, v / 127) == control_change(74, v)
+        assert midi_api.note_on_normalized(60, v / 127) == note_on(60, v)
+        assert midi_api.note_off_normalized(60, v / 127, channel=3) == note_off(60, v, channel=3)
+        assert midi_api.control_change_normalized(74, v / 127) == control_change(74, v)
     for wheel in range(-8192, 8192):
         bend = wheel / 8192 if wheel < 0 else wheel / 8191  # MidiParser's mapping
-        assert pitch_bend_normalized(bend, channel=2) == pitch_bend(wheel, channel=2)
-    assert note_on_normalized(60, 0.001)[2] == 1.0  # any velocity above 0 sounds
-    assert note_on_normalized(60, 0.0)[2] == 0.0
+        assert midi_api.pitch_bend_normalized(bend, channel=2) == pitch_bend(wheel, channel=2)
+    assert midi_api.note_on_normalized(60, 0.001)[2] == 1.0  # any velocity above 0 sounds
+    assert midi_api.note_on_normalized(60, 0.0)[2] == 0.0
     assert note_on(60, np.int64(100)) == (144.0, 60.0, 100.0)  # numpy ints are MIDI ints
 
 
@@ -200,9 +206,9 @@ def test_normalized_builders_round_trip_through_the_parser() -> None:
         record(graph, parser.control_change),
         record(graph, parser.pitch_bend),
     )
-    graph.queue_event(parser.midi, 0, note_on_normalized(64, 0.5))
-    graph.queue_event(parser.midi, 1, control_change_normalized(1, 0.25))
-    graph.queue_event(parser.midi, 2, pitch_bend_normalized(-0.5))
+    graph.queue_event(parser.midi, 0, midi_api.note_on_normalized(64, 0.5))
+    graph.queue_event(parser.midi, 1, midi_api.control_change_normalized(1, 0.25))
+    graph.queue_event(parser.midi, 2, midi_api.pitch_bend_normalized(-0.5))
     graph.process_block(3)
     assert ons.log == [(0, (64.0, 64 / 127, 0.0, 0.0))]
     assert ccs.log == [(1, (1.0, 32 / 127, 0.0, 0.0))]

@@ -11,15 +11,16 @@ import numpy as np
 import pytest
 from midi_support import SR, envelope_voice
 
+import oscen.io as oscen_io
+import oscen.midi as midi_api
 from oscen.graph import Graph
-from oscen.io import RenderLimitError, read_wav
+from oscen.io import read_wav
 from oscen.midi import (
     MidiFileError,
     midi_file_duration,
     midi_file_events,
     poly_voices,
     render_midi,
-    render_midi_to_file,
 )
 from oscen.midi.files import seconds_to_frame
 
@@ -231,13 +232,13 @@ def test_a_file_lasting_years_is_refused_before_any_work(tmp_path: Path) -> None
         r"render_midi: 4\.5036e\+09 s of audio \(the file's last message is at 4\.5036e\+09 s, plus a 2 s tail\) "
         r"is beyond the limit of 3600 s; pass max_seconds="
     )
-    with pytest.raises(RenderLimitError, match=message):
+    with pytest.raises(oscen_io.RenderLimitError, match=message):
         render_midi(NoWork(), "midi", huge)
     out = tmp_path / "huge.wav"
-    with pytest.raises(RenderLimitError, match=message):
-        render_midi_to_file(NoWork(), "midi", huge, out)
+    with pytest.raises(oscen_io.RenderLimitError, match=message):
+        midi_api.render_midi_to_file(NoWork(), "midi", huge, out)
     assert not out.exists()
-    with pytest.raises(RenderLimitError, match=r"0\.5 s of audio is beyond the limit of 0\.25 s"):
+    with pytest.raises(oscen_io.RenderLimitError, match=r"0\.5 s of audio is beyond the limit of 0\.25 s"):
         render_midi(NoWork(), "midi", huge, seconds=0.5, max_seconds=0.25)
     # A stated length plays the start of it; the far note-off is never reached.
     graph, midi = _synth()
@@ -250,7 +251,9 @@ def test_render_midi_to_file_equals_render_midi(tmp_path: Path) -> None:
     graph, midi = _synth()
     expected = render_midi(graph, midi, song, block_size=64, tail_seconds=0.1)
     graph, midi = _synth()
-    result = render_midi_to_file(graph, midi, song, tmp_path / "song.wav", block_size=64, tail_seconds=0.1)
+    result = midi_api.render_midi_to_file(
+        graph, midi, song, tmp_path / "song.wav", block_size=64, tail_seconds=0.1
+    )
     back, rate = read_wav(result.path)
     assert rate == SR and result.frames == expected.shape[-1] and result.channels == 1
     np.testing.assert_allclose(back, expected, rtol=0, atol=1e-7)  # float32 on disk
@@ -278,7 +281,7 @@ def streamed_peak(song: Path, out: Path, rate: float, seconds: float) -> tuple[i
     graph.process_block(1)  # the graph's first-block set-up is not the render's memory
     tracemalloc.start()
     try:
-        result = render_midi_to_file(graph, synth.midi, song, out, seconds=seconds, progress=False)
+        result = midi_api.render_midi_to_file(graph, synth.midi, song, out, seconds=seconds, progress=False)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
