@@ -328,11 +328,12 @@ def test_normalize_streams_to_the_same_result_as_write_audio(tmp_path: Path) -> 
     assert leftovers(tmp_path) == []  # the temporary float file is gone
 
 
-def test_a_nan_mid_render_says_where_and_leaves_the_old_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("nan_at", "when"), [(2345, r"0\.293125 s"), (20_000, r"2\.500000 s")])
+def test_a_nan_mid_render_says_where_and_leaves_the_old_file(tmp_path: Path, nan_at: int, when: str) -> None:
     path = tmp_path / "out.wav"
     write_wav(path, np.full(10, 0.25), 8000)
-    with pytest.raises(WavError, match=r"first is nan at sample 2345 \(0\.293125 s\), channel 1"):
-        oscen_io.render_to_file(LoudEngine(nan_at=2345), path, 1.0, block_size=1000)
+    with pytest.raises(WavError, match=rf"first is nan at sample {nan_at} \({when}\), channel 1"):
+        oscen_io.render_to_file(LoudEngine(nan_at=nan_at), path, 3.0, block_size=1000)
     back, _ = read_wav(path)
     np.testing.assert_array_equal(back, np.full(10, 0.25))  # a failed render replaces nothing
     assert leftovers(tmp_path) == []
@@ -376,3 +377,13 @@ def test_a_long_render_to_file_holds_one_block_not_the_signal(tmp_path: Path) ->
         tracemalloc.stop()
     assert result.frames == 60 * 44100
     assert peak < full / 40, f"peak {peak / 1e6:.1f} MB while streaming a {full / 1e6:.0f} MB signal"
+
+
+def test_the_writer_refuses_a_change_of_layout(tmp_path: Path) -> None:
+    from oscen.io.wav import AudioWriter
+
+    with pytest.raises(WavError, match="a block of 1 channels for 2-channel audio"):
+        with AudioWriter(tmp_path / "x.wav", 8000) as writer:
+            writer.write(np.zeros((2, 10)))
+            writer.write(np.zeros(10))
+    assert list(tmp_path.iterdir()) == []  # the half-written file is gone

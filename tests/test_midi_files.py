@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import tracemalloc
 from fractions import Fraction
 from pathlib import Path
@@ -288,12 +289,16 @@ def streamed_peak(song: Path, out: Path, rate: float, seconds: float) -> tuple[i
     return result.frames, peak
 
 
-def test_a_long_midi_render_to_a_file_holds_one_block_not_the_signal(tmp_path: Path) -> None:
+def test_a_long_midi_render_to_a_file_holds_one_block_not_the_signal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """60 s interpreted (at 200 Hz to keep the interpreter quick): memory does not grow with the length.
 
     Both renders hold the same file's events; the 60 s one writes 54 s more signal (86 kB as float64),
-    which must not show in its peak (the old render_midi accumulated every block).
+    which must not show in its peak (the old render_midi accumulated every block). The writer's
+    buffer is made smaller than either render, so that it cannot hide an accumulating loop.
     """
+    monkeypatch.setattr(importlib.import_module("oscen.io.wav"), "WRITE_BUFFER_FRAMES", 256)
     song = long_song(tmp_path, 60)
     frames, long_peak = streamed_peak(song, tmp_path / "long.wav", 200.0, 60.0)
     _, short_peak = streamed_peak(song, tmp_path / "short.wav", 200.0, 6.0)

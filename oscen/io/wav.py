@@ -49,6 +49,9 @@ SUBTYPES = FORMAT_SUBTYPES["WAV"]
 FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 """Subtypes that store any float; every other one holds only -1..1 and clips."""
 
+WRITE_BUFFER_FRAMES = 16384
+"""Frames :class:`AudioWriter` gathers before each write to libsndfile (256 kB per channel)."""
+
 MAX_CHANNELS = 64
 """A 2-D array with more rows than this is almost certainly ``(n, channels)`` by mistake."""
 
@@ -116,11 +119,13 @@ def audio_format(
 class AudioWriter:
     """Write a sound file block by block: ``(n,)`` or ``(channels, n)`` float arrays in, bounded memory.
 
-    The file is opened at the first block (which fixes the channel count) and each block goes
-    straight to libsndfile, so nothing accumulates. Every block is checked for NaN and inf before
-    it is written (the error says at which sample of the whole file). For clipping formats the
-    peak and the number of clipped samples are counted; :meth:`close` warns once with both.
-    As a context manager, an exception deletes the half-written file.
+    Blocks are gathered into a buffer of :data:`WRITE_BUFFER_FRAMES` frames and each full buffer
+    goes to libsndfile (a write per engine block costs more than the engine's block itself), so
+    memory is bounded by that buffer whatever the length. The file is opened at the first write,
+    which fixes the channel count. Every buffer is checked for NaN and inf before it is written
+    (the error says at which sample of the whole file). For clipping formats the peak and the
+    number of clipped samples are counted; :meth:`close` warns once with both. As a context
+    manager, an exception deletes the half-written file.
     """
 
     def __init__(
@@ -138,30 +143,51 @@ class AudioWriter:
         _check_path(self.path, who)
         self.channels = channels
         self.frames = 0
+        """Frames accepted so far."""
         self.peak = 0.0
         self.clipped = 0
         self._file: sf.SoundFile | None = None
+        self._buffer: np.ndarray | None = None
+        self._fill = 0
+        self._written = 0
         self._closed = False
 
     def write(self, block: np.ndarray) -> None:
         data = _as_channels_first(block, self.who)
-        if self._file is None:
-            if self.channels is not None and self.channels != data.shape[0]:
-                raise WavError(
-                    f"{self.who}: expected {self.channels} channels, got a block of {data.shape[0]}"
-                )
+        if self.channels is None:
             self.channels = data.shape[0]
         elif data.shape[0] != self.channels:
             raise WavError(
-                f"{self.who}: a block of {data.shape[0]} channels after {self.channels}-channel audio"
+                f"{self.who}: a block of {data.shape[0]} channels for {self.channels}-channel audio"
             )
-        _check_finite(data, self.sample_rate, self.frames, self.who)
+        n = data.shape[1]
+        size = WRITE_BUFFER_FRAMES
+        if self._buffer is None:
+            self._buffer = np.empty((self.channels, size), dtype=np.float64)
+        if self._fill + n > size:
+            self._flush()
+        if n >= size:
+            self._emit(data)
+        else:
+            self._buffer[:, self._fill : self._fill + n] = data
+            self._fill += n
+        self.frames += n
+
+    def _flush(self) -> None:
+        if self._fill and self._buffer is not None:
+            fill, self._fill = self._fill, 0
+            self._emit(self._buffer[:, :fill])
+
+    def _emit(self, data: np.ndarray) -> None:
+        """Check, clip and write one chunk; the checks take no copy unless something is wrong."""
         if data.size:
-            self.peak = max(self.peak, float(np.max(np.abs(data))))
-        if self.format.clips:
-            over = np.abs(data) > 1.0
-            if over.any():
-                self.clipped += int(over.sum())
+            high, low = float(data.max()), float(data.min())
+            if not (math.isfinite(high) and math.isfinite(low)):  # NaN propagates through max
+                _check_finite(data, self.sample_rate, self._written, self.who)
+            peak = max(high, -low)
+            self.peak = max(self.peak, peak)
+            if self.format.clips and peak > 1.0:
+                self.clipped += int(np.count_nonzero(np.abs(data) > 1.0))
                 data = np.clip(data, -1.0, 1.0)
         self._open()
         assert self._file is not None
@@ -171,13 +197,18 @@ class AudioWriter:
             self._file.write(np.ascontiguousarray(data.T, dtype=dtype))
         except (sf.LibsndfileError, OSError, RuntimeError) as exc:
             raise WavError(f"{self.who}: cannot write {self.path}: {exc}") from exc
-        self.frames += data.shape[1]
+        self._written += data.shape[1]
 
     def close(self) -> None:
         """Finish the file (an empty one if no block came) and warn once if anything clipped."""
         if self._closed:
             return
-        self._open()
+        try:
+            self._flush()
+            self._open()
+        except BaseException:
+            self.abort()
+            raise
         self._closed = True
         assert self._file is not None
         self._file.close()
