@@ -504,3 +504,16 @@ def test_render_length_limit_is_checked_before_loading_or_compiling(
     assert sf.info(str(out)).frames == 4410
     err = broken(capsys, ["demo", "--seconds", "5000", "--out", str(tmp_path / "d"), "--engine", "interpret"])
     assert "beyond the limit of 3600 s" in err
+
+
+def test_a_format_libsndfile_refuses_at_this_rate_fails_before_rendering(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if "MP3" not in sf.available_formats():
+        pytest.skip("this libsndfile cannot write MP3")
+    body = SMALL_PATCH.replace("self.phase += self.frequency / sample_rate", "raise RuntimeError('rendered')")
+    patch, out = write_patch(tmp_path, body, "never.py"), tmp_path / "low.mp3"
+    argv = ["render", str(patch), "--sample-rate", "1000", "--out", str(out), "--engine", "interpret"]
+    err = broken(capsys, argv)
+    assert f"cannot write {out} as MP3 MPEG_LAYER_III at 1000 Hz" in err and "sample rates" in err
+    assert "rendered" not in err and list(tmp_path.iterdir()) == [patch]

@@ -205,7 +205,7 @@ def render_to_file(
     check_length(seconds, max_seconds, "render_to_file")
     total = int(round(seconds * float(graph_like.sample_rate)))
     blocks = render_blocks(graph_like, total, block_size, progress, who="render_to_file")
-    return stream_to_file(graph_like, blocks, path, fmt, normalize, peak_db)
+    return stream_to_file(graph_like, blocks, path, fmt, normalize, peak_db, "render_to_file")
 
 
 def prepare_output(path: str | Path, subtype: str | None, who: str) -> AudioFormat:
@@ -226,6 +226,7 @@ def stream_to_file(
     fmt: AudioFormat,
     normalize: bool = False,
     peak_db: float = -1.0,
+    who: str = "render_to_file",
 ) -> RenderResult:
     """Write ``blocks`` to ``path`` as they come (see :func:`render_to_file`)."""
     path = Path(path)
@@ -237,11 +238,12 @@ def stream_to_file(
         if normalize:
             raw_path = _temporary_beside(path, ".float.wav")
             try:
-                with AudioWriter(raw_path, rate, AudioFormat("WAV", "DOUBLE")) as raw:
+                AudioWriter(partial, rate, fmt, who=who, shown_as=path).probe()
+                with AudioWriter(raw_path, rate, AudioFormat("WAV", "DOUBLE"), who=who, shown_as=path) as raw:
                     _write_all(raw, blocks, graph_like)
                 gain = normalize_gain(raw.peak, peak_db)
                 with (
-                    AudioWriter(partial, rate, fmt, raw.channels) as writer,
+                    AudioWriter(partial, rate, fmt, raw.channels, who, path) as writer,
                     sf.SoundFile(str(raw_path)) as f,
                 ):
                     for frames in f.blocks(_COPY_FRAMES, dtype="float64", always_2d=True):
@@ -250,7 +252,8 @@ def stream_to_file(
             finally:
                 raw_path.unlink(missing_ok=True)
         else:
-            with AudioWriter(partial, rate, fmt) as writer:
+            with AudioWriter(partial, rate, fmt, who=who, shown_as=path) as writer:
+                writer.probe()
                 _write_all(writer, blocks, graph_like)
             peak = writer.peak
         os.replace(partial, path)

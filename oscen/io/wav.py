@@ -102,7 +102,7 @@ def audio_format(
         format = format.upper()
         if format not in FORMAT_SUBTYPES:
             raise WavError(f"{who}: format must be one of {', '.join(FORMAT_SUBTYPES)}, got {format!r}")
-        default = FORMAT_SUBTYPES[format][0]
+        default = next((d for f, d in FORMATS.values() if f == format), FORMAT_SUBTYPES[format][0])
     if format not in sf.available_formats():
         raise WavError(
             f"{who}: cannot write {path}: this libsndfile ({sf.__libsndfile_version__}) has no {format} support"
@@ -135,9 +135,12 @@ class AudioWriter:
         fmt: AudioFormat | None = None,
         channels: int | None = None,
         who: str = "write_audio",
+        shown_as: str | Path | None = None,
     ) -> None:
         self.path = Path(path)
         self.who = who
+        self.shown_as = Path(shown_as) if shown_as is not None else self.path
+        """The name messages use (the final name, when ``path`` is a temporary one beside it)."""
         self.format = fmt if fmt is not None else audio_format(self.path, who=who)
         self.sample_rate = _integral_rate(sample_rate, who)
         _check_path(self.path, who)
@@ -196,7 +199,7 @@ class AudioWriter:
         try:
             self._file.write(np.ascontiguousarray(data.T, dtype=dtype))
         except (sf.LibsndfileError, OSError, RuntimeError) as exc:
-            raise WavError(f"{self.who}: cannot write {self.path}: {exc}") from exc
+            raise WavError(f"{self.who}: cannot write {self.shown_as}: {exc}") from exc
         self._written += data.shape[1]
 
     def close(self) -> None:
@@ -214,7 +217,7 @@ class AudioWriter:
         self._file.close()
         if self.clipped:
             warnings.warn(
-                clipping_message(self.path, self.format, self.peak, self.clipped), ClippingWarning, 2
+                clipping_message(self.shown_as, self.format, self.peak, self.clipped), ClippingWarning, 2
             )
 
     def abort(self) -> None:
@@ -224,7 +227,17 @@ class AudioWriter:
             self._file.close()
         self.path.unlink(missing_ok=True)
 
-    def _open(self) -> None:
+    def probe(self) -> None:
+        """Open and delete the file at once: libsndfile's own refusals (MP3 at 1000 Hz, say) come
+        before the render rather than after its first buffer."""
+        if self._file is None:
+            self._open(self.channels or 1)
+            assert self._file is not None
+            self._file.close()
+            self._file = None
+            self.path.unlink(missing_ok=True)
+
+    def _open(self, channels: int | None = None) -> None:
         if self._file is not None:
             return
         try:
@@ -232,14 +245,15 @@ class AudioWriter:
                 str(self.path),
                 "w",
                 samplerate=self.sample_rate,
-                channels=self.channels or 1,
+                channels=channels or self.channels or 1,
                 subtype=self.format.subtype,
                 format=self.format.format,
             )
         except (sf.LibsndfileError, OSError, RuntimeError, ValueError) as exc:
+            reason = str(exc).replace(f"Error opening {str(self.path)!r}: ", "")
             raise WavError(
-                f"{self.who}: cannot write {self.path} as {self.format.format} {self.format.subtype} at "
-                f"{self.sample_rate} Hz: {exc}"
+                f"{self.who}: cannot write {self.shown_as} as {self.format.format} {self.format.subtype} at "
+                f"{self.sample_rate} Hz: {reason}"
             ) from exc
 
     def __enter__(self) -> AudioWriter:

@@ -191,7 +191,7 @@ def render_midi_to_file(
         graph_like, midi_input, path, sample_rate, block_size, tail_seconds, seconds, max_seconds
     )
     blocks = render_blocks(graph_like, total, block_size, progress, feed, who="render_midi_to_file")
-    return stream_to_file(graph_like, blocks, out, fmt, normalize, peak_db)
+    return stream_to_file(graph_like, blocks, out, fmt, normalize, peak_db, "render_midi_to_file")
 
 
 def _plan(
