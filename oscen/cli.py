@@ -173,8 +173,10 @@ def _close_engines() -> None:
 
 
 _told_fallbacks: list[str] = []
-"""Compile errors already given in the fallback notice: the JIT's own warning repeating one of them
-(JitFallbackWarning, gathered by main) is not printed again, so a fallback is one line."""
+"""Fallbacks already announced by make_engine (their errors' text). The JIT's own warning about the
+same failure (a JitFallbackWarning, gathered by main) is then not printed again: once make_engine
+has given up on the JIT, the run is interpreted and every such warning is about that failure, so a
+fallback is one line."""
 
 
 def fallback_notice(error: BaseException | None) -> None:
@@ -182,7 +184,7 @@ def fallback_notice(error: BaseException | None) -> None:
         reason = f"no code after {JIT_COMPILE_TIMEOUT:g} s"
     else:
         reason = f"{type(error).__name__}: {error}"
-        _told_fallbacks.append(str(error))
+    _told_fallbacks.append(str(error or ""))
     notice(f"the JIT could not compile this graph ({reason}); using the interpreter")
 
 
@@ -190,8 +192,11 @@ def notice(message: str) -> None:
     print(f"oscen: {message}", file=sys.stderr)
 
 
-def already_told(message: str) -> bool:
-    return any(reason and reason in message for reason in _told_fallbacks)
+def already_told(warning: warnings.WarningMessage) -> bool:
+    if not _told_fallbacks:
+        return False
+    text = str(warning.message)
+    return warning.category.__name__ == "JitFallbackWarning" or any(r and r in text for r in _told_fallbacks)
 
 
 def describe_layout(channels: int) -> str:
@@ -639,9 +644,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 return args._run(args)
             finally:
-                for message in dict.fromkeys(str(w.message) for w in caught):
-                    if not already_told(message):
-                        notice(message.removeprefix("oscen: "))
+                told = [str(w.message) for w in caught if not already_told(w)]
+                for message in dict.fromkeys(told):
+                    notice(message.removeprefix("oscen: "))
     except UserError as exc:
         if args.traceback:
             raise
