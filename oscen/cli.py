@@ -588,7 +588,9 @@ def run_play(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------- main
 COMMANDS: dict[str, Command] = {
     "demo": Command("render the built-in demo patch to demo.wav and demo.png", configure_demo, run_demo),
-    "render": Command("render a patch file to a WAV file", configure_render, run_render),
+    "render": Command(
+        "render a patch file to a sound file (WAV, FLAC, Ogg, MP3, AIFF)", configure_render, run_render
+    ),
     "play": Command("play a patch file on the sound card, live (MIDI in optional)", configure_play, run_play),
     "bench": Command(
         "time oscen against its peers (SignalFlow, pyo, Faust, numba, C) on the same patches",
