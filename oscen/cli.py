@@ -199,7 +199,11 @@ def already_told(warning: warnings.WarningMessage) -> bool:
     return warning.category.__name__ == "JitFallbackWarning" or any(r and r in text for r in _told_fallbacks)
 
 
-def describe_layout(channels: int) -> str:
+def describe_layout(samples: Any) -> str:
+    return describe_channels(channel_count(samples))
+
+
+def describe_channels(channels: int) -> str:
     return {1: "mono", 2: "stereo"}.get(channels, f"{channels} channels")
 
 
@@ -207,19 +211,29 @@ def channel_count(samples: Any) -> int:
     return 1 if samples.ndim == 1 else int(samples.shape[0])
 
 
-def report_render(
+def report_render(graph: Graph, engine: str, samples: Any, sample_rate: float, elapsed: float) -> None:
+    """The summary line of an in-memory render (``samples`` as process_block returns them)."""
+    report_frames(graph, engine, samples.shape[-1], channel_count(samples), sample_rate, elapsed)
+
+
+def report_frames(
     graph: Graph, engine: str, frames: int, channels: int, sample_rate: float, elapsed: float
 ) -> None:
+    """The summary line of a render of ``frames`` (a streamed one has no samples to show)."""
     seconds = frames / sample_rate
     factor = seconds / elapsed if elapsed > 0 else math.inf
     print(
-        f"{len(graph.nodes)} nodes, engine {engine}: {seconds:.2f} s of {describe_layout(channels)} audio "
+        f"{len(graph.nodes)} nodes, engine {engine}: {seconds:.2f} s of {describe_channels(channels)} audio "
         f"at {sample_rate:g} Hz rendered in {elapsed:.2f} s ({factor:.1f}x real time)"
     )
 
 
 def timed_render(
-    engine: Any, seconds: float, block_size: int, progress: bool | None, max_seconds: float | None
+    engine: Any,
+    seconds: float,
+    block_size: int,
+    progress: bool | None,
+    max_seconds: float | None = MAX_RENDER_SECONDS,
 ) -> tuple[Any, float]:
     from .io import render
 
@@ -344,7 +358,7 @@ def run_demo(args: argparse.Namespace) -> int:
         samples, elapsed = timed_render(engine, seconds, 512, None, args.max_seconds)
     except render_errors() as exc:
         raise UserError(str(exc)) from exc
-    report_render(graph, used, samples.shape[-1], channel_count(samples), graph.sample_rate, elapsed)
+    report_render(graph, used, samples, graph.sample_rate, elapsed)
     wav, png = out / "demo.wav", out / "demo.png"
     write_outputs(wav, samples, graph.sample_rate)
     plot(
@@ -445,7 +459,7 @@ def run_render(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
     except Exception as exc:  # a node of the patch failed while running: point at the patch, not at oscen
         raise UserError(describe_failure(args.patch, "rendering raised", exc)) from exc
-    report_render(graph, used, result.frames, result.channels, graph.sample_rate, elapsed)
+    report_frames(graph, used, result.frames, result.channels, graph.sample_rate, elapsed)
     print(f"wrote {out}" + (f" (normalized from a peak of {result.peak:.3g})" if args.normalize else ""))
     return EXIT_OK
 
