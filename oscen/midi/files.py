@@ -180,7 +180,7 @@ def render_midi_to_file(
     peak_db: float = -1.0,
     max_seconds: float | None = MAX_RENDER_SECONDS,
 ) -> RenderResult:
-    """:func:`render_midi` streamed into the sound file ``out``, in memory bounded by one block.
+    """:func:`render_midi` streamed into the sound file ``out``, in bounded memory (about one buffer).
 
     The format follows ``out``'s extension, as for :func:`oscen.io.render_to_file`, which also
     describes ``subtype``, ``normalize`` and the clipping warning. The output name, the MIDI file
@@ -232,15 +232,15 @@ def _plan(
     check_length(float(length), max_seconds, "render_midi", why)
     total = seconds_to_frame(length, rate)
     events = [(seconds_to_frame(t, rate), midi_fields(m)) for t, m in messages if is_channel_message(m)]
-    pending = iter(events)
-    nxt = [next(pending, None)]
+    i = 0
 
     def feed(start: int, n: int) -> None:
         # Each event from the block holding it, offset from that block's start.
-        while nxt[0] is not None and nxt[0][0] < start + n:
-            frame, fields = nxt[0]
+        nonlocal i
+        while i < len(events) and events[i][0] < start + n:
+            frame, fields = events[i]
             graph_like.queue_event(midi_input, frame - start, fields)
-            nxt[0] = next(pending, None)
+            i += 1
 
     return total, feed
 
