@@ -8,8 +8,8 @@ a real-time callback would drive the graph, so offline and live output agree.
 
 Two sinks share one block loop (:func:`render_blocks`): :func:`render` fills one preallocated
 array; :func:`render_to_file` hands each block to an :class:`~oscen.io.wav.AudioWriter`, so a
-render of any length streams to disk in memory bounded by the writer's buffer (normalizing takes a second
-pass over a temporary float file, still block by block).
+render of any length streams to disk in memory bounded by the writer's buffer (normalizing takes
+a second pass over a temporary float file, still block by block).
 
 Length limit: a render longer than :data:`MAX_RENDER_SECONDS` (one hour) is refused before any
 work with a :class:`RenderLimitError`; ``max_seconds=`` (``oscen render --max-seconds``) raises
@@ -190,7 +190,7 @@ def render_to_file(
     peak_db: float = -1.0,
     max_seconds: float | None = MAX_RENDER_SECONDS,
 ) -> RenderResult:
-    """Render ``seconds`` of audio straight into a sound file, in bounded memory (one write buffer, see AudioWriter).
+    """Render ``seconds`` of audio straight into a sound file, in bounded memory (one write buffer).
 
     The format follows the extension (``.wav``, ``.flac``, ``.ogg``, ``.mp3``, ``.aiff``; see
     :data:`oscen.io.wav.FORMATS`), ``subtype`` overrides its default sample format. Everything is
