@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .graph import Graph, GraphError
+from .io.render import MAX_RENDER_SECONDS
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 2
@@ -62,6 +63,7 @@ def positive_int(text: str) -> int:
 
 
 def add_engine_argument(parser: argparse.ArgumentParser) -> None:
+    """``--engine jit|interpret``, the same on every subcommand that runs a graph."""
     parser.add_argument(
         "--engine",
         choices=ENGINES,
@@ -69,6 +71,56 @@ def add_engine_argument(parser: argparse.ArgumentParser) -> None:
         help="jit: compile the graph to machine code (falls back to the interpreter if it cannot); "
         "interpret: run the reference Python interpreter (default: %(default)s)",
     )
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
+    """``--out``, ``--subtype``, ``--normalize``, ``--max-seconds``: how a render becomes a file."""
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"sound file to write, in the format its extension names ({supported_extensions()}; "
+        f"default: {default_out})",
+    )
+    parser.add_argument(
+        "--subtype",
+        type=str.upper,
+        default=None,
+        help="sample format, e.g. FLOAT, PCM_16, PCM_24 (default: FLOAT for .wav, PCM_24 for .flac and "
+        ".aiff, the codec for .ogg and .mp3); integer and lossy formats clip at 0 dBFS",
+    )
+    parser.add_argument(
+        "--normalize",
+        action="store_true",
+        help="scale the whole render so its peak sits at -1 dBFS (a second pass over a temporary file)",
+    )
+    add_max_seconds_argument(parser)
+
+
+def add_max_seconds_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-seconds",
+        type=positive_float,
+        default=MAX_RENDER_SECONDS,
+        help="refuse renders longer than this, before starting (default: %(default)g s, one hour)",
+    )
+
+
+def supported_extensions() -> str:
+    from .io.wav import supported_extensions
+
+    return supported_extensions()
+
+
+def check_output(path: Path, subtype: str | None) -> Any:
+    """The output's format, checked before anything is loaded or rendered; a UserError otherwise."""
+    from .io.render import prepare_output
+    from .io.wav import WavError
+
+    try:
+        return prepare_output(path, subtype, "--out")
+    except WavError as exc:
+        raise UserError(str(exc).removeprefix("--out: ")) from exc
 
 
 def make_engine(graph: Graph, engine: str) -> tuple[Any, str]:
@@ -95,16 +147,10 @@ def make_engine(graph: Graph, engine: str) -> tuple[Any, str]:
         _open_engines.append(jit)
         ready = jit.wait_compiled(timeout=JIT_COMPILE_TIMEOUT) if hasattr(jit, "wait_compiled") else True
     except Exception as exc:  # a node outside the compilable subset, say: still render, slower
-        notice(f"the JIT could not compile this graph ({type(exc).__name__}: {exc}); using the interpreter")
+        fallback_notice(exc)
         return graph, "interpret"
     if not ready:
-        error = getattr(jit, "last_error", None)
-        reason = (
-            f"{type(error).__name__}: {error}"
-            if error is not None
-            else f"no code after {JIT_COMPILE_TIMEOUT:g} s"
-        )
-        notice(f"the JIT could not compile this graph ({reason}); using the interpreter")
+        fallback_notice(getattr(jit, "last_error", None))
         _close_engines()
         return graph, "interpret"
     print(f"JIT: compiled {len(graph.nodes)} nodes in {time.perf_counter() - start:.2f} s", flush=True)
@@ -126,41 +172,98 @@ def _close_engines() -> None:
             close()
 
 
+_told_fallbacks: list[str] = []
+"""Fallbacks already announced by make_engine (their errors' text). The JIT's own warning about the
+same failure (a JitFallbackWarning, gathered by main) is then not printed again: once make_engine
+has given up on the JIT, the run is interpreted and every such warning is about that failure, so a
+fallback is one line."""
+
+
+def fallback_notice(error: BaseException | None) -> None:
+    if error is None:
+        reason = f"no code after {JIT_COMPILE_TIMEOUT:g} s"
+    else:
+        reason = f"{type(error).__name__}: {error}"
+    _told_fallbacks.append(str(error or ""))
+    notice(f"the JIT could not compile this graph ({reason}); using the interpreter")
+
+
 def notice(message: str) -> None:
     print(f"oscen: {message}", file=sys.stderr)
 
 
+def already_told(warning: warnings.WarningMessage) -> bool:
+    if not _told_fallbacks:
+        return False
+    text = str(warning.message)
+    return warning.category.__name__ == "JitFallbackWarning" or any(r and r in text for r in _told_fallbacks)
+
+
 def describe_layout(samples: Any) -> str:
-    channels = 1 if samples.ndim == 1 else samples.shape[0]
+    return describe_channels(channel_count(samples))
+
+
+def describe_channels(channels: int) -> str:
     return {1: "mono", 2: "stereo"}.get(channels, f"{channels} channels")
 
 
+def channel_count(samples: Any) -> int:
+    return 1 if samples.ndim == 1 else int(samples.shape[0])
+
+
 def report_render(graph: Graph, engine: str, samples: Any, sample_rate: float, elapsed: float) -> None:
-    seconds = samples.shape[-1] / sample_rate
+    """The summary line of an in-memory render (``samples`` as process_block returns them)."""
+    report_frames(graph, engine, samples.shape[-1], channel_count(samples), sample_rate, elapsed)
+
+
+def report_frames(
+    graph: Graph, engine: str, frames: int, channels: int, sample_rate: float, elapsed: float
+) -> None:
+    """The summary line of a render of ``frames`` (a streamed one has no samples to show)."""
+    seconds = frames / sample_rate
     factor = seconds / elapsed if elapsed > 0 else math.inf
     print(
-        f"{len(graph.nodes)} nodes, engine {engine}: {seconds:.2f} s of {describe_layout(samples)} audio "
+        f"{len(graph.nodes)} nodes, engine {engine}: {seconds:.2f} s of {describe_channels(channels)} audio "
         f"at {sample_rate:g} Hz rendered in {elapsed:.2f} s ({factor:.1f}x real time)"
     )
 
 
-def timed_render(engine: Any, seconds: float, block_size: int, progress: bool | None) -> tuple[Any, float]:
+def timed_render(
+    engine: Any,
+    seconds: float,
+    block_size: int,
+    progress: bool | None,
+    max_seconds: float | None = MAX_RENDER_SECONDS,
+) -> tuple[Any, float]:
     from .io import render
 
     start = time.perf_counter()
-    samples = render(engine, seconds, block_size=block_size, progress=progress)
+    samples = render(engine, seconds, block_size=block_size, progress=progress, max_seconds=max_seconds)
     return samples, time.perf_counter() - start
 
 
-def timed_midi_render(
-    engine: Any, midi_input: Any, midi_file: Path, seconds: float | None, block_size: int
+def timed_render_to_file(
+    args: argparse.Namespace, engine: Any, out: Path, midi_input: Any
 ) -> tuple[Any, float]:
-    """Render driven by a MIDI file: its events go to ``midi_input`` at their exact samples."""
-    from .midi import render_midi
+    """Stream the render into ``out`` block by block (bounded memory, whatever the length), driven by
+    ``args.midi`` when given; a progress bar appears by itself on a terminal when it takes a while."""
+    from .io.render import render_to_file
+    from .midi import render_midi_to_file
 
+    options = dict(
+        block_size=args.block_size,
+        progress=None,
+        subtype=args.subtype,
+        normalize=args.normalize,
+        max_seconds=args.max_seconds,
+    )
     start = time.perf_counter()
-    samples = render_midi(engine, midi_input, midi_file, block_size=block_size, seconds=seconds)
-    return samples, time.perf_counter() - start
+    if args.midi is not None:
+        result = render_midi_to_file(engine, midi_input, args.midi, out, seconds=args.seconds, **options)
+    else:
+        seconds = args.seconds if args.seconds is not None else RENDER_SECONDS
+        result = render_to_file(engine, out, seconds, **options)
+    return result, time.perf_counter() - start
 
 
 def find_midi_target(graph: Graph, patch: Path, midi_file: Path) -> Any:
@@ -235,6 +338,7 @@ def configure_demo(parser: argparse.ArgumentParser) -> None:
         "--sample-rate", type=positive_float, default=44100.0, help="Hz (default: %(default)g)"
     )
     add_engine_argument(parser)
+    add_max_seconds_argument(parser)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -250,7 +354,10 @@ def run_demo(args: argparse.Namespace) -> int:
     print("oscen demo: detuned saws + sub -> state-variable lowpass -> ADSR -> echo -> reverb", flush=True)
     engine, used = make_engine(graph, args.engine)
     demo_events(engine, graph)
-    samples, elapsed = timed_render(engine, seconds, 512, None)
+    try:
+        samples, elapsed = timed_render(engine, seconds, 512, None, args.max_seconds)
+    except render_errors() as exc:
+        raise UserError(str(exc)) from exc
     report_render(graph, used, samples, graph.sample_rate, elapsed)
     wav, png = out / "demo.wav", out / "demo.png"
     write_outputs(wav, samples, graph.sample_rate)
@@ -292,21 +399,51 @@ def configure_render(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="play a standard MIDI file through the patch (into its first MidiParser's midi input)",
     )
-    parser.add_argument(
-        "--out", type=Path, default=None, help="WAV file to write (default: PATCH's name with .wav, here)"
-    )
+    add_output_arguments(parser, "PATCH's name with .wav, here")
     parser.add_argument(
         "--block-size", type=positive_int, default=512, help="samples per block (default: %(default)s)"
     )
     add_engine_argument(parser)
 
 
+def render_errors() -> tuple[type[Exception], ...]:
+    """Errors of a render that are the user's to fix (length limit, file, MIDI): one line, exit 2."""
+    from .io import RenderLimitError, WavError
+    from .midi import MidiError
+
+    return (RenderLimitError, WavError, MidiError)
+
+
+def check_render_length(args: argparse.Namespace) -> None:
+    """The length limit, before the patch is loaded or compiled (a MIDI file is timed for it)."""
+    from .io import RenderLimitError
+    from .io.render import check_length
+    from .midi import TAIL_SECONDS, MidiError, midi_file_duration
+
+    why = ""
+    if args.seconds is not None:
+        seconds = args.seconds
+    elif args.midi is not None:
+        try:
+            end = midi_file_duration(args.midi)
+        except MidiError as exc:
+            raise UserError(str(exc)) from exc
+        seconds = end + TAIL_SECONDS
+        why = f" ({args.midi} ends at {end:.6g} s, plus a {TAIL_SECONDS:g} s tail)"
+    else:
+        seconds = RENDER_SECONDS
+    try:
+        check_length(seconds, args.max_seconds, "oscen render", why, "use --max-seconds (or --seconds)")
+    except RenderLimitError as exc:
+        raise UserError(str(exc).removeprefix("oscen render: ")) from exc
+
+
 def run_render(args: argparse.Namespace) -> int:
     from .patch import PatchError, describe_failure, load_patch
 
     out: Path = args.out if args.out is not None else Path(args.patch.stem + ".wav")
-    if not out.parent.exists():
-        raise UserError(f"cannot write {out}: directory {out.parent} does not exist")
+    check_output(out, args.subtype)  # before loading or compiling anything: a typo costs nothing
+    check_render_length(args)
     try:
         graph = load_patch(args.patch, args.sample_rate)
     except PatchError as exc:
@@ -317,16 +454,13 @@ def run_render(args: argparse.Namespace) -> int:
         f"oscen render: {args.patch}" + (f" playing {args.midi}" if args.midi is not None else ""), flush=True
     )
     try:
-        if args.midi is not None:
-            samples, elapsed = timed_midi_render(engine, midi_input, args.midi, args.seconds, args.block_size)
-        else:
-            seconds = args.seconds if args.seconds is not None else RENDER_SECONDS
-            samples, elapsed = timed_render(engine, seconds, args.block_size, None)
+        result, elapsed = timed_render_to_file(args, engine, out, midi_input)
+    except render_errors() as exc:
+        raise UserError(str(exc)) from exc
     except Exception as exc:  # a node of the patch failed while running: point at the patch, not at oscen
         raise UserError(describe_failure(args.patch, "rendering raised", exc)) from exc
-    report_render(graph, used, samples, graph.sample_rate, elapsed)
-    write_outputs(out, samples, graph.sample_rate)
-    print(f"wrote {out}")
+    report_frames(graph, used, result.frames, result.channels, graph.sample_rate, elapsed)
+    print(f"wrote {out}" + (f" (normalized from a peak of {result.peak:.3g})" if args.normalize else ""))
     return EXIT_OK
 
 
@@ -387,10 +521,9 @@ def configure_play(parser: argparse.ArgumentParser) -> None:
         help="play live MIDI from this input port (a unique part of its name; alone: the first port) into "
         "the patch's first MidiParser",
     )
-    parser.add_argument(
-        "--interpret",
-        action="store_true",
-        help="run the reference Python interpreter instead of compiled code (too slow for most patches)",
+    add_engine_argument(parser)
+    parser.add_argument(  # the old spelling of --engine interpret, kept as an alias
+        "--interpret", dest="engine", action="store_const", const="interpret", help=argparse.SUPPRESS
     )
 
 
@@ -433,7 +566,7 @@ def run_play(args: argparse.Namespace) -> int:
     midi = open_live_midi(graph, args.patch, args.midi_in) if args.midi_in is not None else None
     messages = [0]
     try:
-        engine, used = make_engine(graph, "interpret" if args.interpret else "jit")
+        engine, used = make_engine(graph, args.engine)
         before_block = None
         if midi is not None:
             endpoint, port = midi
@@ -511,7 +644,9 @@ def run_export(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------- main
 COMMANDS: dict[str, Command] = {
     "demo": Command("render the built-in demo patch to demo.wav and demo.png", configure_demo, run_demo),
-    "render": Command("render a patch file to a WAV file", configure_render, run_render),
+    "render": Command(
+        "render a patch file to a sound file (WAV, FLAC, Ogg, MP3, AIFF)", configure_render, run_render
+    ),
     "play": Command("play a patch file on the sound card, live (MIDI in optional)", configure_play, run_play),
     "export": Command(
         "export a patch as a web page that plays it (AudioWorklet)", configure_export, run_export
@@ -539,21 +674,39 @@ def build_parser() -> argparse.ArgumentParser:
     for name, command in COMMANDS.items():
         child = sub.add_parser(name, help=command.help, description=command.help)
         command.configure(child)
+        add_common_arguments(child)
         child.set_defaults(_run=command.run)
     return parser
+
+
+def add_common_arguments(child: argparse.ArgumentParser) -> None:
+    """Options every subcommand accepts after its name too (``oscen render p.py --traceback``).
+
+    The default is SUPPRESS so that a sub-parser that did not see the option leaves the main
+    parser's value (``oscen --traceback render p.py``) alone.
+    """
+    child.add_argument(
+        "--traceback",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the full traceback on errors (for debugging oscen)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (the console script passes it to sys.exit)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    _told_fallbacks.clear()
     try:
-        # Warnings raised while running (the JIT falling back mid-render, say) become one-line notices.
+        # Warnings raised while running (the JIT falling back mid-render, a clipped file) become
+        # one-line notices, each once; a fallback make_engine already announced is not repeated.
         with warnings.catch_warnings(record=True) as caught:
             try:
                 return args._run(args)
             finally:
-                for message in dict.fromkeys(str(w.message) for w in caught):
+                told = [str(w.message) for w in caught if not already_told(w)]
+                for message in dict.fromkeys(told):
                     notice(message.removeprefix("oscen: "))
     except UserError as exc:
         if args.traceback:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import importlib
 import math
+import tracemalloc
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+import oscen.io as oscen_io
 from oscen import Graph, Node, StreamOutput
 from oscen.io import WavError, read_wav, render, render_to_wav, write_wav
 
@@ -152,7 +156,10 @@ def test_stereo_is_written_as_soundfile_frames(tmp_path) -> None:
 @pytest.mark.parametrize(("subtype", "tolerance"), [("PCM_16", 1 / 2**14), ("PCM_24", 1 / 2**22)])
 def test_pcm_subtypes_round_trip_and_clip(tmp_path, subtype: str, tolerance: float) -> None:
     samples = np.array([0.0, 0.5, -0.5, 1.5, -1.5, 0.123])
-    path = write_wav(tmp_path / "pcm.wav", samples, 8000, subtype=subtype.lower())
+    with pytest.warns(
+        oscen_io.ClippingWarning, match=rf"peaks at 1.5 \(\+3.5 dBFS\) but WAV {subtype} .*2 samples clipped"
+    ):
+        path = write_wav(tmp_path / "pcm.wav", samples, 8000, subtype=subtype.lower())
     assert sf.info(str(path)).subtype == subtype
     back, _ = read_wav(path)
     np.testing.assert_allclose(back, np.clip(samples, -1, 1), atol=tolerance)
@@ -214,3 +221,169 @@ def test_render_to_wav_checks_the_path_before_rendering(tmp_path) -> None:
     with pytest.raises(ValueError, match="does not exist"):
         render_to_wav(engine, tmp_path / "no" / "out.wav", 10.0)
     assert engine.calls == []
+
+
+# ------------------------------------------------------------------------------ streaming to files
+class LoudEngine:
+    """Stereo blocks of a known signal (a ramp times ``gain``), each a fresh array, like an engine's."""
+
+    def __init__(self, sample_rate: float = 8000.0, gain: float = 0.5, nan_at: int | None = None) -> None:
+        self.sample_rate = sample_rate
+        self.gain = gain
+        self.nan_at = nan_at
+        self.frame = 0
+        self.calls = 0
+
+    def signal(self, start: int, n: int) -> np.ndarray:
+        t = np.arange(start, start + n, dtype=np.float64)
+        block = np.stack([np.sin(t * 0.01) * self.gain, np.cos(t * 0.003) * self.gain])
+        if self.nan_at is not None and start <= self.nan_at < start + n:
+            block[1, self.nan_at - start] = np.nan
+        return block
+
+    def process_block(self, n: int) -> np.ndarray:
+        self.calls += 1
+        block = self.signal(self.frame, n)
+        self.frame += n
+        return block
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac", ".aiff"])
+def test_render_to_file_equals_render_in_every_lossless_format(tmp_path: Path, suffix: str) -> None:
+    result = oscen_io.render_to_file(
+        LoudEngine(), tmp_path / f"out{suffix}", 0.5, block_size=300, progress=False
+    )
+    expected = render(LoudEngine(), 0.5, block_size=300, progress=False)
+    back, rate = read_wav(result.path)
+    assert (result.frames, result.channels, rate) == (4000, 2, 8000.0)
+    assert result.peak == pytest.approx(np.max(np.abs(expected))) and result.clipped == 0
+    tolerance = 1e-7 if suffix == ".wav" else 2 / 2**23  # float32 / 24-bit PCM on disk
+    np.testing.assert_allclose(back, expected, atol=tolerance)
+    assert sf.info(str(result.path)).format == {".wav": "WAV", ".flac": "FLAC", ".aiff": "AIFF"}[suffix]
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(("suffix", "fmt"), [(".ogg", "OGG"), (".mp3", "MP3")])
+def test_render_to_file_writes_lossy_formats_by_extension(tmp_path: Path, suffix: str, fmt: str) -> None:
+    if fmt not in sf.available_formats():
+        with pytest.raises(WavError, match=f"no {fmt} support"):
+            oscen_io.render_to_file(LoudEngine(), tmp_path / f"out{suffix}", 0.5)
+        return
+    result = oscen_io.render_to_file(LoudEngine(44100.0), tmp_path / f"out{suffix}", 0.5, progress=False)
+    info = sf.info(str(result.path))
+    assert info.format == fmt and info.channels == 2 and info.samplerate == 44100
+    assert abs(info.frames - 22050) <= 2048  # codec padding
+    back, _ = read_wav(result.path)
+    assert 0.3 < np.max(np.abs(back)) < 0.7
+
+
+def test_an_unknown_extension_is_refused_before_rendering(tmp_path: Path) -> None:
+    engine = LoudEngine()
+    for name in ("out.m4a", "out", "out.txt"):
+        with pytest.raises(WavError, match=r"not a sound file format oscen writes; use one of \.wav, \.flac"):
+            oscen_io.render_to_file(engine, tmp_path / name, 1.0)
+    with pytest.raises(WavError, match="subtype must be one of PCM_16, PCM_24 for a FLAC file, got 'FLOAT'"):
+        oscen_io.render_to_file(engine, tmp_path / "out.flac", 1.0, subtype="FLOAT")
+    with pytest.raises(WavError, match="does not exist"):
+        oscen_io.render_to_file(engine, tmp_path / "no" / "out.wav", 1.0)
+    assert engine.calls == 0 and list(tmp_path.iterdir()) == []
+    with pytest.raises(WavError, match="names a MP3 file; write_audio writes that format"):
+        write_wav(tmp_path / "x.mp3", np.zeros(10), 8000)
+
+
+def test_clipping_says_so_with_the_peak(tmp_path: Path) -> None:
+    with pytest.warns(
+        oscen_io.ClippingWarning, match=r"peaks at 3 \(\+9.5 dBFS\) but WAV PCM_16 holds only -1..1"
+    ):
+        result = oscen_io.render_to_file(
+            LoudEngine(gain=3.0), tmp_path / "loud.wav", 0.5, subtype="PCM_16", progress=False
+        )
+    assert result.peak == pytest.approx(3.0, rel=1e-3) and result.clipped > 1000
+    back, _ = read_wav(result.path)
+    assert np.max(np.abs(back)) <= 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # float keeps the overs: nothing to say
+        oscen_io.render_to_file(LoudEngine(gain=3.0), tmp_path / "float.wav", 0.5, progress=False)
+        quiet = oscen_io.render_to_file(LoudEngine(gain=0.9), tmp_path / "quiet.flac", 0.5, progress=False)
+    assert quiet.clipped == 0
+
+
+def test_normalize_streams_to_the_same_result_as_write_audio(tmp_path: Path) -> None:
+    samples = render(LoudEngine(gain=3.0), 0.5, progress=False)
+    oscen_io.write_audio(tmp_path / "ref.flac", samples, 8000, normalize=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # normalized: nothing clips
+        result = oscen_io.render_to_file(
+            LoudEngine(gain=3.0), tmp_path / "n.flac", 0.5, block_size=77, normalize=True
+        )
+    back, _ = read_wav(result.path)
+    ref, _ = read_wav(tmp_path / "ref.flac")
+    np.testing.assert_array_equal(back, ref)
+    assert np.max(np.abs(back)) == pytest.approx(10 ** (-1 / 20), abs=1e-6)
+    assert result.peak == pytest.approx(3.0, rel=1e-3) and result.clipped == 0
+    assert leftovers(tmp_path) == []  # the temporary float file is gone
+
+
+@pytest.mark.parametrize(("nan_at", "when"), [(2345, r"0\.293125 s"), (20_000, r"2\.500000 s")])
+def test_a_nan_mid_render_says_where_and_leaves_the_old_file(tmp_path: Path, nan_at: int, when: str) -> None:
+    path = tmp_path / "out.wav"
+    write_wav(path, np.full(10, 0.25), 8000)
+    with pytest.raises(WavError, match=rf"first is nan at sample {nan_at} \({when}\), channel 1"):
+        oscen_io.render_to_file(LoudEngine(nan_at=nan_at), path, 3.0, block_size=1000)
+    back, _ = read_wav(path)
+    np.testing.assert_array_equal(back, np.full(10, 0.25))  # a failed render replaces nothing
+    assert leftovers(tmp_path) == []
+
+
+def test_a_zero_length_file_keeps_the_layout(tmp_path: Path) -> None:
+    graph = Graph(8000.0)
+    node = graph.add_node(Stereo())
+    graph.set_output(node.left, node.right)
+    result = oscen_io.render_to_file(graph, tmp_path / "empty.wav", 0.0)
+    assert (result.frames, result.channels) == (0, 2)
+    assert sf.info(str(result.path)).channels == 2
+
+
+def test_renders_beyond_the_limit_are_refused_before_any_work(tmp_path: Path) -> None:
+    engine = LoudEngine(sample_rate=10.0)  # on a build without the limit, this fails fast too
+    with pytest.raises(
+        oscen_io.RenderLimitError,
+        match=r"render: 3601 s of audio is beyond the limit of 3600 s; pass max_seconds=",
+    ):
+        render(engine, oscen_io.MAX_RENDER_SECONDS + 1)
+    with pytest.raises(oscen_io.RenderLimitError, match="beyond the limit of 3600 s"):
+        oscen_io.render_to_file(engine, tmp_path / "long.wav", oscen_io.MAX_RENDER_SECONDS + 1)
+    with pytest.raises(oscen_io.RenderLimitError, match=r"2 s of audio is beyond the limit of 1 s"):
+        render(engine, 2.0, max_seconds=1.0)
+    assert engine.calls == 0 and list(tmp_path.iterdir()) == []
+    assert render(engine, 2.0, max_seconds=None, progress=False).shape == (2, 20)
+
+
+def test_a_long_render_to_file_holds_one_block_not_the_signal(tmp_path: Path) -> None:
+    """60 s of stereo at 44.1 kHz is 42 MB as float64; the streamed render must stay far below."""
+    engine = LoudEngine(sample_rate=44100.0)
+    full = 2 * 60 * 44100 * 8
+    tracemalloc.start()
+    try:
+        result = oscen_io.render_to_file(
+            engine, tmp_path / "long.flac", 60.0, block_size=4096, progress=False
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.frames == 60 * 44100
+    assert peak < full / 40, f"peak {peak / 1e6:.1f} MB while streaming a {full / 1e6:.0f} MB signal"
+
+
+def test_the_writer_refuses_a_change_of_layout(tmp_path: Path) -> None:
+    from oscen.io.wav import AudioWriter
+
+    with pytest.raises(WavError, match="a block of 1 channels for 2-channel audio"):
+        with AudioWriter(tmp_path / "x.wav", 8000) as writer:
+            writer.write(np.zeros((2, 10)))
+            writer.write(np.zeros(10))
+    assert list(tmp_path.iterdir()) == []  # the half-written file is gone

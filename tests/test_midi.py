@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from midi_support import SR, Recorder, envelope_voice, record
 
+import oscen.midi as midi_api
 from oscen.envelopes import AdsrEnvelope
 from oscen.graph import Graph
 from oscen.midi import (
@@ -94,8 +95,124 @@ def test_builders_and_fields_to_bytes() -> None:
     assert fields_to_bytes((192.0, 5.0, 0.0)) == bytes([0xC0, 5])
     with pytest.raises(MidiError, match="channel"):
         note_on(60, 100, channel=16)
-    with pytest.raises(MidiError, match="pitch bend"):
+    with pytest.raises(MidiError, match="pitch_bend: value must be -8192..8191"):
         pitch_bend(9000)
+    with pytest.raises(MidiError, match="field 0 must be a whole number"):
+        fields_to_bytes((float("nan"), 60.0, 0.0))
+
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        # MIDI integer units: a float is refused, naming the argument, its range and the other family
+        (
+            lambda: pitch_bend(0.5),
+            r"pitch_bend: value must be an int -8192..8191 .*got 0.5 .*pitch_bend_normalized",
+        ),
+        (lambda: pitch_bend(-8193), r"pitch_bend: value must be -8192..8191, got -8193"),
+        (
+            lambda: pitch_bend("0"),
+            r"pitch_bend: value must be an int -8192..8191 \(MIDI units\), got '0' \(str\)",
+        ),
+        (lambda: pitch_bend(0, channel=16), r"pitch_bend: channel must be an int 0..15"),
+        (lambda: note_on(60, 1.0), r"note_on: velocity must be an int 0..127 .*got 1.0 .*note_on_normalized"),
+        (lambda: note_on(60, 128), r"note_on: velocity must be 0..127, got 128"),
+        (lambda: note_on(128), r"note_on: note must be 0..127, got 128"),
+        (lambda: note_on(-1), r"note_on: note must be 0..127, got -1"),
+        (lambda: note_on(60.0), r"note_on: note must be an int 0..127 \(MIDI units\), got 60.0"),
+        (lambda: note_on(True), r"note_on: note must be an int 0..127 .*got True \(bool\)"),
+        (lambda: note_on(60, 100, channel=1.0), r"note_on: channel must be an int 0..15 .*got 1.0"),
+        (lambda: note_on(60, 100, channel=-1), r"note_on: channel must be an int 0..15 .*got -1"),
+        (lambda: note_off(60, 0.5), r"note_off: velocity must be an int 0..127 .*note_off_normalized"),
+        (lambda: note_off(200), r"note_off: note must be 0..127, got 200"),
+        (lambda: note_off(60, channel=99), r"note_off: channel must be an int 0..15"),
+        (
+            lambda: control_change(7, 0.5),
+            r"control_change: value must be an int 0..127 .*control_change_normalized",
+        ),
+        (lambda: control_change(128, 0), r"control_change: controller must be 0..127, got 128"),
+        (lambda: control_change(7, 300), r"control_change: value must be 0..127, got 300"),
+        (lambda: control_change(7, 1, channel=16), r"control_change: channel must be an int 0..15"),
+        # normalized units
+        (lambda: midi_api.note_on_normalized(60, 1.5), r"note_on_normalized: velocity must be 0..1, got 1.5"),
+        (lambda: midi_api.note_on_normalized(60, NAN), r"note_on_normalized: velocity must be 0..1, got nan"),
+        (
+            lambda: midi_api.note_on_normalized(60, "loud"),
+            r"note_on_normalized: velocity must be a number 0..1, got 'loud'",
+        ),
+        (lambda: midi_api.note_on_normalized(60.5, 0.5), r"note_on_normalized: note must be an int 0..127"),
+        (
+            lambda: midi_api.note_on_normalized(60, 0.5, channel=16),
+            r"note_on_normalized: channel must be an int 0..15",
+        ),
+        (
+            lambda: midi_api.note_off_normalized(60, -0.1),
+            r"note_off_normalized: velocity must be 0..1, got -0.1",
+        ),
+        (lambda: midi_api.note_off_normalized(128), r"note_off_normalized: note must be 0..127"),
+        (
+            lambda: midi_api.control_change_normalized(7, 2.0),
+            r"control_change_normalized: value must be 0..1, got 2.0",
+        ),
+        (
+            lambda: midi_api.control_change_normalized(7.0, 0.5),
+            r"control_change_normalized: controller must be an int",
+        ),
+        (
+            lambda: midi_api.pitch_bend_normalized(8191),
+            r"pitch_bend_normalized: bend must be -1..1, got 8191",
+        ),
+        (
+            lambda: midi_api.pitch_bend_normalized(float("inf")),
+            r"pitch_bend_normalized: bend must be -1..1, got inf",
+        ),
+        (
+            lambda: midi_api.pitch_bend_normalized(None),
+            r"pitch_bend_normalized: bend must be a number -1..1, got None",
+        ),
+        (
+            lambda: midi_api.pitch_bend_normalized(0.0, channel="1"),
+            r"pitch_bend_normalized: channel must be an int 0..15",
+        ),
+    ],
+)
+def test_every_builder_refuses_bad_input_naming_the_argument_and_range(call, message: str) -> None:
+    with pytest.raises(MidiError, match=message):
+        call()
+
+
+def test_normalized_builders_invert_the_parsers_scaling() -> None:
+    """Parser outputs fed back give the same MIDI bytes: velocity v/127, CC v/127, bend per half."""
+    for v in range(128):
+        assert midi_api.note_on_normalized(60, v / 127) == note_on(60, v)
+        assert midi_api.note_off_normalized(60, v / 127, channel=3) == note_off(60, v, channel=3)
+        assert midi_api.control_change_normalized(74, v / 127) == control_change(74, v)
+    for wheel in range(-8192, 8192):
+        bend = wheel / 8192 if wheel < 0 else wheel / 8191  # MidiParser's mapping
+        assert midi_api.pitch_bend_normalized(bend, channel=2) == pitch_bend(wheel, channel=2)
+    assert midi_api.note_on_normalized(60, 0.001)[2] == 1.0  # any velocity above 0 sounds
+    assert midi_api.note_on_normalized(60, 0.0)[2] == 0.0
+    assert note_on(60, np.int64(100)) == (144.0, 60.0, 100.0)  # numpy ints are MIDI ints
+
+
+def test_normalized_builders_round_trip_through_the_parser() -> None:
+    graph = Graph(SR)
+    parser = graph.add_node(MidiParser())
+    ons, ccs, bends = (
+        record(graph, parser.note_on),
+        record(graph, parser.control_change),
+        record(graph, parser.pitch_bend),
+    )
+    graph.queue_event(parser.midi, 0, midi_api.note_on_normalized(64, 0.5))
+    graph.queue_event(parser.midi, 1, midi_api.control_change_normalized(1, 0.25))
+    graph.queue_event(parser.midi, 2, midi_api.pitch_bend_normalized(-0.5))
+    graph.process_block(3)
+    assert ons.log == [(0, (64.0, 64 / 127, 0.0, 0.0))]
+    assert ccs.log == [(1, (1.0, 32 / 127, 0.0, 0.0))]
+    assert bends.log == [(2, (-0.5, 0.0, 0.0, 0.0))]
 
 
 @given(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,8 +19,8 @@ import numpy as np
 import pytest
 from midi_support import envelope_voice
 
-from oscen.graph import Graph
-from oscen.midi import control_change, note_off, note_on, pitch_bend, poly_voices, render_midi
+from oscen.graph import EventInput, EventOutput, Graph, Node, StreamOutput
+from oscen.midi import MidiParser, control_change, note_off, note_on, pitch_bend, poly_voices, render_midi
 from oscen.midi.subgraph import SubGraph
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -195,3 +196,229 @@ def test_fan_out_relays_compile() -> None:
     events = [(3, note_on(69, 127)), (12, note_off(69)), (15, note_on(57, 60))]
     expected, got = both(build, events, 30)
     np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE)
+
+
+class Malformer(Node):
+    """Sends the MidiParser one malformed (status, data1, data2) per ``go`` event.
+
+    ``go`` carries finite fields and a ``poison`` code that swaps one field for NaN (1..3), inf
+    (4..6) or -inf (7..9), made by arithmetic inside the node: no validation in front of the graph
+    can stop them, exactly like a patch whose own code computes a bad MIDI byte.
+    """
+
+    go = EventInput()
+    midi = EventOutput()
+
+    def __init__(self) -> None:
+        self.huge = 1e300
+
+    def on_go(self, status: float, data1: float, data2: float, poison: float) -> None:
+        inf = self.huge * self.huge
+        bad = inf
+        if poison >= 7.0:
+            bad = -inf
+        elif poison <= 3.0:
+            bad = inf - inf  # NaN
+        which = poison
+        if poison >= 7.0:
+            which = poison - 6.0
+        elif poison >= 4.0:
+            which = poison - 3.0
+        if poison == 0.0:
+            which = 0.0
+        if which == 1.0:
+            status = bad
+        elif which == 2.0:
+            data1 = bad
+        elif which == 3.0:
+            data2 = bad
+        self.midi.emit(status, data1, data2)
+
+    def process(self, sample_rate: float) -> None:
+        pass
+
+
+class Tally(Node):
+    """Counts every typed event the parser emits and keeps the sum of their first two fields."""
+
+    note_on = EventInput()
+    note_off = EventInput()
+    control = EventInput()
+    bend = EventInput()
+    touch = EventInput()
+    program = EventInput()
+    output = StreamOutput()
+
+    def __init__(self) -> None:
+        self.count = 0.0
+        self.total = 0.0
+
+    def on_note_on(self, a: float, b: float, c: float) -> None:
+        self.count += 1.0
+        self.total += a + b
+
+    def on_note_off(self, a: float, b: float, c: float) -> None:
+        self.count += 1.0
+        self.total += a + b
+
+    def on_control(self, a: float, b: float, c: float) -> None:
+        self.count += 1.0
+        self.total += a + b
+
+    def on_bend(self, a: float, b: float) -> None:
+        self.count += 1.0
+        self.total += a
+
+    def on_touch(self, a: float, b: float) -> None:
+        self.count += 1.0
+        self.total += a
+
+    def on_program(self, a: float, b: float) -> None:
+        self.count += 1.0
+        self.total += a
+
+    def process(self, sample_rate: float) -> None:
+        self.output = self.count * 1000.0 + self.total
+
+
+MALFORMED = [
+    # (status, data1, data2, poison): every one must be dropped by the parser, in both engines
+    (1e20, 60.0, 100.0, 0.0),
+    (-1e20, 60.0, 100.0, 0.0),
+    (144.0, 1e20, 100.0, 0.0),
+    (144.0, 60.0, 1e20, 0.0),
+    (224.0, 0.0, 1e20, 0.0),  # pitch bend
+    (176.0, -1e20, 64.0, 0.0),  # control change
+    (144.0, 60.0, 100.0, 1.0),  # NaN status
+    (144.0, 60.0, 100.0, 2.0),  # NaN note
+    (144.0, 60.0, 100.0, 3.0),  # NaN velocity
+    (144.0, 60.0, 100.0, 4.0),  # inf status
+    (144.0, 60.0, 100.0, 5.0),
+    (144.0, 60.0, 100.0, 6.0),
+    (144.0, 60.0, 100.0, 7.0),  # -inf status
+    (144.0, 60.0, 100.0, 8.0),
+    (224.0, 0.0, 64.0, 9.0),
+    (-144.0, 60.0, 100.0, 0.0),
+    (144.0, -1.0, 100.0, 0.0),
+    (144.0, -0.5, 100.0, 0.0),  # int() would make it 0
+    (144.0, 60.0, -1.0, 0.0),
+    (144.0, 128.0, 100.0, 0.0),
+    (144.0, 60.0, 127.5, 0.0),  # int() would make it 127
+    (144.5, 60.0, 100.0, 0.0),  # not a byte
+    (127.0, 60.0, 100.0, 0.0),  # a data byte, not a status
+    (240.0, 60.0, 100.0, 0.0),  # a system message
+]
+
+
+def _malformed_graph() -> tuple[Graph, object]:
+    graph = Graph(1000.0)
+    source = graph.add_node(Malformer())
+    parser = graph.add_node(MidiParser())
+    tally = graph.add_node(Tally())
+    graph.connect(source.midi, parser.midi)
+    for out, into in [
+        (parser.note_on, tally.note_on),
+        (parser.note_off, tally.note_off),
+        (parser.control_change, tally.control),
+        (parser.pitch_bend, tally.bend),
+        (parser.aftertouch, tally.touch),
+        (parser.program_change, tally.program),
+    ]:
+        graph.connect(out, into)
+    graph.set_output(tally.output)
+    return graph, source.go
+
+
+def test_malformed_fields_are_dropped_alike_and_the_graph_stays_compiled() -> None:
+    """Out-of-range, non-finite and fractional fields: no OverflowError in compiled code, no
+    ValueError from int(nan) in the interpreter; both drop them, and JitGraph keeps its code."""
+    events = [(i, fields) for i, fields in enumerate(MALFORMED)]
+    n = len(MALFORMED)
+    events.append((n, (0x90 + 2, 61.0, 127.0, 0.0)))  # then a valid note-on still plays
+    events.append((n + 1, (0xE0, 0.0, 64.0, 0.0)))  # and a centred bend
+    expected, got = both(_malformed_graph, events, n + 4)
+    assert np.all(expected[:n] == 0.0), "a malformed message got through the interpreter"
+    assert expected[n] == 1000.0 + 61.0 + 1.0 and expected[n + 1] == 2000.0 + 62.0
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_a_malformed_message_keeps_jit_graph_compiled() -> None:
+    """After the malformed burst the same JitGraph compiles no fallback and reports no error."""
+    from oscen.graph.jit import JitGraph
+
+    graph, go = _malformed_graph()
+    jit = JitGraph(graph, background=False)
+    try:
+        assert jit.wait_compiled(timeout=60.0), jit.last_error
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a JitFallbackWarning would fail the test
+            for fields in MALFORMED:
+                jit.queue_event(go, 0, fields)
+                jit.process_block(2)
+            jit.queue_event(go, 1, (0x90, 60.0, 127.0, 0.0))
+            out = jit.process_block(4)
+        assert jit.mode == "compiled" and jit.last_error is None
+        np.testing.assert_array_equal(out, [0.0, 1061.0, 1061.0, 1061.0])
+    finally:
+        jit.close()
+
+
+def test_render_midi_to_file_streams_the_jit_graph_like_the_interpreter(tmp_path: Path) -> None:
+    from oscen.io import read_wav
+    from oscen.midi import render_midi_to_file
+
+    mid = mido.MidiFile(ticks_per_beat=48)
+    mid.tracks.append(
+        mido.MidiTrack(
+            [
+                mido.Message("note_on", note=60, velocity=100, time=5),
+                mido.Message("note_on", note=62, velocity=70, time=7),
+                mido.Message("note_off", note=60, time=30),
+                mido.Message("note_off", note=62, time=11),
+            ]
+        )
+    )
+    path = tmp_path / "tiny.mid"
+    mid.save(path)
+    graph, midi = envelope_synth()()
+    expected = render_midi(graph, midi, path, block_size=64, tail_seconds=0.05)
+    graph2, midi2 = envelope_synth()()
+    result = render_midi_to_file(
+        jit_graph(graph2), midi2, path, tmp_path / "tiny.wav", block_size=64, tail_seconds=0.05
+    )
+    back, _ = read_wav(result.path)
+    np.testing.assert_allclose(back, expected, rtol=0, atol=1e-7)  # float32 on disk
+
+
+def test_a_long_compiled_midi_render_to_a_file_holds_one_block_not_the_signal(tmp_path: Path) -> None:
+    """60 s at 44.1 kHz through the compiled engine: 21 MB of float64 signal, streamed in a few hundred kB."""
+    import tracemalloc
+
+    from oscen.midi import render_midi_to_file
+
+    mid = mido.MidiFile(type=0, ticks_per_beat=96)
+    track = mido.MidiTrack()
+    for i in range(120):
+        track.append(mido.Message("note_on", note=60 + i % 12, velocity=100, time=0 if i == 0 else 48))
+        track.append(mido.Message("note_off", note=60 + i % 12, time=48))
+    mid.tracks.append(track)
+    song = tmp_path / "long.mid"
+    mid.save(song)
+
+    graph = Graph(44100.0)
+    synth = poly_voices(graph, envelope_voice, 2)
+    graph.set_output(synth.output)
+    engine = jit_graph(graph)
+    engine.process_block(1)
+    seconds = 60
+    full = seconds * 44100 * 8
+    tracemalloc.start()
+    try:
+        result = render_midi_to_file(
+            engine, synth.midi, song, tmp_path / "long.wav", seconds=seconds, block_size=2048, progress=False
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.frames == seconds * 44100 and engine.jit.mode == "compiled"
+    assert peak < full / 20, f"peak {peak / 1e6:.2f} MB while streaming a {full / 1e6:.0f} MB signal"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import tracemalloc
 from fractions import Fraction
 from pathlib import Path
 
@@ -10,7 +12,10 @@ import numpy as np
 import pytest
 from midi_support import SR, envelope_voice
 
+import oscen.io as oscen_io
+import oscen.midi as midi_api
 from oscen.graph import Graph
+from oscen.io import read_wav
 from oscen.midi import (
     MidiFileError,
     midi_file_duration,
@@ -68,7 +73,8 @@ def test_events_land_at_the_samples_mido_timing_says(tmp_path: Path, sample_rate
     events = midi_file_events(path, sample_rate)
     expected = mido_frames(path, sample_rate)
     assert [
-        (f, tuple(int(x) for x in fields[: len(raw)])) for (f, fields), (_, raw) in zip(events, expected, strict=True)
+        (f, tuple(int(x) for x in fields[: len(raw)]))
+        for (f, fields), (_, raw) in zip(events, expected, strict=True)
     ] == expected
     assert len(events) == len(expected) == 7
 
@@ -193,6 +199,116 @@ def test_the_example_song_is_there_and_has_a_tempo_change() -> None:
     tempi = {m.tempo for m in mido.merge_tracks(mid.tracks) if m.type == "set_tempo"}
     assert len(tempi) >= 2
     assert len(midi_file_events(path, 44100.0)) > 100
+
+
+def write_huge(path: Path) -> Path:
+    """A valid 44-byte file whose note-off lies 4.5e9 s in: the longest delta (2**28 - 1 ticks) at
+    the slowest tempo (2**24 - 1 us per beat) and one tick per beat."""
+    mid = mido.MidiFile(type=0, ticks_per_beat=1)
+    mid.tracks.append(
+        mido.MidiTrack(
+            [
+                mido.MetaMessage("set_tempo", tempo=0xFFFFFF, time=0),
+                mido.Message("note_on", note=60, velocity=100, time=0),
+                mido.Message("note_off", note=60, time=0x0FFFFFFF),
+            ]
+        )
+    )
+    out = path / "huge.mid"
+    mid.save(out)
+    assert out.stat().st_size == 44
+    return out
+
+
+class NoWork(FakeGraph):
+    """A graph-like that must not be run: the length check comes before any block."""
+
+    def process_block(self, n: int) -> np.ndarray:
+        raise AssertionError(f"process_block({n}) was called: the render started")
+
+
+def test_a_file_lasting_years_is_refused_before_any_work(tmp_path: Path) -> None:
+    huge = write_huge(tmp_path)
+    message = (
+        r"render_midi: 4\.5036e\+09 s of audio \(the file's last message is at 4\.5036e\+09 s, plus a 2 s tail\) "
+        r"is beyond the limit of 3600 s; pass max_seconds="
+    )
+    with pytest.raises(oscen_io.RenderLimitError, match=message):
+        render_midi(NoWork(), "midi", huge)
+    out = tmp_path / "huge.wav"
+    with pytest.raises(oscen_io.RenderLimitError, match=message):
+        midi_api.render_midi_to_file(NoWork(), "midi", huge, out)
+    assert not out.exists()
+    with pytest.raises(oscen_io.RenderLimitError, match=r"0\.5 s of audio is beyond the limit of 0\.25 s"):
+        render_midi(NoWork(), "midi", huge, seconds=0.5, max_seconds=0.25)
+    # A stated length plays the start of it; the far note-off is never reached.
+    graph, midi = _synth()
+    played = render_midi(graph, midi, huge, seconds=0.2)
+    np.testing.assert_allclose(played, 100 / 127)
+
+
+def test_render_midi_to_file_equals_render_midi(tmp_path: Path) -> None:
+    song = write_song(tmp_path)
+    graph, midi = _synth()
+    expected = render_midi(graph, midi, song, block_size=64, tail_seconds=0.1)
+    graph, midi = _synth()
+    result = midi_api.render_midi_to_file(
+        graph, midi, song, tmp_path / "song.wav", block_size=64, tail_seconds=0.1
+    )
+    back, rate = read_wav(result.path)
+    assert rate == SR and result.frames == expected.shape[-1] and result.channels == 1
+    np.testing.assert_allclose(back, expected, rtol=0, atol=1e-7)  # float32 on disk
+
+
+def long_song(path: Path, seconds: int) -> Path:
+    """A note every half second for ``seconds`` (events all along the render, not just at its start)."""
+    mid = mido.MidiFile(type=0, ticks_per_beat=TPB)
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500_000, time=0)])
+    for i in range(seconds * 2):
+        note = 60 + i % 12
+        track.append(mido.Message("note_on", note=note, velocity=100, time=0 if i == 0 else TPB // 2))
+        track.append(mido.Message("note_off", note=note, time=TPB // 2))
+    mid.tracks.append(track)
+    out = path / "long.mid"
+    mid.save(out)
+    return out
+
+
+def streamed_peak(song: Path, out: Path, rate: float, seconds: float) -> tuple[int, int]:
+    """(frames, tracemalloc peak) of an interpreted render_midi_to_file of ``seconds`` of ``song``."""
+    graph = Graph(rate)
+    synth = poly_voices(graph, envelope_voice, 2)
+    graph.set_output(synth.output)
+    graph.process_block(1)  # the graph's first-block set-up is not the render's memory
+    tracemalloc.start()
+    try:
+        result = midi_api.render_midi_to_file(graph, synth.midi, song, out, seconds=seconds, progress=False)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return result.frames, peak
+
+
+def test_a_long_midi_render_to_a_file_holds_one_block_not_the_signal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """60 s interpreted (at 200 Hz to keep the interpreter quick): memory does not grow with the length.
+
+    Both renders hold the same file's events; the 60 s one writes 54 s more signal (86 kB as float64),
+    which must not show in its peak (the old render_midi accumulated every block). The writer's
+    buffer is made smaller than either render, so that it cannot hide an accumulating loop.
+    """
+    monkeypatch.setattr(importlib.import_module("oscen.io.wav"), "WRITE_BUFFER_FRAMES", 256)
+    song = long_song(tmp_path, 60)
+    frames, long_peak = streamed_peak(song, tmp_path / "long.wav", 200.0, 60.0)
+    _, short_peak = streamed_peak(song, tmp_path / "short.wav", 200.0, 6.0)
+    assert frames == 12_000
+    growth, extra = long_peak - short_peak, (frames - 1200) * 8
+    assert growth < extra / 8, f"peak grew {growth} B for {extra} B more signal"
+    back, _ = read_wav(tmp_path / "long.wav")
+    assert (
+        back[10] == pytest.approx(100 / 127) and back[60] == 0.0 and back[11_810] == pytest.approx(100 / 127)
+    )
 
 
 # ---------------------------------------------------------------- oscen render --midi

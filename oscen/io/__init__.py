@@ -1,9 +1,23 @@
-"""Getting audio out of oscen: offline rendering, WAV files and real-time playback."""
+"""Getting audio out of oscen: offline rendering, sound files and real-time playback."""
 
-from .render import render, render_to_wav
-from .wav import WavError, read_wav, write_wav
+from .render import MAX_RENDER_SECONDS, RenderLimitError, RenderResult, render, render_to_file, render_to_wav
+from .wav import ClippingWarning, WavError, read_wav, write_audio, write_wav
 
-__all__ = ["Player", "WavError", "play", "read_wav", "render", "render_to_wav", "write_wav"]
+__all__ = [
+    "MAX_RENDER_SECONDS",
+    "ClippingWarning",
+    "Player",
+    "RenderLimitError",
+    "RenderResult",
+    "WavError",
+    "play",
+    "read_wav",
+    "render",
+    "render_to_file",
+    "render_to_wav",
+    "write_audio",
+    "write_wav",
+]
 
 
 def __getattr__(name: str):

@@ -18,17 +18,29 @@ from __future__ import annotations
 
 from oscen.graph import Endpoint, Graph
 
-from .files import MidiFileError, midi_file_duration, midi_file_events, render_midi, timed_messages
+from .files import (
+    TAIL_SECONDS,
+    MidiFileError,
+    midi_file_duration,
+    midi_file_events,
+    render_midi,
+    render_midi_to_file,
+    timed_messages,
+)
 from .live import MidiBackendError, MidiInput, MidiPortError, list_midi_inputs, open_midi_input
 from .messages import (
     MidiError,
     control_change,
+    control_change_normalized,
     fields_to_bytes,
     is_channel_message,
     midi_fields,
     note_off,
+    note_off_normalized,
     note_on,
+    note_on_normalized,
     pitch_bend,
+    pitch_bend_normalized,
     split_messages,
 )
 from .parser import MidiParser
@@ -58,6 +70,7 @@ def find_midi_input(graph: Graph) -> Endpoint | None:
 
 
 __all__ = [
+    "TAIL_SECONDS",
     "EventRelay",
     "MidiBackendError",
     "MidiError",
@@ -72,6 +85,7 @@ __all__ = [
     "ValueRelay",
     "VoiceAllocator",
     "control_change",
+    "control_change_normalized",
     "fields_to_bytes",
     "find_midi_input",
     "instantiate",
@@ -81,11 +95,15 @@ __all__ = [
     "midi_file_duration",
     "midi_file_events",
     "note_off",
+    "note_off_normalized",
     "note_on",
+    "note_on_normalized",
     "open_midi_input",
     "pitch_bend",
+    "pitch_bend_normalized",
     "poly_voices",
     "render_midi",
+    "render_midi_to_file",
     "split_messages",
     "timed_messages",
     "voice_allocator_class",

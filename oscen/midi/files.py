@@ -24,6 +24,7 @@ the timing, and system exclusive messages are skipped.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -32,10 +33,25 @@ from typing import Any, Protocol
 import mido
 import numpy as np
 
+from oscen.io.render import (
+    MAX_RENDER_SECONDS,
+    Progress,
+    RenderResult,
+    check_block_size,
+    check_length,
+    collect,
+    prepare_output,
+    render_blocks,
+    stream_to_file,
+)
+
 from .messages import MidiError, MidiFields, is_channel_message, midi_fields
 
 DEFAULT_TEMPO = 500_000
 """Microseconds per beat before the first set_tempo (120 BPM), as the MIDI file spec says."""
+
+TAIL_SECONDS = 2.0
+"""What :func:`render_midi` renders after the file's last message by default (release, reverb)."""
 
 
 class MidiFileError(MidiError):
@@ -118,9 +134,10 @@ def render_midi(
     path: str | Path | mido.MidiFile,
     sample_rate: float | None = None,
     block_size: int = 256,
-    tail_seconds: float = 2.0,
+    tail_seconds: float = TAIL_SECONDS,
     seconds: float | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress = None,
+    max_seconds: float | None = MAX_RENDER_SECONDS,
 ) -> np.ndarray:
     """Render a graph driven by a MIDI file; returns the audio, shape (n,) or (channels, n).
 
@@ -131,9 +148,63 @@ def render_midi(
     the block size, and the same loop drives the interpreted Graph and the JIT's JitGraph.
 
     The length is the file's length plus ``tail_seconds`` (for release and reverb tails), or
-    ``seconds`` when given (events after it are not played). Frames count from the graph's
-    current position. ``progress`` is called with the number of frames done after each block.
+    ``seconds`` when given (events after it are not played). A length beyond ``max_seconds``
+    (:data:`oscen.io.render.MAX_RENDER_SECONDS`, one hour; None lifts it) raises
+    :class:`~oscen.io.render.RenderLimitError` before any work: a valid file whose last event lies
+    years in is refused at once instead of filling memory. :func:`render_midi_to_file` streams to
+    a sound file in bounded memory instead of returning the signal. Frames count from the graph's
+    current position. ``progress``: as for :func:`oscen.io.render` (None: a bar when on a
+    terminal and slow), or a callable given the number of frames done after each block.
     """
+    total, feed = _plan(
+        graph_like, midi_input, path, sample_rate, block_size, tail_seconds, seconds, max_seconds
+    )
+    blocks = render_blocks(graph_like, total, block_size, progress, feed, who="render_midi")
+    if total == 0:
+        return np.asarray(graph_like.process_block(0))
+    return collect(graph_like, blocks, total)
+
+
+def render_midi_to_file(
+    graph_like: GraphLike,
+    midi_input: Any,
+    path: str | Path | mido.MidiFile,
+    out: str | Path,
+    sample_rate: float | None = None,
+    block_size: int = 256,
+    tail_seconds: float = TAIL_SECONDS,
+    seconds: float | None = None,
+    progress: Progress = None,
+    subtype: str | None = None,
+    normalize: bool = False,
+    peak_db: float = -1.0,
+    max_seconds: float | None = MAX_RENDER_SECONDS,
+) -> RenderResult:
+    """:func:`render_midi` streamed into the sound file ``out``, in bounded memory (about one buffer).
+
+    The format follows ``out``'s extension, as for :func:`oscen.io.render_to_file`, which also
+    describes ``subtype``, ``normalize`` and the clipping warning. The output name, the MIDI file
+    and the length are all checked before the first sample is rendered.
+    """
+    fmt = prepare_output(out, subtype, "render_midi_to_file")
+    total, feed = _plan(
+        graph_like, midi_input, path, sample_rate, block_size, tail_seconds, seconds, max_seconds
+    )
+    blocks = render_blocks(graph_like, total, block_size, progress, feed, who="render_midi_to_file")
+    return stream_to_file(graph_like, blocks, out, fmt, normalize, peak_db, "render_midi_to_file")
+
+
+def _plan(
+    graph_like: GraphLike,
+    midi_input: Any,
+    path: str | Path | mido.MidiFile,
+    sample_rate: float | None,
+    block_size: int,
+    tail_seconds: float,
+    seconds: float | None,
+    max_seconds: float | None,
+) -> tuple[int, Callable[[int, int], None]]:
+    """Check everything and time the file: (frames to render, the callback queueing each block's events)."""
     rate = float(sample_rate if sample_rate is not None else graph_like.sample_rate)
     _check_rate(rate)
     graph_rate = getattr(graph_like, "sample_rate", None)
@@ -141,36 +212,37 @@ def render_midi(
         raise MidiFileError(
             f"render_midi: sample_rate {rate} differs from the graph's {graph_rate}; events would land at the wrong samples"
         )
-    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-        raise MidiFileError(f"render_midi: block_size must be a positive int, got {block_size!r}")
+    check_block_size(block_size, "render_midi", MidiFileError)
     messages = timed_messages(path)
-    events = [(seconds_to_frame(t, rate), midi_fields(m)) for t, m in messages if is_channel_message(m)]
     if seconds is None:
-        if tail_seconds < 0:
-            raise MidiFileError(f"render_midi: tail_seconds must be >= 0, got {tail_seconds}")
+        if (
+            not isinstance(tail_seconds, (int, float))
+            or not tail_seconds >= 0
+            or not math.isfinite(tail_seconds)
+        ):
+            raise MidiFileError(f"render_midi: tail_seconds must be a finite number >= 0, got {tail_seconds}")
         end = messages[-1][0] if messages else Fraction(0)
-        total = seconds_to_frame(end + Fraction(tail_seconds), rate)
+        length = end + Fraction(tail_seconds)
+        why = f" (the file's last message is at {float(end):.6g} s, plus a {tail_seconds:g} s tail)"
     else:
-        if seconds < 0:
-            raise MidiFileError(f"render_midi: seconds must be >= 0, got {seconds}")
-        total = seconds_to_frame(seconds, rate)
-
-    blocks: list[np.ndarray] = []
+        if not isinstance(seconds, (int, float)) or not seconds >= 0 or not math.isfinite(seconds):
+            raise MidiFileError(f"render_midi: seconds must be a finite number >= 0, got {seconds}")
+        length = Fraction(seconds)
+        why = ""
+    check_length(float(length), max_seconds, "render_midi", why)
+    total = seconds_to_frame(length, rate)
+    events = [(seconds_to_frame(t, rate), midi_fields(m)) for t, m in messages if is_channel_message(m)]
     i = 0
-    start = 0
-    while start < total:
-        n = min(block_size, total - start)
+
+    def feed(start: int, n: int) -> None:
+        # Each event from the block holding it, offset from that block's start.
+        nonlocal i
         while i < len(events) and events[i][0] < start + n:
             frame, fields = events[i]
             graph_like.queue_event(midi_input, frame - start, fields)
             i += 1
-        blocks.append(np.asarray(graph_like.process_block(n)))
-        start += n
-        if progress is not None:
-            progress(start)
-    if not blocks:
-        return np.asarray(graph_like.process_block(0))
-    return np.concatenate(blocks, axis=-1)
+
+    return total, feed
 
 
 def _check_rate(sample_rate: float) -> None:

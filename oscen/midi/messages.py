@@ -13,8 +13,9 @@ system messages have no meaning for a synth graph and cannot be squeezed into fo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Sequence
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any
 
 NOTE_OFF = 0x80
@@ -134,11 +135,16 @@ def fields_to_bytes(fields: Sequence[float]) -> bytes:
     """The inverse of :func:`midi_fields`: event fields back to MIDI bytes (2 or 3 of them)."""
     if len(fields) < 2:
         raise MidiError(f"MIDI event fields are (status, data1, data2), got {tuple(fields)!r}")
-    status = int(fields[0])
+    ints = []
+    for i, f in enumerate(fields):
+        if isinstance(f, bool) or not isinstance(f, Real) or not math.isfinite(f) or f != int(f):
+            raise MidiError(f"MIDI event field {i} must be a whole number, got {f!r} in {tuple(fields)!r}")
+        ints.append(int(f))
+    status = ints[0]
     if not 0x80 <= status <= 0xEF:
         raise MidiError(f"status {fields[0]!r} is not a channel voice status (0x80..0xEF)")
     n = DATA_BYTES[status & 0xF0]
-    data = [status] + [int(f) for f in fields[1 : 1 + n]] + [0] * max(0, n - len(fields) + 1)
+    data = [status] + ints[1 : 1 + n] + [0] * max(0, n - len(fields) + 1)
     midi_fields(data)  # validates
     return bytes(data)
 
@@ -181,30 +187,147 @@ def split_messages(data: Iterable[int] | bytes) -> Iterator[MidiFields]:
             pending = []
 
 
+# ------------------------------------------------------------------------------ builders
+# Two families, so that units are never guessed from a value's type:
+#
+# * note_on / note_off / control_change / pitch_bend take MIDI's own integer units (note,
+#   velocity, controller and value 0..127; wheel -8192..8191), exactly what goes on the wire.
+# * the *_normalized builders take the units MidiParser emits (velocity and controller values
+#   0..1, bend -1..1) and convert with the inverse of the parser's scaling, so the parser's
+#   outputs round-trip exactly.
+#
+# A float given to an integer argument (note_on(60, 1.0): velocity 1/127, or full scale?) is
+# refused with a message naming the argument, its range and the other family.
+
+
 def note_on(note: int, velocity: int = 100, channel: int = 0) -> MidiFields:
-    """Event fields of a note-on (velocity 1..127; 0 means note-off in MIDI)."""
-    return midi_fields([NOTE_ON | _channel(channel), note, velocity])
+    """Event fields of a note-on: note 0..127, velocity 0..127 (MIDI units; 0 means note-off in
+    MIDI), channel 0..15. For a velocity 0..1 use :func:`note_on_normalized`."""
+    return _build(
+        "note_on", NOTE_ON, channel, _data("note_on", "note", note), _velocity("note_on", velocity, "note_on")
+    )
 
 
 def note_off(note: int, velocity: int = 0, channel: int = 0) -> MidiFields:
-    """Event fields of a note-off."""
-    return midi_fields([NOTE_OFF | _channel(channel), note, velocity])
+    """Event fields of a note-off: note and release velocity 0..127 (MIDI units), channel 0..15."""
+    return _build(
+        "note_off",
+        NOTE_OFF,
+        channel,
+        _data("note_off", "note", note),
+        _velocity("note_off", velocity, "note_off"),
+    )
 
 
 def control_change(controller: int, value: int, channel: int = 0) -> MidiFields:
-    """Event fields of a control change (value 0..127)."""
-    return midi_fields([CONTROL_CHANGE | _channel(channel), controller, value])
+    """Event fields of a control change: controller and value 0..127 (MIDI units), channel 0..15.
+    For a value 0..1 use :func:`control_change_normalized`."""
+    return _build(
+        "control_change",
+        CONTROL_CHANGE,
+        channel,
+        _data("control_change", "controller", controller),
+        _data("control_change", "value", value, "control_change_normalized(controller, 0.5)"),
+    )
 
 
 def pitch_bend(value: int, channel: int = 0) -> MidiFields:
-    """Event fields of a pitch bend; ``value`` is the 14-bit wheel position -8192..8191 (0 = centre)."""
-    if not -8192 <= value <= 8191:
-        raise MidiError(f"pitch bend value must be -8192..8191, got {value}")
-    raw = value + 8192
-    return midi_fields([PITCH_BEND | _channel(channel), raw & 0x7F, raw >> 7])
+    """Event fields of a pitch bend; ``value`` is the 14-bit wheel position -8192..8191 (0 = centre).
+    For a bend -1..1 (what MidiParser emits) use :func:`pitch_bend_normalized`."""
+    raw = _integer("pitch_bend", "value", value, -8192, 8191, "pitch_bend_normalized(0.5)") + 8192
+    return _build("pitch_bend", PITCH_BEND, channel, raw & 0x7F, raw >> 7)
 
 
-def _channel(channel: int) -> int:
-    if not 0 <= channel <= 15:
-        raise MidiError(f"MIDI channel must be 0..15 (channel 1 is 0), got {channel}")
-    return channel
+def note_on_normalized(note: int, velocity: float = 0.8, channel: int = 0) -> MidiFields:
+    """A note-on with the velocity in MidiParser's units, 0..1 (> 0: a note-on always sounds).
+
+    The MIDI velocity is ``round(velocity * 127)``, but at least 1 for any velocity above 0 (MIDI
+    velocity 0 would be a note-off); 0.0 itself gives velocity 0, which the parser treats as a
+    note-off. ``note_on_normalized(n, v / 127)`` equals ``note_on(n, v)`` for every v.
+    """
+    level = _unit("note_on_normalized", "velocity", velocity, 0.0, 1.0)
+    midi_velocity = max(1, round(level * 127)) if level > 0 else 0
+    return _build(
+        "note_on_normalized", NOTE_ON, channel, _data("note_on_normalized", "note", note), midi_velocity
+    )
+
+
+def note_off_normalized(note: int, velocity: float = 0.0, channel: int = 0) -> MidiFields:
+    """A note-off with the release velocity in MidiParser's units, 0..1 (``round(velocity * 127)``)."""
+    level = _unit("note_off_normalized", "velocity", velocity, 0.0, 1.0)
+    return _build(
+        "note_off_normalized",
+        NOTE_OFF,
+        channel,
+        _data("note_off_normalized", "note", note),
+        round(level * 127),
+    )
+
+
+def control_change_normalized(controller: int, value: float, channel: int = 0) -> MidiFields:
+    """A control change with the value in MidiParser's units, 0..1 (``round(value * 127)``)."""
+    level = _unit("control_change_normalized", "value", value, 0.0, 1.0)
+    return _build(
+        "control_change_normalized",
+        CONTROL_CHANGE,
+        channel,
+        _data("control_change_normalized", "controller", controller),
+        round(level * 127),
+    )
+
+
+def pitch_bend_normalized(bend: float, channel: int = 0) -> MidiFields:
+    """A pitch bend in MidiParser's units, -1..1 (0 = centre).
+
+    The inverse of the parser's scaling, each half on its own: ``round(bend * 8192)`` below the
+    centre, ``round(bend * 8191)`` above, so -1, 0 and +1 are the wheel's -8192, 0 and 8191 and a
+    parser output fed back gives the same wheel position.
+    """
+    level = _unit("pitch_bend_normalized", "bend", bend, -1.0, 1.0)
+    raw = (round(level * 8192) if level < 0 else round(level * 8191)) + 8192
+    return _build("pitch_bend_normalized", PITCH_BEND, channel, raw & 0x7F, raw >> 7)
+
+
+def _build(func: str, kind: int, channel: Any, d1: int, d2: int) -> MidiFields:
+    return (float(kind | _channel(channel, func)), float(d1), float(d2))
+
+
+def _velocity(func: str, velocity: Any, base: str) -> int:
+    return _data(func, "velocity", velocity, f"{base}_normalized(note, 0.8)")
+
+
+def _data(func: str, name: str, value: Any, alternative: str | None = None) -> int:
+    return _integer(func, name, value, 0, 127, alternative)
+
+
+def _integer(func: str, name: str, value: Any, low: int, high: int, alternative: str | None = None) -> int:
+    """``value`` as an int in low..high, or a MidiError naming the function, the argument and the range."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        hint = ""
+        if alternative is not None and isinstance(value, float):
+            hint = f"; for a value in MidiParser's units (0..1, or -1..1 for a bend) use {alternative}"
+        raise MidiError(
+            f"{func}: {name} must be an int {low}..{high} (MIDI units), got {value!r} "
+            f"({type(value).__name__}){hint}"
+        )
+    if not low <= value <= high:
+        raise MidiError(f"{func}: {name} must be {low}..{high}, got {value}")
+    return int(value)
+
+
+def _unit(func: str, name: str, value: Any, low: float, high: float) -> float:
+    """``value`` as a float in low..high (NaN and inf refused), or a MidiError naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise MidiError(
+            f"{func}: {name} must be a number {low:g}..{high:g}, got {value!r} ({type(value).__name__})"
+        )
+    level = float(value)
+    if not low <= level <= high:  # also False for NaN
+        raise MidiError(f"{func}: {name} must be {low:g}..{high:g}, got {value!r}")
+    return level
+
+
+def _channel(channel: Any, func: str = "MIDI") -> int:
+    if isinstance(channel, bool) or not isinstance(channel, Integral) or not 0 <= channel <= 15:
+        raise MidiError(f"{func}: channel must be an int 0..15 (MIDI channel 1 is 0), got {channel!r}")
+    return int(channel)

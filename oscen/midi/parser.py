@@ -6,6 +6,11 @@ allocator's gates, the envelopes -- happens at that same sample, in interpreted 
 alike. Its code stays inside the compilable subset: integer arithmetic instead of bit operations,
 no strings, no exceptions (a malformed message is dropped; validation with readable errors happens
 where MIDI enters the program, in :func:`oscen.midi.messages.midi_fields`).
+
+"Malformed" means any field that is not a whole number in its byte range: NaN, inf, 1e20,
+negatives, fractions, a status outside 0x80..0xEF. The range checks come before any ``int()``,
+so such a message is dropped identically by the interpreter and by compiled code (where an
+out-of-range conversion would otherwise trap and send JitGraph back to the interpreter).
 """
 
 from __future__ import annotations
@@ -48,15 +53,20 @@ class MidiParser(Node):
         self.channel = channel
 
     def on_midi(self, status: float, data1: float, data2: float) -> None:
-        s = int(status)
-        d1 = int(data1)
-        d2 = int(data2)
-        valid = s >= 128 and s <= 239 and d1 >= 0 and d1 <= 127 and d2 >= 0 and d2 <= 127
-        if valid:
-            kind = s // 16
-            ch = s - kind * 16
-            if self.channel < 0 or ch == self.channel:
-                self.dispatch(kind, d1, d2, float(ch))
+        # Range checks come before any int(): int() of NaN, inf or 1e20 raises in the interpreter
+        # and traps in compiled code, and a malformed message must be dropped, not be a fault.
+        # Comparisons with NaN are False, so NaN fails every check. A fractional field is not a
+        # byte either (midi_fields refuses it): the integrality test runs once the range is safe.
+        in_range = status >= 128.0 and status <= 239.0 and data1 >= 0.0 and data1 <= 127.0
+        if in_range and data2 >= 0.0 and data2 <= 127.0:
+            s = int(status)
+            d1 = int(data1)
+            d2 = int(data2)
+            if float(s) == status and float(d1) == data1 and float(d2) == data2:
+                kind = s // 16
+                ch = s - kind * 16
+                if self.channel < 0 or ch == self.channel:
+                    self.dispatch(kind, d1, d2, float(ch))
 
     def dispatch(self, kind: int, d1: int, d2: int, ch: float) -> None:
         """Emit the typed event for one valid message (kind is the status high nibble)."""
