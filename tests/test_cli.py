@@ -452,10 +452,9 @@ def test_every_subcommand_accepts_traceback_after_its_name(monkeypatch: pytest.M
     monkeypatch.setitem(cli.COMMANDS, "fail", Command("fails", lambda parser: None, run))
     with pytest.raises(cli.UserError, match="boom"):
         main(["fail", "--traceback"])
+    required = {"render": ["p.py"], "play": ["p.py"], "export": ["p.py", "--web", "out"]}
     for name in cli.COMMANDS:
-        args = cli.build_parser().parse_args(
-            [name, "--traceback", *(["p.py"] if name in ("render", "play") else [])]
-        )
+        args = cli.build_parser().parse_args([name, "--traceback", *required.get(name, [])])
         assert args.traceback is True
 
 
