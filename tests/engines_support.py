@@ -33,7 +33,7 @@ class Signal(Node):
     def process(self, sample_rate: float) -> None:
         i = self._index
         if i < len(self._samples):
-            self.output = self._samples[i]
+            self.output = float(self._samples[i])
             self._index = i + 1
         else:
             self.output = 0.0
