@@ -12,6 +12,7 @@ exact test signal (a step, a DC level, a chirp) in either engine.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 from jit_support import Action, assert_same, run_engines
@@ -76,3 +77,18 @@ def one_node(
         return graph
 
     return build
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def example_renders(name: str, seconds: float = 0.2, sample_rate: float = 44100.0) -> np.ndarray:
+    """Render ``examples/<name>`` (a patch file, as ``oscen render`` loads it) in both engines;
+    they must agree and make sound. Returns the compiled output."""
+    from oscen.patch import load_patch
+
+    path = EXAMPLES / name
+    outs = both_engines(lambda: load_patch(path, sample_rate), int(seconds * sample_rate))
+    out = outs["state"]
+    assert np.all(np.isfinite(out)) and np.max(np.abs(out)) <= 1.0
+    return out

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from engines_support import both_engines, one_node
+from engines_support import both_engines, example_renders, one_node
 from node_harness import assert_compilable
 
 from oscen.distortion import STAGE1_ORDER, STAGE1_TAPS, STAGE2_ORDER, STAGE2_TAPS, Waveshaper
@@ -111,3 +111,8 @@ def test_bad_arguments_are_refused() -> None:
 @pytest.mark.parametrize("oversample", [1, 2, 4])
 def test_compilable_subset(oversample: int) -> None:
     assert_compilable(Waveshaper(3.0, "cubic", oversample), inputs={"input": np.linspace(-1, 1, 300)})
+
+
+def test_example_patch_renders_in_both_engines() -> None:
+    out = example_renders("distortion_patch.py", seconds=0.1)
+    assert np.max(np.abs(out)) > 0.05

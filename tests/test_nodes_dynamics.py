@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from engines_support import both_engines, one_node
+from engines_support import both_engines, example_renders, one_node
 from node_harness import assert_compilable
 
 from oscen.dynamics import Compressor, EnvelopeFollower, Limiter, static_curve_db
@@ -181,3 +181,8 @@ def test_bad_mode_is_refused() -> None:
                                   lambda: Compressor(external_sidechain=True), Limiter])  # fmt: skip
 def test_compilable_subset(make) -> None:
     assert_compilable(make(), inputs={"input": np.linspace(-2, 2, 300)})
+
+
+def test_example_patch_renders_in_both_engines() -> None:
+    out = example_renders("dynamics_patch.py", seconds=0.3)
+    assert np.max(np.abs(out)) > 0.05

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from engines_support import both_engines, one_node
+from engines_support import both_engines, example_renders, one_node
 from jit_support import event
 from node_harness import assert_compilable
 
@@ -164,3 +164,8 @@ def test_lfo_division_clamp_matches_python_helper() -> None:
     lfo = Lfo(bpm=60.0, division=0.5)
     assert lfo.frequency() == pytest.approx(0.5)
     assert math.isclose(240 * 0.5 * SR / 60.0, SR / lfo.frequency())
+
+
+def test_example_patch_renders_in_both_engines() -> None:
+    out = example_renders("modulation_patch.py", seconds=0.5)
+    assert np.max(np.abs(out)) > 0.05

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from engines_support import both_engines, one_node
+from engines_support import both_engines, example_renders, one_node
 from jit_support import event, set_value
 from node_harness import assert_compilable
 
@@ -211,3 +211,8 @@ def test_bad_input_is_refused(tmp_path: Path) -> None:
                                   lambda: AudioFileInput(np.ones(50), sample_rate=48000.0)])  # fmt: skip
 def test_compilable_subset(make) -> None:
     assert_compilable(make())
+
+
+def test_example_patch_renders_in_both_engines() -> None:
+    out = example_renders("sampler_patch.py", seconds=0.15)
+    assert np.max(np.abs(out)) > 0.05

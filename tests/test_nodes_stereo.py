@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from engines_support import both_engines, one_node
+from engines_support import both_engines, example_renders, one_node
 from jit_support import set_value
 from node_harness import assert_compilable
 
@@ -70,3 +70,8 @@ def test_negative_width_is_clamped_to_mono() -> None:
 @pytest.mark.parametrize("make", [Panner, StereoWidth])
 def test_compilable_subset(make) -> None:
     assert_compilable(make(), inputs={"input": X[:300]})
+
+
+def test_example_patch_renders_in_both_engines() -> None:
+    out = example_renders("stereo_patch.py", seconds=0.2)
+    assert np.max(np.abs(out)) > 0.05

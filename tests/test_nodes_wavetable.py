@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from engines_support import both_engines, one_node
+from engines_support import both_engines, example_renders, one_node
 from jit_support import set_value
 from node_harness import assert_compilable
 
@@ -100,3 +100,8 @@ def test_bad_tables_are_refused() -> None:
 
 def test_compilable_subset() -> None:
     assert_compilable(Wavetable.basic(220.0, position=0.4))
+
+
+def test_example_patch_renders_in_both_engines() -> None:
+    out = example_renders("wavetable_patch.py", seconds=0.2)
+    assert np.max(np.abs(out)) > 0.05
