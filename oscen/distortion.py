@@ -30,6 +30,8 @@ import numpy as np
 from .graph.endpoints import StreamInput, StreamOutput, ValueInput
 from .graph.node import Node
 
+__all__ = ["SHAPES", "Waveshaper", "halfband"]
+
 TANH = 0
 CLIP = 1
 CUBIC = 2

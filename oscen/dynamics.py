@@ -28,6 +28,8 @@ import numpy as np
 from .graph.endpoints import StreamInput, StreamOutput, ValueInput
 from .graph.node import Node
 
+__all__ = ["Compressor", "EnvelopeFollower", "Limiter", "MODES", "static_curve_db"]
+
 PEAK = 0
 RMS = 1
 MODES = {"peak": PEAK, "rms": RMS}

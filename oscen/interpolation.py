@@ -15,6 +15,8 @@ interpolator's images stay below -100 dB.
 
 from __future__ import annotations
 
+__all__ = ["Lagrange6"]
+
 
 class Lagrange6:
     """Mixin for nodes: ``self._lagrange6(xm2, xm1, x0, x1, x2, x3, t)`` interpolates at
@@ -23,7 +25,9 @@ class Lagrange6:
     A plain helper method (not a module function) so that the JIT compiles it with the node.
     """
 
-    def _lagrange6(self, xm2: float, xm1: float, x0: float, x1: float, x2: float, x3: float, t: float) -> float:
+    def _lagrange6(
+        self, xm2: float, xm1: float, x0: float, x1: float, x2: float, x3: float, t: float
+    ) -> float:
         # Lagrange basis on the nodes -2..3: w_k = prod_{j != k} (t - j) / (k - j), from the
         # factors a..f = t + 2, t + 1, t, t - 1, t - 2, t - 3, via prefix and suffix products.
         a = t + 2.0

@@ -21,6 +21,8 @@ import math
 from .graph.endpoints import EventInput, StreamInput, StreamOutput, ValueInput
 from .graph.node import Node
 
+__all__ = ["Lfo", "SampleAndHold", "Slew", "SHAPES"]
+
 TWO_PI = 2.0 * math.pi
 MASK32 = 0xFFFFFFFF
 INV_2_31 = 1.0 / 2147483648.0
@@ -115,7 +117,7 @@ class Lfo(Node):
         name = {v: k for k, v in SHAPES.items()}[self.shape]
         return f"Lfo({self.rate!r}, {name!r}, bpm={self.bpm!r}, division={self.division!r})"
 
-    def frequency(self, sample_rate: float = 44100.0) -> float:
+    def frequency(self) -> float:
         """The current frequency in Hz (from ``rate``, or from ``bpm`` and ``division``); Python only."""
         if self.bpm > 0.0:
             return self.bpm / (240.0 * max(self.division, MIN_DIVISION))

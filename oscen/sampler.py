@@ -32,6 +32,8 @@ from .graph.endpoints import EventInput, StreamOutput, ValueInput
 from .graph.node import Node
 from .interpolation import Lagrange6
 
+__all__ = ["AudioFileInput", "MODES", "Sampler", "Zone", "load_samples"]
+
 ONESHOT = 0
 GATE = 1
 LOOP = 2
@@ -44,7 +46,9 @@ MIDDLE_C_HZ = A4_HZ * 2.0 ** ((60.0 - A4_NOTE) / 12.0)
 Source = np.ndarray | Sequence[float] | str | Path
 
 
-def load_samples(source: Source, channel: int | None = None, what: str = "Sampler") -> tuple[np.ndarray, float]:
+def load_samples(
+    source: Source, channel: int | None = None, what: str = "Sampler"
+) -> tuple[np.ndarray, float]:
     """(channels, n) float64 samples and their rate (0.0 for an array: "the graph's rate")."""
     if isinstance(source, (str, Path)):
         from .io.wav import read_wav
@@ -59,7 +63,9 @@ def load_samples(source: Source, channel: int | None = None, what: str = "Sample
             raise ValueError(f"{what}: samples must be (n,) or (channels, n), got shape {data.shape}")
         rate = 0.0
     if data.shape[1] == 0:
-        raise ValueError(f"{what}: {source if isinstance(source, (str, Path)) else 'the array'} has no samples")
+        raise ValueError(
+            f"{what}: {source if isinstance(source, (str, Path)) else 'the array'} has no samples"
+        )
     if not np.all(np.isfinite(data)):
         raise ValueError(f"{what}: the samples contain NaN or infinite values")
     if channel is not None:
@@ -200,11 +206,17 @@ class Sampler(Lagrange6, Node):
             ls = 0 if zone.loop_start is None else int(zone.loop_start)
             le = n if zone.loop_end is None else int(zone.loop_end)
             if not 0 <= ls < le <= n:
-                raise ValueError(f"{where}: loop points must satisfy 0 <= loop_start < loop_end <= {n}, got {ls}, {le}")
+                raise ValueError(
+                    f"{where}: loop points must satisfy 0 <= loop_start < loop_end <= {n}, got {ls}, {le}"
+                )
             if not 0 <= zone.low <= zone.high <= 127:
-                raise ValueError(f"{where}: key range must satisfy 0 <= low <= high <= 127, got {zone.low}, {zone.high}")
+                raise ValueError(
+                    f"{where}: key range must satisfy 0 <= low <= high <= 127, got {zone.low}, {zone.high}"
+                )
             if not 0.0 <= zone.velocity_low <= zone.velocity_high <= 1.0:
-                raise ValueError(f"{where}: velocity range must lie in 0..1, got {zone.velocity_low}, {zone.velocity_high}")
+                raise ValueError(
+                    f"{where}: velocity range must lie in 0..1, got {zone.velocity_low}, {zone.velocity_high}"
+                )
             if zone.sample_rate is not None:
                 if not zone.sample_rate > 0:
                     raise ValueError(f"{where}: sample_rate must be positive, got {zone.sample_rate!r}")
@@ -253,9 +265,11 @@ class Sampler(Lagrange6, Node):
         key = round(note)
         zone = -1
         for z in range(self.zone_count):
-            if zone < 0 and int(self._zone_low[z]) <= key and key <= int(self._zone_high[z]):
-                if float(self._zone_velocity_low[z]) <= velocity and velocity <= float(self._zone_velocity_high[z]):
-                    zone = z
+            keys = int(self._zone_low[z]) <= key and key <= int(self._zone_high[z])
+            low = float(self._zone_velocity_low[z])
+            high = float(self._zone_velocity_high[z])
+            if zone < 0 and keys and low <= velocity and velocity <= high:
+                zone = z
         if zone < 0:
             return
         self._zone = zone

@@ -14,6 +14,8 @@ import math
 from .graph.endpoints import StreamInput, StreamOutput, ValueInput
 from .graph.node import Node
 
+__all__ = ["Panner", "StereoWidth"]
+
 QUARTER_PI = 0.25 * math.pi
 
 

@@ -29,6 +29,8 @@ from .graph.endpoints import StreamInput, StreamOutput, ValueInput
 from .graph.node import Node
 from .interpolation import Lagrange6
 
+__all__ = ["Wavetable", "basic_shapes", "harmonic_table"]
+
 OVERSAMPLING = 8
 """Each level's table is this many times longer than twice its partial count."""
 PAD_BEFORE = 2
@@ -221,7 +223,9 @@ def _as_tables(tables: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
     for k, table in enumerate(tables):
         a = np.asarray(table, dtype=np.float64)
         if a.ndim != 1 or len(a) < 4:
-            raise ValueError(f"Wavetable: table {k} must be one cycle of at least 4 samples, got shape {a.shape}")
+            raise ValueError(
+                f"Wavetable: table {k} must be one cycle of at least 4 samples, got shape {a.shape}"
+            )
         if not np.all(np.isfinite(a)):
             raise ValueError(f"Wavetable: table {k} has non-finite samples")
         out.append(a)

@@ -36,7 +36,9 @@ def test_shapes_at_1x_are_their_formulas() -> None:
         "atan": 2 / np.pi * np.arctan(2 * x),
     }
     for shape, want in formulas.items():
-        outs = both_engines(one_node(lambda shape=shape: Waveshaper(2.0, shape, 1, level=0.5), {"input": x}), len(x))
+        outs = both_engines(
+            one_node(lambda shape=shape: Waveshaper(2.0, shape, 1, level=0.5), {"input": x}), len(x)
+        )
         for y in outs.values():
             np.testing.assert_allclose(y, 0.5 * want, atol=1e-15, err_msg=shape)
 
@@ -74,7 +76,9 @@ def test_oversampling_passes_a_linear_signal_delayed_by_the_latency(oversample: 
 
 @pytest.mark.parametrize(("shape", "drive", "gain_2x", "gain_4x"), [("tanh", 4.0, 25.0, 60.0),
                                                                    ("clip", 2.0, 10.0, 20.0)])  # fmt: skip
-def test_oversampling_reduces_the_alias_energy(shape: str, drive: float, gain_2x: float, gain_4x: float) -> None:
+def test_oversampling_reduces_the_alias_energy(
+    shape: str, drive: float, gain_2x: float, gain_4x: float
+) -> None:
     x = np.sin(2 * np.pi * BIN * np.arange(2 * N) / N)
     measured = {}
     for oversample in (1, 2, 4):
@@ -93,7 +97,9 @@ def test_oversampling_keeps_the_harmonics() -> None:
     x = np.sin(2 * np.pi * 15 * np.arange(2 * N) / N)  # 161 Hz: harmonics far below Nyquist
     levels = []
     for oversample in (1, 4):
-        y = both_engines(one_node(lambda o=oversample: Waveshaper(3.0, "tanh", o), {"input": x}), 2 * N)["state"]
+        y = both_engines(one_node(lambda o=oversample: Waveshaper(3.0, "tanh", o), {"input": x}), 2 * N)[
+            "state"
+        ]
         spectrum = np.abs(np.fft.rfft(y[-N:])) * 2 / N
         levels.append(spectrum[[15, 45, 75]])
     np.testing.assert_allclose(levels[0], levels[1], rtol=1e-3)

@@ -73,7 +73,9 @@ def test_compressor_static_curve_matches_the_formula(knee: float) -> None:
             out_db = 20 * np.log10(y[(k + 1) * per - 1])
             assert out_db == pytest.approx(reference_curve(db, threshold, ratio, knee) + makeup, abs=1e-6), db
     for db in levels:
-        assert static_curve_db(db, threshold, ratio, knee) == pytest.approx(reference_curve(db, threshold, ratio, knee))
+        assert static_curve_db(db, threshold, ratio, knee) == pytest.approx(
+            reference_curve(db, threshold, ratio, knee)
+        )
 
 
 def test_compressor_attack_and_release_time_constants() -> None:
@@ -104,7 +106,9 @@ def test_compressor_sidechain_ducks_the_input() -> None:
                      {"input": tone, "sidechain": key}, outputs=("output", "gain_reduction"), sample_rate=SR)  # fmt: skip
     for y, reduction in both_engines(build, n).values():
         np.testing.assert_allclose(y[:1000], tone[:1000], atol=1e-12)  # key silent: no reduction
-        assert reduction[1900] == pytest.approx(30 - 30 / 10, abs=1e-3)  # from the key's level, not the tone's
+        assert reduction[1900] == pytest.approx(
+            30 - 30 / 10, abs=1e-3
+        )  # from the key's level, not the tone's
         np.testing.assert_allclose(y[1900:2000], tone[1900:2000] * 10 ** (-27 / 20), rtol=1e-3)
 
 
@@ -147,7 +151,7 @@ def test_limiter_gain_falls_smoothly_before_a_peak_and_recovers_with_release() -
     for y, reduction in both_engines(build, n).values():
         gain = 10 ** (-reduction / 20)
         # the gain starts falling `ahead` samples before the peak reaches the output, linearly
-        assert np.all(gain[: 500] == 1.0)
+        assert np.all(gain[:500] == 1.0)
         down = gain[500 : 500 + ahead + 1]
         np.testing.assert_allclose(np.diff(down), (0.25 - 1.0) / (ahead + 1), atol=1e-12)
         assert y[500 + ahead] == pytest.approx(1.0)

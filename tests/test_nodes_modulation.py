@@ -62,7 +62,9 @@ def test_lfo_shapes_against_their_definitions() -> None:
         "square": np.where(p < 0.5, 1.0, -1.0),
     }
     for shape, want in expected.items():
-        outs = both_engines(one_node(lambda shape=shape: Lfo(rate, shape, depth=0.5, offset=0.5), sample_rate=SR), n)
+        outs = both_engines(
+            one_node(lambda shape=shape: Lfo(rate, shape, depth=0.5, offset=0.5), sample_rate=SR), n
+        )
         for y in outs.values():
             close = np.abs(y - (0.5 + 0.5 * want)) < 1e-9
             # the square may differ where p is within rounding of its edge
@@ -137,7 +139,9 @@ def test_slew_never_exceeds_its_rate_and_reaches_the_target() -> None:
         assert d.max() == pytest.approx(1 / (rise * SR), rel=1e-9)  # the limit is reached, not just respected
         # wherever the output moves it moves at the full rate until it lands exactly on the input
         moving = np.abs(d) > 1e-15
-        exact = np.isclose(d, 1 / (rise * SR), rtol=1e-9, atol=0) | np.isclose(d, -1 / (fall * SR), rtol=1e-9, atol=0)
+        exact = np.isclose(d, 1 / (rise * SR), rtol=1e-9, atol=0) | np.isclose(
+            d, -1 / (fall * SR), rtol=1e-9, atol=0
+        )
         landed = y == x
         assert np.all(~moving | exact | landed)
     # a unit step takes exactly rise * SR samples
@@ -157,7 +161,9 @@ def test_slew_zero_time_is_instant() -> None:
 @pytest.mark.parametrize("make", [lambda: Lfo(2.0, "random", bpm=100.0), lambda: Lfo(3.0, "triangle"),
                                   SampleAndHold, Slew])  # fmt: skip
 def test_compilable_subset(make) -> None:
-    assert_compilable(make(), inputs={"input": np.linspace(-1, 1, 300)} if not isinstance(make(), Lfo) else None)
+    assert_compilable(
+        make(), inputs={"input": np.linspace(-1, 1, 300)} if not isinstance(make(), Lfo) else None
+    )
 
 
 def test_lfo_division_clamp_matches_python_helper() -> None:

@@ -68,9 +68,13 @@ def test_interpolation_error_against_analytic_and_hermite() -> None:
         hermite_db = 20 * np.log10(np.sqrt(np.mean((hermite4(source, pos)[10:] - exact[10:]) ** 2)))
         for y in outs.values():
             error_db = 20 * np.log10(np.sqrt(np.mean((y[10:] - exact[10:]) ** 2)))
-            print(f"{freq} Hz read at {ratio:.4f}x: 6-point {error_db:.1f} dB, 4-point Hermite {hermite_db:.1f} dB")
+            print(
+                f"{freq} Hz read at {ratio:.4f}x: 6-point {error_db:.1f} dB, 4-point Hermite {hermite_db:.1f} dB"
+            )
             assert error_db < bound_db, f"{freq} Hz: {error_db:.1f} dB"
-            assert error_db < hermite_db - better_db, f"{freq} Hz: 6-point {error_db:.1f} dB, Hermite {hermite_db:.1f} dB"
+            assert error_db < hermite_db - better_db, (
+                f"{freq} Hz: 6-point {error_db:.1f} dB, Hermite {hermite_db:.1f} dB"
+            )
 
 
 def test_loop_points_are_exact() -> None:

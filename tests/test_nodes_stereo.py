@@ -61,7 +61,9 @@ def test_width_scales_side_and_keeps_mid(width: float) -> None:
 
 
 def test_negative_width_is_clamped_to_mono() -> None:
-    build = one_node(lambda: StereoWidth(-1.0), {"input": X, "input_right": 0.5 * X}, outputs=("left", "right"))
+    build = one_node(
+        lambda: StereoWidth(-1.0), {"input": X, "input_right": 0.5 * X}, outputs=("left", "right")
+    )
     for left, right in both_engines(build, 200).values():
         np.testing.assert_array_equal(left, right)
         np.testing.assert_allclose(left, 0.75 * X[:200], atol=1e-15)

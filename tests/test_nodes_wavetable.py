@@ -51,7 +51,12 @@ def test_morph_is_a_crossfade_at_the_same_phase() -> None:
     tables = [harmonic_table([1.0]), harmonic_table([0, 0, 1.0]), harmonic_table([0, 0, 0, 0, 1.0])]
     bin_ = 37
     frequency = bin_ * SR / N
-    for position, weights in ((0.0, (1, 0, 0)), (0.25, (0.5, 0.5, 0)), (0.6, (0, 0.8, 0.2)), (1.0, (0, 0, 1))):
+    for position, weights in (
+        (0.0, (1, 0, 0)),
+        (0.25, (0.5, 0.5, 0)),
+        (0.6, (0, 0.8, 0.2)),
+        (1.0, (0, 0, 1)),
+    ):
         outs = both_engines(one_node(lambda p=position: Wavetable(tables, frequency, 0.9, position=p,
                                                                    normalize=False)), 2 * N)  # fmt: skip
         for y in outs.values():
@@ -72,7 +77,9 @@ def test_position_can_be_swept_and_frequency_modulated() -> None:
 
 def test_at_or_above_nyquist_it_is_silent() -> None:
     node = Wavetable(saw_table(), 30000.0)
-    outs = both_engines(one_node(lambda: Wavetable(saw_table(), 1000.0)), 200, [set_value(100, "node.frequency", 30000.0)])
+    outs = both_engines(
+        one_node(lambda: Wavetable(saw_table(), 1000.0)), 200, [set_value(100, "node.frequency", 30000.0)]
+    )
     for y in outs.values():
         assert np.all(y[100:] == 0.0) and np.any(y[:100] != 0.0)
     assert node.level_for(30000.0, SR) == node.levels - 1
