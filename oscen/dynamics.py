@@ -283,6 +283,8 @@ class Limiter(Node):
         self._write = 0
         self._release_time = math.nan
         self._release_coef = 0.0
+        self._ceiling = math.nan  # the ceiling _limit was computed for
+        self._limit = 1.0
 
     def __repr__(self) -> str:
         return f"Limiter(ceiling={self.ceiling!r}, release={self.release!r}, lookahead={self.lookahead!r})"
@@ -304,7 +306,10 @@ class Limiter(Node):
         if not self._sum_ready:
             self._sum = float(ahead + 1)
             self._sum_ready = True
-        limit = 10.0 ** (self.ceiling / 20.0)
+        if self.ceiling != self._ceiling:
+            self._ceiling = self.ceiling
+            self._limit = 10.0 ** (self.ceiling / 20.0)
+        limit = self._limit
         x = self.input
         if self.external_sidechain:
             level = abs(self.sidechain)
@@ -336,7 +341,10 @@ class Limiter(Node):
         if not self.external_sidechain and abs(out) > limit:
             # only the running sum's rounding gets here (a few ulps): |output| <= limit exactly
             out = math.copysign(limit, out)
-        self.gain_reduction = -LOG10_TO_DB * math.log10(max(gain, FLOOR))
+        if gain < 1.0:
+            self.gain_reduction = -LOG10_TO_DB * math.log10(max(gain, FLOOR))
+        else:
+            self.gain_reduction = 0.0
         self.output = out
 
     def _window_min(self, need: float, now: int, ahead: int) -> float:

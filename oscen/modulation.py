@@ -237,23 +237,31 @@ class Slew(Node):
         self.rise = float(rise)
         self.fall = float(rise if fall is None else fall)
         self._value = float(initial)
+        self._rise_time = math.nan  # the times the steps were computed for
+        self._fall_time = math.nan
+        self._up = 0.0  # largest step per sample; inf: instant
+        self._down = 0.0
 
     def __repr__(self) -> str:
         return f"Slew(rise={self.rise!r}, fall={self.fall!r})"
 
     # ---------------------------------------------------------------- compiled code
     def process(self, sample_rate: float) -> None:
+        if self.rise != self._rise_time or self.fall != self._fall_time:
+            self._rise_time = self.rise
+            self._fall_time = self.fall
+            self._up = self._step(self.rise, sample_rate)
+            self._down = self._step(self.fall, sample_rate)
         x = self.input
         y = self._value
         if x > y:
-            if self.rise > 0.0:
-                y = min(x, y + 1.0 / (self.rise * sample_rate))
-            else:
-                y = x
+            y = min(x, y + self._up)
         elif x < y:
-            if self.fall > 0.0:
-                y = max(x, y - 1.0 / (self.fall * sample_rate))
-            else:
-                y = x
+            y = max(x, y - self._down)
         self._value = y
         self.output = y
+
+    def _step(self, seconds: float, sample_rate: float) -> float:
+        if seconds > 0.0:
+            return 1.0 / (seconds * sample_rate)
+        return math.inf

@@ -180,6 +180,9 @@ class Sampler(Lagrange6, Node):
         self._sounding = -1.0  # the note held (for note-offs); -1: none
         self._pitch_note = 60.0  # the note playing, also while it fades
         self._by_frequency = False  # pitch from `frequency` (gate) or from the note (note event)
+        self._transpose = math.nan  # the pitch inputs the step was computed for (NaN: recompute)
+        self._frequency = math.nan
+        self._step = 0.0  # position increment per sample
 
     @classmethod
     def zones(
@@ -275,6 +278,7 @@ class Sampler(Lagrange6, Node):
         self._zone = zone
         self._sounding = note
         self._pitch_note = note  # kept after the release: the sound goes on while it fades
+        self._transpose = math.nan  # recompute the step for this note
         self._pos = 0.0
         self._playing = True
         self._looped = False
@@ -309,11 +313,16 @@ class Sampler(Lagrange6, Node):
         rate = float(self._zone_rate[z])
         if rate <= 0.0:
             rate = sample_rate
-        if self._by_frequency:
-            root_hz = A4_HZ * 2.0 ** ((float(self._zone_root[z]) - A4_NOTE) / 12.0)
-            ratio = abs(self.frequency) / root_hz * 2.0 ** (self.transpose / 12.0)
-        else:
-            ratio = 2.0 ** ((self._pitch_note - float(self._zone_root[z]) + self.transpose) / 12.0)
+        if self.transpose != self._transpose or (self._by_frequency and self.frequency != self._frequency):
+            # the playback ratio, recomputed only when the pitch changes (a note start resets the cache)
+            self._transpose = self.transpose
+            self._frequency = self.frequency
+            if self._by_frequency:
+                root_hz = A4_HZ * 2.0 ** ((float(self._zone_root[z]) - A4_NOTE) / 12.0)
+                ratio = abs(self.frequency) / root_hz * 2.0 ** (self.transpose / 12.0)
+            else:
+                ratio = 2.0 ** ((self._pitch_note - float(self._zone_root[z]) + self.transpose) / 12.0)
+            self._step = ratio * rate / sample_rate
         pos = self._pos
         i = math.floor(pos)
         t = pos - float(i)
@@ -322,7 +331,7 @@ class Sampler(Lagrange6, Node):
             self._at(z, i + 3), t,
         )  # fmt: skip
         self.output = value * self.gain * self._level * self._fade
-        pos = pos + ratio * rate / sample_rate
+        pos = pos + self._step
         length = float(self._zone_length[z])
         if self.mode == LOOP:
             loop_end = float(self._zone_loop_end[z])
