@@ -244,6 +244,8 @@ class Limiter(Node):
     latency: ``round(lookahead * sample_rate)`` samples, see :meth:`latency`. The gain falls
     smoothly over the look-ahead before a peak (a moving average, so no click) and recovers with
     ``release``. Arrays are allocated for ``lookahead`` at up to ``max_sample_rate`` (192 kHz).
+    Lowering ``ceiling`` takes effect at once: for one look-ahead the gains already queued were
+    computed for the old ceiling, and the output is clipped to the new one meanwhile.
     """
 
     ceiling = ValueInput(-1.0)
@@ -339,7 +341,8 @@ class Limiter(Node):
             gain = 1.0
         out = delayed * gain
         if not self.external_sidechain and abs(out) > limit:
-            # only the running sum's rounding gets here (a few ulps): |output| <= limit exactly
+            # the running sum's rounding (a few ulps), or the look-ahead just after the ceiling
+            # was lowered (the queued gains were for the old one): |output| <= limit exactly
             out = math.copysign(limit, out)
         if gain < 1.0:
             self.gain_reduction = -LOG10_TO_DB * math.log10(max(gain, FLOOR))

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 from engines_support import both_engines, example_renders, one_node
+from jit_support import set_value
 from node_harness import assert_compilable
 
 from oscen.dynamics import Compressor, EnvelopeFollower, Limiter, static_curve_db
@@ -190,3 +191,13 @@ def test_compilable_subset(make) -> None:
 def test_example_patch_renders_in_both_engines() -> None:
     out = example_renders("dynamics_patch.py", seconds=0.3)
     assert np.max(np.abs(out)) > 0.05
+
+
+def test_limiter_follows_a_lowered_ceiling() -> None:
+    n = 4000
+    x = 0.9 * np.sin(2 * np.pi * 150 * np.arange(n) / SR)
+    build = one_node(lambda: Limiter(0.0, 0.01, 0.002), {"input": x}, sample_rate=SR)
+    for y in both_engines(build, n, [set_value(2000, "node.ceiling", -12.0)]).values():
+        assert np.max(np.abs(y[:2000])) == pytest.approx(0.9, abs=1e-9)  # under 0 dB: untouched
+        assert np.max(np.abs(y[2000:])) <= np.nextafter(10 ** (-12 / 20), 2.0)
+        assert np.max(np.abs(y[3000:])) == pytest.approx(10 ** (-12 / 20), rel=1e-6)

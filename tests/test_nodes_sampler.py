@@ -220,3 +220,21 @@ def test_compilable_subset(make) -> None:
 def test_example_patch_renders_in_both_engines() -> None:
     out = example_renders("sampler_patch.py", seconds=0.15)
     assert np.max(np.abs(out)) > 0.05
+
+
+def test_pitch_changes_while_playing_are_followed() -> None:
+    # a gate follows `frequency` (a bend), a note follows `transpose`, both from the next sample
+    source = sine(440.0, 44100)
+    n = 8000
+    gate = [
+        set_value(0, "node.frequency", 440.0),
+        event(0, "node.gate", 1.0),
+        set_value(4000, "node.frequency", 660.0),
+    ]
+    for y in both_engines(one_node(lambda: Sampler(source, root=69)), n, gate).values():
+        assert measured_frequency(y[:3990]) == pytest.approx(440.0, abs=0.02)
+        assert measured_frequency(y[4010:]) == pytest.approx(660.0, abs=0.02)
+    transposed = [note(0, 69), set_value(4000, "node.transpose", -12.0)]
+    for y in both_engines(one_node(lambda: Sampler(source, root=69)), n, transposed).values():
+        assert measured_frequency(y[:3990]) == pytest.approx(440.0, abs=0.02)
+        assert measured_frequency(y[4010:]) == pytest.approx(220.0, abs=0.02)
