@@ -8,8 +8,10 @@ import math
 import numpy as np
 import pytest
 from engines_support import both_engines, example_renders, one_node
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jit_support import set_value
-from node_harness import assert_compilable
+from node_harness import assert_compilable, run
 
 from oscen.dynamics import Compressor, EnvelopeFollower, Limiter, static_curve_db
 
@@ -201,3 +203,29 @@ def test_limiter_follows_a_lowered_ceiling() -> None:
         assert np.max(np.abs(y[:2000])) == pytest.approx(0.9, abs=1e-9)  # under 0 dB: untouched
         assert np.max(np.abs(y[2000:])) <= np.nextafter(10 ** (-12 / 20), 2.0)
         assert np.max(np.abs(y[3000:])) == pytest.approx(10 ** (-12 / 20), rel=1e-6)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
+@given(
+    ceiling=st.floats(-24.0, 0.0),
+    release=st.floats(0.0, 0.05),
+    ahead=st.integers(0, 24),
+    seed=st.integers(0, 2**16),
+    loudness=st.floats(0.5, 20.0),
+)
+def test_limiter_gain_alone_keeps_the_ceiling(
+    ceiling: float, release: float, ahead: int, seed: int, loudness: float
+) -> None:
+    # the algorithm itself, not the final clamp: the gain it computes (from gain_reduction) times
+    # the delayed input stays under the ceiling up to rounding, for any signal and settings
+    n = 600
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, n) * np.repeat(rng.uniform(0, loudness, n // 50), 50)
+    x[rng.integers(0, n)] = loudness * 3  # and a spike
+    y = run(Limiter(ceiling, release, ahead / SR), n, SR, {"input": x}, ("output", "gain_reduction"))
+    limit = 10 ** (ceiling / 20)
+    gain = 10 ** (-y["gain_reduction"] / 20)
+    delayed = np.concatenate([np.zeros(ahead), x[: n - ahead]])
+    assert np.all(np.abs(delayed) * gain <= limit * (1 + 1e-9))
+    assert np.all(np.abs(y["output"]) <= np.nextafter(limit, 2.0))
+    np.testing.assert_allclose(y["output"], delayed * gain, atol=limit * 1e-9)
