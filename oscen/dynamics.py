@@ -232,6 +232,10 @@ class Compressor(Node):
 class Limiter(Node):
     """A look-ahead brickwall limiter: the output never exceeds ``ceiling``.
 
+    A brickwall limiter is a compressor with an infinite ratio and a hard knee, so it has neither
+    parameter; its attack is the look-ahead. For gentler limiting use :class:`Compressor` with a
+    high ratio (then peaks shorter than its attack get through).
+
     Endpoints:
         ceiling (value, dB, default -1): the largest output magnitude, ``10^(ceiling/20)``.
         release (value, seconds, default 0.05): time constant of the gain's recovery.
