@@ -51,9 +51,12 @@ def load_samples(
 ) -> tuple[np.ndarray, float]:
     """(channels, n) float64 samples and their rate (0.0 for an array: "the graph's rate")."""
     if isinstance(source, (str, Path)):
-        from .io.wav import read_wav
+        from .io.wav import WavError, read_wav
 
-        data, rate = read_wav(source)
+        try:
+            data, rate = read_wav(source)
+        except WavError as exc:
+            raise ValueError(f"{what}: cannot load the sound: {exc}") from exc
         data = np.atleast_2d(data)
     else:
         data = np.asarray(source, dtype=np.float64)

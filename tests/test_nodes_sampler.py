@@ -201,8 +201,13 @@ def test_bad_input_is_refused(tmp_path: Path) -> None:
         Sampler(np.ones(10), mode="hold")
     with pytest.raises(ValueError, match="loop points must satisfy 0 <= loop_start < loop_end <= 10"):
         Sampler(np.ones(10), loop_start=5, loop_end=20)
-    with pytest.raises(ValueError, match="no such file"):
+    with pytest.raises(
+        ValueError, match="Sampler zone 0: cannot load the sound: .*no such file: .*missing.wav"
+    ):
         Sampler(tmp_path / "missing.wav")
+    (tmp_path / "text.wav").write_text("not audio")
+    with pytest.raises(ValueError, match="AudioFileInput: cannot load the sound: .*text.wav"):
+        AudioFileInput(tmp_path / "text.wav")
     with pytest.raises(ValueError, match="has no samples"):
         AudioFileInput(np.zeros(0))
     with pytest.raises(ValueError, match="key range"):
