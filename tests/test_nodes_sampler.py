@@ -243,3 +243,16 @@ def test_pitch_changes_while_playing_are_followed() -> None:
     for y in both_engines(one_node(lambda: Sampler(source, root=69)), n, transposed).values():
         assert measured_frequency(y[:3990]) == pytest.approx(440.0, abs=0.02)
         assert measured_frequency(y[4010:]) == pytest.approx(220.0, abs=0.02)
+
+
+def test_loop_shorter_than_a_step_wraps_exactly() -> None:
+    # three octaves up a step is 8 samples, almost a whole 10-sample loop: positions wrap by
+    # whole loop lengths and stay on exact samples
+    rng = np.random.default_rng(2)
+    source = rng.uniform(-1, 1, 200)
+    n = 300
+    outs = both_engines(one_node(lambda: Sampler(source, 60, "loop", 100, 110)), n, [note(0, 96)])
+    p = 8 * np.arange(n)
+    index = np.where(p < 110, p, 100 + (p - 100) % 10)
+    for y in outs.values():
+        np.testing.assert_array_equal(y, source[index])
