@@ -268,6 +268,7 @@ class Sampler(Lagrange6, Node):
             self._stop()
 
     def _start(self, note: float, velocity: float) -> None:
+        velocity = min(velocity, 1.0)  # velocities above 1 count as 1 (for the zones and the level)
         key = round(note)
         zone = -1
         for z in range(self.zone_count):
@@ -288,7 +289,7 @@ class Sampler(Lagrange6, Node):
         self._releasing = False
         self._fade = 1.0
         s = self.velocity_sensitivity
-        self._level = 1.0 - s + s * min(velocity, 1.0)
+        self._level = 1.0 - s + s * velocity
 
     def _stop(self) -> None:
         if self.mode != ONESHOT and self._playing and not self._releasing:

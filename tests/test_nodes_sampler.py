@@ -147,6 +147,9 @@ def test_key_and_velocity_zones_pick_the_sample() -> None:
         assert measured_frequency(y[4100:7900]) == pytest.approx(880 * 2 ** (3 / 12), abs=0.05)
         assert np.max(np.abs(y[4100:7900])) == pytest.approx(0.4, abs=1e-3)  # soft layer, velocity 0.4
         assert np.max(np.abs(y[8100:])) == pytest.approx(0.45, abs=1e-3)  # loud layer (0.5) at 0.9
+    # a velocity above 1 counts as 1: the loud layer, at full level
+    for y in both_engines(one_node(make), 2000, [note(0, 84, 1.5)]).values():
+        assert np.max(np.abs(y[100:])) == pytest.approx(0.5, abs=1e-3)
     # a note no zone covers is ignored
     silent = one_node(lambda: Sampler.zones([Zone(np.ones(100), low=60, high=60)]))().process_block(10)
     assert np.all(silent == 0)
