@@ -14,7 +14,9 @@ base. ``get_value`` of a value input returns its base.
 A block is atomic: if node code raises during ``process_block`` (or ``process``), the graph is put
 back as it was before the call (node attributes, numpy arrays by value, ramps, bases, pending
 events, the frame) and the exception propagates. Other mutable attributes (lists, dicts) are
-restored by reference only, so a node that mutates them in place keeps those changes.
+restored by reference only, so a node that mutates them in place keeps those changes. The snapshot
+costs a copy of the nodes' arrays per call (measured in benchmarks/bench_interpreter.py --block);
+``graph.atomic = False`` skips it, and a fault then leaves the graph part-way through the sample.
 """
 
 from __future__ import annotations
@@ -121,6 +123,10 @@ def handler_arity(handler: Callable[..., Any]) -> int:
 
 class Graph:
     """An audio graph run by the Python interpreter, sample by sample."""
+
+    atomic: bool = True
+    """Whether a fault in node code puts the graph back as it was before the call (see the module
+    docstring); switch off to save the per-call copy of big arrays (delay lines) at small blocks."""
 
     def __init__(self, sample_rate: float = 44100.0) -> None:
         self.sample_rate = check.sample_rate(sample_rate, "Graph")
@@ -357,7 +363,7 @@ class Graph:
         atomic: a fault puts the graph back as it was before the call."""
         out = np.zeros((len(plan.outputs), n))
         outputs = plan.outputs
-        if n:
+        if n and self.atomic:
             saved = self._snapshot(plan)
             try:
                 for i in range(n):
@@ -367,6 +373,11 @@ class Graph:
             except BaseException:
                 self._restore(plan, saved)
                 raise
+        else:
+            for i in range(n):
+                self._tick(plan)
+                for k, (d, name) in enumerate(outputs):
+                    out[k, i] = d[name]
         return out[0] if len(outputs) == 1 else out
 
     def _snapshot(self, plan: _Plan) -> tuple[Any, ...]:
@@ -394,13 +405,15 @@ class Graph:
         frame, dicts, ramps, bases, external, conns = saved
         for step, arrays, copy in zip(plan.steps, plan.arrays, dicts, strict=True):
             state = step.state
+            if state.get("_oscen_graph") is not self:
+                continue  # removed by another thread meanwhile (JitGraph): not ours to restore
             state.clear()
             state.update(copy)
             for name, buf in arrays:
                 value = state.get(name)
                 if isinstance(value, np.ndarray) and value.shape == buf.shape:
                     np.copyto(value, buf)
-        self._ramps = {k: Ramp(t, s, r) for k, t, s, r in ramps}
+        self._ramps = {k: Ramp(t, s, r) for k, t, s, r in ramps if k[0] in self._handles}
         for cell, value in bases:
             cell[0] = value
         for q, items in external:  # a block only takes events from queues (queue_event adds)

@@ -58,6 +58,7 @@ class GraphState:
         self._overflow: dict[int, list[tuple[int, int, tuple[float, ...]]]] = {}  # queue base -> later events
         self._overflow_count = 0
         self._seq = itertools.count()
+        self._views: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
         self._binding: Any = None
         self._mathlib: Any = None  # the math library's instance in this store (see engine.py)
         self.key = ir.key()
@@ -69,6 +70,7 @@ class GraphState:
         new = np.ctypeslib.as_array(ptr, shape=(memory.data_len(self.store),))
         new[: len(self.bytes)] = self.bytes[: len(new)]
         self.bytes = new
+        self._views.clear()
 
     @classmethod
     def from_graph(cls, graph: Graph, max_block: int = MAX_BLOCK, ir: GraphIR | None = None) -> GraphState:
@@ -164,52 +166,67 @@ class GraphState:
             raise GraphError(f"queue_event: {endpoint!r} is not an event input")
         at = check.event_frame(frame_offset, self.frame, "queue_event")
         fields = check.payload(payload, "queue_event")
-        check.events_at_frame(
-            self.events_waiting(endpoint.node_id, endpoint.name, at), endpoint, at, "queue_event"
-        )
-        self._insert_event(q, at, fields, endpoint)
+        self._insert_event(q, at, fields, endpoint, limit=True)
 
     def events_waiting(self, node_id: int, name: str, frame: int) -> int:
         """How many queued events wait for an event input at one absolute frame."""
-        q = self.layout.nodes[node_id].external_queues[name]
-        header, entries = self._queue_entries(q)
-        frames = entries["frame"][int(header[1]) : int(header[0])]
-        waiting = int(np.searchsorted(frames, frame, "right") - np.searchsorted(frames, frame, "left"))
+        return self._waiting(self.layout.nodes[node_id].external_queues[name], frame)[0]
+
+    def _waiting(self, q: QueueSlots, frame: int) -> tuple[int, int]:
+        """(events waiting at ``frame``, where in the kernel's queue one more would go)."""
+        header, frames, _, _ = self._queue_views(q)
+        count, head = int(header[0]), int(header[1])
+        live = frames[head:count]
+        right = int(live.searchsorted(frame, "right"))
+        waiting = right - int(live.searchsorted(frame, "left"))
         over = self._overflow.get(q.base)
         if over:
             waiting += bisect.bisect_left(over, (frame + 1,)) - bisect.bisect_left(over, (frame,))
-        return waiting
+        return waiting, head + right
+
+    def _queue_views(self, q: QueueSlots) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(header, frames, fields, entries) of a queue, as numpy views kept until the memory moves."""
+        views = self._views.get(q.base)
+        if views is None:
+            header, entries = self._queue_entries(q)
+            views = self._views[q.base] = (header, entries["frame"], entries["fields"], entries)
+        return views
 
     def _queue_entries(self, q: QueueSlots) -> tuple[np.ndarray, np.ndarray]:
         header = self.bytes[q.base : q.base + 8].view(np.int32)
         entries = self.bytes[q.entries : q.entries + q.capacity * EVENT_BYTES].view(_EVENT_DTYPE)
         return header, entries
 
-    def _insert_event(self, q: QueueSlots, frame: int, fields: tuple[float, ...], where: Any) -> None:
+    def _insert_event(
+        self, q: QueueSlots, frame: int, fields: tuple[float, ...], where: Any, limit: bool = False
+    ) -> None:
         """Insert in frame order, after the events of the same frame. The kernel's queue keeps the
         earliest events; when it is full, later ones wait in the overflow (every event there is
-        due no earlier than every event in the kernel's queue)."""
+        due no earlier than every event in the kernel's queue). With ``limit``, refuse an event
+        beyond MAX_EVENTS_PER_SAMPLE at its frame first."""
         self._refill(q)
-        header, entries = self._queue_entries(q)
-        count, head = int(header[0]), int(header[1])
+        waiting, pos = self._waiting(q, frame)
+        if limit:
+            check.events_at_frame(waiting, where, frame, "queue_event")
+        header, frames, values, entries = self._queue_views(q)
+        count = int(header[0])
         over = self._overflow.get(q.base)
         if count >= q.capacity:
-            last = int(entries["frame"][count - 1])
+            last = int(frames[count - 1])
             if frame >= last or (over and frame >= over[0][0]):
                 over = self._overflow.setdefault(q.base, [])
                 over.insert(bisect.bisect_left(over, (frame + 1,)), (frame, next(self._seq), fields))
                 self._overflow_count += 1
                 return
             # The new event is due before the kernel queue's last: that one moves to the overflow.
-            evicted = (last, -1, tuple(float(f) for f in entries["fields"][count - 1]))
+            evicted = (last, -1, tuple(float(f) for f in values[count - 1]))
             self._overflow.setdefault(q.base, []).insert(0, evicted)
             self._overflow_count += 1
             count -= 1
-        frames = entries["frame"][head:count]
-        pos = head + int(np.searchsorted(frames, frame, "right"))
-        entries[pos + 1 : count + 1] = entries[pos:count].copy()
-        entries[pos]["frame"] = frame
-        entries[pos]["fields"] = fields
+        if pos < count:
+            entries[pos + 1 : count + 1] = entries[pos:count].copy()
+        frames[pos] = frame
+        values[pos] = fields
         header[0] = count + 1
 
     def _refill(self, q: QueueSlots) -> None:
@@ -218,7 +235,7 @@ class GraphState:
         over = self._overflow.get(q.base)
         if not over:
             return
-        header, entries = self._queue_entries(q)
+        header, frames, values, entries = self._queue_views(q)
         count, head = int(header[0]), int(header[1])
         if head:  # a block abandoned by a fault left its handled events in front: drop them
             entries[: count - head] = entries[head:count].copy()
@@ -227,8 +244,8 @@ class GraphState:
         take = min(q.capacity - count, len(over))
         for j in range(take):
             frame, _, fields = over[j]
-            entries[count + j]["frame"] = frame
-            entries[count + j]["fields"] = fields
+            frames[count + j] = frame
+            values[count + j] = fields
         del over[:take]
         header[0] = count + take
         self._overflow_count -= take
