@@ -419,3 +419,12 @@ def test_jitgraph_connecting_a_value_input_starts_its_base_at_zero() -> None:
         np.testing.assert_array_equal(got[0], 0.8)
         np.testing.assert_array_equal(got[1], 0.25)
         np.testing.assert_array_equal(got[2], 0.75)
+
+
+def test_atomic_can_be_switched_off_and_then_the_fault_shows() -> None:
+    """``graph.atomic = False`` skips the per-call snapshot: the nodes before the faulting one ran."""
+    g, n = _faulty_graph(at=20 + 50)
+    g.atomic = False
+    with pytest.raises(ZeroDivisionError):
+        g.process_block(100)
+    assert n["count"].node.n == 70.0 and g.frame == 69  # part-way through sample 69
