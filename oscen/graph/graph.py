@@ -110,7 +110,9 @@ class _Plan:
     steps: list[_Step]
     outputs: list[tuple[dict[str, Any], str]]
     conn_queues: dict[Connection, deque[tuple[int, EventPayload]]] = field(default_factory=dict)
-    arrays: list[list[tuple[str, np.ndarray]]] = field(default_factory=list)  # per step: snapshot buffers
+    # per step: (name, buffer) for each numpy array attribute, the snapshot's copies; made by the
+    # first snapshot (a graph only ever run compiled does not hold a second copy of its arrays)
+    arrays: list[list[tuple[str, np.ndarray]]] | None = None
 
 
 def handler_arity(handler: Callable[..., Any]) -> int:
@@ -383,6 +385,11 @@ class Graph:
     def _snapshot(self, plan: _Plan) -> tuple[Any, ...]:
         """What a block may change, cheaply: a shallow copy of each node's attributes, its numpy
         arrays copied into buffers kept with the plan, ramps, bases, non-empty event queues."""
+        if plan.arrays is None:
+            plan.arrays = [
+                [(name, v.copy()) for name, v in step.state.items() if isinstance(v, np.ndarray)]
+                for step in plan.steps
+            ]
         dicts = []
         for step, arrays in zip(plan.steps, plan.arrays, strict=True):
             state = step.state
@@ -403,7 +410,7 @@ class Graph:
 
     def _restore(self, plan: _Plan, saved: tuple[Any, ...]) -> None:
         frame, dicts, ramps, bases, external, conns = saved
-        for step, arrays, copy in zip(plan.steps, plan.arrays, dicts, strict=True):
+        for step, arrays, copy in zip(plan.steps, plan.arrays or (), dicts, strict=True):
             state = step.state
             if state.get("_oscen_graph") is not self:
                 continue  # removed by another thread meanwhile (JitGraph): not ours to restore
@@ -597,11 +604,7 @@ class Graph:
                     state[name] = spec.default
             steps.append(_Step(node, node.process, state, gathers, events))
         outputs = [(self._handles[e.node_id].node.__dict__, e.name) for e in self._output_endpoints(sched)]
-        arrays = [
-            [(name, v.copy()) for name, v in step.state.items() if isinstance(v, np.ndarray)]
-            for step in steps
-        ]
-        return _Plan(sched, steps, outputs, conn_queues, arrays)
+        return _Plan(sched, steps, outputs, conn_queues)
 
     def _attach_emitter(
         self, source: Endpoint, conn_queues: dict[Connection, deque[tuple[int, EventPayload]]]
