@@ -157,7 +157,7 @@ class JitGraph:
         check.event_input(ep, "queue_event")
         at = check.event_frame(frame_offset, self.frame, "queue_event")
         fields = check.payload(payload, "queue_event")
-        offset = at - self.frame
+        offset = int(frame_offset)
         # The per-sample limit, checked here (not on the processing thread): the events already
         # waiting at that frame and those queued since the last block.
         cur = self._current
@@ -165,10 +165,11 @@ class JitGraph:
             waiting = cur.state.events_waiting(ep.node_id, ep.name, at)
         else:
             waiting = self.graph.events_waiting(ep, at)
-        waiting += sum(
-            1 for kind, args in tuple(self._commands) if kind == "event" and args[:2] == (ep, offset)
-        )
-        check.events_at_frame(waiting, ep, at, "queue_event")
+        if waiting + len(self._commands) >= check.MAX_EVENTS_PER_SAMPLE:  # else the scan can't matter
+            waiting += sum(
+                1 for kind, args in tuple(self._commands) if kind == "event" and args[:2] == (ep, offset)
+            )
+            check.events_at_frame(waiting, ep, at, "queue_event")
         self._commands.append(("event", (ep, offset, fields)))
 
     # ------------------------------------------------------------------ state of the engine
