@@ -185,3 +185,22 @@ def test_a_patch_queueing_300_events_renders_compiled(tmp_path: Path) -> None:
         _close_engines()
     assert np.max(np.abs(interpreted)) > 0.1
     np.testing.assert_allclose(compiled, interpreted, atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_bursts_and_blocks_compiled_equal_interpreted(seed: int) -> None:
+    """Random bursts (some at one frame, up to a few hundred at once) queued at random block
+    boundaries, random block sizes: every engine hands the node the same events in the same order."""
+    rng = np.random.default_rng(seed)
+    n = 3000
+    cuts = sorted({int(c) for c in rng.integers(1, n, 12)})
+    actions = []
+    for at in [0, *cuts[::2]]:
+        spread = int(rng.choice([1, 30, 600, 2000]))
+        burst = int(rng.integers(1, 200 if spread == 1 else 400))  # within MAX_EVENTS_PER_SAMPLE
+        for _ in range(burst):
+            offset = int(rng.integers(0, spread))
+            actions.append(event(at, "tally.hit", float(rng.integers(0, 8)), offset=offset))
+    blocks = np.diff([0, *cuts, n]).tolist()
+    ref = assert_jit_same(tally, n, actions, blocks=blocks)
+    assert ref[-1] // 1000 == sum(1 for a in actions if a.at + a.offset < n)

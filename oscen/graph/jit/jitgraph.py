@@ -167,7 +167,9 @@ class JitGraph:
             waiting = self.graph.events_waiting(ep, at)
         if waiting + len(self._commands) >= check.MAX_EVENTS_PER_SAMPLE:  # else the scan can't matter
             waiting += sum(
-                1 for kind, args in tuple(self._commands) if kind == "event" and args[:2] == (ep, offset)
+                1
+                for kind, args in tuple(self._commands)
+                if kind == "event" and args[1] == offset and args[0] == ep
             )
             check.events_at_frame(waiting, ep, at, "queue_event")
         self._commands.append(("event", (ep, offset, fields)))
