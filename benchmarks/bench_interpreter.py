@@ -4,7 +4,10 @@ Each node runs alone in a graph (inputs fed by a cheap constant source where it 
 and the graph's per-sample cost, minus the cost of the bare source graph, is divided by the number
 of nodes. Measured with the thread's CPU time, so other jobs on the machine matter less.
 
-    python benchmarks/bench_interpreter.py [--samples N]
+    python benchmarks/bench_interpreter.py [--samples N] [--block B]
+
+``--block B`` processes the samples in calls of B samples (default: one call), which shows the
+per-call cost (the interpreter snapshots node state per call so that a fault is atomic).
 """
 
 from __future__ import annotations
@@ -35,29 +38,34 @@ CASES: dict[str, Callable[[], Node]] = {
 }
 
 
-def per_sample(build: Callable[[Graph], None], samples: int, repeats: int = 3) -> float:
-    """Best seconds per sample of a graph built by ``build``."""
+def per_sample(build: Callable[[Graph], None], samples: int, repeats: int = 3, block: int = 0) -> float:
+    """Best seconds per sample of a graph built by ``build`` (in calls of ``block`` samples)."""
+    block = block or samples
+    calls = max(1, samples // block)
     best = float("inf")
     for _ in range(repeats):
         graph = Graph(44100.0)
         build(graph)
         graph.process_block(64)  # plan built, caches warm
         t0 = time.thread_time()
-        graph.process_block(samples)
-        best = min(best, (time.thread_time() - t0) / samples)
+        for _ in range(calls):
+            graph.process_block(block)
+        best = min(best, (time.thread_time() - t0) / (calls * block))
     return best
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=20000)
+    parser.add_argument("--block", type=int, default=0, help="samples per call (default: all in one)")
     args = parser.parse_args()
 
     def source_only(g: Graph) -> None:
         g.add_node(Constant(0.25))
 
-    base = per_sample(source_only, args.samples)
-    print(f"interpreter, {args.samples} samples per run, best of 3 (thread CPU time)")
+    base = per_sample(source_only, args.samples, block=args.block)
+    calls = f"in calls of {args.block}" if args.block else "in one call"
+    print(f"interpreter, {args.samples} samples per run {calls}, best of 3 (thread CPU time)")
     print(f"{'node':28s} {'ns / node / sample':>20s}")
     print(f"{'(Constant source alone)':28s} {base * 1e9:20.0f}")
     for name, make in CASES.items():
@@ -68,7 +76,7 @@ def main() -> None:
             if "input" in type(node.node)._endpoints:
                 g.connect(src.output, node.input)
 
-        cost = per_sample(build, args.samples) - base
+        cost = per_sample(build, args.samples, block=args.block) - base
         print(f"{name:28s} {cost * 1e9:20.0f}")
 
 

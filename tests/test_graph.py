@@ -19,7 +19,8 @@ from oscen import (
     ValueInput,
 )
 from oscen.delay import Delay
-from oscen.gain import Constant, Gain
+from oscen.gain import Add, Constant, Gain
+from oscen.oscillators import Oscillator
 
 
 class Doubler(Node):
@@ -260,3 +261,170 @@ def test_event_input_needs_a_handler() -> None:
 
         class NoHandler(Node):
             gate = EventInput()
+
+
+# ------------------------------------------------------------------ a fault is atomic (issue 9, item 14)
+class Bomb(Node):
+    """Passes its input through; raises on its ``at``-th sample."""
+
+    input = StreamInput()
+    output = StreamOutput()
+    gate = EventInput()
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+        self.n = 0
+        self.gates = 0.0
+
+    def on_gate(self, velocity: float) -> None:
+        self.gates = self.gates + velocity
+
+    def process(self, sample_rate: float) -> None:
+        self.n += 1
+        if self.n == self.at:
+            raise ZeroDivisionError("boom")
+        self.output = self.input + self.gates
+
+
+def _faulty_graph(at: int) -> tuple[Graph, dict[str, object]]:
+    g = Graph(1000.0)
+    count = g.add_node(Counter(), "count")
+    delay = g.add_node(Delay(0.01, 0.5, max_delay=0.05), "delay")
+    mix = g.add_node(Gain(0.5), "mix")
+    bomb = g.add_node(Bomb(at), "bomb")
+    g.connect(count.output, delay.input)
+    g.connect(delay.output, mix.input)
+    g.connect(count.output, mix.gain)
+    g.connect(mix.output, bomb.input)
+    g.set_value(mix.gain, 0.25)  # a base for the connected gain...
+    g.set_value(mix.gain, 0.75, ramp=0.08)  # ...ramping over the block
+    g.set_value(delay.feedback, 0.1, ramp=0.2)
+    g.queue_event(bomb.gate, 5, 1.0)
+    g.queue_event(bomb.gate, 80, 2.0)
+    g.process_block(20)
+    return g, {"count": count, "delay": delay, "mix": mix, "bomb": bomb}
+
+
+def _everything(g: Graph) -> list[object]:
+    state = []
+    for h in g.nodes:
+        for k, v in sorted(h.node.__dict__.items()):
+            if k == "_oscen_graph":
+                continue
+            state.append((h.label, k, v.copy() if isinstance(v, np.ndarray) else v))
+    ramps = sorted((k, r.target, r.step, r.remaining) for k, r in g.ramps().items())
+    bases = sorted((k, c[0]) for k, c in getattr(g, "_bases", {}).items())
+    return [g.frame, state, ramps, bases, list(g.pending_events())]
+
+
+def _same(a: list[object], b: list[object]) -> bool:
+    def eq(x: object, y: object) -> bool:
+        if isinstance(x, np.ndarray):
+            return isinstance(y, np.ndarray) and np.array_equal(x, y)
+        if isinstance(x, (list, tuple)):
+            return isinstance(y, (list, tuple)) and len(x) == len(y) and all(map(eq, x, y))
+        return x == y
+
+    return eq(a, b)
+
+
+@pytest.mark.parametrize("call", ["process_block", "process"])
+def test_a_fault_leaves_the_graph_as_it_was_before_the_call(call: str) -> None:
+    g, n = _faulty_graph(at=20 + 50 if call == "process_block" else 21)
+    before = _everything(g)
+    with pytest.raises(ZeroDivisionError, match="boom"):
+        g.process_block(100) if call == "process_block" else g.process()
+    assert _same(_everything(g), before), "the graph moved although the call raised"
+    # defused, it plays on exactly as a graph that never faulted
+    n["bomb"].node.at = -1
+    clean, m = _faulty_graph(at=-1)
+    np.testing.assert_array_equal(g.process_block(100), clean.process_block(100))
+    assert _same(_everything(g), _everything(clean))
+
+
+# ------------------------------------------------------------------ modulation: set_value on a connected input
+def _offset_graph() -> Graph:
+    g = Graph(1000.0)
+    src = g.add_node(Constant(0.25), "src")
+    zero = g.add_node(Constant(0.0), "zero")
+    add = g.add_node(Add(5.0), "add")  # b = 5 until connected: connecting starts its base at 0
+    g.connect(zero.output, add.a)
+    g.connect(src.output, add.b)
+    g.set_output(add.output)
+    return g
+
+
+def test_set_value_on_a_connected_value_input_is_a_base_its_sources_add_to() -> None:
+    g = _offset_graph()
+    add, src = g.handle(2), g.handle(0)
+    np.testing.assert_array_equal(g.process_block(4), 0.25)  # base 0: the sources alone
+    g.set_value(add.b, 1.0)
+    assert g.get_value(add.b) == 1.0  # get_value gives the base
+    np.testing.assert_array_equal(g.process_block(4), 1.25)
+    g.set_value(add.b, 2.0, ramp=0.004)  # 4 samples
+    np.testing.assert_allclose(g.process_block(5), [1.5, 1.75, 2.0, 2.25, 2.25])
+    g.set_value(src.value, -1.0)
+    np.testing.assert_array_equal(g.process_block(2), 1.0)
+    g.disconnect(src.output, add.b)  # the last source gone: the input is its base
+    np.testing.assert_array_equal(g.process_block(2), 2.0)
+    assert g.get_value(add.b) == 2.0
+    g.connect(src.output, add.b)  # connected again: the base starts at 0 again
+    np.testing.assert_array_equal(g.process_block(2), -1.0)
+
+
+def test_modulation_rule_compiled_equals_interpreted() -> None:
+    from jit_support import assert_jit_same, set_value
+
+    def build() -> Graph:
+        g = Graph(8000.0)
+        lfo = g.add_node(Oscillator.sine(3.0, 40.0), "lfo")
+        osc = g.add_node(Oscillator.sine(440.0, 0.5), "osc")
+        g.connect(lfo.output, osc.frequency)  # base 0: 0 + lfo (a very low tone)...
+        g.connect(lfo.output, osc.amplitude)
+        return g
+
+    actions = [
+        set_value(0, "osc.frequency", 330.0),  # ...then 330 +- 40 Hz vibrato
+        set_value(0, "osc.amplitude", 0.1),
+        set_value(700, "osc.frequency", 660.0, ramp=0.05),
+        set_value(1300, "osc.amplitude", -0.05, ramp=0.01),
+    ]
+    ref = assert_jit_same(build, 2400, actions, blocks=[100, 300, 512, 1488])
+    # independent check: the vibrato centre is the base (zero crossings of 0.5 s at 660 Hz +- 40)
+    crossings = np.count_nonzero(np.diff(np.signbit(ref[1400:2400])))
+    assert abs(crossings / 2 / (1000 / 8000) - 660.0) < 45.0
+
+
+def test_jitgraph_connecting_a_value_input_starts_its_base_at_zero() -> None:
+    from oscen.graph.jit import JitGraph
+
+    results = []
+    for engine in ("interpreted", "jitgraph"):
+        g = Graph(1000.0)
+        live = JitGraph(g, background=False) if engine == "jitgraph" else g
+        src = live.add_node(Constant(0.25), "src")
+        gain = live.add_node(Gain(0.8), "gain")
+        one = live.add_node(Constant(1.0), "one")
+        live.connect(one.output, gain.input)
+        live.set_output(gain.output)
+        first = live.process_block(3)  # compiled, gain unconnected: 0.8
+        live.connect(src.output, gain.gain)  # connected while that code plays
+        second = live.process_block(3)
+        live.set_value(gain.gain, 0.5)
+        third = live.process_block(3)
+        if engine == "jitgraph":
+            assert live.mode == "compiled" and len(live.swaps) == 2
+        results.append((first, second, third))
+    for got in results:
+        np.testing.assert_array_equal(got[0], 0.8)
+        np.testing.assert_array_equal(got[1], 0.25)
+        np.testing.assert_array_equal(got[2], 0.75)
+
+
+def test_atomic_can_be_switched_off_and_then_the_fault_shows() -> None:
+    """``graph.atomic = False`` skips the per-call snapshot: the nodes before the faulting one ran."""
+    g, n = _faulty_graph(at=20 + 50)
+    g.atomic = False
+    with pytest.raises(ZeroDivisionError):
+        g.process_block(100)
+    assert n["count"].node.n == 70.0 and g.frame == 69  # part-way through sample 69

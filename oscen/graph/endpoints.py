@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from .validation import MAX_EVENT_FIELDS as MAX_EVENT_FIELDS  # defined with the other limits
+
 if TYPE_CHECKING:
     from .node import Node
-
-MAX_EVENT_FIELDS = 4
-"""An event carries up to this many numbers (a gate's velocity, a MIDI note's pitch and velocity...)."""
 
 
 class Kind(str, Enum):

@@ -1,9 +1,22 @@
 """The interpreted graph: the reference semantics every compiled form is checked against.
 
-Per sample, in processing order, each node: reads its inputs (each stream or value input connected
-to sources holds their sum), handles the events due at this sample (external ones first, then those
-of its event connections in connection order), and runs ``process``. Ramped parameters advance
-once per sample before any node runs.
+Per sample, in processing order, each node: reads its inputs (a connected stream input holds the
+sum of its sources; a connected value input holds its *base* plus that sum, see below), handles the
+events due at this sample (external ones first, then those of its event connections in connection
+order), and runs ``process``. Ramped parameters advance once per sample before any node runs.
+
+Modulation: every value input has a base, what ``set_value`` sets (and ramps). Unconnected, the
+input is its base. Connected, it is base + the sum of its sources, as a knob plus control voltages
+on a modular synthesiser; connecting the first source starts the base at 0 (so a connected input
+follows its sources until a base is set), and when the last source goes the input stays at its
+base. ``get_value`` of a value input returns its base.
+
+A block is atomic: if node code raises during ``process_block`` (or ``process``), the graph is put
+back as it was before the call (node attributes, numpy arrays by value, ramps, bases, pending
+events, the frame) and the exception propagates. Other mutable attributes (lists, dicts) are
+restored by reference only, so a node that mutates them in place keeps those changes. The snapshot
+costs a copy of the nodes' arrays per call (measured in benchmarks/bench_interpreter.py --block);
+``graph.atomic = False`` skips it, and a fault then leaves the graph part-way through the sample.
 """
 
 from __future__ import annotations
@@ -11,7 +24,6 @@ from __future__ import annotations
 import bisect
 import inspect
 import itertools
-import math
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,17 +31,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import validation as check
 from .endpoints import MAX_EVENT_FIELDS, Direction, Endpoint, Kind
 from .node import Node
 from .topology import Schedule, schedule
+from .validation import GraphError
 
 if TYPE_CHECKING:
     from .jit.ir import GraphIR
 
 
-class GraphError(ValueError):
-    """A graph call that cannot be carried out; the graph is left as it was."""
-
+__all__ = ["Connection", "Graph", "GraphError", "NodeHandle", "Ramp", "normalize_payload"]
 
 EventPayload = tuple[float, ...]
 
@@ -87,7 +99,8 @@ class _Step:
     node: Node
     process: Callable[[float], None]
     state: dict[str, Any]
-    gathers: list[tuple[str, list[tuple[dict[str, Any], str]]]]
+    # input name, its sources (state dict, output name), and for a value input the cell of its base
+    gathers: list[tuple[str, list[tuple[dict[str, Any], str]], list[float] | None]]
     events: list[tuple[Callable[..., None], int, list[deque[tuple[int, EventPayload]]]]]
 
 
@@ -97,6 +110,9 @@ class _Plan:
     steps: list[_Step]
     outputs: list[tuple[dict[str, Any], str]]
     conn_queues: dict[Connection, deque[tuple[int, EventPayload]]] = field(default_factory=dict)
+    # per step: (name, buffer) for each numpy array attribute, the snapshot's copies; made by the
+    # first snapshot (a graph only ever run compiled does not hold a second copy of its arrays)
+    arrays: list[list[tuple[str, np.ndarray]]] | None = None
 
 
 def handler_arity(handler: Callable[..., Any]) -> int:
@@ -110,10 +126,14 @@ def handler_arity(handler: Callable[..., Any]) -> int:
 class Graph:
     """An audio graph run by the Python interpreter, sample by sample."""
 
+    atomic: bool = True
+    """Whether a fault in node code puts the graph back as it was before the call (see the module
+    docstring); switch off to save the per-call copy of big arrays (delay lines) at small blocks."""
+
     def __init__(self, sample_rate: float = 44100.0) -> None:
-        if not (isinstance(sample_rate, (int, float)) and math.isfinite(sample_rate) and sample_rate > 0):
-            raise GraphError(f"sample_rate must be a positive number, got {sample_rate!r}")
-        self.sample_rate = float(sample_rate)
+        self.sample_rate = check.sample_rate(sample_rate, "Graph")
+        self.uid = next(_graph_ids)
+        """This graph's identity: compiled state made from it accepts only its endpoints."""
         self._handles: dict[int, NodeHandle] = {}
         self._ids = itertools.count()
         self._connections: list[Connection] = []
@@ -121,6 +141,7 @@ class Graph:
         self._successors: dict[int, Counter[int]] = {}  # node -> nodes it feeds (with multiplicity)
         self._outputs: tuple[Endpoint, ...] | None = None
         self._ramps: dict[tuple[int, str], Ramp] = {}
+        self._bases: dict[tuple[int, str], list[float]] = {}  # connected value inputs -> [base]
         self._external: dict[tuple[int, str], list[tuple[int, int, EventPayload]]] = {}
         self._event_seq = itertools.count()
         self._plan: _Plan | None = None
@@ -151,17 +172,25 @@ class Graph:
     def remove_node(self, node: NodeHandle) -> None:
         """Remove a node with its connections, ramps and pending events."""
         handle = self._handle_of(node, "remove_node")
+        if self._outputs is not None:
+            listened = [e for e in self._outputs if e.node_id == handle.id]
+            if listened:
+                raise GraphError(
+                    f"remove_node: {handle.label} feeds the graph's output ({listened[0]!r} in set_output); "
+                    "call set_output without it first (removing it would change the channel count)"
+                )
         kept = []
+        cut = []
         for c in self._connections:
             if handle.id in (c.source.node_id, c.target.node_id):
                 self._forget(c)
+                cut.append(c.target)
             else:
                 kept.append(c)
         self._connections = kept
+        for target in cut:
+            self._release_base(target)
         self._successors.pop(handle.id, None)
-        if self._outputs is not None:
-            kept = tuple(e for e in self._outputs if e.node_id != handle.id)
-            self._outputs = kept or None
         for key in [k for k in self._ramps if k[0] == handle.id]:
             del self._ramps[key]
         for key in [k for k in self._external if k[0] == handle.id]:
@@ -202,6 +231,12 @@ class Graph:
             raise
         self._connection_set.add(conn)
         self._successors.setdefault(src.node_id, Counter())[dst.node_id] += 1
+        key = (dst.node_id, dst.name)
+        if dst.kind is Kind.VALUE and key not in self._bases:
+            # The first source: the base starts at 0 (the input follows its sources) and a ramp
+            # of the unconnected value ends here.
+            self._bases[key] = [0.0]
+            self._ramps.pop(key, None)
         self._changed()
         return conn
 
@@ -236,7 +271,19 @@ class Graph:
             raise GraphError(f"disconnect: {source!r} is not connected to {target!r}")
         self._connections.remove(conn)
         self._forget(conn)
+        self._release_base(conn.target)
         self._changed()
+
+    def _release_base(self, target: Endpoint) -> None:
+        """After a connection into ``target`` went: a value input left without sources is its base."""
+        key = (target.node_id, target.name)
+        cell = self._bases.get(key)
+        if cell is None or any(c.target == target for c in self._connections):
+            return
+        del self._bases[key]
+        handle = self._handles.get(target.node_id)
+        if handle is not None:
+            handle.node.__dict__[target.name] = cell[0]
 
     def set_output(self, *endpoints: Endpoint) -> None:
         """Choose what the graph outputs: one endpoint gives mono blocks, several give shape (k, n)."""
@@ -255,68 +302,134 @@ class Graph:
     def set_value(self, endpoint: Endpoint, value: float, ramp: float = 0.0) -> None:
         """Set a value input, at once or as a linear ramp over ``ramp`` seconds (no zipper noise)."""
         ep = self._endpoint(endpoint, "set_value", "endpoint")
-        if ep.kind is not Kind.VALUE or ep.direction is not Direction.INPUT:
-            raise GraphError(f"set_value: {ep!r} is not a value input")
-        value = _finite(value, "set_value", "value")
-        ramp = _finite(ramp, "set_value", "ramp")
-        if ramp < 0:
-            raise GraphError(f"set_value: ramp must be >= 0 seconds, got {ramp}")
-        steps = round(ramp * self.sample_rate)
+        check.value_input(ep, "set_value")
+        value = check.finite(value, "set_value", "value")
+        steps = check.ramp_steps(ramp, self.sample_rate, "set_value")
         key = (ep.node_id, ep.name)
-        state = self._handles[ep.node_id].node.__dict__
+        cell = self._bases.get(key)
         if steps <= 0:
             self._ramps.pop(key, None)
-            state[ep.name] = value
+            if cell is not None:
+                cell[0] = value
+            else:
+                self._handles[ep.node_id].node.__dict__[ep.name] = value
         else:
-            self._ramps[key] = Ramp(value, (value - float(state[ep.name])) / steps, steps)
+            current = cell[0] if cell is not None else float(self._handles[ep.node_id].node.__dict__[ep.name])
+            self._ramps[key] = Ramp(value, (value - current) / steps, steps)
 
     def get_value(self, endpoint: Endpoint) -> float:
         """The current value of an endpoint (a parameter's value, an output's last sample)."""
         ep = self._endpoint(endpoint, "get_value", "endpoint")
-        if ep.kind is Kind.EVENT:
-            raise GraphError(f"get_value: {ep!r} is an event endpoint and has no value")
+        check.has_value(ep, "get_value")
+        cell = self._bases.get((ep.node_id, ep.name))
+        if cell is not None:
+            return float(cell[0])
         return float(self._handles[ep.node_id].node.__dict__[ep.name])
+
+    def base(self, endpoint: Endpoint) -> float | None:
+        """The base of a connected value input (what set_value set), or None if it is unconnected."""
+        cell = self._bases.get((endpoint.node_id, endpoint.name))
+        return None if cell is None else cell[0]
 
     def queue_event(
         self, endpoint: Endpoint, frame_offset: int, payload: float | tuple[float, ...] = 1.0
     ) -> None:
         """Deliver an event to an event input ``frame_offset`` samples after the next sample to process."""
         ep = self._endpoint(endpoint, "queue_event", "endpoint")
-        if ep.kind is not Kind.EVENT or ep.direction is not Direction.INPUT:
-            raise GraphError(f"queue_event: {ep!r} is not an event input")
-        if (
-            not isinstance(frame_offset, (int, np.integer))
-            or isinstance(frame_offset, bool)
-            or frame_offset < 0
-        ):
-            raise GraphError(f"queue_event: frame_offset must be an int >= 0, got {frame_offset!r}")
-        fields = normalize_payload(payload, "queue_event")
+        check.event_input(ep, "queue_event")
+        at = check.event_frame(frame_offset, self.frame, "queue_event")
+        fields = check.payload(payload, "queue_event")
         queue = self._external[(ep.node_id, ep.name)]
-        bisect.insort(queue, (self.frame + int(frame_offset), next(self._event_seq), fields))
+        check.events_at_frame(self.events_waiting(ep, at), ep, at, "queue_event")
+        bisect.insort(queue, (at, next(self._event_seq), fields))
+
+    def events_waiting(self, endpoint: Endpoint, frame: int) -> int:
+        """How many queued events wait for an event input at one absolute frame."""
+        queue = self._external.get((endpoint.node_id, endpoint.name), [])
+        return bisect.bisect_left(queue, (frame + 1,)) - bisect.bisect_left(queue, (frame,))
 
     # ------------------------------------------------------------------ running
     def process(self) -> float | tuple[float, ...]:
         """Process one sample; returns the output (a float, or a tuple for several outputs)."""
-        plan = self._ready()
-        self._tick(plan)
-        values = tuple(float(d[name]) for d, name in plan.outputs)
+        out = self._run(self._ready(), 1)
+        values = tuple(float(v) for v in out.reshape(-1))
         return values[0] if len(values) == 1 else values
 
     def process_block(self, n: int) -> np.ndarray:
-        """Process ``n`` samples; returns shape (n,) for one output, (k, n) for k outputs."""
-        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
-            raise GraphError(f"process_block: n must be an int >= 0, got {n!r}")
-        return self._run(self._ready(), int(n))
+        """Process ``n`` samples (at most MAX_BLOCK_SAMPLES); returns shape (n,) for one output,
+        (k, n) for k outputs. If node code raises, the graph is as it was before the call."""
+        return self._run(self._ready(), check.block_size(n, "process_block"))
 
     def _run(self, plan: _Plan, n: int) -> np.ndarray:
-        """``n`` samples with a given plan (JitGraph keeps its own while another thread edits)."""
+        """``n`` samples with a given plan (JitGraph keeps its own while another thread edits);
+        atomic: a fault puts the graph back as it was before the call."""
         out = np.zeros((len(plan.outputs), n))
         outputs = plan.outputs
-        for i in range(n):
-            self._tick(plan)
-            for k, (d, name) in enumerate(outputs):
-                out[k, i] = d[name]
+        if n and self.atomic:
+            saved = self._snapshot(plan)
+            try:
+                for i in range(n):
+                    self._tick(plan)
+                    for k, (d, name) in enumerate(outputs):
+                        out[k, i] = d[name]
+            except BaseException:
+                self._restore(plan, saved)
+                raise
+        else:
+            for i in range(n):
+                self._tick(plan)
+                for k, (d, name) in enumerate(outputs):
+                    out[k, i] = d[name]
         return out[0] if len(outputs) == 1 else out
+
+    def _snapshot(self, plan: _Plan) -> tuple[Any, ...]:
+        """What a block may change, cheaply: a shallow copy of each node's attributes, its numpy
+        arrays copied into buffers kept with the plan, ramps, bases, non-empty event queues."""
+        if plan.arrays is None:
+            plan.arrays = [
+                [(name, v.copy()) for name, v in step.state.items() if isinstance(v, np.ndarray)]
+                for step in plan.steps
+            ]
+        dicts = []
+        for step, arrays in zip(plan.steps, plan.arrays, strict=True):
+            state = step.state
+            dicts.append(state.copy())
+            for i, (name, buf) in enumerate(arrays):
+                value = state.get(name)
+                if isinstance(value, np.ndarray):
+                    if value.shape != buf.shape or value.dtype != buf.dtype:
+                        arrays[i] = (name, value.copy())  # the node replaced the array
+                    else:
+                        np.copyto(buf, value)
+        # tuple(...) copies in one step: JitGraph lets another thread edit while this one plays
+        ramps = [(k, r.target, r.step, r.remaining) for k, r in tuple(self._ramps.items())]
+        bases = [(cell, cell[0]) for cell in tuple(self._bases.values())]
+        external = [(q, q[:]) for q in tuple(self._external.values()) if q]
+        conns = [(q, list(q)) for q in plan.conn_queues.values() if q]
+        return self.frame, dicts, ramps, bases, external, conns
+
+    def _restore(self, plan: _Plan, saved: tuple[Any, ...]) -> None:
+        frame, dicts, ramps, bases, external, conns = saved
+        for step, arrays, copy in zip(plan.steps, plan.arrays or (), dicts, strict=True):
+            state = step.state
+            if state.get("_oscen_graph") is not self:
+                continue  # removed by another thread meanwhile (JitGraph): not ours to restore
+            state.clear()
+            state.update(copy)
+            for name, buf in arrays:
+                value = state.get(name)
+                if isinstance(value, np.ndarray) and value.shape == buf.shape:
+                    np.copyto(value, buf)
+        self._ramps = {k: Ramp(t, s, r) for k, t, s, r in ramps if k[0] in self._handles}
+        for cell, value in bases:
+            cell[0] = value
+        for q, items in external:  # a block only takes events from queues (queue_event adds)
+            q[:] = items
+        for q in plan.conn_queues.values():
+            q.clear()
+        for q, items in conns:
+            q.extend(items)
+        self.frame = frame
 
     def _tick(self, plan: _Plan) -> None:
         frame = self.frame
@@ -325,8 +438,13 @@ class Graph:
         sr = self.sample_rate
         for step in plan.steps:
             state = step.state
-            for name, sources in step.gathers:
-                if len(sources) == 1:
+            for name, sources, base in step.gathers:
+                if base is not None:  # a value input: its base plus its sources, left to right
+                    total = base[0]
+                    for d, out in sources:
+                        total += d[out]
+                    state[name] = total
+                elif len(sources) == 1:
                     d, out = sources[0]
                     state[name] = d[out]
                 else:  # summed left to right, as the compiled code does
@@ -349,13 +467,18 @@ class Graph:
             handle = self._handles.get(key[0])
             if handle is None:
                 continue
-            state = handle.node.__dict__
+            cell = self._bases.get(key)
+            if cell is None:  # an unconnected input: the node's attribute is its base
+                cell = handle.node.__dict__
+                slot: Any = key[1]
+            else:
+                slot = 0
             ramp.remaining -= 1
             if ramp.remaining <= 0:
-                state[key[1]] = ramp.target
+                cell[slot] = ramp.target
                 self._ramps.pop(key, None)
             else:
-                state[key[1]] = state[key[1]] + ramp.step
+                cell[slot] = cell[slot] + ramp.step
 
     # ------------------------------------------------------------------ inspection
     @property
@@ -480,6 +603,7 @@ class Graph:
                         (
                             name,
                             [(self._handles[c.source.node_id].node.__dict__, c.source.name) for c in conns],
+                            self._bases[(nid, name)] if spec.kind is Kind.VALUE else None,
                         )
                     )
                 elif spec.kind is Kind.STREAM:
@@ -497,7 +621,7 @@ class Graph:
         emitter = self._handles[source.node_id].node.__dict__[source.name]
 
         def deliver(fields: tuple[float, ...]) -> None:
-            payload = normalize_payload(fields, "emit")
+            payload = check.payload(fields, "emit", require_finite=False)
             for q in queues:
                 q.append((self.frame, payload))
 
@@ -507,12 +631,26 @@ class Graph:
         """Back the endpoint arithmetic ``a + b``, ``a * 0.5``: adds an Add or Multiply node."""
         from oscen.gain import Add, Multiply
 
-        node = self.add_node(Add() if op == "add" else Multiply())
-        self.connect(a, node.a)
+        symbol = "+" if op == "add" else "*"
         if isinstance(b, Endpoint):
-            self.connect(b, node.b)
+            other = self._endpoint(b, f"{a!r} {symbol} {b!r}", "right operand")
+            if other.direction is not Direction.OUTPUT or other.kind is Kind.EVENT:
+                raise GraphError(
+                    f"{a!r} {symbol} {b!r}: the right operand must be a stream or value output, not {other!r}"
+                )
         else:
-            self.set_value(node.b, float(b))
+            constant = check.finite(b, f"{a!r} {symbol} {b!r}", "the right operand")
+        # Checked first: the node is added only when both connections can be made.
+        node = self.add_node(Add() if op == "add" else Multiply())
+        try:
+            self.connect(a, node.a)
+            if isinstance(b, Endpoint):
+                self.connect(b, node.b)
+            else:
+                self.set_value(node.b, constant)
+        except BaseException:
+            self.remove_node(node)
+            raise
         return node.output
 
 
@@ -537,22 +675,9 @@ class _ExternalQueue:
 
 
 def normalize_payload(payload: Any, call: str) -> EventPayload:
-    """An event payload as a tuple of MAX_EVENT_FIELDS floats (missing fields are 0.0)."""
-    fields = payload if isinstance(payload, (tuple, list)) else (payload,)
-    if len(fields) > MAX_EVENT_FIELDS:
-        raise GraphError(f"{call}: an event carries at most {MAX_EVENT_FIELDS} numbers, got {len(fields)}")
-    out = []
-    for f in fields:
-        if isinstance(f, bool) or not isinstance(f, (int, float, np.integer, np.floating)):
-            raise GraphError(f"{call}: event fields must be numbers, got {f!r}")
-        out.append(float(f))
-    return tuple(out) + (0.0,) * (MAX_EVENT_FIELDS - len(out))
+    """A queued event's payload as a tuple of MAX_EVENT_FIELDS finite floats (missing fields are 0.0)."""
+    return check.payload(payload, call)
 
 
-def _finite(value: Any, call: str, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise GraphError(f"{call}: {what} must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise GraphError(f"{call}: {what} must be finite, got {value}")
-    return value
+_finite = check.finite  # the old name, for callers outside this module
+_graph_ids = itertools.count(1)

@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from .validation import GraphError
 
-class CycleError(ValueError):
-    """A cycle in the graph does not pass through any node that breaks feedback."""
+
+class CycleError(GraphError):
+    """A cycle in the graph does not pass through any node that breaks feedback (a GraphError, so
+    one ``except GraphError`` catches every refused edit)."""
 
 
 @dataclass(frozen=True)

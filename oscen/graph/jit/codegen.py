@@ -163,16 +163,16 @@ class ProgramBuilder:
         lines = [f"(local.set $nb {_i32(nl.base)})", f"(i32.store {_i32(NODE)} {_i32(node.id)})"]
         self.seg_state.setdefault(node.id, {}).update(tpl.state_used)
         paste = self.paster(node, tpl)
-        # 1. ramps of parameters set from outside: a load and a branch while none runs
-        for name, slots in nl.params.items():
-            if self.sources(node.id, name):
-                continue
+        # 1. ramps of parameters set from outside (of a connected one, its base): a load and a
+        # branch while none runs
+        for slots in nl.params.values():
             self.called.add("ramp")
             lines.append(
                 f"(if (i64.ne (i64.load offset={nl.rel(slots.remaining)} (local.get $nb)) (i64.const 0))"
                 f" (then (call $ramp (local.get $nb) {_i32(nl.rel(slots.value))})))"
             )
-        # 2. connected inputs, summed left to right
+        # 2. connected inputs, summed left to right; a value input starts from its base (what
+        # set_value set), as the interpreter does
         for e in node.endpoints:
             if e.direction != "input" or e.kind == "event":
                 continue
@@ -180,6 +180,9 @@ class ProgramBuilder:
             if not srcs:
                 continue
             terms = [self.source_value(s, out, members) for s, out in srcs]
+            if e.kind == "value":
+                base = f"(f64.load offset={nl.rel(nl.params[e.name].value)} (local.get $nb))"
+                terms.insert(0, base)
             expr = terms[0]
             for t in terms[1:]:
                 expr = f"(f64.add {expr} {t})"

@@ -16,6 +16,7 @@ import numpy as np
 import wasmtime
 from wasmtime import _bindings as ffi
 
+from .. import validation as check
 from . import wasm_math
 from .codegen import FUSE_NODES, INLINE_MATH_NODES, ProgramBuilder
 from .engine import engine, math_module, watch
@@ -102,8 +103,10 @@ class CompiledGraph:
         return binding
 
     def process_block(self, state: GraphState, n: int) -> np.ndarray:
-        """Process ``n`` samples; returns shape (n,) for one output, (k, n) for k outputs."""
-        out = np.empty((len(self._outputs), int(n)))
+        """Process ``n`` samples (at most MAX_BLOCK_SAMPLES); returns shape (n,) for one output,
+        (k, n) for k outputs."""
+        n = check.block_size(n, "CompiledGraph.process_block")
+        out = np.empty((len(self._outputs), n))
         self.process_into(state, out)
         return out[0] if len(self._outputs) == 1 else out
 
@@ -113,6 +116,9 @@ class CompiledGraph:
         binding = state._binding
         if binding is None or binding.compiled is not self:
             binding = self._bind(state)
+        if state._overflow_count:  # more events queued than the kernel's queues hold
+            state.run_overflowing(binding, out)
+            return
         n = out.shape[-1]
         maxb = self.layout.max_block
         if n <= maxb:  # the real-time case: one block, one call
@@ -252,13 +258,10 @@ class CraneliftJit:
         timeout: float = 2.0,
         state_in_locals: bool | None = None,
     ) -> None:
-        if not 1 <= max_block <= 65536:
-            raise ValueError(f"max_block must be in 1..65536, got {max_block}")
-        self.max_block = max_block
-        self.fuse = fuse
-        self.timeout = timeout
-        self.state_in_locals = state_in_locals
-        self.state_in_locals = state_in_locals
+        self.max_block = check.max_block(max_block, "CraneliftJit")
+        self.fuse = check.positive_int(fuse, "CraneliftJit", "fuse")
+        self.timeout = check.timeout(timeout, "CraneliftJit")
+        self.state_in_locals = check.optional_bool(state_in_locals, "CraneliftJit", "state_in_locals")
 
     def compile(self, ir: GraphIR) -> CompiledGraph:
         """Compile ``ir``. Raises :class:`JitError` for node code outside the compilable subset."""

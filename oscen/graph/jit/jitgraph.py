@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from .. import validation as check
 from ..endpoints import Endpoint
-from ..graph import Connection, Graph, GraphError, NodeHandle, normalize_payload
+from ..graph import Connection, Graph, GraphError, NodeHandle
 from ..node import Node
 from .compiler import CompiledGraph, CraneliftJit, NodeFault
 from .frontend import JitError
@@ -135,19 +136,16 @@ class JitGraph:
     # ------------------------------------------------------------------ parameters and events
     def set_value(self, endpoint: Endpoint, value: float, ramp: float = 0.0) -> None:
         """Set (or ramp) a value input from the next block on; never compiles."""
-        g = self.graph
-        ep = g._endpoint(endpoint, "set_value", "endpoint")
-        spec = type(g.handle(ep.node_id).node)._endpoints[ep.name]
-        if spec.kind.value != "value" or spec.direction.value != "input":
-            raise GraphError(f"set_value: {ep!r} is not a value input")
-        from ..graph import _finite
-
-        value, ramp = _finite(value, "set_value", "value"), _finite(ramp, "set_value", "ramp")
-        if ramp < 0:
-            raise GraphError(f"set_value: ramp must be >= 0 seconds, got {ramp}")
-        self._commands.append(("set", (ep, value, ramp)))
+        ep = self.graph._endpoint(endpoint, "set_value", "endpoint")
+        check.value_input(ep, "set_value")
+        value = check.finite(value, "set_value", "value")
+        check.ramp_steps(ramp, self.sample_rate, "set_value")
+        self._commands.append(("set", (ep, value, float(ramp))))
 
     def get_value(self, endpoint: Endpoint) -> float:
+        """As Graph.get_value, from whatever runs now; refuses endpoints of removed nodes."""
+        ep = self.graph._endpoint(endpoint, "get_value", "endpoint")
+        check.has_value(ep, "get_value")
         cur = self._current
         if cur is not None and endpoint.node_id in cur.state.layout.nodes:
             return cur.state.get_value(endpoint)
@@ -156,15 +154,25 @@ class JitGraph:
     def queue_event(self, endpoint: Endpoint, frame_offset: int, payload: Any = 1.0) -> None:
         """An event ``frame_offset`` samples into the next block processed (or later)."""
         ep = self.graph._endpoint(endpoint, "queue_event", "endpoint")
-        if ep.kind.value != "event" or ep.direction.value != "input":
-            raise GraphError(f"queue_event: {ep!r} is not an event input")
-        if (
-            not isinstance(frame_offset, (int, np.integer))
-            or isinstance(frame_offset, bool)
-            or frame_offset < 0
-        ):
-            raise GraphError(f"queue_event: frame_offset must be an int >= 0, got {frame_offset!r}")
-        self._commands.append(("event", (ep, int(frame_offset), normalize_payload(payload, "queue_event"))))
+        check.event_input(ep, "queue_event")
+        at = check.event_frame(frame_offset, self.frame, "queue_event")
+        fields = check.payload(payload, "queue_event")
+        offset = int(frame_offset)
+        # The per-sample limit, checked here (not on the processing thread): the events already
+        # waiting at that frame and those queued since the last block.
+        cur = self._current
+        if cur is not None and ep.node_id in cur.state.layout.nodes:
+            waiting = cur.state.events_waiting(ep.node_id, ep.name, at)
+        else:
+            waiting = self.graph.events_waiting(ep, at)
+        if waiting + len(self._commands) >= check.MAX_EVENTS_PER_SAMPLE:  # else the scan can't matter
+            waiting += sum(
+                1
+                for kind, args in tuple(self._commands)
+                if kind == "event" and args[1] == offset and args[0] == ep
+            )
+            check.events_at_frame(waiting, ep, at, "queue_event")
+        self._commands.append(("event", (ep, offset, fields)))
 
     # ------------------------------------------------------------------ state of the engine
     @property
@@ -208,8 +216,7 @@ class JitGraph:
     # ------------------------------------------------------------------ processing (one thread)
     def process_block(self, n: int) -> np.ndarray:
         """Process ``n`` samples with compiled code if there is some, else interpreted."""
-        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
-            raise GraphError(f"process_block: n must be an int >= 0, got {n!r}")
+        n = check.block_size(n, "process_block")
         self._at_block_boundary()
         cur = self._current
         if cur is not None:

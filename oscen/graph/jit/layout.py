@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..validation import MAX_EVENTS_PER_SAMPLE
 from .ir import GraphIR
 
 MAX_BLOCK = 1024
@@ -16,8 +17,9 @@ RENDER_SAMPLES = 8192
 """Samples of output one `render` call can collect (several blocks in one call into the kernel)."""
 EVENT_FIELDS = 4
 EVENT_BYTES = 8 + 8 * EVENT_FIELDS  # frame (i64) + fields (f64)
-EXTERNAL_QUEUE_CAPACITY = 256
-"""Events queued from outside that can wait in one event input at once."""
+EXTERNAL_QUEUE_CAPACITY = MAX_EVENTS_PER_SAMPLE
+"""Events queued from outside that wait in one event input's queue in the kernel's memory (more
+wait in GraphState's host-side overflow): at least the events one input may get at one sample."""
 
 # Header slots.
 FRAME = 0  # i64: absolute frame of the next sample

@@ -3,18 +3,26 @@
 The memory is a wasmtime linear memory owned by this object; Python sees it through numpy views
 (no copies). ``set_value`` and ``queue_event`` write straight into it, so they take effect at the next
 sample without recompiling.
+
+Event queues: each event input's queue in the kernel's memory holds EXTERNAL_QUEUE_CAPACITY events.
+More may be queued: the earliest wait in the kernel's queue, the later ones in a host-side overflow
+list, and before each call into the kernel the queue is topped up from the overflow; a call that
+would reach an event still in the overflow is split at that event's frame. So there is no limit on
+queued events but the one every engine shares, MAX_EVENTS_PER_SAMPLE for one input at one sample.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import wasmtime
 
+from .. import validation as check
 from ..endpoints import Endpoint
-from ..graph import GraphError, Ramp, normalize_payload
+from ..graph import GraphError, Ramp
 from .engine import engine
 from .ir import GraphIR
 from .layout import EVENT_BYTES, EVENT_FIELDS, FRAME, MAX_BLOCK, Layout, QueueSlots
@@ -42,6 +50,15 @@ class GraphState:
         linear memory (a module-defined memory is ~2x faster to access than an imported one:
         Cranelift keeps its base in a register), which this attribute is switched to."""
         self._nodes = {n.id: n for n in ir.nodes}
+        self.graph_uid: int | None = None
+        """The uid of the graph this state was made from (``from_graph``): only its endpoints are
+        accepted. None for a state made from an IR alone (then any endpoint whose node is here)."""
+        self._connected = {(c.target, c.target_endpoint) for c in ir.connections if c.kind != "event"}
+        self._queues = {q.base: q for nl in layout.nodes.values() for q in nl.external_queues.values()}
+        self._overflow: dict[int, list[tuple[int, int, tuple[float, ...]]]] = {}  # queue base -> later events
+        self._overflow_count = 0
+        self._seq = itertools.count()
+        self._views: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
         self._binding: Any = None
         self._mathlib: Any = None  # the math library's instance in this store (see engine.py)
         self.key = ir.key()
@@ -53,12 +70,14 @@ class GraphState:
         new = np.ctypeslib.as_array(ptr, shape=(memory.data_len(self.store),))
         new[: len(self.bytes)] = self.bytes[: len(new)]
         self.bytes = new
+        self._views.clear()
 
     @classmethod
     def from_graph(cls, graph: Graph, max_block: int = MAX_BLOCK, ir: GraphIR | None = None) -> GraphState:
         """A state holding the graph's current node state, parameters, ramps and pending events."""
         ir = ir or graph.to_ir()
         state = cls(ir, Layout.of(ir, max_block))
+        state.graph_uid = graph.uid
         state.load_from_graph(graph)
         return state
 
@@ -93,20 +112,24 @@ class GraphState:
         self._i64(FRAME)[0] = value
 
     # ------------------------------------------------------------------ parameters and events
-    def _check(self, endpoint: Endpoint, call: str) -> None:
-        if not isinstance(endpoint, Endpoint):
-            raise GraphError(f"{call}: expected an endpoint (like osc.output), got {type(endpoint).__name__}")
-        if endpoint.node_id not in self._nodes:
-            raise GraphError(f"{call}: {endpoint!r} is not a node of this state's graph")
+    def _check(self, endpoint: Any, call: str) -> None:
+        check.endpoint(endpoint, call, "endpoint")
+        uid = getattr(endpoint.graph, "uid", None)
+        if (self.graph_uid is not None and uid != self.graph_uid) or endpoint.node_id not in self._nodes:
+            raise GraphError(
+                f"{call}: endpoint {endpoint!r} belongs to a node that is not in this state's graph"
+            )
 
     def set_value(self, endpoint: Endpoint, value: float, ramp: float = 0.0) -> None:
-        """Set a value input now, or ramp to it linearly over ``ramp`` seconds (as Graph.set_value)."""
+        """Set a value input now, or ramp to it linearly over ``ramp`` seconds (as Graph.set_value;
+        for a connected input, its base)."""
         self._check(endpoint, "set_value")
+        check.value_input(endpoint, "set_value")
         slots = self.layout.nodes[endpoint.node_id].params.get(endpoint.name)
         if slots is None:
             raise GraphError(f"set_value: {endpoint!r} is not a value input")
-        value = float(value)
-        steps = round(float(ramp) * self.sample_rate)
+        value = check.finite(value, "set_value", "value")
+        steps = check.ramp_steps(ramp, self.sample_rate, "set_value")
         current = self._f64(slots.value)
         if steps <= 0:
             current[0] = value
@@ -117,54 +140,147 @@ class GraphState:
             self._i64(slots.remaining)[0] = steps
 
     def get_value(self, endpoint: Endpoint) -> float:
+        """As Graph.get_value: a value input's base, an output's last sample, a scalar attribute."""
         self._check(endpoint, "get_value")
-        nl = self.layout.nodes[endpoint.node_id]
-        if endpoint.name in nl.params:
-            return float(self._f64(nl.params[endpoint.name].value)[0])
-        if endpoint.name in nl.scalars:
-            return float(self.scalar(endpoint.node_id, endpoint.name)[0])
-        raise GraphError(f"get_value: {endpoint!r} has no value in compiled state")
+        check.has_value(endpoint, "get_value")
+        value = self.value_of(endpoint.node_id, endpoint.name)
+        if value is None:
+            raise GraphError(f"get_value: {endpoint!r} has no value in compiled state")
+        return value
+
+    def value_of(self, node_id: int, name: str) -> float | None:
+        """get_value by node id and name, unchecked (for tests comparing states of two builds)."""
+        nl = self.layout.nodes[node_id]
+        if name in nl.params:
+            return float(self._f64(nl.params[name].value)[0])
+        if name in nl.scalars:
+            return float(self.scalar(node_id, name)[0])
+        return None
 
     def queue_event(self, endpoint: Endpoint, frame_offset: int, payload: Any = 1.0) -> None:
         """Deliver an event ``frame_offset`` samples after the next sample to process."""
         self._check(endpoint, "queue_event")
+        check.event_input(endpoint, "queue_event")
         q = self.layout.nodes[endpoint.node_id].external_queues.get(endpoint.name)
         if q is None:
             raise GraphError(f"queue_event: {endpoint!r} is not an event input")
-        if (
-            not isinstance(frame_offset, (int, np.integer))
-            or isinstance(frame_offset, bool)
-            or frame_offset < 0
-        ):
-            raise GraphError(f"queue_event: frame_offset must be an int >= 0, got {frame_offset!r}")
-        self._insert_event(
-            q, self.frame + int(frame_offset), normalize_payload(payload, "queue_event"), endpoint
-        )
+        at = check.event_frame(frame_offset, self.frame, "queue_event")
+        fields = check.payload(payload, "queue_event")
+        self._insert_event(q, at, fields, endpoint, limit=True)
+
+    def events_waiting(self, node_id: int, name: str, frame: int) -> int:
+        """How many queued events wait for an event input at one absolute frame."""
+        return self._waiting(self.layout.nodes[node_id].external_queues[name], frame)[0]
+
+    def _waiting(self, q: QueueSlots, frame: int) -> tuple[int, int]:
+        """(events waiting at ``frame``, where in the kernel's queue one more would go)."""
+        header, frames, _, _ = self._queue_views(q)
+        count, head = int(header[0]), int(header[1])
+        live = frames[head:count]
+        right = int(live.searchsorted(frame, "right"))
+        waiting = right - int(live.searchsorted(frame, "left"))
+        over = self._overflow.get(q.base)
+        if over:
+            waiting += bisect.bisect_left(over, (frame + 1,)) - bisect.bisect_left(over, (frame,))
+        return waiting, head + right
+
+    def _queue_views(self, q: QueueSlots) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(header, frames, fields, entries) of a queue, as numpy views kept until the memory moves."""
+        views = self._views.get(q.base)
+        if views is None:
+            header, entries = self._queue_entries(q)
+            views = self._views[q.base] = (header, entries["frame"], entries["fields"], entries)
+        return views
 
     def _queue_entries(self, q: QueueSlots) -> tuple[np.ndarray, np.ndarray]:
         header = self.bytes[q.base : q.base + 8].view(np.int32)
         entries = self.bytes[q.entries : q.entries + q.capacity * EVENT_BYTES].view(_EVENT_DTYPE)
         return header, entries
 
-    def _insert_event(self, q: QueueSlots, frame: int, fields: tuple[float, ...], where: Any) -> None:
-        header, entries = self._queue_entries(q)
-        count, head = int(header[0]), int(header[1])
+    def _insert_event(
+        self, q: QueueSlots, frame: int, fields: tuple[float, ...], where: Any, limit: bool = False
+    ) -> None:
+        """Insert in frame order, after the events of the same frame. The kernel's queue keeps the
+        earliest events; when it is full, later ones wait in the overflow (every event there is
+        due no earlier than every event in the kernel's queue). With ``limit``, refuse an event
+        beyond MAX_EVENTS_PER_SAMPLE at its frame first."""
+        self._refill(q)
+        waiting, pos = self._waiting(q, frame)
+        if limit:
+            check.events_at_frame(waiting, where, frame, "queue_event")
+        header, frames, values, entries = self._queue_views(q)
+        count = int(header[0])
+        over = self._overflow.get(q.base)
         if count >= q.capacity:
-            raise GraphError(f"queue_event: {where!r} already has {q.capacity} events waiting")
-        frames = entries["frame"][head:count]
-        pos = head + bisect.bisect_right(frames.tolist(), frame)
-        entries[pos + 1 : count + 1] = entries[pos:count].copy()
-        entries[pos]["frame"] = frame
-        entries[pos]["fields"] = fields
+            last = int(frames[count - 1])
+            if frame >= last or (over and frame >= over[0][0]):
+                over = self._overflow.setdefault(q.base, [])
+                over.insert(bisect.bisect_left(over, (frame + 1,)), (frame, next(self._seq), fields))
+                self._overflow_count += 1
+                return
+            # The new event is due before the kernel queue's last: that one moves to the overflow.
+            evicted = (last, -1, tuple(float(f) for f in values[count - 1]))
+            self._overflow.setdefault(q.base, []).insert(0, evicted)
+            self._overflow_count += 1
+            count -= 1
+        if pos < count:
+            entries[pos + 1 : count + 1] = entries[pos:count].copy()
+        frames[pos] = frame
+        values[pos] = fields
         header[0] = count + 1
+
+    def _refill(self, q: QueueSlots) -> None:
+        """Move events from the overflow into the kernel's queue while it has room (host side,
+        between calls into the kernel)."""
+        over = self._overflow.get(q.base)
+        if not over:
+            return
+        header, frames, values, entries = self._queue_views(q)
+        count, head = int(header[0]), int(header[1])
+        if head:  # a block abandoned by a fault left its handled events in front: drop them
+            entries[: count - head] = entries[head:count].copy()
+            count -= head
+            header[1] = 0
+        take = min(q.capacity - count, len(over))
+        for j in range(take):
+            frame, _, fields = over[j]
+            frames[count + j] = frame
+            values[count + j] = fields
+        del over[:take]
+        header[0] = count + take
+        self._overflow_count -= take
+
+    def run_overflowing(self, binding: Any, out: np.ndarray) -> None:
+        """Process ``out.shape[-1]`` samples while events wait in the overflow: calls into the
+        kernel of at most max_block samples, each ending before the first event still in the
+        overflow, which the next call then finds in the kernel's queue."""
+        n = out.shape[-1]
+        pos = 0
+        while pos < n:
+            for base in [b for b, over in self._overflow.items() if over]:
+                self._refill(self._queues[base])
+            m = min(n - pos, self.layout.max_block)
+            if self._overflow_count:
+                first = min(over[0][0] for over in self._overflow.values() if over)
+                # >= 1: a full kernel queue holds at most MAX_EVENTS_PER_SAMPLE events of one frame
+                m = max(1, min(m, first - self.frame))
+            binding.call(m)
+            for k, buf in enumerate(binding.buffers):
+                out[k, pos : pos + m] = buf[:m]
+            pos += m
 
     def pending_events(self, node_id: int, name: str) -> list[tuple[int, tuple[float, ...]]]:
         q = self.layout.nodes[node_id].external_queues[name]
         header, entries = self._queue_entries(q)
-        return [
+        waiting = [
             (int(e["frame"]), tuple(float(f) for f in e["fields"]))
             for e in entries[int(header[1]) : int(header[0])]
         ]
+        return waiting + [(frame, fields) for frame, _, fields in self._overflow.get(q.base, ())]
+
+    def _clear_queue(self, q: QueueSlots) -> None:
+        self.bytes[q.base : q.base + 8] = 0
+        self._overflow_count -= len(self._overflow.pop(q.base, ()))
 
     # ------------------------------------------------------------------ to and from the interpreter
     def load_from_graph(self, graph: Graph, node_ids: set[int] | None = None) -> None:
@@ -183,14 +299,16 @@ class GraphState:
             for name in nl.arrays:
                 self.array(n.id, name)[:] = values[name]
             for name, slots in nl.params.items():
-                self._f64(slots.value)[0] = float(values[name])
+                # a value input connected here: the slot holds its base (the sources are added)
+                cell = graph._bases.get((n.id, name)) if (n.id, name) in self._connected else None
+                self._f64(slots.value)[0] = float(values[name]) if cell is None else cell[0]
                 ramp = ramps.get((n.id, name))
                 self._i64(slots.remaining)[0] = ramp.remaining if ramp else 0
                 if ramp:
                     self._f64(slots.target)[0] = ramp.target
                     self._f64(slots.step)[0] = ramp.step
             for q in nl.external_queues.values():
-                self.bytes[q.base : q.base + 8] = 0
+                self._clear_queue(q)
         for ep, frame, fields in graph.pending_events():
             if (node_ids is not None and ep.node_id not in node_ids) or ep.node_id not in self.layout.nodes:
                 continue
@@ -213,7 +331,13 @@ class GraphState:
             for name in nl.arrays:
                 values[name][:] = self.array(n.id, name)
             for name, slots in nl.params.items():
-                values[name] = float(self._f64(slots.value)[0])
+                cell = graph._bases.get((n.id, name))
+                if cell is None:
+                    values[name] = float(self._f64(slots.value)[0])
+                elif (n.id, name) in self._connected:
+                    cell[0] = float(self._f64(slots.value)[0])
+                else:
+                    continue  # connected in the graph since: connecting started its base at 0
                 remaining = int(self._i64(slots.remaining)[0])
                 if remaining > 0:
                     graph._ramps[(n.id, name)] = Ramp(
@@ -243,7 +367,11 @@ class GraphState:
                     a = src.arrays[name][0]
                     self.bytes[addr : addr + 8 * length] = other.bytes[a : a + 8 * length]
             for name, slots in nl.params.items():
-                if name in src.params:
+                if (nid, name) in self._connected and (nid, name) not in other._connected:
+                    # connected since: connecting started its base at 0 (as Graph.connect does)
+                    self._f64(slots.value)[0] = 0.0
+                    self._i64(slots.remaining)[0] = 0
+                elif name in src.params:
                     self.bytes[slots.value : slots.value + 32] = other.bytes[
                         src.params[name].value : src.params[name].value + 32
                     ]
@@ -254,4 +382,9 @@ class GraphState:
                     count = int(other.bytes[sq.base : sq.base + 4].view(np.int32)[0])
                     size = 8 + min(count, q.capacity) * EVENT_BYTES
                     self.bytes[q.base : q.base + size] = other.bytes[sq.base : sq.base + size]
+                    self._overflow_count -= len(self._overflow.pop(q.base, ()))
+                    later = other._overflow.get(sq.base)
+                    if later:
+                        self._overflow[q.base] = list(later)
+                        self._overflow_count += len(later)
         self.frame = other.frame
