@@ -294,6 +294,16 @@ def test_midi_note_items(tmp_path: Path) -> None:
     assert abs(seq.audio[0][: int(0.1 * SR)]).max() > 0.1 and abs(seq.audio[0][int(0.15 * SR) :]).max() < 1e-6
 
 
+def test_a_graph_object_is_rendered_and_left_as_it_was(noisy: Path) -> None:
+    graph = load_patch(noisy, SR)
+    osc = graph.nodes[0]
+    before = graph.get_value(osc.frequency)
+    result = render_batch(graph, [{"osc.frequency": 1000.0}], seconds=0.05, progress=False)
+    from_file = render_batch(noisy, [{"osc.frequency": 1000.0}], seconds=0.05, sample_rate=SR, progress=False)
+    assert np.array_equal(result.audio, from_file.audio)
+    assert graph.frame == 0 and graph.get_value(osc.frequency) == before
+
+
 def test_midi_items_need_a_midi_input(noisy: Path) -> None:
     with pytest.raises(ParamError, match="no MIDI input"):
         render_batch(noisy, [{"note": 60}], seconds=0.1, sample_rate=SR, progress=False)

@@ -31,6 +31,7 @@ from .params import Item
 from .plan import PatchSpec, Targets
 
 MASK32 = 0xFFFFFFFF
+_BUILD_LOCK = threading.Lock()  # loading a patch file touches sys.path and sys.modules
 EVENT_CAPACITY = 256  # external events waiting at once (the compiled queue's capacity)
 
 
@@ -324,7 +325,8 @@ class _Interpreted(_Engine):
     def render(self, item: Item, events: list[tuple[int, tuple[float, ...]]]) -> np.ndarray:
         # A fresh graph per item: the patch built again (or the given Graph copied), so each item
         # starts from the patch's own initial state whatever its nodes hold.
-        graph = self.patch.build()
+        with _BUILD_LOCK:
+            graph = self.patch.build()
         for name, value in item.params.items():
             for nid, ep in self.spec.targets.params[name]:
                 graph.set_value(getattr(graph.handle(nid), ep), value)
