@@ -136,6 +136,43 @@ def dawdreamer_row(workers: int, n: int, seconds: float) -> tuple[str, float, fl
     )
 
 
+def gil_check() -> str:
+    """Does a kernel call release the GIL? Python code of the main thread that runs while another
+    thread is inside a kernel call can only have run if it did."""
+    import bisect
+    import threading
+
+    from oscen.batch.worker import KernelImage
+    from oscen.patch import load_patch
+
+    compiled, state = KernelImage.compile(load_patch(POLYSYNTH, 44100.0)).load()
+    out = np.empty((2, 8192))
+    calls: list[tuple[float, float]] = []
+    stop = threading.Event()
+
+    def call_kernel() -> None:
+        while not stop.is_set():
+            start = time.perf_counter()
+            compiled.process_into(state, out)  # one call: 8192 samples
+            calls.append((start, time.perf_counter()))
+
+    thread = threading.Thread(target=call_kernel)
+    thread.start()
+    time.sleep(0.05)
+    stamps: list[float] = []
+    end = time.perf_counter() + 1.0
+    while (now := time.perf_counter()) < end:
+        stamps.append(now)
+    stop.set()
+    thread.join(timeout=10)
+    during = sum(bisect.bisect_left(stamps, b) - bisect.bisect_right(stamps, a) for a, b in calls)
+    return (
+        f"GIL: {len(calls)} kernel calls on a thread; {during} of {len(stamps)} iterations of a Python "
+        "loop on the main thread ran while a call was in progress"
+        + (" (the call releases the GIL)" if during > 0 else " (the call holds the GIL)")
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=48, help="items per row (default: 48)")
@@ -143,6 +180,7 @@ def main() -> int:
     parser.add_argument("--skip-ray", action="store_true")
     args = parser.parse_args()
     n, seconds = args.n, args.seconds
+    gil = gil_check()
     rows = []
     for workers in (1, 2):
         for local in ("threads", "processes"):
@@ -197,6 +235,7 @@ def main() -> int:
         f"\n{n} items of {seconds:g} s each, 44.1 kHz stereo; {os.cpu_count()} CPUs; "
         f"load average {os.getloadavg()[0]:.1f} at the end\n"
     )
+    print(gil + "\n")
     print(f"| {'engine':<58} | {'items/s':>8} | {'render s':>8} | {'setup s':>7} |")
     print(f"|{'-' * 60}|{'-' * 9}:|{'-' * 9}:|{'-' * 8}:|")
     for label, rate, elapsed, setup in rows:
