@@ -8,13 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from oscen.batch import LogUniform, RandomSpace, Uniform, render_batch
+from oscen import Node, StreamOutput, ValueInput
+from oscen.batch import LogUniform, RandomSpace, Uniform, render_batch, restore_trap_handlers
+from oscen.graph import Graph
+from oscen.graph.jit import CraneliftJit, GraphState
 
 ray = pytest.importorskip("ray")
 
 SR = 8000.0
 NOISY = """
 from oscen.filters import IirLowpass
+from oscen import Node, StreamOutput, ValueInput
 from oscen.graph import Graph
 from oscen.noise import Noise
 from oscen.oscillators import Oscillator
@@ -32,13 +36,43 @@ def patch(sample_rate):
 """
 
 
+class Divider(Node):
+    by = ValueInput(0.0)
+    output = StreamOutput()
+
+    def process(self, sample_rate: float) -> None:
+        self.output = 1.0 / self.by
+
+
 @pytest.fixture(scope="module")
 def cluster():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    restore_trap_handlers()
     try:
         yield
     finally:
         ray.shutdown()
+        restore_trap_handlers()  # or the next compiled fault in this process kills it
+
+
+def divide_by_zero() -> None:
+    """A fault in compiled code in this process (a trap: needs wasmtime's signal handlers)."""
+    graph = Graph(SR)
+    graph.add_node(Divider(), "divider")
+    compiled = CraneliftJit().compile(graph.to_ir())
+    compiled.process_block(GraphState.from_graph(graph), 4)
+
+
+def test_compiled_faults_still_raise_after_ray_starts_and_stops(tmp_path: Path) -> None:
+    # render_batch starts its own cluster here (none is up yet in this test) and stops it; before
+    # traps.restore, ray.shutdown left SIGILL at its default and this fault killed the process.
+    patch = tmp_path / "noisy.py"
+    patch.write_text(textwrap.dedent(NOISY))
+    assert not ray.is_initialized()
+    result = render_batch(patch, [{}], seconds=0.01, sample_rate=SR, backend="ray", workers=1, progress=False)
+    assert result.rendered == 1 and not ray.is_initialized()
+    with pytest.raises(ZeroDivisionError, match="divider"):
+        divide_by_zero()
 
 
 def test_ray_items_are_bit_identical_to_local(cluster, tmp_path: Path) -> None:
@@ -57,6 +91,8 @@ def test_ray_items_are_bit_identical_to_local(cluster, tmp_path: Path) -> None:
     assert workers is None or len(workers) >= 1
     assert np.array_equal(remote.audio, local.audio) and np.array_equal(again.audio, local.audio)
     assert ray.is_initialized()  # a cluster the caller started stays up
+    with pytest.raises(ZeroDivisionError, match="divider"):
+        divide_by_zero()  # ray.init replaced the trap handlers; oscen put them back
 
 
 def test_ray_records_failures_and_writes_the_folder(cluster, tmp_path: Path) -> None:

@@ -25,7 +25,11 @@ from .params import (
     from_table,
     load_space,
 )
+from .traps import restore as restore_trap_handlers
+from .traps import snapshot as _snapshot_trap_handlers
 from .worker import KernelImage
+
+_snapshot_trap_handlers()  # before anyone calls ray.init: see traps.py
 
 __all__ = [
     "BatchResult",
@@ -43,4 +47,5 @@ __all__ = [
     "from_table",
     "load_space",
     "render_batch",
+    "restore_trap_handlers",
 ]

@@ -227,9 +227,9 @@ def render_batch(
             writer.close()
             result.rows = [writer.rows[i] for i in sorted(writer.rows)]
         if started:
-            import ray
+            from .ray_backend import stop
 
-            ray.shutdown()
+            stop()
     result.rows.sort(key=lambda r: r["index"])
     return result
 

@@ -9,8 +9,9 @@ clear error); the patch file itself is only needed there when it must be interpr
 
 If Ray is not initialised, :func:`run_ray` calls ``ray.init(address=address)`` (a new local
 cluster when ``address`` is None, with ``workers`` CPUs) and shuts it down afterwards; initialise
-Ray yourself to keep a cluster up across batches. An actor that dies has its chunk recorded as
-failed and is replaced.
+Ray yourself to keep a cluster up across batches (and see traps.py: Ray replaces the signal
+handlers that compiled code's faults need, so oscen puts them back). An actor that dies has its
+chunk recorded as failed and is replaced.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from . import traps
 from .params import Item
 from .worker import ItemResult, Renderer, WorkerSpec
 
@@ -69,7 +71,14 @@ def start(address: str | None, workers: int | None) -> bool:
     except Exception as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
         raise RayUnavailable(f"could not start or join {where}: {type(exc).__name__}: {exc}") from exc
+    traps.restore()  # ray.init replaced wasmtime's trap handlers in this process
     return True
+
+
+def stop() -> None:
+    """Shut Ray down and put wasmtime's trap handlers back (ray.shutdown resets them)."""
+    _import_ray().shutdown()
+    traps.restore()
 
 
 def cluster_cpus() -> int:
@@ -86,6 +95,7 @@ def run_ray(
 ) -> None:
     ray = _import_ray()
     started = start(address, workers)
+    traps.restore()  # a cluster the caller started replaced them too
     try:
         count = workers or cluster_cpus()
         actor = _actor(ray)
@@ -122,4 +132,4 @@ def run_ray(
             ray.kill(a)
     finally:
         if started:
-            ray.shutdown()
+            stop()
