@@ -641,6 +641,19 @@ def run_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------------------------------- batch
+def configure_batch(parser: argparse.ArgumentParser) -> None:
+    from .batch.cli import configure
+
+    configure(parser)
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    from .batch.cli import run
+
+    return run(args)
+
+
 # ---------------------------------------------------------------------------------------- main
 COMMANDS: dict[str, Command] = {
     "demo": Command("render the built-in demo patch to demo.wav and demo.png", configure_demo, run_demo),
@@ -655,6 +668,11 @@ COMMANDS: dict[str, Command] = {
         "time oscen against its peers (SignalFlow, pyo, Faust, numba, C) on the same patches",
         configure_bench,
         run_bench,
+    ),
+    "batch": Command(
+        "render many parameter variations of a patch to a dataset folder (local or Ray)",
+        configure_batch,
+        run_batch,
     ),
 }
 

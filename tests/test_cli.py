@@ -452,7 +452,12 @@ def test_every_subcommand_accepts_traceback_after_its_name(monkeypatch: pytest.M
     monkeypatch.setitem(cli.COMMANDS, "fail", Command("fails", lambda parser: None, run))
     with pytest.raises(cli.UserError, match="boom"):
         main(["fail", "--traceback"])
-    required = {"render": ["p.py"], "play": ["p.py"], "export": ["p.py", "--web", "out"]}
+    required = {
+        "render": ["p.py"],
+        "play": ["p.py"],
+        "export": ["p.py", "--web", "out"],
+        "batch": ["p.py", "--params", "s.json", "--out", "o"],
+    }
     for name in cli.COMMANDS:
         args = cli.build_parser().parse_args([name, "--traceback", *required.get(name, [])])
         assert args.traceback is True
