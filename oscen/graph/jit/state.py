@@ -8,6 +8,8 @@ sample without recompiling.
 from __future__ import annotations
 
 import bisect
+import threading
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,9 +45,22 @@ class GraphState:
         Cranelift keeps its base in a register), which this attribute is switched to."""
         self._nodes = {n.id: n for n in ir.nodes}
         self._binding: Any = None
+        """The binding (kernel instance) the state's memory belongs to now."""
+        self._bindings: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        """Every kernel's instance in this store, by kernel: switching back reuses it."""
+        self._processing = threading.Lock()
+        """Held while a kernel runs on this state: a second thread is refused (wasmtime aborts the
+        process when one store is entered from two threads)."""
         self._mathlib: Any = None  # the math library's instance in this store (see engine.py)
         self.key = ir.key()
         """The IR's identity: a kernel runs only on states of its own IR."""
+        self._value_sources: dict[tuple[int, str], list[tuple[int, str]]] = {}
+        """Connected value inputs -> their sources, in connection order (the order they are summed)."""
+        for c in ir.connections:
+            if c.kind != "event" and c.target_endpoint in layout.nodes[c.target].params:
+                self._value_sources.setdefault((c.target, c.target_endpoint), []).append(
+                    (c.source, c.source_endpoint)
+                )
 
     def _move_to(self, memory: wasmtime.Memory) -> None:
         """Continue in a kernel instance's memory (copying what the state holds so far)."""
@@ -53,6 +68,12 @@ class GraphState:
         new = np.ctypeslib.as_array(ptr, shape=(memory.data_len(self.store),))
         new[: len(self.bytes)] = self.bytes[: len(new)]
         self.bytes = new
+
+    def _move_to_bytes(self, new: np.ndarray) -> None:
+        """Continue in another (already instantiated) kernel's memory of the same layout."""
+        if new is not self.bytes:
+            new[: len(self.bytes)] = self.bytes[: len(new)]
+            self.bytes = new
 
     @classmethod
     def from_graph(cls, graph: Graph, max_block: int = MAX_BLOCK, ir: GraphIR | None = None) -> GraphState:
@@ -111,16 +132,29 @@ class GraphState:
         if steps <= 0:
             current[0] = value
             self._i64(slots.remaining)[0] = 0
-        else:
+        else:  # from the value the input has now (what its sources sent last, if connected)
             self._f64(slots.target)[0] = value
-            self._f64(slots.step)[0] = (value - float(current[0])) / steps
+            self._f64(slots.step)[0] = (value - self.input_value(endpoint.node_id, endpoint.name)) / steps
             self._i64(slots.remaining)[0] = steps
+
+    def input_value(self, node_id: int, name: str) -> float:
+        """A value input's value as the interpreter has it: its parameter, or, when connected, what
+        its sources output last (the compiled code reads a connected input from its sources and
+        leaves the parameter slot alone, so the slot is stale there)."""
+        sources = self._value_sources.get((node_id, name))
+        if not sources:
+            return float(self._f64(self.layout.nodes[node_id].params[name].value)[0])
+        total = None
+        for src, out in sources:
+            value = self.scalar(src, out)[0]
+            total = value if total is None else total + value
+        return float(total)
 
     def get_value(self, endpoint: Endpoint) -> float:
         self._check(endpoint, "get_value")
         nl = self.layout.nodes[endpoint.node_id]
         if endpoint.name in nl.params:
-            return float(self._f64(nl.params[endpoint.name].value)[0])
+            return self.input_value(endpoint.node_id, endpoint.name)
         if endpoint.name in nl.scalars:
             return float(self.scalar(endpoint.node_id, endpoint.name)[0])
         raise GraphError(f"get_value: {endpoint!r} has no value in compiled state")
@@ -213,7 +247,7 @@ class GraphState:
             for name in nl.arrays:
                 values[name][:] = self.array(n.id, name)
             for name, slots in nl.params.items():
-                values[name] = float(self._f64(slots.value)[0])
+                values[name] = self.input_value(n.id, name)
                 remaining = int(self._i64(slots.remaining)[0])
                 if remaining > 0:
                     graph._ramps[(n.id, name)] = Ramp(
@@ -244,9 +278,12 @@ class GraphState:
                     self.bytes[addr : addr + 8 * length] = other.bytes[a : a + 8 * length]
             for name, slots in nl.params.items():
                 if name in src.params:
+                    # value, then target, step and remaining (of a ramp under way)
                     self.bytes[slots.value : slots.value + 32] = other.bytes[
                         src.params[name].value : src.params[name].value + 32
                     ]
+                    if (nid, name) in other._value_sources:  # was connected: what it last received
+                        self._f64(slots.value)[0] = other.input_value(nid, name)
             for name, q in nl.external_queues.items():
                 if name in src.external_queues:
                     # the header and the waiting entries only (a swap happens on the audio thread)
