@@ -48,14 +48,14 @@ def watch(binding: Any) -> None:
 
 
 def _watch() -> None:
-    """The watchdog's loop: it must outlive anything that goes wrong in one round."""
+    """The watchdog's loop: it must outlive anything that goes wrong in one round, and one
+    binding's error must not keep it from the others."""
     while True:
         time.sleep(TICK)
         try:
             _check_running()
         except BaseException as exc:  # noqa: BLE001 - keep watching: no loop is interrupted otherwise
-            del watchdog_errors[:-9]
-            watchdog_errors.append(exc)
+            _survived(exc)
 
 
 def _check_running() -> None:
@@ -63,9 +63,17 @@ def _check_running() -> None:
         bindings = list(_running)
     now = time.perf_counter()
     for b in bindings:
-        started = b.started
-        if started and now - started > b.timeout:
-            b.interrupt[0] = 1
+        try:
+            started = b.started
+            if started and now - started > b.timeout:
+                b.interrupt[0] = 1
+        except BaseException as exc:  # noqa: BLE001 - as above, for the other bindings
+            _survived(exc)
+
+
+def _survived(exc: BaseException) -> None:
+    del watchdog_errors[:-9]
+    watchdog_errors.append(exc)
 
 
 def math_module() -> wasmtime.Module:

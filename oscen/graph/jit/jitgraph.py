@@ -86,11 +86,21 @@ class _Worker:
     def __init__(self) -> None:
         self.wake = threading.Condition()
         self.closed = False
+        self.froze = False
+        """The JitGraph froze the collector's generations (``gc.freeze``)."""
 
     def stop(self) -> None:
         with self.wake:
             self.closed = True
             self.wake.notify_all()
+
+    def release(self) -> None:
+        """Stop the thread, and let the collector see the objects frozen so far again: the graph
+        (its node handles refer back to it, a cycle) could never be freed otherwise."""
+        self.stop()
+        if self.froze:
+            self.froze = False
+            gc.unfreeze()
 
 
 _EXIT = (SystemExit, KeyboardInterrupt)
@@ -164,15 +174,14 @@ class JitGraph:
         self._cache: OrderedDict[str, CompiledGraph] = OrderedDict()
         self._cache_size = cache_size
         self._closed = False
-        self._froze = False
         self._thread: threading.Thread | None = None
         self.swaps: list[SwapRecord] = []
         self.last_error: Exception | None = None
+        weakref.finalize(self, self._worker.release)
         if background:
             self._thread = threading.Thread(
                 target=_compile_thread, args=(weakref.ref(self), self._worker), name="oscen-jit", daemon=True
             )
-            weakref.finalize(self, self._worker.stop)
             self._thread.start()
             self._request()
 
@@ -300,10 +309,7 @@ class JitGraph:
         newest code. Lets the collector see the objects JitGraph froze (see ``freeze_gc``)."""
         with self._edit_lock:
             self._closed = True
-        self._worker.stop()
-        if self._froze:
-            self._froze = False
-            gc.unfreeze()
+        self._worker.release()
 
     def __enter__(self) -> JitGraph:
         return self
@@ -582,6 +588,6 @@ class JitGraph:
             # yet), or freezing would keep them forever.
             gc.collect()
             gc.freeze()
-            self._froze = True
+            self._worker.froze = True
         self._pending.append(_Ready(version, ir, compiled, state, seconds, requested))
         return version
