@@ -569,8 +569,8 @@ class Follow(Node):
 
 
 def _faulting(graph: Graph) -> tuple[NodeHandle, NodeHandle]:
-    div = graph.add_node(Divider(), "divider")  # runs before the envelope
-    env = graph.add_node(AdsrEnvelope(0.002, 0.01, 0.5, 0.005), "env")
+    env = graph.add_node(AdsrEnvelope(0.002, 0.01, 0.5, 0.005), "env")  # takes its event, then
+    div = graph.add_node(Divider(), "divider")  # this faults in the same sample
     graph.set_output(div.output, env.output)
     return div, env
 
@@ -580,7 +580,7 @@ def _fault_script(
 ) -> tuple[np.ndarray, BaseException]:
     out = [engine.process_block(BLOCK)]
     engine.set_value(div.d, 0.0)
-    engine.queue_event(env.gate, 10, 1.0)  # due in the block that faults
+    engine.queue_event(env.gate, 0, 1.0)  # due in the block that faults
     with pytest.raises(ZeroDivisionError) as raised:
         engine.process_block(BLOCK)
     engine.set_value(div.d, 1.0)
@@ -602,27 +602,33 @@ def test_a_compiled_fault_keeps_the_events_and_names_the_node(jits: Callable[...
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", JitFallbackWarning)
         got, error = _fault_script(live, div, env)
+    assert np.abs(got[1]).max() > 0.4, "the envelope never fired"
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
     assert isinstance(error, NodeFault) and "divider" in str(error), error
     assert "test_live_hardening.py:" in str(error), error
     assert live.last_error is error
-    assert np.abs(got[1]).max() > 0.4  # the envelope fired
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
 
 
 def test_graphstate_faults_rewind_the_events_of_the_abandoned_block() -> None:
+    """The envelope runs first and takes its event at sample 0, then the divider faults in the
+    same sample: the abandoned block's event waits again, at its frame (it was consumed)."""
     graph = Graph(SR)
-    div, env = _faulting(graph)
+    env = graph.add_node(AdsrEnvelope(0.002, 0.01, 0.5, 0.005), "env")
+    div = graph.add_node(Divider(), "divider")
+    graph.set_output(env.output, div.output)
     jit = CraneliftJit()
     compiled = jit.compile(graph.to_ir())
     state = GraphState.from_graph(graph, jit.max_block)
     compiled.process_block(state, BLOCK)
     state.set_value(div.d, 0.0)
-    state.queue_event(env.gate, 10, 1.0)
+    state.queue_event(env.gate, 0, 1.0)
     frame = state.frame
     with pytest.raises(ZeroDivisionError):
         compiled.process_block(state, BLOCK)
     assert state.frame == frame
-    assert state.pending_events(env.id, "gate") == [(frame + 10, (1.0, 0.0, 0.0, 0.0))]
+    assert state.pending_events(env.id, "gate") == [(frame, (1.0, 0.0, 0.0, 0.0))]
+    state.set_value(div.d, 1.0)
+    assert np.abs(compiled.process_block(state, BLOCK)[0]).max() > 0.4  # the envelope fired
 
 
 # ------------------------------------------------------------------------ 16. edits after close
