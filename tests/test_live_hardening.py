@@ -607,6 +607,11 @@ def test_a_compiled_fault_keeps_the_events_and_names_the_node(jits: Callable[...
     assert isinstance(error, NodeFault) and "divider" in str(error), error
     assert "test_live_hardening.py:" in str(error), error
     assert live.last_error is error
+    live.set_value(div.d, 0.0)  # now interpreted: its faults name the node and line too
+    with pytest.raises(ZeroDivisionError) as raised:
+        live.process_block(BLOCK)
+    assert isinstance(raised.value, NodeFault) and "divider" in str(raised.value), raised.value
+    assert "test_live_hardening.py:" in str(raised.value) and live.last_error is raised.value
 
 
 def test_graphstate_faults_rewind_the_events_of_the_abandoned_block() -> None:

@@ -372,6 +372,9 @@ class JitGraph:
             rest = self._interpret(out.shape[-1] - done, named=False)
         except Exception as exc:  # the interpreter fails too: say where, as the compiled code did
             raise fault from exc
+        rest = np.atleast_2d(rest)
+        if rest.shape[0] != out.shape[0]:  # the code was older than the graph: other outputs now
+            out = np.zeros((rest.shape[0], out.shape[1]))
         out[:, done:] = rest
         return out[0] if len(out) == 1 else out
 
