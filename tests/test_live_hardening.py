@@ -502,6 +502,52 @@ def test_offline_renders_through_jitgraph_follow_every_edit(jits: Callable[..., 
     assert live.mode == "compiled"
 
 
+def _midi_script(tmp_path: Path, engine: JitGraph | Graph, synth: NodeHandle) -> np.ndarray:
+    """A MIDI render, an edit (a gain after the synth), and the next part of the file."""
+    import mido
+
+    from oscen.midi import render_midi
+
+    mid = mido.MidiFile(type=0, ticks_per_beat=96)
+    track = mido.MidiTrack()
+    for k, note in enumerate((60, 64, 67, 72)):
+        track.append(mido.Message("note_on", note=note, velocity=100, time=0 if k == 0 else 24))
+        track.append(mido.Message("note_off", note=note, time=24))
+    mid.tracks.append(track)
+    path = tmp_path / "notes.mid"
+    mid.save(path)
+    first = render_midi(engine, synth.midi, path, block_size=BLOCK, seconds=0.3)
+    gain = engine.add_node(Gain(0.5), "gain")
+    engine.connect(synth.output, gain.input)
+    engine.set_output(gain.output)
+    second = render_midi(engine, synth.midi, path, block_size=BLOCK, seconds=0.3)
+    return np.concatenate([first, second])
+
+
+def test_midi_renders_through_jitgraph_follow_every_edit(
+    tmp_path: Path, jits: Callable[..., JitGraph]
+) -> None:
+    """``render_midi`` through a background-compiling JitGraph, not waited for, with an edit
+    between two renders: the interpreter's output, block for block."""
+    from midi_support import envelope_voice
+
+    from oscen.midi import poly_voices
+
+    def synth_graph() -> tuple[Graph, NodeHandle]:
+        graph = Graph(SR)
+        synth = poly_voices(graph, envelope_voice, 2)
+        graph.set_output(synth.output)
+        return graph, synth
+
+    graph, synth = synth_graph()
+    want = _midi_script(tmp_path, graph, synth)
+    assert np.abs(want).max() > 0.1
+    for _ in range(3):
+        graph, synth = synth_graph()
+        got = _midi_script(tmp_path, jits(graph), synth)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+
+
 # ------------------------------------------------------------------------ 12. a removed modulator
 def _modulated() -> tuple[Graph, NodeHandle, NodeHandle]:
     graph = Graph(SR)
