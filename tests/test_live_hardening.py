@@ -296,18 +296,23 @@ class Unexpected(BaseException):
     """Not an Exception: the compiler thread must survive it too."""
 
 
+@pytest.mark.parametrize("background", [True, False])
 @pytest.mark.parametrize("error", [RecursionError("maximum recursion depth exceeded"), Unexpected("boom")])
-def test_the_compiler_thread_survives_any_error(jits: Callable[..., JitGraph], error: BaseException) -> None:
+def test_the_compiler_thread_survives_any_error(
+    jits: Callable[..., JitGraph], error: BaseException, background: bool
+) -> None:
+    """Any error of the compiler (deep code made it recurse; anything unexpected) is reported
+    once, stored, and later edits still compile (it silently killed the compiler thread)."""
     graph = Graph(SR)
     osc = graph.add_node(Oscillator.sine(440.0, 0.5))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        live = jits(graph, jit=RecursingJit(error))
+        live = jits(graph, jit=RecursingJit(error), background=background)
         assert not live.wait_compiled(timeout=COMPILE_TIMEOUT)
         fallbacks = [w for w in caught if issubclass(w.category, JitFallbackWarning)]
     assert len(fallbacks) == 1 and type(error).__name__ in str(fallbacks[0].message)
     assert isinstance(live.last_error, JitError) and live.last_error.__cause__ is error
-    assert live._thread is not None and live._thread.is_alive()
+    assert not background or (live._thread is not None and live._thread.is_alive())
     gain = live.add_node(Gain(0.5))  # a later edit compiles
     live.connect(osc.output, gain.input)
     assert live.wait_compiled(timeout=COMPILE_TIMEOUT), live.last_error
