@@ -273,14 +273,20 @@ class JitGraph:
         return cur.version if cur is not None else None
 
     def _peek_pending(self) -> _Ready | None:
+        pending = self._pending
+        if not pending:  # the usual case, without the cost of an exception
+            return None
         try:
-            return self._pending[0]
-        except IndexError:
+            return pending[0]
+        except IndexError:  # taken meanwhile
             return None
 
     def _take_pending(self) -> _Ready | None:
+        pending = self._pending
+        if not pending:
+            return None
         try:
-            return self._pending.popleft()
+            return pending.popleft()
         except IndexError:
             return None
 
