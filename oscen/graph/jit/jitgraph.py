@@ -94,13 +94,34 @@ class _Worker:
             self.closed = True
             self.wake.notify_all()
 
+    def freeze(self) -> None:
+        """``gc.freeze()``, counting this JitGraph among those that want the collector frozen."""
+        global _freezers
+        with _freezers_lock:
+            if not self.froze:
+                self.froze = True
+                _freezers += 1
+        gc.freeze()
+
     def release(self) -> None:
-        """Stop the thread, and let the collector see the objects frozen so far again: the graph
-        (its node handles refer back to it, a cycle) could never be freed otherwise."""
+        """Stop the thread; the last closed (or dropped) JitGraph that froze the collector lets it
+        see the frozen objects again: a dropped graph (its node handles refer back to it, a
+        cycle) could never be freed otherwise. Not before, so that closing one JitGraph does not
+        bring full collections back to another one playing."""
+        global _freezers
         self.stop()
-        if self.froze:
+        with _freezers_lock:
+            if not self.froze:
+                return
             self.froze = False
-            gc.unfreeze()
+            _freezers -= 1
+            if _freezers == 0:
+                gc.unfreeze()
+
+
+_freezers = 0
+"""Live JitGraphs that froze the collector."""
+_freezers_lock = threading.RLock()  # reentrant: a finalizer may run while it is held
 
 
 _EXIT = (SystemExit, KeyboardInterrupt)
@@ -596,7 +617,6 @@ class JitGraph:
             # cycles the compile left are collected first (this scans only what is not frozen
             # yet), or freezing would keep them forever.
             gc.collect()
-            gc.freeze()
-            self._worker.froze = True
+            self._worker.freeze()
         self._pending.append(_Ready(version, ir, compiled, state, seconds, requested))
         return version
