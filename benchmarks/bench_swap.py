@@ -43,6 +43,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from oscen.filters import IirLowpass
 from oscen.gain import Gain
 from oscen.graph import Graph, NodeHandle
@@ -121,11 +123,12 @@ class Player(threading.Thread):
 
     def run(self) -> None:
         jit, n, period, log = self.jit, self.block, self.period, self.log
+        out = np.empty((1, n))
         t0 = time.perf_counter()
         k = 0
         while not self.stop.is_set():
             start = time.perf_counter()
-            jit.process_block(n)
+            jit.process_into(out)  # the real-time path: the newest code plays while one compiles
             end = time.perf_counter()
             log.append((start, end, len(jit.swaps)))
             if end > t0 + (k + BUFFER_BLOCKS) * period:
@@ -176,7 +179,7 @@ def instrument(jit: JitGraph) -> dict[int, float]:
 
     def timed() -> int:
         version = compile_version()
-        pending = jit._pending
+        pending = jit._peek_pending()
         if pending is not None:
             ready.setdefault(pending.version, time.perf_counter())
         return version

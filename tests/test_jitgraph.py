@@ -473,7 +473,8 @@ def _random_edit(rng: random.Random, jit: JitGraph, nodes: list[NodeHandle]) -> 
 
 def test_random_edits_while_playing(jits: Callable[..., JitGraph]) -> None:
     """1000 random edits from this thread while another thread processes blocks of random sizes
-    (background compiles on, the first compile not waited for).
+    through the real-time path ``process_into`` (background compiles on, the first compile not
+    waited for).
 
     The processing thread must never raise, and no block may be lost or doubled: ``frame`` advances
     by exactly the sum of the block sizes it asked for. Then the strong property: once the edits
@@ -498,9 +499,10 @@ def test_random_edits_while_playing(jits: Callable[..., JitGraph]) -> None:
         try:
             while not stop.is_set():
                 n = sizes_rng.choice((32, 64, 128, 256))
-                block = live.process_block(n)
-                if block.shape[-1] != n:
-                    raise AssertionError(f"asked for {n} samples, got shape {block.shape}")
+                block = np.full((1, n), np.nan)
+                live.process_into(block)  # the real-time path: newest code, never waits
+                if np.isnan(block).any():
+                    raise AssertionError(f"asked for {n} samples, not all were written")
                 sizes.append(n)
                 time.sleep(0.0003)  # a little room, as an audio callback would leave
         except BaseException as exc:  # noqa: BLE001 - reported by the test thread

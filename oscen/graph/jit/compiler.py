@@ -17,6 +17,7 @@ import wasmtime
 from wasmtime import _bindings as ffi
 
 from .. import validation as check
+from ..graph import GraphError
 from . import wasm_math
 from .codegen import FUSE_NODES, INLINE_MATH_NODES, ProgramBuilder
 from .engine import engine, math_module, watch
@@ -36,6 +37,8 @@ class NodeFault(Exception):
 
     node: str = ""
     location: str = ""
+    done: int = 0
+    """Samples of the call's output produced before the faulting block."""
 
 
 _FAULT_TYPES: dict[type[BaseException], type[NodeFault]] = {}
@@ -88,18 +91,32 @@ class CompiledGraph:
 
         The state then lives in the kernel's own memory: numpy views of it (``state.array``,
         ``state.scalar``) taken from here on alias exactly what the kernel reads and writes."""
-        self._bind(state)
+        guard = state._processing
+        if not guard.acquire(blocking=False):
+            raise GraphError("bind called while another thread processes this GraphState")
+        try:
+            self._bind(state)
+        finally:
+            guard.release()
 
     def _bind(self, state: GraphState) -> _Binding:
         binding = state._binding
-        if binding is None or binding.compiled is not self:
-            if state.layout.size != self.layout.size or state.key != self.key:
-                raise ValueError(
-                    "this GraphState was made for another graph topology (or max_block); "
-                    "build one with GraphState.from_graph(graph, max_block=...)"
-                )
+        if binding is not None and binding.program is self.program:
+            return binding
+        if state.layout.size != self.layout.size or state.key != self.key:
+            raise ValueError(
+                "this GraphState was made for another graph topology (or max_block); "
+                "build one with GraphState.from_graph(graph, max_block=...)"
+            )
+        # One instance per (state, kernel), made once: a wasmtime store frees nothing before it
+        # dies, so instantiating at every switch between two kernels grew the store each time.
+        binding = state._bindings.get(self)
+        if binding is None:
             binding = _Binding(self, state)
-            state._binding = binding
+            state._bindings[self] = binding
+        else:
+            state._move_to_bytes(binding.bytes)
+        state._binding = binding
         return binding
 
     def process_block(self, state: GraphState, n: int) -> np.ndarray:
@@ -112,9 +129,25 @@ class CompiledGraph:
 
     def process_into(self, state: GraphState, out: np.ndarray) -> None:
         """Process ``out.shape[-1]`` samples into a preallocated (k, n) array: no allocation per
-        call beyond small views, for the audio thread."""
+        call beyond small views, for the audio thread.
+
+        A fault raises a :class:`NodeFault` whose ``done`` says how many samples of ``out`` were
+        produced before the faulting block (the state's frame is at that block's start, with the
+        events due in it waiting again)."""
+        guard = state._processing
+        if not guard.acquire(blocking=False):
+            raise GraphError(
+                "process_block called concurrently from two threads on one GraphState: "
+                "process a graph from one thread only"
+            )
+        try:
+            self._process_into(state, out)
+        finally:
+            guard.release()
+
+    def _process_into(self, state: GraphState, out: np.ndarray) -> None:
         binding = state._binding
-        if binding is None or binding.compiled is not self:
+        if binding is None or binding.program is not self.program:
             binding = self._bind(state)
         if state._overflow_count:  # more events queued than the kernel's queues hold
             state.run_overflowing(binding, out)
@@ -122,7 +155,11 @@ class CompiledGraph:
         n = out.shape[-1]
         maxb = self.layout.max_block
         if n <= maxb:  # the real-time case: one block, one call
-            binding.call(n)
+            try:
+                binding.call(n)
+            except NodeFault as fault:
+                fault.done = 0
+                raise
             for k, buf in enumerate(binding.buffers):
                 out[k, :n] = buf[:n]
             return
@@ -132,23 +169,38 @@ class CompiledGraph:
         per_call = self.layout.render_samples // maxb
         while n - pos >= maxb:
             blocks = min(per_call, (n - pos) // maxb)
-            binding.render(blocks, maxb)
+            frame = state.frame
+            try:
+                binding.render(blocks, maxb)
+            except NodeFault as fault:  # keep the blocks this call completed before the fault
+                m = state.frame - frame
+                out[:, pos : pos + m] = binding.rendered[:, :m]
+                fault.done = pos + m
+                raise
             m = blocks * maxb
             out[:, pos : pos + m] = binding.rendered[:, :m]
             pos += m
         if pos < n:
-            binding.call(n - pos)
+            try:
+                binding.call(n - pos)
+            except NodeFault as fault:
+                fault.done = pos
+                raise
             for k, buf in enumerate(binding.buffers):
                 out[k, pos:n] = buf[: n - pos]
 
 
 class _Binding:
-    """A compiled module instantiated in one state's store, with its call prepared."""
+    """A compiled module instantiated in one state's store, with its call prepared.
+
+    It refers neither to its state nor to its kernel (only to the kernel's program and to the
+    state's store and memory): the state keeps its bindings, and a cycle between them would make
+    every replaced state immortal once JitGraph has frozen the collector's generations
+    (``gc.freeze``)."""
 
     def __init__(self, compiled: CompiledGraph, state: GraphState) -> None:
-        self.compiled = compiled
-        self.state = state
-        store = state.store
+        self.program = compiled.program
+        self.store = store = state.store
         if state._mathlib is None:
             state._mathlib = wasmtime.Instance(store, math_module(), [])
         mathlib = state._mathlib.exports(store)
@@ -157,6 +209,7 @@ class _Binding:
         self.instance = wasmtime.Instance(store, compiled.module, imports)
         exports = self.instance.exports(store)
         state._move_to(exports["memory"])
+        self.bytes = state.bytes
         self.func = exports["process"]
         self.math_error = exports["math_error"]
         self.ctx = store._context()
@@ -165,12 +218,12 @@ class _Binding:
         self.trap = ctypes.POINTER(ffi.wasm_trap_t)()
         self.trap_ref = ctypes.byref(self.trap)
         self.buffers = [
-            state.bytes[a : a + 8 * compiled.layout.max_block].view(np.float64) for a in compiled._outputs
+            self.bytes[a : a + 8 * compiled.layout.max_block].view(np.float64) for a in compiled._outputs
         ]
         layout = compiled.layout
         area, samples = layout.render_area, layout.render_samples
         self.rendered = (
-            state.bytes[area : area + 8 * samples * len(compiled._outputs)]
+            self.bytes[area : area + 8 * samples * len(compiled._outputs)]
             .view(np.float64)
             .reshape(len(compiled._outputs), samples)
         )
@@ -179,7 +232,12 @@ class _Binding:
         self._call = ffi._wasmtime_func_call_unchecked
         self.timeout = compiled.timeout
         self.started = 0.0
-        self.interrupt = state.bytes[INTERRUPT : INTERRUPT + 4].view(np.int32)
+        self.interrupt = self.bytes[INTERRUPT : INTERRUPT + 4].view(np.int32)
+        self.external_heads = [
+            self.bytes[q.base + 4 : q.base + 8].view(np.int32)
+            for nl in layout.nodes.values()
+            for q in nl.external_queues.values()
+        ]
         watch(self)
 
     def call(self, n: int) -> None:
@@ -205,11 +263,15 @@ class _Binding:
             raise self.fault(trap) from None
 
     def fault(self, trap: wasmtime.Trap) -> NodeFault:
-        state, program = self.state, self.compiled.program
+        program, memory, store = self.program, self.bytes, self.store
+        # The abandoned block consumed events from the external queues by moving their heads
+        # (the queues are compacted only at the end of a block): rewind, so that they wait again.
+        for head in self.external_heads:
+            head[0] = 0
         message = str(trap.message)
-        header = state.bytes[TRAP_SITE : TRAP_SITE + 20].view(np.int32)
+        header = memory[TRAP_SITE : TRAP_SITE + 20].view(np.int32)
         site_id, code, segment = int(header[0]), int(header[1]), int(header[2])
-        node_id = int(state.bytes[NODE : NODE + 4].view(np.int32)[0])
+        node_id = int(memory[NODE : NODE + 4].view(np.int32)[0])
         header[0] = header[1] = 0
         node = program.node_labels.get(node_id) or ", ".join(
             program.node_labels[n] for n in program.segments[segment]
@@ -222,15 +284,15 @@ class _Binding:
             )
         elif code == TIMEOUT:
             err = NodeTimeout(
-                f"{node} at {location}: compiled node code ran longer than {self.compiled.timeout:g} s "
+                f"{node} at {location}: compiled node code ran longer than {self.timeout:g} s "
                 "in one block (an endless loop?); the block was abandoned"
             )
         else:
             if code == MATH:
                 # inlined math sets the kernel's error global, imported math the library's
-                error = self.math_error.value(state.store) or self.mathlib_error.value(state.store)
-                self.math_error.set_value(state.store, 0)
-                self.mathlib_error.set_value(state.store, 0)
+                error = self.math_error.value(store) or self.mathlib_error.value(store)
+                self.math_error.set_value(store, 0)
+                self.mathlib_error.set_value(store, 0)
                 exc, text = wasm_math.ERROR_MESSAGES.get(error, (ValueError, "math domain error"))
             else:
                 exc, text = TRAP_MESSAGES[code]

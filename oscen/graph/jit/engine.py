@@ -16,13 +16,17 @@ from typing import Any
 
 import wasmtime
 
-from .layout import INTERRUPT
-
 TICK = 0.01
 _math_module: wasmtime.Module | None = None
 _engine: wasmtime.Engine | None = None
 _lock = threading.Lock()
 _running: weakref.WeakSet[Any] = weakref.WeakSet()
+"""Bindings the watchdog looks after. Changed and copied only under ``_running_lock``: other threads
+bind states while the watchdog iterates (a bare WeakSet raised "Set changed size during iteration"
+there and killed the watchdog)."""
+_running_lock = threading.Lock()
+watchdog_errors: list[BaseException] = []
+"""Errors the watchdog survived (the newest few), for tests and debugging."""
 
 
 def engine() -> wasmtime.Engine:
@@ -37,18 +41,39 @@ def engine() -> wasmtime.Engine:
 
 
 def watch(binding: Any) -> None:
-    """Have the watchdog look after a binding (it has ``started``, ``timeout`` and ``state``)."""
-    _running.add(binding)
+    """Have the watchdog look after a binding (it has ``started``, ``timeout`` and ``interrupt``, a
+    one-element view of the flag in its memory); it is forgotten when the binding dies."""
+    with _running_lock:
+        _running.add(binding)
 
 
 def _watch() -> None:
+    """The watchdog's loop: it must outlive anything that goes wrong in one round, and one
+    binding's error must not keep it from the others."""
     while True:
         time.sleep(TICK)
-        now = time.perf_counter()
-        for b in list(_running):
+        try:
+            _check_running()
+        except BaseException as exc:  # noqa: BLE001 - keep watching: no loop is interrupted otherwise
+            _survived(exc)
+
+
+def _check_running() -> None:
+    with _running_lock:
+        bindings = list(_running)
+    now = time.perf_counter()
+    for b in bindings:
+        try:
             started = b.started
             if started and now - started > b.timeout:
-                b.state.bytes[INTERRUPT : INTERRUPT + 4].view("<i4")[0] = 1
+                b.interrupt[0] = 1
+        except BaseException as exc:  # noqa: BLE001 - as above, for the other bindings
+            _survived(exc)
+
+
+def _survived(exc: BaseException) -> None:
+    del watchdog_errors[:-9]
+    watchdog_errors.append(exc)
 
 
 def math_module() -> wasmtime.Module:

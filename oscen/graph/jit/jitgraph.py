@@ -7,9 +7,27 @@ over. Parameter changes and events go to whatever runs now and never trigger a c
 code cannot be compiled, or compiled code faults, the graph plays on in the interpreter and says
 why once.
 
-Threads: any thread may edit, set values and queue events; one thread processes blocks. The
-processing thread only ever *tries* the edit lock (an edit holds it for microseconds) and otherwise
-keeps the plan it has, so it never waits.
+Threads: any thread may edit, set values and queue events; one thread processes blocks (a second
+one at the same time is refused with a GraphError). The processing thread only ever *tries* the edit
+lock (an edit holds it for microseconds) and otherwise keeps the plan it has, so it never waits.
+
+Which code plays after an edit depends on the caller:
+
+* ``process_block`` (offline rendering, tests) plays the topology in force: compiled code made for
+  exactly the graph's current version, or the interpreter until that code is ready. Renders are
+  deterministic: an edit takes effect at the next block, every time.
+* ``process_into`` (the real-time path, what :class:`~oscen.io.realtime.Player` calls) keeps
+  playing the newest code it has, even if made for an older topology, and swaps in any finished
+  compile newer than what plays, so that a stream of edits still gets fresh code regularly.
+
+Either way code older than what is heard is never swapped in (an edit is never reverted).
+
+Faults: compiled code that faults hands the rest of the block to the interpreter (with the events
+due in it), except for a :class:`NodeTimeout`, which is raised: the interpreter has no time limit,
+and replaying an endless loop there would hang the caller. Faults raised name the node and line.
+
+Lifetime: :meth:`close` (or ``with JitGraph(...)``) stops the compiler thread; edits after it raise.
+A JitGraph dropped without closing stops its thread too (the thread holds it only weakly).
 """
 
 from __future__ import annotations
@@ -18,6 +36,7 @@ import gc
 import threading
 import time
 import warnings
+import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +48,7 @@ from .. import validation as check
 from ..endpoints import Endpoint
 from ..graph import Connection, Graph, GraphError, NodeHandle
 from ..node import Node
-from .compiler import CompiledGraph, CraneliftJit, NodeFault
+from .compiler import CompiledGraph, CraneliftJit, NodeFault, NodeTimeout, _fault_type
 from .frontend import JitError
 from .ir import GraphIR
 from .state import GraphState
@@ -60,6 +79,88 @@ class SwapRecord:
     cached: bool
 
 
+class _Worker:
+    """What a JitGraph shares with its compiler thread. It refers to neither, so that the thread
+    can hold its JitGraph weakly and a JitGraph dropped without ``close()`` is freed (and its
+    finalizer stops the thread)."""
+
+    def __init__(self) -> None:
+        self.wake = threading.Condition()
+        self.closed = False
+        self.froze = False
+        """The JitGraph froze the collector's generations (``gc.freeze``)."""
+
+    def stop(self) -> None:
+        with self.wake:
+            self.closed = True
+            self.wake.notify_all()
+
+    def freeze(self) -> None:
+        """``gc.freeze()``, counting this JitGraph among those that want the collector frozen."""
+        global _freezers
+        with _freezers_lock:
+            if not self.froze:
+                self.froze = True
+                _freezers += 1
+        gc.freeze()
+
+    def release(self) -> None:
+        """Stop the thread; the last closed (or dropped) JitGraph that froze the collector lets it
+        see the frozen objects again: a dropped graph (its node handles refer back to it, a
+        cycle) could never be freed otherwise. Not before, so that closing one JitGraph does not
+        bring full collections back to another one playing."""
+        global _freezers
+        self.stop()
+        with _freezers_lock:
+            if not self.froze:
+                return
+            self.froze = False
+            _freezers -= 1
+            if _freezers == 0:
+                gc.unfreeze()
+
+
+_freezers = 0
+"""Live JitGraphs that froze the collector."""
+_freezers_lock = threading.RLock()  # reentrant: a finalizer may run while it is held
+
+
+_EXIT = (SystemExit, KeyboardInterrupt)
+"""Exceptions the compiler passes on: everything else is reported and the thread carries on."""
+
+_COALESCE = 0.002
+"""Seconds the compiler thread lets a burst of edits settle before compiling the newest."""
+
+
+def _compile_thread(ref: weakref.ref[JitGraph], worker: _Worker) -> None:
+    """The compiler thread: compile the newest topology whenever it changes, until closed or the
+    JitGraph is gone. Holds the JitGraph only while compiling, and survives its own errors."""
+    done = -1
+    while True:
+        with worker.wake:
+            jit = ref()
+            if jit is None or worker.closed:
+                return
+            idle = jit.graph.version == done
+            jit = None
+            if idle:
+                worker.wake.wait(0.5)
+                continue
+        time.sleep(_COALESCE)
+        jit = ref()
+        if jit is None or worker.closed:
+            return
+        version = jit.graph.version
+        try:
+            done = jit._compile_version()
+        except SystemExit:
+            return
+        except BaseException as exc:  # noqa: BLE001 - report it, and keep compiling later edits
+            jit._compile_failed(version, exc)
+            done = version
+        jit = None
+
+
 class JitGraph:
     """A Graph that runs compiled code whenever it has some, and the interpreter otherwise."""
 
@@ -80,9 +181,12 @@ class JitGraph:
         self.crossfade = float(crossfade)
         self.freeze_gc = freeze_gc
         self._edit_lock = threading.Lock()
+        self._processing = threading.Lock()
         self._commands: deque[tuple[str, Any]] = deque()
-        self._wake = threading.Condition()
-        self._pending: _Ready | None = None
+        self._worker = _Worker()
+        self._wake = self._worker.wake
+        self._pending: deque[_Ready] = deque(maxlen=1)
+        """The newest finished compile not yet swapped in (a newer one replaces it)."""
         self._current: _Ready | None = None
         self._fading: tuple[CompiledGraph, GraphState, int, int] | None = None
         self._plan: Any = None
@@ -95,8 +199,11 @@ class JitGraph:
         self._thread: threading.Thread | None = None
         self.swaps: list[SwapRecord] = []
         self.last_error: Exception | None = None
+        weakref.finalize(self, self._worker.release)
         if background:
-            self._thread = threading.Thread(target=self._compile_loop, name="oscen-jit", daemon=True)
+            self._thread = threading.Thread(
+                target=_compile_thread, args=(weakref.ref(self), self._worker), name="oscen-jit", daemon=True
+            )
             self._thread.start()
             self._request()
 
@@ -110,8 +217,16 @@ class JitGraph:
         cur = self._current
         return cur.state.frame if cur is not None else self.graph.frame
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def _edit(self, fn: Callable[..., Any], *args: Any) -> Any:
         with self._edit_lock:
+            if self._closed:
+                raise GraphError(
+                    f"{fn.__name__}: this JitGraph is closed (edit its .graph, or make a new JitGraph)"
+                )
             result = fn(*args)
         self._request()
         return result
@@ -147,9 +262,9 @@ class JitGraph:
         ep = self.graph._endpoint(endpoint, "get_value", "endpoint")
         check.has_value(ep, "get_value")
         cur = self._current
-        if cur is not None and endpoint.node_id in cur.state.layout.nodes:
-            return cur.state.get_value(endpoint)
-        return self.graph.get_value(endpoint)
+        if cur is not None and ep.node_id in cur.state.layout.nodes:
+            return cur.state.get_value(ep)
+        return self.graph.get_value(ep)
 
     def queue_event(self, endpoint: Endpoint, frame_offset: int, payload: Any = 1.0) -> None:
         """An event ``frame_offset`` samples into the next block processed (or later)."""
@@ -185,6 +300,24 @@ class JitGraph:
         cur = self._current
         return cur.version if cur is not None else None
 
+    def _peek_pending(self) -> _Ready | None:
+        pending = self._pending
+        if not pending:  # the usual case, without the cost of an exception
+            return None
+        try:
+            return pending[0]
+        except IndexError:  # taken meanwhile
+            return None
+
+    def _take_pending(self) -> _Ready | None:
+        pending = self._pending
+        if not pending:
+            return None
+        try:
+            return pending.popleft()
+        except IndexError:
+            return None
+
     def wait_compiled(self, timeout: float = 10.0) -> bool:
         """Block until code for the current topology is ready (or compiling failed); for offline
         rendering and tests. Returns True if compiled code is ready or running."""
@@ -193,19 +326,24 @@ class JitGraph:
             version = self.graph.version
             if self._failed_version == version:
                 return False
-            ready = self._pending or self._current
+            ready = self._peek_pending() or self._current
             if ready is not None and ready.version == version:
                 return True
             if not self.background:
                 self._compile_version()
                 continue
+            if self._closed or self._thread is None or not self._thread.is_alive():
+                return False
             time.sleep(0.001)
         return False
 
     def close(self) -> None:
-        self._closed = True
-        with self._wake:
-            self._wake.notify_all()
+        """Stop the compiler thread (a compile under way finishes first, in the background). Edits
+        raise from now on; processing goes on, interpreted when the graph has changed since the
+        newest code. Lets the collector see the objects JitGraph froze (see ``freeze_gc``)."""
+        with self._edit_lock:
+            self._closed = True
+        self._worker.release()
 
     def __enter__(self) -> JitGraph:
         return self
@@ -215,27 +353,65 @@ class JitGraph:
 
     # ------------------------------------------------------------------ processing (one thread)
     def process_block(self, n: int) -> np.ndarray:
-        """Process ``n`` samples with compiled code if there is some, else interpreted."""
-        n = check.block_size(n, "process_block")
-        self._at_block_boundary()
-        cur = self._current
-        if cur is not None:
-            try:
-                out = cur.compiled.process_block(cur.state, int(n))
-                # The interpreter's clock follows, so events queued for nodes the running code
-                # does not have yet are stamped with the right frame.
-                self.graph.frame = cur.state.frame
-                return self._crossfaded(out, int(n))
-            except NodeFault as fault:
-                self._fall_back(fault, cur)
-        return self._interpret(int(n))
+        """Process ``n`` samples of the topology in force: compiled code made for it if there is
+        some, else interpreted (see the module docstring)."""
+        return self._process(n, live=False)
 
     def process_into(self, out: np.ndarray) -> None:
-        """Fill a preallocated (channels, n) array (the real-time callback's path)."""
-        block = self.process_block(out.shape[-1])
-        out[...] = block
+        """Fill a preallocated (channels, n) array: the real-time callback's path, which plays the
+        newest compiled code even while a compile for the newest edit is under way."""
+        out[...] = self._process(out.shape[-1], live=True)
 
-    def _interpret(self, n: int) -> np.ndarray:
+    def _process(self, n: int, live: bool) -> np.ndarray:
+        n = check.block_size(n, "process_block")
+        if not self._processing.acquire(blocking=False):
+            raise GraphError(
+                "process_block called concurrently from two threads on one JitGraph: "
+                "process it from one thread only"
+            )
+        try:
+            return self._process_locked(int(n), live)
+        finally:
+            self._processing.release()
+
+    def _process_locked(self, n: int, live: bool) -> np.ndarray:
+        self._at_block_boundary(live)
+        cur = self._current
+        if cur is None:
+            return self._interpret(n)
+        out = np.empty((len(cur.compiled.ir.outputs), n))
+        try:
+            cur.compiled.process_into(cur.state, out)
+        except NodeTimeout as fault:
+            # No replay: the interpreter has no time limit. The events due in the abandoned block
+            # wait again; the compiled code stays (it is protected) for the caller to go on.
+            self.last_error = fault
+            self.graph.frame = cur.state.frame
+            raise
+        except NodeFault as fault:
+            return self._recover(fault, cur, out)
+        # The interpreter's clock follows, so events queued for nodes the running code does not
+        # have yet are stamped with the right frame.
+        self.graph.frame = cur.state.frame
+        return self._crossfaded(out[0] if len(out) == 1 else out, n)
+
+    def _recover(self, fault: NodeFault, cur: _Ready, out: np.ndarray) -> np.ndarray:
+        """Compiled code faulted after ``fault.done`` samples: the interpreter plays the rest of
+        the block, from the state the code left (the frame at the faulting block's start, its
+        events waiting again)."""
+        done = fault.done
+        self._fall_back(cur, fault)
+        try:
+            rest = self._interpret(out.shape[-1] - done, named=False)
+        except Exception as exc:  # the interpreter fails too: say where, as the compiled code did
+            raise fault from exc
+        rest = np.atleast_2d(rest)
+        if rest.shape[0] != out.shape[0]:  # the code was older than the graph: other outputs now
+            out = np.zeros((rest.shape[0], out.shape[1]))
+        out[:, done:] = rest
+        return out[0] if len(out) == 1 else out
+
+    def _interpret(self, n: int, named: bool = True) -> np.ndarray:
         if self._plan is None or self._plan_version != self.graph.version:
             if self._edit_lock.acquire(blocking=False):
                 try:
@@ -247,21 +423,68 @@ class JitGraph:
                 with self._edit_lock:
                     self._plan = self.graph._ready()
                     self._plan_version = self.graph.version
-        return self.graph._run(self._plan, n)
+        if not named:
+            return self.graph._run(self._plan, n)
+        try:
+            return self.graph._run(self._plan, n)
+        except Exception as exc:
+            fault = self._named(exc)
+            if fault is None:
+                raise
+            self.last_error = fault
+            raise fault from exc
 
-    def _at_block_boundary(self) -> None:
-        if not self.background and self._pending is None and self._current_version() != self.graph.version:
-            if self._failed_version != self.graph.version:
-                self._compile_version()
-        ready = self._pending
-        if ready is not None:
-            self._pending = None
-            self._swap_in(ready)
+    def _named(self, exc: Exception) -> NodeFault | None:
+        """The interpreter's exception as a fault naming the node and line it came from (of the
+        same type, so ``except ZeroDivisionError`` still catches it), or None if no node raised."""
+        nodes = {id(h.node): h.label for h in list(self.graph._handles.values())}
+        label = where = None
+        tb = exc.__traceback__
+        while tb is not None:
+            frame = tb.tb_frame
+            owner = frame.f_locals.get("self")
+            if owner is not None and id(owner) in nodes:
+                label, where = nodes[id(owner)], f"{frame.f_code.co_filename}:{tb.tb_lineno}"
+            tb = tb.tb_next
+        if label is None:
+            return None
+        try:
+            fault = _fault_type(type(exc))(f"{type(exc).__name__} in {label} at {where}: {exc}")
+        except Exception:  # an exception type that cannot be made from a message
+            return None
+        fault.node, fault.location = label, str(where)
+        return fault
+
+    def _heard_version(self) -> int:
+        """The topology version that plays: the running code's, or the interpreter's plan's."""
         cur = self._current
-        if cur is not None and self._failed_version == self.graph.version != cur.version:
+        return cur.version if cur is not None else self._plan_version
+
+    def _at_block_boundary(self, live: bool) -> None:
+        version = self.graph.version
+        if (
+            not self.background
+            and self._peek_pending() is None
+            and self._current_version() != version
+            and self._failed_version != version
+        ):
+            self._compile_version()
+        ready = self._take_pending()
+        if ready is not None:
+            if ready.version >= self._heard_version() and (live or ready.version == version):
+                self._swap_in(ready)
+            # else: older than what is heard (it would revert edits), or not the topology in force
+            # for an offline block: dropped; the compiler thread compiles the newest anyway.
+        cur = self._current
+        if cur is not None and cur.version != version and (not live or self._closed):
+            # Offline, or no compile will come (closed): play the topology in force, interpreted
+            # until code made for exactly it is ready.
+            self._fall_back(cur)
+        cur = self._current
+        if cur is not None and self._failed_version == version != cur.version:
             # The newest topology cannot be compiled (the compiler thread said why): play it
             # interpreted rather than keep playing the old code, which would ignore the edit.
-            self._fall_back(self.last_error, cur, warn=False)
+            self._fall_back(cur)
         while self._commands:
             kind, args = self._commands.popleft()
             cur = self._current
@@ -283,9 +506,8 @@ class JitGraph:
 
     def _swap_in(self, ready: _Ready) -> None:
         old = self._current
-        # Nodes removed since the IR was taken can't be run by this code: wait for the next one.
-        if any(n.id not in self.graph._handles for n in ready.ir.nodes):
-            return
+        # Nodes removed since the IR was taken still run in this code until the next swap, as they
+        # do in the code playing now: it is still the newest code there is.
         if old is not None:
             ready.state.copy_nodes_from(old.state)
             # Nodes the old code did not run: take their latest values from the node objects.
@@ -326,14 +548,14 @@ class JitGraph:
         self._fading = None if left <= 0 else (compiled, state, left, total)
         return old * (1.0 - w) + out * w
 
-    def _fall_back(self, error: Exception | None, cur: _Ready | None, warn: bool = True) -> None:
-        """Continue in the interpreter with the compiled state carried back into the node objects."""
-        self.last_error = error
-        if warn:
-            self._failed_version = cur.version if cur is not None else self.graph.version
-            warnings.warn(f"oscen: playing interpreted: {error}", JitFallbackWarning, stacklevel=3)
-        if cur is not None:
-            cur.state.save_to_graph(self.graph)
+    def _fall_back(self, cur: _Ready, error: Exception | None = None) -> None:
+        """Continue in the interpreter with the compiled state carried back into the node objects;
+        with an ``error`` (a fault), say so once and don't run this version compiled again."""
+        if error is not None:
+            self.last_error = error
+            self._failed_version = cur.version
+            warnings.warn(f"oscen: playing interpreted: {error}", JitFallbackWarning, stacklevel=4)
+        cur.state.save_to_graph(self.graph)
         self._current = None
         self._fading = None
 
@@ -343,30 +565,38 @@ class JitGraph:
         with self._wake:
             self._wake.notify_all()
 
-    def _compile_loop(self) -> None:
-        done_version = -1
-        while not self._closed:
-            with self._wake:
-                while not self._closed and self.graph.version == done_version:
-                    self._wake.wait(0.5)
-            if self._closed:
-                return
-            # Coalesce a burst of edits: let it settle for a moment, then compile the newest.
-            time.sleep(0.002)
-            done_version = self._compile_version()
+    def _compile_failed(self, version: int, exc: BaseException) -> None:
+        """Report a compile that failed (once per version): one warning, ``last_error``, and the
+        graph plays interpreted until an edit makes a new version to compile."""
+        if isinstance(exc, JitError):
+            err = exc
+        else:  # a bug of ours (or RecursionError, MemoryError...): the graph still plays
+            err = JitError(f"the compiler failed on this graph ({type(exc).__name__}: {exc})")
+            err.__cause__ = exc
+        if self._failed_version != version:
+            self.last_error = err
+            # warn first: wait_compiled() returns as soon as the version is marked failed
+            warnings.warn(
+                f"oscen: playing interpreted, this graph cannot be compiled: {err}",
+                JitFallbackWarning,
+                stacklevel=3,
+            )
+            self._failed_version = version
 
     def _compile_version(self) -> int:
+        """Compile the graph as it is now; returns the version compiled (or that failed)."""
         requested = self._requested_at
-        with self._edit_lock:
-            version = self.graph.version
-            if not self.graph._handles:
-                return version
-            try:
-                ir = self.graph.to_ir()
-                state = GraphState.from_graph(self.graph, self.jit.max_block, ir)
-            except GraphError:
-                return version
+        version = self.graph.version
         try:
+            with self._edit_lock:
+                version = self.graph.version
+                if not self.graph._handles:
+                    return version
+                try:
+                    ir = self.graph.to_ir()
+                    state = GraphState.from_graph(self.graph, self.jit.max_block, ir)
+                except GraphError:
+                    return version
             t0 = time.perf_counter()
             key = ir.key()
             compiled = self._cache.get(key)
@@ -379,23 +609,20 @@ class JitGraph:
             else:
                 self._cache.move_to_end(key)
                 seconds = 0.0
-        except JitError as err:
-            if self._failed_version != version:
-                self.last_error = err
-                # warn first: wait_compiled() returns as soon as the version is marked failed
-                warnings.warn(
-                    f"oscen: playing interpreted, this graph cannot be compiled: {err}",
-                    JitFallbackWarning,
-                    stacklevel=2,
-                )
-                self._failed_version = version
+            # Instantiate the kernel on its state here, not on the processing thread at the swap.
+            compiled._bind(state)
+        except _EXIT:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - reported; later edits compile again
+            self._compile_failed(version, exc)
             return version
-        # Instantiate the kernel on its state here, not on the processing thread at the swap.
-        compiled._bind(state)
         if self.freeze_gc:
             # The graph, the IR and the compiled code are long-lived: moving everything alive now
             # out of the collector's reach keeps its full collections, which hold the GIL and so
-            # stall the audio thread, short (they scanned tens of thousands of objects).
-            gc.freeze()
-        self._pending = _Ready(version, ir, compiled, state, seconds, requested)
+            # stall the audio thread, short (they scanned tens of thousands of objects). Garbage
+            # cycles the compile left are collected first (this scans only what is not frozen
+            # yet), or freezing would keep them forever.
+            gc.collect()
+            self._worker.freeze()
+        self._pending.append(_Ready(version, ir, compiled, state, seconds, requested))
         return version

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import threading
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -60,6 +62,12 @@ class GraphState:
         self._seq = itertools.count()
         self._views: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
         self._binding: Any = None
+        """The binding (kernel instance) the state's memory belongs to now."""
+        self._bindings: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        """Every kernel's instance in this store, by kernel: switching back reuses it."""
+        self._processing = threading.Lock()
+        """Held while a kernel runs on this state: a second thread is refused (wasmtime aborts the
+        process when one store is entered from two threads)."""
         self._mathlib: Any = None  # the math library's instance in this store (see engine.py)
         self.key = ir.key()
         """The IR's identity: a kernel runs only on states of its own IR."""
@@ -71,6 +79,12 @@ class GraphState:
         new[: len(self.bytes)] = self.bytes[: len(new)]
         self.bytes = new
         self._views.clear()
+
+    def _move_to_bytes(self, new: np.ndarray) -> None:
+        """Continue in another (already instantiated) kernel's memory of the same layout."""
+        if new is not self.bytes:
+            new[: len(self.bytes)] = self.bytes[: len(new)]
+            self.bytes = new
 
     @classmethod
     def from_graph(cls, graph: Graph, max_block: int = MAX_BLOCK, ir: GraphIR | None = None) -> GraphState:
@@ -134,7 +148,7 @@ class GraphState:
         if steps <= 0:
             current[0] = value
             self._i64(slots.remaining)[0] = 0
-        else:
+        else:  # from the base (a connected input's sources add to it, in both engines)
             self._f64(slots.target)[0] = value
             self._f64(slots.step)[0] = (value - float(current[0])) / steps
             self._i64(slots.remaining)[0] = steps
