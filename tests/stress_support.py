@@ -281,7 +281,11 @@ class RandomEditor:
             inputs = STREAM_INPUTS.get(live.kind)
             if inputs:  # a processor: feed it from an older node (or the root)
                 source = self._pick(rng, older_than=live.handle.id)
-                out = self.rig.root.output if source is None else getattr(source.handle, outputs_of(source.kind)[0])
+                out = (
+                    self.rig.root.output
+                    if source is None
+                    else getattr(source.handle, outputs_of(source.kind)[0])
+                )
                 self.jit.connect(out, getattr(live.handle, rng.choice(inputs)))
             return "add"
         if r < 0.35 or count >= self.max_nodes + 2:
@@ -420,7 +424,9 @@ def final_actions(rig: Rig, editor: RandomEditor | None, rng: random.Random, blo
             actions.append((b, "event", tally.hit, float(rng.randint(1, 9)), rng.randrange(64)))
         adsrs = [n for n in nodes if n.kind == "adsr"]
         if adsrs and rng.random() < 0.3:
-            actions.append((b, "event", rng.choice(adsrs).handle.gate, rng.choice((0.0, 1.0)), rng.randrange(64)))
+            actions.append(
+                (b, "event", rng.choice(adsrs).handle.gate, rng.choice((0.0, 1.0)), rng.randrange(64))
+            )
     return sorted(actions, key=lambda a: a[0])
 
 

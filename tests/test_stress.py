@@ -192,6 +192,8 @@ def _check_live_run(
     edits = sum(done.get(k, 0) for k in ("add", "remove", "connect", "disconnect"))
     assert edits > 20 * min(SCALE, 1.0) and done.get("set", 0) > 5 and queued > 50, done
     assert rep.blocks > 50 and rep.compiled_blocks > 0 and len(jit.swaps) > 2
+    watchdogs = [t for t in threading.enumerate() if t.name == "oscen-watchdog"]
+    assert all(t.is_alive() for t in watchdogs), "the JIT's watchdog thread died (issue 9 item 2)"
 
     # The newest topology, from the very state the live run left, compiled vs interpreted.
     rng = random.Random(7)
@@ -375,7 +377,7 @@ def test_thread_count_constant_after_many_jitgraphs_dropped() -> None:
     python = threading.active_count()
     _many_jitgraphs(max(10, round(15 * SCALE)), closed=False)
     gc.collect()
-    left = wait_threads(python, timeout=10.0)
+    left = wait_threads(python, timeout=5.0)
     assert left == python, f"{left - python} threads left: {[t.name for t in threading.enumerate()]}"
 
 
