@@ -75,6 +75,7 @@ ROWS = (
     "events delivered",
     "lost or duplicated blocks",
     "reverted edits (blocks)",
+    "versions behind (mean/max)",
     "RSS start",
     "RSS end",
     "RSS growth per edit",
@@ -103,6 +104,8 @@ class SoakReport:
     payload_delivered: float = 0.0
     bad_blocks: int = 0
     reverted: int = 0
+    mean_lag: float = 0.0
+    max_lag: int = 0
     rss_start: int = 0
     rss_end: int = 0
     threads_start: tuple[int, int] = (0, 0)
@@ -152,6 +155,11 @@ class SoakReport:
             ("events delivered", f"{self.events_delivered}", f"payload sum {self.payload_delivered:g}"),
             ("lost or duplicated blocks", f"{self.bad_blocks}", "target 0"),
             ("reverted edits (blocks)", f"{self.reverted}", "blocks playing an older topology than heard"),
+            (
+                "versions behind (mean/max)",
+                f"{self.mean_lag:.1f}/{self.max_lag}",
+                "topology versions the playing code lagged the graph",
+            ),
             ("RSS start", f"{self.rss_start / mb:.1f} MB", "after the first compile, collected"),
             ("RSS end", f"{self.rss_end / mb:.1f} MB", "after the edits, collected"),
             ("RSS growth per edit", f"{self.rss_per_edit / 1024:.2f} KB", "target <= 1 KB"),
@@ -271,6 +279,7 @@ def run(args: argparse.Namespace) -> SoakReport:
     rep.blocks, rep.late_blocks, rep.xruns = pr.blocks, stats.late_blocks, stats.xruns
     rep.bad_blocks = len({e.split(":")[0] for e in pr.frame_errors + pr.clock_errors})
     rep.reverted = len(pr.reversions)
+    rep.mean_lag, rep.max_lag = pr.mean_lag, pr.max_lag
     rep.details += pr.problems()
     rep.events_queued = sum(s.queued for s in senders)
     rep.payload_queued = sum(s.payload_sum for s in senders)

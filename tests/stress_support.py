@@ -139,6 +139,15 @@ class ProbeReport:
     reversions: list[str] = field(default_factory=list)
     """Blocks played with an older topology than one already heard (an edit reverted)."""
     compiled_blocks: int = 0
+    max_lag: int = 0
+    """The most topology versions the code playing a block was behind the graph (compiles
+    coalesce edits, so some lag is expected while edits continue; issue 9 item 17 is about it
+    never catching up)."""
+    lag_sum: int = 0
+
+    @property
+    def mean_lag(self) -> float:
+        return self.lag_sum / max(self.blocks, 1)
 
     def problems(self) -> list[str]:
         return [*self.frame_errors[:5], *self.clock_errors[:5], *self.reversions[:5]]
@@ -188,6 +197,9 @@ class Probe:
                     f"block {rep.blocks}: played topology {version} after {self.heard_version} ({jit.mode})"
                 )
             self.heard_version = max(self.heard_version, version)
+            lag = max(0, jit.graph.version - version)
+            rep.max_lag = max(rep.max_lag, lag)
+            rep.lag_sum += lag
         if jit.mode == "compiled":
             rep.compiled_blocks += 1
         with self._lock:

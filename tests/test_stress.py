@@ -192,14 +192,21 @@ def _check_live_run(
     edits = sum(done.get(k, 0) for k in ("add", "remove", "connect", "disconnect"))
     assert edits > 20 * min(SCALE, 1.0) and done.get("set", 0) > 5 and queued > 50, done
     assert rep.blocks > 50 and rep.compiled_blocks > 0 and len(jit.swaps) > 2
-    watchdogs = [t for t in threading.enumerate() if t.name == "oscen-watchdog"]
-    assert all(t.is_alive() for t in watchdogs), "the JIT's watchdog thread died (issue 9 item 2)"
+    # The JIT has run, so its watchdog (started with the wasmtime engine) must still be alive.
+    alive = {t.name for t in threading.enumerate()}
+    assert "oscen-watchdog" in alive, f"the JIT's watchdog thread died (issue 9 item 2); alive: {alive}"
 
     # The newest topology, from the very state the live run left, compiled vs interpreted.
     rng = random.Random(7)
     sizes = [rng.choice((1, 17, 64, 100, 256)) for _ in range(24)]
-    compiled, interpreted = compare_with_interpreter(jit, sizes, final_actions(rig, editor, rng, len(sizes)))
+    actions = final_actions(rig, editor, rng, len(sizes))
+    compiled, interpreted = compare_with_interpreter(jit, sizes, actions)
     assert np.abs(compiled[1]).max() > 1e-3, "the mix is silent: the comparison would prove little"
+    tally_ids = {t.id for t in rig.tallies}
+    more = [a for a in actions if a[1] == "event" and a[2].node_id in tally_ids]
+    want = (queued + len(more), payloads + sum(a[3] for a in more))
+    for name, out in (("compiled", compiled), ("interpreted", interpreted)):
+        assert rig.counts(out) == want, f"{name}: {rig.counts(out)} events delivered in all, want {want}"
     engines_match(interpreted, compiled, "JitGraph after the live run vs the interpreter from its state")
 
 
@@ -326,26 +333,32 @@ def _edit_and_swap(jit: JitGraph, editor: RandomEditor, rig: Rig, rng: random.Ra
 )
 def test_rss_growth_per_edit_is_bounded(freeze_gc: bool) -> None:
     """Edits that each compile and swap in new code (the graph's size stays bounded) must not grow
-    the process by more than RSS_BOUND_PER_EDIT per edit, after a warm-up."""
+    the process by more than RSS_BOUND_PER_EDIT per edit once warmed up: the median of three
+    windows of edits, so that one window where the allocator takes a new arena does not flake,
+    while a steady leak shows in all three."""
     rig = Rig.build(SR)
     jit = JitGraph(rig.graph, freeze_gc=freeze_gc)
     editor = RandomEditor(jit, rig, max_nodes=6)
     rng = random.Random(5)
-    edits = max(60, round(80 * SCALE))
+    window = max(30, round(30 * SCALE))
+    per_edit = []
     try:
-        for k in range(40):  # warm-up: fills the compile cache (16 entries) and the allocator's pools
+        # warm-up: fills the compile cache (16 entries) and the allocator's pools; RSS still grows
+        # ~20 KB per edit for the first ~100 edits (measured), then stays within a few KB
+        for k in range(100):
             _edit_and_swap(jit, editor, rig, rng, k)
-        before = settled_rss()
-        for k in range(edits):
-            _edit_and_swap(jit, editor, rig, rng, k)
-        grown = settled_rss() - before
+        for _ in range(3):
+            before = settled_rss()
+            for k in range(window):
+                _edit_and_swap(jit, editor, rig, rng, k)
+            per_edit.append((settled_rss() - before) / window)
     finally:
         _close(jit)
-    assert len(jit.swaps) >= edits
-    per_edit = grown / edits
-    assert per_edit <= RSS_BOUND_PER_EDIT, (
-        f"RSS grew {grown / 1e6:.1f} MB over {edits} edits: {per_edit / 1024:.1f} KB per edit "
-        f"(bound {RSS_BOUND_PER_EDIT / 1024:.0f} KB)"
+    assert len(jit.swaps) >= 100 + 3 * window
+    median = sorted(per_edit)[1]
+    assert median <= RSS_BOUND_PER_EDIT, (
+        f"RSS grew {', '.join(f'{x / 1024:.1f}' for x in per_edit)} KB per edit in three windows of "
+        f"{window} edits (bound {RSS_BOUND_PER_EDIT / 1024:.0f} KB)"
     )
 
 
