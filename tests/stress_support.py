@@ -337,13 +337,26 @@ class RandomEditor:
 
 # ------------------------------------------------------------------------------------ threads
 class Worker(threading.Thread):
-    """A daemon thread running ``body(rng)`` until stopped; any exception is kept for the test."""
+    """A daemon thread running ``body(rng)`` until stopped; any exception is kept for the test.
 
-    def __init__(self, name: str, body: Callable[[random.Random], Any], seed: int, pause: float) -> None:
+    Between calls it waits up to ``pause`` seconds, and with probability ``rest_chance`` up to
+    ``rest`` seconds instead (bursts of work with rests between)."""
+
+    def __init__(
+        self,
+        name: str,
+        body: Callable[[random.Random], Any],
+        seed: int,
+        pause: float,
+        rest: float = 0.0,
+        rest_chance: float = 0.0,
+    ) -> None:
         super().__init__(name=name, daemon=True)
         self.body = body
         self.rng = random.Random(seed)
         self.pause = pause
+        self.rest = rest
+        self.rest_chance = rest_chance
         self.stop_event = threading.Event()
         self.error: BaseException | None = None
         self.done: dict[str, int] = {}
@@ -354,7 +367,8 @@ class Worker(threading.Thread):
                 kind = self.body(self.rng)
                 if kind:
                     self.done[kind] = self.done.get(kind, 0) + 1
-                self.stop_event.wait(self.rng.uniform(0.0, self.pause))
+                longest = self.rest if self.rng.random() < self.rest_chance else self.pause
+                self.stop_event.wait(self.rng.uniform(0.0, longest))
         except BaseException as exc:  # noqa: BLE001 - reported by the test thread
             self.error = exc
 

