@@ -130,15 +130,20 @@ def _play_and_edit(
         Worker(f"stress-events-{i}", s.send, seed + 100 + i, 0.006) for i, s in enumerate(event_senders)
     ]
     player.start()
-    for w in workers:
-        w.start()
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and player.error is None and not any(w.error for w in workers):
-        time.sleep(0.02)
-    for w in workers:
-        w.stop()
-    stuck = join_all(workers)
-    assert not stuck, f"threads did not stop within {JOIN_TIMEOUT} s: {stuck}"
+    try:
+        for w in workers:
+            w.start()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and player.error is None and not any(w.error for w in workers):
+            time.sleep(0.02)
+        for w in workers:
+            w.stop()
+        stuck = join_all(workers)
+        assert not stuck, f"threads did not stop within {JOIN_TIMEOUT} s: {stuck}"
+    except BaseException:
+        player.stop()
+        _close(jit)
+        raise
     return jit, rig, probe, editor, event_senders, workers, player
 
 
@@ -240,13 +245,15 @@ def test_edits_and_events_from_several_threads_while_playing(check_versions: boo
     that the newest topology plays compiled within COMPILE_TIMEOUT of the last edit;
     ``without_version_checks`` leaves those two out (they fail on the base commit, issue 9 items 11
     and 17), so that everything else is checked before those fixes land too."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", JitFallbackWarning)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", JitFallbackWarning)
         run = _play_and_edit(SECONDS, editors=2, senders=2, burst=8, seed=11)
         try:
             _check_live_run(*run, check_versions=check_versions)
         finally:
             _close(run[0])
+    fallbacks = [str(w.message) for w in caught if issubclass(w.category, JitFallbackWarning)]
+    assert not fallbacks, f"every topology here compiles, yet: {fallbacks[:3]}"
 
 
 @pytest.mark.xfail(  # XFAIL-UNTIL-MERGE
