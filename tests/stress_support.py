@@ -509,6 +509,15 @@ def settled_rss() -> int:
     return rss_bytes()
 
 
+def wait_os_threads(target: int, timeout: float) -> int:
+    """Wait (bounded) until the OS counts at most ``target`` threads (a thread Python already sees
+    as ended may take a moment to leave the OS's count); returns the count."""
+    deadline = time.monotonic() + timeout
+    while os_threads() > target and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return os_threads()
+
+
 def wait_threads(target: int, timeout: float) -> int:
     """Wait (bounded) until at most ``target`` Python threads are alive; returns the count."""
     deadline = time.monotonic() + timeout
