@@ -27,7 +27,9 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -68,7 +70,7 @@ TOLERANCE = 1e-9
 MAX_OFFSET = 2 * BLOCK
 
 
-def _tolerance_check():
+def _tolerance_check() -> Callable[[Any, Any, str], None]:
     """tests/jit_support.py's shared ``assert_engines_match`` (the tolerance policy of docs/jit.md)
     when it is there, else ``assert_same`` at the differential tests' 1e-9."""
     import jit_support
@@ -365,10 +367,12 @@ def test_rss_growth_per_edit_is_bounded(freeze_gc: bool) -> None:
             for k in range(window):
                 _edit_and_swap(jit, editor, rig, rng, k)
             per_edit.append((settled_rss() - before) / window)
+            if sum(x > RSS_BOUND_PER_EDIT for x in per_edit) == 2:
+                break  # the median is over the bound already: don't leak on for a third window
     finally:
         _close(jit)
-    assert len(jit.swaps) >= 100 + 3 * window
-    median = sorted(per_edit)[1]
+    assert len(jit.swaps) >= 100 + len(per_edit) * window
+    median = sorted(per_edit)[1]  # of two windows over the bound, the smaller
     assert median <= RSS_BOUND_PER_EDIT, (
         f"RSS grew {', '.join(f'{x / 1024:.1f}' for x in per_edit)} KB per edit in three windows of "
         f"{window} edits (bound {RSS_BOUND_PER_EDIT / 1024:.0f} KB)"
