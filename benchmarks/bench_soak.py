@@ -231,7 +231,24 @@ def collected_rss() -> int:
 
 
 def run(args: argparse.Namespace) -> SoakReport:
+    """The soak, with every thread's uncaught exception recorded (a background thread that dies
+    is an exception escaping: the JIT's watchdog, its compiler thread)."""
     rep = SoakReport()
+    previous = threading.excepthook
+
+    def hook(hook_args: threading.ExceptHookArgs) -> None:
+        name = hook_args.thread.name if hook_args.thread is not None else "?"
+        rep.errors.append(f"thread {name} died: {hook_args.exc_value!r}")
+        previous(hook_args)
+
+    threading.excepthook = hook
+    try:
+        return _run(args, rep)
+    finally:
+        threading.excepthook = previous
+
+
+def _run(args: argparse.Namespace, rep: SoakReport) -> SoakReport:
     rig = Rig.build(args.sample_rate)
     jit = JitGraph(rig.graph)
     probe = Probe(jit, len(rig.outputs()))
@@ -275,6 +292,7 @@ def run(args: argparse.Namespace) -> SoakReport:
     rep.rss_start = collected_rss()
     workers_alive = sum(w.is_alive() for w in workers)
     rep.threads_start = (threading.active_count() - workers_alive, os_threads() - workers_alive)
+    names_start = {t.name for t in threading.enumerate()} - {w.name for w in workers}
     t0 = time.monotonic()
     if going:
         keep_going(t0 + args.seconds)
@@ -296,6 +314,11 @@ def run(args: argparse.Namespace) -> SoakReport:
         time.sleep(0.01)  # every event queued is due by now
     rep.rss_end = collected_rss()
     rep.threads_end = (threading.active_count(), os_threads())
+    names_end = {t.name for t in threading.enumerate()}
+    if names_end != names_start:
+        rep.details.append(
+            f"threads gone: {sorted(names_start - names_end)}, new: {sorted(names_end - names_start)}"
+        )
     stats = player.stop()
     if stats.error is not None:
         rep.errors.append(f"the audio callback raised: {stats.error!r}")

@@ -525,3 +525,61 @@ def wait_threads(target: int, timeout: float) -> int:
         gc.collect()
         time.sleep(0.02)
     return threading.active_count()
+
+
+# ------------------------------------------------------------------------------------ the watchdog
+def watchdog_churn(seconds: float, threads: int = 2, keep: int = 400) -> dict[str, Any]:
+    """Bind fresh states to one kernel from ``threads`` threads for ``seconds`` (each binding is
+    registered with the JIT's watchdog, as every swap's is), with the GIL switching as often as it
+    can, so that the watchdog's scan meets registrations mid-way. Returns what died and what lives.
+
+    Run it in a subprocess (see test_stress.py): a watchdog killed here would leave the process
+    without one, and a later endless loop in compiled code would hang instead of timing out."""
+    import sys
+
+    from oscen.graph.jit import CraneliftJit
+
+    died: list[str] = []
+    previous_hook = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        died.append(f"{args.thread.name if args.thread else '?'}: {args.exc_value!r}")
+
+    rig = Rig.build(8000.0)
+    ir = rig.graph.to_ir()
+    compiled = CraneliftJit().compile(ir)
+    compiled.bind(GraphState.from_graph(rig.graph, ir=ir))  # starts the watchdog
+    stop = threading.Event()
+    binds = [0] * threads
+
+    def churn(k: int) -> None:
+        alive: list[GraphState] = []
+        while not stop.is_set():
+            state = GraphState.from_graph(rig.graph, ir=ir)
+            compiled.bind(state)
+            alive.append(state)
+            if len(alive) > keep:
+                alive.pop(0)
+            binds[k] += 1
+
+    threading.excepthook = hook
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    workers = [threading.Thread(target=churn, args=(k,), name=f"churn-{k}") for k in range(threads)]
+    try:
+        for w in workers:
+            w.start()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not died:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        sys.setswitchinterval(interval)
+        stuck = join_all(workers)
+        threading.excepthook = previous_hook
+    return {
+        "binds": sum(binds),
+        "died": died,
+        "stuck": stuck,
+        "watchdog_alive": any(t.name == "oscen-watchdog" for t in threading.enumerate()),
+    }
