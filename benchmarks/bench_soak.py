@@ -22,7 +22,7 @@ It prints one table and exits 1 when a target is missed, naming it:
 
 Usage: python benchmarks/bench_soak.py [--seconds 120] [--warmup 10] [--seed 1] [--block 256]
        [--sample-rate 44100] [--editors 2] [--senders 1] [--burst 32] [--speed 1.0]
-       [--edit-pause 0.1] [--event-pause 0.05] [--rss-limit-mb 2048]
+       [--edit-pause 0.1] [--event-pause 0.05] [--rss-limit-mb 3072]
 The defaults play in real time (``--speed 1``: the fake stream's pace; late blocks are real).
 """
 
@@ -218,7 +218,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--event-pause", type=float, default=0.05, help="longest pause between bursts (s)")
     p.add_argument("--max-nodes", type=int, default=12)
     p.add_argument("--compare-blocks", type=int, default=40)
-    p.add_argument("--rss-limit-mb", type=float, default=2048.0, help="stop editing past this growth")
+    p.add_argument("--rss-limit-mb", type=float, default=3072.0, help="stop editing past this growth (MB)")
     args = p.parse_args(argv)
     if args.seconds < 0 or args.block < 1 or args.speed <= 0 or args.editors < 0 or args.senders < 0:
         p.error("--seconds >= 0, --block >= 1, --speed > 0, --editors and --senders >= 0")
