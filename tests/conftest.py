@@ -1,0 +1,26 @@
+"""pytest options of the suite: ``--stress-seconds`` lengthens tests/test_stress.py."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+STRESS_ENV = "OSCEN_STRESS_SECONDS"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--stress-seconds",
+        type=float,
+        default=None,
+        help=f"how long each stress test runs its load (default 3; also the {STRESS_ENV} environment variable)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The stress module reads the environment at import (hypothesis settings are made then), so
+    # the option is passed on through it; xdist workers inherit it.
+    seconds = config.getoption("--stress-seconds", default=None)
+    if seconds is not None:
+        os.environ[STRESS_ENV] = str(seconds)
