@@ -451,7 +451,6 @@ REFUSED = [
     (StringAttribute, "string-attribute", ["self.name", "str"]),
     (Float32Array, "float32", ["self.buf32", "float64"]),
     (TwoDArray, "2d", ["self.grid", "1-D"]),
-    (RetypedAttribute, "retyped", ["self.count", "int", "float"]),
     (NewAttribute, "new-attribute", ["self.fresh", "__init__"]),
     (Recursive, "recursion", ["recursive", "_depth"]),
     (KeywordArgs, "keywords", ["keyword arguments"]),

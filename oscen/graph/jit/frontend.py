@@ -11,9 +11,14 @@ import ast
 import builtins
 import inspect
 import math
+import struct
+import sys
 import textwrap
+import threading
 import types
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,12 +76,77 @@ class _Source:
     globals: dict[str, Any]
 
 
-_SOURCE_CACHE: dict[Any, _Source] = {}
+_SOURCE_CACHE: weakref.WeakKeyDictionary[Callable[..., Any], _Source] = weakref.WeakKeyDictionary()
+"""Parsed methods by function object. Not by code object: code objects compare equal across a
+reload of a module in which only a global changed, and the cached entry would carry the old
+module's globals (interpreted ``GAIN = 0.8``, compiled the stale 0.5)."""
+
+COMPILE_RECURSION_LIMIT = 20000
+"""Python frames the frontend and the renderer may use while they lower one graph. Lowering is a
+recursive walk (a 1000-term sum nests 1000 deep, a chain of 200 helpers some 3000 frames); beyond
+this, the compiler refuses with a JitError naming the line instead of a RecursionError."""
+
+_DEPTH_LOCK = threading.Lock()
+_DEPTH_USERS = 0
+_DEPTH_SAVED = 0
+
+
+@contextmanager
+def deep_recursion() -> Iterator[None]:
+    """Raise the interpreter's recursion limit to COMPILE_RECURSION_LIMIT while compiling.
+
+    The limit is process-wide, so nested and concurrent compiles are counted: the first raises
+    it, the last puts the previous value back (never lowering a limit someone else raised)."""
+    global _DEPTH_USERS, _DEPTH_SAVED
+    with _DEPTH_LOCK:
+        if _DEPTH_USERS == 0:
+            _DEPTH_SAVED = sys.getrecursionlimit()
+            if _DEPTH_SAVED < COMPILE_RECURSION_LIMIT:
+                sys.setrecursionlimit(COMPILE_RECURSION_LIMIT)
+        _DEPTH_USERS += 1
+    try:
+        yield
+    finally:
+        with _DEPTH_LOCK:
+            _DEPTH_USERS -= 1
+            if _DEPTH_USERS == 0 and sys.getrecursionlimit() == max(_DEPTH_SAVED, COMPILE_RECURSION_LIMIT):
+                sys.setrecursionlimit(_DEPTH_SAVED)
+
+
+def too_deep(site: k.Site | None, node: str = "") -> JitError:
+    """The refusal for code whose nesting exceeds what the compiler's recursive walk can take."""
+    return JitError(
+        "code nested too deeply for the compiler (more than about "
+        f"{COMPILE_RECURSION_LIMIT // 10} levels of expressions or helper calls); split the "
+        "expression or the helper chain",
+        site,
+        node=node,
+    )
+
+
+def fingerprint(value: Any) -> Any:
+    """What a resolved global must still be for compiled code that folded it to stay valid:
+    numbers by type and bits (so -0.0, NaN signs and 0 vs 0.0 count), other objects by identity."""
+    if isinstance(value, float):
+        return ("float", struct.pack("<d", value))
+    if isinstance(value, (bool, int)) and type(value) in (bool, int):
+        return (type(value).__name__, value)
+    return ("object", id(value))
+
+
+class _Missing:
+    pass
+
+
+_MISSING = _Missing()
 
 
 def _source_of(func: Callable[..., Any], node_name: str) -> _Source:
+    try:
+        cached = _SOURCE_CACHE.get(func)
+    except TypeError:  # not weak-referenceable: not a plain function
+        cached = None
     code_obj = getattr(func, "__code__", None)
-    cached = _SOURCE_CACHE.get(code_obj)
     if cached is not None:
         return cached
     if code_obj is None:
@@ -94,7 +164,7 @@ def _source_of(func: Callable[..., Any], node_name: str) -> _Source:
     if not isinstance(fdef, ast.FunctionDef):
         raise JitError(f"{func.__qualname__} is not a plain function", node=node_name)
     src = _Source(fdef, code_obj.co_filename, first - 1, func.__globals__)
-    _SOURCE_CACHE[code_obj] = src
+    _SOURCE_CACHE[func] = src
     return src
 
 
@@ -118,10 +188,32 @@ class NodeLowering:
         self.constants = constants or {}
         self._cache: dict[tuple[str, tuple[T, ...]], k.KFunction] = {}
         self._in_progress: set[str] = set()
+        # What the lowered code folded in from outside the instance: (namespace, name) ->
+        # (the value, kept alive so that an identity stays unique, and its fingerprint).
+        self.dependencies: dict[tuple[int, str], tuple[Callable[[], Any], Any, Any]] = {}
+        self.widen = False  # see settle_attribute_types
+        self.last_site: k.Site | None = None  # the statement being lowered, for too_deep()
+
+    def depend(self, key: tuple[int, str], getter: Callable[[], Any], value: Any) -> Any:
+        """Note that the compiled code relies on ``getter()`` being ``value``; returns value."""
+        if key not in self.dependencies:
+            self.dependencies[key] = (getter, value, fingerprint(value))
+        return value
+
+    def still_valid(self) -> bool:
+        """Whether every global, module attribute and class constant the lowered code folded in
+        still has the value it had (a cache of lowered code must not outlive an edited global)."""
+        for getter, _, expected in list(self.dependencies.values()):
+            try:
+                current = getter()
+            except Exception:  # noqa: BLE001 - gone or broken: the code is stale
+                return False
+            if fingerprint(current) != expected:
+                return False
+        return True
 
     def process(self) -> k.KFunction:
-        fn = self.method("process", (), first_param_value=self.sample_rate)
-        return fn
+        return self.method("process", (), first_param_value=self.sample_rate)
 
     def handler(self, port: str, arity: int) -> k.KFunction:
         return self.method(f"on_{port}", (T.F64,) * arity)
@@ -149,14 +241,124 @@ class NodeLowering:
                 site,
                 node=self.name,
             )
+        outermost = not self._in_progress
         self._in_progress.add(name)
         try:
-            src = _source_of(func, self.name)
-            fn = _FunctionLowering(self, src, name, arg_types, first_param_value).lower()
+            if outermost:
+                with deep_recursion():
+                    try:
+                        fn = self._lower(func, name, arg_types, first_param_value)
+                    except RecursionError:
+                        raise too_deep(self.last_site, self.name) from None
+            else:
+                fn = self._lower(func, name, arg_types, first_param_value)
         finally:
             self._in_progress.discard(name)
         self._cache[key] = fn
         return fn
+
+    def _lower(
+        self, func: Callable[..., Any], name: str, arg_types: tuple[T, ...], first: float | None
+    ) -> k.KFunction:
+        src = _source_of(func, self.name)
+        return _FunctionLowering(self, src, name, arg_types, first).lower()
+
+
+class _Widen(Exception):
+    """Raised while settling attribute types: ``attr`` is assigned a wider type than it holds."""
+
+    def __init__(self, attr: str, type_: T) -> None:
+        super().__init__(attr)
+        self.attr = attr
+        self.type = type_
+
+
+def settle_attribute_types(
+    cls: type,
+    attrs: dict[str, AttrInfo],
+    sample_rate: float,
+    handlers: list[tuple[str, int]],
+    unsupported: dict[str, str] | None = None,
+    constants: dict[str, float | int | bool] | None = None,
+) -> dict[str, T]:
+    """The scalar attributes whose type must widen because compiled methods assign them a wider
+    value (``self.phase = 0`` in ``__init__``, ``self.phase += 0.01`` in ``process``): name ->
+    the type, the join over the initial value and every assignment (bool < int < float).
+
+    The interpreter's attribute holds a float after one sample; typing it from its value at
+    compile time would make what compiles depend on how many samples ran. Lowering errors are
+    left for the real compile to report: the types found so far are returned.
+    """
+    attrs = dict(attrs)
+    widened: dict[str, T] = {}
+    for _ in range(2 * len(attrs) + 1):  # each round widens one attribute one step
+        low = NodeLowering(cls, attrs, sample_rate, cls.__qualname__, unsupported, constants)
+        low.widen = True
+        try:
+            low.process()
+            for port, arity in handlers:
+                if callable(getattr(cls, f"on_{port}", None)):
+                    low.handler(port, arity)
+        except _Widen as w:
+            attrs[w.attr] = ScalarAttr(w.type)
+            widened[w.attr] = w.type
+            continue
+        except (JitError, RecursionError):
+            pass
+        break
+    return widened
+
+
+_ENDPOINT_KINDS = {
+    ("input", "stream"): "stream_in",
+    ("input", "value"): "value_in",
+    ("output", "stream"): "out",
+    ("output", "value"): "out",
+    ("input", "event"): "event_in",
+    ("output", "event"): "event_out",
+}
+_STATE_TYPES = {"f64": T.F64, "i64": T.I64, "bool": T.BOOL}
+_SETTLED: weakref.WeakKeyDictionary[type, dict[tuple, dict[str, str]]] = weakref.WeakKeyDictionary()
+
+
+def widened_state_types(
+    cls: type,
+    state: list[tuple[str, str, int | None]],
+    endpoints: list[tuple[str, str, str, int]],
+    sample_rate: float,
+    constants: dict[str, float | int | bool],
+) -> dict[str, str]:
+    """For ``graph.to_ir()``: the int/bool scalar attributes that compiled methods assign wider
+    values, as IR type names ("f64", "i64"). ``state`` is (name, type, length), ``endpoints``
+    (name, kind, direction, arity). Cached per class and signature (lowering runs once)."""
+    assigned_narrow = [n for n, t, length in state if length is None and t != "f64" and n not in constants]
+    if not assigned_narrow:
+        return {}
+    key = (
+        tuple(state),
+        tuple(endpoints),
+        sample_rate,
+        tuple(sorted((n, fingerprint(v)) for n, v in constants.items())),
+    )
+    per_class = _SETTLED.setdefault(cls, {})
+    got = per_class.get(key)
+    if got is None:
+        attrs: dict[str, AttrInfo] = {}
+        for name, t, length in state:
+            attrs[name] = (
+                ScalarAttr(_STATE_TYPES[t]) if length is None else ArrayAttr(_STATE_TYPES[t], length)
+            )
+        handlers = []
+        for name, kind, direction, arity in endpoints:
+            attrs[name] = EndpointAttr(_ENDPOINT_KINDS[(direction, kind)])
+            if (direction, kind) == ("input", "event"):
+                handlers.append((name, arity))
+        widened = settle_attribute_types(cls, attrs, sample_rate, handlers, constants=constants)
+        got = {name: t.value if t != T.BOOL else "bool" for name, t in widened.items()}
+        per_class[key] = got
+        if len(per_class) > 64:
+            per_class.pop(next(iter(per_class)))
+    return got
 
 
 class _FunctionLowering:
@@ -291,6 +493,7 @@ class _FunctionLowering:
 
     def stmt(self, s: ast.stmt) -> list[k.Stmt]:
         site = self.site(s)
+        self.owner.last_site = site
         if isinstance(s, ast.Assign):
             if len(s.targets) == 1:
                 return self.assign(s.targets[0], s.value, s)
@@ -403,6 +606,10 @@ class _FunctionLowering:
             if isinstance(info, ScalarAttr):
                 if info.type == T.F64 and value.type != T.F64:
                     value = self.coerce(value, T.F64, s)
+                elif self.owner.widen and k.join(info.type, value.type) != info.type:
+                    raise _Widen(target.attr, k.join(info.type, value.type))
+                elif info.type == T.I64 and value.type == T.BOOL:
+                    value = self.coerce(value, T.I64, s)
                 elif info.type != value.type:
                     raise JitError(
                         f"attribute self.{target.attr} is {_tname(info.type)} but is assigned a {_tname(value.type)}; "
@@ -588,7 +795,7 @@ class _FunctionLowering:
         if n in self.local_types:
             return k.Local(self.local_types[n], n)
         if n in self.src.globals or hasattr(builtins, n):
-            value = self.src.globals[n] if n in self.src.globals else getattr(builtins, n)
+            value = self.global_value(n)
             const = _numeric_constant(value)
             if const is not None:
                 return const
@@ -623,7 +830,12 @@ class _FunctionLowering:
                 )
             if isinstance(info, ArrayAttr):
                 raise self.error(e, f"the array self.{e.attr} as a value", "index it: self.x[i]")
-            static = inspect.getattr_static(self.owner.cls, e.attr, None)
+            cls, attr = self.owner.cls, e.attr
+            static = self.owner.depend(
+                (id(cls), attr),
+                lambda: inspect.getattr_static(cls, attr, None),
+                inspect.getattr_static(cls, attr, None),
+            )
             const = _numeric_constant(static)
             if const is not None:
                 return const
@@ -638,15 +850,29 @@ class _FunctionLowering:
         if base is not None:
             if base is math and e.attr in MATH_CONSTANTS:
                 return k.Const(T.F64, MATH_CONSTANTS[e.attr])
-            const = _numeric_constant(getattr(base, e.attr, None))
+            attr = e.attr
+            value = self.owner.depend(
+                (id(base), attr), lambda: getattr(base, attr, None), getattr(base, attr, None)
+            )
+            const = _numeric_constant(value)
             if const is not None:
                 return const
             raise self.error(e, f"{ast.unparse(e)} as a value")
         raise self.error(e, f"the attribute access {ast.unparse(e)}")
 
+    def global_value(self, n: str) -> Any:
+        """The global (or builtin) ``n`` of the method's module, noted as a dependency of the
+        lowered code: a cache of this code is dropped when the global changes."""
+        g = self.src.globals
+        if n in g:
+            return self.owner.depend((id(g), n), lambda: g.get(n, _MISSING), g[n])
+        return self.owner.depend(
+            (id(g), n), lambda: g.get(n, getattr(builtins, n, _MISSING)), getattr(builtins, n)
+        )
+
     def module_of(self, e: ast.expr) -> types.ModuleType | None:
-        if isinstance(e, ast.Name) and e.id not in self.local_types:
-            value = self.src.globals.get(e.id)
+        if isinstance(e, ast.Name) and e.id not in self.local_types and e.id in self.src.globals:
+            value = self.global_value(e.id)
             if isinstance(value, types.ModuleType):
                 return value
         return None
@@ -677,8 +903,20 @@ class _FunctionLowering:
             if a.type == T.BOOL and b.type == T.BOOL and op in ("&", "|", "^"):
                 return k.Binary(T.BOOL, op, a, b, site)
             return k.Binary(T.I64, op, self.coerce(a, T.I64, node), self.coerce(b, T.I64, node), site)
+        if (
+            isinstance(a, k.Const)
+            and isinstance(b, k.Const)
+            and a.type.is_int
+            and b.type.is_int
+            and not (a.type == T.BOOL and b.type == T.BOOL and op in ("&", "|", "^"))
+        ):
+            folded = _fold_int(op, int(a.value), int(b.value))
+            if folded is not None:
+                return folded
         if op == "/":
             if isinstance(a, k.Const) and isinstance(b, k.Const) and float(b.value) != 0.0:
+                if a.type.is_int and b.type.is_int:  # Python's int / int: the exact quotient, rounded once
+                    return k.Const(T.F64, int(a.value) / int(b.value))
                 return k.Const(T.F64, float(a.value) / float(b.value))
             if a.type.is_int and b.type.is_int:  # int / int is correctly rounded in Python
                 return k.Binary(T.F64, "/", self.exact_float(a, node), self.exact_float(b, node), site)
@@ -705,14 +943,24 @@ class _FunctionLowering:
         return k.Binary(t, op, self.coerce(a, t, node), self.coerce(b, t, node), site)
 
     def unary(self, e: ast.UnaryOp) -> k.Expr:
-        v = self.expr(e.operand)
         site = self.site(e)
+        operand = e.operand
+        if isinstance(e.op, ast.USub) and isinstance(operand, ast.Constant) and type(operand.value) is int:
+            # -9223372036854775808 is one literal to the reader (and to Python's value range)
+            value = -operand.value
+            _check_int_range(value, site)
+            return k.Const(T.I64, value)
+        v = self.expr(e.operand)
         if isinstance(e.op, ast.Not):
             cond = self.truth(v, e)
             if isinstance(cond, k.Const):
                 return k.Const(T.BOOL, not cond.value)
             return k.Unary(T.BOOL, "not", cond, site)
         if isinstance(e.op, ast.USub):
+            if isinstance(v, k.Const) and v.type == T.I64:
+                value = -int(v.value)
+                _check_int_range(value, site)
+                return k.Const(T.I64, value)
             if isinstance(v, k.Const):
                 if v.type == T.F64:
                     return k.Const(T.F64, -float(v.value))
@@ -766,6 +1014,11 @@ class _FunctionLowering:
             t = T.I64
         if isinstance(left, k.Const) and isinstance(right, k.Const):
             return k.Const(T.BOOL, _COMPARE[sym](left.value, right.value))
+        if t == T.F64 and isinstance(right, k.Const) and right.type == T.I64 and not _exact_in_float(right):
+            return self.compare_inexact(sym, self.coerce(left, T.F64, e), int(right.value), e)
+        if t == T.F64 and isinstance(left, k.Const) and left.type == T.I64 and not _exact_in_float(left):
+            flipped = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}[sym]
+            return self.compare_inexact(flipped, self.coerce(right, T.F64, e), int(left.value), e)
         if t == T.F64 and (left.type == T.I64) != (right.type == T.I64):
             # Python compares an int with a float exactly: the codegen does too.
             if left.type == T.I64 and not isinstance(left, k.Const):
@@ -779,12 +1032,26 @@ class _FunctionLowering:
             left, right = self.exact_float(left, e), self.exact_float(right, e)
         return k.Compare(T.BOOL, sym, self.coerce(left, t, e), self.coerce(right, t, e))
 
+    def compare_inexact(self, sym: str, f: k.Expr, c: int, e: ast.AST) -> k.Expr:
+        """``f sym c`` for a float ``f`` and an int constant ``c`` that no float equals, exactly as
+        Python compares them: against the two floats around ``c`` (no float is equal to c)."""
+        lo = float(c)
+        if lo > c:
+            lo = math.nextafter(lo, -math.inf)
+        hi = math.nextafter(lo, math.inf)
+        if sym in ("<", "<="):
+            return k.Compare(T.BOOL, "<=", f, k.Const(T.F64, lo))
+        if sym in (">", ">="):
+            return k.Compare(T.BOOL, ">=", f, k.Const(T.F64, hi))
+        # == never holds (also for NaN); != always does
+        return k.Const(T.BOOL, sym == "!=")
+
     def exact_float(self, v: k.Expr, node: ast.AST) -> k.Expr:
         """An int as a float where Python would use its exact value: refused beyond 2**53."""
         if v.type == T.F64:
             return v
         if isinstance(v, k.Const):
-            if abs(int(v.value)) > 2**53:
+            if not _exact_in_float(v):
                 raise JitError(
                     "an int constant beyond 2**53 compared with or divided as a float", self.site(node)
                 )
@@ -815,7 +1082,13 @@ class _FunctionLowering:
         return result
 
     def is_builtin(self, name: str) -> bool:
-        return name not in self.local_types and name not in self.src.globals and name in _BUILTINS
+        if name in self.local_types or name not in _BUILTINS:
+            return False
+        g = self.src.globals
+        # a module global of that name would shadow the builtin: note that it does not exist
+        return (
+            self.owner.depend((id(g), name), lambda: g.get(name, _MISSING), g.get(name, _MISSING)) is _MISSING
+        )
 
     def call(self, e: ast.Call, allow_void: bool) -> k.Expr:
         site = self.site(e)
@@ -841,9 +1114,12 @@ class _FunctionLowering:
         if mod is math:
             return self.math_call(f.attr, e)
         if isinstance(f, ast.Name):
-            value = self.src.globals.get(f.id) if f.id not in self.local_types else None
-            if value is not None and id(value) in _MATH_BY_ID:
-                return self.math_call(_MATH_BY_ID[id(value)], e)
+            value = None
+            if f.id not in self.local_types and f.id in self.src.globals:
+                value = self.global_value(f.id)
+            math_name = _MATH_BY_ID.get(id(value))
+            if math_name is not None and value is getattr(math, math_name):
+                return self.math_call(math_name, e)
             if self.is_builtin(f.id):
                 return self.builtin(f.id, e)
         raise self.error(
@@ -964,6 +1240,37 @@ def _is_self(e: ast.expr) -> bool:
 
 def _tname(t: T) -> str:
     return {T.F64: "float", T.I64: "int", T.BOOL: "bool"}[t]
+
+
+def _exact_in_float(c: k.Const) -> bool:
+    """Whether an int constant is exactly a float (so converting it loses nothing)."""
+    v = int(c.value)
+    return abs(v) <= 2**53 or int(float(v)) == v
+
+
+def _fold_int(op: str, a: int, b: int) -> k.Const | None:
+    """An int operation on two constants, folded as Python computes it; None where it would raise
+    or leave 64 bits (the compiled operation then raises at run time, as documented)."""
+    try:
+        if op == "**":
+            if b < 0 or (abs(a) > 1 and b > 64):
+                return None
+            v = a**b
+        elif op in ("<<", ">>"):
+            if b < 0 or (op == "<<" and b > 64):
+                return None
+            v = a << b if op == "<<" else a >> b
+        elif op in ("+", "-", "*", "//", "%", "&", "|", "^"):
+            v = {
+                "+": a + b, "-": a - b, "*": a * b, "&": a & b, "|": a | b, "^": a ^ b,
+            }.get(op) if op not in ("//", "%") else (a // b if op == "//" else a % b)  # fmt: skip
+        else:
+            return None
+    except ZeroDivisionError:
+        return None
+    if not -(2**63) <= v < 2**63:
+        return None
+    return k.Const(T.I64, v)
 
 
 def _check_int_range(v: int, site: k.Site) -> None:

@@ -282,6 +282,26 @@ def assigned_attributes(cls: type) -> frozenset[str]:
     return result
 
 
+def _settle_types(
+    cls: type, state: list[StateIR], endpoints: list[EndpointIR], sample_rate: float, constants: dict
+) -> list[StateIR]:
+    """Attribute types from every assignment in the compiled methods, not only the current value:
+    ``self.phase = 0`` in ``__init__`` and ``self.phase += 0.01`` in ``process`` is a float
+    attribute whether or not a sample has run (see frontend.widened_state_types)."""
+    from .frontend import widened_state_types
+
+    widened = widened_state_types(
+        cls,
+        [(s.name, s.type, s.length) for s in state],
+        [(e.name, e.kind, e.direction, e.arity) for e in endpoints],
+        sample_rate,
+        constants,
+    )
+    if not widened:
+        return state
+    return [StateIR(s.name, widened.get(s.name, s.type), s.length) for s in state]
+
+
 def build_ir(graph: Graph) -> GraphIR:
     """Extract the IR of a graph (what ``Graph.to_ir()`` returns)."""
     from ..graph import handler_arity
@@ -304,6 +324,7 @@ def build_ir(graph: Graph) -> GraphIR:
             for s in state
             if s.length is None and s.name not in assigned
         }
+        state = _settle_types(cls, state, endpoints, graph.sample_rate, constants)
         nodes.append(
             NodeIR(
                 handle.id,

@@ -247,6 +247,8 @@ class KFunction:
     returns: T | None
     site: Site
     calls: list[KFunction] = field(default_factory=list)
+    # (size, inputs read, emits): filled in by the renderer the first time it is needed
+    measure: tuple[int, frozenset[str], bool] | None = field(default=None, compare=False, repr=False)
 
     def __repr__(self) -> str:
         return f"KFunction({self.qualname}({', '.join(f'{n}: {t.value}' for n, t in self.params)}))"

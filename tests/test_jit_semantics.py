@@ -1,0 +1,425 @@
+"""Compiled code keeps Python's meaning where it used to drift (issue 9, items 3, 15, 22 and 23).
+
+* 22: signed zeros of float(round(x)) and friends, correctly rounded int / int folding, NaN signs
+  of folded constants, and valid literals that were refused (-2**63 written out, 3 ** 2 ** 2, an
+  int constant beyond 2**53 compared with a float).
+* 23: what compiles does not depend on how many samples ran: an attribute set to 0 in __init__
+  and incremented by a float in process is a float attribute from the start.
+* 15: no stale compiled code: a reloaded patch whose only change is a global compiles anew; trap
+  sites belong to each program (concurrent compiles attribute faults correctly); caches keyed by
+  id() cannot hand a reused id a stale entry.
+* 3: deep but valid code compiles (a chain of 200 helpers, a 1000-term expression); deeper code
+  is refused with a JitError naming the file and line, never a RecursionError.
+
+Node classes are written to temporary files and imported, because the JIT reads their source.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import math
+import os
+import sys
+import threading
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+from jit_support import assert_engines_match, compile_graph, run_both, same_float
+
+from oscen.graph import Graph
+from oscen.graph.jit import CraneliftJit, GraphState, JitError, NodeFault
+from oscen.graph.jit import kernel as k
+from oscen.graph.jit.inline import _outlined, parse_function
+from oscen.graph.jit.render import _measure
+from oscen.patch import load_patch
+
+SR = 1000.0
+_COUNTER = itertools.count()
+
+HEADER = """
+import math
+from oscen.graph import Node, StreamInput, StreamOutput, ValueInput
+"""
+
+
+def load_module(tmp_path: Path, source: str) -> ModuleType:
+    """Import ``source`` (after HEADER) from a file of its own, so that the JIT can read it."""
+    name = f"oscen_semantics_case_{next(_COUNTER)}"
+    path = tmp_path / f"{name}.py"
+    path.write_text(HEADER + source)
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def one_value(cls: type, inputs: dict[str, float], attr: str = "r") -> tuple[object, object]:
+    """(Python's value of ``attr`` after one process() call, the compiled value)."""
+    node = cls()
+    for name, v in inputs.items():
+        setattr(node, name, v)
+    node.process(SR)
+    graph = Graph(SR)
+    handle = graph.add_node(cls(), "case")
+    compiled, state = compile_graph(graph)
+    for name, v in inputs.items():
+        state.set_value(getattr(handle, name), v)
+    compiled.process_block(state, 1)
+    got = state.scalar(handle.id, attr)[0]
+    return getattr(node, attr), got
+
+
+# ---------------------------------------------------------------------------------------- 22
+ROUNDING = """
+class Rounding(Node):
+    a = ValueInput(0.0)
+    output = StreamOutput()
+
+    def __init__(self):
+        self.r = 0.0
+
+    def process(self, sample_rate):
+        self.r = float({expr})
+        self.output = 0.0
+"""
+
+
+@pytest.mark.parametrize("expr", ["round(self.a)", "int(self.a)", "math.ceil(self.a)", "math.trunc(self.a)",
+                                  "math.floor(self.a)"])  # fmt: skip
+@pytest.mark.parametrize("a", [-0.3, -0.0, 0.0, -0.5, 0.49, -1.5, 2.5, -7.9])
+def test_float_of_rounded_value_has_no_negative_zero(tmp_path: Path, expr: str, a: float) -> None:
+    mod = load_module(tmp_path, ROUNDING.format(expr=expr))
+    want, got = one_value(mod.Rounding, {"a": a})
+    assert same_float(want, float(got)), f"float({expr}) with a={a!r}: Python {want!r}, compiled {got!r}"
+
+
+CONSTANTS = """
+BIG = 2**55 + 5
+NEG_NAN = -math.nan
+LIMIT = 36028797018963973  # 2**55 + 5: no float equals it
+
+
+class Constants(Node):
+    a = ValueInput(0.0)
+    output = StreamOutput()
+
+    def __init__(self):
+        self.r = 0.0
+
+    def process(self, sample_rate):
+        self.r = {expr}
+        self.output = 0.0
+"""
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "BIG / 3",  # int / int: the exact quotient rounded once (double rounding gave ...326e16)
+        "(BIG + 2) / 7",
+        "-BIG / 3",
+        "math.copysign(1.0, NEG_NAN)",  # a folded constant keeps its NaN's sign
+        "math.copysign(1.0, NEG_NAN * 2.0)",
+        "float(-9223372036854775808)",  # the literal -2**63 is valid
+        "float(-9223372036854775808 + int(self.a == 0.0))",
+        "float(3 ** 2 ** 2)",  # 3 ** (2 ** 2): a constant exponent, folded
+        "float(2 ** 62 - 1 + 2 ** 62)",
+        "float(LIMIT < self.a)",  # an int beyond 2**53 compared with a float: exactly, as Python
+        "float(LIMIT <= self.a)",
+        "float(LIMIT > self.a)",
+        "float(LIMIT >= self.a)",
+        "float(LIMIT == self.a)",
+        "float(LIMIT != self.a)",
+        "float(self.a < LIMIT)",
+        "float(self.a >= -LIMIT)",
+        "float(self.a == 2**60)",  # 2**60 is exactly a float: a plain comparison
+    ],
+)
+@pytest.mark.parametrize("a", [0.0, 36028797018963968.0, 36028797018963976.0, 2.0**60, math.nan, -math.inf])
+def test_constants_fold_as_python_computes_them(tmp_path: Path, expr: str, a: float) -> None:
+    mod = load_module(tmp_path, CONSTANTS.format(expr=expr))
+    want, got = one_value(mod.Constants, {"a": a})
+    assert same_float(want, float(got)), f"{expr} with a={a!r}: Python {want!r}, compiled {got!r}"
+
+
+# ---------------------------------------------------------------------------------------- 23
+PHASOR = """
+class Phasor(Node):
+    output = StreamOutput()
+
+    def __init__(self):
+        self.phase = 0
+        self.flag = False
+        self.count = 0
+
+    def process(self, sample_rate):
+        self.phase += 440.0 / sample_rate
+        if self.phase >= 1.0:
+            self.phase -= 1.0
+            self.flag = 1
+        self.count += 1
+        self.output = self.phase + self.flag
+"""
+
+
+@pytest.mark.parametrize("warm", [0, 1, 3])
+def test_attribute_types_do_not_depend_on_samples_run(tmp_path: Path, warm: int) -> None:
+    mod = load_module(tmp_path, PHASOR)
+
+    def build() -> Graph:
+        graph = Graph(SR)
+        graph.add_node(mod.Phasor(), "phasor")
+        if warm:
+            graph.process_block(warm)
+        return graph
+
+    types = {s.name: s.type for s in build().to_ir().nodes[0].state}
+    assert types == {"phase": "f64", "flag": "i64", "count": "i64"}
+    expected, got = run_both(build, 200)  # also compares the final state
+    assert_engines_match(expected, got, exact=True)
+    assert np.any(expected > 0.5)
+
+
+def test_fresh_and_warmed_graphs_compile_to_the_same_ir(tmp_path: Path) -> None:
+    mod = load_module(tmp_path, PHASOR)
+    fresh, warmed = Graph(SR), Graph(SR)
+    fresh.add_node(mod.Phasor(), "phasor")
+    warmed.add_node(mod.Phasor(), "phasor")
+    warmed.process_block(1)
+    a, b = fresh.to_ir(), warmed.to_ir()
+    assert [s.type for s in a.nodes[0].state] == [s.type for s in b.nodes[0].state]
+    CraneliftJit().compile(a)
+    CraneliftJit().compile(b)
+
+
+# ---------------------------------------------------------------------------------------- 15
+PATCH = """
+from oscen.graph import Graph, Node, StreamOutput
+
+GAIN = {gain}
+
+
+class Level(Node):
+    output = StreamOutput()
+
+    def process(self, sample_rate):
+        self.output = GAIN
+
+
+def patch(sample_rate):
+    graph = Graph(sample_rate)
+    graph.add_node(Level(), "level")
+    return graph
+"""
+
+
+def test_reloaded_patch_with_an_edited_global_compiles_anew(tmp_path: Path) -> None:
+    path = tmp_path / "gain_patch.py"
+    for i, gain in enumerate(["0.5", "0.8", "0.25"]):
+        path.write_text(PATCH.format(gain=gain))
+        os.utime(path, (1_700_000_000 + 10 * i, 1_700_000_000 + 10 * i))  # a distinct mtime: no stale .pyc
+        graph = load_patch(path, SR)
+        compiled, state = compile_graph(graph)
+        got = compiled.process_block(state, 4)
+        interpreted = load_patch(path, SR).process_block(4)
+        assert list(interpreted) == [float(gain)] * 4
+        assert list(got) == [float(gain)] * 4, f"GAIN = {gain}: compiled plays {got[0]}"
+
+
+MUTABLE_GLOBAL = """
+LEVEL = 0.5
+
+
+class Level(Node):
+    output = StreamOutput()
+
+    def process(self, sample_rate):
+        self.output = LEVEL * 2.0
+"""
+
+
+def test_a_changed_global_is_not_served_from_the_compile_caches(tmp_path: Path) -> None:
+    mod = load_module(tmp_path, MUTABLE_GLOBAL)
+    for level in (0.5, 0.75, -0.0):
+        mod.LEVEL = level
+        graph = Graph(SR)
+        graph.add_node(mod.Level(), "level")
+        compiled, state = compile_graph(graph)
+        assert same_float(float(compiled.process_block(state, 1)[0]), level * 2.0)
+
+
+FAULTY = """
+class Faulty{i}(Node):
+    divisor = ValueInput(1.0)
+    output = StreamOutput()
+
+    def process(self, sample_rate):
+        x = 1.0
+{pad}        self.output = x / self.divisor
+"""
+
+
+def test_concurrent_compiles_attribute_traps_to_their_own_lines(tmp_path: Path) -> None:
+    """Eight threads compile graphs whose faulting division sits on a different line in each;
+    every fault names its own line (a process-wide table with a racy counter mixed them up)."""
+    n = 8
+    source = "".join(FAULTY.format(i=i, pad="        pass\n" * i) for i in range(n))
+    mod = load_module(tmp_path, source)
+    results: dict[int, tuple] = {}
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            for _ in range(3):
+                graph = Graph(SR)
+                handle = graph.add_node(getattr(mod, f"Faulty{i}")(), f"faulty{i}")
+                ir = graph.to_ir()
+                compiled = CraneliftJit().compile(ir)
+                state = GraphState.from_graph(graph, ir=ir)
+                state.set_value(handle.divisor, 0.0)
+                try:
+                    compiled.process_block(state, 1)
+                except NodeFault as fault:
+                    results[i] = (fault.node, fault.location, compiled)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: races show up
+    try:
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    finally:
+        sys.setswitchinterval(old)
+    assert not errors, errors
+    lines = mod.__file__ and Path(mod.__file__).read_text().splitlines()
+    for i in range(n):
+        node, location, compiled = results[i]
+        assert node == f"faulty{i}"
+        file, _, line = location.rpartition(":")
+        assert file == mod.__file__
+        text = lines[int(line) - 1]
+        assert "x / self.divisor" in text, f"faulty{i}: {location} is {text!r}"
+        # the program's table holds this graph's sites only
+        assert set(compiled.program.sites) == {0}
+        assert all(s.site is None or s.site.file == mod.__file__ for s in compiled.program.sites[0])
+
+
+def test_size_cache_survives_id_reuse() -> None:
+    site = k.Site("f.py", 1)
+
+    def body(n: int) -> list[k.Stmt]:
+        return [k.Assign(site, k.Local(k.T.F64, "x"), k.Const(k.T.F64, 1.0)) for _ in range(n)]
+
+    for _ in range(20):
+        small = k.KFunction("h", "C.h", [], {}, body(1), None, site)
+        assert _measure(small)[0] == 3
+        big_body, params, local_types = body(100), [], {}
+        del small  # its id is free again: the next object of that size usually takes it
+        big = k.KFunction("h", "C.h", params, local_types, big_body, None, site)
+        assert _measure(big)[0] == 300
+
+
+def test_outlining_cache_survives_id_reuse() -> None:
+    tiny = "(func $f (param $x f64) (result f64) (local.get $x))"
+    huge = (
+        "(func $f (param $x f64) (result f64) "
+        + "(f64.add " * 400
+        + "(local.get $x)"
+        + " (f64.const 1))" * 400
+        + ")"
+    )
+    for _ in range(20):
+        table = {"f": parse_function(tiny)}
+        assert _outlined(table) == set()
+        other = {"f": parse_function(huge)}
+        del table
+        assert _outlined(other) == {"f"}, "a stale entry of another function table"
+        del other
+
+
+# ---------------------------------------------------------------------------------------- 3
+def helper_chain(n: int) -> str:
+    lines = [
+        "class Chain(Node):",
+        "    input = StreamInput()",
+        "    output = StreamOutput()",
+        "",
+        "    def process(self, sample_rate):",
+        "        self.output = self.h0(self.input)",
+    ]
+    for i in range(n):
+        nxt = f"self.h{i + 1}(x * 0.999 + {i % 7}.0 * 0.001)" if i + 1 < n else "x"
+        lines += ["", f"    def h{i}(self, x):", f"        return {nxt}"]
+    return "\n".join(lines) + "\n"
+
+
+def long_sum(n: int) -> str:
+    terms = " + ".join(f"self.input * {1.0 + i / n!r}" for i in range(n))
+    return f"""
+class LongSum(Node):
+    input = StreamInput()
+    output = StreamOutput()
+
+    def process(self, sample_rate):
+        self.output = {terms}
+"""
+
+
+def _source_graph(cls: type) -> Graph:
+    from oscen.oscillators import Oscillator
+
+    graph = Graph(SR)
+    osc = graph.add_node(Oscillator.sine(3.0), "osc")
+    node = graph.add_node(cls(), "deep")
+    graph.connect(osc.output, node.input)
+    return graph
+
+
+@pytest.mark.parametrize("make, cls_name", [(lambda: helper_chain(200), "Chain"), (lambda: long_sum(1000), "LongSum")],
+                         ids=["200-helpers", "1000-terms"])  # fmt: skip
+def test_deep_valid_code_compiles_and_equals_the_interpreter(tmp_path: Path, make, cls_name: str) -> None:
+    mod = load_module(tmp_path, make())
+    cls = getattr(mod, cls_name)
+    limit = sys.getrecursionlimit()
+    expected, got = run_both(lambda: _source_graph(cls), 64)
+    assert_engines_match(expected, got)
+    assert np.any(np.abs(expected) > 0.1)
+    assert sys.getrecursionlimit() == limit, "the compile must put the recursion limit back"
+
+
+def test_deep_valid_code_compiles_on_a_thread(tmp_path: Path) -> None:
+    """JitGraph compiles on a background thread, whose stack is the thread default."""
+    mod = load_module(tmp_path, helper_chain(300))
+    outcome: list[object] = []
+
+    def work() -> None:
+        try:
+            compiled, state = compile_graph(_source_graph(mod.Chain))
+            outcome.append(compiled.process_block(state, 8))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            outcome.append(exc)
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join(timeout=120)
+    assert outcome and isinstance(outcome[0], np.ndarray), outcome
+
+
+def test_code_too_deep_for_the_compiler_is_a_jit_error_with_file_and_line(tmp_path: Path) -> None:
+    mod = load_module(tmp_path, helper_chain(3000))
+    graph = _source_graph(mod.Chain)
+    with pytest.raises(JitError, match="nested too deeply") as info:
+        CraneliftJit().compile(graph.to_ir())
+    err = info.value
+    assert err.site is not None and err.site.file == mod.__file__ and err.site.line > 0
+    assert err.node == "deep"
+    assert str(err).startswith(f"{mod.__file__}:{err.site.line}: deep: ")
