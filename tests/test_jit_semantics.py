@@ -27,7 +27,7 @@ from types import ModuleType
 
 import numpy as np
 import pytest
-from jit_support import assert_engines_match, compile_graph, run_both, same_float
+from jit_support import assert_engines_match, compile_graph, perturbed_reference, run_both, same_float
 
 from oscen.graph import Graph
 from oscen.graph.jit import CraneliftJit, GraphState, JitError, NodeFault
@@ -423,3 +423,55 @@ def test_code_too_deep_for_the_compiler_is_a_jit_error_with_file_and_line(tmp_pa
     assert err.site is not None and err.site.file == mod.__file__ and err.site.line > 0
     assert err.node == "deep"
     assert str(err).startswith(f"{mod.__file__}:{err.site.line}: deep: ")
+
+
+# ---------------------------------------------------------------------------------------- 21: policy
+def _self_timed_delay() -> Graph:
+    """A delay whose time is its own output (scaled, offset): chaotic, so a one-ulp difference
+    anywhere grows to the size of the signal."""
+    from oscen.delay import Delay
+    from oscen.gain import Add, Gain
+    from oscen.oscillators import Oscillator
+
+    graph = Graph(8000.0)
+    src = graph.add_node(Oscillator.sine(220.0, 0.5), "src")
+    delay = graph.add_node(Delay(0.01, 0.5, max_delay=0.05), "delay")
+    scale = graph.add_node(Gain(0.02), "scale")
+    offset = graph.add_node(Add(0.025), "offset")
+    graph.connect(src.output, delay.input)
+    graph.connect(delay.output, scale.input)
+    graph.connect(scale.output, offset.a)
+    graph.connect(offset.output, delay.delay_time)
+    graph.set_output(delay.output)
+    return graph
+
+
+def test_policy_accepts_a_chaotic_graph_within_its_own_spread() -> None:
+    n = 8000
+    expected, got = run_both(_self_timed_delay, n, check_state=False)
+    with pytest.raises(AssertionError, match="differ by more than"):
+        assert_engines_match(expected, got)  # the plain bound cannot hold here...
+    perturbed = perturbed_reference(_self_timed_delay, n)
+    assert np.max(np.abs(expected - perturbed)) > 0.1  # ...because the graph itself amplifies an ulp
+    assert_engines_match(expected, got, perturbed=perturbed)
+
+
+def test_policy_still_catches_an_early_error_in_a_chaotic_graph() -> None:
+    n = 8000
+    expected, got = run_both(_self_timed_delay, n, check_state=False)
+    perturbed = perturbed_reference(_self_timed_delay, n)
+    wrong = got.copy()
+    wrong[40] += 1e-6  # what a compiler bug looks like: a difference before the graph amplifies any
+    with pytest.raises(AssertionError, match="sample 40"):
+        assert_engines_match(expected, wrong, perturbed=perturbed)
+
+
+def test_policy_exact_mode_tells_signed_zeros_and_ulps_apart() -> None:
+    assert_engines_match(np.array([0.0, math.nan, 1.0]), np.array([0.0, math.nan, 1.0]), exact=True)
+    with pytest.raises(AssertionError, match="bit for bit"):
+        assert_engines_match(np.array([0.0]), np.array([-0.0]), exact=True)
+    with pytest.raises(AssertionError, match="bit for bit"):
+        assert_engines_match(np.array([1.0]), np.array([math.nextafter(1.0, 2.0)]), exact=True)
+    assert_engines_match(np.array([1e6]), np.array([1e6 + 1e-4]))  # 1e-9 relative
+    with pytest.raises(AssertionError):
+        assert_engines_match(np.array([1.0]), np.array([1.0 + 1e-8]))
