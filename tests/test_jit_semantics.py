@@ -183,6 +183,8 @@ def test_attribute_types_do_not_depend_on_samples_run(tmp_path: Path, warm: int)
     expected, got = run_both(build, 200)  # also compares the final state
     assert_engines_match(expected, got, exact=True)
     assert np.any(expected > 0.5)
+    _, live = run_both(build, 200, engine="jitgraph")
+    assert_engines_match(expected, live, exact=True)
 
 
 def test_fresh_and_warmed_graphs_compile_to_the_same_ir(tmp_path: Path) -> None:

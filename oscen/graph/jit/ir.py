@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -241,7 +242,8 @@ def _plain(value: Any) -> float | int | bool:
     return float(value)
 
 
-_ASSIGNED: dict[type, frozenset[str]] = {}
+_ASSIGNED: weakref.WeakKeyDictionary[type, frozenset[str]] = weakref.WeakKeyDictionary()
+"""Per class, weakly: the classes of reloaded patches must not be kept alive (or their ids reused)."""
 
 
 def assigned_attributes(cls: type) -> frozenset[str]:
