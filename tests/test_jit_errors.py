@@ -190,11 +190,11 @@ class Recursive(Base):
 
 
 class KeywordArgs(Base):
-    def _scale(self, v, k):
-        return v * k
+    def _scale(self, *values):
+        return values[0]
 
     def process(self, sample_rate):
-        self.output = self._scale(self.input, k=2.0)  # keywords
+        self.output = self._scale(self.input, 2.0)  # keywords
 
 
 class IteratesArray(Base):
@@ -278,16 +278,16 @@ class CallsSuper(Base):
 
 
 class DefaultParameter(Base):
-    def _scale(self, v, k=2.0):  # default-param
-        return v * k
+    def _scale(self, v, k=None):
+        return v * 2.0
 
     def process(self, sample_rate):
-        self.output = self._scale(self.input, 3.0)
+        self.output = self._scale(self.input)  # default-param
 
 
 class StaticHelper(Base):
-    @staticmethod
-    def _twice(v):
+    @classmethod
+    def _twice(cls, v):
         return v * 2.0
 
     def process(self, sample_rate):
@@ -453,7 +453,7 @@ REFUSED = [
     (TwoDArray, "2d", ["self.grid", "1-D"]),
     (NewAttribute, "new-attribute", ["self.fresh", "__init__"]),
     (Recursive, "recursion", ["recursive", "_depth"]),
-    (KeywordArgs, "keywords", ["keyword arguments"]),
+    (KeywordArgs, "keywords", ["*args"]),
     (IteratesArray, "for-array", ["range"]),
     (WhileElse, "while-else", ["while ... else"]),
     (ForElse, "for-else", ["for ... else"]),
@@ -469,7 +469,7 @@ REFUSED = [
     (DefaultParameter, "default-param", ["default"]),
     (VoidHelperValue, "void-value", ["_nothing", "returns nothing"]),
     (MissingMethod, "missing-method", ["_nope"]),
-    (StaticHelper, "static-helper", ["_twice", "static"]),
+    (StaticHelper, "static-helper", ["_twice", "class method"]),
     (FloatIndex, "float-index", ["self.arr", "float"]),
     (Slice, "slice", ["slices"]),
     (FloatBitOp, "float-bitop", ["&", "float"]),

@@ -477,3 +477,124 @@ def test_policy_exact_mode_tells_signed_zeros_and_ulps_apart() -> None:
     assert_engines_match(np.array([1e6]), np.array([1e6 + 1e-4]))  # 1e-9 relative
     with pytest.raises(AssertionError):
         assert_engines_match(np.array([1.0]), np.array([1.0 + 1e-8]))
+
+
+# ---------------------------------------------------------------------------------------- issue 14
+HELPERS = """
+DRIVE = 3.0
+
+
+def clamp(x, lo=-1.0, hi=1.0):
+    return lo if x < lo else (hi if x > hi else x)
+
+
+def soft(x, *, drive=DRIVE):
+    return math.tanh(x * drive) / math.tanh(drive)
+
+
+def count_calls(node_counter):
+    return node_counter + 1
+
+
+class Helpers(Node):
+    input = StreamInput()
+    output = StreamOutput()
+
+    def __init__(self):
+        self.calls = 0
+        self.trace = 0
+
+    @staticmethod
+    def mix(a, b, amount=0.5):
+        return a + (b - a) * amount
+
+    def tick(self, code):
+        self.trace = self.trace * 10 + code  # records the order the arguments ran in
+        return float(code)
+
+    def pair(self, first, second):
+        return first * 2.0 + second
+
+    def process(self, sample_rate):
+        x = self.input * 1.7
+        y = clamp(x) + clamp(x, hi=0.5) + clamp(x, -0.25, 0.25) + clamp(hi=0.75, x=x)
+        z = soft(self.input) + soft(self.input, drive=1.5)
+        w = self.mix(y, z) + Helpers.mix(y, z, 0.25) + self.mix(b=z, a=y, amount=0.75)
+        self.calls = count_calls(self.calls)
+        self.trace = 0
+        order = self.pair(second=self.tick(1), first=self.tick(2))  # keywords run left to right
+        self.output = w + order * 0.001
+"""
+
+
+def _helper_graph(mod: ModuleType) -> Graph:
+    from oscen.oscillators import Oscillator
+
+    graph = Graph(SR)
+    osc = graph.add_node(Oscillator.sine(7.0, 1.0), "osc")
+    node = graph.add_node(mod.Helpers(), "helpers")
+    graph.connect(osc.output, node.input)
+    return graph
+
+
+def test_module_functions_static_methods_defaults_and_keywords_compile(tmp_path: Path) -> None:
+    mod = load_module(tmp_path, HELPERS)
+    expected, got = run_both(lambda: _helper_graph(mod), 300)  # the final state too (calls, trace)
+    assert_engines_match(expected, got)
+    graph = _helper_graph(mod)
+    graph.process_block(1)
+    assert graph.nodes[1].node.trace == 12, "Python ran tick(1) before tick(2)"
+    compiled, state = compile_graph(_helper_graph(mod))
+    compiled.process_block(state, 1)
+    assert int(state.scalar(1, "trace")[0]) == 12
+    assert int(state.scalar(1, "calls")[0]) == 1
+
+
+REFUSED_CALLS = """
+def helper(x, y=1.0):
+    return x * y
+
+
+def needs_self(x):
+    return self.input * x  # noqa: F821
+
+
+def text_default(x, label="gain"):
+    return x
+
+
+def variadic(*values):
+    return 0.0
+
+
+class Refused(Node):
+    input = StreamInput()
+    output = StreamOutput()
+
+    def process(self, sample_rate):
+        self.output = {call}
+"""
+
+
+@pytest.mark.parametrize(
+    "call, words",
+    [
+        ("helper(self.input, z=2.0)", ["helper()", "unexpected keyword argument 'z'"]),
+        ("helper()", ["helper()", "missing required argument 'x'"]),
+        ("helper(self.input, 1.0, 2.0)", ["takes 2 positional arguments but 3 were given"]),
+        ("helper(self.input, x=2.0)", ["multiple values for argument 'x'"]),
+        ("needs_self(2.0)", ["needs_self() is not a method", "`self` is not defined"]),
+        ("text_default(self.input)", ["default value of 'label'", "str", "numbers"]),
+        ("variadic(self.input)", ["variadic()", "*args"]),
+    ],
+)
+def test_refused_calls_say_why(tmp_path: Path, call: str, words: list[str]) -> None:
+    mod = load_module(tmp_path, REFUSED_CALLS.format(call=call))
+    graph = Graph(SR)
+    graph.add_node(mod.Refused(), "refused")
+    with pytest.raises(JitError) as info:
+        CraneliftJit().compile(graph.to_ir())
+    message = str(info.value)
+    assert message.startswith(mod.__file__ + ":"), message
+    for w in words:
+        assert w in message, message

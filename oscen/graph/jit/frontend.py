@@ -186,8 +186,9 @@ class NodeLowering:
         self.name = label or cls.__qualname__
         self.unsupported = unsupported or {}
         self.constants = constants or {}
-        self._cache: dict[tuple[str, tuple[T, ...]], k.KFunction] = {}
-        self._in_progress: set[str] = set()
+        self._cache: dict[tuple[Any, tuple[T, ...]], k.KFunction] = {}
+        self._in_progress: set[Any] = set()
+        self._function_names: dict[Any, str] = {}  # plain functions -> a name unique in this node
         # What the lowered code folded in from outside the instance: (namespace, name) ->
         # (the value, kept alive so that an identity stays unique, and its fingerprint).
         self.dependencies: dict[tuple[int, str], tuple[Callable[[], Any], Any, Any]] = {}
@@ -225,43 +226,73 @@ class NodeLowering:
         first_param_value: float | None = None,
         site: k.Site | None = None,
     ) -> k.KFunction:
-        key = (name, arg_types)
-        if key in self._cache:
-            return self._cache[key]
-        if name in self._in_progress:
-            raise JitError(
-                f"recursive call of {name}() is not supported in compiled code", site, node=self.name
-            )
         func = getattr(self.cls, name, None)
         if func is None or not callable(func):
             raise JitError(f"{self.name} has no method {name}()", site, node=self.name)
-        if isinstance(inspect.getattr_static(self.cls, name), (staticmethod, classmethod)):
+        static = inspect.getattr_static(self.cls, name)
+        if isinstance(static, classmethod):
             raise JitError(
-                f"{name}() is a static/class method; compiled code calls instance methods only",
+                f"{name}() is a class method; compiled code calls instance and static methods only",
                 site,
                 node=self.name,
             )
+        if isinstance(static, staticmethod):
+            return self.function(static.__func__, arg_types, site)
+        return self._lowered(name, func, name, arg_types, first_param_value, True, site)
+
+    def function(self, func: Any, arg_types: tuple[T, ...], site: k.Site | None = None) -> k.KFunction:
+        """A plain function (module-level, or a static method) called from node code."""
+        if not isinstance(func, types.FunctionType):
+            raise JitError(f"{func!r} is not a Python function", site, node=self.name)
+        name = self._function_names.get(func)
+        if name is None:
+            name = self._function_names[func] = f"{func.__name__}_f{len(self._function_names)}"
+        return self._lowered(func, func, name, arg_types, None, False, site)
+
+    def _lowered(
+        self,
+        identity: Any,
+        func: Callable[..., Any],
+        name: str,
+        arg_types: tuple[T, ...],
+        first_param_value: float | None,
+        has_self: bool,
+        site: k.Site | None,
+    ) -> k.KFunction:
+        key = (identity, arg_types)
+        if key in self._cache:
+            return self._cache[key]
+        if identity in self._in_progress:
+            shown = getattr(func, "__name__", name)
+            raise JitError(
+                f"recursive call of {shown}() is not supported in compiled code", site, node=self.name
+            )
         outermost = not self._in_progress
-        self._in_progress.add(name)
+        self._in_progress.add(identity)
         try:
             if outermost:
                 with deep_recursion():
                     try:
-                        fn = self._lower(func, name, arg_types, first_param_value)
+                        fn = self._lower(func, name, arg_types, first_param_value, has_self)
                     except RecursionError:
                         raise too_deep(self.last_site, self.name) from None
             else:
-                fn = self._lower(func, name, arg_types, first_param_value)
+                fn = self._lower(func, name, arg_types, first_param_value, has_self)
         finally:
-            self._in_progress.discard(name)
+            self._in_progress.discard(identity)
         self._cache[key] = fn
         return fn
 
     def _lower(
-        self, func: Callable[..., Any], name: str, arg_types: tuple[T, ...], first: float | None
+        self,
+        func: Callable[..., Any],
+        name: str,
+        arg_types: tuple[T, ...],
+        first: float | None,
+        has_self: bool,
     ) -> k.KFunction:
         src = _source_of(func, self.name)
-        return _FunctionLowering(self, src, name, arg_types, first).lower()
+        return _FunctionLowering(self, src, name, arg_types, first, has_self).lower()
 
 
 class _Widen(Exception):
@@ -371,10 +402,12 @@ class _FunctionLowering:
         name: str,
         arg_types: tuple[T, ...],
         first_param_value: float | None,
+        has_self: bool = True,
     ) -> None:
         self.owner = owner
         self.src = src
         self.name = name
+        self.has_self = has_self
         self.arg_types = arg_types
         self.first_param_value = first_param_value
         self.local_types: dict[str, T] = {}
@@ -385,7 +418,10 @@ class _FunctionLowering:
         self.if_depth = 0
         self.temp_counter = 0
         self.calls: list[k.KFunction] = []
-        self.store_counts: dict[str, int] = {a.arg: 1 for a in src.tree.args.args}  # bound by the call
+        fargs = src.tree.args
+        self.store_counts: dict[str, int] = {
+            a.arg: 1 for a in [*fargs.args, *fargs.kwonlyargs]
+        }  # bound by the call
         for node in ast.walk(src.tree):
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
                 self.store_counts[node.id] = self.store_counts.get(node.id, 0) + 1
@@ -395,12 +431,20 @@ class _FunctionLowering:
     def lower(self) -> k.KFunction:
         fdef = self.src.tree
         args = fdef.args
-        if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs or args.defaults:
-            raise self.error(fdef, "default, keyword-only or variadic parameters")
-        names = [a.arg for a in args.args]
-        if not names or names[0] != "self":
-            raise self.error(fdef, "a method without `self` as first parameter")
-        params = names[1:]
+        if args.vararg or args.kwarg or args.posonlyargs:
+            raise self.error(fdef, "variadic (*args, **kwargs) or positional-only parameters")
+        names = [a.arg for a in [*args.args, *args.kwonlyargs]]
+        if self.has_self:
+            if not names or names[0] != "self":
+                raise self.error(fdef, "a method without `self` as first parameter")
+            params = names[1:]
+        else:
+            params = names
+            for node in ast.walk(fdef):
+                if isinstance(node, ast.Name) and node.id == "self" and "self" not in params:
+                    raise JitError(
+                        f"{fdef.name}() is not a method: `self` is not defined in it", self.site(node)
+                    )
         if self.first_param_value is not None:
             if len(params) != 1:
                 raise self.error(fdef, f"{self.name}() must take exactly (self, sample_rate)")
@@ -433,7 +477,7 @@ class _FunctionLowering:
         locals_ = {n: t for n, t in self.local_types.items() if n not in dict(typed_params)}
         return k.KFunction(
             self.name,
-            f"{self.owner.name}.{self.name}",
+            f"{self.owner.name}.{self.name}" if self.has_self else fdef.name,
             typed_params,
             locals_,
             body,
@@ -443,6 +487,10 @@ class _FunctionLowering:
         )
 
     # ------------------------------------------------------------------ helpers
+    def is_self(self, e: ast.expr) -> bool:
+        """``e`` is the node itself (never inside a plain function, where ``self`` is no name)."""
+        return self.has_self and _is_self(e)
+
     def site(self, node: ast.AST) -> k.Site:
         return k.Site(self.src.file, self.src.line_offset + getattr(node, "lineno", 1), self.owner.name)
 
@@ -601,7 +649,7 @@ class _FunctionLowering:
                 # Assigned once, from a constant: reads fold (a node's mode switch costs nothing).
                 self.const_locals[name] = k.Const(t, value.value)
             return [k.Assign(site, k.Local(t, name), self.coerce(value, t, s))]
-        if isinstance(target, ast.Attribute) and _is_self(target.value):
+        if isinstance(target, ast.Attribute) and self.is_self(target.value):
             info = self.owner.attrs.get(target.attr)
             if isinstance(info, ScalarAttr):
                 if info.type == T.F64 and value.type != T.F64:
@@ -720,7 +768,7 @@ class _FunctionLowering:
         ):
             return None
         port = call.func.value
-        if not (isinstance(port, ast.Attribute) and _is_self(port.value)):
+        if not (isinstance(port, ast.Attribute) and self.is_self(port.value)):
             return None
         info = self.owner.attrs.get(port.attr)
         if not (isinstance(info, EndpointAttr) and info.kind == "event_out"):
@@ -812,7 +860,7 @@ class _FunctionLowering:
         raise JitError(f"name {n!r} is not defined", self.site(e))
 
     def attribute(self, e: ast.Attribute) -> k.Expr:
-        if _is_self(e.value):
+        if self.is_self(e.value):
             info = self.owner.attrs.get(e.attr)
             if isinstance(info, ScalarAttr):
                 if e.attr in self.owner.constants:
@@ -878,7 +926,7 @@ class _FunctionLowering:
         return None
 
     def array_index(self, e: ast.Subscript) -> tuple[str, k.Expr]:
-        if not (isinstance(e.value, ast.Attribute) and _is_self(e.value.value)):
+        if not (isinstance(e.value, ast.Attribute) and self.is_self(e.value.value)):
             raise self.error(
                 e,
                 f"indexing {ast.unparse(e.value)}",
@@ -1092,21 +1140,31 @@ class _FunctionLowering:
 
     def call(self, e: ast.Call, allow_void: bool) -> k.Expr:
         site = self.site(e)
-        if e.keywords:
-            raise self.error(e, "keyword arguments", "pass arguments by position")
         if any(isinstance(a, ast.Starred) for a in e.args):
             raise self.error(e, "starred arguments")
         f = e.func
-        # self.helper(...)
-        if isinstance(f, ast.Attribute) and _is_self(f.value):
+        # self.helper(...), a static method through self
+        if isinstance(f, ast.Attribute) and self.is_self(f.value):
             if isinstance(self.owner.attrs.get(f.attr), EndpointAttr):
                 raise self.error(e, f"calling the endpoint self.{f.attr}")
-            args = [self.expr(a) for a in e.args]
+            target = getattr(self.owner.cls, f.attr, None)
+            if target is None or not callable(target):
+                raise JitError(f"{self.owner.name} has no method {f.attr}()", site)
+            static = isinstance(inspect.getattr_static(self.owner.cls, f.attr, None), staticmethod)
+            args = self.bind_arguments(target, not static, e, f"self.{f.attr}")
             callee = self.owner.method(f.attr, tuple(a.type for a in args), site=site)
-            self.calls.append(callee)
-            if callee.returns is None and not allow_void:
-                raise JitError(f"self.{f.attr}() returns nothing but its value is used", site)
-            return k.Call(callee.returns or T.F64, callee, args, site, conditional=self.if_depth > 0)
+            return self.call_of(callee, args, e, allow_void, f"self.{f.attr}")
+        # helper(...), module.helper(...): plain Python functions
+        func = self.plain_function(f)
+        if func is not None:
+            shown = ast.unparse(f)
+            args = self.bind_arguments(func, False, e, shown)
+            callee = self.owner.function(func, tuple(a.type for a in args), site)
+            return self.call_of(callee, args, e, allow_void, shown)
+        if e.keywords:
+            raise self.error(
+                e, "keyword arguments to a builtin or math function", "pass arguments by position"
+            )
         if isinstance(f, ast.Attribute) and f.attr == "emit":
             raise self.error(e, "emit() inside an expression", "call it as a statement")
         # math.f(...)
@@ -1125,8 +1183,107 @@ class _FunctionLowering:
         raise self.error(
             e,
             f"calling {ast.unparse(f)}",
-            "compiled code may call math functions, min/max/abs/int/float/round/len/bool and the node's own methods",
+            "compiled code may call math functions, min/max/abs/int/float/round/len/bool, the node's own "
+            "methods, static methods and Python functions defined in a module",
         )
+
+    def call_of(
+        self, callee: k.KFunction, args: list[k.Expr], e: ast.Call, allow_void: bool, shown: str
+    ) -> k.Expr:
+        site = self.site(e)
+        self.calls.append(callee)
+        if callee.returns is None and not allow_void:
+            raise JitError(f"{shown}() returns nothing but its value is used", site)
+        return k.Call(callee.returns or T.F64, callee, args, site, conditional=self.if_depth > 0)
+
+    def plain_function(self, f: ast.expr) -> types.FunctionType | None:
+        """The Python function ``f`` names: a module global, or an attribute of a module."""
+        value: Any = None
+        if isinstance(f, ast.Name) and f.id not in self.local_types and f.id in self.src.globals:
+            value = self.global_value(f.id)
+        elif isinstance(f, ast.Attribute):
+            if (
+                isinstance(f.value, ast.Name)
+                and f.value.id not in self.local_types
+                and f.value.id in self.src.globals
+            ):
+                owner = self.global_value(f.value.id)
+                if isinstance(owner, type):  # ClassName.static_method(...)
+                    static = inspect.getattr_static(owner, f.attr, None)
+                    return static.__func__ if isinstance(static, staticmethod) else None
+            base = self.module_of(f.value)
+            if base is not None and base is not math:
+                attr = f.attr
+                value = self.owner.depend(
+                    (id(base), attr), lambda: getattr(base, attr, None), getattr(base, attr, None)
+                )
+        return value if isinstance(value, types.FunctionType) else None
+
+    def bind_arguments(self, func: Any, drop_self: bool, e: ast.Call, shown: str) -> list[k.Expr]:
+        """The call's arguments in the callee's parameter order: positional, keywords, and the
+        defaults (numbers) of the ones not given. Evaluated in source order, as Python does."""
+        site = self.site(e)
+        code = func.__code__
+        if code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS) or code.co_posonlyargcount:
+            raise self.error(
+                e, f"calling {shown}(), which takes *args, **kwargs or positional-only parameters"
+            )
+        positional = list(code.co_varnames[: code.co_argcount])
+        kwonly = list(code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount])
+        defaults: dict[str, Any] = {}
+        if func.__defaults__:
+            defaults.update(
+                zip(positional[len(positional) - len(func.__defaults__) :], func.__defaults__, strict=True)
+            )
+        defaults.update(func.__kwdefaults__ or {})
+        if drop_self:
+            positional = positional[1:]
+        params = positional + kwonly
+        if len(e.args) > len(positional):
+            raise JitError(
+                f"{shown}() takes {len(positional)} positional arguments but {len(e.args)} were given", site
+            )
+        given: dict[str, k.Expr] = {}
+        evaluated: list[tuple[str, k.Expr]] = []  # source order
+        for name, a in zip(positional, e.args, strict=False):
+            evaluated.append((name, self.expr(a)))
+        for kw in e.keywords:
+            if kw.arg is None:
+                raise self.error(e, "**kwargs in a call")
+            if kw.arg not in params:
+                raise JitError(f"{shown}() got an unexpected keyword argument {kw.arg!r}", site)
+            if kw.arg in dict(evaluated):
+                raise JitError(f"{shown}() got multiple values for argument {kw.arg!r}", site)
+            evaluated.append((kw.arg, self.expr(kw.value)))
+        in_order = [n for n, _ in evaluated] == [p for p in params if p in dict(evaluated)]
+        simple = all(isinstance(v, (k.Const, k.Local, k.Attr, k.Input)) for _, v in evaluated)
+        if in_order or simple:
+            given = dict(evaluated)
+            prologue: list[tuple[str, k.Expr]] = []
+        else:  # keywords out of parameter order: evaluate into temporaries first, in source order
+            prologue = [(self.temp(v.type), v) for _, v in evaluated]
+            given = {n: k.Local(v.type, tmp) for (n, v), (tmp, _) in zip(evaluated, prologue, strict=True)}
+        out: list[k.Expr] = []
+        for p in params:
+            if p in given:
+                out.append(given[p])
+                continue
+            if p not in defaults:
+                raise JitError(f"{shown}() missing required argument {p!r}", site)
+            const = _numeric_constant(defaults[p])
+            if const is None:
+                raise JitError(
+                    f"the default value of {p!r} in {shown}() is a {type(defaults[p]).__name__}; "
+                    "compiled code takes numbers and bools",
+                    site,
+                )
+            out.append(const)
+        if prologue:
+            first = out[0]
+            for tmp, v in reversed(prologue):
+                first = k.Let(first.type, tmp, v, first)
+            out[0] = first
+        return out
 
     def math_call(self, name: str, e: ast.Call) -> k.Expr:
         site = self.site(e)
@@ -1157,7 +1314,7 @@ class _FunctionLowering:
             arg = e.args[0] if len(e.args) == 1 else None
             if (
                 isinstance(arg, ast.Attribute)
-                and _is_self(arg.value)
+                and self.is_self(arg.value)
                 and isinstance(self.owner.attrs.get(arg.attr), ArrayAttr)
             ):
                 info = self.owner.attrs[arg.attr]
