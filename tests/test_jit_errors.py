@@ -460,8 +460,8 @@ REFUSED = [
     (IntPowVariable, "int-pow", ["int ** int"]),
     (IntPowNegative, "int-pow-negative", ["int ** int"]),
     (UsesRaise, "raise", ["raise"]),
-    (UsesIs, "is", ["Is"]),
-    (UsesIn, "in", ["In"]),
+    (UsesIs, "is", ["`is`"]),
+    (UsesIn, "in", ["`in`"]),
     (NestedFunction, "nested-def", ["nested function"]),
     (UsesGlobalList, "global-list", ["A_LIST", "list"]),
     (UndefinedName, "undefined", ["undefined_thing"]),
@@ -528,6 +528,19 @@ def test_unsupported_construct_is_refused_with_file_line_and_label(
         assert fragment in text[len(prefix) :], f"{fragment!r} not in {text!r}"
     assert err.site is not None and err.site.line == line_of(marker)
     assert err.node == label
+    assert_no_syntax_tree_names(text)
+
+
+_AST_NAMES = {n for n in dir(__import__("ast")) if n[:1].isupper() and n not in {"Constant"}}
+
+
+def assert_no_syntax_tree_names(text: str) -> None:
+    """A refusal speaks Python, not the ast module (no "BinOp", "Is", "MatMult" in a message)."""
+    import re
+
+    words = set(re.findall(r"[A-Za-z_]+", text.split(": ", 2)[-1]))
+    leaked = words & _AST_NAMES
+    assert not leaked, f"syntax-tree names {sorted(leaked)} in {text!r}"
 
 
 def test_refusals_name_the_node_not_its_class() -> None:

@@ -598,3 +598,78 @@ def test_refused_calls_say_why(tmp_path: Path, call: str, words: list[str]) -> N
     assert message.startswith(mod.__file__ + ":"), message
     for w in words:
         assert w in message, message
+
+
+REFUSED_CONSTRUCTS = """
+import numpy as np
+
+WEIGHTS = [0.25, 0.5]
+
+
+class Refused(Node):
+    input = StreamInput()
+    output = StreamOutput()
+
+    def __init__(self):
+        self.table = [0.1, 0.2, 0.3]
+        self.m = np.eye(2)
+
+    def process(self, sample_rate):
+{body}
+"""
+
+
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        (
+            "        values = [1.0, 2.0]\n        self.output = values[0]",
+            ["a list of numbers", "use a numpy array"],
+        ),
+        (
+            "        pair = (1.0, 2.0)\n        self.output = pair[0]",
+            ["a tuple of numbers", "use a numpy array"],
+        ),
+        ("        self.output = self.table[0]", ["self.table is a list of numbers", "use a numpy array"]),
+        ("        self.output = self.input @ self.input", ["the operator @"]),
+        ("        self.output = 1.0 if self.input is None else 0.0", ["the comparison `is`"]),
+        (
+            "        match self.input:\n            case _:\n                self.output = 1.0",
+            ["the `match` statement"],
+        ),
+        ("        self.output = (x := self.input)", ["the walrus operator"]),
+    ],
+    ids=["list", "tuple", "list-attribute", "matmul", "is", "match", "walrus"],
+)
+def test_refusals_speak_python_and_say_what_to_use(tmp_path: Path, body: str, words: list[str]) -> None:
+    from test_jit_errors import assert_no_syntax_tree_names
+
+    mod = load_module(tmp_path, REFUSED_CONSTRUCTS.format(body=body))
+    graph = Graph(SR)
+    graph.add_node(mod.Refused(), "refused")
+    with pytest.raises(JitError) as info:
+        CraneliftJit().compile(graph.to_ir())
+    message = str(info.value)
+    assert message.startswith(mod.__file__ + ":"), message
+    for w in words:
+        assert w in message, message
+    assert_no_syntax_tree_names(message)
+
+
+def test_the_examples_in_docs_jit_md_run(tmp_path: Path) -> None:
+    """Every ```python block of docs/jit.md, in order, as one module (the JIT reads its source)."""
+    import re
+
+    text = (Path(__file__).parent.parent / "docs" / "jit.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 4
+    path = tmp_path / "jit_md_examples.py"
+    path.write_text("\n\n".join(blocks))
+    spec = importlib.util.spec_from_file_location("jit_md_examples", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["jit_md_examples"] = module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.modules.pop("jit_md_examples", None)

@@ -615,7 +615,8 @@ class _FunctionLowering:
             ast.FunctionDef: "a nested function", ast.ClassDef: "a class definition",
             ast.Try: "try/except", ast.With: "with", ast.Raise: "raise", ast.Global: "global",
             ast.Nonlocal: "nonlocal", ast.Delete: "del", ast.Import: "import", ast.ImportFrom: "import",
-        }.get(type(s), type(s).__name__)  # fmt: skip
+            ast.AsyncFunctionDef: "an async function", ast.AsyncFor: "async for", ast.AsyncWith: "async with",
+        }.get(type(s)) or _statement_words(s)  # fmt: skip
         raise self.error(s, construct)
 
     def assign(self, target: ast.expr, value_node: ast.expr, s: ast.stmt) -> list[k.Stmt]:
@@ -698,7 +699,7 @@ class _FunctionLowering:
         site = self.site(s)
         op = _BINOPS.get(type(s.op))
         if op is None:
-            raise self.error(s, f"the operator {type(s.op).__name__}")
+            raise self.error(s, f"the operator {_OPERATOR_WORDS.get(type(s.op), 'used here')}")
         target = s.target
         if isinstance(target, ast.Subscript):
             array, index = self.array_index(target)
@@ -803,7 +804,7 @@ class _FunctionLowering:
         if isinstance(e, ast.BinOp):
             op = _BINOPS.get(type(e.op))
             if op is None:
-                raise self.error(e, f"the operator {type(e.op).__name__}")
+                raise self.error(e, f"the operator {_OPERATOR_WORDS.get(type(e.op), 'used here')}")
             return self.binary(op, self.expr(e.left), self.expr(e.right), e)
         if isinstance(e, ast.UnaryOp):
             return self.unary(e)
@@ -825,13 +826,25 @@ class _FunctionLowering:
             return k.ArrayLoad(info.type, array, index, self.site(e))
         if isinstance(e, ast.Call):
             return self.call(e, allow_void)
+        if (
+            isinstance(e, (ast.List, ast.Tuple))
+            and e.elts
+            and all(isinstance(x, ast.Constant) and type(x.value) in (int, float) for x in e.elts)
+        ):
+            kind = "a list" if isinstance(e, ast.List) else "a tuple"
+            raise self.error(
+                e,
+                f"{kind} of numbers as a value",
+                "use a numpy array: self.values = np.array([...]) in __init__, then self.values[i]",
+            )
         construct = {
             ast.Tuple: "a tuple", ast.List: "a list", ast.Dict: "a dict", ast.Set: "a set",
             ast.ListComp: "a list comprehension", ast.GeneratorExp: "a generator expression",
             ast.DictComp: "a dict comprehension", ast.SetComp: "a set comprehension",
             ast.Lambda: "lambda", ast.JoinedStr: "an f-string", ast.NamedExpr: "the walrus operator",
             ast.Starred: "starred arguments", ast.Await: "await", ast.Yield: "yield",
-        }.get(type(e), type(e).__name__)  # fmt: skip
+            ast.YieldFrom: "yield from", ast.Slice: "a slice",
+        }.get(type(e)) or f"the expression `{_short(e)}`"  # fmt: skip
         raise self.error(e, construct)
 
     def name_ref(self, e: ast.Name) -> k.Expr:
@@ -934,6 +947,8 @@ class _FunctionLowering:
             )
         name = e.value.attr
         info = self.owner.attrs.get(name)
+        if not isinstance(info, ArrayAttr) and name in self.owner.unsupported:
+            raise JitError(f"self.{name} is {self.owner.unsupported[name]}", self.site(e))
         if not isinstance(info, ArrayAttr):
             raise self.error(e, f"indexing self.{name}, which is not a 1-D float64/int64 numpy array")
         if isinstance(e.slice, (ast.Slice, ast.Tuple)):
@@ -1021,14 +1036,18 @@ class _FunctionLowering:
             if v.type == T.F64:
                 raise JitError("~ on a float (Python raises TypeError)", site)
             return k.Unary(T.I64, "invert", self.coerce(v, T.I64, e), site)
-        raise self.error(e, type(e.op).__name__)
+        raise self.error(e, f"the unary operator in `{_short(e)}`")
 
     def compare(self, e: ast.Compare) -> k.Expr:
         ops = []
         for op in e.ops:
             sym = _CMPOPS.get(type(op))
             if sym is None:
-                raise self.error(e, f"the comparison {type(op).__name__}", "only < <= > >= == !=")
+                raise self.error(
+                    e,
+                    f"the comparison `{_COMPARISON_WORDS.get(type(op), _short(e))}`",
+                    "only < <= > >= == !=",
+                )
             ops.append(sym)
         left = self.expr(e.left)
         operands = [self.expr(c) for c in e.comparators]
@@ -1380,6 +1399,26 @@ _COMPARE = {
     "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
     ">=": lambda a, b: a >= b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b,
 }  # fmt: skip
+
+
+_OPERATOR_WORDS: dict[type, str] = {ast.MatMult: "@ (matrix multiplication)"}
+_COMPARISON_WORDS: dict[type, str] = {ast.Is: "is", ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in"}
+
+
+def _short(e: ast.AST) -> str:
+    """Source text of a construct for a message (never a syntax-tree class name), shortened."""
+    try:
+        text = ast.unparse(e)
+    except Exception:  # noqa: BLE001 - a message must not fail
+        return "this construct"
+    text = " ".join(text.split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _statement_words(s: ast.stmt) -> str:
+    """A statement the subset lacks, named by its keyword (``match``...) rather than its class."""
+    first = _short(s).split(" ", 1)[0].rstrip(":")
+    return f"the `{first}` statement" if first.isidentifier() else f"the statement `{_short(s)}`"
 
 
 def _logical(op: str, a: k.Expr, b: k.Expr) -> k.Expr:

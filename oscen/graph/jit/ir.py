@@ -227,6 +227,11 @@ def describe_state(node: Node) -> tuple[list[StateIR], dict[str, str]]:
                 unsupported[name] = (
                     f"a numpy array of dtype {value.dtype} (compiled code takes float64 or int64)"
                 )
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float)) for v in value):
+            unsupported[name] = (
+                f"a {type(value).__name__} of numbers (compiled code takes numbers, bools and numpy "
+                f"arrays: use a numpy array, self.{name} = np.array([...]))"
+            )
         else:
             unsupported[name] = (
                 f"a {type(value).__name__} (compiled code takes numbers, bools and numpy arrays)"
