@@ -245,7 +245,7 @@ class UsesRaise(Base):
 
 class UsesIs(Base):
     def process(self, sample_rate):
-        self.output = 1.0 if self.input is None else 0.0  # is
+        self.output = 1.0 if self.input is self.input else 0.0  # is
 
 
 class UsesIn(Base):
@@ -460,7 +460,7 @@ REFUSED = [
     (IntPowVariable, "int-pow", ["int ** int"]),
     (IntPowNegative, "int-pow-negative", ["int ** int"]),
     (UsesRaise, "raise", ["raise"]),
-    (UsesIs, "is", ["`is`"]),
+    (UsesIs, "is", ["`self.input is self.input`", "None only"]),
     (UsesIn, "in", ["`in`"]),
     (NestedFunction, "nested-def", ["nested function"]),
     (UsesGlobalList, "global-list", ["A_LIST", "list"]),

@@ -632,14 +632,18 @@ class Refused(Node):
         ),
         ("        self.output = self.table[0]", ["self.table is a list of numbers", "use a numpy array"]),
         ("        self.output = self.input @ self.input", ["the operator @"]),
-        ("        self.output = 1.0 if self.input is None else 0.0", ["the comparison `is`"]),
+        (
+            "        self.output = 1.0 if self.input is self.input else 0.0",
+            ["`self.input is self.input`", "None only"],
+        ),
+        ("        self.output = 1.0 if self.input in (1.0, 2.0) else 0.0", ["the comparison `in`"]),
         (
             "        match self.input:\n            case _:\n                self.output = 1.0",
             ["the `match` statement"],
         ),
         ("        self.output = (x := self.input)", ["the walrus operator"]),
     ],
-    ids=["list", "tuple", "list-attribute", "matmul", "is", "match", "walrus"],
+    ids=["list", "tuple", "list-attribute", "matmul", "is", "in", "match", "walrus"],
 )
 def test_refusals_speak_python_and_say_what_to_use(tmp_path: Path, body: str, words: list[str]) -> None:
     from test_jit_errors import assert_no_syntax_tree_names
@@ -673,3 +677,47 @@ def test_the_examples_in_docs_jit_md_run(tmp_path: Path) -> None:
         spec.loader.exec_module(module)
     finally:
         sys.modules.pop("jit_md_examples", None)
+
+
+OPTIONAL = """
+FALLBACK = None
+LIMIT = 0.5
+
+
+class Optional(Node):
+    input = StreamInput()
+    output = StreamOutput()
+
+    def __init__(self, limit=None, scale=None):
+        self.limit = limit  # None: no limit
+        self.scale = scale
+        self.clipped = 0
+
+    def process(self, sample_rate):
+        x = self.input
+        if self.limit is not None and x > self.limit:
+            x = self.limit
+            self.clipped += 1
+        if self.scale is None:
+            x = x * 0.5
+        if FALLBACK is None and LIMIT is not None:
+            x = x + 0.125
+        self.output = x
+"""
+
+
+@pytest.mark.parametrize("limit, scale", [(None, None), (0.25, None), (0.25, 2.0), (None, 1.0)])
+def test_is_none_on_optional_attributes_and_globals(tmp_path: Path, limit, scale) -> None:
+    from oscen.oscillators import Oscillator
+
+    mod = load_module(tmp_path, OPTIONAL)
+
+    def build() -> Graph:
+        graph = Graph(SR)
+        osc = graph.add_node(Oscillator.sine(5.0, 1.0), "osc")
+        node = graph.add_node(mod.Optional(limit, scale), "optional")
+        graph.connect(osc.output, node.input)
+        return graph
+
+    expected, got = run_both(build, 400)  # compares the final state (clipped) too
+    assert_engines_match(expected, got)  # the sine source is within an ulp, not exact

@@ -1039,6 +1039,8 @@ class _FunctionLowering:
         raise self.error(e, f"the unary operator in `{_short(e)}`")
 
     def compare(self, e: ast.Compare) -> k.Expr:
+        if len(e.ops) == 1 and isinstance(e.ops[0], (ast.Is, ast.IsNot)):
+            return self.compare_none(e)
         ops = []
         for op in e.ops:
             sym = _CMPOPS.get(type(op))
@@ -1046,12 +1048,54 @@ class _FunctionLowering:
                 raise self.error(
                     e,
                     f"the comparison `{_COMPARISON_WORDS.get(type(op), _short(e))}`",
-                    "only < <= > >= == !=",
+                    "only < <= > >= == != (and `is None` / `is not None`)",
                 )
             ops.append(sym)
         left = self.expr(e.left)
         operands = [self.expr(c) for c in e.comparators]
         return self.chain(left, list(zip(ops, operands, strict=True)), e)
+
+    def compare_none(self, e: ast.Compare) -> k.Expr:
+        """``x is None`` / ``x is not None``: known when the graph is compiled. Compiled values
+        are numbers, never None; an attribute or global holding None (an optional setting left
+        unset) stays None, since compiled code cannot assign it anything else."""
+        left, right = e.left, e.comparators[0]
+        if _is_none(left):
+            left, right = right, left
+        if not _is_none(right):
+            raise self.error(e, f"`{_short(e)}`", "`is` and `is not` compare with None only")
+        is_none = self.holds_none(left)
+        if is_none is None:
+            raise self.error(
+                e, f"`{_short(e)}`", "`is None` works on attributes, globals, locals and parameters"
+            )
+        return k.Const(T.BOOL, is_none == isinstance(e.ops[0], ast.Is))
+
+    def holds_none(self, v: ast.expr) -> bool | None:
+        """Whether ``v`` is None in compiled code (None: cannot tell, so refuse)."""
+        if _is_none(v):
+            return True
+        if isinstance(v, ast.Attribute) and self.is_self(v.value):
+            if v.attr in self.owner.attrs:
+                return False
+            reason = self.owner.unsupported.get(v.attr, "")
+            if reason.startswith("a NoneType"):
+                return True
+            if reason:
+                return False  # some other object: not None
+            cls, attr = self.owner.cls, v.attr
+            static = self.owner.depend(
+                (id(cls), attr),
+                lambda: inspect.getattr_static(cls, attr, _MISSING),
+                inspect.getattr_static(cls, attr, _MISSING),
+            )
+            return None if static is _MISSING else static is None
+        if isinstance(v, ast.Name):
+            if v.id in self.local_types or v.id in self.const_params or v.id in self.store_counts:
+                return False  # a local or parameter: a number
+            if v.id in self.src.globals:
+                return self.global_value(v.id) is None
+        return None
 
     def chain(self, left: k.Expr, rest: list[tuple[str, k.Expr]], e: ast.Compare) -> k.Expr:
         """``left op1 b op2 c ...`` as Python runs it: b once, c only if ``left op1 b`` held."""
@@ -1129,7 +1173,16 @@ class _FunctionLowering:
 
     def boolop(self, e: ast.BoolOp) -> k.Expr:
         op = "and" if isinstance(e.op, ast.And) else "or"
-        values = [self.expr(v) for v in e.values]
+        values: list[k.Expr] = []
+        for v_node in e.values:
+            v = self.expr(v_node)
+            values.append(v)
+            # a constant that decides (`x is not None and ...` with x None): the rest is never
+            # evaluated in Python, so it is not compiled (it may not even be compilable)
+            if isinstance(v, k.Const) and bool(v.value) == (op == "or"):
+                break
+        if len(values) == 1:
+            return values[0]
         if all(v.type == T.BOOL for v in values):
             result = values[0]
             for v in values[1:]:
@@ -1428,6 +1481,10 @@ def _logical(op: str, a: k.Expr, b: k.Expr) -> k.Expr:
             return b if a.value else k.Const(T.BOOL, False)
         return k.Const(T.BOOL, True) if a.value else b
     return k.Logical(T.BOOL, op, a, b)
+
+
+def _is_none(e: ast.expr) -> bool:
+    return isinstance(e, ast.Constant) and e.value is None
 
 
 def _is_self(e: ast.expr) -> bool:
