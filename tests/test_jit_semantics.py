@@ -27,7 +27,14 @@ from types import ModuleType
 
 import numpy as np
 import pytest
-from jit_support import assert_engines_match, compile_graph, perturbed_reference, run_both, same_float
+from jit_support import (
+    assert_engines_match,
+    compile_graph,
+    perturbed_reference,
+    run_both,
+    same_float,
+    set_value,
+)
 
 from oscen.graph import Graph
 from oscen.graph.jit import CraneliftJit, GraphState, JitError, NodeFault
@@ -721,3 +728,60 @@ def test_is_none_on_optional_attributes_and_globals(tmp_path: Path, limit, scale
 
     expected, got = run_both(build, 400)  # compares the final state (clipped) too
     assert_engines_match(expected, got)  # the sine source is within an ulp, not exact
+
+
+TABLES = """
+import numpy as np
+
+STEPS = (0.0, 0.25, -0.5, 1, True)  # mixed numbers: compiled as floats
+WEIGHTS = [0.5, 0.25, 0.125]
+np_pi = np.pi
+
+
+class Tables(Node):
+    input = StreamInput()
+    pick = ValueInput(0.0)
+    output = StreamOutput()
+    SCALE = (1.0, 2.0, 4.0)
+
+    def __init__(self):
+        self.i = 0
+
+    def process(self, sample_rate):
+        self.i += 1
+        j = self.i % len(STEPS)
+        acc = STEPS[j] + STEPS[-1 - j] + self.SCALE[j % 3] + (10, 20, 30)[j % 3] * 0.01
+        for w in WEIGHTS:
+            if w < 0.2:
+                break
+            acc += w * self.input
+        total = 0
+        for s in self.SCALE:
+            if s == 2.0:
+                continue
+            total += int(s)
+        self.output = acc + total + STEPS[int(self.pick)]
+"""
+
+
+def test_constant_tuples_and_lists_index_iterate_and_measure(tmp_path: Path) -> None:
+    from oscen.oscillators import Oscillator
+
+    mod = load_module(tmp_path, TABLES)
+
+    def build() -> Graph:
+        graph = Graph(SR)
+        osc = graph.add_node(Oscillator.saw(5.0, 1.0), "osc")
+        node = graph.add_node(mod.Tables(), "tables")
+        graph.connect(osc.output, node.input)
+        return graph
+
+    expected, got = run_both(
+        build, 300, [set_value(100, "tables.pick", 4.0), set_value(200, "tables.pick", -5.0)]
+    )
+    assert_engines_match(expected, got)
+    graph = build()
+    compiled, state = compile_graph(graph)
+    state.set_value(graph.nodes[1].pick, 5.0)  # STEPS[5]: IndexError, as in Python
+    with pytest.raises(IndexError, match="constant tuple of 5"):
+        compiled.process_block(state, 1)

@@ -723,6 +723,9 @@ class _FunctionLowering:
         if s.orelse:
             raise self.error(s, "for ... else")
         it = s.iter
+        table = self.constant_sequence(it)
+        if table is not None:
+            return self.for_table(s, table)
         if not (
             isinstance(it, ast.Call)
             and isinstance(it.func, ast.Name)
@@ -762,6 +765,30 @@ class _FunctionLowering:
         self.loop_depth -= 1
         counter, limit, stride = self.temp(T.I64), self.temp(T.I64), self.temp(T.I64)
         return k.ForRange(site, k.Local(T.I64, name), start, stop, step, body, counter, limit, stride)
+
+    def for_table(self, s: ast.For, table: tuple[k.Const, ...]) -> k.Stmt:
+        """``for c in CONSTANTS:``: a loop over hidden indices, ``c`` the element of each."""
+        site = self.site(s)
+        if not isinstance(s.target, ast.Name):
+            raise self.error(s, "a for target that is not a plain name")
+        t = table[0].type
+        for c in table[1:]:
+            t = k.join(t, c.type)
+        name = s.target.id
+        var_t = self.local_types.get(name)
+        var_t = t if var_t is None else k.join(var_t, t)
+        self.local_types[name] = var_t
+        values = tuple(self.coerce(c, t, s).value for c in table)
+        index = self.temp(T.I64)
+        element = k.ConstTable(t, values, k.Local(T.I64, index), site)
+        self.loop_depth += 1
+        body = [k.Assign(site, k.Local(var_t, name), self.coerce(element, var_t, s)), *self.block(s.body)]
+        self.loop_depth -= 1
+        counter, limit, stride = self.temp(T.I64), self.temp(T.I64), self.temp(T.I64)
+        one, zero = k.Const(T.I64, 1), k.Const(T.I64, 0)
+        return k.ForRange(
+            site, k.Local(T.I64, index), zero, k.Const(T.I64, len(values)), one, body, counter, limit, stride
+        )
 
     def maybe_emit(self, call: ast.expr) -> k.Stmt | None:
         if not (
@@ -820,6 +847,9 @@ class _FunctionLowering:
             t = k.join(a.type, b.type)
             return k.Select(t, cond, self.coerce(a, t, e.body), self.coerce(b, t, e.orelse))
         if isinstance(e, ast.Subscript):
+            table = self.constant_sequence(e.value)
+            if table is not None:
+                return self.table_element(table, e)
             array, index = self.array_index(e)
             info = self.owner.attrs[array]
             assert isinstance(info, ArrayAttr)
@@ -835,7 +865,8 @@ class _FunctionLowering:
             raise self.error(
                 e,
                 f"{kind} of numbers as a value",
-                "use a numpy array: self.values = np.array([...]) in __init__, then self.values[i]",
+                "index a constant tuple directly, or use a numpy array: self.values = np.array([...]) "
+                "in __init__, then self.values[i]",
             )
         construct = {
             ast.Tuple: "a tuple", ast.List: "a list", ast.Dict: "a dict", ast.Set: "a set",
@@ -937,6 +968,57 @@ class _FunctionLowering:
             if isinstance(value, types.ModuleType):
                 return value
         return None
+
+    def constant_sequence(self, e: ast.expr) -> tuple[k.Const, ...] | None:
+        """The numbers of a constant tuple or list ``e`` names: a module global or module
+        attribute, a class attribute read through self, or a literal of numbers."""
+        value: Any = None
+        if isinstance(e, (ast.Tuple, ast.List)) and all(isinstance(x, ast.Constant) for x in e.elts):
+            value = [x.value for x in e.elts]
+        elif isinstance(e, ast.Name) and e.id not in self.local_types and e.id in self.src.globals:
+            value = self.global_value(e.id)
+        elif isinstance(e, ast.Attribute) and self.is_self(e.value):
+            if e.attr in self.owner.attrs or e.attr in self.owner.unsupported:
+                return None  # an instance attribute: not a constant
+            cls, attr = self.owner.cls, e.attr
+            value = self.owner.depend(
+                (id(cls), attr),
+                lambda: inspect.getattr_static(cls, attr, None),
+                inspect.getattr_static(cls, attr, None),
+            )
+        elif isinstance(e, ast.Attribute):
+            base = self.module_of(e.value)
+            if base is not None:
+                attr = e.attr
+                value = self.owner.depend(
+                    (id(base), attr), lambda: getattr(base, attr, None), getattr(base, attr, None)
+                )
+        if not isinstance(value, (tuple, list)) or not value:
+            return None
+        consts = [_numeric_constant(v) for v in value]
+        if any(c is None for c in consts):
+            return None
+        if len(consts) > MAX_TABLE:
+            raise JitError(
+                f"a constant sequence of {len(consts)} numbers (at most {MAX_TABLE}); use a numpy array attribute",
+                self.site(e),
+            )
+        return tuple(c for c in consts if c is not None)
+
+    def table_element(self, table: tuple[k.Const, ...], e: ast.Subscript) -> k.Expr:
+        if isinstance(e.slice, (ast.Slice, ast.Tuple)):
+            raise self.error(e, "slices of a constant sequence", "index one element at a time")
+        index = self.expr(e.slice)
+        if index.type == T.F64:
+            raise JitError("a constant sequence indexed by a float; use int(...)", self.site(e))
+        t = table[0].type
+        for c in table[1:]:
+            t = k.join(t, c.type)
+        values = tuple(self.coerce(c, t, e).value for c in table)
+        index = self.coerce(index, T.I64, e)
+        if isinstance(index, k.Const) and -len(values) <= int(index.value) < len(values):
+            return k.Const(t, values[int(index.value)])
+        return k.ConstTable(t, values, index, self.site(e))
 
     def array_index(self, e: ast.Subscript) -> tuple[str, k.Expr]:
         if not (isinstance(e.value, ast.Attribute) and self.is_self(e.value.value)):
@@ -1392,7 +1474,10 @@ class _FunctionLowering:
                 info = self.owner.attrs[arg.attr]
                 assert isinstance(info, ArrayAttr)
                 return k.Const(T.I64, info.length)
-            raise self.error(e, "len() of anything but an array attribute")
+            table = self.constant_sequence(arg) if arg is not None else None
+            if table is not None:
+                return k.Const(T.I64, len(table))
+            raise self.error(e, "len() of anything but an array attribute or a constant tuple")
         args = [self.expr(a) for a in e.args]
         if name in ("min", "max"):
             if len(args) < 2:
@@ -1453,6 +1538,9 @@ _COMPARE = {
     ">=": lambda a, b: a >= b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b,
 }  # fmt: skip
 
+
+MAX_TABLE = 256
+"""Elements of a constant tuple that compiled code indexes (a chain of selects; larger: an array)."""
 
 _OPERATOR_WORDS: dict[type, str] = {ast.MatMult: "@ (matrix multiplication)"}
 _COMPARISON_WORDS: dict[type, str] = {ast.Is: "is", ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in"}

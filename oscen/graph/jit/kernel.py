@@ -79,6 +79,16 @@ class ArrayLoad(Expr):
 
 
 @dataclass
+class ConstTable(Expr):
+    """Element ``index`` of a constant tuple of numbers (a module or class constant): Python's
+    negative indices, IndexError beyond the end."""
+
+    values: tuple[float | int | bool, ...]
+    index: Expr
+    site: Site
+
+
+@dataclass
 class Unary(Expr):
     op: str  # "neg", "not", "invert", "pos"
     operand: Expr

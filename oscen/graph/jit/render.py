@@ -667,6 +667,8 @@ class BodyRenderer:
             return self.attr_get(e.name)
         if isinstance(e, k.Input):
             return self.input(e.name)
+        if isinstance(e, k.ConstTable):
+            return self.const_table(fr, e)
         if isinstance(e, k.ArrayLoad):
             addr, ty, _ = self.nl.arrays[e.array]
             return f"({WT[IR_TYPES[ty]]}.load offset={self.rel(addr)} {self.array_address(fr, e.array, e.index, e.site)})"
@@ -699,6 +701,22 @@ class BodyRenderer:
             loc = self.local(f"{fr.prefix}_{e.name}", WT[e.value.type])
             return f"(block (result {WT[e.type]}) (local.set {loc} {self.expr(fr, e.value)}) {self.expr(fr, e.body)})"
         raise JitError(f"internal: no rendering for {type(e).__name__}")
+
+    def const_table(self, fr: _Frame, e: k.ConstTable) -> str:
+        """An element of a constant tuple: Python's negative indices, a bounds check, then a
+        chain of selects (the tables are small; the values are immediates, no memory)."""
+        n, wt = len(e.values), WT[e.type]
+        sid = self.site(e.site, f"a constant tuple of {n} numbers")
+        ix = self.local(self.fresh("_tix"), "i64")
+        chain = _const(e.type, e.values[n - 1])
+        for j in range(n - 2, -1, -1):
+            chain = f"(select {_const(e.type, e.values[j])} {chain} (i64.eq (local.get {ix}) {_i64(j)}))"
+        return (
+            f"(block (result {wt}) (local.set {ix} {self.expr(fr, e.index)})"
+            f" (if (i64.lt_s (local.get {ix}) (i64.const 0)) (then (local.set {ix} (i64.add (local.get {ix}) {_i64(n)}))))"
+            f" (if (i64.ge_u (local.get {ix}) {_i64(n)}) (then {self.trap(sid, INDEX)}))"
+            f" {chain})"
+        )
 
     def unary(self, fr: _Frame, e: k.Unary) -> str:
         v = self.expr(fr, e.operand)
