@@ -80,10 +80,11 @@ class UsesTuple(Base):
 
 class ReturnsTuple(Base):
     def _both(self):
-        return self.input, 1.0  # returned-tuple
+        return (self.input, 1.0), 2.0  # returned-tuple
 
     def process(self, sample_rate):
-        self.output = self._both()
+        pair, rest = self._both()
+        self.output = rest
 
 
 class UsesListComp(Base):

@@ -785,3 +785,86 @@ def test_constant_tuples_and_lists_index_iterate_and_measure(tmp_path: Path) -> 
     state.set_value(graph.nodes[1].pick, 5.0)  # STEPS[5]: IndexError, as in Python
     with pytest.raises(IndexError, match="constant tuple of 5"):
         compiled.process_block(state, 1)
+
+
+TUPLES = """
+def polar(x, y):
+    if x == 0.0 and y == 0.0:
+        return 0, 0  # ints on one path, floats on the other: floats, as Python's values compare
+    return math.hypot(x, y), math.atan2(y, x)
+
+
+class Tuples(Node):
+    input = StreamInput()
+    output = StreamOutput()
+
+    def __init__(self):
+        self.n = 0
+        self.peak = 0.0
+
+    def step(self, x):
+        self.n += 1  # side effects happen once per call
+        if x > self.peak:
+            self.peak = x
+            return self.peak, True
+        return x * 0.5, False
+
+    def process(self, sample_rate):
+        value, rising = self.step(self.input)
+        r, phi = polar(self.input, 0.5)
+        self.output, flag = value + r + phi, rising
+        if flag:
+            self.output += 1.0
+"""
+
+
+def test_helpers_returning_tuples_unpack(tmp_path: Path) -> None:
+    from oscen.oscillators import Oscillator
+
+    mod = load_module(tmp_path, TUPLES)
+
+    def build() -> Graph:
+        graph = Graph(SR)
+        osc = graph.add_node(Oscillator.saw(3.0, 1.0), "osc")
+        node = graph.add_node(mod.Tuples(), "tuples")
+        graph.connect(osc.output, node.input)
+        return graph
+
+    expected, got = run_both(build, 500)  # final state too: n counts each call once
+    assert_engines_match(expected, got)
+    assert np.any(expected > 1.0)
+
+
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        ("        self.output = self.pair()", ["self.pair() returns a tuple", "a, b = self.pair(...)"]),
+        ("        a, b, c = self.pair()\n        self.output = a", ["unpacking 2 values", "into 3 names"]),
+        ("        self.output = self.mixed()", ["a tuple on some paths and a single value on others"]),
+    ],
+    ids=["as-value", "length", "mixed"],
+)
+def test_tuple_returns_refused_where_python_would_differ(tmp_path: Path, body: str, words: list[str]) -> None:
+    source = f"""
+class Refused(Node):
+    input = StreamInput()
+    output = StreamOutput()
+
+    def pair(self):
+        return 1.0, 2.0
+
+    def mixed(self):
+        if self.input > 0.0:
+            return 1.0
+        return 1.0, 2.0
+
+    def process(self, sample_rate):
+{body}
+"""
+    mod = load_module(tmp_path, source)
+    graph = Graph(SR)
+    graph.add_node(mod.Refused(), "refused")
+    with pytest.raises(JitError) as info:
+        CraneliftJit().compile(graph.to_ir())
+    for w in words:
+        assert w in str(info.value), str(info.value)

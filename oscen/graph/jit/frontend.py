@@ -414,6 +414,7 @@ class _FunctionLowering:
         self.const_params: dict[str, float] = {}
         self.returns: T | None = None
         self.has_value_return = False
+        self.tuple_returns: list[T] | None = None  # `return a, b`: one type per element
         self.loop_depth = 0
         self.if_depth = 0
         self.temp_counter = 0
@@ -458,18 +459,25 @@ class _FunctionLowering:
                 )
             typed_params = list(zip(params, self.arg_types, strict=True))
         self.returns_hint: T | None = None
+        self.tuple_hint: list[T] | None = None
         for _ in range(8):
             before = dict(self.local_types)
             self.local_types.update({n: t for n, t in typed_params})
             self.returns = None
             self.has_value_return = False
+            self.tuple_returns = None
             self.temp_counter = 0
             self.calls = []
             self.const_locals = {}
             body = self.block(fdef.body)
-            if self.local_types == before and self.returns == self.returns_hint:
+            if (
+                self.local_types == before
+                and self.returns == self.returns_hint
+                and self.tuple_returns == self.tuple_hint
+            ):
                 break
             self.returns_hint = self.returns
+            self.tuple_hint = self.tuple_returns
         else:  # pragma: no cover - join is monotone over three types
             raise self.error(fdef, "local variable types that do not settle")
         if self.has_value_return and self.returns is None:
@@ -484,6 +492,7 @@ class _FunctionLowering:
             self.returns if self.has_value_return else None,
             self.site(fdef),
             self.calls,
+            tuple_returns=tuple(self.tuple_returns) if self.tuple_returns is not None else None,
         )
 
     # ------------------------------------------------------------------ helpers
@@ -586,6 +595,10 @@ class _FunctionLowering:
         if isinstance(s, ast.Return):
             if s.value is None or (isinstance(s.value, ast.Constant) and s.value.value is None):
                 return [k.Return(site, None)]
+            if isinstance(s.value, ast.Tuple):
+                return [self.return_tuple(s, s.value)]
+            if self.tuple_returns is not None:
+                raise self.error(s, "returning a tuple on some paths and a single value on others")
             value = self.expr(s.value)
             self.has_value_return = True
             self.returns = value.type if self.returns is None else k.join(self.returns, value.type)
@@ -619,7 +632,46 @@ class _FunctionLowering:
         }.get(type(s)) or _statement_words(s)  # fmt: skip
         raise self.error(s, construct)
 
+    def return_tuple(self, s: ast.Return, value: ast.Tuple) -> k.Stmt:
+        """``return a, b``: each element typed as the join over every return (fixed point)."""
+        site = self.site(s)
+        if self.has_value_return:
+            raise self.error(s, "returning a tuple on some paths and a single value on others")
+        if any(isinstance(x, ast.Starred) for x in value.elts) or not value.elts:
+            raise self.error(s, "returning an empty or starred tuple")
+        values = [self.expr(x) for x in value.elts]
+        if self.tuple_returns is not None and len(self.tuple_returns) != len(values):
+            raise JitError(f"{self.name}() returns tuples of different lengths", site)
+        if self.tuple_returns is None:
+            self.tuple_returns = [v.type for v in values]
+        else:
+            self.tuple_returns = [k.join(a, v.type) for a, v in zip(self.tuple_returns, values, strict=True)]
+        hint = self.tuple_hint or self.tuple_returns
+        targets = [k.join(a, b) for a, b in zip(self.tuple_returns, hint, strict=True)]
+        return k.ReturnTuple(site, [self.coerce(v, t, s) for v, t in zip(values, targets, strict=True)])
+
+    def unpack_call(self, target: ast.Tuple, value_node: ast.Call, s: ast.stmt) -> list[k.Stmt] | None:
+        """``a, b = helper(...)`` for a helper that returns a tuple; None if the call is not one."""
+        call = self.call(value_node, allow_void=True, allow_tuple=True)
+        if not (isinstance(call, k.Call) and call.func.tuple_returns is not None):
+            return None
+        types_ = call.func.tuple_returns
+        if len(types_) != len(target.elts):
+            raise JitError(
+                f"unpacking {len(types_)} values returned by {_short(value_node.func)}() into {len(target.elts)} names",
+                self.site(s),
+            )
+        temps = [k.Local(t, self.temp(t)) for t in types_]
+        out: list[k.Stmt] = [k.UnpackCall(self.site(s), call, temps)]
+        for t_node, tmp in zip(target.elts, temps, strict=True):
+            out.extend(self.assign_value(t_node, tmp, s))
+        return out
+
     def assign(self, target: ast.expr, value_node: ast.expr, s: ast.stmt) -> list[k.Stmt]:
+        if isinstance(target, ast.Tuple) and isinstance(value_node, ast.Call):
+            unpacked = self.unpack_call(target, value_node, s)
+            if unpacked is not None:
+                return unpacked
         if isinstance(target, ast.Tuple):
             if not isinstance(value_node, ast.Tuple) or len(value_node.elts) != len(target.elts):
                 raise self.error(
@@ -1292,7 +1344,7 @@ class _FunctionLowering:
             self.owner.depend((id(g), name), lambda: g.get(name, _MISSING), g.get(name, _MISSING)) is _MISSING
         )
 
-    def call(self, e: ast.Call, allow_void: bool) -> k.Expr:
+    def call(self, e: ast.Call, allow_void: bool, allow_tuple: bool = False) -> k.Expr:
         site = self.site(e)
         if any(isinstance(a, ast.Starred) for a in e.args):
             raise self.error(e, "starred arguments")
@@ -1307,14 +1359,14 @@ class _FunctionLowering:
             static = isinstance(inspect.getattr_static(self.owner.cls, f.attr, None), staticmethod)
             args = self.bind_arguments(target, not static, e, f"self.{f.attr}")
             callee = self.owner.method(f.attr, tuple(a.type for a in args), site=site)
-            return self.call_of(callee, args, e, allow_void, f"self.{f.attr}")
+            return self.call_of(callee, args, e, allow_void, f"self.{f.attr}", allow_tuple)
         # helper(...), module.helper(...): plain Python functions
         func = self.plain_function(f)
         if func is not None:
             shown = ast.unparse(f)
             args = self.bind_arguments(func, False, e, shown)
             callee = self.owner.function(func, tuple(a.type for a in args), site)
-            return self.call_of(callee, args, e, allow_void, shown)
+            return self.call_of(callee, args, e, allow_void, shown, allow_tuple)
         if e.keywords:
             raise self.error(
                 e, "keyword arguments to a builtin or math function", "pass arguments by position"
@@ -1342,10 +1394,20 @@ class _FunctionLowering:
         )
 
     def call_of(
-        self, callee: k.KFunction, args: list[k.Expr], e: ast.Call, allow_void: bool, shown: str
+        self,
+        callee: k.KFunction,
+        args: list[k.Expr],
+        e: ast.Call,
+        allow_void: bool,
+        shown: str,
+        allow_tuple: bool = False,
     ) -> k.Expr:
         site = self.site(e)
         self.calls.append(callee)
+        if callee.tuple_returns is not None and not (allow_tuple or allow_void):
+            raise JitError(
+                f"{shown}() returns a tuple, which compiled code can only unpack: a, b = {shown}(...)", site
+            )
         if callee.returns is None and not allow_void:
             raise JitError(f"{shown}() returns nothing but its value is used", site)
         return k.Call(callee.returns or T.F64, callee, args, site, conditional=self.if_depth > 0)

@@ -226,6 +226,21 @@ class Return(Stmt):
 
 
 @dataclass
+class ReturnTuple(Stmt):
+    """``return a, b``: a helper that returns several values (unpacked by its caller)."""
+
+    values: list[Expr]
+
+
+@dataclass
+class UnpackCall(Stmt):
+    """``a, b = helper(...)``: the helper's returned values into ``targets`` (locals)."""
+
+    call: Call
+    targets: list[Local]
+
+
+@dataclass
 class ExprStmt(Stmt):
     value: Expr
 
@@ -259,6 +274,7 @@ class KFunction:
     calls: list[KFunction] = field(default_factory=list)
     # (size, inputs read, emits): filled in by the renderer the first time it is needed
     measure: tuple[int, frozenset[str], bool] | None = field(default=None, compare=False, repr=False)
+    tuple_returns: tuple[T, ...] | None = None  # the types of ``return a, b`` (returns is then None)
 
     def __repr__(self) -> str:
         return f"KFunction({self.qualname}({', '.join(f'{n}: {t.value}' for n, t in self.params)}))"

@@ -233,6 +233,7 @@ class _Frame:
     prefix: str
     ret_label: str | None = None
     ret_local: str | None = None
+    ret_locals: list[str] = field(default_factory=list)  # `return a, b`: one local per element
     loops: list[tuple[str, str]] = field(default_factory=list)  # (break label, continue label)
 
 
@@ -430,6 +431,8 @@ class BodyRenderer:
         functions of the variant, called with the node's base: typically a coefficient update,
         which would bloat every node's loop (and Cranelift's work) for code that rarely runs.
         Helpers called unconditionally run every sample: those are always inlined."""
+        if fn.tuple_returns is not None:
+            return False  # its values come back through the caller's locals: always inlined
         size, inputs, emits = _measure(fn)
         # Connected inputs live in the caller's locals and emitting needs the sample index.
         return size > OUTLINE_SIZE and not emits and not (inputs & self.connected)
@@ -550,6 +553,33 @@ class BodyRenderer:
             if s.value is not None:
                 return [f"(drop {self.expr(fr, s.value)})", f"(br {fr.ret_label})"]
             return [f"(br {fr.ret_label})"]
+        if isinstance(s, k.ReturnTuple):
+            if fr.ret_locals:
+                sets = [
+                    f"(local.set {r} {self.expr(fr, v)})"
+                    for r, v in zip(fr.ret_locals, s.values, strict=True)
+                ]
+            else:  # the caller drops the values (a call as a statement)
+                sets = [f"(drop {self.expr(fr, v)})" for v in s.values]
+            return [*sets, f"(br {fr.ret_label})"]
+        if isinstance(s, k.UnpackCall):
+            fn = s.call.func
+            assert fn.tuple_returns is not None
+            args = [self.expr(fr, a) for a in s.call.args]
+            frame, lines = self.bind_call(fn, args)
+            frame.ret_locals = [
+                self.local(f"{frame.prefix}__ret{i}", WT[t]) for i, t in enumerate(fn.tuple_returns)
+            ]
+            body = self.stmts(frame, fn.body)
+            zero = [
+                f"(local.set {r} {_const(t, 0)})"
+                for r, t in zip(frame.ret_locals, fn.tuple_returns, strict=True)
+            ]
+            unpack = [
+                f"(local.set {self.local(f'{fr.prefix}_{tgt.name}', WT[tgt.type])} (local.get {r}))"
+                for tgt, r in zip(s.targets, frame.ret_locals, strict=True)
+            ]
+            return [*lines, *zero, f"(block {frame.ret_label}", *body, ")", *unpack]
         if isinstance(s, k.ExprStmt):
             if isinstance(s.value, k.Call):
                 args = [self.expr(fr, a) for a in s.value.args]
