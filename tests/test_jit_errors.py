@@ -168,12 +168,6 @@ class TwoDArray(Base):
         self.output = self.grid[1]  # 2d
 
 
-class RetypedAttribute(Base):
-    def process(self, sample_rate):
-        self.count = self.input * 0.5  # retyped
-        self.output = 1.0
-
-
 class NewAttribute(Base):
     def process(self, sample_rate):
         self.fresh = self.input  # new-attribute
@@ -451,7 +445,7 @@ REFUSED = [
     (UsesString, "string", ["'left'"]),
     (StringAttribute, "string-attribute", ["self.name", "str"]),
     (Float32Array, "float32", ["self.buf32", "float64"]),
-    (TwoDArray, "2d", ["self.grid", "1-D"]),
+    (TwoDArray, "2d", ["self.grid", "two ints"]),
     (NewAttribute, "new-attribute", ["self.fresh", "__init__"]),
     (Recursive, "recursion", ["recursive", "_depth"]),
     (KeywordArgs, "keywords", ["*args"]),

@@ -868,3 +868,51 @@ class Refused(Node):
         CraneliftJit().compile(graph.to_ir())
     for w in words:
         assert w in str(info.value), str(info.value)
+
+
+GRID = """
+import numpy as np
+
+
+class Grid(Node):
+    input = StreamInput()
+    row = ValueInput(0.0)
+    output = StreamOutput()
+
+    def __init__(self):
+        self.grid = np.arange(12.0).reshape(3, 4)
+        self.hits = np.zeros((2, 3), dtype=np.int64)
+        self.n = 0
+
+    def process(self, sample_rate):
+        self.n += 1
+        r = self.n % len(self.grid)
+        c = self.n % 4
+        self.grid[r, c] = self.grid[r, c] * 0.5 + self.input
+        self.grid[-1][-1] += 0.25
+        self.hits[self.n % 2, -(self.n % 3) - 1] += 1
+        self.output = self.grid[r][c] + self.grid[int(self.row), -4] + self.hits[1, 2]
+"""
+
+
+def test_fixed_size_2d_arrays(tmp_path: Path) -> None:
+    from oscen.oscillators import Oscillator
+
+    mod = load_module(tmp_path, GRID)
+
+    def build() -> Graph:
+        graph = Graph(SR)
+        osc = graph.add_node(Oscillator.saw(4.0, 1.0), "osc")
+        node = graph.add_node(mod.Grid(), "grid")
+        graph.connect(osc.output, node.input)
+        return graph
+
+    actions = [set_value(50, "grid.row", 2.0), set_value(120, "grid.row", -3.0)]
+    expected, got = run_both(build, 300, actions)  # the final 2-D arrays are compared too
+    assert_engines_match(expected, got)
+    graph = build()
+    compiled, state = compile_graph(graph)
+    assert state.array(1, "grid").shape == (3, 4)
+    state.set_value(graph.nodes[1].row, 3.0)  # row 3 of 3: IndexError, as numpy raises
+    with pytest.raises(IndexError):
+        compiled.process_block(state, 1)

@@ -54,7 +54,7 @@ _TEMPLATES: dict[tuple, Template] = {}
 def _variant_key(node: NodeIR, sample_rate: float) -> tuple:
     return (
         node.resolve_class(),
-        tuple((s.name, s.type, s.length) for s in node.state),
+        tuple((s.name, s.type, s.length, s.cols) for s in node.state),
         tuple(sorted((name, fingerprint(v)) for name, v in node.constants.items())),  # -0.0, -nan differ
         tuple((e.name, e.kind, e.direction, e.default, e.arity) for e in node.endpoints),
         sample_rate,
@@ -71,7 +71,7 @@ def lowering_for(node: NodeIR, sample_rate: float) -> NodeLowering:
         attrs: dict[str, AttrInfo] = {}
         for s in node.state:
             t = IR_TYPES[s.type]
-            attrs[s.name] = ScalarAttr(t) if s.length is None else ArrayAttr(t, s.length)
+            attrs[s.name] = ScalarAttr(t) if s.length is None else ArrayAttr(t, s.length, s.cols)
         for e in node.endpoints:
             kind = {
                 ("input", "stream"): "stream_in",

@@ -58,6 +58,7 @@ class ScalarAttr:
 class ArrayAttr:
     type: T
     length: int
+    cols: int | None = None  # 2-D: the row length (row-major, length = rows * cols)
 
 
 @dataclass(frozen=True)
@@ -354,7 +355,7 @@ _SETTLED: weakref.WeakKeyDictionary[type, dict[tuple, dict[str, str]]] = weakref
 
 def widened_state_types(
     cls: type,
-    state: list[tuple[str, str, int | None]],
+    state: list[tuple[str, str, int | None, int | None]],
     endpoints: list[tuple[str, str, str, int]],
     sample_rate: float,
     constants: dict[str, float | int | bool],
@@ -362,7 +363,7 @@ def widened_state_types(
     """For ``graph.to_ir()``: the int/bool scalar attributes that compiled methods assign wider
     values, as IR type names ("f64", "i64"). ``state`` is (name, type, length), ``endpoints``
     (name, kind, direction, arity). Cached per class and signature (lowering runs once)."""
-    assigned_narrow = [n for n, t, length in state if length is None and t != "f64" and n not in constants]
+    assigned_narrow = [n for n, t, length, _ in state if length is None and t != "f64" and n not in constants]
     if not assigned_narrow:
         return {}
     key = (
@@ -375,9 +376,9 @@ def widened_state_types(
     got = per_class.get(key)
     if got is None:
         attrs: dict[str, AttrInfo] = {}
-        for name, t, length in state:
+        for name, t, length, cols in state:
             attrs[name] = (
-                ScalarAttr(_STATE_TYPES[t]) if length is None else ArrayAttr(_STATE_TYPES[t], length)
+                ScalarAttr(_STATE_TYPES[t]) if length is None else ArrayAttr(_STATE_TYPES[t], length, cols)
             )
         handlers = []
         for name, kind, direction, arity in endpoints:
@@ -1073,6 +1074,13 @@ class _FunctionLowering:
         return k.ConstTable(t, values, index, self.site(e))
 
     def array_index(self, e: ast.Subscript) -> tuple[str, k.Expr]:
+        if isinstance(e.value, ast.Subscript) and not isinstance(e.slice, (ast.Slice, ast.Tuple)):
+            # self.grid[i][j]: the same element as self.grid[i, j]
+            inner = e.value
+            if isinstance(inner.value, ast.Attribute) and self.is_self(inner.value.value):
+                info = self.owner.attrs.get(inner.value.attr)
+                if isinstance(info, ArrayAttr) and info.cols:
+                    return self.index_2d(inner.value.attr, info, inner.slice, e.slice, e)
         if not (isinstance(e.value, ast.Attribute) and self.is_self(e.value.value)):
             raise self.error(
                 e,
@@ -1085,12 +1093,58 @@ class _FunctionLowering:
             raise JitError(f"self.{name} is {self.owner.unsupported[name]}", self.site(e))
         if not isinstance(info, ArrayAttr):
             raise self.error(e, f"indexing self.{name}, which is not a 1-D float64/int64 numpy array")
+        if info.cols:
+            if isinstance(e.slice, ast.Tuple) and len(e.slice.elts) == 2:
+                row, col = e.slice.elts
+                if not any(isinstance(x, (ast.Slice, ast.Starred)) for x in (row, col)):
+                    return self.index_2d(name, info, row, col, e)
+            raise self.error(
+                e, f"indexing the 2-D array self.{name} by anything but two ints", "write self.x[i, j]"
+            )
         if isinstance(e.slice, (ast.Slice, ast.Tuple)):
             raise self.error(e, "slices and multi-dimensional indexing", "index one element at a time")
         index = self.expr(e.slice)
         if index.type == T.F64:
             raise JitError(f"array index into self.{name} is a float; use int(...)", self.site(e))
         return name, self.coerce(index, T.I64, e)
+
+    def index_2d(
+        self, name: str, info: ArrayAttr, row: ast.expr, col: ast.expr, e: ast.Subscript
+    ) -> tuple[str, k.Expr]:
+        """The flat (row-major) index of ``self.name[row, col]``: each index with Python's
+        negative indices and bounds; an index out of its range gives the length, which the
+        array access then refuses with IndexError, as numpy would."""
+        assert info.cols
+        rows, cols = info.length // info.cols, info.cols
+        site = self.site(e)
+        parts = []
+        for node in (row, col):
+            v = self.expr(node)
+            if v.type == T.F64:
+                raise JitError(f"array index into self.{name} is a float; use int(...)", self.site(node))
+            parts.append(self.coerce(v, T.I64, e))
+        i, j = k.Local(T.I64, self.temp(T.I64)), k.Local(T.I64, self.temp(T.I64))
+        zero = k.Const(T.I64, 0)
+
+        def normalized(x: k.Local, n: int) -> k.Expr:
+            neg = k.Compare(T.BOOL, "<", x, zero)
+            return k.Select(T.I64, neg, k.Binary(T.I64, "+", x, k.Const(T.I64, n), site), x)
+
+        ni, nj = k.Local(T.I64, self.temp(T.I64)), k.Local(T.I64, self.temp(T.I64))
+
+        def within(x: k.Local, n: int) -> k.Expr:
+            return k.Logical(
+                T.BOOL, "and", k.Compare(T.BOOL, ">=", x, zero), k.Compare(T.BOOL, "<", x, k.Const(T.I64, n))
+            )
+
+        flat = k.Binary(T.I64, "+", k.Binary(T.I64, "*", ni, k.Const(T.I64, cols), site), nj, site)
+        ok = k.Logical(T.BOOL, "and", within(ni, rows), within(nj, cols))
+        index: k.Expr = k.Select(T.I64, ok, flat, k.Const(T.I64, info.length))
+        index = k.Let(T.I64, nj.name, normalized(j, cols), index)
+        index = k.Let(T.I64, ni.name, normalized(i, rows), index)
+        index = k.Let(T.I64, j.name, parts[1], index)
+        index = k.Let(T.I64, i.name, parts[0], index)
+        return name, index
 
     def binary(self, op: str, a: k.Expr, b: k.Expr, node: ast.AST) -> k.Expr:
         site = self.site(node)
@@ -1535,7 +1589,7 @@ class _FunctionLowering:
             ):
                 info = self.owner.attrs[arg.attr]
                 assert isinstance(info, ArrayAttr)
-                return k.Const(T.I64, info.length)
+                return k.Const(T.I64, info.length // info.cols if info.cols else info.length)
             table = self.constant_sequence(arg) if arg is not None else None
             if table is not None:
                 return k.Const(T.I64, len(table))

@@ -40,6 +40,7 @@ class StateIR:
     name: str
     type: str  # "f64" | "i64" | "bool"
     length: int | None = None
+    cols: int | None = None  # a 2-D array: its row length (length = rows * cols, row-major)
 
 
 @dataclass
@@ -217,12 +218,16 @@ def describe_state(node: Node) -> tuple[list[StateIR], dict[str, str]]:
         elif isinstance(value, (float, np.floating)):
             state.append(StateIR(name, "f64"))
         elif isinstance(value, np.ndarray):
-            if value.ndim != 1:
-                unsupported[name] = f"a {value.ndim}-D numpy array (compiled code indexes 1-D arrays)"
+            cols = int(value.shape[1]) if value.ndim == 2 else None
+            if value.ndim not in (1, 2) or value.size == 0:
+                unsupported[name] = (
+                    f"a {value.ndim}-D numpy array of {value.size} elements "
+                    "(compiled code indexes non-empty 1-D and 2-D arrays)"
+                )
             elif value.dtype == np.float64:
-                state.append(StateIR(name, "f64", int(value.shape[0])))
+                state.append(StateIR(name, "f64", int(value.size), cols))
             elif value.dtype == np.int64:
-                state.append(StateIR(name, "i64", int(value.shape[0])))
+                state.append(StateIR(name, "i64", int(value.size), cols))
             else:
                 unsupported[name] = (
                     f"a numpy array of dtype {value.dtype} (compiled code takes float64 or int64)"
@@ -299,14 +304,14 @@ def _settle_types(
 
     widened = widened_state_types(
         cls,
-        [(s.name, s.type, s.length) for s in state],
+        [(s.name, s.type, s.length, s.cols) for s in state],
         [(e.name, e.kind, e.direction, e.arity) for e in endpoints],
         sample_rate,
         constants,
     )
     if not widened:
         return state
-    return [StateIR(s.name, widened.get(s.name, s.type), s.length) for s in state]
+    return [StateIR(s.name, widened.get(s.name, s.type), s.length, s.cols) for s in state]
 
 
 def build_ir(graph: Graph) -> GraphIR:
