@@ -916,3 +916,31 @@ def test_fixed_size_2d_arrays(tmp_path: Path) -> None:
     state.set_value(graph.nodes[1].row, 3.0)  # row 3 of 3: IndexError, as numpy raises
     with pytest.raises(IndexError):
         compiled.process_block(state, 1)
+
+
+def test_concurrent_compiles_of_one_variant_share_its_lowering_safely(tmp_path: Path) -> None:
+    """Threads compiling graphs of the same class at once (one shared, cached lowering)."""
+    mod = load_module(tmp_path, helper_chain(40))
+    errors: list[BaseException] = []
+    outputs: list[np.ndarray] = []
+
+    def work() -> None:
+        try:
+            for _ in range(3):
+                compiled, state = compile_graph(_source_graph(mod.Chain))
+                outputs.append(compiled.process_block(state, 16))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=work) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    finally:
+        sys.setswitchinterval(old)
+    assert not errors, errors
+    assert len(outputs) == 18 and all(np.array_equal(o, outputs[0]) for o in outputs)

@@ -190,6 +190,9 @@ class NodeLowering:
         self._cache: dict[tuple[Any, tuple[T, ...]], k.KFunction] = {}
         self._in_progress: set[Any] = set()
         self._function_names: dict[Any, str] = {}  # plain functions -> a name unique in this node
+        # Lowerings are shared by every compile of the variant (codegen caches them): two threads
+        # compiling at once must not interleave one lowering's in-progress set and caches.
+        self._lock = threading.RLock()
         # What the lowered code folded in from outside the instance: (namespace, name) ->
         # (the value, kept alive so that an identity stays unique, and its fingerprint).
         self.dependencies: dict[tuple[int, str], tuple[Callable[[], Any], Any, Any]] = {}
@@ -251,6 +254,19 @@ class NodeLowering:
         return self._lowered(func, func, name, arg_types, None, False, site)
 
     def _lowered(
+        self,
+        identity: Any,
+        func: Callable[..., Any],
+        name: str,
+        arg_types: tuple[T, ...],
+        first_param_value: float | None,
+        has_self: bool,
+        site: k.Site | None,
+    ) -> k.KFunction:
+        with self._lock:
+            return self._lowered_locked(identity, func, name, arg_types, first_param_value, has_self, site)
+
+    def _lowered_locked(
         self,
         identity: Any,
         func: Callable[..., Any],
