@@ -52,6 +52,28 @@ from oscen.graph import Node, StreamInput, StreamOutput, ValueInput
 """
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _release_modules():
+    """Drop the generated modules (and the kernels compiled from them) when this file is done, so
+    their garbage is not collected in the middle of a later real-time test."""
+    yield
+    import gc
+
+    from oscen.graph.jit import codegen
+
+    for name in [n for n in sys.modules if n.startswith("oscen_semantics_case_")]:
+        del sys.modules[name]
+    for cache in (codegen._LOWERINGS, codegen._TEMPLATES):  # their lowered code, kept by the caches
+        for key in [key for key in cache if _generated(key)]:
+            del cache[key]
+    gc.collect()
+
+
+def _generated(key: tuple) -> bool:
+    cls = key[0][0] if isinstance(key[0], tuple) else key[0]
+    return getattr(cls, "__module__", "").startswith("oscen_semantics_case_")
+
+
 def load_module(tmp_path: Path, source: str) -> ModuleType:
     """Import ``source`` (after HEADER) from a file of its own, so that the JIT can read it."""
     name = f"oscen_semantics_case_{next(_COUNTER)}"
