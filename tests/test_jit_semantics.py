@@ -37,7 +37,7 @@ from jit_support import (
 )
 
 from oscen.graph import Graph
-from oscen.graph.jit import CraneliftJit, GraphState, JitError, NodeFault
+from oscen.graph.jit import CraneliftJit, GraphState, JitError, JitGraph, NodeFault
 from oscen.graph.jit import kernel as k
 from oscen.graph.jit.inline import _outlined, parse_function
 from oscen.graph.jit.render import _measure
@@ -212,8 +212,13 @@ def test_attribute_types_do_not_depend_on_samples_run(tmp_path: Path, warm: int)
     expected, got = run_both(build, 200)  # also compares the final state
     assert_engines_match(expected, got, exact=True)
     assert np.any(expected > 0.5)
-    _, live = run_both(build, 200, engine="jitgraph")
-    assert_engines_match(expected, live, exact=True)
+    # through JitGraph too (freeze_gc=False: a frozen collector would keep every kernel this
+    # file compiles alive, and the JIT's watchdog walks all of them at each tick)
+    live = JitGraph(build(), background=False, freeze_gc=False)
+    assert live.wait_compiled(timeout=60.0), live.last_error
+    assert_engines_match(expected, live.process_block(200), exact=True)
+    assert live.mode == "compiled"
+    live.close()
 
 
 def test_fresh_and_warmed_graphs_compile_to_the_same_ir(tmp_path: Path) -> None:
