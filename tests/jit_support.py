@@ -3,8 +3,23 @@
 ``run_both(build, n, actions=...)`` calls ``build()`` once per engine (it must build the same graph
 each time: same nodes added in the same order), runs ``n`` samples through the interpreter and
 through compiled code with the same block schedule, the same parameter changes and the same events
-at the same block boundaries, and returns both outputs. ``assert_same`` compares them and, when they
-differ, says where and shows the samples around the first difference.
+at the same block boundaries, and returns both outputs.
+
+``assert_engines_match(expected, got, ...)`` is the comparison every differential test uses: it
+applies the tolerance policy of docs/jit.md ("How closely compiled output follows the
+interpreter"), and when the outputs differ it says where and shows the samples around the first
+difference. Its name and arguments are stable (other tests and the stress suite call it):
+
+* ``exact=True``: bit for bit (integer and logic results, and float code without math library
+  calls: + - * /, sqrt, comparisons and conversions are the same IEEE operations in both engines);
+* otherwise each sample within ``atol + rtol * |expected|`` (both 1e-9 by default), NaNs and
+  infinities in the same places;
+* ``perturbed=``: for ill-conditioned or chaotic graphs, the reference re-run with its free
+  parameters nudged by one ulp (``perturbed_reference``): the allowed difference grows by
+  SPREAD_FACTOR times the largest divergence of that re-run so far, the amount by which the graph
+  itself amplifies a rounding difference.
+
+``assert_same(expected, got, atol)`` is the older absolute-tolerance comparison (kept for callers).
 
 Engines:
 
@@ -31,6 +46,8 @@ from oscen.graph import Endpoint, Graph
 from oscen.graph.jit import CraneliftJit, GraphState, JitFallbackWarning, JitGraph
 
 TOLERANCE = 1e-9
+SPREAD_FACTOR = 8.0
+"""How much more than the graph's own divergence under a one-ulp nudge the engines may differ by."""
 EndpointRef = Endpoint | str
 Build = Callable[[], Graph]
 
@@ -284,12 +301,121 @@ def assert_jit_same(
     ref = outs["interpreted"]
     if audible:
         assert np.any(np.abs(ref) > 1e-6), "the reference output is silent: the test would prove little"
+    perturbed = None
     for name in engines:
-        assert_same(ref, outs[name], atol=atol, what=f"{name} vs interpreted")
+        try:
+            assert_engines_match(ref, outs[name], atol=atol, rtol=atol, what=f"{name} vs interpreted")
+        except AssertionError:
+            # beyond the plain bound: allowed only as far as the graph amplifies rounding itself
+            if perturbed is None:
+                perturbed = perturbed_reference(build, n, actions, blocks=blocks)
+            assert_engines_match(
+                ref, outs[name], atol=atol, rtol=atol, perturbed=perturbed, what=f"{name} vs interpreted"
+            )
     return ref
 
 
+def perturbed_reference(
+    build: Build, n: int, actions: Sequence[Action] = (), *, blocks: int | Sequence[int] = 512
+) -> np.ndarray:
+    """The interpreter's output with every free parameter (unconnected value input) nudged by one
+    ulp before the first sample, and every parameter change of ``actions`` nudged too: how far
+    a rounding-level difference carries in this graph (the condition estimate of the policy)."""
+    graph = build()
+    driven = {(c.target.node_id, c.target.name) for c in graph.connections}
+    for handle in graph.nodes:
+        for name, spec in type(handle.node)._endpoints.items():
+            ep = getattr(handle, name)
+            free = (handle.id, name) not in driven
+            if spec.kind.value == "value" and spec.direction.value == "input" and free:
+                value = float(graph.get_value(ep))
+                graph.set_value(ep, float(np.nextafter(value, math.inf)))
+    nudged = [
+        SetValue(a.at, a.endpoint, float(np.nextafter(a.value, math.inf)), a.ramp)
+        if isinstance(a, SetValue)
+        else a
+        for a in actions
+    ]
+    return Interpreted(graph).run(n, nudged, blocks)
+
+
 # ---------------------------------------------------------------------------------------- comparing
+def assert_engines_match(
+    expected: Any,
+    got: Any,
+    *,
+    exact: bool = False,
+    atol: float = TOLERANCE,
+    rtol: float = TOLERANCE,
+    perturbed: Any = None,
+    what: str = "compiled vs interpreted",
+) -> None:
+    """The tolerance policy of docs/jit.md, applied to one output (any shape; the last axis is time).
+
+    ``exact``: the same floats bit for bit (signed zeros too; NaN matches NaN). Otherwise sample
+    ``i`` may differ by ``atol + rtol * |expected[i]|``, plus, when ``perturbed`` (see
+    ``perturbed_reference``) is given, SPREAD_FACTOR times ``max(|expected[:i+1] - perturbed[:i+1]|)``.
+    NaNs and infinities must be in the same places either way.
+    """
+    a = np.asarray(expected, dtype=np.float64)
+    b = np.asarray(got, dtype=np.float64)
+    if a.shape != b.shape:
+        raise AssertionError(f"{what}: shapes differ: expected {a.shape}, got {b.shape}")
+    if a.size == 0:
+        return
+    nan_a, nan_b = np.isnan(a), np.isnan(b)
+    with np.errstate(invalid="ignore"):
+        same_inf = (a == b) & np.isinf(a)
+        diff = np.abs(a - b)
+    diff = np.where(nan_a & nan_b, 0.0, diff)
+    diff = np.where(same_inf, 0.0, diff)
+    diff = np.where(nan_a ^ nan_b, np.inf, diff)
+    if exact:
+        same_bits = (a.view(np.int64) == b.view(np.int64)) | (nan_a & nan_b)
+        bound = np.zeros_like(a)
+        diff = np.where(same_bits, 0.0, np.where(diff == 0.0, np.inf, diff))  # 0.0 vs -0.0 differ
+        label = "bit for bit"
+    else:
+        with np.errstate(invalid="ignore"):
+            bound = atol + rtol * np.where(np.isfinite(a), np.abs(a), 0.0)
+        label = f"{atol:g} + {rtol:g}·|expected|"
+        if perturbed is not None:
+            p = np.asarray(perturbed, dtype=np.float64)
+            if p.shape != a.shape:
+                raise AssertionError(f"{what}: the perturbed reference has shape {p.shape}, not {a.shape}")
+            with np.errstate(invalid="ignore"):
+                spread = np.where(np.isfinite(a) & np.isfinite(p), np.abs(a - p), 0.0)
+            bound = bound + SPREAD_FACTOR * np.maximum.accumulate(spread, axis=-1)
+            label += f" + {SPREAD_FACTOR:g}·(the graph's own spread under a one-ulp nudge)"
+    bad = ~(diff <= bound)
+    if not bad.any():
+        return
+    _report(a, b, diff, bad, f"{what}: {{count}} of {a.size} samples differ by more than {label}")
+
+
+def _report(a: np.ndarray, b: np.ndarray, diff: np.ndarray, bad: np.ndarray, headline: str) -> None:
+    flat_bad = np.flatnonzero(bad)
+    first = int(flat_bad[0])
+    worst = int(np.argmax(np.where(np.isnan(diff), np.inf, np.where(bad, diff, -1.0))))
+    lines = [
+        headline.format(count=flat_bad.size),
+        f"  largest difference {diff.flat[worst]:.3e} at {_fmt_index(a.shape, worst)}: "
+        f"expected {float(a.flat[worst])!r}, got {float(b.flat[worst])!r}",
+        f"  first difference at {_fmt_index(a.shape, first)}",
+    ]
+    idx = np.unravel_index(first, a.shape)
+    row_a = a if a.ndim == 1 else a[idx[0]]
+    row_b = b if b.ndim == 1 else b[idx[0]]
+    i = idx[-1]
+    lines.append(f"  {'sample':>8} {'expected':>24} {'got':>24} {'diff':>10}")
+    for j in range(max(0, i - 3), min(len(row_a), i + 4)):
+        mark = " <" if j == i else ""
+        x, y = float(row_a[j]), float(row_b[j])
+        d = abs(x - y) if math.isfinite(x) and math.isfinite(y) else math.nan
+        lines.append(f"  {j:>8} {x!r:>24} {y!r:>24} {d:>10.3e}{mark}")
+    raise AssertionError("\n".join(lines))
+
+
 def _fmt_index(shape: tuple[int, ...], flat: int) -> str:
     idx = np.unravel_index(flat, shape)
     if len(shape) == 1:

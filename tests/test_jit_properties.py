@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, find, given, settings
 from hypothesis import strategies as st
-from jit_support import assert_same, event, run_both, set_value
+from jit_support import assert_engines_match, event, perturbed_reference, run_both, set_value
 
 from oscen.delay import Delay
 from oscen.envelopes import AdsrEnvelope
@@ -269,7 +269,12 @@ def test_random_graphs_compiled_equal_interpreted(scenario) -> None:
         spec.build, n, actions, engine=engine, blocks=blocks, jit=CraneliftJit(max_block=max_block)
     )
     assert np.all(np.isfinite(expected)), "the graph blew up: the generator should keep graphs bounded"
-    assert_same(expected, got, atol=1e-9, what=f"{engine} vs interpreted for {spec!r}")
+    what = f"{engine} vs interpreted for {spec!r}"
+    try:  # the tolerance policy of docs/jit.md: the plain bound, or the graph's own spread
+        assert_engines_match(expected, got, what=what)
+    except AssertionError:
+        perturbed = perturbed_reference(spec.build, n, actions, blocks=blocks)
+        assert_engines_match(expected, got, perturbed=perturbed, what=what)
 
 
 def _has_cycle(spec: GraphSpec) -> bool:

@@ -257,9 +257,9 @@ CASES: list[tuple[str, Callable[..., float], Inputs, float]] = [
     ("acos", math.acos, lambda: [_unit()], 1),
     ("atan", math.atan, lambda: [_wide()], 1),
     ("atan2", math.atan2, _atan2_inputs, 1),
-    ("sinh", math.sinh, lambda: [np.concatenate([RNG.uniform(-710, 710, 100_000), _wide(1e-300, 1)])], 2),
-    ("cosh", math.cosh, lambda: [np.concatenate([RNG.uniform(-710, 710, 100_000), _wide(1e-300, 1)])], 2),
-    ("tanh", math.tanh, lambda: [np.concatenate([RNG.uniform(-25, 25, 100_000), _wide(1e-300, 1e3)])], 2),
+    ("sinh", math.sinh, lambda: [np.concatenate([RNG.uniform(-710, 710, 100_000), _wide(1e-300, 1)])], 2),  # 2 only near overflow
+    ("cosh", math.cosh, lambda: [np.concatenate([RNG.uniform(-710, 710, 100_000), _wide(1e-300, 1)])], 2),  # 2 only near overflow
+    ("tanh", math.tanh, lambda: [np.concatenate([RNG.uniform(-25, 25, 100_000), _wide(1e-300, 1e3)])], 3),  # expm1 amplified
     ("asinh", math.asinh, lambda: [_wide()], 1),
     ("acosh", math.acosh, lambda: [np.concatenate([1 + _logspace(1e-16, 1, 20_000), _logspace(1, 1e300, 100_000)])], 1),
     ("atanh", math.atanh, lambda: [np.clip(_unit(), -1 + 2**-53, 1 - 2**-53)], 1),
@@ -273,7 +273,7 @@ CASES: list[tuple[str, Callable[..., float], Inputs, float]] = [
     ("pow", math.pow, _pow_inputs, 1),
     ("pypow", operator.pow, _pow_inputs, 1),
     ("sqrt", math.sqrt, lambda: [_positive()], 0),
-    ("cbrt", math.cbrt, lambda: [_wide(5e-324, 1.7e308)], 3),  # glibc's cbrt is the 3-ulp side
+    ("cbrt", math.cbrt, lambda: [_sym(_wide(5e-324, 1.7e308))], 0),  # glibc's algorithm: bit for bit
     ("hypot", math.hypot, lambda: [
         np.concatenate([_wide(1e-300, 1e300), _logspace(5e-324, 2.0**-1000, 20_000)]),
         np.concatenate([RNG.permutation(_wide(1e-300, 1e300)), _sym(_logspace(5e-324, 2.0**-1000, 10_000))]),
@@ -286,6 +286,12 @@ CASES: list[tuple[str, Callable[..., float], Inputs, float]] = [
     ("fabs", math.fabs, lambda: [_wide(5e-324, 1.7e308)], 0),
     ("copysign", math.copysign, lambda: [_wide(), RNG.permutation(_wide())], 0),
 ]  # fmt: skip
+
+
+# The share of points bit-identical to CPython's math (glibc): docs/math.md gives the measured
+# figures; these floors, a little under them, catch a port that drifts away from glibc's results.
+MIN_IDENTICAL = {"sin": 0.975, "cos": 0.975, "tan": 0.97, "sinh": 0.95, "cosh": 0.91, "tanh": 0.999,
+                 "log": 0.99, "log10": 0.99, "cbrt": 1.0}  # fmt: skip
 
 
 @pytest.mark.parametrize(("name", "ref", "inputs", "max_ulps"), CASES, ids=[c[0] for c in CASES])
@@ -304,6 +310,8 @@ def test_accuracy(h: Harness, name: str, ref: Callable[..., float], inputs: Inpu
     ulps = float(np.max(err / np.spacing(np.abs(expected))))
     MEASURED[name] = ulps
     assert ulps <= max_ulps, (name, ulps)
+    identical = float(np.mean(got.view(np.int64) == expected.view(np.int64)))
+    assert identical >= MIN_IDENTICAL.get(name, 0.0), (name, f"{identical:.2%} bit-identical")
     if max_ulps == 0:  # exact: the sign of zero must match too
         assert np.array_equal(np.signbit(got), np.signbit(expected))
 

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import wasm_math
-from .frontend import ArrayAttr, AttrInfo, EndpointAttr, JitError, NodeLowering, ScalarAttr
+from .frontend import ArrayAttr, AttrInfo, EndpointAttr, JitError, NodeLowering, ScalarAttr, fingerprint
 from .ir import GraphIR, NodeIR
 from .layout import EVENT_BYTES, FRAME, NODE, SEGMENT, Layout, QueueSlots
-from .render import IR_TYPES, SITES, BodyRenderer, Template, TrapSite, _i32, math_imports, wat_of_functions
+from .render import IR_TYPES, BodyRenderer, Template, TrapSite, _i32, math_imports, wat_of_functions
 
 INLINE_MATH_NODES = 300
 """Graphs up to this many nodes get math functions expanded in their per-sample code (~5% faster
@@ -33,10 +33,18 @@ overlap independent recurrences (two voices' filters)."""
 class Program:
     wat: str
     layout: Layout
-    sites: list[TrapSite]
+    sites: dict[int, list[TrapSite]]  # node id -> its variant's trap sites (ids are per variant)
     segments: list[list[int]]  # node ids per segment
     node_labels: dict[int, str]
     math_imports: list[str]  # math library functions imported, in import order
+
+    def trap_site(self, node_id: int, site_id: int) -> TrapSite | None:
+        """Where trap ``site_id`` of the node whose code ran (the NODE slot) is in the source.
+
+        Site ids belong to the program (to the node's rendered variant), not to the process: a
+        compile running concurrently cannot hand out the same id, and nothing grows forever."""
+        sites = self.sites.get(node_id, ())
+        return sites[site_id] if 0 < site_id < len(sites) else None
 
 
 _LOWERINGS: dict[tuple, NodeLowering] = {}
@@ -46,8 +54,8 @@ _TEMPLATES: dict[tuple, Template] = {}
 def _variant_key(node: NodeIR, sample_rate: float) -> tuple:
     return (
         node.resolve_class(),
-        tuple((s.name, s.type, s.length) for s in node.state),
-        tuple(sorted((name, repr(v)) for name, v in node.constants.items())),  # -0.0 is not 0.0 here
+        tuple((s.name, s.type, s.length, s.cols) for s in node.state),
+        tuple(sorted((name, fingerprint(v)) for name, v in node.constants.items())),  # -0.0, -nan differ
         tuple((e.name, e.kind, e.direction, e.default, e.arity) for e in node.endpoints),
         sample_rate,
     )
@@ -57,11 +65,13 @@ def lowering_for(node: NodeIR, sample_rate: float) -> NodeLowering:
     """The frontend for a node; nodes of one variant share the lowered methods."""
     key = _variant_key(node, sample_rate)
     low = _LOWERINGS.get(key)
+    if low is not None and not low.still_valid():  # a global it folded in has changed
+        low = None
     if low is None:
         attrs: dict[str, AttrInfo] = {}
         for s in node.state:
             t = IR_TYPES[s.type]
-            attrs[s.name] = ScalarAttr(t) if s.length is None else ArrayAttr(t, s.length)
+            attrs[s.name] = ScalarAttr(t) if s.length is None else ArrayAttr(t, s.length, s.cols)
         for e in node.endpoints:
             kind = {
                 ("input", "stream"): "stream_in",
@@ -95,6 +105,7 @@ class ProgramBuilder:
         self.buffered: set[tuple[int, str]] = set(ir.outputs)
         self.called: set[str] = set()
         self.variant_functions: dict[int, list[str]] = {}
+        self.node_templates: dict[int, Template] = {}
         self.inline_math = len(ir.nodes) <= INLINE_MATH_NODES
         self._inputs: dict[tuple[int, str], list[tuple[int, str]]] = {}
         for c in ir.connections:
@@ -118,6 +129,8 @@ class ProgramBuilder:
             self.state_in_locals,
         )
         tpl = _TEMPLATES.get(key)
+        if tpl is not None and not tpl.still_valid():
+            tpl = None
         if tpl is None:
             low = lowering_for(node, self.ir.sample_rate)
             low.name = node.label
@@ -159,6 +172,7 @@ class ProgramBuilder:
         tpl = self.template(node)
         locals_.update(tpl.locals)
         self.called |= tpl.called
+        self.node_templates[node.id] = tpl  # also keeps tpl alive, so id(tpl) stays unique here
         self.variant_functions[id(tpl)] = tpl.functions
         lines = [f"(local.set $nb {_i32(nl.base)})", f"(i32.store {_i32(NODE)} {_i32(node.id)})"]
         self.seg_state.setdefault(node.id, {}).update(tpl.state_used)
@@ -399,4 +413,5 @@ class ProgramBuilder:
             ]
         )
         names = [line.split('"')[3] for line in imports]
-        return Program(wat, self.layout, SITES, segs, {n.id: n.label for n in self.ir.nodes}, names)
+        sites = {nid: tpl.sites for nid, tpl in self.node_templates.items()}
+        return Program(wat, self.layout, sites, segs, {n.id: n.label for n in self.ir.nodes}, names)

@@ -276,7 +276,7 @@ class _Binding:
         node = program.node_labels.get(node_id) or ", ".join(
             program.node_labels[n] for n in program.segments[segment]
         )
-        site = program.sites[site_id] if 0 < site_id < len(program.sites) else None
+        site = program.trap_site(node_id, site_id)
         location = str(site.site) if site is not None and site.site else ""
         if site is None or code == 0:
             err: NodeFault = _fault_type(RuntimeError)(

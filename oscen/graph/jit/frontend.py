@@ -11,9 +11,14 @@ import ast
 import builtins
 import inspect
 import math
+import struct
+import sys
 import textwrap
+import threading
 import types
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +58,7 @@ class ScalarAttr:
 class ArrayAttr:
     type: T
     length: int
+    cols: int | None = None  # 2-D: the row length (row-major, length = rows * cols)
 
 
 @dataclass(frozen=True)
@@ -71,12 +77,77 @@ class _Source:
     globals: dict[str, Any]
 
 
-_SOURCE_CACHE: dict[Any, _Source] = {}
+_SOURCE_CACHE: weakref.WeakKeyDictionary[Callable[..., Any], _Source] = weakref.WeakKeyDictionary()
+"""Parsed methods by function object. Not by code object: code objects compare equal across a
+reload of a module in which only a global changed, and the cached entry would carry the old
+module's globals (interpreted ``GAIN = 0.8``, compiled the stale 0.5)."""
+
+COMPILE_RECURSION_LIMIT = 20000
+"""Python frames the frontend and the renderer may use while they lower one graph. Lowering is a
+recursive walk (a 1000-term sum nests 1000 deep, a chain of 200 helpers some 3000 frames); beyond
+this, the compiler refuses with a JitError naming the line instead of a RecursionError."""
+
+_DEPTH_LOCK = threading.Lock()
+_DEPTH_USERS = 0
+_DEPTH_SAVED = 0
+
+
+@contextmanager
+def deep_recursion() -> Iterator[None]:
+    """Raise the interpreter's recursion limit to COMPILE_RECURSION_LIMIT while compiling.
+
+    The limit is process-wide, so nested and concurrent compiles are counted: the first raises
+    it, the last puts the previous value back (never lowering a limit someone else raised)."""
+    global _DEPTH_USERS, _DEPTH_SAVED
+    with _DEPTH_LOCK:
+        if _DEPTH_USERS == 0:
+            _DEPTH_SAVED = sys.getrecursionlimit()
+            if _DEPTH_SAVED < COMPILE_RECURSION_LIMIT:
+                sys.setrecursionlimit(COMPILE_RECURSION_LIMIT)
+        _DEPTH_USERS += 1
+    try:
+        yield
+    finally:
+        with _DEPTH_LOCK:
+            _DEPTH_USERS -= 1
+            if _DEPTH_USERS == 0 and sys.getrecursionlimit() == max(_DEPTH_SAVED, COMPILE_RECURSION_LIMIT):
+                sys.setrecursionlimit(_DEPTH_SAVED)
+
+
+def too_deep(site: k.Site | None, node: str = "") -> JitError:
+    """The refusal for code whose nesting exceeds what the compiler's recursive walk can take."""
+    return JitError(
+        "code nested too deeply for the compiler (more than about "
+        f"{COMPILE_RECURSION_LIMIT // 10} levels of expressions or helper calls); split the "
+        "expression or the helper chain",
+        site,
+        node=node,
+    )
+
+
+def fingerprint(value: Any) -> Any:
+    """What a resolved global must still be for compiled code that folded it to stay valid:
+    numbers by type and bits (so -0.0, NaN signs and 0 vs 0.0 count), other objects by identity."""
+    if isinstance(value, float):
+        return ("float", struct.pack("<d", value))
+    if isinstance(value, (bool, int)) and type(value) in (bool, int):
+        return (type(value).__name__, value)
+    return ("object", id(value))
+
+
+class _Missing:
+    pass
+
+
+_MISSING = _Missing()
 
 
 def _source_of(func: Callable[..., Any], node_name: str) -> _Source:
+    try:
+        cached = _SOURCE_CACHE.get(func)
+    except TypeError:  # not weak-referenceable: not a plain function
+        cached = None
     code_obj = getattr(func, "__code__", None)
-    cached = _SOURCE_CACHE.get(code_obj)
     if cached is not None:
         return cached
     if code_obj is None:
@@ -94,7 +165,7 @@ def _source_of(func: Callable[..., Any], node_name: str) -> _Source:
     if not isinstance(fdef, ast.FunctionDef):
         raise JitError(f"{func.__qualname__} is not a plain function", node=node_name)
     src = _Source(fdef, code_obj.co_filename, first - 1, func.__globals__)
-    _SOURCE_CACHE[code_obj] = src
+    _SOURCE_CACHE[func] = src
     return src
 
 
@@ -116,12 +187,38 @@ class NodeLowering:
         self.name = label or cls.__qualname__
         self.unsupported = unsupported or {}
         self.constants = constants or {}
-        self._cache: dict[tuple[str, tuple[T, ...]], k.KFunction] = {}
-        self._in_progress: set[str] = set()
+        self._cache: dict[tuple[Any, tuple[T, ...]], k.KFunction] = {}
+        self._in_progress: set[Any] = set()
+        self._function_names: dict[Any, str] = {}  # plain functions -> a name unique in this node
+        # Lowerings are shared by every compile of the variant (codegen caches them): two threads
+        # compiling at once must not interleave one lowering's in-progress set and caches.
+        self._lock = threading.RLock()
+        # What the lowered code folded in from outside the instance: (namespace, name) ->
+        # (the value, kept alive so that an identity stays unique, and its fingerprint).
+        self.dependencies: dict[tuple[int, str], tuple[Callable[[], Any], Any, Any]] = {}
+        self.widen = False  # see settle_attribute_types
+        self.last_site: k.Site | None = None  # the statement being lowered, for too_deep()
+
+    def depend(self, key: tuple[int, str], getter: Callable[[], Any], value: Any) -> Any:
+        """Note that the compiled code relies on ``getter()`` being ``value``; returns value."""
+        if key not in self.dependencies:
+            self.dependencies[key] = (getter, value, fingerprint(value))
+        return value
+
+    def still_valid(self) -> bool:
+        """Whether every global, module attribute and class constant the lowered code folded in
+        still has the value it had (a cache of lowered code must not outlive an edited global)."""
+        for getter, _, expected in list(self.dependencies.values()):
+            try:
+                current = getter()
+            except Exception:  # noqa: BLE001 - gone or broken: the code is stale
+                return False
+            if fingerprint(current) != expected:
+                return False
+        return True
 
     def process(self) -> k.KFunction:
-        fn = self.method("process", (), first_param_value=self.sample_rate)
-        return fn
+        return self.method("process", (), first_param_value=self.sample_rate)
 
     def handler(self, port: str, arity: int) -> k.KFunction:
         return self.method(f"on_{port}", (T.F64,) * arity)
@@ -133,30 +230,183 @@ class NodeLowering:
         first_param_value: float | None = None,
         site: k.Site | None = None,
     ) -> k.KFunction:
-        key = (name, arg_types)
-        if key in self._cache:
-            return self._cache[key]
-        if name in self._in_progress:
-            raise JitError(
-                f"recursive call of {name}() is not supported in compiled code", site, node=self.name
-            )
         func = getattr(self.cls, name, None)
         if func is None or not callable(func):
             raise JitError(f"{self.name} has no method {name}()", site, node=self.name)
-        if isinstance(inspect.getattr_static(self.cls, name), (staticmethod, classmethod)):
+        static = inspect.getattr_static(self.cls, name)
+        if isinstance(static, classmethod):
             raise JitError(
-                f"{name}() is a static/class method; compiled code calls instance methods only",
+                f"{name}() is a class method; compiled code calls instance and static methods only",
                 site,
                 node=self.name,
             )
-        self._in_progress.add(name)
+        if isinstance(static, staticmethod):
+            return self.function(static.__func__, arg_types, site)
+        return self._lowered(name, func, name, arg_types, first_param_value, True, site)
+
+    def function(self, func: Any, arg_types: tuple[T, ...], site: k.Site | None = None) -> k.KFunction:
+        """A plain function (module-level, or a static method) called from node code."""
+        if not isinstance(func, types.FunctionType):
+            raise JitError(f"{func!r} is not a Python function", site, node=self.name)
+        name = self._function_names.get(func)
+        if name is None:
+            name = self._function_names[func] = f"{func.__name__}_f{len(self._function_names)}"
+        return self._lowered(func, func, name, arg_types, None, False, site)
+
+    def _lowered(
+        self,
+        identity: Any,
+        func: Callable[..., Any],
+        name: str,
+        arg_types: tuple[T, ...],
+        first_param_value: float | None,
+        has_self: bool,
+        site: k.Site | None,
+    ) -> k.KFunction:
+        with self._lock:
+            return self._lowered_locked(identity, func, name, arg_types, first_param_value, has_self, site)
+
+    def _lowered_locked(
+        self,
+        identity: Any,
+        func: Callable[..., Any],
+        name: str,
+        arg_types: tuple[T, ...],
+        first_param_value: float | None,
+        has_self: bool,
+        site: k.Site | None,
+    ) -> k.KFunction:
+        key = (identity, arg_types)
+        if key in self._cache:
+            return self._cache[key]
+        if identity in self._in_progress:
+            shown = getattr(func, "__name__", name)
+            raise JitError(
+                f"recursive call of {shown}() is not supported in compiled code", site, node=self.name
+            )
+        outermost = not self._in_progress
+        self._in_progress.add(identity)
         try:
-            src = _source_of(func, self.name)
-            fn = _FunctionLowering(self, src, name, arg_types, first_param_value).lower()
+            if outermost:
+                with deep_recursion():
+                    try:
+                        fn = self._lower(func, name, arg_types, first_param_value, has_self)
+                    except RecursionError:
+                        raise too_deep(self.last_site, self.name) from None
+            else:
+                fn = self._lower(func, name, arg_types, first_param_value, has_self)
         finally:
-            self._in_progress.discard(name)
+            self._in_progress.discard(identity)
         self._cache[key] = fn
         return fn
+
+    def _lower(
+        self,
+        func: Callable[..., Any],
+        name: str,
+        arg_types: tuple[T, ...],
+        first: float | None,
+        has_self: bool,
+    ) -> k.KFunction:
+        src = _source_of(func, self.name)
+        return _FunctionLowering(self, src, name, arg_types, first, has_self).lower()
+
+
+class _Widen(Exception):
+    """Raised while settling attribute types: ``attr`` is assigned a wider type than it holds."""
+
+    def __init__(self, attr: str, type_: T) -> None:
+        super().__init__(attr)
+        self.attr = attr
+        self.type = type_
+
+
+def settle_attribute_types(
+    cls: type,
+    attrs: dict[str, AttrInfo],
+    sample_rate: float,
+    handlers: list[tuple[str, int]],
+    unsupported: dict[str, str] | None = None,
+    constants: dict[str, float | int | bool] | None = None,
+) -> dict[str, T]:
+    """The scalar attributes whose type must widen because compiled methods assign them a wider
+    value (``self.phase = 0`` in ``__init__``, ``self.phase += 0.01`` in ``process``): name ->
+    the type, the join over the initial value and every assignment (bool < int < float).
+
+    The interpreter's attribute holds a float after one sample; typing it from its value at
+    compile time would make what compiles depend on how many samples ran. Lowering errors are
+    left for the real compile to report: the types found so far are returned.
+    """
+    attrs = dict(attrs)
+    widened: dict[str, T] = {}
+    for _ in range(2 * len(attrs) + 1):  # each round widens one attribute one step
+        low = NodeLowering(cls, attrs, sample_rate, cls.__qualname__, unsupported, constants)
+        low.widen = True
+        try:
+            low.process()
+            for port, arity in handlers:
+                if callable(getattr(cls, f"on_{port}", None)):
+                    low.handler(port, arity)
+        except _Widen as w:
+            attrs[w.attr] = ScalarAttr(w.type)
+            widened[w.attr] = w.type
+            continue
+        except (JitError, RecursionError):
+            pass
+        break
+    return widened
+
+
+_ENDPOINT_KINDS = {
+    ("input", "stream"): "stream_in",
+    ("input", "value"): "value_in",
+    ("output", "stream"): "out",
+    ("output", "value"): "out",
+    ("input", "event"): "event_in",
+    ("output", "event"): "event_out",
+}
+_STATE_TYPES = {"f64": T.F64, "i64": T.I64, "bool": T.BOOL}
+_SETTLED: weakref.WeakKeyDictionary[type, dict[tuple, dict[str, str]]] = weakref.WeakKeyDictionary()
+
+
+def widened_state_types(
+    cls: type,
+    state: list[tuple[str, str, int | None, int | None]],
+    endpoints: list[tuple[str, str, str, int]],
+    sample_rate: float,
+    constants: dict[str, float | int | bool],
+) -> dict[str, str]:
+    """For ``graph.to_ir()``: the int/bool scalar attributes that compiled methods assign wider
+    values, as IR type names ("f64", "i64"). ``state`` is (name, type, length), ``endpoints``
+    (name, kind, direction, arity). Cached per class and signature (lowering runs once)."""
+    assigned_narrow = [n for n, t, length, _ in state if length is None and t != "f64" and n not in constants]
+    if not assigned_narrow:
+        return {}
+    key = (
+        tuple(state),
+        tuple(endpoints),
+        sample_rate,
+        tuple(sorted((n, fingerprint(v)) for n, v in constants.items())),
+    )
+    per_class = _SETTLED.setdefault(cls, {})
+    got = per_class.get(key)
+    if got is None:
+        attrs: dict[str, AttrInfo] = {}
+        for name, t, length, cols in state:
+            attrs[name] = (
+                ScalarAttr(_STATE_TYPES[t]) if length is None else ArrayAttr(_STATE_TYPES[t], length, cols)
+            )
+        handlers = []
+        for name, kind, direction, arity in endpoints:
+            attrs[name] = EndpointAttr(_ENDPOINT_KINDS[(direction, kind)])
+            if (direction, kind) == ("input", "event"):
+                handlers.append((name, arity))
+        widened = settle_attribute_types(cls, attrs, sample_rate, handlers, constants=constants)
+        got = {name: t.value if t != T.BOOL else "bool" for name, t in widened.items()}
+        per_class[key] = got
+        if len(per_class) > 64:
+            per_class.pop(next(iter(per_class)))
+    return got
 
 
 class _FunctionLowering:
@@ -169,21 +419,27 @@ class _FunctionLowering:
         name: str,
         arg_types: tuple[T, ...],
         first_param_value: float | None,
+        has_self: bool = True,
     ) -> None:
         self.owner = owner
         self.src = src
         self.name = name
+        self.has_self = has_self
         self.arg_types = arg_types
         self.first_param_value = first_param_value
         self.local_types: dict[str, T] = {}
         self.const_params: dict[str, float] = {}
         self.returns: T | None = None
         self.has_value_return = False
+        self.tuple_returns: list[T] | None = None  # `return a, b`: one type per element
         self.loop_depth = 0
         self.if_depth = 0
         self.temp_counter = 0
         self.calls: list[k.KFunction] = []
-        self.store_counts: dict[str, int] = {a.arg: 1 for a in src.tree.args.args}  # bound by the call
+        fargs = src.tree.args
+        self.store_counts: dict[str, int] = {
+            a.arg: 1 for a in [*fargs.args, *fargs.kwonlyargs]
+        }  # bound by the call
         for node in ast.walk(src.tree):
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
                 self.store_counts[node.id] = self.store_counts.get(node.id, 0) + 1
@@ -193,12 +449,20 @@ class _FunctionLowering:
     def lower(self) -> k.KFunction:
         fdef = self.src.tree
         args = fdef.args
-        if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs or args.defaults:
-            raise self.error(fdef, "default, keyword-only or variadic parameters")
-        names = [a.arg for a in args.args]
-        if not names or names[0] != "self":
-            raise self.error(fdef, "a method without `self` as first parameter")
-        params = names[1:]
+        if args.vararg or args.kwarg or args.posonlyargs:
+            raise self.error(fdef, "variadic (*args, **kwargs) or positional-only parameters")
+        names = [a.arg for a in [*args.args, *args.kwonlyargs]]
+        if self.has_self:
+            if not names or names[0] != "self":
+                raise self.error(fdef, "a method without `self` as first parameter")
+            params = names[1:]
+        else:
+            params = names
+            for node in ast.walk(fdef):
+                if isinstance(node, ast.Name) and node.id == "self" and "self" not in params:
+                    raise JitError(
+                        f"{fdef.name}() is not a method: `self` is not defined in it", self.site(node)
+                    )
         if self.first_param_value is not None:
             if len(params) != 1:
                 raise self.error(fdef, f"{self.name}() must take exactly (self, sample_rate)")
@@ -212,18 +476,25 @@ class _FunctionLowering:
                 )
             typed_params = list(zip(params, self.arg_types, strict=True))
         self.returns_hint: T | None = None
+        self.tuple_hint: list[T] | None = None
         for _ in range(8):
             before = dict(self.local_types)
             self.local_types.update({n: t for n, t in typed_params})
             self.returns = None
             self.has_value_return = False
+            self.tuple_returns = None
             self.temp_counter = 0
             self.calls = []
             self.const_locals = {}
             body = self.block(fdef.body)
-            if self.local_types == before and self.returns == self.returns_hint:
+            if (
+                self.local_types == before
+                and self.returns == self.returns_hint
+                and self.tuple_returns == self.tuple_hint
+            ):
                 break
             self.returns_hint = self.returns
+            self.tuple_hint = self.tuple_returns
         else:  # pragma: no cover - join is monotone over three types
             raise self.error(fdef, "local variable types that do not settle")
         if self.has_value_return and self.returns is None:
@@ -231,16 +502,21 @@ class _FunctionLowering:
         locals_ = {n: t for n, t in self.local_types.items() if n not in dict(typed_params)}
         return k.KFunction(
             self.name,
-            f"{self.owner.name}.{self.name}",
+            f"{self.owner.name}.{self.name}" if self.has_self else fdef.name,
             typed_params,
             locals_,
             body,
             self.returns if self.has_value_return else None,
             self.site(fdef),
             self.calls,
+            tuple_returns=tuple(self.tuple_returns) if self.tuple_returns is not None else None,
         )
 
     # ------------------------------------------------------------------ helpers
+    def is_self(self, e: ast.expr) -> bool:
+        """``e`` is the node itself (never inside a plain function, where ``self`` is no name)."""
+        return self.has_self and _is_self(e)
+
     def site(self, node: ast.AST) -> k.Site:
         return k.Site(self.src.file, self.src.line_offset + getattr(node, "lineno", 1), self.owner.name)
 
@@ -291,6 +567,7 @@ class _FunctionLowering:
 
     def stmt(self, s: ast.stmt) -> list[k.Stmt]:
         site = self.site(s)
+        self.owner.last_site = site
         if isinstance(s, ast.Assign):
             if len(s.targets) == 1:
                 return self.assign(s.targets[0], s.value, s)
@@ -335,6 +612,10 @@ class _FunctionLowering:
         if isinstance(s, ast.Return):
             if s.value is None or (isinstance(s.value, ast.Constant) and s.value.value is None):
                 return [k.Return(site, None)]
+            if isinstance(s.value, ast.Tuple):
+                return [self.return_tuple(s, s.value)]
+            if self.tuple_returns is not None:
+                raise self.error(s, "returning a tuple on some paths and a single value on others")
             value = self.expr(s.value)
             self.has_value_return = True
             self.returns = value.type if self.returns is None else k.join(self.returns, value.type)
@@ -364,10 +645,50 @@ class _FunctionLowering:
             ast.FunctionDef: "a nested function", ast.ClassDef: "a class definition",
             ast.Try: "try/except", ast.With: "with", ast.Raise: "raise", ast.Global: "global",
             ast.Nonlocal: "nonlocal", ast.Delete: "del", ast.Import: "import", ast.ImportFrom: "import",
-        }.get(type(s), type(s).__name__)  # fmt: skip
+            ast.AsyncFunctionDef: "an async function", ast.AsyncFor: "async for", ast.AsyncWith: "async with",
+        }.get(type(s)) or _statement_words(s)  # fmt: skip
         raise self.error(s, construct)
 
+    def return_tuple(self, s: ast.Return, value: ast.Tuple) -> k.Stmt:
+        """``return a, b``: each element typed as the join over every return (fixed point)."""
+        site = self.site(s)
+        if self.has_value_return:
+            raise self.error(s, "returning a tuple on some paths and a single value on others")
+        if any(isinstance(x, ast.Starred) for x in value.elts) or not value.elts:
+            raise self.error(s, "returning an empty or starred tuple")
+        values = [self.expr(x) for x in value.elts]
+        if self.tuple_returns is not None and len(self.tuple_returns) != len(values):
+            raise JitError(f"{self.name}() returns tuples of different lengths", site)
+        if self.tuple_returns is None:
+            self.tuple_returns = [v.type for v in values]
+        else:
+            self.tuple_returns = [k.join(a, v.type) for a, v in zip(self.tuple_returns, values, strict=True)]
+        hint = self.tuple_hint or self.tuple_returns
+        targets = [k.join(a, b) for a, b in zip(self.tuple_returns, hint, strict=True)]
+        return k.ReturnTuple(site, [self.coerce(v, t, s) for v, t in zip(values, targets, strict=True)])
+
+    def unpack_call(self, target: ast.Tuple, value_node: ast.Call, s: ast.stmt) -> list[k.Stmt] | None:
+        """``a, b = helper(...)`` for a helper that returns a tuple; None if the call is not one."""
+        call = self.call(value_node, allow_void=True, allow_tuple=True)
+        if not (isinstance(call, k.Call) and call.func.tuple_returns is not None):
+            return None
+        types_ = call.func.tuple_returns
+        if len(types_) != len(target.elts):
+            raise JitError(
+                f"unpacking {len(types_)} values returned by {_short(value_node.func)}() into {len(target.elts)} names",
+                self.site(s),
+            )
+        temps = [k.Local(t, self.temp(t)) for t in types_]
+        out: list[k.Stmt] = [k.UnpackCall(self.site(s), call, temps)]
+        for t_node, tmp in zip(target.elts, temps, strict=True):
+            out.extend(self.assign_value(t_node, tmp, s))
+        return out
+
     def assign(self, target: ast.expr, value_node: ast.expr, s: ast.stmt) -> list[k.Stmt]:
+        if isinstance(target, ast.Tuple) and isinstance(value_node, ast.Call):
+            unpacked = self.unpack_call(target, value_node, s)
+            if unpacked is not None:
+                return unpacked
         if isinstance(target, ast.Tuple):
             if not isinstance(value_node, ast.Tuple) or len(value_node.elts) != len(target.elts):
                 raise self.error(
@@ -398,11 +719,15 @@ class _FunctionLowering:
                 # Assigned once, from a constant: reads fold (a node's mode switch costs nothing).
                 self.const_locals[name] = k.Const(t, value.value)
             return [k.Assign(site, k.Local(t, name), self.coerce(value, t, s))]
-        if isinstance(target, ast.Attribute) and _is_self(target.value):
+        if isinstance(target, ast.Attribute) and self.is_self(target.value):
             info = self.owner.attrs.get(target.attr)
             if isinstance(info, ScalarAttr):
                 if info.type == T.F64 and value.type != T.F64:
                     value = self.coerce(value, T.F64, s)
+                elif self.owner.widen and k.join(info.type, value.type) != info.type:
+                    raise _Widen(target.attr, k.join(info.type, value.type))
+                elif info.type == T.I64 and value.type == T.BOOL:
+                    value = self.coerce(value, T.I64, s)
                 elif info.type != value.type:
                     raise JitError(
                         f"attribute self.{target.attr} is {_tname(info.type)} but is assigned a {_tname(value.type)}; "
@@ -443,7 +768,7 @@ class _FunctionLowering:
         site = self.site(s)
         op = _BINOPS.get(type(s.op))
         if op is None:
-            raise self.error(s, f"the operator {type(s.op).__name__}")
+            raise self.error(s, f"the operator {_OPERATOR_WORDS.get(type(s.op), 'used here')}")
         target = s.target
         if isinstance(target, ast.Subscript):
             array, index = self.array_index(target)
@@ -467,6 +792,9 @@ class _FunctionLowering:
         if s.orelse:
             raise self.error(s, "for ... else")
         it = s.iter
+        table = self.constant_sequence(it)
+        if table is not None:
+            return self.for_table(s, table)
         if not (
             isinstance(it, ast.Call)
             and isinstance(it.func, ast.Name)
@@ -507,13 +835,37 @@ class _FunctionLowering:
         counter, limit, stride = self.temp(T.I64), self.temp(T.I64), self.temp(T.I64)
         return k.ForRange(site, k.Local(T.I64, name), start, stop, step, body, counter, limit, stride)
 
+    def for_table(self, s: ast.For, table: tuple[k.Const, ...]) -> k.Stmt:
+        """``for c in CONSTANTS:``: a loop over hidden indices, ``c`` the element of each."""
+        site = self.site(s)
+        if not isinstance(s.target, ast.Name):
+            raise self.error(s, "a for target that is not a plain name")
+        t = table[0].type
+        for c in table[1:]:
+            t = k.join(t, c.type)
+        name = s.target.id
+        var_t = self.local_types.get(name)
+        var_t = t if var_t is None else k.join(var_t, t)
+        self.local_types[name] = var_t
+        values = tuple(self.coerce(c, t, s).value for c in table)
+        index = self.temp(T.I64)
+        element = k.ConstTable(t, values, k.Local(T.I64, index), site)
+        self.loop_depth += 1
+        body = [k.Assign(site, k.Local(var_t, name), self.coerce(element, var_t, s)), *self.block(s.body)]
+        self.loop_depth -= 1
+        counter, limit, stride = self.temp(T.I64), self.temp(T.I64), self.temp(T.I64)
+        one, zero = k.Const(T.I64, 1), k.Const(T.I64, 0)
+        return k.ForRange(
+            site, k.Local(T.I64, index), zero, k.Const(T.I64, len(values)), one, body, counter, limit, stride
+        )
+
     def maybe_emit(self, call: ast.expr) -> k.Stmt | None:
         if not (
             isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "emit"
         ):
             return None
         port = call.func.value
-        if not (isinstance(port, ast.Attribute) and _is_self(port.value)):
+        if not (isinstance(port, ast.Attribute) and self.is_self(port.value)):
             return None
         info = self.owner.attrs.get(port.attr)
         if not (isinstance(info, EndpointAttr) and info.kind == "event_out"):
@@ -548,7 +900,7 @@ class _FunctionLowering:
         if isinstance(e, ast.BinOp):
             op = _BINOPS.get(type(e.op))
             if op is None:
-                raise self.error(e, f"the operator {type(e.op).__name__}")
+                raise self.error(e, f"the operator {_OPERATOR_WORDS.get(type(e.op), 'used here')}")
             return self.binary(op, self.expr(e.left), self.expr(e.right), e)
         if isinstance(e, ast.UnaryOp):
             return self.unary(e)
@@ -564,19 +916,35 @@ class _FunctionLowering:
             t = k.join(a.type, b.type)
             return k.Select(t, cond, self.coerce(a, t, e.body), self.coerce(b, t, e.orelse))
         if isinstance(e, ast.Subscript):
+            table = self.constant_sequence(e.value)
+            if table is not None:
+                return self.table_element(table, e)
             array, index = self.array_index(e)
             info = self.owner.attrs[array]
             assert isinstance(info, ArrayAttr)
             return k.ArrayLoad(info.type, array, index, self.site(e))
         if isinstance(e, ast.Call):
             return self.call(e, allow_void)
+        if (
+            isinstance(e, (ast.List, ast.Tuple))
+            and e.elts
+            and all(isinstance(x, ast.Constant) and type(x.value) in (int, float) for x in e.elts)
+        ):
+            kind = "a list" if isinstance(e, ast.List) else "a tuple"
+            raise self.error(
+                e,
+                f"{kind} of numbers as a value",
+                "index a constant tuple directly, or use a numpy array: self.values = np.array([...]) "
+                "in __init__, then self.values[i]",
+            )
         construct = {
             ast.Tuple: "a tuple", ast.List: "a list", ast.Dict: "a dict", ast.Set: "a set",
             ast.ListComp: "a list comprehension", ast.GeneratorExp: "a generator expression",
             ast.DictComp: "a dict comprehension", ast.SetComp: "a set comprehension",
             ast.Lambda: "lambda", ast.JoinedStr: "an f-string", ast.NamedExpr: "the walrus operator",
             ast.Starred: "starred arguments", ast.Await: "await", ast.Yield: "yield",
-        }.get(type(e), type(e).__name__)  # fmt: skip
+            ast.YieldFrom: "yield from", ast.Slice: "a slice",
+        }.get(type(e)) or f"the expression `{_short(e)}`"  # fmt: skip
         raise self.error(e, construct)
 
     def name_ref(self, e: ast.Name) -> k.Expr:
@@ -588,7 +956,7 @@ class _FunctionLowering:
         if n in self.local_types:
             return k.Local(self.local_types[n], n)
         if n in self.src.globals or hasattr(builtins, n):
-            value = self.src.globals[n] if n in self.src.globals else getattr(builtins, n)
+            value = self.global_value(n)
             const = _numeric_constant(value)
             if const is not None:
                 return const
@@ -605,7 +973,7 @@ class _FunctionLowering:
         raise JitError(f"name {n!r} is not defined", self.site(e))
 
     def attribute(self, e: ast.Attribute) -> k.Expr:
-        if _is_self(e.value):
+        if self.is_self(e.value):
             info = self.owner.attrs.get(e.attr)
             if isinstance(info, ScalarAttr):
                 if e.attr in self.owner.constants:
@@ -623,7 +991,12 @@ class _FunctionLowering:
                 )
             if isinstance(info, ArrayAttr):
                 raise self.error(e, f"the array self.{e.attr} as a value", "index it: self.x[i]")
-            static = inspect.getattr_static(self.owner.cls, e.attr, None)
+            cls, attr = self.owner.cls, e.attr
+            static = self.owner.depend(
+                (id(cls), attr),
+                lambda: inspect.getattr_static(cls, attr, None),
+                inspect.getattr_static(cls, attr, None),
+            )
             const = _numeric_constant(static)
             if const is not None:
                 return const
@@ -638,21 +1011,93 @@ class _FunctionLowering:
         if base is not None:
             if base is math and e.attr in MATH_CONSTANTS:
                 return k.Const(T.F64, MATH_CONSTANTS[e.attr])
-            const = _numeric_constant(getattr(base, e.attr, None))
+            attr = e.attr
+            value = self.owner.depend(
+                (id(base), attr), lambda: getattr(base, attr, None), getattr(base, attr, None)
+            )
+            const = _numeric_constant(value)
             if const is not None:
                 return const
             raise self.error(e, f"{ast.unparse(e)} as a value")
         raise self.error(e, f"the attribute access {ast.unparse(e)}")
 
+    def global_value(self, n: str) -> Any:
+        """The global (or builtin) ``n`` of the method's module, noted as a dependency of the
+        lowered code: a cache of this code is dropped when the global changes."""
+        g = self.src.globals
+        if n in g:
+            return self.owner.depend((id(g), n), lambda: g.get(n, _MISSING), g[n])
+        return self.owner.depend(
+            (id(g), n), lambda: g.get(n, getattr(builtins, n, _MISSING)), getattr(builtins, n)
+        )
+
     def module_of(self, e: ast.expr) -> types.ModuleType | None:
-        if isinstance(e, ast.Name) and e.id not in self.local_types:
-            value = self.src.globals.get(e.id)
+        if isinstance(e, ast.Name) and e.id not in self.local_types and e.id in self.src.globals:
+            value = self.global_value(e.id)
             if isinstance(value, types.ModuleType):
                 return value
         return None
 
+    def constant_sequence(self, e: ast.expr) -> tuple[k.Const, ...] | None:
+        """The numbers of a constant tuple or list ``e`` names: a module global or module
+        attribute, a class attribute read through self, or a literal of numbers."""
+        value: Any = None
+        if isinstance(e, (ast.Tuple, ast.List)) and all(isinstance(x, ast.Constant) for x in e.elts):
+            value = [x.value for x in e.elts]
+        elif isinstance(e, ast.Name) and e.id not in self.local_types and e.id in self.src.globals:
+            value = self.global_value(e.id)
+        elif isinstance(e, ast.Attribute) and self.is_self(e.value):
+            if e.attr in self.owner.attrs or e.attr in self.owner.unsupported:
+                return None  # an instance attribute: not a constant
+            cls, attr = self.owner.cls, e.attr
+            value = self.owner.depend(
+                (id(cls), attr),
+                lambda: inspect.getattr_static(cls, attr, None),
+                inspect.getattr_static(cls, attr, None),
+            )
+        elif isinstance(e, ast.Attribute):
+            base = self.module_of(e.value)
+            if base is not None:
+                attr = e.attr
+                value = self.owner.depend(
+                    (id(base), attr), lambda: getattr(base, attr, None), getattr(base, attr, None)
+                )
+        if not isinstance(value, (tuple, list)) or not value:
+            return None
+        consts = [_numeric_constant(v) for v in value]
+        if any(c is None for c in consts):
+            return None
+        if len(consts) > MAX_TABLE:
+            raise JitError(
+                f"a constant sequence of {len(consts)} numbers (at most {MAX_TABLE}); use a numpy array attribute",
+                self.site(e),
+            )
+        return tuple(c for c in consts if c is not None)
+
+    def table_element(self, table: tuple[k.Const, ...], e: ast.Subscript) -> k.Expr:
+        if isinstance(e.slice, (ast.Slice, ast.Tuple)):
+            raise self.error(e, "slices of a constant sequence", "index one element at a time")
+        index = self.expr(e.slice)
+        if index.type == T.F64:
+            raise JitError("a constant sequence indexed by a float; use int(...)", self.site(e))
+        t = table[0].type
+        for c in table[1:]:
+            t = k.join(t, c.type)
+        values = tuple(self.coerce(c, t, e).value for c in table)
+        index = self.coerce(index, T.I64, e)
+        if isinstance(index, k.Const) and -len(values) <= int(index.value) < len(values):
+            return k.Const(t, values[int(index.value)])
+        return k.ConstTable(t, values, index, self.site(e))
+
     def array_index(self, e: ast.Subscript) -> tuple[str, k.Expr]:
-        if not (isinstance(e.value, ast.Attribute) and _is_self(e.value.value)):
+        if isinstance(e.value, ast.Subscript) and not isinstance(e.slice, (ast.Slice, ast.Tuple)):
+            # self.grid[i][j]: the same element as self.grid[i, j]
+            inner = e.value
+            if isinstance(inner.value, ast.Attribute) and self.is_self(inner.value.value):
+                info = self.owner.attrs.get(inner.value.attr)
+                if isinstance(info, ArrayAttr) and info.cols:
+                    return self.index_2d(inner.value.attr, info, inner.slice, e.slice, e)
+        if not (isinstance(e.value, ast.Attribute) and self.is_self(e.value.value)):
             raise self.error(
                 e,
                 f"indexing {ast.unparse(e.value)}",
@@ -660,14 +1105,62 @@ class _FunctionLowering:
             )
         name = e.value.attr
         info = self.owner.attrs.get(name)
+        if not isinstance(info, ArrayAttr) and name in self.owner.unsupported:
+            raise JitError(f"self.{name} is {self.owner.unsupported[name]}", self.site(e))
         if not isinstance(info, ArrayAttr):
             raise self.error(e, f"indexing self.{name}, which is not a 1-D float64/int64 numpy array")
+        if info.cols:
+            if isinstance(e.slice, ast.Tuple) and len(e.slice.elts) == 2:
+                row, col = e.slice.elts
+                if not any(isinstance(x, (ast.Slice, ast.Starred)) for x in (row, col)):
+                    return self.index_2d(name, info, row, col, e)
+            raise self.error(
+                e, f"indexing the 2-D array self.{name} by anything but two ints", "write self.x[i, j]"
+            )
         if isinstance(e.slice, (ast.Slice, ast.Tuple)):
             raise self.error(e, "slices and multi-dimensional indexing", "index one element at a time")
         index = self.expr(e.slice)
         if index.type == T.F64:
             raise JitError(f"array index into self.{name} is a float; use int(...)", self.site(e))
         return name, self.coerce(index, T.I64, e)
+
+    def index_2d(
+        self, name: str, info: ArrayAttr, row: ast.expr, col: ast.expr, e: ast.Subscript
+    ) -> tuple[str, k.Expr]:
+        """The flat (row-major) index of ``self.name[row, col]``: each index with Python's
+        negative indices and bounds; an index out of its range gives the length, which the
+        array access then refuses with IndexError, as numpy would."""
+        assert info.cols
+        rows, cols = info.length // info.cols, info.cols
+        site = self.site(e)
+        parts = []
+        for node in (row, col):
+            v = self.expr(node)
+            if v.type == T.F64:
+                raise JitError(f"array index into self.{name} is a float; use int(...)", self.site(node))
+            parts.append(self.coerce(v, T.I64, e))
+        i, j = k.Local(T.I64, self.temp(T.I64)), k.Local(T.I64, self.temp(T.I64))
+        zero = k.Const(T.I64, 0)
+
+        def normalized(x: k.Local, n: int) -> k.Expr:
+            neg = k.Compare(T.BOOL, "<", x, zero)
+            return k.Select(T.I64, neg, k.Binary(T.I64, "+", x, k.Const(T.I64, n), site), x)
+
+        ni, nj = k.Local(T.I64, self.temp(T.I64)), k.Local(T.I64, self.temp(T.I64))
+
+        def within(x: k.Local, n: int) -> k.Expr:
+            return k.Logical(
+                T.BOOL, "and", k.Compare(T.BOOL, ">=", x, zero), k.Compare(T.BOOL, "<", x, k.Const(T.I64, n))
+            )
+
+        flat = k.Binary(T.I64, "+", k.Binary(T.I64, "*", ni, k.Const(T.I64, cols), site), nj, site)
+        ok = k.Logical(T.BOOL, "and", within(ni, rows), within(nj, cols))
+        index: k.Expr = k.Select(T.I64, ok, flat, k.Const(T.I64, info.length))
+        index = k.Let(T.I64, nj.name, normalized(j, cols), index)
+        index = k.Let(T.I64, ni.name, normalized(i, rows), index)
+        index = k.Let(T.I64, j.name, parts[1], index)
+        index = k.Let(T.I64, i.name, parts[0], index)
+        return name, index
 
     def binary(self, op: str, a: k.Expr, b: k.Expr, node: ast.AST) -> k.Expr:
         site = self.site(node)
@@ -677,8 +1170,20 @@ class _FunctionLowering:
             if a.type == T.BOOL and b.type == T.BOOL and op in ("&", "|", "^"):
                 return k.Binary(T.BOOL, op, a, b, site)
             return k.Binary(T.I64, op, self.coerce(a, T.I64, node), self.coerce(b, T.I64, node), site)
+        if (
+            isinstance(a, k.Const)
+            and isinstance(b, k.Const)
+            and a.type.is_int
+            and b.type.is_int
+            and not (a.type == T.BOOL and b.type == T.BOOL and op in ("&", "|", "^"))
+        ):
+            folded = _fold_int(op, int(a.value), int(b.value))
+            if folded is not None:
+                return folded
         if op == "/":
             if isinstance(a, k.Const) and isinstance(b, k.Const) and float(b.value) != 0.0:
+                if a.type.is_int and b.type.is_int:  # Python's int / int: the exact quotient, rounded once
+                    return k.Const(T.F64, int(a.value) / int(b.value))
                 return k.Const(T.F64, float(a.value) / float(b.value))
             if a.type.is_int and b.type.is_int:  # int / int is correctly rounded in Python
                 return k.Binary(T.F64, "/", self.exact_float(a, node), self.exact_float(b, node), site)
@@ -705,14 +1210,24 @@ class _FunctionLowering:
         return k.Binary(t, op, self.coerce(a, t, node), self.coerce(b, t, node), site)
 
     def unary(self, e: ast.UnaryOp) -> k.Expr:
-        v = self.expr(e.operand)
         site = self.site(e)
+        operand = e.operand
+        if isinstance(e.op, ast.USub) and isinstance(operand, ast.Constant) and type(operand.value) is int:
+            # -9223372036854775808 is one literal to the reader (and to Python's value range)
+            value = -operand.value
+            _check_int_range(value, site)
+            return k.Const(T.I64, value)
+        v = self.expr(e.operand)
         if isinstance(e.op, ast.Not):
             cond = self.truth(v, e)
             if isinstance(cond, k.Const):
                 return k.Const(T.BOOL, not cond.value)
             return k.Unary(T.BOOL, "not", cond, site)
         if isinstance(e.op, ast.USub):
+            if isinstance(v, k.Const) and v.type == T.I64:
+                value = -int(v.value)
+                _check_int_range(value, site)
+                return k.Const(T.I64, value)
             if isinstance(v, k.Const):
                 if v.type == T.F64:
                     return k.Const(T.F64, -float(v.value))
@@ -725,18 +1240,66 @@ class _FunctionLowering:
             if v.type == T.F64:
                 raise JitError("~ on a float (Python raises TypeError)", site)
             return k.Unary(T.I64, "invert", self.coerce(v, T.I64, e), site)
-        raise self.error(e, type(e.op).__name__)
+        raise self.error(e, f"the unary operator in `{_short(e)}`")
 
     def compare(self, e: ast.Compare) -> k.Expr:
+        if len(e.ops) == 1 and isinstance(e.ops[0], (ast.Is, ast.IsNot)):
+            return self.compare_none(e)
         ops = []
         for op in e.ops:
             sym = _CMPOPS.get(type(op))
             if sym is None:
-                raise self.error(e, f"the comparison {type(op).__name__}", "only < <= > >= == !=")
+                raise self.error(
+                    e,
+                    f"the comparison `{_COMPARISON_WORDS.get(type(op), _short(e))}`",
+                    "only < <= > >= == != (and `is None` / `is not None`)",
+                )
             ops.append(sym)
         left = self.expr(e.left)
         operands = [self.expr(c) for c in e.comparators]
         return self.chain(left, list(zip(ops, operands, strict=True)), e)
+
+    def compare_none(self, e: ast.Compare) -> k.Expr:
+        """``x is None`` / ``x is not None``: known when the graph is compiled. Compiled values
+        are numbers, never None; an attribute or global holding None (an optional setting left
+        unset) stays None, since compiled code cannot assign it anything else."""
+        left, right = e.left, e.comparators[0]
+        if _is_none(left):
+            left, right = right, left
+        if not _is_none(right):
+            raise self.error(e, f"`{_short(e)}`", "`is` and `is not` compare with None only")
+        is_none = self.holds_none(left)
+        if is_none is None:
+            raise self.error(
+                e, f"`{_short(e)}`", "`is None` works on attributes, globals, locals and parameters"
+            )
+        return k.Const(T.BOOL, is_none == isinstance(e.ops[0], ast.Is))
+
+    def holds_none(self, v: ast.expr) -> bool | None:
+        """Whether ``v`` is None in compiled code (None: cannot tell, so refuse)."""
+        if _is_none(v):
+            return True
+        if isinstance(v, ast.Attribute) and self.is_self(v.value):
+            if v.attr in self.owner.attrs:
+                return False
+            reason = self.owner.unsupported.get(v.attr, "")
+            if reason.startswith("a NoneType"):
+                return True
+            if reason:
+                return False  # some other object: not None
+            cls, attr = self.owner.cls, v.attr
+            static = self.owner.depend(
+                (id(cls), attr),
+                lambda: inspect.getattr_static(cls, attr, _MISSING),
+                inspect.getattr_static(cls, attr, _MISSING),
+            )
+            return None if static is _MISSING else static is None
+        if isinstance(v, ast.Name):
+            if v.id in self.local_types or v.id in self.const_params or v.id in self.store_counts:
+                return False  # a local or parameter: a number
+            if v.id in self.src.globals:
+                return self.global_value(v.id) is None
+        return None
 
     def chain(self, left: k.Expr, rest: list[tuple[str, k.Expr]], e: ast.Compare) -> k.Expr:
         """``left op1 b op2 c ...`` as Python runs it: b once, c only if ``left op1 b`` held."""
@@ -766,6 +1329,11 @@ class _FunctionLowering:
             t = T.I64
         if isinstance(left, k.Const) and isinstance(right, k.Const):
             return k.Const(T.BOOL, _COMPARE[sym](left.value, right.value))
+        if t == T.F64 and isinstance(right, k.Const) and right.type == T.I64 and not _exact_in_float(right):
+            return self.compare_inexact(sym, self.coerce(left, T.F64, e), int(right.value), e)
+        if t == T.F64 and isinstance(left, k.Const) and left.type == T.I64 and not _exact_in_float(left):
+            flipped = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}[sym]
+            return self.compare_inexact(flipped, self.coerce(right, T.F64, e), int(left.value), e)
         if t == T.F64 and (left.type == T.I64) != (right.type == T.I64):
             # Python compares an int with a float exactly: the codegen does too.
             if left.type == T.I64 and not isinstance(left, k.Const):
@@ -779,12 +1347,26 @@ class _FunctionLowering:
             left, right = self.exact_float(left, e), self.exact_float(right, e)
         return k.Compare(T.BOOL, sym, self.coerce(left, t, e), self.coerce(right, t, e))
 
+    def compare_inexact(self, sym: str, f: k.Expr, c: int, e: ast.AST) -> k.Expr:
+        """``f sym c`` for a float ``f`` and an int constant ``c`` that no float equals, exactly as
+        Python compares them: against the two floats around ``c`` (no float is equal to c)."""
+        lo = float(c)
+        if lo > c:
+            lo = math.nextafter(lo, -math.inf)
+        hi = math.nextafter(lo, math.inf)
+        if sym in ("<", "<="):
+            return k.Compare(T.BOOL, "<=", f, k.Const(T.F64, lo))
+        if sym in (">", ">="):
+            return k.Compare(T.BOOL, ">=", f, k.Const(T.F64, hi))
+        # == never holds (also for NaN); != always does
+        return k.Const(T.BOOL, sym == "!=")
+
     def exact_float(self, v: k.Expr, node: ast.AST) -> k.Expr:
         """An int as a float where Python would use its exact value: refused beyond 2**53."""
         if v.type == T.F64:
             return v
         if isinstance(v, k.Const):
-            if abs(int(v.value)) > 2**53:
+            if not _exact_in_float(v):
                 raise JitError(
                     "an int constant beyond 2**53 compared with or divided as a float", self.site(node)
                 )
@@ -795,7 +1377,16 @@ class _FunctionLowering:
 
     def boolop(self, e: ast.BoolOp) -> k.Expr:
         op = "and" if isinstance(e.op, ast.And) else "or"
-        values = [self.expr(v) for v in e.values]
+        values: list[k.Expr] = []
+        for v_node in e.values:
+            v = self.expr(v_node)
+            values.append(v)
+            # a constant that decides (`x is not None and ...` with x None): the rest is never
+            # evaluated in Python, so it is not compiled (it may not even be compilable)
+            if isinstance(v, k.Const) and bool(v.value) == (op == "or"):
+                break
+        if len(values) == 1:
+            return values[0]
         if all(v.type == T.BOOL for v in values):
             result = values[0]
             for v in values[1:]:
@@ -815,25 +1406,41 @@ class _FunctionLowering:
         return result
 
     def is_builtin(self, name: str) -> bool:
-        return name not in self.local_types and name not in self.src.globals and name in _BUILTINS
+        if name in self.local_types or name not in _BUILTINS:
+            return False
+        g = self.src.globals
+        # a module global of that name would shadow the builtin: note that it does not exist
+        return (
+            self.owner.depend((id(g), name), lambda: g.get(name, _MISSING), g.get(name, _MISSING)) is _MISSING
+        )
 
-    def call(self, e: ast.Call, allow_void: bool) -> k.Expr:
+    def call(self, e: ast.Call, allow_void: bool, allow_tuple: bool = False) -> k.Expr:
         site = self.site(e)
-        if e.keywords:
-            raise self.error(e, "keyword arguments", "pass arguments by position")
         if any(isinstance(a, ast.Starred) for a in e.args):
             raise self.error(e, "starred arguments")
         f = e.func
-        # self.helper(...)
-        if isinstance(f, ast.Attribute) and _is_self(f.value):
+        # self.helper(...), a static method through self
+        if isinstance(f, ast.Attribute) and self.is_self(f.value):
             if isinstance(self.owner.attrs.get(f.attr), EndpointAttr):
                 raise self.error(e, f"calling the endpoint self.{f.attr}")
-            args = [self.expr(a) for a in e.args]
+            target = getattr(self.owner.cls, f.attr, None)
+            if target is None or not callable(target):
+                raise JitError(f"{self.owner.name} has no method {f.attr}()", site)
+            static = isinstance(inspect.getattr_static(self.owner.cls, f.attr, None), staticmethod)
+            args = self.bind_arguments(target, not static, e, f"self.{f.attr}")
             callee = self.owner.method(f.attr, tuple(a.type for a in args), site=site)
-            self.calls.append(callee)
-            if callee.returns is None and not allow_void:
-                raise JitError(f"self.{f.attr}() returns nothing but its value is used", site)
-            return k.Call(callee.returns or T.F64, callee, args, site, conditional=self.if_depth > 0)
+            return self.call_of(callee, args, e, allow_void, f"self.{f.attr}", allow_tuple)
+        # helper(...), module.helper(...): plain Python functions
+        func = self.plain_function(f)
+        if func is not None:
+            shown = ast.unparse(f)
+            args = self.bind_arguments(func, False, e, shown)
+            callee = self.owner.function(func, tuple(a.type for a in args), site)
+            return self.call_of(callee, args, e, allow_void, shown, allow_tuple)
+        if e.keywords:
+            raise self.error(
+                e, "keyword arguments to a builtin or math function", "pass arguments by position"
+            )
         if isinstance(f, ast.Attribute) and f.attr == "emit":
             raise self.error(e, "emit() inside an expression", "call it as a statement")
         # math.f(...)
@@ -841,16 +1448,128 @@ class _FunctionLowering:
         if mod is math:
             return self.math_call(f.attr, e)
         if isinstance(f, ast.Name):
-            value = self.src.globals.get(f.id) if f.id not in self.local_types else None
-            if value is not None and id(value) in _MATH_BY_ID:
-                return self.math_call(_MATH_BY_ID[id(value)], e)
+            value = None
+            if f.id not in self.local_types and f.id in self.src.globals:
+                value = self.global_value(f.id)
+            math_name = _MATH_BY_ID.get(id(value))
+            if math_name is not None and value is getattr(math, math_name):
+                return self.math_call(math_name, e)
             if self.is_builtin(f.id):
                 return self.builtin(f.id, e)
         raise self.error(
             e,
             f"calling {ast.unparse(f)}",
-            "compiled code may call math functions, min/max/abs/int/float/round/len/bool and the node's own methods",
+            "compiled code may call math functions, min/max/abs/int/float/round/len/bool, the node's own "
+            "methods, static methods and Python functions defined in a module",
         )
+
+    def call_of(
+        self,
+        callee: k.KFunction,
+        args: list[k.Expr],
+        e: ast.Call,
+        allow_void: bool,
+        shown: str,
+        allow_tuple: bool = False,
+    ) -> k.Expr:
+        site = self.site(e)
+        self.calls.append(callee)
+        if callee.tuple_returns is not None and not (allow_tuple or allow_void):
+            raise JitError(
+                f"{shown}() returns a tuple, which compiled code can only unpack: a, b = {shown}(...)", site
+            )
+        if callee.returns is None and not allow_void:
+            raise JitError(f"{shown}() returns nothing but its value is used", site)
+        return k.Call(callee.returns or T.F64, callee, args, site, conditional=self.if_depth > 0)
+
+    def plain_function(self, f: ast.expr) -> types.FunctionType | None:
+        """The Python function ``f`` names: a module global, or an attribute of a module."""
+        value: Any = None
+        if isinstance(f, ast.Name) and f.id not in self.local_types and f.id in self.src.globals:
+            value = self.global_value(f.id)
+        elif isinstance(f, ast.Attribute):
+            if (
+                isinstance(f.value, ast.Name)
+                and f.value.id not in self.local_types
+                and f.value.id in self.src.globals
+            ):
+                owner = self.global_value(f.value.id)
+                if isinstance(owner, type):  # ClassName.static_method(...)
+                    static = inspect.getattr_static(owner, f.attr, None)
+                    return static.__func__ if isinstance(static, staticmethod) else None
+            base = self.module_of(f.value)
+            if base is not None and base is not math:
+                attr = f.attr
+                value = self.owner.depend(
+                    (id(base), attr), lambda: getattr(base, attr, None), getattr(base, attr, None)
+                )
+        return value if isinstance(value, types.FunctionType) else None
+
+    def bind_arguments(self, func: Any, drop_self: bool, e: ast.Call, shown: str) -> list[k.Expr]:
+        """The call's arguments in the callee's parameter order: positional, keywords, and the
+        defaults (numbers) of the ones not given. Evaluated in source order, as Python does."""
+        site = self.site(e)
+        code = func.__code__
+        if code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS) or code.co_posonlyargcount:
+            raise self.error(
+                e, f"calling {shown}(), which takes *args, **kwargs or positional-only parameters"
+            )
+        positional = list(code.co_varnames[: code.co_argcount])
+        kwonly = list(code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount])
+        defaults: dict[str, Any] = {}
+        if func.__defaults__:
+            defaults.update(
+                zip(positional[len(positional) - len(func.__defaults__) :], func.__defaults__, strict=True)
+            )
+        defaults.update(func.__kwdefaults__ or {})
+        if drop_self:
+            positional = positional[1:]
+        params = positional + kwonly
+        if len(e.args) > len(positional):
+            raise JitError(
+                f"{shown}() takes {len(positional)} positional arguments but {len(e.args)} were given", site
+            )
+        given: dict[str, k.Expr] = {}
+        evaluated: list[tuple[str, k.Expr]] = []  # source order
+        for name, a in zip(positional, e.args, strict=False):
+            evaluated.append((name, self.expr(a)))
+        for kw in e.keywords:
+            if kw.arg is None:
+                raise self.error(e, "**kwargs in a call")
+            if kw.arg not in params:
+                raise JitError(f"{shown}() got an unexpected keyword argument {kw.arg!r}", site)
+            if kw.arg in dict(evaluated):
+                raise JitError(f"{shown}() got multiple values for argument {kw.arg!r}", site)
+            evaluated.append((kw.arg, self.expr(kw.value)))
+        in_order = [n for n, _ in evaluated] == [p for p in params if p in dict(evaluated)]
+        simple = all(isinstance(v, (k.Const, k.Local, k.Attr, k.Input)) for _, v in evaluated)
+        if in_order or simple:
+            given = dict(evaluated)
+            prologue: list[tuple[str, k.Expr]] = []
+        else:  # keywords out of parameter order: evaluate into temporaries first, in source order
+            prologue = [(self.temp(v.type), v) for _, v in evaluated]
+            given = {n: k.Local(v.type, tmp) for (n, v), (tmp, _) in zip(evaluated, prologue, strict=True)}
+        out: list[k.Expr] = []
+        for p in params:
+            if p in given:
+                out.append(given[p])
+                continue
+            if p not in defaults:
+                raise JitError(f"{shown}() missing required argument {p!r}", site)
+            const = _numeric_constant(defaults[p])
+            if const is None:
+                raise JitError(
+                    f"the default value of {p!r} in {shown}() is a {type(defaults[p]).__name__}; "
+                    "compiled code takes numbers and bools",
+                    site,
+                )
+            out.append(const)
+        if prologue:
+            first = out[0]
+            for tmp, v in reversed(prologue):
+                first = k.Let(first.type, tmp, v, first)
+            out[0] = first
+        return out
 
     def math_call(self, name: str, e: ast.Call) -> k.Expr:
         site = self.site(e)
@@ -881,13 +1600,16 @@ class _FunctionLowering:
             arg = e.args[0] if len(e.args) == 1 else None
             if (
                 isinstance(arg, ast.Attribute)
-                and _is_self(arg.value)
+                and self.is_self(arg.value)
                 and isinstance(self.owner.attrs.get(arg.attr), ArrayAttr)
             ):
                 info = self.owner.attrs[arg.attr]
                 assert isinstance(info, ArrayAttr)
-                return k.Const(T.I64, info.length)
-            raise self.error(e, "len() of anything but an array attribute")
+                return k.Const(T.I64, info.length // info.cols if info.cols else info.length)
+            table = self.constant_sequence(arg) if arg is not None else None
+            if table is not None:
+                return k.Const(T.I64, len(table))
+            raise self.error(e, "len() of anything but an array attribute or a constant tuple")
         args = [self.expr(a) for a in e.args]
         if name in ("min", "max"):
             if len(args) < 2:
@@ -949,6 +1671,29 @@ _COMPARE = {
 }  # fmt: skip
 
 
+MAX_TABLE = 256
+"""Elements of a constant tuple that compiled code indexes (a chain of selects; larger: an array)."""
+
+_OPERATOR_WORDS: dict[type, str] = {ast.MatMult: "@ (matrix multiplication)"}
+_COMPARISON_WORDS: dict[type, str] = {ast.Is: "is", ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in"}
+
+
+def _short(e: ast.AST) -> str:
+    """Source text of a construct for a message (never a syntax-tree class name), shortened."""
+    try:
+        text = ast.unparse(e)
+    except Exception:  # noqa: BLE001 - a message must not fail
+        return "this construct"
+    text = " ".join(text.split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _statement_words(s: ast.stmt) -> str:
+    """A statement the subset lacks, named by its keyword (``match``...) rather than its class."""
+    first = _short(s).split(" ", 1)[0].rstrip(":")
+    return f"the `{first}` statement" if first.isidentifier() else f"the statement `{_short(s)}`"
+
+
 def _logical(op: str, a: k.Expr, b: k.Expr) -> k.Expr:
     """``a and b`` / ``a or b`` on booleans, folded when ``a`` is known (b is then the answer or unused)."""
     if isinstance(a, k.Const):
@@ -958,12 +1703,47 @@ def _logical(op: str, a: k.Expr, b: k.Expr) -> k.Expr:
     return k.Logical(T.BOOL, op, a, b)
 
 
+def _is_none(e: ast.expr) -> bool:
+    return isinstance(e, ast.Constant) and e.value is None
+
+
 def _is_self(e: ast.expr) -> bool:
     return isinstance(e, ast.Name) and e.id == "self"
 
 
 def _tname(t: T) -> str:
     return {T.F64: "float", T.I64: "int", T.BOOL: "bool"}[t]
+
+
+def _exact_in_float(c: k.Const) -> bool:
+    """Whether an int constant is exactly a float (so converting it loses nothing)."""
+    v = int(c.value)
+    return abs(v) <= 2**53 or int(float(v)) == v
+
+
+def _fold_int(op: str, a: int, b: int) -> k.Const | None:
+    """An int operation on two constants, folded as Python computes it; None where it would raise
+    or leave 64 bits (the compiled operation then raises at run time, as documented)."""
+    try:
+        if op == "**":
+            if b < 0 or (abs(a) > 1 and b > 64):
+                return None
+            v = a**b
+        elif op in ("<<", ">>"):
+            if b < 0 or (op == "<<" and b > 64):
+                return None
+            v = a << b if op == "<<" else a >> b
+        elif op in ("+", "-", "*", "//", "%", "&", "|", "^"):
+            v = {
+                "+": a + b, "-": a - b, "*": a * b, "&": a & b, "|": a | b, "^": a ^ b,
+            }.get(op) if op not in ("//", "%") else (a // b if op == "//" else a % b)  # fmt: skip
+        else:
+            return None
+    except ZeroDivisionError:
+        return None
+    if not -(2**63) <= v < 2**63:
+        return None
+    return k.Const(T.I64, v)
 
 
 def _check_int_range(v: int, site: k.Site) -> None:

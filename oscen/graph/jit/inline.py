@@ -10,6 +10,7 @@ in place: parameters and locals get fresh names, ``return`` becomes a branch out
 from __future__ import annotations
 
 import itertools
+import threading
 from dataclasses import dataclass
 
 Sexpr = str | list["Sexpr"]
@@ -51,9 +52,26 @@ def parse(text: str) -> list[Sexpr]:
 
 
 def render(e: Sexpr) -> str:
+    """The text of an s-expression (iterative: deeply nested code must not hit the recursion limit)."""
     if isinstance(e, str):
         return e
-    return "(" + " ".join(render(x) for x in e) + ")"
+    parts = ["("]
+    stack: list[tuple[list[Sexpr], int]] = [(e, 0)]
+    while stack:
+        items, i = stack.pop()
+        if i == len(items):
+            parts.append(")")
+            continue
+        if i:
+            parts.append(" ")
+        stack.append((items, i + 1))
+        x = items[i]
+        if isinstance(x, str):
+            parts.append(x)
+        else:
+            parts.append("(")
+            stack.append((x, 0))
+    return "".join(parts)
 
 
 @dataclass
@@ -192,17 +210,24 @@ class Inliner:
         return out
 
 
-_OUTLINED: dict[int, set[str]] = {}
+_OUTLINED: dict[int, tuple[dict[str, WatFunction], set[str]]] = {}
+_OUTLINED_LOCK = threading.Lock()
+OUTLINED_CACHE = 8
+"""Function tables whose outlining decision is remembered (the library's, in practice)."""
 
 
 def _outlined(functions: dict[str, WatFunction]) -> set[str]:
     """The functions whose full expansion (nested calls expanded too) exceeds INLINE_LIMIT.
 
     Decided bottom-up: a function is measured with its already-outlined callees left as calls.
+    Cached by the table's identity: the entry holds the table, so its id cannot be reused by
+    another table while the entry exists, and the cache holds at most OUTLINED_CACHE tables.
     """
     key = id(functions)
-    if key in _OUTLINED:
-        return _OUTLINED[key]
+    with _OUTLINED_LOCK:
+        entry = _OUTLINED.get(key)
+    if entry is not None and entry[0] is functions:
+        return set(entry[1])
     probe = Inliner.__new__(Inliner)
     probe.functions = functions
     probe._ids = itertools.count()
@@ -225,8 +250,11 @@ def _outlined(functions: dict[str, WatFunction]) -> set[str]:
 
     for name in functions:
         size(name)
-    _OUTLINED[key] = probe.outlined
-    return probe.outlined
+    with _OUTLINED_LOCK:
+        _OUTLINED[key] = (functions, probe.outlined)
+        while len(_OUTLINED) > OUTLINED_CACHE:
+            _OUTLINED.pop(next(iter(_OUTLINED)))
+    return set(probe.outlined)
 
 
 def _callees(items: list[Sexpr]) -> set[str]:

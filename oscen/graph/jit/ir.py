@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,7 @@ class StateIR:
     name: str
     type: str  # "f64" | "i64" | "bool"
     length: int | None = None
+    cols: int | None = None  # a 2-D array: its row length (length = rows * cols, row-major)
 
 
 @dataclass
@@ -216,16 +218,25 @@ def describe_state(node: Node) -> tuple[list[StateIR], dict[str, str]]:
         elif isinstance(value, (float, np.floating)):
             state.append(StateIR(name, "f64"))
         elif isinstance(value, np.ndarray):
-            if value.ndim != 1:
-                unsupported[name] = f"a {value.ndim}-D numpy array (compiled code indexes 1-D arrays)"
+            cols = int(value.shape[1]) if value.ndim == 2 else None
+            if value.ndim not in (1, 2) or value.size == 0:
+                unsupported[name] = (
+                    f"a {value.ndim}-D numpy array of {value.size} elements "
+                    "(compiled code indexes non-empty 1-D and 2-D arrays)"
+                )
             elif value.dtype == np.float64:
-                state.append(StateIR(name, "f64", int(value.shape[0])))
+                state.append(StateIR(name, "f64", int(value.size), cols))
             elif value.dtype == np.int64:
-                state.append(StateIR(name, "i64", int(value.shape[0])))
+                state.append(StateIR(name, "i64", int(value.size), cols))
             else:
                 unsupported[name] = (
                     f"a numpy array of dtype {value.dtype} (compiled code takes float64 or int64)"
                 )
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float)) for v in value):
+            unsupported[name] = (
+                f"a {type(value).__name__} of numbers (compiled code takes numbers, bools and numpy "
+                f"arrays: use a numpy array, self.{name} = np.array([...]))"
+            )
         else:
             unsupported[name] = (
                 f"a {type(value).__name__} (compiled code takes numbers, bools and numpy arrays)"
@@ -241,7 +252,8 @@ def _plain(value: Any) -> float | int | bool:
     return float(value)
 
 
-_ASSIGNED: dict[type, frozenset[str]] = {}
+_ASSIGNED: weakref.WeakKeyDictionary[type, frozenset[str]] = weakref.WeakKeyDictionary()
+"""Per class, weakly: the classes of reloaded patches must not be kept alive (or their ids reused)."""
 
 
 def assigned_attributes(cls: type) -> frozenset[str]:
@@ -282,6 +294,26 @@ def assigned_attributes(cls: type) -> frozenset[str]:
     return result
 
 
+def _settle_types(
+    cls: type, state: list[StateIR], endpoints: list[EndpointIR], sample_rate: float, constants: dict
+) -> list[StateIR]:
+    """Attribute types from every assignment in the compiled methods, not only the current value:
+    ``self.phase = 0`` in ``__init__`` and ``self.phase += 0.01`` in ``process`` is a float
+    attribute whether or not a sample has run (see frontend.widened_state_types)."""
+    from .frontend import widened_state_types
+
+    widened = widened_state_types(
+        cls,
+        [(s.name, s.type, s.length, s.cols) for s in state],
+        [(e.name, e.kind, e.direction, e.arity) for e in endpoints],
+        sample_rate,
+        constants,
+    )
+    if not widened:
+        return state
+    return [StateIR(s.name, widened.get(s.name, s.type), s.length, s.cols) for s in state]
+
+
 def build_ir(graph: Graph) -> GraphIR:
     """Extract the IR of a graph (what ``Graph.to_ir()`` returns)."""
     from ..graph import handler_arity
@@ -304,6 +336,7 @@ def build_ir(graph: Graph) -> GraphIR:
             for s in state
             if s.length is None and s.name not in assigned
         }
+        state = _settle_types(cls, state, endpoints, graph.sample_rate, constants)
         nodes.append(
             NodeIR(
                 handle.id,

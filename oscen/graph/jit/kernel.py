@@ -79,6 +79,16 @@ class ArrayLoad(Expr):
 
 
 @dataclass
+class ConstTable(Expr):
+    """Element ``index`` of a constant tuple of numbers (a module or class constant): Python's
+    negative indices, IndexError beyond the end."""
+
+    values: tuple[float | int | bool, ...]
+    index: Expr
+    site: Site
+
+
+@dataclass
 class Unary(Expr):
     op: str  # "neg", "not", "invert", "pos"
     operand: Expr
@@ -216,6 +226,21 @@ class Return(Stmt):
 
 
 @dataclass
+class ReturnTuple(Stmt):
+    """``return a, b``: a helper that returns several values (unpacked by its caller)."""
+
+    values: list[Expr]
+
+
+@dataclass
+class UnpackCall(Stmt):
+    """``a, b = helper(...)``: the helper's returned values into ``targets`` (locals)."""
+
+    call: Call
+    targets: list[Local]
+
+
+@dataclass
 class ExprStmt(Stmt):
     value: Expr
 
@@ -247,6 +272,9 @@ class KFunction:
     returns: T | None
     site: Site
     calls: list[KFunction] = field(default_factory=list)
+    # (size, inputs read, emits): filled in by the renderer the first time it is needed
+    measure: tuple[int, frozenset[str], bool] | None = field(default=None, compare=False, repr=False)
+    tuple_returns: tuple[T, ...] | None = None  # the types of ``return a, b`` (returns is then None)
 
     def __repr__(self) -> str:
         return f"KFunction({self.qualname}({', '.join(f'{n}: {t.value}' for n, t in self.params)}))"

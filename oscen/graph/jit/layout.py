@@ -60,6 +60,7 @@ class NodeLayout:
     external_queues: dict[str, QueueSlots] = field(default_factory=dict)  # event inputs
     outboxes: dict[str, QueueSlots] = field(default_factory=dict)  # event outputs: this block's events
     buffers: dict[str, int] = field(default_factory=dict)  # stream/value outputs -> address
+    shapes: dict[str, tuple[int, int]] = field(default_factory=dict)  # 2-D arrays -> (rows, cols)
 
     def rel(self, addr: int) -> int:
         return addr - self.base
@@ -97,6 +98,8 @@ class Layout:
             for s in n.state:
                 if s.length is not None:
                     nl.arrays[s.name] = (take(8 * max(s.length, 1)), s.type, s.length)
+                    if s.cols:
+                        nl.shapes[s.name] = (s.length // s.cols, s.cols)
             for e in n.endpoints:
                 if e.kind != "event":
                     continue

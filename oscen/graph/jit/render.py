@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import itertools
 import math
+import struct
 from dataclasses import dataclass, field
 
 from . import kernel as k
 from . import wasm_math
-from .frontend import JitError, NodeLowering
+from .frontend import JitError, NodeLowering, deep_recursion, too_deep
 from .inline import Inliner, WatFunction, parse, parse_function, render
 from .ir import NodeIR
 from .kernel import T
@@ -57,15 +58,6 @@ class TrapSite:
     detail: str = ""
 
 
-SITES: list[TrapSite] = [TrapSite(None)]
-"""Every trap site rendered in this process; ids are stable so rendered text can be reused."""
-
-
-def add_site(site: TrapSite) -> int:
-    SITES.append(site)
-    return len(SITES) - 1
-
-
 def _small_power_of_two(v: float) -> bool:
     if not (v > 0 and math.isfinite(v)):
         return False
@@ -75,7 +67,12 @@ def _small_power_of_two(v: float) -> bool:
 
 
 def _f64(v: float) -> str:
-    return f"(f64.const {float(v).hex()})"
+    v = float(v)
+    if math.isnan(v):  # float.hex() drops a NaN's sign and payload; WAT spells them out
+        bits = struct.unpack("<Q", struct.pack("<d", v))[0]
+        sign = "-" if bits >> 63 else ""
+        return f"(f64.const {sign}nan:0x{bits & ((1 << 52) - 1):x})"
+    return f"(f64.const {v.hex()})"
 
 
 def _i64(v: int) -> str:
@@ -236,6 +233,7 @@ class _Frame:
     prefix: str
     ret_label: str | None = None
     ret_local: str | None = None
+    ret_locals: list[str] = field(default_factory=list)  # `return a, b`: one local per element
     loops: list[tuple[str, str]] = field(default_factory=list)  # (break label, continue label)
 
 
@@ -249,6 +247,12 @@ class Template:
     state_used: dict[str, str]  # with state in locals: the scalars the code uses ($S_<name>)
     called: set[str]  # library functions called out of line
     functions: list[str]  # the variant's outlined helpers (WAT functions)
+    sites: list[TrapSite] = field(default_factory=lambda: [TrapSite(None)])  # trap site ids: indices
+    lowering: NodeLowering | None = None
+
+    def still_valid(self) -> bool:
+        """False once a global the code folded in has changed (the template is then stale)."""
+        return self.lowering is None or self.lowering.still_valid()
 
 
 _IDS = itertools.count()
@@ -273,17 +277,15 @@ def _walk(obj: object):
                     stack.append(v.body)
 
 
-_SIZES: dict[int, tuple[int, frozenset[str], bool]] = {}
-
-
 def _measure(fn: k.KFunction) -> tuple[int, frozenset[str], bool]:
-    """Size in kernel IR nodes, inputs read, and whether it emits events."""
-    got = _SIZES.get(id(fn))
+    """Size in kernel IR nodes, inputs read, and whether it emits events (kept on the function
+    itself: a cache keyed by id() would hand a reused id a stale entry)."""
+    got = fn.measure
     if got is None:
         nodes = list(_walk(fn.body))
         inputs = frozenset(x.name for x in nodes if isinstance(x, k.Input))
         got = (len(nodes), inputs, any(isinstance(x, k.Emit) for x in nodes))
-        _SIZES[id(fn)] = got
+        fn.measure = got
     return got
 
 
@@ -317,9 +319,21 @@ class BodyRenderer:
         self.functions: list[str] = []
         self.outlined_names: dict[tuple, str] = {}
         self.in_function = False
+        # This variant's trap sites: the text carries indices into this list (0: unknown), and
+        # the program maps them per node, so the same text serves every program that pastes it.
+        self.sites: list[TrapSite] = [TrapSite(None)]
+        self.last_site: k.Site | None = None
 
     def render(self) -> Template:
-        process = "\n".join(self.inline_statement(self.lowering.process(), []))
+        process_fn = self.lowering.process()
+        with deep_recursion():
+            try:
+                return self._render(process_fn)
+            except RecursionError:
+                raise too_deep(self.last_site, self.lowering.name) from None
+
+    def _render(self, process_fn: k.KFunction) -> Template:
+        process = "\n".join(self.inline_statement(process_fn, []))
         handlers = {}
         for e in self.node.endpoints:
             if e.direction == "input" and e.kind == "event":
@@ -328,7 +342,14 @@ class BodyRenderer:
                 handlers[e.name] = "\n".join(self.inline_statement(fn, args))
         self.locals.update(self.inliner.locals)
         return Template(
-            process, handlers, self.locals, self.state_used, set(self.inliner.called), self.functions
+            process,
+            handlers,
+            self.locals,
+            self.state_used,
+            set(self.inliner.called),
+            self.functions,
+            self.sites,
+            self.lowering,
         )
 
     # ------------------------------------------------------------------ utilities
@@ -341,7 +362,8 @@ class BodyRenderer:
         return name
 
     def site(self, site: k.Site | None, detail: str = "") -> int:
-        return add_site(TrapSite(site, detail))
+        self.sites.append(TrapSite(site, detail))
+        return len(self.sites) - 1
 
     def trap(self, site: int, code: int) -> str:
         if self.state_in_locals:
@@ -409,6 +431,8 @@ class BodyRenderer:
         functions of the variant, called with the node's base: typically a coefficient update,
         which would bloat every node's loop (and Cranelift's work) for code that rarely runs.
         Helpers called unconditionally run every sample: those are always inlined."""
+        if fn.tuple_returns is not None:
+            return False  # its values come back through the caller's locals: always inlined
         size, inputs, emits = _measure(fn)
         # Connected inputs live in the caller's locals and emitting needs the sample index.
         return size > OUTLINE_SIZE and not emits and not (inputs & self.connected)
@@ -488,6 +512,7 @@ class BodyRenderer:
         return out
 
     def stmt(self, fr: _Frame, s: k.Stmt) -> list[str]:
+        self.last_site = s.site
         if isinstance(s, k.Assign):
             if isinstance(s.target, k.Attr):
                 return [self.attr_set(s.target.name, self.expr(fr, s.value))]
@@ -528,6 +553,33 @@ class BodyRenderer:
             if s.value is not None:
                 return [f"(drop {self.expr(fr, s.value)})", f"(br {fr.ret_label})"]
             return [f"(br {fr.ret_label})"]
+        if isinstance(s, k.ReturnTuple):
+            if fr.ret_locals:
+                sets = [
+                    f"(local.set {r} {self.expr(fr, v)})"
+                    for r, v in zip(fr.ret_locals, s.values, strict=True)
+                ]
+            else:  # the caller drops the values (a call as a statement)
+                sets = [f"(drop {self.expr(fr, v)})" for v in s.values]
+            return [*sets, f"(br {fr.ret_label})"]
+        if isinstance(s, k.UnpackCall):
+            fn = s.call.func
+            assert fn.tuple_returns is not None
+            args = [self.expr(fr, a) for a in s.call.args]
+            frame, lines = self.bind_call(fn, args)
+            frame.ret_locals = [
+                self.local(f"{frame.prefix}__ret{i}", WT[t]) for i, t in enumerate(fn.tuple_returns)
+            ]
+            body = self.stmts(frame, fn.body)
+            zero = [
+                f"(local.set {r} {_const(t, 0)})"
+                for r, t in zip(frame.ret_locals, fn.tuple_returns, strict=True)
+            ]
+            unpack = [
+                f"(local.set {self.local(f'{fr.prefix}_{tgt.name}', WT[tgt.type])} (local.get {r}))"
+                for tgt, r in zip(s.targets, frame.ret_locals, strict=True)
+            ]
+            return [*lines, *zero, f"(block {frame.ret_label}", *body, ")", *unpack]
         if isinstance(s, k.ExprStmt):
             if isinstance(s.value, k.Call):
                 args = [self.expr(fr, a) for a in s.value.args]
@@ -645,6 +697,8 @@ class BodyRenderer:
             return self.attr_get(e.name)
         if isinstance(e, k.Input):
             return self.input(e.name)
+        if isinstance(e, k.ConstTable):
+            return self.const_table(fr, e)
         if isinstance(e, k.ArrayLoad):
             addr, ty, _ = self.nl.arrays[e.array]
             return f"({WT[IR_TYPES[ty]]}.load offset={self.rel(addr)} {self.array_address(fr, e.array, e.index, e.site)})"
@@ -677,6 +731,22 @@ class BodyRenderer:
             loc = self.local(f"{fr.prefix}_{e.name}", WT[e.value.type])
             return f"(block (result {WT[e.type]}) (local.set {loc} {self.expr(fr, e.value)}) {self.expr(fr, e.body)})"
         raise JitError(f"internal: no rendering for {type(e).__name__}")
+
+    def const_table(self, fr: _Frame, e: k.ConstTable) -> str:
+        """An element of a constant tuple: Python's negative indices, a bounds check, then a
+        chain of selects (the tables are small; the values are immediates, no memory)."""
+        n, wt = len(e.values), WT[e.type]
+        sid = self.site(e.site, f"a constant tuple of {n} numbers")
+        ix = self.local(self.fresh("_tix"), "i64")
+        chain = _const(e.type, e.values[n - 1])
+        for j in range(n - 2, -1, -1):
+            chain = f"(select {_const(e.type, e.values[j])} {chain} (i64.eq (local.get {ix}) {_i64(j)}))"
+        return (
+            f"(block (result {wt}) (local.set {ix} {self.expr(fr, e.index)})"
+            f" (if (i64.lt_s (local.get {ix}) (i64.const 0)) (then (local.set {ix} (i64.add (local.get {ix}) {_i64(n)}))))"
+            f" (if (i64.ge_u (local.get {ix}) {_i64(n)}) (then {self.trap(sid, INDEX)}))"
+            f" {chain})"
+        )
 
     def unary(self, fr: _Frame, e: k.Unary) -> str:
         v = self.expr(fr, e.operand)
@@ -794,8 +864,9 @@ class BodyRenderer:
                 ]
                 x = self.local(self.fresh("_rnd"), "f64")
                 sid = self.site(inner.site)
+                # + 0.0: an int has no sign of zero, so float(round(-0.3)) is 0.0, not -0.0
                 return (
-                    f"(block (result f64) (local.set {x} ({op} {self.expr(fr, inner.operand)}))"
+                    f"(block (result f64) (local.set {x} (f64.add ({op} {self.expr(fr, inner.operand)}) (f64.const 0)))"
                     f" (if (f64.ne (f64.sub (local.get {x}) (local.get {x})) (f64.const 0))"
                     f" (then {self.call('trap_not_finite', f'(local.get {x})', _i32(sid))})) (local.get {x}))"
                 )

@@ -103,8 +103,10 @@ class GraphState:
 
     def array(self, node_id: int, name: str) -> np.ndarray:
         """A numpy view of an array attribute (writes go straight to the compiled code's memory)."""
-        addr, ty, length = self.layout.nodes[node_id].arrays[name]
-        return self.bytes[addr : addr + 8 * length].view(_NP[ty])
+        nl = self.layout.nodes[node_id]
+        addr, ty, length = nl.arrays[name]
+        flat = self.bytes[addr : addr + 8 * length].view(_NP[ty])
+        return flat.reshape(nl.shapes[name]) if name in nl.shapes else flat
 
     def buffer(self, node_id: int, name: str) -> np.ndarray:
         addr = self.layout.nodes[node_id].buffers[name]

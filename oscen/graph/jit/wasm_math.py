@@ -331,6 +331,16 @@ class Expr:
         self._int_only("rem_u")
         return self._bin("rem_u", o)
 
+    def div_s(self, o: Expr | int) -> Expr:
+        """Signed division, truncating toward zero (C's ``/``)."""
+        self._int_only("div_s")
+        return self._bin("div_s", o)
+
+    def rem_s(self, o: Expr | int) -> Expr:
+        """Signed remainder with the dividend's sign (C's ``%``)."""
+        self._int_only("rem_s")
+        return self._bin("rem_s", o)
+
     def _cmp(self, fop: str, iop: str, o: Expr | float) -> Expr:
         op = fop if self.ty == F64 else iop
         return Expr(f"({self.ty}.{op} {self} {lift(o, self.ty)})", I32)
@@ -1348,10 +1358,14 @@ def _log1p_kernel(f: Fn, fv: Var, hfsq: Var, r: Var) -> list[str]:
 
 
 def _define_log() -> None:
+    # log: fdlibm's reduction and kernel, but summed in extra precision (the hi/lo split of
+    # FreeBSD's k_log.h, and an exact two-sum of k*ln2_hi + hi), so the result is nearly always
+    # the correctly rounded one -- which is what glibc's table-driven log (CPython's) returns,
+    # so the two agree bit for bit far more often than plain fdlibm did.
     f = Fn("m_log", [("x", F64)])
     x = f.param("x")
     hx, k = f.vars("hx k", I32)
-    fv, hfsq, r, dk = f.vars("f hfsq r dk")
+    fv, hfsq, r, dk, hi, lo, a, w, b = f.vars("f hfsq r dk hi lo a w b")
     body = [
         *_log_entry(f, x, hx, k),
         # reduce x into [sqrt(2)/2, sqrt(2)]
@@ -1360,8 +1374,13 @@ def _define_log() -> None:
         x.set(with_hi(x, (hx & 0x000FFFFF) + 0x3FE6A09E)),
         fv.set(x - 1.0),
         *_log1p_kernel(f, fv, hfsq, r),
+        hi.set(clear_lo(fv - hfsq)),  # log(1+f) = hi + lo, hi exact in 21 bits
+        lo.set((fv - hi) - hfsq + r),
         dk.set(to_f64(k)),
-        ret(r + dk * LN2_LO - hfsq + fv + dk * LN2_HI),
+        a.set(dk * LN2_HI),  # exact: LN2_HI has 32 trailing zero bits
+        w.set(a + hi),
+        b.set(w - a),
+        ret(w + (((a - (w - b)) + (hi - b)) + (lo + dk * LN2_LO))),  # two-sum error + low parts
     ]
     _register("log", f, body, True)
 
@@ -1371,7 +1390,7 @@ def _define_log() -> None:
     ivln2hi, ivln2lo = _w(0x3FF71547, 0x65200000), _w(0x3DE705FC, 0x2EEFA200)
     ivln10hi, ivln10lo = _w(0x3FDBCB7B, 0x15200000), _w(0x3DBB9438, 0xCA9AADD5)
     log10_2hi, log10_2lo = _w(0x3FD34413, 0x509F6000), _w(0x3D59FEF3, 0x11F12B36)
-    for base in (2, 10):
+    for base in (2,):
         f = Fn(f"m_log{base}", [("x", F64)])
         x = f.param("x")
         hx, k, i = f.vars("hx k i", I32)
@@ -1408,7 +1427,32 @@ def _define_log() -> None:
         ]
         _register(f"log{base}", f, body, True)
 
+    _define_log10()
     _define_log1p()
+
+
+def _define_log10() -> None:
+    """glibc's e_log10.c (fdlibm), which CPython's math.log10 calls on Linux: the mantissa's log
+    (our log) over ln(10), plus k*log10(2) split in two. The same operations on the same log give
+    the interpreter's results, mostly bit for bit (FreeBSD's more accurate variant differed by up
+    to 2 ulp from it)."""
+    ivln10 = 4.34294481903251816668e-01
+    log10_2hi, log10_2lo = 3.01029995663611771306e-01, 3.69423907715893078616e-13
+    f = Fn("m_log10", [("x", F64)])
+    x = f.param("x")
+    hx, k, i = f.vars("hx k i", I32)
+    y, z = f.vars("y z")
+    body = [
+        *_log_entry(f, x, hx, k),
+        k.set(k + (hx >> 20) - 1023),
+        i.set(k >> 31),  # 1 if k < 0: the mantissa goes to [0.5, 1) then
+        hx.set((hx & 0x000FFFFF) | ((0x3FF - i) << 20)),
+        y.set(to_f64(k + i)),
+        x.set(with_hi(x, hx)),
+        z.set(y * log10_2lo + ivln10 * call("m_log", x)),
+        ret(z + y * log10_2hi),
+    ]
+    _register("log10", f, body, True)
 
 
 def _define_log1p() -> None:
@@ -1481,89 +1525,94 @@ def _define_log1p() -> None:
 
 
 # ---------------------------------------------------------------------------
-# Hyperbolic functions (musl sinh.c, cosh.c, tanh.c, asinh.c, acosh.c, atanh.c)
+# Hyperbolic functions: sinh, cosh, tanh as glibc ships them (fdlibm e_sinh.c, e_cosh.c,
+# s_tanh.c, which CPython's math calls on Linux): the same formulas on our expm1/exp, so results
+# are mostly bit-identical to the interpreter's. asinh, acosh, atanh: musl.
 # ---------------------------------------------------------------------------
 
-EXPO2_KLN2 = float.fromhex("0x1.62066151add8bp+10")  # 2043*ln2
-EXPO2_SCALE = _w((0x3FF + 2043 // 2) << 20)  # 2^1021
 LN2 = math.log(2.0)
-
-
-def _expo2(x: Expr, sign: Expr | float) -> Expr:
-    """exp(x)/2 for x >= log(DBL_MAX), without the intermediate overflow."""
-    return call("m_exp", x - EXPO2_KLN2) * (sign * EXPO2_SCALE) * EXPO2_SCALE  # type: ignore[operator]
+OVERFLOW_HI, OVERFLOW_LO = 0x408633CE, 0x8FB9F87D  # fdlibm's overflow threshold of sinh/cosh
 
 
 def _define_hyperbolic() -> None:
-    # sinh
+    # sinh (fdlibm e_sinh.c)
     f = Fn("m_sinh", [("x", F64)])
     x = f.param("x")
-    w = f.local("w", I32)
-    h, ax, t = f.vars("h ax t")
+    ix, lx = f.vars("ix lx", I32)
+    h, ax, t, w = f.vars("h ax t w")
     body = [
+        ix.set(hi32(x) & 0x7FFFFFFF),
+        if_(ix >= 0x7FF00000, [ret(x + x)]),  # nan, +-inf
         h.set(fcopysign(0.5, x)),
         ax.set(fabs(x)),
-        w.set(hi32(ax)),
-        if_(w < 0x40862E42, [  # |x| < log(DBL_MAX)
-            if_(w < 0x3FF00000 - (26 << 20), [ret(x)]),
+        if_(ix < 0x40360000, [  # |x| < 22
+            if_(ix < 0x3E300000, [ret(x)]),  # |x| < 2^-28
             t.set(call("m_expm1", ax)),
-            if_(w < 0x3FF00000, [ret(h * (2.0 * t - t * t / (t + 1.0)))]),
+            if_(ix < 0x3FF00000, [ret(h * (2.0 * t - t * t / (t + 1.0)))]),
             ret(h * (t + t / (t + 1.0))),
         ]),
-        if_(x.ne(x) | ax.eq(INF), [ret(x)]),
-        t.set(_expo2(ax, 2.0 * h)),
-        if_(fabs(t).eq(INF), [trap(ERR_RANGE)]),
-        ret(t),
+        if_(ix < 0x40862E42, [ret(h * call("m_exp", ax))]),  # |x| < log(DBL_MAX)
+        lx.set(lo32(x)),
+        if_(ix.ugt(OVERFLOW_HI) | (ix.eq(OVERFLOW_HI) & lx.ugt(OVERFLOW_LO)), [trap(ERR_RANGE)]),
+        w.set(call("m_exp", 0.5 * ax)),
+        t.set(h * w),
+        ret(t * w),
     ]  # fmt: skip
     _register("sinh", f, body, True)
 
-    # cosh
+    # cosh (fdlibm e_cosh.c)
     f = Fn("m_cosh", [("x", F64)])
     x = f.param("x")
-    w = f.local("w", I32)
-    ax, t = f.vars("ax t")
+    ix, lx = f.vars("ix lx", I32)
+    ax, t, w = f.vars("ax t w")
     body = [
+        ix.set(hi32(x) & 0x7FFFFFFF),
         ax.set(fabs(x)),
-        w.set(hi32(ax)),
-        if_(w < 0x3FE62E42, [  # |x| < log(2)
-            if_(w < 0x3FF00000 - (26 << 20), [ret(1.0)]),
-            t.set(call("m_expm1", ax)),
-            ret(1.0 + t * t / (2.0 * (1.0 + t))),
-        ]),
-        if_(w < 0x40862E42, [
+        if_(ix < 0x40360000, [  # |x| < 22
+            if_(ix < 0x3FD62E43, [  # |x| < ln2/2
+                if_(ix < 0x3C800000, [ret(1.0)]),
+                t.set(call("m_expm1", ax)),
+                w.set(1.0 + t),
+                ret(1.0 + (t * t) / (w + w)),
+            ]),
             t.set(call("m_exp", ax)),
-            ret(0.5 * (t + 1.0 / t)),
+            ret(0.5 * t + 0.5 / t),
         ]),
-        if_(x.ne(x) | ax.eq(INF), [ret(ax)]),
-        t.set(_expo2(ax, 1.0)),
-        if_(t.eq(INF), [trap(ERR_RANGE)]),
-        ret(t),
+        if_(ix < 0x40862E42, [ret(0.5 * call("m_exp", ax))]),
+        if_(ix >= 0x7FF00000, [ret(x * x)]),  # nan, inf
+        lx.set(lo32(x)),
+        if_(ix.ugt(OVERFLOW_HI) | (ix.eq(OVERFLOW_HI) & lx.ugt(OVERFLOW_LO)), [trap(ERR_RANGE)]),
+        w.set(call("m_exp", 0.5 * ax)),
+        t.set(0.5 * w),
+        ret(t * w),
     ]  # fmt: skip
     _register("cosh", f, body, True)
 
-    # tanh (Cephes): x + x^3 P(x^2)/Q(x^2) below 0.625 keeps it accurate
-    # relative to x near 0, above that 1 - 2/(e^2|x| + 1) costs one exp and a
-    # division -- cheaper than fdlibm/musl's expm1-based tanh, and tanh is an
-    # audio workhorse (soft clipping).
-    tp = [_w(0xBFEEDC5B, 0xAAFD6F4B), _w(0xC058D26A, 0x0E26682D), _w(0xC0993AC0, 0x30580563)]
-    tq = [1.0, _w(0x405C33F2, 0x8A581B86), _w(0x40A176FA, 0x0E5535FA), _w(0x40B2EC10, 0x2442040C)]
+    # tanh (fdlibm s_tanh.c): expm1 of 2|x|; exact sign symmetry
     f = Fn("m_tanh", [("x", F64)])
     x = f.param("x")
-    ax, s, t = f.vars("ax s t")
+    ix = f.local("ix", I32)
+    ax, t, z = f.vars("ax t z")
     body = [
-        ax.set(fabs(x)),
-        if_(ax < 0.625, [
-            s.set(ax * ax),
-            t.set(ax + ax * s * (horner(s, tp[::-1]) / horner(s, tq[::-1]))),
-        ], [
-            if_(ax < 20.0, [
-                t.set(1.0 - 2.0 / (call("m_exp", ax + ax) + 1.0)),
-            ], [
-                if_(x.ne(x), [ret(x)]),
-                t.set(1.0),  # 2/(e^40+1) < 2^-54
-            ]),
+        ix.set(hi32(x) & 0x7FFFFFFF),
+        if_(ix >= 0x7FF00000, [
+            if_(x.ne(x), [ret(x)]),
+            ret(fcopysign(1.0, x)),
         ]),
-        ret(fcopysign(t, x)),
+        ax.set(fabs(x)),
+        if_(ix < 0x40360000, [  # |x| < 22
+            if_(ix < 0x3C800000, [ret(x * (1.0 + x))]),  # |x| < 2^-55
+            if_(ix >= 0x3FF00000, [
+                t.set(call("m_expm1", 2.0 * ax)),
+                z.set(1.0 - 2.0 / (t + 2.0)),
+            ], [
+                t.set(call("m_expm1", -2.0 * ax)),
+                z.set(-t / (t + 2.0)),
+            ]),
+        ], [
+            z.set(1.0),  # 1 - tiny
+        ]),
+        ret(fcopysign(z, x)),
     ]  # fmt: skip
     _register("tanh", f, body, False)
 
@@ -1636,36 +1685,41 @@ def _define_hyperbolic() -> None:
 
 
 def _define_cbrt_hypot() -> None:
-    B1, B2 = 715094163, 696219795
-    P = [_w(0x3FFE03E6, 0x0F61E692), _w(0xBFFE28E0, 0x92F02420), _w(0x3FF9F160, 0x4A49D6C2),
-         _w(0xBFE844CB, 0xBEE751D9), _w(0x3FC2B000, 0xD4E4EDD7)]  # fmt: skip
+    # cbrt: glibc's s_cbrt.c, which CPython's math.cbrt calls on Linux: a degree-6 polynomial
+    # on the frexp mantissa, one Halley step, a table for the exponent's remainder mod 3. It is
+    # up to 3 ulp from the true cube root (FreeBSD's, used before, is 0.67 ulp), but it is what
+    # the interpreter computes: the same operations give the same bits.
+    cbrt2, sqr_cbrt2 = 1.2599210498948731648, 1.5874010519681994748
+    factor = [1.0 / sqr_cbrt2, 1.0 / cbrt2, 1.0, cbrt2, sqr_cbrt2]
+    poly = [0.354895765043919860, 1.50819193781584896, -2.11499494167371287, 2.44693122563534430,
+            -1.83469277483613086, 0.784932344976639262, -0.145263899385486377]  # fmt: skip
     f = Fn("m_cbrt", [("x", F64)])
     x = f.param("x")
-    hx, sign = f.vars("hx sign", I32)
-    t, r, s, w = f.vars("t r s w")
+    hx, xe, r = f.vars("hx xe r", I32)
+    ax, xm, u, t2, ym = f.vars("ax xm u t2 ym")
+    scale = select(
+        factor[0],
+        select(factor[1], select(factor[2], select(factor[3], factor[4], r.eq(1)), r.eq(0)), r.eq(-1)),
+        r.eq(-2),
+    )
     body = [
-        hx.set(hi32(x)),
-        sign.set(hx & 0x80000000),
-        hx.set(hx ^ sign),
-        if_(hx >= 0x7FF00000, [ret(x)]),  # nan, inf
-        # rough cbrt to 5 bits by integer division of the exponent
-        if_(hx < 0x00100000, [
-            if_(x.eq(0.0), [ret(x)]),
-            t.set(x * TWO54),
-            t.set(from_hi(sign | ((hi32(t) & 0x7FFFFFFF).div_u(3) + B2))),
-        ], [
-            t.set(from_hi(sign | (hx.div_u(3) + B1))),
+        ax.set(fabs(x)),
+        hx.set(hi32(ax)),
+        if_(hx >= 0x7FF00000, [ret(x + x)]),  # nan, inf
+        if_(ax.eq(0.0), [ret(x + x)]),  # signed zeros
+        xe.set(0),
+        if_(hx < 0x00100000, [  # subnormal: frexp scales it first
+            ax.set(ax * TWO54),
+            xe.set(-54),
+            hx.set(hi32(ax)),
         ]),
-        # to 23 bits with a polynomial in t^3/x
-        r.set((t * t) * (t / x)),
-        t.set(t * ((P[0] + r * (P[1] + r * P[2])) + ((r * r) * r) * (P[3] + r * P[4]))),
-        # round away from zero to 23 bits so t*t is exact, then one Newton step
-        t.set(from_bits((bits(t) + 0x80000000) & 0xFFFFFFFFC0000000)),
-        s.set(t * t),
-        r.set(x / s),
-        w.set(t + t),
-        r.set((r - t) / (w + r)),
-        ret(t + t * r),
+        xe.set(xe + (hx >> 20) - 1022),
+        xm.set(with_hi(ax, (hx & 0x000FFFFF) | 0x3FE00000)),  # frexp: [0.5, 1)
+        u.set(horner(xm, poly)),
+        t2.set(u * u * u),
+        r.set(xe.rem_s(3)),
+        ym.set(u * (t2 + 2.0 * xm) / (2.0 * t2 + xm) * scale),
+        ret(fcopysign(ym, x) * pow2(xe.div_s(3))),  # ldexp: |xe/3| <= 358, exact
     ]  # fmt: skip
     _register("cbrt", f, body, False)
 
