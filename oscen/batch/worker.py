@@ -55,7 +55,7 @@ class KernelImage:
     ir_json: str
     max_block: int
     timeout: float
-    sites: list[Any]
+    sites: dict[int, list[Any]]  # node id -> its variant's trap sites (Program.sites)
     segments: list[list[int]]
     node_labels: dict[int, str]
     math_imports: list[str]
@@ -82,7 +82,7 @@ class KernelImage:
             ir_json=ir.to_json(),
             max_block=jit.max_block,
             timeout=jit.timeout,
-            sites=list(program.sites),
+            sites={nid: list(sites) for nid, sites in program.sites.items()},
             segments=[list(s) for s in program.segments],
             node_labels=dict(program.node_labels),
             math_imports=list(program.math_imports),

@@ -121,10 +121,13 @@ def manifest_of(graph: Graph, compiled: Any, title: str) -> dict[str, Any]:
     midi_id = None
     if midi is not None:
         midi_id = f"{graph.handle(midi.node_id).label}.{midi.name}"
-    sites = {
-        str(i): {"where": str(s.site) if s.site else "", "detail": s.detail}
-        for i, s in enumerate(program.sites)
-        if i and s.site is not None
+    sites = {  # node id -> trap site id -> where (site ids belong to the node's variant)
+        str(nid): {
+            str(i): {"where": str(s.site) if s.site else "", "detail": s.detail}
+            for i, s in enumerate(node_sites)
+            if i and s.site is not None
+        }
+        for nid, node_sites in program.sites.items()
     }
     return {
         "version": MANIFEST_VERSION,

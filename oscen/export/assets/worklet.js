@@ -114,7 +114,7 @@ class OscenProcessor extends AudioWorkletProcessor {
     const segment = v.getInt32(h.segment, true);
     const nodeId = v.getInt32(h.node, true);
     const node = f.node_labels[nodeId] || (f.segments[segment] || []).map((n) => f.node_labels[n]).join(", ") || "a node";
-    const site = f.sites[siteId];
+    const site = (f.sites[nodeId] || {})[siteId];
     const where = site && site.where ? ` at ${site.where}` : "";
     if (!site || code === 0) return `compiled code of ${node} trapped: ${err.message || err}`;
     let kind, text;
