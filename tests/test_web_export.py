@@ -133,6 +133,41 @@ def test_a_fault_reaches_the_page_naming_the_node_and_line(browser, tmp_path: Pa
     assert not channels[0, 256:].any()
 
 
+SPINNING_PATCH = '''
+from oscen import Graph, Node, StreamOutput, ValueInput
+
+
+class Spinner(Node):
+    spin = ValueInput(0.0)
+    output = StreamOutput()
+
+    def process(self, sample_rate):
+        while self.spin > 0.5:
+            pass
+        self.output = 0.25
+
+
+def patch(sample_rate):
+    graph = Graph(sample_rate)
+    graph.add_node(Spinner(), "spinner")
+    return graph
+'''
+
+
+def test_an_endless_loop_ends_as_a_timeout_naming_the_node(browser, tmp_path: Path) -> None:
+    patch = tmp_path / "spinning.py"
+    patch.write_text(SPINNING_PATCH)
+    folder = tmp_path / "spinning"
+    export_web(load_patch(patch, RATE), folder)
+    with ExportServer(folder) as server:
+        result = browser_render(browser, server.url, 0.05, params=[[500, "spinner.spin", 1.0]])
+    (fault,) = result["faults"]
+    line = SPINNING_PATCH.splitlines().index("        while self.spin > 0.5:") + 1
+    assert fault.startswith("TimeoutError in spinner") and f"spinning.py:{line}" in fault, fault
+    channels = result["channels"]
+    assert np.all(channels[0, :500] == 0.25) and not channels[0, 500:].any()  # and the page lived on
+
+
 def test_live_page_has_its_controls_and_plays(browser, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 

@@ -44,6 +44,9 @@ QUANTUM = 128
 ASSETS = Path(__file__).with_name("assets")
 PAGE_FILES = ("index.html", "app.js", "worklet.js")
 MANIFEST_VERSION = 1
+LOOP_BUDGET = 100_000_000
+"""Loop iterations node code may run in one call in the browser (a fraction of a second at most):
+past it the loop traps as a timeout, as Python's watchdog makes it do after its time limit."""
 
 
 class ExportError(ValueError):
@@ -144,6 +147,7 @@ def manifest_of(graph: Graph, compiled: Any, title: str) -> dict[str, Any]:
             "interrupt": memory.INTERRUPT,
             "node": memory.NODE,
         },  # fmt: skip
+        "loop_budget": LOOP_BUDGET,
         "event_bytes": memory.EVENT_BYTES,
         "event_fields": memory.EVENT_FIELDS,
         "outputs": list(compiled._outputs),

@@ -118,6 +118,9 @@ class OscenProcessor extends AudioWorkletProcessor {
     const where = site && site.where ? ` at ${site.where}` : "";
     if (!site || code === 0) return `compiled code of ${node} trapped: ${err.message || err}`;
     let kind, text;
+    if (code === f.timeout_code) {
+      return `TimeoutError in ${node}${where}: compiled node code looped more than ${this.m.loop_budget} times in one quantum (an endless loop?); the quantum was abandoned`;
+    }
     if (code === f.math_code) {
       const mathCode = this.kernel.exports.math_error.value || this.math.exports.math_error.value;
       [kind, text] = f.math[mathCode] || ["ValueError", "math domain error"];
@@ -163,6 +166,7 @@ class OscenProcessor extends AudioWorkletProcessor {
       this.pending = waiting;
       const k = Math.min(next, start + n) - now;
       try {
+        this.view.setInt32(this.m.header.interrupt, this.m.loop_budget, true); // loops count it down
         this.kernel.exports.process(k);
       } catch (err) {
         this.fail(this.faultMessage(err));

@@ -23,7 +23,7 @@ from .codegen import FUSE_NODES, INLINE_MATH_NODES, ProgramBuilder
 from .engine import engine, math_module, watch
 from .frontend import JitError
 from .ir import GraphIR
-from .layout import INTERRUPT, MAX_BLOCK, NODE, TRAP_SITE, Layout
+from .layout import INTERRUPT, LOOP_BUDGET, MAX_BLOCK, NODE, TRAP_SITE, Layout
 from .render import MATH, TIMEOUT, TRAP_MESSAGES
 from .state import GraphState
 
@@ -250,10 +250,10 @@ class _Binding:
         self._run(self.render_ref, self.render_args, 2)
 
     def _run(self, func_ref: Any, args: Any, nargs: int) -> None:
+        self.interrupt[0] = LOOP_BUDGET
         self.started = time.perf_counter()
         error = self._call(self.ctx, func_ref, args, nargs, self.trap_ref)
         self.started = 0.0
-        self.interrupt[0] = 0
         if error:
             raise wasmtime.WasmtimeError._from_ptr(error)
         if self.trap:

@@ -26,7 +26,9 @@ FRAME = 0  # i64: absolute frame of the next sample
 TRAP_SITE = 8  # i32: which site trapped
 TRAP_CODE = 12  # i32: what went wrong there
 SEGMENT = 16  # i32: the segment running (to attribute interrupts)
-INTERRUPT = 20  # i32: set by the watchdog when a call runs too long; node-code loops check it
+INTERRUPT = 20  # i32: loop iterations node code may still run in this call (host sets it; watchdog: 1)
+LOOP_BUDGET = 2**31 - 1
+"""What a Python host gives each call: its watchdog, not the count, ends an endless loop."""
 NODE = 24  # i32: the node whose code runs (to attribute traps in code shared by several nodes)
 HEADER_BYTES = 64
 

@@ -636,8 +636,15 @@ class BodyRenderer:
         return lines
 
     def interrupt_check(self, site: k.Site) -> str:
-        """Loops in node code poll the watchdog's flag (the sample loop itself is bounded)."""
-        return f"(if (i32.load {_i32(INTERRUPT)}) (then {self.trap(self.site(site, 'a loop'), TIMEOUT)}))"
+        """Loops in node code count down the iterations they may still run in this call (the sample
+        loop itself is bounded). The host sets the count before each call; Python's watchdog sets
+        it to 1 when a call overruns its timeout, a browser host simply gives a budget: either way
+        the loop traps with TIMEOUT at 0, whichever host runs the kernel."""
+        at = _i32(INTERRUPT)
+        return (
+            f"(i32.store {at} (i32.sub (i32.load {at}) (i32.const 1)))"
+            f" (if (i32.le_s (i32.load {at}) (i32.const 0)) (then {self.trap(self.site(site, 'a loop'), TIMEOUT)}))"
+        )
 
     def emit(self, fr: _Frame, s: k.Emit) -> list[str]:
         """Append the event to this output's outbox; connected inputs read it from there."""
