@@ -331,7 +331,7 @@ def _run(args: argparse.Namespace, rep: SoakReport) -> SoakReport:
         rep.errors.append(f"the audio callback raised: {stats.error!r}")
     rep.errors += [f"{w.name} raised: {w.error!r}" for w in workers if w.error is not None]
     rep.edits, rep.sets, rep.refused = _count(workers)
-    rep.swaps = len(jit.swaps)
+    rep.swaps = jit.swap_count
     pr = probe.report
     rep.blocks, rep.late_blocks, rep.xruns = pr.blocks, stats.late_blocks, stats.xruns
     rep.bad_blocks = len({e.split(":")[0] for e in pr.frame_errors + pr.clock_errors})

@@ -748,19 +748,19 @@ def test_swaps_keep_coming_while_edits_outpace_compiles(jits: Callable[..., JitG
 
     thread = threading.Thread(target=player)
     thread.start()
-    swaps_before = len(live.swaps)
+    swaps_before = live.swap_count
     tail: NodeHandle | None = None
     try:
         edits, started = 0, time.monotonic()
         # at least 150 edits; then on until 3 swaps came (or 30 s, on a very slow machine)
-        while edits < 150 or (len(live.swaps) - swaps_before < 3 and time.monotonic() - started < 30.0):
+        while edits < 150 or (live.swap_count - swaps_before < 3 and time.monotonic() - started < 30.0):
             if tail is not None:
                 live.remove_node(tail)
             tail = live.add_node(Follow())
             live.connect(last.output, tail.input)
             edits += 1
             time.sleep(0.01)
-        during = len(live.swaps) - swaps_before
+        during = live.swap_count - swaps_before
         assert live.wait_compiled(timeout=COMPILE_TIMEOUT)
         deadline = time.monotonic() + COMPILE_TIMEOUT
         while live.compiled_version != graph.version and time.monotonic() < deadline:

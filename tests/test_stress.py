@@ -384,7 +384,7 @@ def test_rss_growth_per_edit_is_bounded(freeze_gc: bool) -> None:
                 break  # the median is over the bound already: don't leak on for a third window
     finally:
         _close(jit)
-    assert len(jit.swaps) >= 100 + len(per_edit) * window
+    assert jit.swap_count >= 100 + len(per_edit) * window
     median = sorted(per_edit)[1]  # of two windows over the bound, the smaller
     assert median <= RSS_BOUND_PER_EDIT, (
         f"RSS grew {', '.join(f'{x / 1024:.1f}' for x in per_edit)} KB per edit in three windows of "

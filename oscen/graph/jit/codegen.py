@@ -11,8 +11,10 @@ Cranelift's work per node is bounded and compile time grows linearly with the gr
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from . import wasm_math
 from .frontend import ArrayAttr, AttrInfo, EndpointAttr, JitError, NodeLowering, ScalarAttr, fingerprint
@@ -49,6 +51,29 @@ class Program:
 
 _LOWERINGS: dict[tuple, NodeLowering] = {}
 _TEMPLATES: dict[tuple, Template] = {}
+VARIANT_CACHE = 256
+"""Node variants whose lowering and rendered template are kept (least recently used go first): a
+re-patch recompiles only what changed, and a live session that meets thousands of variants (every
+distinct constant is one) keeps its memory flat."""
+
+
+_CACHE_LOCK = threading.Lock()  # compiles run on several threads (JitGraphs, batch drivers)
+
+
+def _recall(cache: dict[tuple, Any], key: tuple) -> Any:
+    """The cached entry for ``key``, marked as used most recently (dicts keep insertion order)."""
+    with _CACHE_LOCK:
+        entry = cache.pop(key, None)
+        if entry is not None:
+            cache[key] = entry
+        return entry
+
+
+def _remember(cache: dict[tuple, Any], key: tuple, entry: Any) -> None:
+    with _CACHE_LOCK:
+        cache[key] = entry
+        while len(cache) > VARIANT_CACHE:
+            cache.pop(next(iter(cache)))
 
 
 def _variant_key(node: NodeIR, sample_rate: float) -> tuple:
@@ -64,7 +89,7 @@ def _variant_key(node: NodeIR, sample_rate: float) -> tuple:
 def lowering_for(node: NodeIR, sample_rate: float) -> NodeLowering:
     """The frontend for a node; nodes of one variant share the lowered methods."""
     key = _variant_key(node, sample_rate)
-    low = _LOWERINGS.get(key)
+    low = _recall(_LOWERINGS, key)
     if low is not None and not low.still_valid():  # a global it folded in has changed
         low = None
     if low is None:
@@ -85,9 +110,7 @@ def lowering_for(node: NodeIR, sample_rate: float) -> NodeLowering:
         low = NodeLowering(
             node.resolve_class(), attrs, sample_rate, node.label, node.unsupported, node.constants
         )
-        _LOWERINGS[key] = low
-        if len(_LOWERINGS) > 4096:
-            _LOWERINGS.pop(next(iter(_LOWERINGS)))
+        _remember(_LOWERINGS, key, low)
     return low
 
 
@@ -128,7 +151,7 @@ class ProgramBuilder:
             self.layout.max_block,
             self.state_in_locals,
         )
-        tpl = _TEMPLATES.get(key)
+        tpl = _recall(_TEMPLATES, key)
         if tpl is not None and not tpl.still_valid():
             tpl = None
         if tpl is None:
@@ -142,9 +165,7 @@ class ProgramBuilder:
                 if not err.node:
                     err.node = node.label
                 raise
-            _TEMPLATES[key] = tpl
-            if len(_TEMPLATES) > 4096:
-                _TEMPLATES.pop(next(iter(_TEMPLATES)))
+            _remember(_TEMPLATES, key, tpl)
         return tpl
 
     def segments(self) -> list[list[int]]:

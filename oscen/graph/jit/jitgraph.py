@@ -68,6 +68,10 @@ class _Ready:
     requested_at: float
 
 
+SWAP_HISTORY = 256
+"""How many SwapRecords a JitGraph keeps (``swap_count`` counts them all)."""
+
+
 @dataclass
 class SwapRecord:
     """One hot swap, for tests and benchmarks: when it was asked for and when it took over."""
@@ -197,7 +201,10 @@ class JitGraph:
         self._cache_size = cache_size
         self._closed = False
         self._thread: threading.Thread | None = None
-        self.swaps: list[SwapRecord] = []
+        self.swaps: deque[SwapRecord] = deque(maxlen=SWAP_HISTORY)
+        """The most recent swaps (a live session swaps thousands of times: the history is bounded)."""
+        self.swap_count = 0
+        """Swaps since this JitGraph was made."""
         self.last_error: Exception | None = None
         weakref.finalize(self, self._worker.release)
         if background:
@@ -520,6 +527,7 @@ class JitGraph:
         else:
             ready.state.load_from_graph(self.graph)
         self._current = ready
+        self.swap_count += 1
         self.swaps.append(
             SwapRecord(
                 ready.version,
