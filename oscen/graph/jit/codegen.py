@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import wasm_math
-from .frontend import ArrayAttr, AttrInfo, EndpointAttr, JitError, NodeLowering, ScalarAttr, fingerprint
+from .frontend import JitError, NodeLowering, attribute_infos, fingerprint
 from .ir import GraphIR, NodeIR
 from .layout import EVENT_BYTES, FRAME, NODE, SEGMENT, Layout, QueueSlots
-from .render import IR_TYPES, BodyRenderer, Template, TrapSite, _i32, math_imports, wat_of_functions
+from .render import BodyRenderer, Template, TrapSite, _i32, math_imports, wat_of_functions
 
 INLINE_MATH_NODES = 300
 """Graphs up to this many nodes get math functions expanded in their per-sample code (~5% faster
@@ -93,20 +93,10 @@ def lowering_for(node: NodeIR, sample_rate: float) -> NodeLowering:
     if low is not None and not low.still_valid():  # a global it folded in has changed
         low = None
     if low is None:
-        attrs: dict[str, AttrInfo] = {}
-        for s in node.state:
-            t = IR_TYPES[s.type]
-            attrs[s.name] = ScalarAttr(t) if s.length is None else ArrayAttr(t, s.length, s.cols)
-        for e in node.endpoints:
-            kind = {
-                ("input", "stream"): "stream_in",
-                ("input", "value"): "value_in",
-                ("output", "stream"): "out",
-                ("output", "value"): "out",
-                ("input", "event"): "event_in",
-                ("output", "event"): "event_out",
-            }[(e.direction, e.kind)]
-            attrs[e.name] = EndpointAttr(kind)
+        attrs = attribute_infos(
+            ((s.name, s.type, s.length, s.cols) for s in node.state),
+            ((e.name, e.kind, e.direction) for e in node.endpoints),
+        )
         low = NodeLowering(
             node.resolve_class(), attrs, sample_rate, node.label, node.unsupported, node.constants
         )

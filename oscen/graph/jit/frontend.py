@@ -17,7 +17,7 @@ import textwrap
 import threading
 import types
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -366,6 +366,19 @@ _ENDPOINT_KINDS = {
     ("output", "event"): "event_out",
 }
 _STATE_TYPES = {"f64": T.F64, "i64": T.I64, "bool": T.BOOL}
+
+
+def attribute_infos(
+    state: Iterable[tuple[str, str, int | None, int | None]], endpoints: Iterable[tuple[str, str, str]]
+) -> dict[str, AttrInfo]:
+    """What node code may find on ``self``: state attributes ``(name, IR type, length, cols)`` (a
+    length for arrays) and endpoints ``(name, kind, direction)``, as the frontend types them."""
+    attrs: dict[str, AttrInfo] = {}
+    for name, t, length, cols in state:
+        attrs[name] = ScalarAttr(_STATE_TYPES[t]) if length is None else ArrayAttr(_STATE_TYPES[t], length, cols)
+    for name, kind, direction in endpoints:
+        attrs[name] = EndpointAttr(_ENDPOINT_KINDS[(direction, kind)])
+    return attrs
 _SETTLED: weakref.WeakKeyDictionary[type, dict[tuple, dict[str, str]]] = weakref.WeakKeyDictionary()
 
 
@@ -391,16 +404,8 @@ def widened_state_types(
     per_class = _SETTLED.setdefault(cls, {})
     got = per_class.get(key)
     if got is None:
-        attrs: dict[str, AttrInfo] = {}
-        for name, t, length, cols in state:
-            attrs[name] = (
-                ScalarAttr(_STATE_TYPES[t]) if length is None else ArrayAttr(_STATE_TYPES[t], length, cols)
-            )
-        handlers = []
-        for name, kind, direction, arity in endpoints:
-            attrs[name] = EndpointAttr(_ENDPOINT_KINDS[(direction, kind)])
-            if (direction, kind) == ("input", "event"):
-                handlers.append((name, arity))
+        attrs = attribute_infos(state, ((n, k_, d) for n, k_, d, _ in endpoints))
+        handlers = [(n, arity) for n, k_, d, arity in endpoints if (d, k_) == ("input", "event")]
         widened = settle_attribute_types(cls, attrs, sample_rate, handlers, constants=constants)
         got = {name: t.value if t != T.BOOL else "bool" for name, t in widened.items()}
         per_class[key] = got
