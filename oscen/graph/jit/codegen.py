@@ -51,10 +51,13 @@ class Program:
 
 _LOWERINGS: dict[tuple, NodeLowering] = {}
 _TEMPLATES: dict[tuple, Template] = {}
-VARIANT_CACHE = 256
+VARIANT_CACHE = 64
 """Node variants whose lowering and rendered template are kept (least recently used go first): a
 re-patch recompiles only what changed, and a live session that meets thousands of variants (every
-distinct constant is one) keeps its memory flat."""
+distinct constant is one) keeps its memory flat. A patch has a handful of variants (the 16-voice
+polysynth 8, the demo 9); an entry (lowered methods, rendered
+text) is tens of KB, and bench_soak's random patches (a new variant nearly every edit) grew 2 KB
+per edit with 256 entries, 0.75 KB with 16."""
 
 
 _CACHE_LOCK = threading.Lock()  # compiles run on several threads (JitGraphs, batch drivers)
