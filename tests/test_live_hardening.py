@@ -778,3 +778,58 @@ def test_the_watchdog_thread_is_alive() -> None:
     """After everything above in this process: still watching."""
     jit_engine.engine()
     assert any(t.name == "oscen-watchdog" and t.is_alive() for t in threading.enumerate())
+
+
+class _Uncompilable(Node):
+    """Passes its input through, in Python the JIT refuses (a dict): the JitGraph plays it interpreted."""
+
+    input = StreamInput()
+    output = StreamOutput()
+
+    def process(self, sample_rate):
+        table = {"gain": 1.0}
+        self.output = self.input * table["gain"]
+
+
+def test_an_offline_block_after_an_edit_plays_the_edit_even_while_the_lock_is_held() -> None:
+    """Offline, a block after an edit plays the topology in force: when the compiler (or any
+    thread) holds the edit lock at that moment, the block waits for it instead of playing the
+    plan of the older topology (seen under load: a connection made just before a render was not
+    heard in its first block)."""
+
+    def build(engine: Graph | JitGraph) -> tuple[NodeHandle, NodeHandle]:
+        osc = engine.add_node(Oscillator.saw(220.0, 0.3), "osc")
+        through = engine.add_node(_Uncompilable(), "through")
+        engine.connect(osc.output, through.input)
+        return osc, through
+
+    reference = Graph(SR)
+    osc, _ = build(reference)
+    lfo = reference.add_node(Oscillator.sine(3.0, 100.0), "lfo")
+    want = [reference.process_block(BLOCK)]
+    reference.connect(lfo.output, osc.frequency)
+    want.append(reference.process_block(BLOCK))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", JitFallbackWarning)
+        live = JitGraph(Graph(SR))
+        try:
+            osc, _ = build(live)
+            lfo = live.add_node(Oscillator.sine(3.0, 100.0), "lfo")
+            got = [live.process_block(BLOCK)]
+            live.connect(lfo.output, osc.frequency)
+            held = threading.Event()
+
+            def hold() -> None:
+                with live._edit_lock:
+                    held.set()
+                    time.sleep(0.2)
+
+            holder = threading.Thread(target=hold)
+            holder.start()
+            assert held.wait(5.0)
+            got.append(live.process_block(BLOCK))
+            holder.join(5.0)
+        finally:
+            live.close()
+    np.testing.assert_allclose(np.concatenate(got), np.concatenate(want), rtol=0, atol=1e-9)

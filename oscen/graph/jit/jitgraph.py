@@ -290,11 +290,22 @@ class JitGraph:
         if waiting + len(self._commands) >= check.MAX_EVENTS_PER_SAMPLE:  # else the scan can't matter
             waiting += sum(
                 1
-                for kind, args in tuple(self._commands)
+                for kind, args in self._commands_snapshot()
                 if kind == "event" and args[1] == offset and args[0] == ep
             )
             check.events_at_frame(waiting, ep, at, "queue_event")
         self._commands.append(("event", (ep, offset, fields)))
+
+    def _commands_snapshot(self) -> tuple[tuple[str, Any], ...]:
+        """A copy of the waiting commands, taken on an editing thread while the processing thread
+        may pop them. Copying a deque is one C loop, but a garbage collection inside it can run
+        Python code and let the other thread in ("deque mutated during iteration", seen under a
+        stress run): copy again then, rather than make the processing thread take a lock."""
+        while True:
+            try:
+                return tuple(self._commands)
+            except RuntimeError:
+                continue
 
     # ------------------------------------------------------------------ state of the engine
     @property
@@ -385,7 +396,7 @@ class JitGraph:
         self._at_block_boundary(live)
         cur = self._current
         if cur is None:
-            return self._interpret(n)
+            return self._interpret(n, live=live)
         out = np.empty((len(cur.compiled.ir.outputs), n))
         try:
             cur.compiled.process_into(cur.state, out)
@@ -418,9 +429,12 @@ class JitGraph:
         out[:, done:] = rest
         return out[0] if len(out) == 1 else out
 
-    def _interpret(self, n: int, named: bool = True) -> np.ndarray:
+    def _interpret(self, n: int, named: bool = True, live: bool = True) -> np.ndarray:
         if self._plan is None or self._plan_version != self.graph.version:
-            if self._edit_lock.acquire(blocking=False):
+            # Live, never wait: if an edit (or the compiler taking its snapshot) holds the lock, the
+            # block plays the plan it has and the next one picks the edit up. Offline, the block must
+            # play the topology in force, so it waits for the lock (a snapshot holds it briefly).
+            if self._edit_lock.acquire(blocking=not live):
                 try:
                     self._plan = self.graph._ready()
                     self._plan_version = self.graph.version
