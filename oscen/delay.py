@@ -44,7 +44,7 @@ class Delay(Node):
     breaks_feedback = True
 
     delay_time = ValueInput(0.5)
-    feedback = ValueInput(0.0)
+    feedback = ValueInput(0.0, range=(-0.99, 0.99))
     input = StreamInput()
     output = StreamOutput()
 

@@ -48,10 +48,10 @@ class AdsrEnvelope(Node):
     the next one. Retriggering keeps the attack time (the slope adapts to the start level).
     """
 
-    attack = ValueInput(0.01)
-    decay = ValueInput(0.1)
-    sustain = ValueInput(0.7)
-    release = ValueInput(0.3)
+    attack = ValueInput(0.01, range=(0.001, 10.0))
+    decay = ValueInput(0.1, range=(0.001, 10.0))
+    sustain = ValueInput(0.7, range=(0.0, 1.0))
+    release = ValueInput(0.3, range=(0.001, 10.0))
     gate = EventInput()
     output = StreamOutput()
 

@@ -47,8 +47,8 @@ class Biquad(Node):
         input (stream), output (stream).
     """
 
-    cutoff = ValueInput(1000.0)
-    q = ValueInput(0.7071067811865476)
+    cutoff = ValueInput(1000.0, range=(20.0, 20000.0))
+    q = ValueInput(0.7071067811865476, range=(0.1, 20.0))
     input = StreamInput()
     output = StreamOutput()
 
@@ -292,8 +292,8 @@ class TptFilter(Node):
             (it is k times the SVF's raw band output), so lowpass + bandpass + highpass = input.
     """
 
-    cutoff = ValueInput(1000.0)
-    q = ValueInput(0.7071067811865476)
+    cutoff = ValueInput(1000.0, range=(20.0, 20000.0))
+    q = ValueInput(0.7071067811865476, range=(0.1, 20.0))
     cutoff_mod = StreamInput()
     input = StreamInput()
     lowpass = StreamOutput()
@@ -385,7 +385,7 @@ class OnePole(Node):
         input (stream), output (stream).
     """
 
-    cutoff = ValueInput(1000.0)
+    cutoff = ValueInput(1000.0, range=(20.0, 20000.0))
     input = StreamInput()
     output = StreamOutput()
 
@@ -517,8 +517,8 @@ class LadderFilter(Node):
         input (stream), output (stream).
     """
 
-    cutoff = ValueInput(1000.0)
-    resonance = ValueInput(0.0)
+    cutoff = ValueInput(1000.0, range=(20.0, 20000.0))
+    resonance = ValueInput(0.0, range=(0.0, 1.0))
     drive = ValueInput(1.0)
     cutoff_mod = StreamInput()
     input = StreamInput()

@@ -26,7 +26,7 @@ class Gain(Node):
     Endpoints: gain (value, linear factor, default 1), input (stream), output (stream).
     """
 
-    gain = ValueInput(1.0)
+    gain = ValueInput(1.0, range=(0.0, 2.0))
     input = StreamInput()
     output = StreamOutput()
 

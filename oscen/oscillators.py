@@ -63,9 +63,9 @@ class Oscillator(Node):
     SQUARE = SQUARE
     TRIANGLE = TRIANGLE
 
-    frequency = ValueInput(440.0)
-    amplitude = ValueInput(1.0)
-    pulse_width = ValueInput(0.5)
+    frequency = ValueInput(440.0, range=(0.1, 20000.0))
+    amplitude = ValueInput(1.0, range=(0.0, 1.0))
+    pulse_width = ValueInput(0.5, range=(0.01, 0.99))
     fm = StreamInput()
     pm = StreamInput()
     output = StreamOutput()

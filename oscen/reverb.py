@@ -60,11 +60,11 @@ class Reverb(Node):
     + dry in_right`` with ``wet1 = 3 wet (1 + width)/2``, ``wet2 = 3 wet (1 - width)/2``.
     """
 
-    room_size = ValueInput(0.5)
-    damping = ValueInput(0.5)
-    wet = ValueInput(0.33)
-    dry = ValueInput(0.0)
-    width = ValueInput(1.0)
+    room_size = ValueInput(0.5, range=(0.0, 1.0))
+    damping = ValueInput(0.5, range=(0.0, 1.0))
+    wet = ValueInput(0.33, range=(0.0, 1.0))
+    dry = ValueInput(0.0, range=(0.0, 1.0))
+    width = ValueInput(1.0, range=(0.0, 1.0))
     input = StreamInput()
     input_right = StreamInput()
     left = StreamOutput()

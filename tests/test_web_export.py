@@ -133,7 +133,7 @@ def test_a_fault_reaches_the_page_naming_the_node_and_line(browser, tmp_path: Pa
     assert not channels[0, 256:].any()
 
 
-SPINNING_PATCH = '''
+SPINNING_PATCH = """
 from oscen import Graph, Node, StreamOutput, ValueInput
 
 
@@ -151,7 +151,7 @@ def patch(sample_rate):
     graph = Graph(sample_rate)
     graph.add_node(Spinner(), "spinner")
     return graph
-'''
+"""
 
 
 def test_an_endless_loop_ends_as_a_timeout_naming_the_node(browser, tmp_path: Path) -> None:
@@ -223,3 +223,36 @@ def test_export_refuses_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[st
         Schedule.parse(load_patch(EXAMPLES / "seed.py", RATE), params=[[0, "nope.cutoff", 1.0]])
     assert main(["export", str(tmp_path / "missing.py"), "--web", str(tmp_path / "x")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_declared_ranges_reach_the_manifest(tmp_path: Path) -> None:
+    from oscen.graph import Graph, Node, StreamOutput, ValueInput
+
+    class Knob(Node):
+        level = ValueInput(0.5, range=(0.0, 4.0))
+        pitch = ValueInput(440.0, range=(20.0, 20000.0))
+        free = ValueInput(3.0)
+        output = StreamOutput()
+
+        def process(self, sample_rate):
+            self.output = self.level * 0.0 + self.pitch * 0.0 + self.free * 0.0
+
+    graph = Graph(RATE)
+    graph.add_node(Knob(), "knob")
+    params = {p["id"]: p for p in export_web(graph, tmp_path / "knob").manifest["params"]}
+    assert (params["knob.level"]["min"], params["knob.level"]["max"], params["knob.level"]["log"]) == (
+        0.0,
+        4.0,
+        False,
+    )
+    assert (params["knob.pitch"]["min"], params["knob.pitch"]["max"], params["knob.pitch"]["log"]) == (
+        20.0,
+        20000.0,
+        True,
+    )
+    assert (params["knob.free"]["min"], params["knob.free"]["max"]) == (
+        0.0,
+        6.0,
+    )  # derived: no range declared
+    with pytest.raises(ValueError, match="low < high"):
+        ValueInput(1.0, range=(2.0, 1.0))

@@ -13,6 +13,7 @@ refers to them through :class:`Endpoint` handles, returned by ``graph.add_node(.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -82,11 +83,22 @@ class StreamOutput(EndpointSpec):
 class ValueInput(EndpointSpec):
     """A parameter with a default, set with ``graph.set_value`` (optionally ramped).
 
-    Connected to stream or value outputs, it follows the sum of its sources instead.
+    Connected to stream or value outputs, the value set is a base that its sources add to.
+    ``range=(low, high)`` says which values make sense, for user interfaces (the web export's
+    sliders, logarithmic when ``high / low >= 100``); it does not clamp what ``set_value`` takes.
     """
 
     kind = Kind.VALUE
     direction = Direction.INPUT
+
+    def __init__(self, default: float = 0.0, *, range: tuple[float, float] | None = None) -> None:
+        super().__init__(default)
+        if range is not None:
+            low, high = (float(v) for v in range)
+            if not (math.isfinite(low) and math.isfinite(high) and low < high):
+                raise ValueError(f"ValueInput: range must be two finite numbers, low < high; got {range!r}")
+            range = (low, high)
+        self.range = range
 
 
 class ValueOutput(EndpointSpec):
