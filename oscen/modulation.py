@@ -20,6 +20,7 @@ import math
 
 from .graph.endpoints import EventInput, StreamInput, StreamOutput, ValueInput
 from .graph.node import Node
+from .random import RandomSource
 
 __all__ = ["Lfo", "SampleAndHold", "Slew", "SHAPES"]
 
@@ -40,14 +41,7 @@ MIN_DIVISION = 1.0e-6
 """``division`` is clamped to at least this many whole notes (a zero would be an infinite rate)."""
 
 
-def _xorshift32(state: int) -> int:
-    """One step of xorshift32 (construction-time only; the node has the same code as a method)."""
-    state = (state ^ (state << 13)) & MASK32
-    state = state ^ (state >> 17)
-    return (state ^ (state << 5)) & MASK32
-
-
-class Lfo(Node):
+class Lfo(RandomSource, Node):
     """A low-frequency oscillator with six shapes, a phase offset and tempo sync.
 
     Endpoints:
@@ -109,9 +103,8 @@ class Lfo(Node):
         self.division = float(division)
         self._phase = 0.0
         # xorshift has one fixed point, 0: any seed maps to a non-zero state
-        self._random = (int(seed) & MASK32) or 0x9E3779B9
-        self._random = _xorshift32(self._random)
-        self._held = float(self._random) * INV_2_31 - 1.0
+        self.rng_state = (int(seed) & MASK32) or 0x9E3779B9
+        self._held = float(self.random_u32()) * INV_2_31 - 1.0
 
     def __repr__(self) -> str:
         name = {v: k for k, v in SHAPES.items()}[self.shape]
@@ -168,12 +161,7 @@ class Lfo(Node):
         return self._held
 
     def _draw(self) -> None:
-        state = self._random
-        state = (state ^ (state << 13)) & MASK32
-        state = state ^ (state >> 17)
-        state = (state ^ (state << 5)) & MASK32
-        self._random = state
-        self._held = float(state) * INV_2_31 - 1.0
+        self._held = float(self.random_u32()) * INV_2_31 - 1.0
 
 
 class SampleAndHold(Node):

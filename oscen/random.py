@@ -40,7 +40,12 @@ def seed_state(seed: int) -> int:
 
 
 class RandomSource:
-    """Mixin: a node-owned xorshift32 generator. Call :meth:`seed_random` in ``__init__``."""
+    """Mixin: a node-owned xorshift32 generator. Call :meth:`seed_random` in ``__init__``.
+
+    In node code: ``self.random()`` is uniform in (0, 1), never exactly 0 or 1;
+    ``self.uniform(low, high)`` in (low, high); ``self.bipolar()`` in (-1, 1) (white noise);
+    ``self.random_u32()`` the raw 32-bit value, 1 .. 2**32 - 1.
+    """
 
     rng_state: int = 0x6D2B79F5
 
@@ -48,23 +53,25 @@ class RandomSource:
         """Start the generator from ``seed`` (at construction; not compiled)."""
         self.rng_state = seed_state(seed)
 
+    # The methods below are compiled with the node: plain statements, no docstrings (the node
+    # checks of tests/node_harness.py hold built-in nodes to that).
     def random_u32(self) -> int:
-        """The next 32-bit value, 1 .. 2**32 - 1."""
+        # the next 32-bit value, 1 .. 2**32 - 1
         x = self.rng_state
-        x ^= (x << 13) & 0xFFFFFFFF
-        x ^= x >> 17
-        x ^= (x << 5) & 0xFFFFFFFF
+        x = x ^ ((x << 13) & 0xFFFFFFFF)
+        x = x ^ (x >> 17)
+        x = x ^ ((x << 5) & 0xFFFFFFFF)
         self.rng_state = x
         return x
 
     def random(self) -> float:
-        """Uniform in (0, 1): never exactly 0 or 1."""
+        # uniform in (0, 1): never exactly 0 or 1
         return self.random_u32() / 4294967296.0
 
     def uniform(self, low: float, high: float) -> float:
-        """Uniform in (low, high)."""
+        # uniform in (low, high)
         return low + (high - low) * self.random()
 
     def bipolar(self) -> float:
-        """Uniform in (-1, 1): white noise."""
+        # uniform in (-1, 1): white noise
         return 2.0 * self.random() - 1.0

@@ -447,26 +447,7 @@ def assert_same(
     bad = ~(diff <= atol)
     if not bad.any():
         return
-    flat_bad = np.flatnonzero(bad)
-    first = int(flat_bad[0])
-    worst = int(np.argmax(np.where(np.isnan(diff), np.inf, diff)))
-    lines = [
-        f"{what}: {flat_bad.size} of {a.size} samples differ by more than {atol:g}",
-        f"  largest difference {diff.flat[worst]:.3e} at {_fmt_index(a.shape, worst)}: "
-        f"expected {float(a.flat[worst])!r}, got {float(b.flat[worst])!r}",
-        f"  first difference at {_fmt_index(a.shape, first)}",
-    ]
-    idx = np.unravel_index(first, a.shape)
-    row_a = a if a.ndim == 1 else a[idx[0]]
-    row_b = b if b.ndim == 1 else b[idx[0]]
-    i = idx[-1]
-    lines.append(f"  {'sample':>8} {'expected':>24} {'got':>24} {'diff':>10}")
-    for j in range(max(0, i - 3), min(len(row_a), i + 4)):
-        mark = " <" if j == i else ""
-        x, y = float(row_a[j]), float(row_b[j])
-        d = abs(x - y) if math.isfinite(x) and math.isfinite(y) else math.nan
-        lines.append(f"  {j:>8} {x!r:>24} {y!r:>24} {d:>10.3e}{mark}")
-    raise AssertionError("\n".join(lines))
+    _report(a, b, diff, bad, f"{what}: {{count}} of {a.size} samples differ by more than {atol:g}")
 
 
 def _close(x: Any, y: Any, atol: float) -> bool:

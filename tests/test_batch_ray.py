@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_batch import NOISY  # the same small patch as the local tests
 
 from oscen import Node, StreamOutput, ValueInput
 from oscen.batch import LogUniform, RandomSpace, Uniform, render_batch, restore_trap_handlers
@@ -16,24 +17,6 @@ from oscen.graph.jit import CraneliftJit, GraphState
 ray = pytest.importorskip("ray")
 
 SR = 8000.0
-NOISY = """
-from oscen.filters import IirLowpass
-from oscen import Node, StreamOutput, ValueInput
-from oscen.graph import Graph
-from oscen.noise import Noise
-from oscen.oscillators import Oscillator
-
-
-def patch(sample_rate):
-    graph = Graph(sample_rate)
-    osc = graph.add_node(Oscillator.sine(440.0, 0.5), "osc")
-    noise = graph.add_node(Noise.white(0.2, seed=3), "noise")
-    lp = graph.add_node(IirLowpass(3000.0, 0.7), "lp")
-    graph.connect(osc.output, lp.input)
-    graph.connect(noise.output, lp.input)
-    graph.set_output(lp.output)
-    return graph
-"""
 
 
 class Divider(Node):
