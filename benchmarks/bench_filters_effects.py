@@ -24,7 +24,7 @@ from oscen.filters import (
     TptFilter,
 )
 from oscen.graph import Graph, Node
-from oscen.graph.jit import CraneliftJit, GraphState
+from oscen.jit import CraneliftJit, GraphState
 from oscen.oscillators import Oscillator
 from oscen.pluck import Pluck
 from oscen.sequencing import Clock

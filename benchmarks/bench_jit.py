@@ -196,7 +196,7 @@ def _seed() -> Any:
 # ------------------------------------------------------------------------------------ b
 def section_b(s: Settings, sizes: Sequence[int]) -> tuple[list[Table], dict[str, Any]]:
     """Compile latency against graph size, two shapes, median of ``compile_runs``."""
-    from oscen.graph.jit import CraneliftJit
+    from oscen.jit import CraneliftJit
 
     jit = CraneliftJit(max_block=BLOCK)
     jit.compile(chain_graph(4).to_ir())  # warm-up: first-use imports and caches are not latency
@@ -473,7 +473,7 @@ def song_table(s: Settings) -> tuple[Table, dict[str, Any]]:
     """The 16-voice example playing examples/song.mid: compiled (whole song), interpreted (excerpt),
     and through JitGraph + render_midi, which is what ``oscen render --midi`` runs."""
     from benchmarks.oscen_engine import SONG_FILE
-    from oscen.graph.jit import CraneliftJit, JitGraph
+    from oscen.jit import CraneliftJit, JitGraph
     from oscen.midi import render_midi
 
     length = song_seconds()

@@ -19,7 +19,7 @@ import time
 
 from oscen.gain import Gain
 from oscen.graph import Graph, NodeHandle
-from oscen.graph.jit import CraneliftJit, GraphState, JitGraph
+from oscen.jit import CraneliftJit, GraphState, JitGraph
 from oscen.oscillators import Oscillator
 
 SR = 44100.0

@@ -21,7 +21,7 @@ import numpy as np
 from oscen.distortion import Waveshaper
 from oscen.dynamics import Compressor, EnvelopeFollower, Limiter
 from oscen.graph import Graph, Node
-from oscen.graph.jit import CraneliftJit, GraphState
+from oscen.jit import CraneliftJit, GraphState
 from oscen.modulation import Lfo, SampleAndHold, Slew
 from oscen.noise import Noise
 from oscen.sampler import AudioFileInput, Sampler

@@ -48,7 +48,7 @@ import numpy as np
 from oscen.filters import IirLowpass
 from oscen.gain import Gain
 from oscen.graph import Graph, NodeHandle
-from oscen.graph.jit import JitGraph
+from oscen.jit import JitGraph
 from oscen.oscillators import Oscillator
 
 SR = 44100.0

@@ -54,7 +54,7 @@ from oscen.envelopes import AdsrEnvelope  # noqa: E402
 from oscen.filters import IirLowpass  # noqa: E402
 from oscen.gain import Add, Gain, Multiply  # noqa: E402
 from oscen.graph import Endpoint, Graph  # noqa: E402
-from oscen.graph.jit import CraneliftJit, GraphState  # noqa: E402
+from oscen.jit import CraneliftJit, GraphState  # noqa: E402
 from oscen.oscillators import Oscillator  # noqa: E402
 
 SR = 44100.0

@@ -1,7 +1,7 @@
 """ns per call of the WAT math functions vs numpy's vectorised equivalents.
 
 Each function runs inside a WASM loop (``apply_<f>`` from
-:func:`oscen.graph.jit.wasm_math.loop_wat`) over 2^14 audio-ish inputs in
+:func:`oscen.jit.wasm_math.loop_wat`) over 2^14 audio-ish inputs in
 linear memory, so host-call overhead is amortised away; the "copy" row is the
 same loop with no function (load + store + loop counter), i.e. the floor.
 
@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 import wasmtime
 
-from oscen.graph.jit import wasm_math as wm
+from oscen.jit import wasm_math as wm
 
 RNG = np.random.default_rng(1)
 

@@ -218,7 +218,7 @@ class OscenEngine:
         if not self.compiled:
             return None
         try:
-            import oscen.graph.jit  # noqa: F401  (wasmtime must load)
+            import oscen.jit  # noqa: F401  (wasmtime must load)
         except Exception as exc:  # mid-edit or missing wasmtime: say why, never raise
             return f"the oscen JIT does not import ({type(exc).__name__}: {exc})"
         return None
@@ -262,7 +262,7 @@ class OscenEngine:
         self._sample_rate, self._block_size = float(graph.sample_rate), int(block_size)
         self._midi = midi
         if self.compiled:
-            from oscen.graph.jit import CraneliftJit, GraphState
+            from oscen.jit import CraneliftJit, GraphState
 
             ir = graph.to_ir()
             jit = (

@@ -137,7 +137,7 @@ def make_engine(graph: Graph, engine: str) -> tuple[Any, str]:
     if engine == "interpret":
         return graph, "interpret"
     try:
-        from oscen.graph.jit import JitGraph
+        from oscen.jit import JitGraph
     except Exception as exc:  # not written yet, or broken mid-edit: the interpreter still plays
         notice(f"the JIT engine is not available ({type(exc).__name__}: {exc}); using the interpreter")
         return graph, "interpret"

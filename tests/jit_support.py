@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from oscen.graph import Endpoint, Graph
-from oscen.graph.jit import CraneliftJit, GraphState, JitFallbackWarning, JitGraph
+from oscen.jit import CraneliftJit, GraphState, JitFallbackWarning, JitGraph
 
 TOLERANCE = 1e-9
 SPREAD_FACTOR = 8.0

@@ -221,7 +221,7 @@ def assert_jit_matches(
 ) -> None:
     """Compile a graph holding the node (fed white noise on ``noise_into``) and check the machine
     code's output against the interpreted graph's, sample by sample."""
-    jit = pytest.importorskip("oscen.graph.jit")
+    jit = pytest.importorskip("oscen.jit")
     from oscen.graph.graph import Graph
     from oscen.noise import Noise
 

@@ -46,7 +46,7 @@ from test_jit_properties import STREAM_INPUTS, make_node, outputs_of
 
 from oscen.gain import Gain
 from oscen.graph import Endpoint, EventInput, Graph, GraphError, Node, NodeHandle, StreamOutput
-from oscen.graph.jit import GraphState, JitGraph
+from oscen.jit import GraphState, JitGraph
 
 JOIN_TIMEOUT = 30.0
 """Every thread join is bounded: a thread still alive after this is a failure, not a hang."""
@@ -545,7 +545,7 @@ def watchdog_churn(seconds: float, threads: int = 2, keep: int = 400) -> dict[st
     without one, and a later endless loop in compiled code would hang instead of timing out."""
     import sys
 
-    from oscen.graph.jit import CraneliftJit
+    from oscen.jit import CraneliftJit
 
     died: list[str] = []
     previous_hook = threading.excepthook

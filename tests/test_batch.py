@@ -29,7 +29,7 @@ from oscen.batch.params import as_source
 from oscen.batch.plan import resolve_targets
 from oscen.batch.worker import KernelImage, item_noise_seed, noise_state
 from oscen.cli import main
-from oscen.graph.jit import JitFallbackWarning
+from oscen.jit import JitFallbackWarning
 from oscen.noise import Noise
 from oscen.patch import load_patch
 

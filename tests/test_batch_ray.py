@@ -12,7 +12,7 @@ from test_batch import NOISY  # the same small patch as the local tests
 from oscen import Node, StreamOutput, ValueInput
 from oscen.batch import LogUniform, RandomSpace, Uniform, render_batch, restore_trap_handlers
 from oscen.graph import Graph
-from oscen.graph.jit import CraneliftJit, GraphState
+from oscen.jit import CraneliftJit, GraphState
 
 ray = pytest.importorskip("ray")
 

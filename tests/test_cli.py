@@ -53,9 +53,9 @@ def write_patch(tmp_path: Path, body: str = SMALL_PATCH, name: str = "small.py")
 
 
 def jit_graph_class() -> Any:
-    """oscen.graph.jit.JitGraph, or None while the JIT is not there (imported by name: it may not exist)."""
+    """oscen.jit.JitGraph, or None while the JIT is not there (imported by name: it may not exist)."""
     try:
-        return importlib.import_module("oscen.graph.jit").JitGraph
+        return importlib.import_module("oscen.jit").JitGraph
     except (ImportError, AttributeError):
         return None
 
@@ -223,7 +223,7 @@ def test_demo_writes_wav_and_png(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_demo_renders_the_same_on_both_engines() -> None:
     JitGraph = jit_graph_class()
     if JitGraph is None:
-        pytest.skip("oscen.graph.jit.JitGraph is not available yet")
+        pytest.skip("oscen.jit.JitGraph is not available yet")
     from oscen import demo
 
     reference = render(demo.demo_patch(22050.0), 0.6, progress=False)
@@ -311,7 +311,7 @@ def test_a_graph_the_jit_cannot_compile_gets_one_notice_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     if not jit_available():
-        pytest.skip("oscen.graph.jit.JitGraph is not available")
+        pytest.skip("oscen.jit.JitGraph is not available")
     patch, out = write_patch(tmp_path, UNCOMPILABLE_PATCH, "listy.py"), tmp_path / "listy.wav"
     assert main(["render", str(patch), "--seconds", "0.05", "--out", str(out)]) == 0
     captured = capsys.readouterr()

@@ -18,7 +18,7 @@ from jit_support import assert_jit_same, event, make_engine
 from oscen.envelopes import AdsrEnvelope
 from oscen.gain import Multiply
 from oscen.graph import EventInput, Graph, GraphError, Node, StreamOutput
-from oscen.graph.jit import CraneliftJit, GraphState, JitGraph
+from oscen.jit import CraneliftJit, GraphState, JitGraph
 from oscen.oscillators import Oscillator
 
 ENGINES = ("interpreted", "state", "jitgraph")

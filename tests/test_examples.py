@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from oscen.graph import Graph
-from oscen.graph.jit import CraneliftJit, GraphState
+from oscen.jit import CraneliftJit, GraphState
 from oscen.io import render
 from oscen.patch import load_patch
 

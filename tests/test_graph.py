@@ -396,7 +396,7 @@ def test_modulation_rule_compiled_equals_interpreted() -> None:
 
 
 def test_jitgraph_connecting_a_value_input_starts_its_base_at_zero() -> None:
-    from oscen.graph.jit import JitGraph
+    from oscen.jit import JitGraph
 
     results = []
     for engine in ("interpreted", "jitgraph"):

@@ -23,7 +23,7 @@ from jit_support import assert_same, compile_graph
 
 from oscen.gain import Constant
 from oscen.graph import EventInput, EventOutput, Graph, Node, StreamInput, StreamOutput, ValueInput
-from oscen.graph.jit import CraneliftJit, JitError, JitFallbackWarning, JitGraph, NodeFault, NodeTimeout
+from oscen.jit import CraneliftJit, JitError, JitFallbackWarning, JitGraph, NodeFault, NodeTimeout
 from oscen.oscillators import Oscillator
 
 HERE = Path(__file__).resolve()

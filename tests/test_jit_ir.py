@@ -18,8 +18,8 @@ from oscen.envelopes import AdsrEnvelope
 from oscen.filters import IirLowpass
 from oscen.gain import Gain, Mixer, Multiply
 from oscen.graph import Graph
-from oscen.graph.jit import CraneliftJit, GraphIR, GraphState
-from oscen.graph.jit import compiler as compiler_module
+from oscen.jit import CraneliftJit, GraphIR, GraphState
+from oscen.jit import compiler as compiler_module
 from oscen.noise import Noise
 from oscen.oscillators import Oscillator
 

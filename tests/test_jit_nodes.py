@@ -31,7 +31,7 @@ from oscen.filters import (
 )
 from oscen.gain import Add, Constant, Gain, Mixer, Multiply
 from oscen.graph import Graph
-from oscen.graph.jit import CraneliftJit, GraphState
+from oscen.jit import CraneliftJit, GraphState
 from oscen.midi import control_change, find_midi_input, note_off, note_on, pitch_bend
 from oscen.noise import Noise
 from oscen.oscillators import Oscillator

@@ -46,7 +46,7 @@ from oscen.filters import (
 )
 from oscen.gain import Add, Constant, Gain, Mixer, Multiply
 from oscen.graph import Graph, Node, StreamOutput, ValueInput
-from oscen.graph.jit import CraneliftJit, GraphState, NodeFault
+from oscen.jit import CraneliftJit, GraphState, NodeFault
 from oscen.noise import Noise
 from oscen.oscillators import Oscillator
 

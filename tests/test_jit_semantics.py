@@ -37,10 +37,10 @@ from jit_support import (
 )
 
 from oscen.graph import Graph
-from oscen.graph.jit import CraneliftJit, GraphState, JitError, JitGraph, NodeFault
-from oscen.graph.jit import kernel as k
-from oscen.graph.jit.inline import _outlined, parse_function
-from oscen.graph.jit.render import _measure
+from oscen.jit import CraneliftJit, GraphState, JitError, JitGraph, NodeFault
+from oscen.jit import kernel as k
+from oscen.jit.inline import _outlined, parse_function
+from oscen.jit.render import _measure
 from oscen.patch import load_patch
 
 SR = 1000.0
@@ -59,7 +59,7 @@ def _release_modules():
     yield
     import gc
 
-    from oscen.graph.jit import codegen
+    from oscen.jit import codegen
 
     for name in [n for n in sys.modules if n.startswith("oscen_semantics_case_")]:
         del sys.modules[name]

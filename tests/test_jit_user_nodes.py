@@ -25,7 +25,7 @@ from oscen.graph import (
     ValueInput,
     ValueOutput,
 )
-from oscen.graph.jit import CraneliftJit, GraphState
+from oscen.jit import CraneliftJit, GraphState
 
 SR = 1000.0
 N = 600

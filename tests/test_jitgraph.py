@@ -31,8 +31,8 @@ from oscen.filters import IirLowpass, TptFilter
 from oscen.gain import Gain
 from oscen.graph import Endpoint, Graph, GraphError, Node, NodeHandle, StreamInput, StreamOutput
 from oscen.graph.endpoints import Direction, Kind
-from oscen.graph.jit import CraneliftJit, GraphState, JitFallbackWarning, JitGraph
-from oscen.graph.jit.ir import GraphIR
+from oscen.jit import CraneliftJit, GraphState, JitFallbackWarning, JitGraph
+from oscen.graph.ir import GraphIR
 from oscen.noise import Noise
 from oscen.oscillators import Oscillator
 from oscen.reverb import Reverb
@@ -734,7 +734,7 @@ def test_cache_keeps_only_the_newest_topologies(jits: Callable[..., JitGraph]) -
 
 
 # ------------------------------------------------- regressions: bugs found while writing these tests
-@pytest.mark.filterwarnings("ignore::oscen.graph.jit.JitFallbackWarning")
+@pytest.mark.filterwarnings("ignore::oscen.jit.JitFallbackWarning")
 def test_edits_from_another_thread_while_interpreting() -> None:
     graph = Graph(SR)
     graph.add_node(ListNode())

@@ -26,8 +26,8 @@ import pytest
 from oscen.envelopes import AdsrEnvelope
 from oscen.gain import Gain
 from oscen.graph import Graph, GraphError, Node, NodeHandle, StreamInput, StreamOutput, ValueInput
-from oscen.graph.jit import CraneliftJit, GraphState, JitError, JitFallbackWarning, JitGraph, NodeFault
-from oscen.graph.jit import engine as jit_engine
+from oscen.jit import CraneliftJit, GraphState, JitError, JitFallbackWarning, JitGraph, NodeFault
+from oscen.jit import engine as jit_engine
 from oscen.io.render import render
 from oscen.oscillators import Oscillator
 
@@ -110,7 +110,7 @@ SPIN_SETUP = """
 import time
 import numpy as np
 from oscen.graph import Graph
-from oscen.graph.jit import CraneliftJit, GraphState, JitGraph, NodeTimeout
+from oscen.jit import CraneliftJit, GraphState, JitGraph, NodeTimeout
 from spin_nodes import Spin
 
 graph = Graph(44100.0)
@@ -238,7 +238,7 @@ def test_the_watchdog_survives_its_own_errors_and_concurrent_binds(tmp_path: Pat
         setup=SPIN_SETUP,
         body="""
         import threading
-        from oscen.graph.jit import engine
+        from oscen.jit import engine
 
         class Broken:
             @property
@@ -329,7 +329,7 @@ def test_two_threads_processing_one_graph_get_a_clear_error(tmp_path: Path) -> N
         """
         import threading, time
         from oscen.graph import Graph, GraphError
-        from oscen.graph.jit import CraneliftJit, GraphState, JitGraph
+        from oscen.jit import CraneliftJit, GraphState, JitGraph
         from oscen.oscillators import Oscillator
 
         graph = Graph(44100.0)

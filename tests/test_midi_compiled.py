@@ -1,6 +1,6 @@
 """Compiled mode: MIDI graphs run by the JIT match the interpreter within 1e-9.
 
-``oscen.graph.jit.JitGraph(graph)`` has the interpreted Graph's running API (``process_block``,
+``oscen.jit.JitGraph(graph)`` has the interpreted Graph's running API (``process_block``,
 ``queue_event``, ``frame``, ``sample_rate``). It falls back to the interpreter when node code is
 outside the compilable subset, so these tests insist on compiled mode: they also check that
 MidiParser, the generated VoiceAllocator classes and the relays stay inside the subset.
@@ -31,7 +31,7 @@ class Compiled:
     """A JitGraph that must really run compiled code (no silent interpreter fallback)."""
 
     def __init__(self, graph: Graph) -> None:
-        from oscen.graph.jit import JitGraph
+        from oscen.jit import JitGraph
 
         self.jit = JitGraph(graph, background=False)
         if not self.jit.wait_compiled(timeout=60.0):
@@ -344,7 +344,7 @@ def test_malformed_fields_are_dropped_alike_and_the_graph_stays_compiled() -> No
 
 def test_a_malformed_message_keeps_jit_graph_compiled() -> None:
     """After the malformed burst the same JitGraph compiles no fallback and reports no error."""
-    from oscen.graph.jit import JitGraph
+    from oscen.jit import JitGraph
 
     graph, go = _malformed_graph()
     jit = JitGraph(graph, background=False)

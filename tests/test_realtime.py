@@ -28,7 +28,7 @@ import pytest
 from oscen.cli import main
 from oscen.gain import Gain
 from oscen.graph import Graph
-from oscen.graph.jit import JitGraph
+from oscen.jit import JitGraph
 from oscen.io import realtime, render
 from oscen.io.realtime import (
     AudioBackendError,

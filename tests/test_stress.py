@@ -52,7 +52,7 @@ from stress_support import (
 from test_jit_properties import outputs_of, scenarios
 
 from oscen.gain import Gain
-from oscen.graph.jit import CraneliftJit, JitFallbackWarning, JitGraph
+from oscen.jit import CraneliftJit, JitFallbackWarning, JitGraph
 from oscen.io.realtime import FakeOutputStream, Player
 
 pytestmark = pytest.mark.stress

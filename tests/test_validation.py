@@ -19,7 +19,7 @@ from jit_support import make_engine
 from oscen.envelopes import AdsrEnvelope
 from oscen.gain import Multiply
 from oscen.graph import CycleError, Graph, GraphError
-from oscen.graph.jit import CraneliftJit, GraphState, JitGraph
+from oscen.jit import CraneliftJit, GraphState, JitGraph
 from oscen.oscillators import Oscillator
 
 ENGINES = ("interpreted", "state", "jitgraph")

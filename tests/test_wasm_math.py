@@ -1,4 +1,4 @@
-"""Tests for the WAT math library (oscen.graph.jit.wasm_math).
+"""Tests for the WAT math library (oscen.jit.wasm_math).
 
 Everything is compared against CPython's ``math`` module (and the float
 operators for pymod/pyfloordiv/pypow), which is what the JIT promises to
@@ -22,7 +22,7 @@ import wasmtime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oscen.graph.jit import wasm_math as wm
+from oscen.jit import wasm_math as wm
 
 CHUNK = 1 << 17  # points per host call; 3 arrays of these fit in 64 pages
 

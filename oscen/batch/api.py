@@ -107,7 +107,7 @@ def render_batch(
     kernel = None
     used = engine
     if engine == "jit":
-        from ..graph.jit import JitError, JitFallbackWarning
+        from ..jit import JitError, JitFallbackWarning
 
         try:
             kernel = KernelImage.compile(graph)

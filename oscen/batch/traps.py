@@ -52,7 +52,7 @@ def snapshot() -> None:
     libc = _sigaction()
     if libc is None:
         return
-    from ..graph.jit.engine import engine
+    from ..jit.engine import engine
 
     engine()
     for sig in _SIGNALS:

@@ -70,7 +70,7 @@ class KernelImage:
         """Compile ``graph`` (raises JitError if it can't be) and capture its starting state."""
         import wasmtime
 
-        from ..graph.jit import CraneliftJit, GraphState
+        from ..jit import CraneliftJit, GraphState
 
         jit = CraneliftJit() if max_block is None else CraneliftJit(max_block=max_block)
         ir = graph.to_ir()
@@ -94,10 +94,10 @@ class KernelImage:
         """(CompiledGraph, GraphState) in this process: the module deserialised, not recompiled."""
         import wasmtime
 
-        from ..graph.jit import CompiledGraph, CompileStats, GraphIR, GraphState
-        from ..graph.jit.codegen import Program
-        from ..graph.jit.engine import engine
-        from ..graph.jit.layout import Layout
+        from ..jit import CompiledGraph, CompileStats, GraphIR, GraphState
+        from ..jit.codegen import Program
+        from ..jit.engine import engine
+        from ..jit.layout import Layout
 
         here = getattr(wasmtime, "__version__", "")
         if self.wasmtime_version and here and here != self.wasmtime_version:

@@ -18,7 +18,7 @@ the worklet splits a quantum at each parameter change, and events go into the ke
 frame-sorted queues, which dispatch them at their sample.
 
 How the page writes parameters and events into the kernel's memory is the layout in the
-manifest: ``worklet.js`` does what :class:`oscen.graph.jit.GraphState` does from Python.
+manifest: ``worklet.js`` does what :class:`oscen.jit.GraphState` does from Python.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ from typing import Any
 import wasmtime
 
 from ..graph import Graph
-from ..graph.jit import CraneliftJit, GraphState
-from ..graph.jit import layout as memory
-from ..graph.jit.engine import math_module_wat
-from ..graph.jit.render import MATH, TIMEOUT, TRAP_MESSAGES
-from ..graph.jit.wasm_math import ERROR_MESSAGES
+from ..jit import CraneliftJit, GraphState
+from ..jit import layout as memory
+from ..jit.engine import math_module_wat
+from ..jit.render import MATH, TIMEOUT, TRAP_MESSAGES
+from ..jit.wasm_math import ERROR_MESSAGES
 
 QUANTUM = 128
 """Frames per Web Audio render quantum: the kernel is compiled for blocks of at most this."""
@@ -169,7 +169,7 @@ def manifest_of(graph: Graph, compiled: Any, title: str) -> dict[str, Any]:
 
 def compile_for_web(graph: Graph) -> tuple[Any, GraphState]:
     """The graph compiled for 128-frame blocks, and its initial state (not yet bound to the kernel)."""
-    from ..graph.jit import JitError
+    from ..jit import JitError
 
     try:
         compiled = CraneliftJit(max_block=QUANTUM).compile(graph.to_ir())

@@ -1,4 +1,4 @@
-"""Graphs of nodes: building, the interpreter (reference semantics), and the JIT under ``oscen.graph.jit``."""
+"""Graphs of nodes: building, the interpreter (reference semantics), and the JIT under ``oscen.jit``."""
 
 from .endpoints import (
     Endpoint,

@@ -38,7 +38,7 @@ from .topology import Schedule, schedule
 from .validation import GraphError
 
 if TYPE_CHECKING:
-    from .jit.ir import GraphIR
+    from .ir import GraphIR
 
 
 __all__ = ["Connection", "Graph", "GraphError", "NodeHandle", "Ramp", "normalize_payload"]
@@ -512,7 +512,7 @@ class Graph:
 
     def to_ir(self) -> GraphIR:
         """The graph's topology, connections, order and node code as a compiler input."""
-        from .jit.ir import build_ir
+        from .ir import build_ir
 
         return build_ir(self)
 

@@ -1,7 +1,7 @@
 """Real-time output: play a graph on the sound card while you edit it.
 
 ``play(graph_like, seconds=5)`` plays and returns; :class:`Player` starts and stops around your own
-code (a live-coding session edits a :class:`~oscen.graph.jit.JitGraph` while it plays)::
+code (a live-coding session edits a :class:`~oscen.jit.JitGraph` while it plays)::
 
     jit = JitGraph(graph)
     jit.wait_compiled()

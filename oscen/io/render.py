@@ -2,7 +2,7 @@
 
 "Graph-like" means an object with ``sample_rate`` and ``process_block(n)`` returning ``(n,)`` or
 ``(channels, n)``: the interpreted :class:`oscen.graph.Graph`, the compiled
-``oscen.graph.jit.JitGraph``, or a test double. Rendering in blocks (rather than asking for all
+``oscen.jit.JitGraph``, or a test double. Rendering in blocks (rather than asking for all
 samples at once) keeps memory flat inside the engine, lets a progress bar move, and is exactly how
 a real-time callback would drive the graph, so offline and live output agree.
 

@@ -4,7 +4,7 @@
 // (the memory layout) in processorOptions. Parameter changes and events arrive on the port (or in
 // processorOptions.schedule for offline renders) stamped with the kernel frame they belong to; a
 // render quantum is split at every parameter change, and events go into the kernel's own queues,
-// which dispatch them at their exact sample. This is what oscen.graph.jit.GraphState does from
+// which dispatch them at their exact sample. This is what oscen.jit.GraphState does from
 // Python, written against the same layout.
 
 const FRAME_LIMIT = 2 ** 53;

@@ -18,7 +18,7 @@ from . import kernel as k
 from . import wasm_math
 from .frontend import JitError, NodeLowering, deep_recursion, too_deep
 from .inline import Inliner, WatFunction, parse, parse_function, render
-from .ir import NodeIR
+from ..graph.ir import NodeIR
 from .kernel import T
 from .layout import EVENT_BYTES, FRAME, INTERRUPT, TRAP_CODE, TRAP_SITE, NodeLayout
 

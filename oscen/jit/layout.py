@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..validation import MAX_EVENTS_PER_SAMPLE
-from .ir import GraphIR
+from ..graph.validation import MAX_EVENTS_PER_SAMPLE
+from ..graph.ir import GraphIR
 
 MAX_BLOCK = 1024
 """Samples per kernel call; longer blocks are processed in chunks of this size."""

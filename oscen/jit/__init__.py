@@ -7,7 +7,7 @@ use (background compiles, hot swaps, interpreter fallback).
 
 from .compiler import CompiledGraph, CompileStats, CraneliftJit, NodeFault, NodeTimeout
 from .frontend import JitError
-from .ir import GraphIR
+from ..graph.ir import GraphIR
 from .jitgraph import JitFallbackWarning, JitGraph, SwapRecord
 from .state import GraphState
 

@@ -44,13 +44,13 @@ from typing import Any
 
 import numpy as np
 
-from .. import validation as check
-from ..endpoints import Endpoint
-from ..graph import Connection, Graph, GraphError, NodeHandle
-from ..node import Node
+from ..graph import validation as check
+from ..graph.endpoints import Endpoint
+from ..graph.graph import Connection, Graph, GraphError, NodeHandle
+from ..graph.node import Node
 from .compiler import CompiledGraph, CraneliftJit, NodeFault, NodeTimeout, _fault_type
 from .frontend import JitError
-from .ir import GraphIR
+from ..graph.ir import GraphIR
 from .state import GraphState
 
 

@@ -879,7 +879,7 @@ class _FunctionLowering:
             )
         if call.keywords:
             raise self.error(call, "keyword arguments to emit()")
-        from ..endpoints import MAX_EVENT_FIELDS
+        from ..graph.endpoints import MAX_EVENT_FIELDS
 
         if len(call.args) > MAX_EVENT_FIELDS:
             raise JitError(f"an event carries at most {MAX_EVENT_FIELDS} fields", self.site(call))

@@ -23,15 +23,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import wasmtime
 
-from .. import validation as check
-from ..endpoints import Endpoint
-from ..graph import GraphError, Ramp
+from ..graph import validation as check
+from ..graph.endpoints import Endpoint
+from ..graph.graph import GraphError, Ramp
 from .engine import engine
-from .ir import GraphIR
+from ..graph.ir import GraphIR
 from .layout import EVENT_BYTES, EVENT_FIELDS, FRAME, MAX_BLOCK, Layout, QueueSlots
 
 if TYPE_CHECKING:
-    from ..graph import Graph
+    from ..graph.graph import Graph
 
 _EVENT_DTYPE = np.dtype([("frame", "<i8"), ("fields", "<f8", (EVENT_FIELDS,))])
 _NP = {"f64": np.float64, "i64": np.int64, "bool": np.int32}

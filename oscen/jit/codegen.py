@@ -18,7 +18,7 @@ from typing import Any
 
 from . import wasm_math
 from .frontend import JitError, NodeLowering, attribute_infos, fingerprint
-from .ir import GraphIR, NodeIR
+from ..graph.ir import GraphIR, NodeIR
 from .layout import EVENT_BYTES, FRAME, NODE, SEGMENT, Layout, QueueSlots
 from .render import BodyRenderer, Template, TrapSite, _i32, math_imports, wat_of_functions
 
