@@ -57,8 +57,8 @@ from stress_support import (  # noqa: E402
     wait_newest_compiled,
 )
 
-from oscen.jit import JitFallbackWarning, JitGraph  # noqa: E402
 from oscen.io.realtime import FakeOutputStream, Player  # noqa: E402
+from oscen.jit import JitFallbackWarning, JitGraph  # noqa: E402
 
 TOLERANCE = 1e-9
 RSS_TARGET_PER_EDIT = 1024

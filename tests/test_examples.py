@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from oscen.graph import Graph
-from oscen.jit import CraneliftJit, GraphState
 from oscen.io import render
+from oscen.jit import CraneliftJit, GraphState
 from oscen.patch import load_patch
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -31,8 +31,8 @@ from oscen.filters import IirLowpass, TptFilter
 from oscen.gain import Gain
 from oscen.graph import Endpoint, Graph, GraphError, Node, NodeHandle, StreamInput, StreamOutput
 from oscen.graph.endpoints import Direction, Kind
-from oscen.jit import CraneliftJit, GraphState, JitFallbackWarning, JitGraph
 from oscen.graph.ir import GraphIR
+from oscen.jit import CraneliftJit, GraphState, JitFallbackWarning, JitGraph
 from oscen.noise import Noise
 from oscen.oscillators import Oscillator
 from oscen.reverb import Reverb

@@ -26,9 +26,9 @@ import pytest
 from oscen.envelopes import AdsrEnvelope
 from oscen.gain import Gain
 from oscen.graph import Graph, GraphError, Node, NodeHandle, StreamInput, StreamOutput, ValueInput
+from oscen.io.render import render
 from oscen.jit import CraneliftJit, GraphState, JitError, JitFallbackWarning, JitGraph, NodeFault
 from oscen.jit import engine as jit_engine
-from oscen.io.render import render
 from oscen.oscillators import Oscillator
 
 SR = 44100.0

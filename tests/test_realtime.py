@@ -28,7 +28,6 @@ import pytest
 from oscen.cli import main
 from oscen.gain import Gain
 from oscen.graph import Graph
-from oscen.jit import JitGraph
 from oscen.io import realtime, render
 from oscen.io.realtime import (
     AudioBackendError,
@@ -38,6 +37,7 @@ from oscen.io.realtime import (
     Player,
     play,
 )
+from oscen.jit import JitGraph
 from oscen.oscillators import Oscillator
 
 SR = 44100.0

@@ -52,8 +52,8 @@ from stress_support import (
 from test_jit_properties import outputs_of, scenarios
 
 from oscen.gain import Gain
-from oscen.jit import CraneliftJit, JitFallbackWarning, JitGraph
 from oscen.io.realtime import FakeOutputStream, Player
+from oscen.jit import CraneliftJit, JitFallbackWarning, JitGraph
 
 pytestmark = pytest.mark.stress
 

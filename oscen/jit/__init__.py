@@ -5,9 +5,9 @@
 use (background compiles, hot swaps, interpreter fallback).
 """
 
+from ..graph.ir import GraphIR
 from .compiler import CompiledGraph, CompileStats, CraneliftJit, NodeFault, NodeTimeout
 from .frontend import JitError
-from ..graph.ir import GraphIR
 from .jitgraph import JitFallbackWarning, JitGraph, SwapRecord
 from .state import GraphState
 

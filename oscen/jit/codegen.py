@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..graph.ir import GraphIR, NodeIR
 from . import wasm_math
 from .frontend import JitError, NodeLowering, attribute_infos, fingerprint
-from ..graph.ir import GraphIR, NodeIR
 from .layout import EVENT_BYTES, FRAME, NODE, SEGMENT, Layout, QueueSlots
 from .render import BodyRenderer, Template, TrapSite, _i32, math_imports, wat_of_functions
 

@@ -18,11 +18,11 @@ from wasmtime import _bindings as ffi
 
 from ..graph import validation as check
 from ..graph.graph import GraphError
+from ..graph.ir import GraphIR
 from . import wasm_math
 from .codegen import FUSE_NODES, INLINE_MATH_NODES, ProgramBuilder
 from .engine import engine, math_module, watch
 from .frontend import JitError
-from ..graph.ir import GraphIR
 from .layout import INTERRUPT, LOOP_BUDGET, MAX_BLOCK, NODE, TRAP_SITE, Layout
 from .render import MATH, TIMEOUT, TRAP_MESSAGES
 from .state import GraphState

@@ -47,10 +47,10 @@ import numpy as np
 from ..graph import validation as check
 from ..graph.endpoints import Endpoint
 from ..graph.graph import Connection, Graph, GraphError, NodeHandle
+from ..graph.ir import GraphIR
 from ..graph.node import Node
 from .compiler import CompiledGraph, CraneliftJit, NodeFault, NodeTimeout, _fault_type
 from .frontend import JitError
-from ..graph.ir import GraphIR
 from .state import GraphState
 
 

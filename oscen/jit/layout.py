@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..graph.validation import MAX_EVENTS_PER_SAMPLE
 from ..graph.ir import GraphIR
+from ..graph.validation import MAX_EVENTS_PER_SAMPLE
 
 MAX_BLOCK = 1024
 """Samples per kernel call; longer blocks are processed in chunks of this size."""

@@ -14,11 +14,11 @@ import math
 import struct
 from dataclasses import dataclass, field
 
+from ..graph.ir import NodeIR
 from . import kernel as k
 from . import wasm_math
 from .frontend import JitError, NodeLowering, deep_recursion, too_deep
 from .inline import Inliner, WatFunction, parse, parse_function, render
-from ..graph.ir import NodeIR
 from .kernel import T
 from .layout import EVENT_BYTES, FRAME, INTERRUPT, TRAP_CODE, TRAP_SITE, NodeLayout
 

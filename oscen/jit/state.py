@@ -26,8 +26,8 @@ import wasmtime
 from ..graph import validation as check
 from ..graph.endpoints import Endpoint
 from ..graph.graph import GraphError, Ramp
-from .engine import engine
 from ..graph.ir import GraphIR
+from .engine import engine
 from .layout import EVENT_BYTES, EVENT_FIELDS, FRAME, MAX_BLOCK, Layout, QueueSlots
 
 if TYPE_CHECKING:
