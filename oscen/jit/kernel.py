@@ -1,26 +1,41 @@
-"""The kernel IR: a small typed language the frontend lowers node methods to, and backends render.
+r"""The kernel IR: the one typed language between the frontend and every backend.
 
-Expressions carry their type (``F64``, ``I64`` or ``BOOL``). References to the node (``self.x``)
-stay symbolic (``Attr``, ``Input``, ``ArrayRef``) so one lowered method serves every placement of the
-node; the codegen binds them to memory slots, locals or buffers.
+It has two levels in one set of nodes:
+
+* **High level**, what the frontend lowers node methods to: Python operators (``Binary``,
+  ``Unary``, ``Compare`` with a :class:`~.ops.PyOp`), ``Convert`` with Python's checks,
+  ``MathCall`` (a ``math`` function), calls of the node's own methods (``Call``), and references
+  to the node (``Attr``, ``Input``, ``ArrayLoad``, ``Emit``) that stay symbolic so one lowered
+  method serves every placement of the node.
+* **Primitive level**, what backends implement: ``Prim`` (a :class:`~.ops.Op` with the exact
+  meaning of the WebAssembly instruction), ``Load``/``Store`` on linear memory, locals, structured
+  control (``If``, ``While``, ``Block`` with ``Exit``/``Next``), calls of module functions
+  (``CallFn``, ``Invoke``) and ``Trap(code, site)``. A :class:`Module` of :class:`Function`\ s holds
+  a whole program: the graph's skeleton, node code, the math library, the memory protocol.
+
+The passes (:mod:`.passes`) take a kernel from the first level to the second;
+:mod:`.validate` checks either level; :mod:`.backends` run only the second.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 
 class T(str, Enum):
-    """Value types of the kernel language."""
+    """Value types of the kernel language (``I32``: primitive level only, for addresses, counters
+    and the math library's word operations)."""
 
     F64 = "f64"
     I64 = "i64"
     BOOL = "bool"
+    I32 = "i32"
 
     @property
     def is_int(self) -> bool:
-        return self in (T.I64, T.BOOL)
+        return self in (T.I64, T.BOOL, T.I32)
 
 
 def join(a: T, b: T) -> T:
@@ -278,3 +293,242 @@ class KFunction:
 
     def __repr__(self) -> str:
         return f"KFunction({self.qualname}({', '.join(f'{n}: {t.value}' for n, t in self.params)}))"
+
+
+# =========================================================================== primitive level
+NOSITE = Site("<oscen>", 0)
+"""The site of code oscen generates itself (the program skeleton, the math library)."""
+
+
+@dataclass(frozen=True, eq=False)
+class TrapSite:
+    """Where a trap can happen in node code: the source location and what (a detail such as
+    ``self.buf[...] (length 64)``). Compared by identity: each check is its own site, and a
+    backend numbers the sites of a program as it meets them."""
+
+    site: Site | None
+    detail: str = ""
+
+
+@dataclass
+class Prim(Expr):
+    """A primitive operation (see :class:`~.ops.Op`); ``type`` is the op's result type, except
+    for ``SELECT`` ... (use :class:`Choose` for an eager select)."""
+
+    op: Any  # ops.Op (kept untyped here: ops imports this module)
+    args: list[Expr]
+
+
+@dataclass
+class Choose(Expr):
+    """``a if cond else b`` with both sides evaluated (WebAssembly's ``select``): cheap for small
+    operands, and branch-free (``Select`` evaluates only the chosen side)."""
+
+    cond: Expr
+    a: Expr
+    b: Expr
+
+
+@dataclass
+class Load(Expr):
+    """A value of ``type`` from linear memory at ``addr + offset`` (``addr`` an ``I32``). F64 and
+    I64 take 8 bytes, I32 and BOOL 4 (little-endian, as WebAssembly)."""
+
+    addr: Expr
+    offset: int = 0
+
+
+@dataclass
+class Seq(Expr):
+    """Run ``body`` then yield ``value`` (an inlined call's statements, then its result)."""
+
+    body: list[Stmt]
+    value: Expr
+
+
+@dataclass
+class CallFn(Expr):
+    """Call module function ``func`` (by name) for its one result."""
+
+    func: str
+    args: list[Expr]
+
+
+@dataclass
+class GetGlobal(Expr):
+    name: str
+
+
+@dataclass
+class Store(Stmt):
+    """Write ``value`` (of ``type``) to linear memory at ``addr + offset``."""
+
+    site: Site = field(default=NOSITE, kw_only=True)
+    type: T
+    addr: Expr
+    offset: int
+    value: Expr
+
+
+@dataclass
+class SetLocal(Stmt):
+    """``name = value`` (a primitive-level assignment: the local must be declared)."""
+
+    site: Site = field(default=NOSITE, kw_only=True)
+    name: str
+    value: Expr
+
+
+@dataclass
+class SetGlobal(Stmt):
+    site: Site = field(default=NOSITE, kw_only=True)
+    name: str
+    value: Expr
+
+
+@dataclass
+class Block(Stmt):
+    """A labelled block: ``Exit(label)`` inside jumps past its end (an inlined ``return``)."""
+
+    site: Site = field(default=NOSITE, kw_only=True)
+    label: str
+    body: list[Stmt]
+
+
+@dataclass
+class Loop(Stmt):
+    """``while cond: body`` with a label: ``Exit(label)`` leaves it, ``Next(label)`` starts the
+    next iteration (re-testing ``cond``). ``cond=None`` loops until an ``Exit``."""
+
+    site: Site = field(default=NOSITE, kw_only=True)
+    label: str
+    cond: Expr | None
+    body: list[Stmt]
+
+
+@dataclass
+class Exit(Stmt):
+    """Leave the enclosing ``Block`` or ``Loop`` named ``label``; with ``cond``, only if it holds."""
+
+    site: Site = field(default=NOSITE, kw_only=True)
+    label: str
+    cond: Expr | None = None
+
+
+@dataclass
+class Next(Stmt):
+    """Start the next iteration of the enclosing ``Loop`` named ``label``."""
+
+    site: Site = field(default=NOSITE, kw_only=True)
+    label: str
+
+
+@dataclass
+class Invoke(Stmt):
+    """Call module function ``func``; its results go into locals ``targets`` (none: dropped)."""
+
+    site: Site = field(default=NOSITE, kw_only=True)
+    func: str
+    args: list[Expr]
+    targets: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ReturnValues(Stmt):
+    """Return from the module function (its results, in order)."""
+
+    site: Site = field(default=NOSITE, kw_only=True)
+    values: list[Expr]
+
+
+@dataclass
+class Trap(Stmt):
+    """Stop the kernel: ``code`` says what went wrong (a Python exception, see :mod:`.traps`),
+    ``where`` where in the node's source. ``math_error`` is the math library's own code (the
+    library has no trap-site table: its caller noted the site before calling it)."""
+
+    site: Site = field(default=NOSITE, kw_only=True)
+    code: int
+    where: TrapSite | None = None
+    math_error: int = 0
+
+
+@dataclass
+class Code:
+    """A node variant's code at the primitive level, shared by every node of the variant: its
+    statements, the locals they use (beyond the skeleton's), and the marks where the locals
+    holding node state go back to memory around out-of-line helper calls. Backends may cache
+    whatever they derive from it by identity (the WebAssembly printer keeps its text)."""
+
+    body: list[Stmt]
+    locals: dict[str, T]
+    sites: list[TrapSite] = field(default_factory=list)  # every trap site in body, in order
+
+
+@dataclass
+class SyncState(Stmt):
+    """In a :class:`Code` body: write the node-state locals back to memory (``"flush"``) or read
+    them again (``"reload"``); an :class:`Instance` says which locals and addresses."""
+
+    site: Site = field(default=NOSITE, kw_only=True)
+    direction: str  # "flush" | "reload"
+
+
+@dataclass
+class Instance(Stmt):
+    """One node's copy of a variant's :class:`Code`: local names renamed (``renames``: the
+    variant's name -> this node's), ``SyncState`` marks replaced by ``flush`` / ``reload``."""
+
+    site: Site = field(default=NOSITE, kw_only=True)
+    code: Code
+    renames: dict[str, str] = field(default_factory=dict)
+    flush: list[Stmt] = field(default_factory=list)
+    reload: list[Stmt] = field(default_factory=list)
+
+
+@dataclass
+class Function:
+    """A module function. ``export``: the name hosts call it by (``None``: internal)."""
+
+    name: str
+    params: list[tuple[str, T]]
+    results: tuple[T, ...]
+    locals: dict[str, T]
+    body: list[Stmt]
+    export: str | None = None
+
+
+@dataclass(frozen=True)
+class Import:
+    """A function the module takes from outside (the shared math library module)."""
+
+    module: str
+    name: str
+    params: tuple[T, ...]
+    results: tuple[T, ...]
+
+
+@dataclass
+class Global:
+    name: str
+    type: T
+    init: int | float = 0
+    mutable: bool = True
+    export: str | None = None
+
+
+@dataclass
+class Module:
+    """A whole program: functions, the functions it imports, globals, and its linear memory
+    (``memory_pages`` of 64 KiB, exported as ``memory``; 0: no memory)."""
+
+    functions: list[Function]
+    imports: list[Import] = field(default_factory=list)
+    globals: list[Global] = field(default_factory=list)
+    memory_pages: int = 0
+
+    def function(self, name: str) -> Function:
+        for f in self.functions:
+            if f.name == name:
+                return f
+        raise KeyError(name)
