@@ -95,7 +95,7 @@ class KernelImage:
         import wasmtime
 
         from ..jit import CompiledGraph, CompileStats, GraphIR, GraphState
-        from ..jit.codegen import Program
+        from ..jit.skeleton import Program
         from ..jit.engine import engine
         from ..jit.layout import Layout
 

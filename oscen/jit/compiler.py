@@ -20,11 +20,12 @@ from ..graph import validation as check
 from ..graph.graph import GraphError
 from ..graph.ir import GraphIR
 from . import wasm_math
-from .codegen import FUSE_NODES, INLINE_MATH_NODES, ProgramBuilder
+from .codegen import FUSE_NODES, INLINE_MATH_NODES
 from .engine import engine, math_module, watch
 from .frontend import JitError
 from .layout import INTERRUPT, LOOP_BUDGET, MAX_BLOCK, NODE, TRAP_SITE, Layout
 from .render import MATH, TIMEOUT, TRAP_MESSAGES
+from .skeleton import SkeletonBuilder
 from .state import GraphState
 
 
@@ -334,7 +335,7 @@ class CraneliftJit:
         in_locals = self.state_in_locals
         if in_locals is None:  # faster node code for ordinary graphs, faster compiles for huge ones
             in_locals = len(ir.nodes) <= INLINE_MATH_NODES
-        program = ProgramBuilder(ir, layout, self.fuse, in_locals).build()
+        program = SkeletonBuilder(ir, layout, self.fuse, in_locals).build()
         t1 = time.perf_counter()
         try:
             module = wasmtime.Module(engine(), program.wat)
