@@ -95,9 +95,9 @@ class KernelImage:
         import wasmtime
 
         from ..jit import CompiledGraph, CompileStats, GraphIR, GraphState
-        from ..jit.skeleton import Program
         from ..jit.engine import engine
         from ..jit.layout import Layout
+        from ..jit.skeleton import Program
 
         here = getattr(wasmtime, "__version__", "")
         if self.wasmtime_version and here and here != self.wasmtime_version:
