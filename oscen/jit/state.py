@@ -163,6 +163,15 @@ class GraphState:
             raise GraphError(f"set_value: {endpoint!r} is not a value input")
         value = check.finite(value, "set_value", "value")
         steps = check.ramp_steps(ramp, self.sample_rate, "set_value")
+        binding = self._binding
+        if binding is not None and self._processing.acquire(blocking=False):
+            try:  # the kernel's own set_param (the same float operations as below)
+                binding.set_param(slots.value, value, float(ramp), self.sample_rate)
+            finally:
+                self._processing.release()
+            return
+        # Unbound (or a kernel runs on another thread: writing its memory directly is what it
+        # sees at its next block either way): the protocol's set_param done here.
         current = self._f64(slots.value)
         if steps <= 0:
             current[0] = value
@@ -238,10 +247,9 @@ class GraphState:
         due no earlier than every event in the kernel's queue). With ``limit``, refuse an event
         beyond MAX_EVENTS_PER_SAMPLE at its frame first."""
         self._refill(q)
-        waiting, pos = self._waiting(q, frame)
         if limit:
-            check.events_at_frame(waiting, where, frame, "queue_event")
-        header, frames, values, entries = self._queue_views(q)
+            check.events_at_frame(self._waiting(q, frame)[0], where, frame, "queue_event")
+        header, frames, values, _ = self._queue_views(q)
         count = int(header[0])
         over = self._overflow.get(q.base)
         if count >= q.capacity:
@@ -255,7 +263,24 @@ class GraphState:
             evicted = (last, -1, tuple(float(f) for f in values[count - 1]))
             self._overflow.setdefault(q.base, []).insert(0, evicted)
             self._overflow_count += 1
-            count -= 1
+            header[0] = count - 1
+        binding = self._binding
+        if binding is not None and self._processing.acquire(blocking=False):
+            try:  # the kernel's own queue_event (it has room: the overflow is host-side)
+                inserted = binding.queue_event(q.base, q.capacity, frame, fields)
+            finally:
+                self._processing.release()
+            if not inserted:
+                raise RuntimeError("internal error: the kernel refused an event its queue has room for")
+            return
+        self._put_event(q, frame, fields)
+
+    def _put_event(self, q: QueueSlots, frame: int, fields: tuple[float, ...]) -> None:
+        """The protocol's queue_event done here (unbound, or a kernel runs on another thread): insert
+        in a queue that has room, after the events of the same frame."""
+        _, pos = self._waiting(q, frame)
+        header, frames, values, entries = self._queue_views(q)
+        count = int(header[0])
         if pos < count:
             entries[pos + 1 : count + 1] = entries[pos:count].copy()
         frames[pos] = frame
