@@ -217,3 +217,21 @@ def test_layout_json_refuses_another_format():
     text = Layout.of(small_graph()[0].to_ir(), 64).to_json()
     with pytest.raises(ValueError, match="version"):
         Layout.from_json(text.replace('"version":1', '"version":99'))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["$S_a", "$S_ab", "$S_a.b", "$S_", "$x", " ", "(", ")", "a", "S_a", "$S_b"]),
+        max_size=30,
+    ),
+    st.dictionaries(
+        st.sampled_from(["S_a", "S_ab", "S_", "x", "S_b"]), st.sampled_from(["n1_a", "n2_ab", "q"])
+    ),
+)
+def test_instance_renames_replace_whole_names_only(parts, renames):
+    import re
+
+    text = "".join(parts)
+    every_name = re.sub(r"\$([A-Za-z0-9_.]+)", lambda m: "$" + renames.get(m.group(1), m.group(1)), text)
+    assert wasm.rename(text, renames) == every_name

@@ -83,7 +83,7 @@ class VariantCode:
     process: k.Code
     handlers: dict[str, k.Code]
     functions: list[k.Function]
-    state_used: frozenset[str]
+    state_used: tuple[str, ...]
     called: frozenset[str]
     sites: list[Any]
 
@@ -134,7 +134,7 @@ def _variant_of_template(tpl: Template) -> VariantCode:
             process=_wat_code(tpl.process, locals_),
             handlers={name: _wat_code(text) for name, text in tpl.handlers.items()},
             functions=[_wat_function(text) for text in tpl.functions],
-            state_used=frozenset(tpl.state_used),
+            state_used=tuple(tpl.state_used),
             called=frozenset(tpl.called),
             sites=tpl.sites,
         )
@@ -166,6 +166,7 @@ class SkeletonBuilder:
         self.sites: dict[int, list[Any]] = {}
         self.inline_math = len(ir.nodes) <= codegen.INLINE_MATH_NODES
         self.uses_ramp = False
+        self.nodes = {n.id: n for n in ir.nodes}
         self._inputs: dict[tuple[int, str], list[tuple[int, str]]] = {}
         for c in ir.connections:
             self._inputs.setdefault((c.target, c.target_endpoint), []).append((c.source, c.source_endpoint))
@@ -349,7 +350,7 @@ class SkeletonBuilder:
         instances: list[tuple[int, k.Instance]] = []
         body: list[k.Stmt] = []
         for nid in node_ids:
-            body.extend(self.node_step(self.ir.node(nid), members, locals_, heads, instances))
+            body.extend(self.node_step(self.nodes[nid], members, locals_, heads, instances))
         for h in heads:
             locals_[h] = I32
         prologue: list[k.Stmt] = []
