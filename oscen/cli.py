@@ -666,7 +666,7 @@ def build_parser() -> argparse.ArgumentParser:
         child = sub.add_parser(name, help=command.help, description=command.help)
         command.configure(child)
         add_common_arguments(child)
-        child.set_defaults(_run=command.run)
+        child.set_defaults(_oscen_command=command.run)
     return parser
 
 
@@ -694,7 +694,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # one-line notices, each once; a fallback make_engine already announced is not repeated.
         with warnings.catch_warnings(record=True) as caught:
             try:
-                return args._run(args)
+                return args._oscen_command(args)
             finally:
                 told = [str(w.message) for w in caught if not already_told(w)]
                 for message in dict.fromkeys(told):
