@@ -154,7 +154,7 @@ def test_restore_skips_what_an_edit_removed_and_empties_queues_it_does_not_name(
         (lambda s, a, b: s.ramps.update({(a.id, "level"): (1.0, 0.1, 3)}), "must be a Ramp"),
         (lambda s, a, b: s.ramps.update({"level": Ramp(1.0, 0.1, 3)}), "must be \\(node id, input name\\)"),
         (lambda s, a, b: s.bases.update({(b.id, "amount"): float("inf")}), "base of .* must be finite"),
-        (lambda s, a, b: s.events.update({(b.id, "amount"): []}), "b.amount, which is not a event"),
+        (lambda s, a, b: s.events.update({(b.id, "amount"): []}), "b.amount, which is not an event"),
         (lambda s, a, b: s.events.update({(b.id, "gate"): [(1, ("x",))]}), "event fields must be numbers"),
         (lambda s, a, b: s.events.update({(b.id, "gate"): [(-1, (1.0,))]}), "an event frame of"),
         (lambda s, a, b: s.events.update({(b.id, "gate"): [5]}), "must be \\(frame, fields\\) pairs"),

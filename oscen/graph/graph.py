@@ -647,7 +647,8 @@ class Graph:
         spec = type(handle.node)._endpoints.get(name)
         if spec is None or spec.kind is not kind or spec.direction is not Direction.INPUT:
             raise GraphError(
-                f"restore: snapshot.{field} names {handle.label}.{name}, which is not a {kind.value} input"
+                f"restore: snapshot.{field} names {handle.label}.{name}, which is not "
+                f"{'an' if kind is Kind.EVENT else 'a'} {kind.value} input"
             )
         return True
 
