@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jit_support import assert_engines_match
 
 from oscen.demo import demo_patch
 from oscen.envelopes import AdsrEnvelope
@@ -235,3 +236,19 @@ def test_instance_renames_replace_whole_names_only(parts, renames):
     text = "".join(parts)
     every_name = re.sub(r"\$([A-Za-z0-9_.]+)", lambda m: "$" + renames.get(m.group(1), m.group(1)), text)
     assert wasm.rename(text, renames) == every_name
+
+
+def test_an_input_mixing_hundreds_of_sources_compiles():
+    # regression: the sum was one expression as deep as the sources were many, and printing it
+    # recursed past Python's limit (bench_jit's parallel graph of 1001 nodes)
+    g = Graph(SR)
+    mix = g.add_node(Gain(1.0))
+    for k in range(700):
+        osc = g.add_node(Oscillator.sine(50.0 + k, 1.0 / (k + 1)))
+        g.connect(osc.output, mix.input)
+    g.set_output(mix.output)
+    compiled = CraneliftJit(max_block=64).compile(g.to_ir())
+    state = GraphState.from_graph(g, max_block=64)
+    got = compiled.process_block(state, 64)
+    want = g.process_block(64)
+    assert_engines_match(want, got)  # the sines' library calls differ by ulps at most

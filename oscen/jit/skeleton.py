@@ -49,6 +49,8 @@ I32, I64, F64, BOOL = T.I32, T.I64, T.F64, T.BOOL
 SCALAR_TYPES = {"f64": F64, "i64": I64, "bool": BOOL}
 """Kernel type of each layout scalar type."""
 WAT_TYPES = {"f64": F64, "i64": I64, "i32": I32}
+SUM_CHUNK = 64
+"""Terms of an input's sum in one expression (more are added on in the input's local)."""
 
 
 @dataclass
@@ -253,11 +255,8 @@ class SkeletonBuilder:
             terms = [self.source_value(s, port, members) for s, port in srcs]
             if e.kind == "value":
                 terms.insert(0, load(F64, nb, nl.rel(nl.params[e.name].value)))
-            total = terms[0]
-            for t in terms[1:]:
-                total = prim(Op.F64_ADD, total, t)
             locals_[f"in_{e.name}"] = F64
-            out.append(set_local(f"in_{e.name}", total))
+            out.extend(self.sum_into(f"in_{e.name}", terms))
         # 3. events due at this sample: external ones first, then each source's in connection order
         for e in node.endpoints:
             if e.direction != "input" or e.kind != "event":
@@ -275,6 +274,21 @@ class SkeletonBuilder:
         for e in node.endpoints:
             if e.direction == "output" and e.kind != "event" and (node.id, e.name) in self.buffered:
                 out.append(store(F64, local(I32, "i8"), self.scalar(node.id, e.name), nl.buffers[e.name]))
+        return out
+
+    @staticmethod
+    def sum_into(name: str, terms: list[k.Expr]) -> list[k.Stmt]:
+        """``name = t0 + t1 + ...``, left to right (the interpreter's order): one expression for a
+        few terms, then added on in the local in chunks, so that a mix of hundreds of sources is
+        no expression hundreds deep (the printer recurses on expressions)."""
+        out: list[k.Stmt] = []
+        total = terms[0]
+        for j, t in enumerate(terms[1:], 1):
+            if j % SUM_CHUNK == 0:
+                out.append(set_local(name, total))
+                total = local(F64, name)
+            total = prim(Op.F64_ADD, total, t)
+        out.append(set_local(name, total))
         return out
 
     def scalar(self, nid: int, name: str) -> k.Expr:

@@ -4,6 +4,10 @@ The memory is a wasmtime linear memory owned by this object; Python sees it thro
 (no copies). ``set_value`` and ``queue_event`` write straight into it, so they take effect at the next
 sample without recompiling.
 
+Parameters and events follow the memory protocol (:mod:`.protocol`): a state bound to a kernel calls
+the kernel's own ``set_param`` and ``queue_event`` exports (the browser worklet calls the same ones);
+an unbound state does the same in Python, to the same bytes.
+
 Event queues: each event input's queue in the kernel's memory holds EXTERNAL_QUEUE_CAPACITY events.
 More may be queued: the earliest wait in the kernel's queue, the later ones in a host-side overflow
 list, and before each call into the kernel the queue is topped up from the overflow; a call that
@@ -171,7 +175,9 @@ class GraphState:
                 self._processing.release()
             return
         # Unbound (or a kernel runs on another thread: writing its memory directly is what it
-        # sees at its next block either way): the protocol's set_param done here.
+        # sees at its next block either way): protocol.set_param_function() done here, in Python.
+        # (The reference evaluator can run that function on self.bytes instead: any object with
+        # the binding's set_param/queue_event methods plugs in where `binding` is chosen above.)
         current = self._f64(slots.value)
         if steps <= 0:
             current[0] = value
@@ -276,8 +282,8 @@ class GraphState:
         self._put_event(q, frame, fields)
 
     def _put_event(self, q: QueueSlots, frame: int, fields: tuple[float, ...]) -> None:
-        """The protocol's queue_event done here (unbound, or a kernel runs on another thread): insert
-        in a queue that has room, after the events of the same frame."""
+        """protocol.queue_event_function() done here, in Python (unbound, or a kernel runs on
+        another thread): insert in a queue that has room, after the events of the same frame."""
         _, pos = self._waiting(q, frame)
         header, frames, values, entries = self._queue_views(q)
         count = int(header[0])
