@@ -81,8 +81,8 @@ def test_one_code_serves_every_node_of_a_variant():
         for s in _walk(fn.body)
         if type(s).__name__ == "Instance"
     ]
-    assert len(codes) == 5  # one process per node
-    assert len({id(c) for c in codes}) == 2  # two variants: the sines, the gain
+    assert len(codes) == 10  # per node: its parameter ramps, its process
+    assert len({id(c) for c in codes}) == 4  # the same two Codes for the four sines, two for the gain
 
 
 def _walk(body):

@@ -375,10 +375,14 @@ def attribute_infos(
     length for arrays) and endpoints ``(name, kind, direction)``, as the frontend types them."""
     attrs: dict[str, AttrInfo] = {}
     for name, t, length, cols in state:
-        attrs[name] = ScalarAttr(_STATE_TYPES[t]) if length is None else ArrayAttr(_STATE_TYPES[t], length, cols)
+        attrs[name] = (
+            ScalarAttr(_STATE_TYPES[t]) if length is None else ArrayAttr(_STATE_TYPES[t], length, cols)
+        )
     for name, kind, direction in endpoints:
         attrs[name] = EndpointAttr(_ENDPOINT_KINDS[(direction, kind)])
     return attrs
+
+
 _SETTLED: weakref.WeakKeyDictionary[type, dict[tuple, dict[str, str]]] = weakref.WeakKeyDictionary()
 
 

@@ -88,6 +88,33 @@ class VariantCode:
     state_used: tuple[str, ...]
     called: frozenset[str]
     sites: list[Any]
+    ramps: k.Code | None = None  # the parameter ramps' step (made by the skeleton, once)
+    syncs: dict[tuple, tuple[k.Code, k.Code]] = field(default_factory=dict)  # state -> flush, reload
+
+
+def _syncs(code: k.Code) -> bool:
+    """Whether ``code`` writes its state locals back to memory anywhere (SyncState marks)."""
+    got = code.derived.get("skeleton.syncs")
+    if got is None:
+        text = code.derived.get("wat")
+        if text is not None:
+            got = wasm.FLUSH_MARK in text
+        else:
+            got = any(isinstance(s, k.SyncState) for s in _statements(code.body))
+        code.derived["skeleton.syncs"] = got
+    return got
+
+
+def _statements(body: list[k.Stmt]):
+    """Every statement in ``body``, nested ones included."""
+    stack = list(body)
+    while stack:
+        s = stack.pop()
+        yield s
+        for name in ("body", "orelse"):
+            inner = getattr(s, name, None)
+            if isinstance(inner, list):
+                stack.extend(inner)
 
 
 def _wat_code(text: str, locals_: dict[str, T] | None = None) -> k.Code:
@@ -211,7 +238,7 @@ class SkeletonBuilder:
         members: set[int],
         locals_: dict[str, T],
         heads: list[str],
-        instances: list[tuple[int, k.Instance]],
+        instances: list[tuple[int, k.Instance, VariantCode]],
     ) -> list[k.Stmt]:
         nl = self.layout.nodes[node.id]
         code = self.variant(node)
@@ -231,19 +258,27 @@ class SkeletonBuilder:
 
         def instance(c: k.Code) -> k.Instance:
             inst = k.Instance(code=c, renames=renames)
-            instances.append((node.id, inst))
+            if renames and _syncs(c):  # its state goes back to memory around outlined helpers
+                instances.append((node.id, inst, code))
             return inst
 
         # 1. ramps of parameters set from outside (of a connected one, its base): a load and a
-        # branch while none runs
-        for slots in nl.params.values():
+        # branch while none runs. Addressed from nb, the same for every node of the variant: one
+        # Code, printed once.
+        if nl.params:
             self.uses_ramp = True
-            out.append(
-                if_(
-                    prim(Op.I64_NE, load(I64, nb, nl.rel(slots.remaining)), i64(0)),
-                    [invoke("ramp", nb, i32(nl.rel(slots.value)))],
+            if code.ramps is None:
+                code.ramps = k.Code(
+                    [
+                        if_(
+                            prim(Op.I64_NE, load(I64, nb, nl.rel(slots.remaining)), i64(0)),
+                            [invoke("ramp", nb, i32(nl.rel(slots.value)))],
+                        )
+                        for slots in nl.params.values()
+                    ],
+                    {},
                 )
-            )
+            out.append(k.Instance(code=code.ramps))
         # 2. connected inputs, summed left to right; a value input starts from its base (what
         # set_value set), as the interpreter does
         for e in node.endpoints:
@@ -307,15 +342,27 @@ class SkeletonBuilder:
             return self.scalar(src, port)
         return load(F64, local(I32, "i8"), self.layout.nodes[src].buffers[port])
 
-    def sync(self, nid: int, inst: k.Instance) -> None:
+    def sync(self, nid: int, inst: k.Instance, variant: VariantCode) -> None:
         """A node's state write-back around its outlined helpers: its locals in this segment
-        (known once the whole segment is built: neighbours read its outputs too)."""
-        nl = self.layout.nodes[nid]
-        nb = local(I32, "nb")
-        for name, t in self.seg_state.get(nid, {}).items():
-            rel = nl.rel(nl.scalars[name][0])
-            inst.flush.append(store(t, nb, local(t, f"n{nid}_{name}"), rel))
-            inst.reload.append(set_local(f"n{nid}_{name}", load(t, nb, rel)))
+        (known once the whole segment is built: neighbours read its outputs too). Written with the
+        variant's names (``S_<name>``, which the instance renames), so nodes of one variant with
+        the same locals share one Code for each direction, printed once."""
+        state = tuple(self.seg_state.get(nid, {}).items())
+        codes = variant.syncs.get(state)
+        if codes is None:
+            nl = self.layout.nodes[nid]
+            nb = local(I32, "nb")
+            flush: list[k.Stmt] = []
+            reload: list[k.Stmt] = []
+            for name, t in state:
+                rel = nl.rel(nl.scalars[name][0])
+                flush.append(store(t, nb, local(t, f"S_{name}"), rel))
+                reload.append(set_local(f"S_{name}", load(t, nb, rel)))
+            codes = variant.syncs[state] = (k.Code(flush, {}), k.Code(reload, {}))
+        for name, _ in state:
+            inst.renames[f"S_{name}"] = f"n{nid}_{name}"
+        inst.flush.append(k.Instance(code=codes[0]))
+        inst.reload.append(k.Instance(code=codes[1]))
 
     @staticmethod
     def dispatch_external(q: QueueSlots, handler: k.Stmt) -> k.Stmt:
@@ -361,7 +408,7 @@ class SkeletonBuilder:
         members = set(node_ids)
         locals_: dict[str, T] = {"i": I32, "i8": I32, "nb": I32, "ev_at": I32, "ev_head": I32}
         heads: list[str] = []
-        instances: list[tuple[int, k.Instance]] = []
+        instances: list[tuple[int, k.Instance, VariantCode]] = []
         body: list[k.Stmt] = []
         for nid in node_ids:
             body.extend(self.node_step(self.nodes[nid], members, locals_, heads, instances))
@@ -370,8 +417,8 @@ class SkeletonBuilder:
         prologue: list[k.Stmt] = []
         epilogue: list[k.Stmt] = []
         if self.state_in_locals:
-            for nid, inst in instances:
-                self.sync(nid, inst)
+            for nid, inst, variant in instances:
+                self.sync(nid, inst, variant)
             for nid in node_ids:
                 for name, t in self.seg_state.get(nid, {}).items():
                     addr = self.layout.nodes[nid].scalars[name][0]
