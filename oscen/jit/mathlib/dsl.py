@@ -390,7 +390,12 @@ def call(fn: str, *args: Expr, ty: T = F64) -> Expr:
 
 def invoke(fn: str, *args: Expr, into: Sequence[Var]) -> k.Stmt:
     """Call ``fn`` for several results, assigned to ``into`` in order."""
-    return k.Invoke(func=fn, args=[a.node for a in args], targets=[v.name for v in into])
+    return k.Invoke(
+        func=fn,
+        args=[a.node for a in args],
+        targets=[v.name for v in into],
+        results=tuple(v.ty for v in into),
+    )
 
 
 def horner(x: Expr, coeffs: Sequence[float]) -> Expr:
