@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Iterator, Sequence
-from dataclasses import fields, is_dataclass
+from dataclasses import fields
 from typing import Any
 
 from .. import kernel as k
@@ -487,18 +487,30 @@ class Fn:
 
 
 # --------------------------------------------------------------------------- IR helpers
-def walk(node: Any) -> Iterator[Any]:
-    """Every IR node under ``node`` (itself included), depth first, in field order."""
+_CHILDREN: dict[type, tuple[str, ...]] = {}
+
+
+def _children(cls: type) -> tuple[str, ...]:
+    """The fields of an IR node class that can hold nodes (not its type, site or scalars)."""
+    names = _CHILDREN.get(cls)
+    if names is None:
+        skip = {"type", "site", "where", "op"}
+        names = tuple(f.name for f in fields(cls) if f.name not in skip)
+        _CHILDREN[cls] = names
+    return names
+
+
+def walk(node: Any) -> Iterator[k.Expr | k.Stmt]:
+    """Every expression and statement under ``node`` (a node or a list of them, itself
+    included), depth first, in field order."""
     stack = [node]
     while stack:
         n = stack.pop()
         if isinstance(n, list):
             stack.extend(reversed(n))
-            continue
-        if not is_dataclass(n) or isinstance(n, (type, k.Site, k.TrapSite)):
-            continue
-        yield n
-        stack.extend(reversed([getattr(n, f.name) for f in fields(n)]))
+        elif isinstance(n, (k.Expr, k.Stmt)):
+            yield n
+            stack.extend(reversed([getattr(n, name) for name in _children(type(n))]))
 
 
 def callees(fn: k.Function) -> set[str]:
