@@ -19,7 +19,7 @@ from oscen.jit.ops import Op, accepts
 
 PURE_EXPRS = (k.Const, k.Local, k.Prim, k.Choose, k.CallFn)
 PURE_STMTS = (k.SetLocal, k.If, k.Loop, k.Exit, k.Next, k.Invoke, k.ReturnValues, k.Trap)
-COND_TYPES = (T.BOOL, T.I32)
+COND_TYPES = (T.BOOL,)  # an integer condition is tested explicitly (dsl.truth)
 
 
 class Checker:
@@ -177,6 +177,7 @@ def test_the_checker_finds_faults() -> None:
         "call of unknown": [k.ReturnValues(values=[k.CallFn(T.F64, "m_gamma", [x])])],
         "is not allowed": [k.Store(type=T.F64, addr=k.Const(T.I32, 0), offset=0, value=x), ret],
         "trap code": [k.Trap(code=traps.OVERFLOW)],
+        "condition of type i32": [k.If(k.NOSITE, k.Const(T.I32, 1), [ret], []), ret],
     }
     for expected, body in cases.items():
         found = problems(fn(body))
@@ -217,5 +218,11 @@ def test_dsl_types() -> None:
         x + i
     with pytest.raises(TypeError, match="not defined for f64"):
         x >> 1
+    # an integer condition is tested for non-zero explicitly: the IR's conditions are BOOLs
+    test = dsl.if_(i & 1, [dsl.ret(x)])
+    assert isinstance(test, k.If) and isinstance(test.cond, k.Prim) and test.cond.op is Op.I32_NE
+    assert dsl.select(x, 0.0, i).node.cond.type == T.BOOL
+    with pytest.raises(TypeError, match="not a condition"):
+        dsl.if_(x, [])
     with pytest.raises(ValueError, match="end in a return or a trap"):
         f.build([dsl.if_(x < 0.0, [dsl.ret(x)])])
