@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Iterator, Sequence
-from dataclasses import fields
+from dataclasses import fields, is_dataclass
 from typing import Any
 
 from .. import kernel as k
@@ -69,20 +69,25 @@ def _prim(op: Op, *args: Expr) -> Expr:
     return Expr(k.Prim(op.result, op, [a.node for a in args]))
 
 
-# (operation name, operand type) -> Op; BOOL operands use the I32 row unless listed.
-_OPS: dict[tuple[str, T], Op] = {}
-for _op in Op:
-    _name, _, _rest = _op.name.partition("_")
-    _ty = {"F64": F64, "I64": I64, "I32": I32, "BOOL": BOOL}.get(_name)
-    if _ty is not None and all(a == _ty for a in _op.args):
-        _OPS.setdefault((_rest.lower(), _ty), _op)
+def _op_table() -> dict[tuple[str, T], Op]:
+    """(operation name, operand type) -> Op, for the ops whose operands all have that type:
+    ``("add", F64)`` is ``F64_ADD``, ``("shr_u", I64)`` is ``I64_SHR_U``, ``("and", BOOL)``
+    is ``BOOL_AND``."""
+    prefixes = {"F64": F64, "I64": I64, "I32": I32, "BOOL": BOOL}
+    table: dict[tuple[str, T], Op] = {}
+    for op in Op:
+        prefix, _, rest = op.name.partition("_")
+        ty = prefixes.get(prefix)
+        if ty is not None and all(a == ty for a in op.args):
+            table.setdefault((rest.lower(), ty), op)
+    return table
+
+
+_OPS = _op_table()
 
 
 def _op(name: str, ty: T) -> Op:
-    try:
-        return _OPS[(name, ty)]
-    except KeyError:
-        return _OPS[(name, I32 if ty == BOOL else ty)]
+    return _OPS[(name, ty)]
 
 
 class Expr:
@@ -500,17 +505,17 @@ class Fn:
 
 
 # --------------------------------------------------------------------------- IR helpers
-_CHILDREN: dict[type, tuple[str, ...]] = {}
+def _child_fields(cls: type) -> tuple[str, ...]:
+    """The fields of an IR node class that can hold nodes (not its type, site or operation)."""
+    return tuple(f.name for f in fields(cls) if f.name not in ("type", "site", "where", "op"))
 
 
-def _children(cls: type) -> tuple[str, ...]:
-    """The fields of an IR node class that can hold nodes (not its type, site or scalars)."""
-    names = _CHILDREN.get(cls)
-    if names is None:
-        skip = {"type", "site", "where", "op"}
-        names = tuple(f.name for f in fields(cls) if f.name not in skip)
-        _CHILDREN[cls] = names
-    return names
+_CHILDREN: dict[type, tuple[str, ...]] = {
+    cls: _child_fields(cls)
+    for cls in vars(k).values()
+    if isinstance(cls, type) and issubclass(cls, (k.Expr, k.Stmt)) and is_dataclass(cls)
+}
+"""Per IR node class, the fields :func:`walk` descends into (fixed at import)."""
 
 
 def walk(node: Any) -> Iterator[k.Expr | k.Stmt]:
@@ -523,7 +528,7 @@ def walk(node: Any) -> Iterator[k.Expr | k.Stmt]:
             stack.extend(reversed(n))
         elif isinstance(n, (k.Expr, k.Stmt)):
             yield n
-            stack.extend(reversed([getattr(n, name) for name in _children(type(n))]))
+            stack.extend(reversed([getattr(n, name) for name in _CHILDREN[type(n)]]))
 
 
 def callees(fn: k.Function) -> set[str]:
