@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from .. import kernel as k
@@ -149,6 +149,16 @@ def wat_for(names: Iterable[str]) -> str:
     """WAT for the named functions and all their dependencies, each once, in the (fixed)
     definition order: the same set of names always gives byte-identical text (good for caching)."""
     return "\n".join(fn.wat for fn in closure(names))
+
+
+def library_module() -> k.Module:
+    """The whole library as one module: every function exported under its wasm_name, with the
+    exported error global. What the JIT compiles once per process and kernels import from, and
+    what a web export ships as ``math.wasm``."""
+    return k.Module(
+        functions=[replace(fn.function, export=fn.wasm_name) for fn in BY_WASM.values()],
+        globals=[k.Global(ERROR_GLOBAL, T.I32, 0, mutable=True, export=ERROR_GLOBAL)],
+    )
 
 
 def loop_function(name: str, export: str | None = None) -> k.Function:
