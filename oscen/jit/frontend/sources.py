@@ -14,7 +14,7 @@ import struct
 import textwrap
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import JitError
@@ -28,6 +28,30 @@ class Source:
     file: str
     line_offset: int
     globals: dict[str, Any]
+    _names: tuple[dict[str, int], frozenset[str]] | None = field(default=None, repr=False, compare=False)
+
+    def _scan(self) -> tuple[dict[str, int], frozenset[str]]:
+        if self._names is None:
+            stores: dict[str, int] = {}
+            loads: set[str] = set()
+            for node in ast.walk(self.tree):
+                if isinstance(node, ast.Name):
+                    if isinstance(node.ctx, ast.Store):
+                        stores[node.id] = stores.get(node.id, 0) + 1
+                    else:
+                        loads.add(node.id)
+            self._names = (stores, frozenset(loads))
+        return self._names
+
+    @property
+    def stores(self) -> dict[str, int]:
+        """How many times each name is assigned in the body (a walk of the tree, done once)."""
+        return self._scan()[0]
+
+    @property
+    def names(self) -> frozenset[str]:
+        """Every name read in the function (``self`` among them, in a method)."""
+        return self._scan()[1]
 
 
 _Source = Source  # the name before the frontend became a package

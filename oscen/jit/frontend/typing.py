@@ -261,8 +261,7 @@ class FunctionTyping(FunctionVisitor):
             self.tuple_returns = None
             self.const_locals = {}
             try:
-                for s in self.src.tree.body:
-                    self.visit(s)
+                self.block(self.src.tree.body)
             except JitError as exc:
                 return FunctionTypes(before, returns_hint, tuple_hint, exc)
             tuple_returns = tuple(self.tuple_returns) if self.tuple_returns is not None else None
@@ -297,13 +296,10 @@ class FunctionTyping(FunctionVisitor):
 
     def block(self, stmts: list[ast.stmt]) -> None:
         for s in stmts:
+            self.owner.last_site = self.site(s)
             self.visit(s)
 
     # ------------------------------------------------------------------ statements
-    def visit(self, node: ast.AST, *args: Any) -> Any:
-        if isinstance(node, ast.stmt):
-            self.owner.last_site = self.site(node)
-        return super().visit(node, *args)
 
     def visit_Assign(self, s: ast.Assign) -> None:
         if len(s.targets) == 1:

@@ -15,7 +15,8 @@ import builtins
 import inspect
 import math
 import types
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import kernel as k
 from ..kernel import T
@@ -62,22 +63,30 @@ class FunctionVisitor(ast.NodeVisitor):
         self.local_types: dict[str, T] = {}
         self.const_params: dict[str, float] = {}
         self.const_locals: dict[str, k.Const] = {}
+        self._sites: dict[int, k.Site] = {}
         fargs = src.tree.args
         self.store_counts: dict[str, int] = {
             a.arg: 1 for a in [*fargs.args, *fargs.kwonlyargs]
         }  # bound by the call
-        for node in ast.walk(src.tree):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-                self.store_counts[node.id] = self.store_counts.get(node.id, 0) + 1
+        for name, count in src.stores.items():
+            self.store_counts[name] = self.store_counts.get(name, 0) + count
 
     # ------------------------------------------------------------------ the walk
+    _methods: ClassVar[dict[type, Callable[..., Any]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._methods = {}  # each pass dispatches to its own visit_ methods
+
     def visit(self, node: ast.AST, *args: Any) -> Any:
         """``visit_<Construct>(node)``, with the site of ``node`` on any error raised beneath it."""
-        method = getattr(self, "visit_" + node.__class__.__name__, None)
+        kind = node.__class__
+        method = self._methods.get(kind)
+        if method is None:
+            cls = type(self)
+            method = self._methods[kind] = getattr(cls, "visit_" + kind.__name__, cls.generic_visit)
         try:
-            if method is None:
-                return self.generic_visit(node)
-            return method(node, *args)
+            return method(self, node, *args)
         except JitError as exc:
             if exc.site is None:
                 exc.locate(self.site(node))
@@ -119,7 +128,11 @@ class FunctionVisitor(ast.NodeVisitor):
 
     # ------------------------------------------------------------------ sites and refusals
     def site(self, node: ast.AST) -> k.Site:
-        return k.Site(self.src.file, self.src.line_offset + getattr(node, "lineno", 1), self.owner.name)
+        line = getattr(node, "lineno", 1)
+        site = self._sites.get(line)
+        if site is None:  # one per line (sites are immutable): made once, shared
+            site = self._sites[line] = k.Site(self.src.file, self.src.line_offset + line, self.owner.name)
+        return site
 
     def error(self, node: ast.AST, construct: str, hint: str = "") -> JitError:
         return unsupported(construct, hint, self.site(node))
@@ -142,11 +155,12 @@ class FunctionVisitor(ast.NodeVisitor):
             params = names[1:]
         else:
             params = names
-            for node in ast.walk(fdef):
-                if isinstance(node, ast.Name) and node.id == "self" and "self" not in params:
-                    raise JitError(
-                        f"{fdef.name}() is not a method: `self` is not defined in it", self.site(node)
-                    )
+            if "self" not in params and ("self" in self.src.names or "self" in self.src.stores):
+                for node in ast.walk(fdef):
+                    if isinstance(node, ast.Name) and node.id == "self":
+                        raise JitError(
+                            f"{fdef.name}() is not a method: `self` is not defined in it", self.site(node)
+                        )
         if self.first_param_value is not None:
             if len(params) != 1:
                 raise self.error(fdef, f"{self.name}() must take exactly (self, sample_rate)")
