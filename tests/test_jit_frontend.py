@@ -220,7 +220,9 @@ def test_the_typing_pass_widens_by_later_assignments_in_helpers_and_handlers(tmp
     assert step.locals["acc"] == k.T.F64 and step.locals["i"] == k.T.I64 and step.returns == k.T.I64
     stored = {a.target.name: a.target.type for a in _assignments(step.body) if isinstance(a.target, k.Attr)}
     assert stored == {"steps": k.T.I64, "level": k.T.F64}
-    acc_stores = [a for a in _assignments(step.body) if isinstance(a.target, k.Local) and a.target.name == "acc"]
+    acc_stores = [
+        a for a in _assignments(step.body) if isinstance(a.target, k.Local) and a.target.name == "acc"
+    ]
     assert acc_stores and all(a.target.type == k.T.F64 for a in acc_stores)
     handler = low.handler("gate", 1)
     assert [a.target for a in _assignments(handler.body)] == [k.Attr(k.T.I64, "count")]
@@ -245,7 +247,9 @@ def test_a_typing_disagreement_is_an_internal_error_not_wrong_code(tmp_path: Pat
         return got
 
     monkeypatch.setattr(typing_pass.FunctionTyping, "run", forgetful)
-    with pytest.raises(JitError, match=r"typing pass and the lowering of step\(\) disagree on the types of acc"):
+    with pytest.raises(
+        JitError, match=r"typing pass and the lowering of step\(\) disagree on the types of acc"
+    ):
         CraneliftJit().compile(one_node_graph(mod.Widened, "w").to_ir())
 
 

@@ -45,7 +45,9 @@ def attribute_infos(
     length for arrays) and endpoints ``(name, kind, direction)``, as the frontend types them."""
     attrs: dict[str, AttrInfo] = {}
     for name, t, length, cols in state:
-        attrs[name] = ScalarAttr(STATE_TYPES[t]) if length is None else ArrayAttr(STATE_TYPES[t], length, cols)
+        attrs[name] = (
+            ScalarAttr(STATE_TYPES[t]) if length is None else ArrayAttr(STATE_TYPES[t], length, cols)
+        )
     for name, kind, direction in endpoints:
         attrs[name] = EndpointAttr(ENDPOINT_KINDS[(direction, kind)])
     return attrs

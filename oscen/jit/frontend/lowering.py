@@ -186,8 +186,14 @@ class FunctionLowering(FunctionVisitor):
                 f"({self.types.error}) but the lowering did not",
                 self.site(fdef),
             ) from self.types.error
-        if found != self.types.locals or self.returns != self.returns_hint or self.tuple_returns != self.tuple_hint:
-            differ = sorted(n for n in found.keys() | self.types.locals.keys() if found.get(n) != self.types.locals.get(n))
+        if (
+            found != self.types.locals
+            or self.returns != self.returns_hint
+            or self.tuple_returns != self.tuple_hint
+        ):
+            differ = sorted(
+                n for n in found.keys() | self.types.locals.keys() if found.get(n) != self.types.locals.get(n)
+            )
             raise JitError(
                 f"internal error of the compiler: the typing pass and the lowering of {self.name}() "
                 f"disagree on the types of {', '.join(differ) or 'its returned values'}",
@@ -404,9 +410,13 @@ class FunctionLowering(FunctionVisitor):
             if isinstance(info, EndpointAttr):
                 if info.kind == "out":
                     return [k.Assign(site, k.Attr(T.F64, target.attr), self.coerce(value, T.F64, s))]
-                raise self.error(s, f"assigning to the input endpoint self.{target.attr}", "inputs are read-only")
+                raise self.error(
+                    s, f"assigning to the input endpoint self.{target.attr}", "inputs are read-only"
+                )
             if isinstance(info, ArrayAttr):
-                raise self.error(s, f"replacing the array self.{target.attr}", "write its elements: self.x[i] = ...")
+                raise self.error(
+                    s, f"replacing the array self.{target.attr}", "write its elements: self.x[i] = ..."
+                )
             if target.attr in self.owner.unsupported:
                 raise JitError(f"self.{target.attr} is {self.owner.unsupported[target.attr]}", site)
             raise JitError(
@@ -522,7 +532,9 @@ class FunctionLowering(FunctionVisitor):
         )
 
     def maybe_emit(self, call: ast.expr) -> k.Stmt | None:
-        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "emit"):
+        if not (
+            isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "emit"
+        ):
             return None
         port = call.func.value
         if not (isinstance(port, ast.Attribute) and self.is_self(port.value)):
@@ -754,7 +766,9 @@ class FunctionLowering(FunctionVisitor):
                 if isinstance(b, k.Const) and float(b.value) == 2.0:
                     # x * x, with pow's OverflowError when a finite x squares to infinity
                     return k.Binary(T.F64, "sq", self.coerce(a, T.F64, node), k.Const(T.F64, 2.0), site)
-                return k.MathCall(T.F64, "pypow", [self.coerce(a, T.F64, node), self.coerce(b, T.F64, node)], site)
+                return k.MathCall(
+                    T.F64, "pypow", [self.coerce(a, T.F64, node), self.coerce(b, T.F64, node)], site
+                )
             assert isinstance(b, k.Const)
             return k.Binary(T.I64, "**", self.coerce(a, T.I64, node), k.Const(T.I64, int(b.value)), site)
         return k.Binary(t, op, self.coerce(a, t, node), self.coerce(b, t, node), site)
@@ -867,7 +881,9 @@ class FunctionLowering(FunctionVisitor):
             return v
         if isinstance(v, k.Const):
             if not exact_in_float(v):
-                raise JitError("an int constant beyond 2**53 compared with or divided as a float", self.site(node))
+                raise JitError(
+                    "an int constant beyond 2**53 compared with or divided as a float", self.site(node)
+                )
             return k.Const(T.F64, float(v.value))
         if v.type == T.BOOL:
             return self.coerce(v, T.F64, node)
@@ -927,7 +943,9 @@ class FunctionLowering(FunctionVisitor):
             callee = self.owner.function(func, tuple(a.type for a in args), site)
             return self.call_of(callee, args, e, allow_void, shown, allow_tuple)
         if e.keywords:
-            raise self.error(e, "keyword arguments to a builtin or math function", "pass arguments by position")
+            raise self.error(
+                e, "keyword arguments to a builtin or math function", "pass arguments by position"
+            )
         if isinstance(f, ast.Attribute) and f.attr == "emit":
             raise self.error(e, "emit() inside an expression", "call it as a statement")
         # math.f(...)
@@ -963,4 +981,3 @@ class FunctionLowering(FunctionVisitor):
         if callee.returns is None and not allow_void:
             raise JitError(f"{shown}() returns nothing but its value is used", site)
         return k.Call(callee.returns or T.F64, callee, args, site, conditional=self.if_depth > 0)
-

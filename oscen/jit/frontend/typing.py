@@ -436,7 +436,9 @@ class FunctionTyping(FunctionVisitor):
 
     def emit(self, call: ast.expr) -> bool:
         """``self.port.emit(...)``: its arguments typed; False if ``call`` is no emit."""
-        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "emit"):
+        if not (
+            isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "emit"
+        ):
             return False
         port = call.func.value
         if not (isinstance(port, ast.Attribute) and self.is_self(port.value)):
@@ -509,7 +511,9 @@ class FunctionTyping(FunctionVisitor):
                 )
             if isinstance(info, EndpointAttr) and info.kind == "out":
                 return
-            raise JitError(f"self.{target.attr} cannot be assigned here", self.site(s))  # the lowering says why
+            raise JitError(
+                f"self.{target.attr} cannot be assigned here", self.site(s)
+            )  # the lowering says why
         if isinstance(target, ast.Subscript):
             array = self.array_index(target)
             info = self.owner.attrs[array]
@@ -748,7 +752,9 @@ class FunctionTyping(FunctionVisitor):
         if func is not None:
             shown = ast.unparse(f)
             args = self.bind_arguments(func, False, e, shown)
-            return self.call_of(self.owner.callee_function(func, site), args, e, allow_void, shown, allow_tuple)
+            return self.call_of(
+                self.owner.callee_function(func, site), args, e, allow_void, shown, allow_tuple
+            )
         if e.keywords:
             raise self.error(e, "keyword arguments to a builtin or math function")
         if isinstance(f, ast.Attribute) and f.attr == "emit":
@@ -785,7 +791,6 @@ class FunctionTyping(FunctionVisitor):
         if got.returns is None and not allow_void:
             raise JitError(f"{shown}() returns nothing but its value is used", site)
         return Returned(got.returns or T.F64, got.tuple_returns)
-
 
 
 # ------------------------------------------------------------------------------ attributes

@@ -192,7 +192,9 @@ class FunctionVisitor(ast.NodeVisitor):
         return None
 
     def module_attribute(self, base: types.ModuleType, attr: str) -> Any:
-        return self.owner.depend((id(base), attr), lambda: getattr(base, attr, None), getattr(base, attr, None))
+        return self.owner.depend(
+            (id(base), attr), lambda: getattr(base, attr, None), getattr(base, attr, None)
+        )
 
     def class_attribute(self, attr: str, default: Any = None) -> Any:
         """The node class's own attribute (a class constant), noted as a dependency."""
@@ -270,7 +272,9 @@ class FunctionVisitor(ast.NodeVisitor):
             raise self.error(e, f"`{short(e)}`", "`is` and `is not` compare with None only")
         none = self.holds_none(left)
         if none is None:
-            raise self.error(e, f"`{short(e)}`", "`is None` works on attributes, globals, locals and parameters")
+            raise self.error(
+                e, f"`{short(e)}`", "`is None` works on attributes, globals, locals and parameters"
+            )
         return k.Const(T.BOOL, none == isinstance(e.ops[0], ast.Is))
 
     def plain_function(self, f: ast.expr) -> types.FunctionType | None:
@@ -299,7 +303,9 @@ class FunctionVisitor(ast.NodeVisitor):
         site = self.site(e)
         code = func.__code__
         if code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS) or code.co_posonlyargcount:
-            raise self.error(e, f"calling {shown}(), which takes *args, **kwargs or positional-only parameters")
+            raise self.error(
+                e, f"calling {shown}(), which takes *args, **kwargs or positional-only parameters"
+            )
         positional = list(code.co_varnames[: code.co_argcount])
         kwonly = list(code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount])
         defaults: dict[str, Any] = {}
