@@ -216,6 +216,12 @@ class Printer:
             f" (i32.store (i32.const {TRAP_CODE}) (i32.const {s.code})) unreachable"
         )
 
+    def _unreachable(self, s: k.Unreachable) -> str:
+        return "unreachable"
+
+    def _memcopy(self, s: k.MemCopy) -> str:
+        return f"(memory.copy {self.expr(s.dst)} {self.expr(s.src)} {self.expr(s.nbytes)})"
+
     def _sync(self, s: k.SyncState) -> str:
         if s.direction == "flush":
             return FLUSH_MARK
@@ -259,6 +265,8 @@ _STMT: dict[type, Callable[[Printer, k.Stmt], str]] = {
     k.ExprStmt: Printer._expr_stmt,
     k.Trap: Printer._trap,
     k.SyncState: Printer._sync,
+    k.Unreachable: Printer._unreachable,
+    k.MemCopy: Printer._memcopy,
     k.Instance: Printer._instance,
 }
 
