@@ -106,7 +106,9 @@ class Bind(Rewriter):
     def s_ArrayStore(self, s: k.ArrayStore) -> list[k.Stmt]:
         addr, ty, _ = self.nl.arrays[s.array]
         at = self.address(s.array, s.index, s.site)
-        return [k.Store(site=s.site, type=IR_TYPES[ty], addr=at, offset=self.rel(addr), value=self.expr(s.value))]
+        return [
+            k.Store(site=s.site, type=IR_TYPES[ty], addr=at, offset=self.rel(addr), value=self.expr(s.value))
+        ]
 
     # ------------------------------------------------------------------ events
     def s_Emit(self, s: k.Emit) -> list[k.Stmt]:
@@ -160,12 +162,18 @@ class Bind(Rewriter):
         lim = self.unit.local(s.limit, L)
         stp = self.unit.local(s.stride, L)
         var = self.unit.local(s.var.name, L)
-        out: list[k.Stmt] = [setl(cnt, self.expr(s.start)), setl(lim, self.expr(s.stop)), setl(stp, self.expr(s.step))]
+        out: list[k.Stmt] = [
+            setl(cnt, self.expr(s.start)),
+            setl(lim, self.expr(s.stop)),
+            setl(stp, self.expr(s.step)),
+        ]
         if isinstance(s.step, k.Const):
             cond: k.Expr = p(Op.I64_LT_S if s.step.value > 0 else Op.I64_GT_S, cnt, lim)
         else:
             out.append(if_(p(Op.I64_EQZ, stp), [self.v.trap(RANGE_STEP, self.v.site(s.site))]))
-            cond = k.Select(B, p(Op.I64_GT_S, stp, i64(0)), p(Op.I64_LT_S, cnt, lim), p(Op.I64_GT_S, cnt, lim))
+            cond = k.Select(
+                B, p(Op.I64_GT_S, stp, i64(0)), p(Op.I64_LT_S, cnt, lim), p(Op.I64_GT_S, cnt, lim)
+            )
         top, cont = self.v.fresh("_for"), self.v.fresh("_cont")
         nxt = self.unit.local(self.v.fresh("_next"), L)
         check = self.budget(s.site)

@@ -27,6 +27,7 @@ from .walk import Rewriter, walk
 def seq(body: list[k.Stmt], value: k.Expr) -> k.Seq:
     return k.Seq(value.type, body, value)
 
+
 OUTLINE_SIZE = 60
 """Kernel IR nodes above which a helper method is compiled as a function instead of inlined."""
 
@@ -190,7 +191,11 @@ def inline_value(v: Variant, unit: Unit, fn: k.KFunction, args: list[k.Expr]) ->
     body = frame.stmts(fn.body)
     # Falling off the end returns None in Python; a value-returning helper must return.
     return seq(
-        [*lines, k.SetLocal(name=ret.name, value=zero(fn.returns)), k.Block(label=frame.ret_label, body=body)],
+        [
+            *lines,
+            k.SetLocal(name=ret.name, value=zero(fn.returns)),
+            k.Block(label=frame.ret_label, body=body),
+        ],
         ret,
     )
 
@@ -226,7 +231,11 @@ def call_outlined(v: Variant, unit: Unit, fn: k.KFunction, args: list[k.Expr]) -
         return value
     tmp = unit.local(v.fresh("_outret"), fn.returns)
     return seq(
-        [k.SyncState(direction="flush"), k.SetLocal(name=tmp.name, value=value), k.SyncState(direction="reload")],
+        [
+            k.SyncState(direction="flush"),
+            k.SetLocal(name=tmp.name, value=value),
+            k.SyncState(direction="reload"),
+        ],
         tmp,
     )
 

@@ -42,8 +42,22 @@ _F_ARITH = {"+": Op.F64_ADD, "-": Op.F64_SUB, "*": Op.F64_MUL}
 _B_LOGIC = {"&": Op.BOOL_AND, "|": Op.BOOL_OR, "^": Op.BOOL_XOR}
 _I_BITS = {"&": Op.I64_AND, "|": Op.I64_OR, "^": Op.I64_XOR}
 _F_CMP = {"<": Op.F64_LT, "<=": Op.F64_LE, ">": Op.F64_GT, ">=": Op.F64_GE, "==": Op.F64_EQ, "!=": Op.F64_NE}
-_I_CMP = {"<": Op.I64_LT_S, "<=": Op.I64_LE_S, ">": Op.I64_GT_S, ">=": Op.I64_GE_S, "==": Op.I64_EQ, "!=": Op.I64_NE}
-_W_CMP = {"<": Op.I32_LT_S, "<=": Op.I32_LE_S, ">": Op.I32_GT_S, ">=": Op.I32_GE_S, "==": Op.I32_EQ, "!=": Op.I32_NE}
+_I_CMP = {
+    "<": Op.I64_LT_S,
+    "<=": Op.I64_LE_S,
+    ">": Op.I64_GT_S,
+    ">=": Op.I64_GE_S,
+    "==": Op.I64_EQ,
+    "!=": Op.I64_NE,
+}
+_W_CMP = {
+    "<": Op.I32_LT_S,
+    "<=": Op.I32_LE_S,
+    ">": Op.I32_GT_S,
+    ">=": Op.I32_GE_S,
+    "==": Op.I32_EQ,
+    "!=": Op.I32_NE,
+}
 _MIRROR = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 _ROUND = {"floor": Op.F64_FLOOR, "ceil": Op.F64_CEIL, "trunc": Op.F64_TRUNC, "round": Op.F64_NEAREST}
 _CHECKED = {
@@ -212,7 +226,11 @@ class PySemantics(Rewriter):
         pre: list[k.Stmt] = []
         temps = [self.b.once("_marg", a, a.type, pre) for a in args]
         if not fn.can_trap:
-            return seq(pre, k.CallFn(rtype, fn.wasm_name, temps)) if pre else k.CallFn(rtype, fn.wasm_name, temps)
+            return (
+                seq(pre, k.CallFn(rtype, fn.wasm_name, temps))
+                if pre
+                else k.CallFn(rtype, fn.wasm_name, temps)
+            )
         ts = self.site(site, f"math.{name}")
         note = [
             k.Store(type=W, addr=i32(TRAP_SITE), offset=0, value=i32(self.v.site_id(ts))),

@@ -75,7 +75,9 @@ class Builder:
         out.append(setl(loc, e))
         return loc
 
-    def block(self, base: str, t: T, build: Callable[[k.Local, str], list[k.Stmt]], pre: list[k.Stmt]) -> k.Expr:
+    def block(
+        self, base: str, t: T, build: Callable[[k.Local, str], list[k.Stmt]], pre: list[k.Stmt]
+    ) -> k.Expr:
         """A body with early returns: ``build(result local, label)`` gives statements that set the
         result and ``Exit(label)``; the expression yields the result."""
         r = self.tmp(base, t)
@@ -129,9 +131,7 @@ class Builder:
         pre: list[k.Stmt] = []
         a = self.once("_a", a, L, pre)
         r = self.tmp("_r", L)
-        return seq(
-            [*pre, setl(r, a), if_(p(Op.I64_LT_S, a, i64(0)), [setl(r, self.i_neg(a, ts))])], r
-        )
+        return seq([*pre, setl(r, a), if_(p(Op.I64_LT_S, a, i64(0)), [setl(r, self.i_neg(a, ts))])], r)
 
     def i_floordiv(self, a: k.Expr, b: k.Expr, ts: k.TrapSite) -> k.Expr:
         pre: list[k.Stmt] = []
@@ -157,9 +157,7 @@ class Builder:
         a, b = self.once("_a", a, L, pre), self.once("_b", b, L, pre)
 
         def body(r: k.Local, done: str) -> list[k.Stmt]:
-            wrong_sign = p(
-                Op.BOOL_AND, p(Op.I64_NE, r, i64(0)), p(Op.I64_LT_S, p(Op.I64_XOR, r, b), i64(0))
-            )
+            wrong_sign = p(Op.BOOL_AND, p(Op.I64_NE, r, i64(0)), p(Op.I64_LT_S, p(Op.I64_XOR, r, b), i64(0)))
             return [
                 if_(p(Op.I64_EQZ, b), [self.trap(INT_ZERO_DIV, ts)]),
                 if_(p(Op.I64_EQ, b, i64(-1)), [setl(r, i64(0)), k.Exit(label=done)]),
