@@ -76,6 +76,7 @@ def compile_variant(
     """The primitive code of one node variant: ``process``, a handler per event input, and the
     functions they call."""
     v = Variant(node, layout, connected, inline_math, state_in_locals)
+    v.lower_function = lower_function
     with deep_recursion():
         try:
             return _compile(v, lowering)

@@ -8,7 +8,9 @@ store it in the TRAP_SITE slot before a call that can trap) and the program maps
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ...graph.ir import NodeIR
 from .. import kernel as k
@@ -48,6 +50,8 @@ class Variant:
     outlined: dict[tuple, str] = field(default_factory=dict)
     uid: int = 0
     last_site: k.Site | None = None
+    # the passes after inlining, for an outlined helper (set by the driver: no import cycle)
+    lower_function: Callable[[Any, Unit, k.Function], k.Function] | None = None
 
     def fresh(self, base: str) -> str:
         self.uid += 1

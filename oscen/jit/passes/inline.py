@@ -243,8 +243,6 @@ def call_outlined(v: Variant, unit: Unit, fn: k.KFunction, args: list[k.Expr]) -
 def outlined_function(v: Variant, name: str, fn: k.KFunction) -> k.Function:
     """``fn`` as a module function ``name(nb, params...)``, at the high level still: the driver
     runs the other passes on it (with ``Unit.in_function``: state in memory, math called)."""
-    from . import lower_function  # the driver; imported here (it imports this module)
-
     unit = Unit(in_function=True)
     ret = unit.local("f__ret", fn.returns) if fn.returns is not None else None
     frame = _Frame(v, unit, "f", "f_ret", ret_local=ret)
@@ -257,7 +255,8 @@ def outlined_function(v: Variant, name: str, fn: k.KFunction) -> k.Function:
     for p, _ in params:
         unit.locals.pop(p, None)
     results = (fn.returns,) if fn.returns is not None else ()
-    return lower_function(v, unit, k.Function(name, params, results, unit.locals, body))
+    assert v.lower_function is not None
+    return v.lower_function(v, unit, k.Function(name, params, results, unit.locals, body))
 
 
 # ------------------------------------------------------------------ primitive functions
