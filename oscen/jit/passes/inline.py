@@ -85,9 +85,6 @@ class _Frame(Rewriter):
             self.unit.locals[getattr(new, attr)] = T.I64
         return [new]
 
-    def s_Stmt(self, s: k.Stmt) -> list[k.Stmt]:  # pragma: no cover - dispatch is by class name
-        return [self.children(s)]
-
     def stmt(self, s: k.Stmt) -> list[k.Stmt]:
         self.v.last_site = s.site
         return super().stmt(s)

@@ -18,7 +18,7 @@ from .. import kernel as k
 from ..kernel import T
 from ..layout import TRAP_CODE, TRAP_SITE
 from ..ops import Op
-from ..traps import FLOAT_ZERO_DIV, INF_TO_INT, INT_ZERO_DIV, NAN_TO_INT, NEG_SHIFT, OVERFLOW
+from ..traps import FLOAT_TOO_BIG, FLOAT_ZERO_DIV, INF_TO_INT, INT_ZERO_DIV, NAN_TO_INT, NEG_SHIFT, OVERFLOW
 from .context import Unit, Variant
 
 F, L, W, B = T.F64, T.I64, T.I32, T.BOOL
@@ -219,8 +219,6 @@ class Builder:
         return [if_(p(Op.F64_NE, x, x), [self.trap(NAN_TO_INT, ts)]), self.trap(INF_TO_INT, ts)]
 
     def f_to_int(self, x: k.Expr, ts: k.TrapSite) -> k.Expr:
-        from ..traps import FLOAT_TOO_BIG
-
         pre: list[k.Stmt] = []
         x = self.once("_x", x, F, pre)
         too_big = p(Op.BOOL_OR, p(Op.F64_GE, x, f64(2.0**63)), p(Op.F64_LT, x, f64(-(2.0**63))))
