@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from ...graph.ir import NodeIR
 from .. import kernel as k
 from .. import wasm_math
-from ..frontend import NodeLowering, deep_recursion, too_deep
+from ..frontend.errors import deep_recursion, too_deep
+from ..frontend.lowering import NodeLowering
 from ..kernel import T
 from ..layout import NodeLayout
 from . import bind, pysemantics

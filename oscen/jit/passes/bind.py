@@ -15,7 +15,7 @@ from Python's watchdog), so an endless loop traps with TIMEOUT whichever host ru
 from __future__ import annotations
 
 from .. import kernel as k
-from ..frontend import JitError
+from ..frontend.errors import JitError
 from ..kernel import T
 from ..layout import EVENT_BYTES, FRAME, INTERRUPT
 from ..ops import Op

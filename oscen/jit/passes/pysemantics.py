@@ -16,7 +16,7 @@ import math
 
 from .. import kernel as k
 from .. import wasm_math
-from ..frontend import JitError
+from ..frontend.errors import JitError
 from ..kernel import T
 from ..layout import TRAP_CODE, TRAP_SITE
 from ..ops import Op
