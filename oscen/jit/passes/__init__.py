@@ -41,16 +41,15 @@ class VariantCode:
     state_used: dict[str, T]  # with state in locals: the scalars the code keeps in ``S_<name>``
     math_called: set[str]  # math library functions (wasm names) the code calls
     lowering: NodeLowering | None = field(default=None, repr=False)
+    _index: dict[int, int] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def site_index(self, where: k.TrapSite | None) -> int:
         """The number of a trap site (its position in ``sites``; 0 for unknown)."""
         if where is None:
             return 0
-        index = self.__dict__.get("_index")
-        if index is None:
-            index = {id(s): i for i, s in enumerate(self.sites)}
-            self.__dict__["_index"] = index
-        return index.get(id(where), 0)
+        if not self._index:  # by identity, in a table that lives as long as the sites it holds
+            self._index.update((id(s), i) for i, s in enumerate(self.sites))
+        return self._index.get(id(where), 0)
 
 
 def lower_body(v: Variant, unit: Unit, body: list[k.Stmt]) -> list[k.Stmt]:
