@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from .. import kernel as k
 from ..kernel import T
@@ -20,8 +20,27 @@ from .attributes import ArrayAttr
 from .errors import JitError
 from .semantics import unsupported
 
-if TYPE_CHECKING:
-    from .visitor import FunctionVisitor
+
+class FunctionVisitor(Protocol):
+    """What the lowering rules below use of the visitor that calls them (visitor.FunctionVisitor
+    is one): a protocol, so this table needs nothing of the visitor, which imports it."""
+
+    owner: Any
+
+    def expr(self, e: ast.expr, allow_void: bool = False) -> k.Expr: ...
+
+    def coerce(self, e: k.Expr, t: T, node: ast.AST) -> k.Expr: ...
+
+    def truth(self, e: k.Expr, node: ast.AST) -> k.Expr: ...
+
+    def temp(self, t: T) -> str: ...
+
+    def site(self, node: ast.AST) -> k.Site: ...
+
+    def is_self(self, e: ast.expr) -> bool: ...
+
+    def constant_sequence(self, e: ast.expr) -> tuple[k.Const, ...] | None: ...
+
 
 MATH_F64 = {
     "sin", "cos", "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "tanh", "asinh", "acosh",

@@ -16,7 +16,7 @@ import inspect
 import math
 import types
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from .. import kernel as k
 from ..kernel import T
@@ -34,9 +34,6 @@ from .semantics import (
 )
 from .sources import MISSING, Source
 
-if TYPE_CHECKING:
-    from .typing import NodeTyping
-
 _PASS_THROUGH = (RecursionError, MemoryError)
 """Exceptions the visitor lets through unchanged: the compile driver reports RecursionError as
 code nested too deeply (see errors.too_deep)."""
@@ -47,7 +44,7 @@ class FunctionVisitor(ast.NodeVisitor):
 
     def __init__(
         self,
-        owner: NodeTyping,
+        owner: Any,  # the typing.NodeTyping (or its NodeLowering) whose method this is: typed loosely, as typing imports this module
         src: Source,
         name: str,
         arg_types: tuple[T, ...],
