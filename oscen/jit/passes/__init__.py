@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 from ...graph.ir import NodeIR
 from .. import kernel as k
-from .. import wasm_math
 from ..frontend.errors import deep_recursion, too_deep
 from ..frontend.lowering import NodeLowering
 from ..kernel import T
@@ -27,7 +26,6 @@ from ..layout import NodeLayout
 from . import bind, pysemantics
 from .context import Unit, Variant
 from .inline import inline_statement
-from .walk import walk
 
 
 @dataclass
@@ -52,9 +50,18 @@ class VariantCode:
         return self._index.get(id(where), 0)
 
 
+class _Lower(pysemantics.PySemantics, bind.Bind):
+    """Passes 2 and 3 in one walk of the tree (their rewrites are of disjoint node types; an
+    operand is bound as it is lowered): half the work of two walks."""
+
+    def __init__(self, v: Variant, unit: Unit) -> None:
+        pysemantics.PySemantics.__init__(self, v, unit)
+        bind.Bind.__init__(self, v, unit)
+
+
 def lower_body(v: Variant, unit: Unit, body: list[k.Stmt]) -> list[k.Stmt]:
     """Passes 2 and 3 on statements the inliner produced."""
-    return bind.lower(v, unit, pysemantics.lower(v, unit, body))
+    return _Lower(v, unit).stmts(body)
 
 
 def lower_function(v: Variant, unit: Unit, fn: k.Function) -> k.Function:
@@ -96,21 +103,12 @@ def _compile(v: Variant, lowering: NodeLowering) -> VariantCode:
     for name in ("nb", "i", "ev_at"):  # the skeleton's
         unit.locals.pop(name, None)
     sites = v.sites[1:]
-    codes = [process, *handlers.values()]
-    math_called = {
-        x.func
-        for x in walk([*codes, *(f.body for f in v.functions)])
-        if isinstance(x, k.CallFn) and x.func in _MATH_NAMES
-    }
     return VariantCode(
         k.Code(process, unit.locals, sites),
         {name: k.Code(body, unit.locals, sites) for name, body in handlers.items()},
         v.functions,
         v.sites,
         v.state_used,
-        math_called,
+        v.math_called,
         lowering,
     )
-
-
-_MATH_NAMES = frozenset(f.wasm_name for f in wasm_math.FUNCTIONS.values())

@@ -15,7 +15,6 @@ from Python's watchdog), so an endless loop traps with TIMEOUT whichever host ru
 from __future__ import annotations
 
 from .. import kernel as k
-from ..frontend.errors import JitError
 from ..kernel import T
 from ..layout import EVENT_BYTES, FRAME, INTERRUPT
 from ..ops import Op
@@ -30,6 +29,8 @@ NB = k.Local(W, "nb")
 
 
 class Bind(Rewriter):
+    in_place = True  # it runs on the inliner's output, which no one else holds
+
     def __init__(self, v: Variant, unit: Unit) -> None:
         self.v = v
         self.unit = unit
@@ -205,9 +206,6 @@ class Bind(Rewriter):
     def s_Continue(self, s: k.Continue) -> list[k.Stmt]:
         how = self.loops[-1][1]
         return [type(how)(site=s.site, label=how.label)]  # type: ignore[attr-defined]
-
-    def s_Raise(self, s: k.Raise) -> list[k.Stmt]:  # pragma: no cover - pysemantics lowers it
-        raise JitError("internal: Raise reached bind", s.site)
 
 
 def lower(v: Variant, unit: Unit, body: list[k.Stmt]) -> list[k.Stmt]:

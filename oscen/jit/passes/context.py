@@ -48,6 +48,8 @@ class Variant:
     state_used: dict[str, T] = field(default_factory=dict)
     functions: list[k.Function] = field(default_factory=list)
     outlined: dict[tuple, str] = field(default_factory=dict)
+    math_called: set[str] = field(default_factory=set)  # math functions called out of line
+    runtime_called: set[str] = field(default_factory=set)  # runtime functions (``trap``)
     uid: int = 0
     last_site: k.Site | None = None
     # the passes after inlining, for an outlined helper (set by the driver: no import cycle)
@@ -73,4 +75,7 @@ class Variant:
         """Stop with ``code`` at ``ts``. Traps are cold and never return: a call of ``$trap``
         keeps every node's code short; with state in locals, though, any call in the loop makes
         Cranelift spill them, so the trap is expanded in place."""
-        return k.Trap(code=code, where=ts, via="" if self.state_in_locals else "trap")
+        if self.state_in_locals:
+            return k.Trap(code=code, where=ts)
+        self.runtime_called.add("trap")
+        return k.Trap(code=code, where=ts, via="trap")

@@ -75,6 +75,8 @@ _CHECKED = {
 class PySemantics(Rewriter):
     """Rewrites one unit's operators (Attr, Input, arrays and loops are left to :mod:`.bind`)."""
 
+    in_place = True  # it runs on the inliner's output, which no one else holds
+
     def __init__(self, v: Variant, unit: Unit) -> None:
         self.v = v
         self.unit = unit
@@ -222,6 +224,7 @@ class PySemantics(Rewriter):
         library has no site table of its own."""
         fn = wasm_math.FUNCTIONS[name]
         rtype = {"f64": F, "i32": B, "i64": L}[fn.result]
+        self.v.math_called.add(fn.wasm_name)
         # the arguments evaluated first, into locals (an expansion of the call binds them)
         pre: list[k.Stmt] = []
         temps = [self.b.once("_marg", a, a.type, pre) for a in args]

@@ -8,7 +8,6 @@ connected or not, state in locals or in memory), so each pass builds new nodes.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from .. import kernel as k
@@ -25,18 +24,40 @@ def _fields(cls: type) -> tuple[str, ...]:
 
 
 class Rewriter:
-    """Copies a tree, dispatching each node to ``x_<Class>`` / ``s_<Class>`` when defined."""
+    """Copies a tree, dispatching each node to ``x_<Class>`` / ``s_<Class>`` when defined.
+
+    ``in_place``: rewrite the tree's own nodes instead of copies (for a pass that runs on a tree
+    an earlier pass built for it alone: the inliner's output)."""
+
+    in_place = False
+    _dispatch: dict[type, Any]
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        cls._dispatch = {}
+
+    def _method(self, prefix: str, node_cls: type) -> Any:
+        table = type(self)._dispatch
+        try:
+            return table[node_cls]
+        except KeyError:
+            method = getattr(type(self), prefix + node_cls.__name__, None)
+            table[node_cls] = method
+            return method
 
     def expr(self, e: k.Expr) -> k.Expr:
-        method = getattr(self, "x_" + type(e).__name__, None)
+        cls = type(e)
+        method = self._method("x_", cls)
         if method is not None:
-            return method(e)
+            return method(self, e)
+        if cls is k.Const:  # a leaf no pass changes: shared, not copied
+            return e
         return self.children(e)
 
     def stmt(self, s: k.Stmt) -> list[k.Stmt]:
-        method = getattr(self, "s_" + type(s).__name__, None)
+        method = self._method("s_", type(s))
         if method is not None:
-            return method(s)
+            return method(self, s)
         return [self.children(s)]
 
     def stmts(self, body: list[k.Stmt]) -> list[k.Stmt]:
@@ -46,20 +67,25 @@ class Rewriter:
         return out
 
     def children(self, node: Any) -> Any:
-        """A copy of ``node`` with its expression and statement children rewritten."""
-        new = copy.copy(node)
-        for name in _fields(type(node)):
-            v = getattr(node, name)
+        """``node`` (a copy, unless ``in_place``) with its expression and statement children
+        rewritten."""
+        if self.in_place:
+            new = node
+        else:
+            new = object.__new__(type(node))
+            new.__dict__.update(node.__dict__)
+        fields = new.__dict__
+        for name, v in list(fields.items()):
             if isinstance(v, k.Expr):
-                setattr(new, name, self.expr(v))
+                fields[name] = self.expr(v)
+            elif type(v) is list and v:
+                first = v[0]
+                if isinstance(first, k.Stmt):
+                    fields[name] = self.stmts(v)
+                elif isinstance(first, k.Expr):
+                    fields[name] = [self.expr(x) for x in v]
             elif isinstance(v, k.Stmt):  # not used by the IR today; kept total
-                (one,) = self.stmt(v)
-                setattr(new, name, one)
-            elif isinstance(v, list) and v:
-                if isinstance(v[0], k.Stmt):
-                    setattr(new, name, self.stmts(v))
-                elif isinstance(v[0], k.Expr):
-                    setattr(new, name, [self.expr(x) for x in v])
+                (fields[name],) = self.stmt(v)
         return new
 
 
