@@ -25,7 +25,7 @@ from ..kernel import T
 from ..layout import NodeLayout
 from . import bind, pysemantics
 from .context import Unit, Variant
-from .inline import inline_statement
+from .inline import InlineCalls, inline_statement
 
 
 @dataclass
@@ -37,7 +37,8 @@ class VariantCode:
     functions: list[k.Function]  # the variant's outlined helpers, called with ``nb`` first
     sites: list[k.TrapSite]  # site numbers: index in this list (0: unknown); Code.sites is sites[1:]
     state_used: dict[str, T]  # with state in locals: the scalars the code keeps in ``S_<name>``
-    math_called: set[str]  # math library functions (wasm names) the code calls
+    math_called: set[str]  # math library functions (wasm names) called out of line
+    runtime_called: set[str]  # runtime functions called (``trap``: the ``via`` of traps)
     lowering: NodeLowering | None = field(default=None, repr=False)
     _index: dict[int, int] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -60,8 +61,13 @@ class _Lower(pysemantics.PySemantics, bind.Bind):
 
 
 def lower_body(v: Variant, unit: Unit, body: list[k.Stmt]) -> list[k.Stmt]:
-    """Passes 2 and 3 on statements the inliner produced."""
-    return _Lower(v, unit).stmts(body)
+    """Passes 2 and 3 on statements the inliner produced; then, in per-sample code, the small
+    math functions expanded (the call and its argument shuffling cost as much as sin's
+    polynomial; outlined helpers call them: one copy serves every node)."""
+    body = _Lower(v, unit).stmts(body)
+    if v.inline_math and not unit.in_function:
+        body = InlineCalls(v, unit).stmts(body)
+    return body
 
 
 def lower_function(v: Variant, unit: Unit, fn: k.Function) -> k.Function:
@@ -110,5 +116,6 @@ def _compile(v: Variant, lowering: NodeLowering) -> VariantCode:
         v.sites,
         v.state_used,
         v.math_called,
+        v.runtime_called,
         lowering,
     )

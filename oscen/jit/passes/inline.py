@@ -18,6 +18,8 @@ ran ~10x slower than the same loop without calls. So:
 
 from __future__ import annotations
 
+import threading
+
 from .. import kernel as k
 from ..kernel import T
 from .context import Unit, Variant
@@ -259,14 +261,24 @@ def outlined_function(v: Variant, name: str, fn: k.KFunction) -> k.Function:
 # ------------------------------------------------------------------ primitive functions
 class _Expand(Rewriter):
     """One expansion of a primitive function: fresh names for its locals and labels, its
-    ``ReturnValues`` a write of the result local and an exit."""
+    ``ReturnValues`` writes of the result locals and an exit; calls of functions in ``fns``
+    inside it expanded too."""
 
-    def __init__(self, fns: dict[str, k.Function], unit: Unit, prefix: str, label: str, ret: k.Local | None):
+    def __init__(
+        self,
+        fns: dict[str, k.Function],
+        unit: Unit,
+        prefix: str,
+        label: str,
+        rets: list[str],
+        called: set[str] | None,
+    ):
         self.fns = fns
+        self.called = called
         self.unit = unit
         self.prefix = prefix
         self.label = label
-        self.ret = ret
+        self.rets = rets
         self.calls = 0
 
     def n(self, name: str) -> str:
@@ -282,17 +294,26 @@ class _Expand(Rewriter):
         self.unit.locals[self.n(e.name)] = e.value.type
         return k.Let(e.type, self.n(e.name), self.expr(e.value), self.expr(e.body))
 
-    def s_Invoke(self, s: k.Invoke) -> list[k.Stmt]:
-        new = self.children(s)
-        new.targets = [self.n(t) for t in s.targets]
-        return [new]
-
     def x_CallFn(self, e: k.CallFn) -> k.Expr:
         args = [self.expr(a) for a in e.args]
         if e.func in self.fns:
             self.calls += 1
-            return expand(self.fns, e.func, args, self.unit, f"{self.prefix}c{self.calls}")
+            return expand(self.fns, e.func, args, self.unit, f"{self.prefix}c{self.calls}", self.called)
+        if self.called is not None:
+            self.called.add(e.func)
         return k.CallFn(e.type, e.func, args)
+
+    def s_Invoke(self, s: k.Invoke) -> list[k.Stmt]:
+        args = [self.expr(a) for a in s.args]
+        targets = [self.n(t) for t in s.targets]
+        if s.func in self.fns:
+            self.calls += 1
+            return expand_invoke(
+                self.fns, s.func, args, targets, self.unit, f"{self.prefix}c{self.calls}", self.called
+            )
+        if self.called is not None:
+            self.called.add(s.func)
+        return [k.Invoke(site=s.site, func=s.func, args=args, targets=targets, results=s.results)]
 
     def s_Block(self, s: k.Block) -> list[k.Stmt]:
         return [k.Block(label=self.n(s.label), body=self.stmts(s.body))]
@@ -309,21 +330,33 @@ class _Expand(Rewriter):
         return [k.Next(label=self.n(s.label))]
 
     def s_ReturnValues(self, s: k.ReturnValues) -> list[k.Stmt]:
-        out: list[k.Stmt] = []
-        if self.ret is not None:
-            (value,) = s.values
-            out.append(k.SetLocal(name=self.ret.name, value=self.expr(value)))
+        values = [self.expr(v) for v in s.values]
+        if len(values) > 1:  # all evaluated before any is written (a value may read another's local)
+            temps = []
+            out: list[k.Stmt] = []
+            for j, v in enumerate(values):
+                t = f"{self.label}_v{j}"
+                self.unit.locals[t] = v.type
+                out.append(k.SetLocal(name=t, value=v))
+                temps.append(k.Local(v.type, t))
+            values = temps
+        else:
+            out = []
+        out += [k.SetLocal(name=r, value=v) for r, v in zip(self.rets, values, strict=True)]
         return [*out, k.Exit(label=self.label)]
 
 
-def expand(fns: dict[str, k.Function], name: str, args: list[k.Expr], unit: Unit, prefix: str) -> k.Expr:
-    """``name(args...)`` expanded in place (a ``Seq`` yielding its one result); calls inside it of
-    functions in ``fns`` are expanded too. ``prefix``: unique in the unit (a fresh name), its
-    locals and labels are named after it."""
+def _expansion(
+    fns: dict[str, k.Function],
+    name: str,
+    args: list[k.Expr],
+    rets: list[str],
+    unit: Unit,
+    prefix: str,
+    called: set[str] | None = None,
+) -> list[k.Stmt]:
     fn = fns[name]
     pre = f"{prefix}_{name}_"
-    (rtype,) = fn.results
-    ret = unit.local(pre + "ret", rtype)
     lines: list[k.Stmt] = []
     for (p, t), a in zip(fn.params, args, strict=True):
         unit.locals[pre + p] = t
@@ -331,5 +364,126 @@ def expand(fns: dict[str, k.Function], name: str, args: list[k.Expr], unit: Unit
     for loc, t in fn.locals.items():  # locals start at zero in a function; keep that inside a loop
         unit.locals[pre + loc] = t
         lines.append(k.SetLocal(name=pre + loc, value=zero(t)))
-    rw = _Expand(fns, unit, pre, pre + "ret", ret)
-    return seq([*lines, k.Block(label=pre + "ret", body=rw.stmts(fn.body))], ret)
+    # the exit label and the result locals are named outside ``pre``, the callee's namespace
+    label = f"{prefix}x_{name}"
+    rw = _Expand(fns, unit, pre, label, rets, called)
+    return [*lines, k.Block(label=label, body=rw.stmts(fn.body))]
+
+
+def expand(
+    fns: dict[str, k.Function],
+    name: str,
+    args: list[k.Expr],
+    unit: Unit,
+    prefix: str,
+    called: set[str] | None = None,
+) -> k.Expr:
+    """``name(args...)`` expanded in place (a ``Seq`` yielding its one result); calls inside it of
+    functions in ``fns`` are expanded too, the others noted in ``called``. ``prefix``: unique in
+    the unit (a fresh name); the callee's locals and labels are renamed ``<prefix>_<name>_...``."""
+    (rtype,) = fns[name].results
+    ret = unit.local(f"{prefix}r_{name}", rtype)
+    return seq(_expansion(fns, name, args, [ret.name], unit, prefix, called), ret)
+
+
+def expand_invoke(
+    fns: dict[str, k.Function],
+    name: str,
+    args: list[k.Expr],
+    targets: list[str],
+    unit: Unit,
+    prefix: str,
+    called: set[str] | None = None,
+) -> list[k.Stmt]:
+    """An ``Invoke`` of ``name`` expanded in place: its results into ``targets`` (none: dropped)."""
+    results = fns[name].results
+    if not targets:
+        targets = [unit.local(f"{prefix}r{j}_{name}", t).name for j, t in enumerate(results)]
+    return _expansion(fns, name, args, targets, unit, prefix, called)
+
+
+INLINE_LIMIT = 310
+"""Primitive IR nodes above which a function's expansion (its inlinable callees expanded too)
+stays a call: inlining a rarely-run slow path (sin's reduction of huge arguments) everywhere
+would multiply code size and compile time. (310 nodes keeps the split of the text-level
+inliner's 6000 characters of WAT: sin and cos expanded, tan, log10 and the reductions called.)"""
+
+
+def outlined(table: dict[str, k.Function]) -> set[str]:
+    """The functions of ``table`` whose full expansion exceeds INLINE_LIMIT nodes, decided
+    bottom-up: a function is measured with its already-outlined callees left as calls."""
+    sizes: dict[str, int] = {}
+    out: set[str] = set()
+
+    def size(name: str, stack: tuple[str, ...] = ()) -> int:
+        if name in sizes:
+            return sizes[name]
+        fn = table[name]
+        for x in walk(fn.body):
+            if isinstance(x, (k.CallFn, k.Invoke)) and x.func in table and x.func not in stack:
+                size(x.func, (*stack, name))
+        inlinable = {n: f for n, f in table.items() if n not in out and n not in stack}
+        args: list[k.Expr] = [k.Local(t, "x") for _, t in fn.params]
+        rets = [f"r{j}" for j in range(len(fn.results))]
+        sizes[name] = sum(1 for _ in walk(_expansion(inlinable, name, args, rets, Unit(False), "m")))
+        if sizes[name] > INLINE_LIMIT:
+            out.add(name)
+        return sizes[name]
+
+    for name in table:
+        size(name)
+    return out
+
+
+def unit_calls_math(v: Variant, unit: Unit) -> bool:
+    """Whether math calls in ``unit`` stay calls (outlined helpers, or math not inlined)."""
+    return unit.in_function or not v.inline_math
+
+
+class InlineCalls(Rewriter):
+    """Expands, in per-sample code, the calls of the small math functions; notes the others
+    (``Variant.math_called``: what the module imports)."""
+
+    in_place = True  # it runs on the lowered code, which no one else holds
+
+    def __init__(self, v: Variant, unit: Unit) -> None:
+        self.v = v
+        self.unit = unit
+        self.fns, self.math = small_math()
+
+    def x_CallFn(self, e: k.CallFn) -> k.Expr:
+        args = [self.expr(a) for a in e.args]
+        if e.func in self.fns:
+            return expand(self.fns, e.func, args, self.unit, self.v.fresh("_m"), self.v.math_called)
+        if e.func in self.math:
+            self.v.math_called.add(e.func)
+        return k.CallFn(e.type, e.func, args)
+
+    def s_Invoke(self, s: k.Invoke) -> list[k.Stmt]:
+        args = [self.expr(a) for a in s.args]
+        if s.func in self.fns:
+            prefix = self.v.fresh("_m")
+            return expand_invoke(
+                self.fns, s.func, args, list(s.targets), self.unit, prefix, self.v.math_called
+            )
+        if s.func in self.math:
+            self.v.math_called.add(s.func)
+        return [k.Invoke(site=s.site, func=s.func, args=args, targets=list(s.targets), results=s.results)]
+
+
+_LIBRARY: tuple[dict[str, k.Function], frozenset[str]] | None = None
+_LIBRARY_LOCK = threading.Lock()
+
+
+def small_math() -> tuple[dict[str, k.Function], frozenset[str]]:
+    """The math library's functions small enough to expand in per-sample code (see
+    :data:`INLINE_LIMIT`; decided once: the library is fixed), and the names of all of them."""
+    global _LIBRARY
+    with _LIBRARY_LOCK:
+        if _LIBRARY is None:
+            from ..mathlib import BY_WASM
+
+            table = {name: mf.function for name, mf in BY_WASM.items()}
+            large = outlined(table)
+            _LIBRARY = ({name: fn for name, fn in table.items() if name not in large}, frozenset(table))
+        return _LIBRARY

@@ -23,7 +23,7 @@ from ..ops import Op
 from ..traps import ASSERTION, INDEX, INEXACT_INT, MATH, POW_OVERFLOW
 from . import runtime
 from .context import Unit, Variant
-from .inline import expand
+from .inline import expand, unit_calls_math
 from .runtime import Builder, f64, i32, i64, if_, p, seq, setl
 from .walk import Rewriter
 
@@ -223,17 +223,14 @@ class PySemantics(Rewriter):
         its arguments are evaluated (an argument's own trap keeps its site), before the call: the
         library has no site table of its own."""
         fn = wasm_math.FUNCTIONS[name]
-        rtype = {"f64": F, "i32": B, "i64": L}[fn.result]
-        self.v.math_called.add(fn.wasm_name)
-        # the arguments evaluated first, into locals (an expansion of the call binds them)
+        (rtype,) = fn.function.results
+        if unit_calls_math(self.v, self.unit):
+            self.v.math_called.add(fn.wasm_name)
+        if not fn.can_trap:
+            return k.CallFn(rtype, fn.wasm_name, args)
+        # the arguments evaluated first (into locals), then the site noted, then the call
         pre: list[k.Stmt] = []
         temps = [self.b.once("_marg", a, a.type, pre) for a in args]
-        if not fn.can_trap:
-            return (
-                seq(pre, k.CallFn(rtype, fn.wasm_name, temps))
-                if pre
-                else k.CallFn(rtype, fn.wasm_name, temps)
-            )
         ts = self.site(site, f"math.{name}")
         note = [
             k.Store(type=W, addr=i32(TRAP_SITE), offset=0, value=i32(self.v.site_id(ts))),

@@ -4,10 +4,9 @@ Python's integer operations with their overflow checks, floor division and modul
 division by zero, float-to-int conversion: each is a small piece of primitive IR expanded in
 place where it is used (a call in the sample loop costs more than its body, see
 :mod:`.inline`). Each builder takes its operands as expressions and the :class:`TrapSite` of the
-operation, evaluates each operand once, and returns an expression. ``cmp_if`` and ``ramp`` are
-module :class:`~..kernel.Function`\\ s: ``cmp_if`` is expanded by
-:func:`.inline.expand`, ``ramp`` is called by the skeleton; ``trap`` (what ``Trap(via="trap")``
-calls) is :data:`TRAP_WAT`.
+operation, evaluates each operand once, and returns an expression. ``cmp_if`` (Python's exact
+int-vs-float comparison) is a :class:`~..kernel.Function`, expanded by :func:`.inline.expand`;
+``trap`` is what ``Trap(via="trap")`` calls (:func:`trap_function`).
 """
 
 from __future__ import annotations
@@ -255,35 +254,21 @@ def _cmp_if() -> k.Function:
     return k.Function("cmp_if", [("i", L), ("f", F)], (W,), {"fi": F, "j": L}, body)
 
 
-def _ramp() -> k.Function:
-    """One step of a parameter ramp: slots value, target, step, remaining follow each other."""
-    nb, value = k.Local(W, "nb"), k.Local(W, "value")
-    left, at = k.Local(L, "left"), k.Local(W, "at")
-    body: list[k.Stmt] = [
-        setl(at, p(Op.I32_ADD, nb, value)),
-        setl(left, p(Op.I64_SUB, k.Load(L, at, 24), i64(1))),
-        k.Store(type=L, addr=at, offset=24, value=left),
-        if_(
-            p(Op.I64_EQZ, left),
-            [k.Store(type=F, addr=at, offset=0, value=k.Load(F, at, 8))],
-            [k.Store(type=F, addr=at, offset=0, value=p(Op.F64_ADD, k.Load(F, at, 0), k.Load(F, at, 16)))],
-        ),
-    ]
-    return k.Function("ramp", [("nb", W), ("value", W)], (), {"left": L, "at": W}, body)
-
-
 CMP_IF = _cmp_if()
-RAMP = _ramp()
-FUNCTIONS: dict[str, k.Function] = {f.name: f for f in (CMP_IF, RAMP)}
-"""The runtime's module functions by name (and ``trap``, see :data:`TRAP_WAT`)."""
 INLINE: dict[str, k.Function] = {"cmp_if": CMP_IF}
 """Those expanded where they are called."""
 
 
-TRAP_WAT = f"""(func $trap (param $site i32) (param $code i32)
-  (i32.store (i32.const {TRAP_SITE}) (local.get $site))
-  (i32.store (i32.const {TRAP_CODE}) (local.get $code))
-  unreachable)"""
-"""``$trap`` as text: the kernel IR has no bare ``unreachable`` (a ``Trap`` stores a site known
-where it is built, not one passed in), so this one function is spelled out for the WebAssembly
-backend, which is what decides that ``Trap(via="trap")`` is a call."""
+TRAP_WAT = f"""(i32.store (i32.const {TRAP_SITE}) (local.get $site))
+(i32.store (i32.const {TRAP_CODE}) (local.get $code))
+unreachable"""
+
+
+def trap_function() -> k.Function:
+    """``trap(site, code)``, what ``Trap(via="trap")`` calls: the site and the code into the
+    header, then stop. Its body is given as WebAssembly text (a Code printed in advance): the
+    kernel IR has no bare ``unreachable`` (a ``Trap`` stores a site known where it is built, not
+    one passed in), and which traps are calls is the WebAssembly backend's business anyway."""
+    code = k.Code([], {})
+    code.derived["wat"] = TRAP_WAT
+    return k.Function("trap", [("site", W), ("code", W)], (), {}, [k.Instance(code=code)])
