@@ -129,3 +129,24 @@ def test_state_syncs_around_outlined_calls() -> None:
                 assert not syncs, label
             seen += len(calls)
         assert seen > 0, "the polysynth has outlined helpers (coefficient updates)"
+
+
+def test_small_math_is_expanded_in_per_sample_code_only() -> None:
+    """sin is expanded into the oscillator's process (inline_math), called when math is not
+    inlined (large graphs) and in outlined helpers; the large functions stay calls."""
+    from oscen.jit.passes.inline import small_math
+
+    inlinable, everything = small_math()
+    assert {"m_sin", "m_cos", "m_exp", "m_pymod"} <= set(inlinable)
+    assert {"m_tan", "m_log10", "m_rem_pio2_large", "m_pow_core"} <= everything - set(inlinable)
+    ir = demo_patch().to_ir()
+    layout = Layout.of(ir)
+    osc = next(n for n in ir.nodes if n.label == "lfo")  # a sine
+    low = lowering_for(osc, ir.sample_rate)
+    for inline_math in (True, False):
+        vc = compile_variant(osc, layout.nodes[osc.id], low, frozenset(), inline_math, False)
+        calls = {x.func for x in walk(vc.process.body) if isinstance(x, (k.CallFn, k.Invoke))}
+        if inline_math:
+            assert not calls & set(inlinable), calls
+        else:
+            assert "m_sin" in calls and "m_sin" in vc.math_called
