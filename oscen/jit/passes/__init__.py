@@ -25,7 +25,7 @@ from ..kernel import T
 from ..layout import NodeLayout
 from . import bind, pysemantics
 from .context import Unit, Variant
-from .inline import InlineCalls, inline_statement
+from .inline import inline_statement
 
 
 @dataclass
@@ -61,13 +61,9 @@ class _Lower(pysemantics.PySemantics, bind.Bind):
 
 
 def lower_body(v: Variant, unit: Unit, body: list[k.Stmt]) -> list[k.Stmt]:
-    """Passes 2 and 3 on statements the inliner produced; then, in per-sample code, the small
-    math functions expanded (the call and its argument shuffling cost as much as sin's
-    polynomial; outlined helpers call them: one copy serves every node)."""
-    body = _Lower(v, unit).stmts(body)
-    if v.inline_math and not unit.in_function:
-        body = InlineCalls(v, unit).stmts(body)
-    return body
+    """Passes 2 and 3 on statements the inliner produced (small math functions are expanded as
+    their calls are made, see :func:`.inline.math_call`)."""
+    return _Lower(v, unit).stmts(body)
 
 
 def lower_function(v: Variant, unit: Unit, fn: k.Function) -> k.Function:

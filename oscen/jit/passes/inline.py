@@ -440,35 +440,17 @@ def unit_calls_math(v: Variant, unit: Unit) -> bool:
     return unit.in_function or not v.inline_math
 
 
-class InlineCalls(Rewriter):
-    """Expands, in per-sample code, the calls of the small math functions; notes the others
-    (``Variant.math_called``: what the module imports)."""
-
-    in_place = True  # it runs on the lowered code, which no one else holds
-
-    def __init__(self, v: Variant, unit: Unit) -> None:
-        self.v = v
-        self.unit = unit
-        self.fns, self.math = small_math()
-
-    def x_CallFn(self, e: k.CallFn) -> k.Expr:
-        args = [self.expr(a) for a in e.args]
-        if e.func in self.fns:
-            return expand(self.fns, e.func, args, self.unit, self.v.fresh("_m"), self.v.math_called)
-        if e.func in self.math:
-            self.v.math_called.add(e.func)
-        return k.CallFn(e.type, e.func, args)
-
-    def s_Invoke(self, s: k.Invoke) -> list[k.Stmt]:
-        args = [self.expr(a) for a in s.args]
-        if s.func in self.fns:
-            prefix = self.v.fresh("_m")
-            return expand_invoke(
-                self.fns, s.func, args, list(s.targets), self.unit, prefix, self.v.math_called
-            )
-        if s.func in self.math:
-            self.v.math_called.add(s.func)
-        return [k.Invoke(site=s.site, func=s.func, args=args, targets=list(s.targets), results=s.results)]
+def math_call(v: Variant, unit: Unit, call: k.CallFn) -> k.Expr:
+    """A call of the math library as per-sample code has it: expanded in place when the function
+    is small (the call and its argument shuffling cost as much as sin's polynomial), else a call
+    (noted in ``Variant.math_called``: what the module imports). Outlined helpers, and graphs
+    too large to inline math (``Variant.inline_math``), call: one copy serves every node."""
+    if not unit_calls_math(v, unit):
+        small, _ = small_math()
+        if call.func in small:
+            return expand(small, call.func, call.args, unit, v.fresh("_m"), v.math_called)
+    v.math_called.add(call.func)
+    return call
 
 
 _LIBRARY: tuple[dict[str, k.Function], frozenset[str]] | None = None

@@ -23,7 +23,8 @@ from ..ops import Op
 from ..traps import ASSERTION, INDEX, INEXACT_INT, MATH, POW_OVERFLOW
 from . import runtime
 from .context import Unit, Variant
-from .inline import expand, unit_calls_math
+from .inline import expand
+from .inline import math_call as call_library
 from .runtime import Builder, f64, i32, i64, if_, p, seq, setl
 from .walk import Rewriter
 
@@ -224,10 +225,8 @@ class PySemantics(Rewriter):
         library has no site table of its own."""
         fn = wasm_math.FUNCTIONS[name]
         (rtype,) = fn.function.results
-        if unit_calls_math(self.v, self.unit):
-            self.v.math_called.add(fn.wasm_name)
         if not fn.can_trap:
-            return k.CallFn(rtype, fn.wasm_name, args)
+            return call_library(self.v, self.unit, k.CallFn(rtype, fn.wasm_name, args))
         # the arguments evaluated first (into locals), then the site noted, then the call
         pre: list[k.Stmt] = []
         temps = [self.b.once("_marg", a, a.type, pre) for a in args]
@@ -236,7 +235,7 @@ class PySemantics(Rewriter):
             k.Store(type=W, addr=i32(TRAP_SITE), offset=0, value=i32(self.v.site_id(ts))),
             k.Store(type=W, addr=i32(TRAP_CODE), offset=0, value=i32(MATH)),
         ]
-        return seq([*pre, *note], k.CallFn(rtype, fn.wasm_name, temps))
+        return seq([*pre, *note], call_library(self.v, self.unit, k.CallFn(rtype, fn.wasm_name, temps)))
 
     def x_ConstTable(self, e: k.ConstTable) -> k.Expr:
         """An element of a constant tuple: Python's negative indices, a bounds check, then a
