@@ -41,8 +41,7 @@ from oscen.jit import CraneliftJit, GraphState, JitError, JitGraph, NodeFault
 from oscen.jit import kernel as k
 from oscen.jit.frontend import settled
 from oscen.jit.ops import Op
-from oscen.jit.passes.inline import outlined
-from oscen.jit.render import _measure
+from oscen.jit.passes.inline import _measure, outlined
 from oscen.patch import load_patch
 
 SR = 1000.0
@@ -61,19 +60,9 @@ def _release_modules():
     yield
     import gc
 
-    from oscen.jit import codegen
-
     for name in [n for n in sys.modules if n.startswith("oscen_semantics_case_")]:
         del sys.modules[name]
-    for cache in (codegen._LOWERINGS, codegen._TEMPLATES):  # their lowered code, kept by the caches
-        for key in [key for key in cache if _generated(key)]:
-            del cache[key]
-    gc.collect()
-
-
-def _generated(key: tuple) -> bool:
-    cls = key[0][0] if isinstance(key[0], tuple) else key[0]
-    return getattr(cls, "__module__", "").startswith("oscen_semantics_case_")
+    gc.collect()  # their lowered code lives in the compilers' sessions, gone with the compilers
 
 
 def load_module(tmp_path: Path, source: str) -> ModuleType:

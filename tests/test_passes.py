@@ -9,10 +9,10 @@ import pytest
 
 from oscen.demo import demo_patch
 from oscen.jit import kernel as k
-from oscen.jit.codegen import lowering_for
 from oscen.jit.layout import Layout
 from oscen.jit.passes import VariantCode, compile_variant
 from oscen.jit.passes.walk import walk
+from oscen.jit.session import CompileSession
 
 HIGH_LEVEL = (
     k.Attr,
@@ -57,7 +57,7 @@ def _variants(graph, state_in_locals: bool) -> list[tuple[str, VariantCode]]:
             for e in node.endpoints
             if e.direction == "input" and e.kind != "event" and (node.id, e.name) in inputs
         )
-        low = lowering_for(node, ir.sample_rate)
+        low = CompileSession().lowering_for(node, ir.sample_rate)
         out.append(
             (node.label, compile_variant(node, layout.nodes[node.id], low, connected, True, state_in_locals))
         )
@@ -142,7 +142,7 @@ def test_small_math_is_expanded_in_per_sample_code_only() -> None:
     ir = demo_patch().to_ir()
     layout = Layout.of(ir)
     osc = next(n for n in ir.nodes if n.label == "lfo")  # a sine
-    low = lowering_for(osc, ir.sample_rate)
+    low = CompileSession().lowering_for(osc, ir.sample_rate)
     for inline_math in (True, False):
         vc = compile_variant(osc, layout.nodes[osc.id], low, frozenset(), inline_math, False)
         calls = {x.func for x in walk(vc.process.body) if isinstance(x, (k.CallFn, k.Invoke))}

@@ -38,7 +38,7 @@ from ..graph import Graph
 from ..jit import CraneliftJit, GraphState
 from ..jit import layout as memory
 from ..jit.engine import math_module_wat
-from ..jit.render import MATH, TIMEOUT, TRAP_MESSAGES
+from ..jit.traps import MATH, TIMEOUT, TRAP_MESSAGES
 from ..jit.wasm_math import ERROR_MESSAGES
 
 QUANTUM = 128

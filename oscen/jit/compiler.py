@@ -20,14 +20,14 @@ from ..graph import validation as check
 from ..graph.graph import GraphError
 from ..graph.ir import GraphIR
 from . import wasm_math
-from .codegen import FUSE_NODES, INLINE_MATH_NODES
 from .engine import engine, math_module, watch
 from .frontend import JitError
 from .frontend.typing import settled
 from .layout import INTERRUPT, LOOP_BUDGET, MAX_BLOCK, NODE, TRAP_SITE, Layout
-from .render import MATH, TIMEOUT, TRAP_MESSAGES
-from .skeleton import SkeletonBuilder
+from .session import CompileSession
+from .skeleton import FUSE_NODES, INLINE_MATH_NODES, SkeletonBuilder
 from .state import GraphState
+from .traps import MATH, TIMEOUT, TRAP_MESSAGES
 
 
 class NodeFault(Exception):
@@ -350,6 +350,10 @@ class CraneliftJit:
     nodes per sample loop. ``timeout``: seconds a call may run before node code in a loop is
     interrupted. ``state_in_locals``: keep node state in locals across the sample loop (faster node
     code, larger modules) or in memory; by default, locals for graphs up to 300 nodes.
+
+    Each compiler has its own :class:`~.session.CompileSession` (``session``): the node variants it
+    has compiled, so that a recompile after an edit redoes only what changed. Compilers share
+    nothing mutable; one compiler may compile on several threads at once.
     """
 
     def __init__(
@@ -363,6 +367,7 @@ class CraneliftJit:
         self.fuse = check.positive_int(fuse, "CraneliftJit", "fuse")
         self.timeout = check.timeout(timeout, "CraneliftJit")
         self.state_in_locals = check.optional_bool(state_in_locals, "CraneliftJit", "state_in_locals")
+        self.session = CompileSession()
 
     def compile(self, ir: GraphIR) -> CompiledGraph:
         """Compile ``ir``. Raises :class:`JitError` for node code outside the compilable subset."""
@@ -374,7 +379,7 @@ class CraneliftJit:
         in_locals = self.state_in_locals
         if in_locals is None:  # faster node code for ordinary graphs, faster compiles for huge ones
             in_locals = len(ir.nodes) <= INLINE_MATH_NODES
-        program = SkeletonBuilder(ir, layout, self.fuse, in_locals).build()
+        program = SkeletonBuilder(ir, layout, self.fuse, in_locals, self.session).build()
         t1 = time.perf_counter()
         try:
             module = wasmtime.Module(engine(), program.wat)

@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..graph.ir import GraphIR, NodeIR
-from . import codegen, wasm_math
 from . import kernel as k
+from . import wasm_math
 from .backends import wasm
-from .kernel import T
+from .frontend import deep_recursion, too_deep
+from .kernel import T, TrapSite
 from .layout import EVENT_BYTES, FRAME, NODE, SEGMENT, Layout, QueueSlots
 from .ops import Op
+from .passes import VariantCode as PassesCode
 from .passes.runtime import trap_function
 from .protocol import (
     copy_words_function,
@@ -42,7 +44,7 @@ from .protocol import (
     set_local,
     store,
 )
-from .render import Template, TrapSite
+from .session import CompileSession
 
 I32, I64, F64, BOOL = T.I32, T.I64, T.F64, T.BOOL
 _RUNTIME_NAMES = frozenset({"trap"})
@@ -76,6 +78,15 @@ class Program:
 
 
 # --------------------------------------------------------------------------- node code (transitional)
+INLINE_MATH_NODES = 300
+"""Graphs up to this many nodes get math functions expanded in their per-sample code (~5% faster
+per node); larger ones call them, keeping compile time within ~0.25 ms per node."""
+
+FUSE_NODES = 4
+"""Nodes per segment loop: neighbours in one loop hand values over without a buffer and let the CPU
+overlap independent recurrences (two voices' filters)."""
+
+
 @dataclass
 class VariantCode:
     """A node variant's code as the skeleton uses it: ``process`` and one handler per event input
@@ -125,13 +136,11 @@ def _with_sites(fn: k.Function, sites: list[k.TrapSite]) -> k.Function:
     return k.Function(fn.name, fn.params, fn.results, fn.locals, body, fn.export)
 
 
-def _variant_of_template(tpl: Template) -> VariantCode:
-    """A variant's code from the passes (:mod:`.passes`, on the template), made once per template
-    and kept on it."""
-    got = tpl.__dict__.get("_skeleton_variant")
+def _skeleton_variant(vc: PassesCode) -> VariantCode:
+    """The skeleton's view of a variant's code from the passes, made once and kept on it (the
+    session caches the passes' code; this rides along)."""
+    got = vc.__dict__.get("_skeleton_variant")
     if got is None:
-        vc = tpl.code
-        assert vc is not None
         got = VariantCode(
             process=vc.process,
             handlers=dict(vc.handlers),
@@ -140,7 +149,7 @@ def _variant_of_template(tpl: Template) -> VariantCode:
             called=frozenset(vc.math_called | vc.runtime_called),
             sites=vc.sites,
         )
-        tpl.__dict__["_skeleton_variant"] = got
+        vc.__dict__["_skeleton_variant"] = got
     return got
 
 
@@ -155,9 +164,15 @@ class SkeletonBuilder:
     memory protocol, and the library functions node code calls."""
 
     def __init__(
-        self, ir: GraphIR, layout: Layout, fuse: int = codegen.FUSE_NODES, state_in_locals: bool = False
+        self,
+        ir: GraphIR,
+        layout: Layout,
+        fuse: int = FUSE_NODES,
+        state_in_locals: bool = False,
+        session: CompileSession | None = None,
     ) -> None:
         self.ir = ir
+        self.session = session if session is not None else CompileSession()
         self.layout = layout
         self.fuse = fuse
         self.state_in_locals = state_in_locals
@@ -166,7 +181,7 @@ class SkeletonBuilder:
         self.called: set[str] = set()
         self.functions: dict[str, k.Function] = {}  # the variants' outlined helpers, by name
         self.sites: dict[int, list[Any]] = {}
-        self.inline_math = len(ir.nodes) <= codegen.INLINE_MATH_NODES
+        self.inline_math = len(ir.nodes) <= INLINE_MATH_NODES
         self.uses_ramp = False
         self.nodes = {n.id: n for n in ir.nodes}
         self._inputs: dict[tuple[int, str], list[tuple[int, str]]] = {}
@@ -182,10 +197,16 @@ class SkeletonBuilder:
             for e in node.endpoints
             if e.direction == "input" and e.kind != "event" and self.sources(node.id, e.name)
         )
-        tpl = codegen.template(
-            node, self.layout, connected, self.inline_math, self.state_in_locals, self.ir.sample_rate
+        code = self.session.variant(
+            node,
+            self.layout.nodes[node.id],
+            connected,
+            self.inline_math,
+            self.state_in_locals,
+            self.ir.sample_rate,
+            self.layout.max_block,
         )
-        return _variant_of_template(tpl)
+        return _skeleton_variant(code)
 
     def segments(self) -> list[list[int]]:
         order = self.ir.order
@@ -517,7 +538,11 @@ class SkeletonBuilder:
 
     def build(self) -> Program:
         module, segs = self.module()
-        wat = wasm.module_text(module)
+        with deep_recursion():  # deeply nested node code prints through as deep a recursion
+            try:
+                wat = wasm.module_text(module)
+            except RecursionError:
+                raise too_deep(None) from None
         return Program(
             wat,
             self.layout,

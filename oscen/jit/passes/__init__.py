@@ -81,10 +81,12 @@ def compile_variant(
     connected: frozenset[str],
     inline_math: bool = True,
     state_in_locals: bool = False,
+    prefix: str = "v",
 ) -> VariantCode:
     """The primitive code of one node variant: ``process``, a handler per event input, and the
-    functions they call."""
-    v = Variant(node, layout, connected, inline_math, state_in_locals)
+    functions they call. ``prefix`` names the variant's functions and labels: unique among the
+    variants of one program (a :class:`~oscen.jit.session.CompileSession` hands them out)."""
+    v = Variant(node, layout, connected, inline_math, state_in_locals, prefix)
     v.lower_function = lower_function
     with deep_recursion():
         try:

@@ -7,7 +7,6 @@ store it in the TRAP_SITE slot before a call that can trap) and the program maps
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,8 +15,6 @@ from ...graph.ir import NodeIR
 from .. import kernel as k
 from ..kernel import T
 from ..layout import NodeLayout
-
-_IDS = itertools.count()
 
 
 @dataclass
@@ -43,7 +40,7 @@ class Variant:
     connected: frozenset[str]
     inline_math: bool = True
     state_in_locals: bool = False
-    prefix: str = field(default_factory=lambda: f"v{next(_IDS)}")
+    prefix: str = "v"
     sites: list[k.TrapSite] = field(default_factory=lambda: [k.TrapSite(None)])
     state_used: dict[str, T] = field(default_factory=dict)
     functions: list[k.Function] = field(default_factory=list)
