@@ -19,7 +19,7 @@ from wasmtime import _bindings as ffi
 from ..graph import validation as check
 from ..graph.graph import GraphError
 from ..graph.ir import GraphIR
-from . import wasm_math
+from . import validate, wasm_math
 from .codegen import FUSE_NODES, INLINE_MATH_NODES, ProgramBuilder
 from .engine import engine, math_module, watch
 from .frontend import JitError
@@ -335,6 +335,8 @@ class CraneliftJit:
         if in_locals is None:  # faster node code for ordinary graphs, faster compiles for huge ones
             in_locals = len(ir.nodes) <= INLINE_MATH_NODES
         program = ProgramBuilder(ir, layout, self.fuse, in_locals).build()
+        if validate.ENABLED:
+            validate.check_lowered(ir)
         t1 = time.perf_counter()
         try:
             module = wasmtime.Module(engine(), program.wat)
