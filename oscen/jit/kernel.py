@@ -431,6 +431,7 @@ class Invoke(Stmt):
     func: str
     args: list[Expr]
     targets: list[str] = field(default_factory=list)
+    results: tuple[T, ...] = ()  # the callee's result types (those not in targets are dropped)
 
 
 @dataclass
@@ -451,6 +452,7 @@ class Trap(Stmt):
     code: int
     where: TrapSite | None = None
     math_error: int = 0
+    via: str = ""  # print as a call of this module function (site index, code): smaller code
 
 
 @dataclass
@@ -462,7 +464,10 @@ class Code:
 
     body: list[Stmt]
     locals: dict[str, T]
-    sites: list[TrapSite] = field(default_factory=list)  # every trap site in body, in order
+    # The variant's trap sites (one list shared by its Codes and outlined Functions): a trap's
+    # number is its position plus one, 0 meaning unknown.
+    sites: list[TrapSite] = field(default_factory=list)
+    derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # backend caches
 
 
 @dataclass

@@ -1,2 +1,2 @@
-"""Backends of primitive kernel IR: ``wasm`` (printed to WebAssembly text, run by wasmtime) and
-``reference`` (run directly in Python, to prove the IR's meaning)."""
+"""Backends: what runs primitive kernel IR. ``wasm`` prints it to WebAssembly text for wasmtime
+(Cranelift); ``reference`` evaluates it in Python (slow, for tests and debugging)."""
