@@ -185,7 +185,9 @@ class Validator:
                 self.problem(f"global {g.name!r} defined twice")
             self.globals[g.name] = g
             self.const_value(g.type, g.init, f"global {g.name!r}")
-        exports = [f.export for f in module.functions if f.export] + [g.export for g in module.globals if g.export]
+        exports = [f.export for f in module.functions if f.export] + [
+            g.export for g in module.globals if g.export
+        ]
         for e in {e for e in exports if exports.count(e) > 1}:
             self.problem(f"export {e!r} named twice")
 
@@ -535,7 +537,9 @@ class Validator:
     # ------------------------------------------------------------------ expressions
     def expr(self, e: k.Expr, step: str) -> T | None:
         """Check ``e``; returns its type (None when it is too broken to have one)."""
-        with self.at(step, getattr(e, "site", None) if isinstance(getattr(e, "site", None), k.Site) else None):
+        with self.at(
+            step, getattr(e, "site", None) if isinstance(getattr(e, "site", None), k.Site) else None
+        ):
             if not isinstance(e, k.Expr):
                 self.problem(f"expected an expression, got {type(e).__name__}")
                 return None
@@ -636,7 +640,7 @@ class Validator:
             if len(got) != len(fn.params):
                 self.problem(f"{fn.qualname} takes {len(fn.params)} arguments, called with {len(got)}")
             else:
-                for i, ((pname, want), have) in enumerate(zip(fn.params, got, strict=True)):
+                for (pname, want), have in zip(fn.params, got, strict=True):
                     self.expect(want, have, f"argument {pname!r} of {fn.qualname}")
             if fn.returns is not None and e.type != fn.returns:
                 self.problem(f"call of {fn.qualname} typed {e.type.value}, it returns {fn.returns.value}")

@@ -15,8 +15,10 @@ Semantics are WebAssembly's, never Python's: IEEE binary64 without Python's exce
 is inf), ``f64.min``/``max`` with their NaN and signed-zero rules, ``nearest`` ties to even,
 wrapping i32/i64 (held as signed Python ints), shifts modulo the width, ``div_s``/``rem_s`` and
 non-saturating ``trunc`` trapping where WebAssembly traps, memory little-endian and bounds-checked.
-A ``Trap`` node raises :class:`KernelTrap` (code, site, math error); a WebAssembly trap (division
-by zero, out-of-bounds access...) raises :class:`WasmTrap` with wasmtime's wording.
+A ``Trap`` does what the WebAssembly printer prints for it (the site's number and the code into
+the memory header, or the math library's code into its error global, then ``unreachable``), so
+the host reads the same memory after either backend; every WebAssembly trap (that ``unreachable``,
+division by zero, an out-of-bounds access...) raises :class:`WasmTrap` with wasmtime's trap code.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ import numpy as np
 
 from .. import kernel as k
 from ..kernel import T
+from ..layout import TRAP_CODE, TRAP_SITE
 from ..ops import Op
+from .wasm import MATH_ERROR_GLOBAL, SiteIndex, _no_sites, code_sites
 
 M64 = 0xFFFFFFFFFFFFFFFF
 M32 = 0xFFFFFFFF
@@ -48,22 +52,12 @@ class WasmTrap(Exception):
         self.trap_code = trap[0]
 
 
-class KernelTrap(Exception):
-    """A ``Trap`` statement was reached: ``code`` (see :mod:`..traps`), ``where`` its TrapSite
-    (None: the caller noted the site in memory), ``math_error`` the math library's code."""
-
-    def __init__(self, code: int, where: k.TrapSite | None, math_error: int) -> None:
-        super().__init__(f"trap {code} at {where.site if where else '?'} (math error {math_error})")
-        self.code = code
-        self.where = where
-        self.math_error = math_error
-
-
 OOB = ("MEMORY_OUT_OF_BOUNDS", "wasm trap: out of bounds memory access")
 DIV_ZERO = ("INTEGER_DIVISION_BY_ZERO", "wasm trap: integer divide by zero")
 INT_OVERFLOW = ("INTEGER_OVERFLOW", "wasm trap: integer overflow")
 BAD_CONVERSION = ("BAD_CONVERSION_TO_INTEGER", "wasm trap: invalid conversion to integer")
 STACK = ("STACK_OVERFLOW", "wasm trap: call stack exhausted")
+UNREACHABLE = ("UNREACHABLE", "wasm trap: wasm `unreachable` instruction executed")
 
 
 # ---------------------------------------------------------------------------------------- f64
@@ -263,8 +257,7 @@ RUNTIME.update(
     copysign=math.copysign,
     fabs=math.fabs,
     WasmTrap=WasmTrap,
-    KernelTrap=KernelTrap,
-    OOB=OOB,
+    UNREACHABLE=UNREACHABLE,
 )
 
 W64 = "((({}) + 0x8000000000000000) & 0xFFFFFFFFFFFFFFFF) - 0x8000000000000000"
@@ -383,6 +376,7 @@ class _FunctionCompiler:
     def __init__(self, mc: _ModuleCompiler, fn: k.Function) -> None:
         self.mc = mc
         self.fn = fn
+        self.site_index = mc.site_index
         self.names: dict[str, str] = {}
         self.types: dict[str, T] = {}
         self.temps = 0
@@ -566,7 +560,10 @@ class _FunctionCompiler:
                 return [*pre, f"return {parts[0].text}"]
             return [*pre, f"return ({', '.join(p.text for p in parts)},)"]
         if isinstance(s, k.Trap):
-            return [f"raise KernelTrap({int(s.code)}, {self.mc.site_ref(s.where)}, {int(s.math_error)})"]
+            return self.trap(s)
+        if isinstance(s, k.Assign) and isinstance(s.target, k.Local):  # as the printer takes it
+            v = self.expr(s.value)
+            return [*v.pre, f"{self.local(s.target.name)} = {v.text}"]
         if isinstance(s, k.Instance):
             return self.instance_code(s)
         if isinstance(s, k.SyncState):
@@ -582,13 +579,31 @@ class _FunctionCompiler:
             f"{self.fn.name}: {type(s).__name__} is not primitive-level IR (run the passes first)"
         )
 
+    def trap(self, s: k.Trap) -> list[str]:
+        """What the WebAssembly printer makes of a Trap, to the byte: the math library's error
+        code into its global; else the site's number and the code into the memory header (or
+        both handed to the shared function ``via``); then ``unreachable``."""
+        if s.math_error:
+            name = self.mc.global_name(MATH_ERROR_GLOBAL)
+            self.globals_set.add(name)
+            return [f"{name} = {int(s.math_error)}", "raise WasmTrap(UNREACHABLE)"]
+        site = self.site_index(s.where)
+        if s.via:
+            return [f"{self.mc.callee(s.via)}({site}, {int(s.code)})"]
+        return [
+            f"Mi[{TRAP_SITE // 4}] = {site}",
+            f"Mi[{TRAP_CODE // 4}] = {int(s.code)}",
+            "raise WasmTrap(UNREACHABLE)",
+        ]
+
     def instance_code(self, s: k.Instance) -> list[str]:
-        saved = (self.renames, self.instance, self.labels)
+        saved = (self.renames, self.instance, self.labels, self.site_index)
         self.renames, self.instance = dict(s.renames), s
+        self.site_index = code_sites(s.code)
         try:
             return self.stmts(s.code.body)
         finally:
-            self.renames, self.instance, self.labels = saved
+            self.renames, self.instance, self.labels, self.site_index = saved
 
     def loop(self, s: k.Loop) -> list[str]:
         if s.cond is None:
@@ -596,7 +611,9 @@ class _FunctionCompiler:
         c = self.expr(s.cond)
         if not c.pre:
             return self.python_loop(s.label, "loop", f"while {c.text}:", [], s.body, [])
-        return self.python_loop(s.label, "loop", "while True:", [*c.pre, f"if not ({c.text}):", "    break"], s.body, [])
+        return self.python_loop(
+            s.label, "loop", "while True:", [*c.pre, f"if not ({c.text}):", "    break"], s.body, []
+        )
 
     def python_loop(
         self, label: str, kind: str, head: str, first: list[str], body: list[k.Stmt], last: list[str]
@@ -625,7 +642,11 @@ class _FunctionCompiler:
             if code in codes and here is not None and ident == here[2]:
                 go = "continue" if action == "next" else "break"
                 lines += [f"    if _j == {code}:", "        _j = 0", f"        {go}"]
-        passing = {c for (ident, _), c in self.jump_codes.items() if c in codes and (here is None or ident != here[2])}
+        passing = {
+            c
+            for (ident, _), c in self.jump_codes.items()
+            if c in codes and (here is None or ident != here[2])
+        }
         if passing:
             if here is None:
                 raise ReferenceError_(f"{self.fn.name}: a jump leaves the function")
@@ -635,8 +656,8 @@ class _FunctionCompiler:
 
     def jump(self, label: str, action: str, cond: k.Expr | None) -> list[str]:
         target = None
-        for i in range(len(self.labels) - 1, -1, -1):
-            if self.labels[i][0] == label:
+        for i in range(len(self.labels) - 1, -1, -1):  # Next: the innermost *loop* of that name
+            if self.labels[i][0] == label and (action == "exit" or self.labels[i][1] == "loop"):
                 target = i
                 break
         if target is None:
@@ -675,6 +696,8 @@ class _FunctionCompiler:
                 decl.append(f"{py} = {'0.0' if self.types[name] == T.F64 else '0'}")
         if self.uses_jump:
             decl.append("_j = 0")
+        if self.fn.results and not (self.fn.body and isinstance(self.fn.body[-1], (k.ReturnValues, k.Trap))):
+            body.append("raise WasmTrap(UNREACHABLE)")  # as the printer's closing `unreachable`
         return "\n".join(head + _indent(decl + (body or ["pass"]))) + "\n"
 
 
@@ -721,17 +744,15 @@ def _targets(body: list[k.Stmt], label: str) -> bool:
 class _ModuleCompiler:
     """A whole Module's Python source, and the constants and sites it refers to."""
 
-    def __init__(self, module: k.Module, imports: Mapping[str, Any]) -> None:
+    def __init__(self, module: k.Module, site_index: SiteIndex) -> None:
         self.module = module
+        self.site_index = site_index
         self.consts: list[Any] = []
-        self.sites: list[k.TrapSite | None] = []
-        self._site_index: dict[int, int] = {}
         self.functions = {f.name: f for f in module.functions}
         self.imports = {imp.name: imp for imp in module.imports}
         self.global_types = {g.name: g.type for g in module.globals}
         self._py_names: dict[str, str] = {}
         self.memory_bytes = module.memory_pages * PAGE
-        self.linked = imports
 
     def function_name(self, name: str) -> str:
         py = self._py_names.get(name)
@@ -767,15 +788,6 @@ class _ModuleCompiler:
         v = _s64(v) if t == T.I64 else _s32(v) if t == T.I32 else v
         return repr(v) if v >= 0 else f"({v})"
 
-    def site_ref(self, where: k.TrapSite | None) -> str:
-        if where is None:
-            return "None"
-        i = self._site_index.get(id(where))
-        if i is None:
-            i = self._site_index[id(where)] = len(self.sites)
-            self.sites.append(where)
-        return f"S[{i}]"
-
     def load(self, t: T, addr: str, offset: int, node: k.Expr) -> str:
         fmt, size = _MEM[t]
         if isinstance(node, k.Const):
@@ -803,13 +815,12 @@ class _ModuleCompiler:
 class CompiledModule:
     """A Module translated to Python once; :meth:`instantiate` runs it on a memory."""
 
-    def __init__(self, module: k.Module) -> None:
+    def __init__(self, module: k.Module, site_index: SiteIndex = _no_sites) -> None:
         self.module = module
-        mc = _ModuleCompiler(module, {})
+        mc = _ModuleCompiler(module, site_index)
         self.source = mc.source()
         self.code = compile(self.source, f"<reference module {id(module):x}>", "exec")
         self.consts = mc.consts
-        self.sites = mc.sites
         self.names = {f.name: mc.function_name(f.name) for f in module.functions}
         self.import_names = {imp.name: f"I_{_ident(imp.name)}" for imp in module.imports}
         self.memory_bytes = mc.memory_bytes
@@ -845,7 +856,6 @@ class Instance:
             ns["P" + fmt] = s.pack_into
             ns["M" + fmt] = memoryview(memory).cast("B").cast(fmt) if len(memory) else None
         ns["K"] = compiled.consts
-        ns["S"] = compiled.sites
         for g in module.globals:
             ns[f"G_{_ident(g.name)}"] = float(g.init) if g.type == T.F64 else int(g.init)
         for name, py in compiled.import_names.items():

@@ -1,0 +1,453 @@
+"""The reference backend against wasmtime: every primitive op bit for bit on edge and random
+values, every construct on the modules the printer's own tests run, traps where WebAssembly traps.
+
+Each op is a one-op Function printed by the WebAssembly backend (``backends/wasm.py``) and run
+by wasmtime, and the same Function run by the reference backend: results must have the same bits
+(a NaN matches any NaN: payloads are not part of the contract), or both must trap with the same
+trap code.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+
+import numpy as np
+import pytest
+import wasmtime
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from oscen.jit import kernel as k
+from oscen.jit.backends import reference as ref
+from oscen.jit.backends import wasm
+from oscen.jit.kernel import T
+from oscen.jit.layout import TRAP_CODE, TRAP_SITE
+from oscen.jit.ops import Op
+
+F_EDGES = [
+    0.0,
+    -0.0,
+    1.0,
+    -1.0,
+    0.5,
+    -0.5,
+    1.5,
+    2.5,
+    -2.5,
+    3.5,
+    0.49999999999999994,
+    4503599627370497.0,
+    2.0**52,
+    2.0**52 - 0.5,
+    9007199254740993.0,
+    2.0**31,
+    -(2.0**31),
+    -(2.0**31) - 1.0,
+    2.0**31 - 0.5,
+    2.0**63,
+    -(2.0**63),
+    9223372036854774784.0,
+    1.8446744073709552e19,
+    5e-324,
+    -5e-324,
+    2.2250738585072014e-308,
+    1.7976931348623157e308,
+    -1.7976931348623157e308,
+    1e-310,
+    math.pi,
+    -math.e,
+    math.inf,
+    -math.inf,
+    math.nan,
+    -math.nan,
+]
+I64_EDGES = [0, 1, -1, 2, -2, 7, -7, 63, 64, 65, -64, 2**32, 2**32 - 1, 2**31, -(2**31), 2**53 + 1]
+I64_EDGES += [2**62, 2**63 - 1, -(2**63), -(2**63) + 1, 0x5555555555555555, -0x123456789ABCDEF]
+I32_EDGES = [0, 1, -1, 2, -2, 7, -7, 31, 32, 33, -32, 2**31 - 1, -(2**31), -(2**31) + 1, 0x55555555, 65536]
+BOOL_EDGES = [0, 1]
+EDGES = {T.F64: F_EDGES, T.I64: I64_EDGES, T.I32: I32_EDGES, T.BOOL: BOOL_EDGES}
+WASM_TYPE = {T.F64: wasmtime.ValType.f64(), T.I64: wasmtime.ValType.i64(), T.I32: wasmtime.ValType.i32()}
+
+
+def one_op_function(op: Op) -> k.Function:
+    params = [(f"a{i}", t) for i, t in enumerate(op.args)]
+    value = k.Prim(op.result, op, [k.Local(t, n) for n, t in params])
+    return k.Function("f", params, (op.result,), {}, [k.ReturnValues(values=[value])], export="f")
+
+
+class Both:
+    """One module instantiated in wasmtime and in the reference backend."""
+
+    def __init__(self, module: k.Module, memory: bool = False) -> None:
+        self.store = wasmtime.Store()
+        text = wasm.module_text(module)
+        self.wasm = wasmtime.Instance(self.store, wasmtime.Module(self.store.engine, text), [])
+        self.exports = self.wasm.exports(self.store)
+        self.ref = ref.CompiledModule(module).instantiate()
+
+    def wasm_call(self, name: str, *args):
+        try:
+            return ("ok", self.exports[name](self.store, *args))
+        except wasmtime.Trap as trap:
+            return ("trap", trap.trap_code.name)
+
+    def ref_call(self, name: str, *args):
+        export = {f.export: f.name for f in self.ref.compiled.module.functions if f.export}[name]
+        try:
+            return ("ok", self.ref.call(export, *args))
+        except ref.WasmTrap as trap:
+            return ("trap", trap.trap_code)
+
+
+def _bits(t: T, v) -> object:
+    if t == T.F64:
+        v = float(v)
+        return "nan" if v != v else struct.unpack("<q", struct.pack("<d", v))[0]
+    bits = 64 if t == T.I64 else 32
+    return int(v) & ((1 << bits) - 1)
+
+
+def assert_same(op: Op, args: tuple, wasm_result, ref_result) -> None:
+    if wasm_result[0] == "ok" and ref_result[0] == "ok":
+        assert _bits(op.result, wasm_result[1]) == _bits(op.result, ref_result[1]), (
+            f"{op.name}{args}: wasmtime {wasm_result[1]!r}, reference {ref_result[1]!r}"
+        )
+        if op.result in (T.I64, T.I32, T.BOOL):
+            assert isinstance(ref_result[1], int) and not isinstance(ref_result[1], float)
+    else:
+        assert wasm_result == ref_result, f"{op.name}{args}: wasmtime {wasm_result}, reference {ref_result}"
+
+
+_BOTH: dict[Op, Both] = {}
+
+
+def both_for(op: Op) -> Both:
+    if op not in _BOTH:
+        _BOTH[op] = Both(k.Module([one_op_function(op)]))
+    return _BOTH[op]
+
+
+def _edge_args(op: Op) -> list[tuple]:
+    if op.arity == 1:
+        return [(a,) for a in EDGES[op.args[0]]]
+    return [(a, b) for a in EDGES[op.args[0]] for b in EDGES[op.args[1]]]
+
+
+@pytest.mark.parametrize("op", list(Op), ids=lambda o: o.name)
+def test_every_op_matches_wasmtime_on_edge_values(op: Op) -> None:
+    both = both_for(op)
+    for args in _edge_args(op):
+        assert_same(op, args, both.wasm_call("f", *args), both.ref_call("f", *args))
+
+
+def _value(t: T) -> st.SearchStrategy:
+    if t == T.F64:
+        return st.one_of(
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.floats(-1e20, 1e20),
+            st.integers(-(2**64), 2**64).map(float),
+            st.integers(0, 2**64 - 1).map(lambda b: struct.unpack("<d", struct.pack("<Q", b))[0]),
+        )
+    if t == T.I64:
+        return st.one_of(st.integers(-(2**63), 2**63 - 1), st.integers(-70, 70))
+    if t == T.I32:
+        return st.one_of(st.integers(-(2**31), 2**31 - 1), st.integers(-40, 40))
+    return st.integers(0, 1)
+
+
+@st.composite
+def _op_and_args(draw: st.DrawFn) -> tuple[Op, tuple]:
+    op = draw(st.sampled_from(list(Op)))
+    return op, tuple(draw(_value(t)) for t in op.args)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_op_and_args())
+def test_every_op_matches_wasmtime_on_random_values(case: tuple[Op, tuple]) -> None:
+    op, args = case
+    both = both_for(op)
+    assert_same(op, args, both.wasm_call("f", *args), both.ref_call("f", *args))
+
+
+# ---------------------------------------------------------------------------------------- constructs
+def f64(v: float) -> k.Const:
+    return k.Const(T.F64, v)
+
+
+def i64(v: int) -> k.Const:
+    return k.Const(T.I64, v)
+
+
+def i32(v: int) -> k.Const:
+    return k.Const(T.I32, v)
+
+
+def loc(t: T, name: str) -> k.Local:
+    return k.Local(t, name)
+
+
+def lt(a: k.Expr, b: k.Expr) -> k.Prim:
+    return k.Prim(T.BOOL, Op.I64_LT_S, [a, b])
+
+
+def add(a: k.Expr, b: k.Expr) -> k.Prim:
+    return k.Prim(T.I64, Op.I64_ADD, [a, b])
+
+
+def eq(a: k.Expr, b: k.Expr) -> k.Prim:
+    return k.Prim(T.BOOL, Op.I64_EQ, [a, b])
+
+
+def test_nested_loops_blocks_exit_and_next_to_outer_labels() -> None:
+    """Jumps out of several levels (Exit/Next of an outer loop from inside an inner loop and a
+    block) as wasm's br does."""
+    i, j, acc = loc(T.I64, "i"), loc(T.I64, "j"), loc(T.I64, "acc")
+    body = [
+        k.SetLocal(name="i", value=i64(0)),
+        k.SetLocal(name="acc", value=i64(0)),
+        k.Loop(
+            label="outer",
+            cond=lt(i, loc(T.I64, "n")),
+            body=[
+                k.SetLocal(name="i", value=add(i, i64(1))),
+                k.SetLocal(name="j", value=i64(0)),
+                k.Block(
+                    label="blk",
+                    body=[
+                        k.Loop(
+                            label="inner",
+                            cond=None,
+                            body=[
+                                k.SetLocal(name="j", value=add(j, i64(1))),
+                                k.ExprStmt(k.NOSITE, i64(0)),
+                                k.If(k.NOSITE, eq(j, i64(3)), [k.Next(label="outer")], []),
+                                k.If(k.NOSITE, eq(i, i64(5)), [k.Exit(label="blk")], []),
+                                k.Exit(label="outer", cond=eq(i, i64(9))),
+                                k.SetLocal(name="acc", value=add(acc, j)),
+                                k.Exit(label="inner", cond=lt(i64(100), j)),
+                            ],
+                        ),
+                    ],
+                ),
+                k.SetLocal(name="acc", value=add(acc, i64(1000))),
+            ],
+        ),
+        k.ReturnValues(values=[add(k.Prim(T.I64, Op.I64_MUL, [acc, i64(100)]), i)]),
+    ]
+    fn = k.Function("g", [("n", T.I64)], (T.I64,), {"i": T.I64, "j": T.I64, "acc": T.I64}, body, export="g")
+    both = Both(k.Module([fn]))
+    for n in (0, 1, 4, 5, 6, 8, 9, 12):
+        assert both.ref_call("g", n) == both.wasm_call("g", n), n
+
+
+def test_memory_globals_traps_invoke_seq_let_select_and_evaluation_order() -> None:
+    """Loads and stores (aligned and not, constant and computed addresses), globals, Seq/Let in
+    operands (earlier operands are evaluated first), lazy Select and Logical, eager Choose, a
+    multi-value Invoke and a Trap writing its site and code into the header."""
+    a = loc(T.I32, "a")
+    x = loc(T.F64, "x")
+    divmod_fn = k.Function(
+        "divmod",
+        [("p", T.I64), ("q", T.I64)],
+        (T.I64, T.I64),
+        {},
+        [
+            k.ReturnValues(
+                values=[
+                    k.Prim(T.I64, Op.I64_DIV_S, [loc(T.I64, "p"), loc(T.I64, "q")]),
+                    k.Prim(T.I64, Op.I64_REM_S, [loc(T.I64, "p"), loc(T.I64, "q")]),
+                ]
+            )
+        ],
+    )
+    site = k.TrapSite(k.Site("user.py", 3), "x")
+    body = [
+        k.Store(type=T.F64, addr=a, offset=3, value=x),  # unaligned
+        k.Store(type=T.I32, addr=i32(64), offset=0, value=k.Prim(T.BOOL, Op.F64_LT, [x, f64(0.0)])),
+        k.Store(type=T.I64, addr=i32(72), offset=8, value=i64(-5)),
+        k.SetGlobal(name="g", value=k.Prim(T.F64, Op.F64_ADD, [k.GetGlobal(T.F64, "g"), x])),
+        k.Invoke(
+            func="divmod",
+            args=[k.Load(T.I64, i32(80)), k.Const(T.I64, 3)],
+            targets=["q", "r"],
+            results=(T.I64, T.I64),
+        ),
+        k.SetLocal(
+            name="y",
+            value=k.Prim(
+                T.F64,
+                Op.F64_SUB,
+                [
+                    x,  # read before the Seq below assigns x
+                    k.Seq(
+                        T.F64, [k.SetLocal(name="x", value=f64(100.0))], k.Let(T.F64, "z", x, loc(T.F64, "z"))
+                    ),
+                ],
+            ),
+        ),
+        k.If(
+            k.NOSITE,
+            k.Logical(
+                T.BOOL, "and", k.Prim(T.BOOL, Op.F64_GT, [x, f64(1000.0)]), k.Load(T.BOOL, i32(1 << 20))
+            ),
+            [k.SetLocal(name="y", value=f64(-1.0))],
+            [],
+        ),
+        k.If(
+            k.NOSITE, k.Prim(T.BOOL, Op.I64_EQ, [loc(T.I64, "r"), i64(-2)]), [k.Trap(code=7, where=site)], []
+        ),
+        k.ReturnValues(
+            values=[
+                k.Prim(
+                    T.F64,
+                    Op.F64_ADD,
+                    [
+                        loc(T.F64, "y"),
+                        k.Select(
+                            T.F64,
+                            k.Prim(T.BOOL, Op.I64_LT_S, [loc(T.I64, "q"), i64(0)]),
+                            f64(0.25),
+                            k.Load(T.F64, a, 3),
+                        ),
+                    ],
+                ),
+                k.Choose(T.I64, k.Prim(T.BOOL, Op.F64_LT, [x, f64(50.0)]), loc(T.I64, "q"), loc(T.I64, "r")),
+                k.Load(T.I32, i32(64)),
+            ]
+        ),
+    ]
+    fn = k.Function(
+        "h",
+        [("a", T.I32), ("x", T.F64)],
+        (T.F64, T.I64, T.I32),
+        {"q": T.I64, "r": T.I64, "y": T.F64, "z": T.F64},
+        body,
+        export="h",
+    )
+    module = k.Module([divmod_fn, fn], globals=[k.Global("g", T.F64, 0.5, export="g")], memory_pages=1)
+    both = Both(module)
+    wasm_memory = both.exports["memory"]
+    for a_, x_ in [(200, 1.5), (1001, -3.25), (4000, math.inf), (333, math.nan)]:
+        w = both.wasm_call("h", a_, x_)
+        r = both.ref_call("h", a_, x_)
+        assert _tuple_bits(w) == _tuple_bits(r), (a_, x_, w, r)
+        mem = np.frombuffer(wasm_memory.read(both.store, 0, 65536), dtype=np.uint8)
+        assert np.array_equal(mem, both.ref.memory)
+        g = both.exports["g"].value(both.store)
+        assert _bits(T.F64, g) == _bits(T.F64, both.ref.global_value("g"))
+    # -5 // 3 in wasm: -1 rem -2: the trap, its site number (no table here: 0) and code in the header
+    both.ref.memory[80:88] = np.frombuffer(struct.pack("<q", -5), np.uint8)
+    both.exports["memory"].write(both.store, struct.pack("<q", -5), 80)
+    assert both.wasm_call("h", 8, 2.0) == both.ref_call("h", 8, 2.0) == ("trap", "UNREACHABLE")
+    header = both.ref.memory[TRAP_SITE : TRAP_CODE + 4].view(np.int32)
+    assert list(header) == [0, 7]
+    # an access past the memory traps
+    assert (
+        both.wasm_call("h", 65534, 1.0) == both.ref_call("h", 65534, 1.0) == ("trap", "MEMORY_OUT_OF_BOUNDS")
+    )
+
+
+def _tuple_bits(result):
+    if result[0] != "ok":
+        return result
+    f, q, b = result[1]
+    return (_bits(T.F64, f), _bits(T.I64, q), _bits(T.I32, b))
+
+
+def test_instances_rename_and_fill_state_sync_marks_and_number_code_sites() -> None:
+    """An Instance's Code runs with its locals renamed and its SyncState marks replaced; a Trap
+    in it numbers its site in the Code's table (position + 1), as the printer does."""
+    s1, s2 = k.TrapSite(k.Site("n.py", 1)), k.TrapSite(k.Site("n.py", 2))
+    code = k.Code(
+        body=[
+            k.SetLocal(name="v", value=k.Prim(T.F64, Op.F64_MUL, [loc(T.F64, "v"), f64(2.0)])),
+            k.SyncState(direction="flush"),
+            k.If(
+                k.NOSITE,
+                k.Prim(T.BOOL, Op.F64_GT, [loc(T.F64, "v"), f64(100.0)]),
+                [k.Trap(code=1, where=s2)],
+                [],
+            ),
+            k.SyncState(direction="reload"),
+        ],
+        locals={"v": T.F64},
+        sites=[s1, s2],
+    )
+
+    def instance(name: str, addr: int) -> k.Instance:
+        return k.Instance(
+            code=code,
+            renames={"v": name},
+            flush=[k.Store(type=T.F64, addr=i32(addr), offset=0, value=loc(T.F64, name))],
+            reload=[
+                k.SetLocal(name=name, value=k.Prim(T.F64, Op.F64_ADD, [k.Load(T.F64, i32(addr)), f64(1.0)]))
+            ],
+        )
+
+    body = [
+        k.SetLocal(name="a", value=loc(T.F64, "x")),
+        k.SetLocal(name="b", value=f64(3.0)),
+        instance("a", 128),
+        instance("b", 136),
+        k.ReturnValues(values=[k.Prim(T.F64, Op.F64_ADD, [loc(T.F64, "a"), loc(T.F64, "b")])]),
+    ]
+    fn = k.Function("p", [("x", T.F64)], (T.F64,), {"a": T.F64, "b": T.F64}, body, export="p")
+    both = Both(k.Module([fn], memory_pages=1))
+    assert both.ref_call("p", 5.0) == both.wasm_call("p", 5.0) == ("ok", 18.0)
+    assert both.ref_call("p", 60.0) == both.wasm_call("p", 60.0) == ("trap", "UNREACHABLE")
+    assert list(both.ref.memory[TRAP_SITE : TRAP_CODE + 4].view(np.int32)) == [2, 1]
+
+
+def test_math_error_trap_sets_the_error_global_and_trap_via_calls_the_shared_function() -> None:
+    fail = k.Function(
+        "fail",
+        [("site", T.I32), ("code", T.I32)],
+        (),
+        {},
+        [
+            k.Store(type=T.I32, addr=i32(TRAP_SITE), offset=0, value=loc(T.I32, "site")),
+            k.Store(type=T.I32, addr=i32(TRAP_CODE), offset=0, value=loc(T.I32, "code")),
+            k.Trap(code=0),
+        ],
+    )
+    where = k.TrapSite(k.Site("m.py", 9))
+    body = [
+        k.If(
+            k.NOSITE,
+            k.Prim(T.BOOL, Op.F64_LT, [loc(T.F64, "x"), f64(0.0)]),
+            [k.Trap(code=12, math_error=1)],
+            [],
+        ),
+        k.If(
+            k.NOSITE,
+            k.Prim(T.BOOL, Op.F64_GT, [loc(T.F64, "x"), f64(10.0)]),
+            [k.Trap(code=3, where=where, via="fail")],
+            [],
+        ),
+        k.ReturnValues(values=[k.Prim(T.F64, Op.F64_SQRT, [loc(T.F64, "x")])]),
+    ]
+    fn = k.Function("s", [("x", T.F64)], (T.F64,), {}, body, export="s")
+    module = k.Module(
+        [fail, fn], globals=[k.Global("math_error", T.I32, 0, export="math_error")], memory_pages=1
+    )
+    both = Both(module)
+    assert both.ref_call("s", 4.0) == both.wasm_call("s", 4.0) == ("ok", 2.0)
+    assert both.ref_call("s", -1.0) == both.wasm_call("s", -1.0) == ("trap", "UNREACHABLE")
+    assert both.ref.global_value("math_error") == both.exports["math_error"].value(both.store) == 1
+    both.ref.memory[TRAP_CODE] = 99  # the shared function's Trap(code=0) overwrites the code
+    assert both.ref_call("s", 11.0) == both.wasm_call("s", 11.0) == ("trap", "UNREACHABLE")
+    wasm_header = both.exports["memory"].read(both.store, TRAP_SITE, TRAP_CODE + 4)
+    assert bytes(both.ref.memory[TRAP_SITE : TRAP_CODE + 4]) == bytes(wasm_header) == bytes(8)
+
+
+def test_high_level_nodes_are_refused() -> None:
+    fn = k.Function(
+        "bad",
+        [],
+        (T.F64,),
+        {},
+        [k.ReturnValues(values=[k.Attr(T.F64, "phase")])],
+    )
+    with pytest.raises(ref.ReferenceError_, match="Attr is not primitive-level"):
+        ref.CompiledModule(k.Module([fn]))
