@@ -1,4 +1,9 @@
-"""pytest options of the suite: ``--stress-seconds`` lengthens tests/test_stress.py."""
+"""pytest options of the suite: ``--stress-seconds`` lengthens tests/test_stress.py.
+
+Every kernel the tests build is validated (oscen/jit/validate.py): ``OSCEN_VALIDATE_IR`` is set
+here, before any test module imports oscen (``OSCEN_VALIDATE_IR=0`` in the environment turns it
+off, to time the suite without it).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import os
 import pytest
 
 STRESS_ENV = "OSCEN_STRESS_SECONDS"
+os.environ.setdefault("OSCEN_VALIDATE_IR", "1")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -319,7 +319,8 @@ class Validator:
     def stmt(self, s: k.Stmt) -> None:  # noqa: C901 - one dispatch over the statement kinds
         scope = self.scope
         assert scope is not None
-        if self.primitive and isinstance(s, HIGH_STMTS):
+        primitive_assign = isinstance(s, k.Assign) and isinstance(s.target, k.Local)  # the printer's
+        if self.primitive and isinstance(s, HIGH_STMTS) and not primitive_assign:
             self.problem(f"high-level statement {type(s).__name__} in primitive-level IR")
         if isinstance(s, k.SetLocal):
             t = self.local_type(s.name, write=True)
@@ -366,6 +367,11 @@ class Validator:
                 self.problem(f"Next({s.label!r}) is not inside a Loop of that label")
         elif isinstance(s, k.Invoke):
             callee = self.call(s.func, s.args)
+            if callee is not None and tuple(s.results) != callee.results:
+                shown = tuple(t.value for t in s.results)
+                self.problem(
+                    f"Invoke of {s.func} says it returns {shown}, it returns {_types(callee.results)}"
+                )
             if callee is not None and s.targets:
                 if len(s.targets) != len(callee.results):
                     self.problem(
@@ -513,6 +519,12 @@ class Validator:
                 self.problem("a Trap in node code without a TrapSite")
             elif s.where.site is None:
                 self.problem("a Trap in node code whose TrapSite has no source site")
+        if s.via:
+            callee = self.callees.get(s.via)
+            if callee is None:
+                self.problem(f"Trap via {s.via!r}, which is not a function of the module")
+            elif callee.params != (T.I32, T.I32) or callee.results:
+                self.problem(f"Trap via {s.via}, which does not take (site: i32, code: i32) -> ()")
         if s.where is not None and not isinstance(s.where, k.TrapSite):
             self.problem(f"Trap.where is a {type(s.where).__name__}, not a TrapSite")
 
@@ -646,6 +658,10 @@ class Validator:
                 self.problem(f"call of {fn.qualname} typed {e.type.value}, it returns {fn.returns.value}")
         else:
             self.problem(f"unknown expression {type(e).__name__}")
+
+
+def _types(ts: tuple[T, ...]) -> tuple[str, ...]:
+    return tuple(t.value for t in ts)
 
 
 def _traps(body: Iterable[Any]) -> Iterator[k.Trap]:
