@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import struct
+import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,12 +20,18 @@ import wasmtime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import oscen.jit
+from oscen.graph import Graph
+from oscen.jit import CompiledGraph, CompileStats, GraphState, NodeFault, NodeTimeout, validate
 from oscen.jit import kernel as k
 from oscen.jit.backends import reference as ref
 from oscen.jit.backends import wasm
+from oscen.jit.backends.reference_graph import ReferenceGraph
+from oscen.jit.engine import engine
 from oscen.jit.kernel import T
-from oscen.jit.layout import TRAP_CODE, TRAP_SITE
+from oscen.jit.layout import FRAME, INTERRUPT, NODE, TRAP_CODE, TRAP_SITE, Layout
 from oscen.jit.ops import Op
+from oscen.oscillators import Oscillator
 
 F_EDGES = [
     0.0,
@@ -451,3 +459,232 @@ def test_high_level_nodes_are_refused() -> None:
     )
     with pytest.raises(ref.ReferenceError_, match="Attr is not primitive-level"):
         ref.CompiledModule(k.Module([fn]))
+
+
+# ---------------------------------------------------------------------------------------- runtime
+def _hand_program(ir, layout, body_code: k.Code, sites: list) -> SimpleNamespace:
+    """A program of a one-node graph written by hand, as the skeleton lays programs out:
+    ``process(n)`` runs the node's Code once per sample (``i``: the sample, ``nb``: the node's
+    base), the node's output buffer takes local ``out``, the frame advances; ``render``
+    calls ``process`` per block and copies the output to the render area."""
+    nid = ir.nodes[0].id
+    nl = layout.nodes[nid]
+    buf = nl.buffers["output"]
+    W, F = T.I32, T.F64
+    i, n = loc(W, "i"), loc(W, "n")
+    inc = k.Prim(W, Op.I32_ADD, [i, i32(1)])
+    process = k.Function(
+        "block",
+        [("n", W)],
+        (),
+        {"i": W, "nb": W, "out": F},
+        [
+            k.Store(type=W, addr=i32(NODE), offset=0, value=i32(nid)),
+            k.SetLocal(name="nb", value=i32(nl.base)),
+            k.SetLocal(name="i", value=i32(0)),
+            k.Loop(
+                label="samples",
+                cond=k.Prim(T.BOOL, Op.I32_LT_U, [i, n]),
+                body=[
+                    k.Instance(code=body_code),
+                    k.Store(type=F, addr=k.Prim(W, Op.I32_MUL, [i, i32(8)]), offset=buf, value=loc(F, "out")),
+                    k.SetLocal(name="i", value=inc),
+                ],
+            ),
+            k.Store(
+                type=T.I64,
+                addr=i32(FRAME),
+                offset=0,
+                value=k.Prim(
+                    T.I64, Op.I64_ADD, [k.Load(T.I64, i32(FRAME)), k.Prim(T.I64, Op.I64_EXTEND_I32_U, [n])]
+                ),
+            ),
+        ],
+    )
+    exported = k.Function("process", [("n", W)], (), {}, [k.Invoke(func="block", args=[n])], export="process")
+    b, j = loc(W, "b"), loc(W, "j")
+    size = loc(W, "size")
+    render = k.Function(
+        "render",
+        [("blocks", W), ("size", W)],
+        (),
+        {"b": W, "j": W},
+        [
+            k.SetLocal(name="b", value=i32(0)),
+            k.Loop(
+                label="blocks",
+                cond=k.Prim(T.BOOL, Op.I32_LT_U, [b, loc(W, "blocks")]),
+                body=[
+                    k.Invoke(func="block", args=[size]),
+                    k.SetLocal(name="j", value=i32(0)),
+                    k.Loop(
+                        label="copy",
+                        cond=k.Prim(T.BOOL, Op.I32_LT_U, [j, size]),
+                        body=[
+                            k.Store(
+                                type=F,
+                                addr=k.Prim(
+                                    W,
+                                    Op.I32_MUL,
+                                    [k.Prim(W, Op.I32_ADD, [k.Prim(W, Op.I32_MUL, [b, size]), j]), i32(8)],
+                                ),
+                                offset=layout.render_area,
+                                value=k.Load(F, k.Prim(W, Op.I32_MUL, [j, i32(8)]), buf),
+                            ),
+                            k.SetLocal(name="j", value=k.Prim(W, Op.I32_ADD, [j, i32(1)])),
+                        ],
+                    ),
+                    k.SetLocal(name="b", value=k.Prim(W, Op.I32_ADD, [b, i32(1)])),
+                ],
+            ),
+        ],
+        export="render",
+    )
+    module = k.Module(
+        [process, exported, render],
+        globals=[k.Global("math_error", W, 0, export="math_error")],
+        memory_pages=(layout.size + 65535) // 65536,
+    )
+    validate.validate(module, level="primitive")
+    return SimpleNamespace(
+        wat=wasm.module_text(module),
+        layout=layout,
+        sites={nid: [None, *sites]},
+        segments=[[nid]],
+        node_labels={nid: ir.nodes[0].label},
+        math_imports=[],
+        module=module,
+        trap_site=lambda node_id, site_id, _s={nid: [None, *sites]}: (
+            _s.get(node_id, [])[site_id] if 0 < site_id < len(_s.get(node_id, [])) else None
+        ),
+    )
+
+
+def _engines(program, ir, timeout: float = 2.0):
+    stats = CompileStats(0.0, 0.0, len(program.wat), 1)
+    wasm_graph = CompiledGraph(ir, program, wasmtime.Module(engine(), program.wat), stats, timeout)
+    ref_graph = ReferenceGraph(ir, program, stats, timeout)
+    return wasm_graph, ref_graph
+
+
+def _one_node_graph():
+    g = Graph(48000)
+    osc = g.add_node(Oscillator.saw(440.0, 0.5), "osc")
+    g.set_output(osc.output)
+    return g
+
+
+def _counter_code(trap_at: float, site: k.TrapSite) -> k.Code:
+    """out = the node's first scalar slot, advanced by 0.25 a sample; IndexError at ``trap_at``."""
+    F = T.F64
+    x = k.Load(F, loc(T.I32, "nb"), 0)
+    return k.Code(
+        body=[
+            k.SetLocal(name="out", value=k.Prim(F, Op.F64_ADD, [x, k.Const(F, 0.25)])),
+            k.Store(type=F, addr=loc(T.I32, "nb"), offset=0, value=loc(F, "out")),
+            k.If(
+                k.NOSITE,
+                k.Prim(T.BOOL, Op.F64_EQ, [loc(F, "out"), k.Const(F, trap_at)]),
+                [k.Trap(code=7, where=site)],
+                [],
+            ),
+        ],
+        locals={},
+        sites=[site],
+    )
+
+
+def test_reference_graph_runs_a_program_as_the_wasm_kernel_does() -> None:
+    """process_block / process_into (one block, and whole blocks through render) on GraphStates:
+    the same samples and the same memory as the wasm kernel of the same program."""
+    g = _one_node_graph()
+    ir = g.to_ir()
+    layout = Layout.of(ir, 64)
+    site = k.TrapSite(k.Site("osc.py", 12), "self.table[...] (length 4)")
+    program = _hand_program(ir, layout, _counter_code(1e9, site), [site])
+    wasm_graph, ref_graph = _engines(program, ir)
+    states = [GraphState.from_graph(g, max_block=64, ir=ir) for _ in range(2)]
+    outs = []
+    for compiled, state in zip((wasm_graph, ref_graph), states, strict=True):
+        compiled.bind(state)
+        parts = [compiled.process_block(state, 5), compiled.process_block(state, 64)]
+        out = np.empty((1, 64 * 3 + 7))
+        compiled.process_into(state, out)  # three blocks through render, then 7 samples
+        outs.append(np.concatenate([*parts, out[0]]))
+        assert state.frame == 5 + 64 + 64 * 3 + 7
+    assert np.array_equal(outs[0], outs[1])
+    assert outs[0][0] != 0.0 and np.all(np.diff(outs[0]) == 0.25)
+    assert np.array_equal(states[0].bytes[: layout.size], states[1].bytes[: layout.size])
+    # a state moves between the two kernels and carries on
+    a = wasm_graph.process_block(states[1], 3)
+    b = ref_graph.process_block(states[1], 3)
+    assert b[0] - a[-1] == 0.25
+
+
+def test_reference_graph_raises_the_wasm_kernel_s_node_faults() -> None:
+    g = _one_node_graph()
+    ir = g.to_ir()
+    layout = Layout.of(ir, 64)
+    site = k.TrapSite(k.Site("osc.py", 12), "self.table[...] (length 4)")
+    program = _hand_program(ir, layout, _counter_code(0.25 * 70, site), [site])
+    faults = []
+    for compiled in _engines(program, ir):
+        state = GraphState.from_graph(g, max_block=64, ir=ir)
+        state.scalar(ir.nodes[0].id, next(iter(layout.nodes[ir.nodes[0].id].scalars)))[0] = 0.0
+        compiled.process_block(state, 64)
+        with pytest.raises(NodeFault) as info:
+            compiled.process_block(state, 64)
+        faults.append(info.value)
+    w, r = faults
+    assert type(w) is type(r) and isinstance(r, IndexError)
+    assert (
+        str(w) == str(r) == "IndexError in osc at osc.py:12: index out of range (self.table[...] (length 4))"
+    )
+    assert (w.node, w.location) == (r.node, r.location) == ("osc", "osc.py:12")
+
+
+def test_an_endless_loop_ends_with_node_timeout_through_the_loop_budget() -> None:
+    """Node code that counts the INTERRUPT slot down (as loops in node code do) stops with
+    NodeTimeout when the watchdog lowers the budget after the timeout."""
+    g = _one_node_graph()
+    ir = g.to_ir()
+    layout = Layout.of(ir, 64)
+    site = k.TrapSite(k.Site("osc.py", 30), "a loop")
+    W = T.I32
+    budget = k.Load(W, i32(INTERRUPT))
+    code = k.Code(
+        body=[
+            k.SetLocal(name="out", value=k.Const(T.F64, 0.0)),
+            k.Loop(
+                label="forever",
+                cond=None,
+                body=[
+                    k.Store(
+                        type=W, addr=i32(INTERRUPT), offset=0, value=k.Prim(W, Op.I32_SUB, [budget, i32(1)])
+                    ),
+                    k.If(
+                        k.NOSITE,
+                        k.Prim(T.BOOL, Op.I32_LE_S, [budget, i32(0)]),
+                        [k.Trap(code=13, where=site)],
+                        [],
+                    ),
+                ],
+            ),
+        ],
+        locals={},
+        sites=[site],
+    )
+    program = _hand_program(ir, layout, code, [site])
+    _, ref_graph = _engines(program, ir, timeout=0.2)
+    state = GraphState.from_graph(g, max_block=64, ir=ir)
+    t0 = time.perf_counter()
+    with pytest.raises(NodeTimeout, match=r"osc at osc.py:30: compiled node code ran longer than 0.2 s"):
+        ref_graph.process_block(state, 16)
+    assert time.perf_counter() - t0 < 30.0
+
+
+def test_compile_picks_the_backend_and_refuses_unknown_ones() -> None:
+    g = _one_node_graph()
+    assert isinstance(oscen.jit.compile(g.to_ir()), CompiledGraph)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        oscen.jit.compile(g.to_ir(), backend="native")
