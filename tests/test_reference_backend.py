@@ -688,3 +688,28 @@ def test_compile_picks_the_backend_and_refuses_unknown_ones() -> None:
     assert isinstance(oscen.jit.compile(g.to_ir()), CompiledGraph)
     with pytest.raises(ValueError, match="backend must be one of"):
         oscen.jit.compile(g.to_ir(), backend="native")
+
+
+def test_computed_addresses_wrap_modulo_2_to_the_32_as_wasm_s() -> None:
+    """An address computed by i32 arithmetic that wraps (a product past 2**32, a negative sum)
+    lands where WebAssembly's does, or traps as it does."""
+    a = loc(T.I32, "a")
+    body = [
+        k.Store(type=T.I64, addr=k.Prim(T.I32, Op.I32_MUL, [a, i32(2)]), offset=16, value=i64(77)),
+        k.ReturnValues(
+            values=[
+                k.Prim(
+                    T.I64,
+                    Op.I64_ADD,
+                    [
+                        k.Load(T.I64, k.Prim(T.I32, Op.I32_SUB, [a, a]), 16),
+                        k.Load(T.I64, k.Prim(T.I32, Op.I32_SHL, [a, i32(33)]), 24),
+                    ],
+                )
+            ]
+        ),
+    ]
+    fn = k.Function("w", [("a", T.I32)], (T.I64,), {}, body, export="w")
+    both = Both(k.Module([fn], memory_pages=1))
+    for a_ in (0, 4, -(2**31), 2**31 - 1, -4, 1 << 20):
+        assert both.ref_call("w", a_) == both.wasm_call("w", a_), a_

@@ -341,6 +341,13 @@ def _op_table() -> dict[Op, Callable[[list[str]], str]]:
 
 
 OPS = _op_table()
+_RAW32: dict[Op, Callable[[list[str]], str]] = {
+    Op.I32_ADD: lambda a: f"({a[0]} + {a[1]})",
+    Op.I32_SUB: lambda a: f"({a[0]} - {a[1]})",
+    Op.I32_MUL: lambda a: f"({a[0]} * {a[1]})",
+    Op.I32_SHL: lambda a: f"({a[0]} << ({a[1]} & 31))",
+}
+"""i32 ops whose result is only ever taken modulo 2**32 when it is an address: unwrapped."""
 # Ops that cannot trap and have no effect: an expression of them (and locals, constants) may be
 # evaluated in any order or not at all.
 _TRAPPING = {
@@ -427,7 +434,7 @@ class _FunctionCompiler:
             pure = all(p.pure for p in parts) and e.op not in _TRAPPING
             return _Out(text, [x for p in parts for x in p.pre], pure)
         if isinstance(e, k.Load):
-            addr = self.expr(e.addr)
+            addr = self.address(e.addr)
             return _Out(self.mc.load(e.type, addr.text, e.offset, e.addr), addr.pre, False)
         if isinstance(e, k.Choose):
             a, b, c = self.operands([e.a, e.b, e.cond])
@@ -480,10 +487,19 @@ class _FunctionCompiler:
             f"{self.fn.name}: {type(e).__name__} is not primitive-level IR (run the passes first)"
         )
 
-    def operands(self, args: list[k.Expr]) -> list[_Out]:
+    def address(self, e: k.Expr) -> _Out:
+        """An address, which the load or store takes modulo 2**32 anyway: an i32 add, sub, mul or
+        shl at its top need not wrap first (the same residue; one masking less per access)."""
+        if isinstance(e, k.Prim) and e.op in _RAW32:
+            parts = self.operands(e.args)
+            text = _RAW32[e.op]([p.text for p in parts])
+            return _Out(text, [x for p in parts for x in p.pre], all(p.pure for p in parts))
+        return self.expr(e)
+
+    def operands(self, args: list[k.Expr], first: Callable[[k.Expr], _Out] | None = None) -> list[_Out]:
         """Operands in order: when a later one has statements to run first, the earlier ones are
         evaluated into temporaries before them (WebAssembly's left-to-right order)."""
-        outs = [self.expr(a) for a in args]
+        outs = [(first or self.expr)(a) if j == 0 else self.expr(a) for j, a in enumerate(args)]
         for i in range(len(outs) - 1, 0, -1):
             if outs[i].pre:
                 for j in range(i):
@@ -509,7 +525,7 @@ class _FunctionCompiler:
             v = self.expr(s.value)
             return [*v.pre, f"{self.local(s.name)} = {v.text}"]
         if isinstance(s, k.Store):
-            addr, value = self.operands([s.addr, s.value])
+            addr, value = self.operands([s.addr, s.value], first=self.address)
             return [*addr.pre, *value.pre, self.mc.store(s.type, addr.text, s.offset, value.text, s.addr)]
         if isinstance(s, k.SetGlobal):
             v = self.expr(s.value)
