@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: the checkout's oscen and benchmarks packages
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.bench_peers import BenchConfig, passes, run_bench  # noqa: E402
 from benchmarks.oscen_engine import (  # noqa: E402
     OscenEngine,
     chain_graph,
@@ -49,17 +50,7 @@ from benchmarks.oscen_engine import (  # noqa: E402
 )
 from benchmarks.peers import CEngine  # noqa: E402
 from benchmarks.peers.reference import check  # noqa: E402
-from oscen.bench import (  # noqa: E402
-    BenchConfig,
-    Table,
-    fmt_ms,
-    fmt_ratio,
-    fmt_rtf,
-    passes,
-    print_table,
-    run_bench,
-    source_revision,
-)
+from oscen.bench import Table, fmt_ms, fmt_ratio, fmt_rtf, print_table, source_revision  # noqa: E402
 
 SR = 44100.0
 BLOCK = 256

@@ -20,16 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .cliargs import EXIT_OK, EXIT_USER_ERROR, UserError, positive_float, positive_int
 from .graph import Graph, GraphError
 from .io.render import MAX_RENDER_SECONDS
 
-EXIT_OK = 0
-EXIT_USER_ERROR = 2
 ENGINES = ("jit", "interpret")
-
-
-class UserError(Exception):
-    """Something the user can fix; shown as one paragraph, exit code 2, no traceback."""
 
 
 @dataclass(frozen=True)
@@ -40,28 +35,6 @@ class Command:
 
 
 # ---------------------------------------------------------------------------------------- helpers
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
-
-
 def add_engine_argument(parser: argparse.ArgumentParser) -> None:
     """``--engine jit|interpret``, the same on every subcommand that runs a graph."""
     parser.add_argument(
@@ -693,7 +666,7 @@ def build_parser() -> argparse.ArgumentParser:
         child = sub.add_parser(name, help=command.help, description=command.help)
         command.configure(child)
         add_common_arguments(child)
-        child.set_defaults(_run=command.run)
+        child.set_defaults(_oscen_command=command.run)
     return parser
 
 
@@ -721,7 +694,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # one-line notices, each once; a fallback make_engine already announced is not repeated.
         with warnings.catch_warnings(record=True) as caught:
             try:
-                return args._run(args)
+                return args._oscen_command(args)
             finally:
                 told = [str(w.message) for w in caught if not already_told(w)]
                 for message in dict.fromkeys(told):

@@ -1,8 +1,9 @@
 """Gain, mixing and arithmetic nodes.
 
 ``Add`` and ``Multiply`` back the endpoint arithmetic of patches (``osc.output * 0.5``,
-``a.output + b.output``): the graph connects the left operand to the stream input ``a`` and
-either connects the right operand to the value input ``b`` or sets ``b`` to the constant.
+``a.output + b.output``), so they live in the graph layer (:mod:`oscen.graph.arith`, which the
+graph imports without importing the node library); they are re-exported here, where the other
+gain nodes are.
 
 ``Mixer(n)`` needs ``n`` input endpoints, and endpoints are class attributes whose names the
 compiled ``process`` reads directly, so each ``n`` gets its own class (``Mixer4``...), generated
@@ -16,6 +17,8 @@ import linecache
 from collections.abc import Sequence
 from typing import Any
 
+from .graph.arith import Add as Add
+from .graph.arith import Multiply as Multiply
 from .graph.endpoints import StreamInput, StreamOutput, ValueInput
 from .graph.node import Node
 
@@ -43,40 +46,6 @@ class Gain(Node):
 
     def process(self, sample_rate: float) -> None:
         self.output = self.input * self.gain
-
-
-class Add(Node):
-    """``output = a + b``: a stream plus a value (a constant offset, or any connected output)."""
-
-    a = StreamInput()
-    b = ValueInput(0.0)
-    output = StreamOutput()
-
-    def __init__(self, b: float = 0.0) -> None:
-        self.b = float(b)
-
-    def __repr__(self) -> str:
-        return f"Add({self.b!r})"
-
-    def process(self, sample_rate: float) -> None:
-        self.output = self.a + self.b
-
-
-class Multiply(Node):
-    """``output = a * b``: a stream times a value (a constant factor, or any connected output: a VCA)."""
-
-    a = StreamInput()
-    b = ValueInput(1.0)
-    output = StreamOutput()
-
-    def __init__(self, b: float = 1.0) -> None:
-        self.b = float(b)
-
-    def __repr__(self) -> str:
-        return f"Multiply({self.b!r})"
-
-    def process(self, sample_rate: float) -> None:
-        self.output = self.a * self.b
 
 
 class Constant(Node):

@@ -51,7 +51,7 @@ def load_samples(
 ) -> tuple[np.ndarray, float]:
     """(channels, n) float64 samples and their rate (0.0 for an array: "the graph's rate")."""
     if isinstance(source, (str, Path)):
-        from .io.wav import WavError, read_wav
+        from .audiofile import WavError, read_wav
 
         try:
             data, rate = read_wav(source)

@@ -3,6 +3,7 @@ two benchmark programs run end to end on tiny sizes (the whole file takes a few 
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks import bench_jit  # noqa: E402
+from benchmarks import bench_jit, bench_peers  # noqa: E402
 from benchmarks.oscen_engine import OscenEngine  # noqa: E402
 from benchmarks.peers.c_engine import compiler  # noqa: E402
 from benchmarks.peers.reference import check  # noqa: E402
@@ -32,7 +33,7 @@ def test_compiled_oscen_engine_renders_the_reference(patch: str, block: int) -> 
     assert latency > 0
     first = engine.render(0.5)
     assert first.shape == (int(0.5 * SR),) and first.dtype == np.float64
-    assert bench.passes(patch, check(patch, first, 0.5, SR))
+    assert bench_peers.passes(patch, check(patch, first, 0.5, SR))
     # Every render restarts at t = 0 (the state snapshot), so the benchmark times the same work.
     np.testing.assert_array_equal(engine.render(0.5), first)
     engine.close()
@@ -43,7 +44,7 @@ def test_interpreted_oscen_engine_renders_the_reference(patch: str, seconds: flo
     engine = OscenEngine(compiled=False)
     engine.prepare(patch, SR, 256)
     out = engine.render(seconds)
-    assert bench.passes(patch, check(patch, out, seconds, SR))
+    assert bench_peers.passes(patch, check(patch, out, seconds, SR))
     engine.close()
 
 
@@ -68,13 +69,13 @@ def test_bench_jit_quick_section_b_on_tiny_graphs(tmp_path: Path, capsys: pytest
 
 
 def test_oscen_bench_quick_prints_tables_and_draws_a_chart(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     chart, report = tmp_path / "bench.png", tmp_path / "bench.json"
     engines = "oscen,c" if HAVE_CC else "oscen"
     argv = ["bench", "--quick", "--engines", engines, "--chart", str(chart), "--json", str(report)]
     assert cli.main(argv) == 0
-    text = capsys.readouterr().out
+    text = capfd.readouterr().out  # the runner's process writes to the same file descriptors
     for block in (64, 256):
         assert f"block {block}: median of" in text
     assert "oscen (compiled)" in text and "Compile latency" in text
@@ -108,14 +109,16 @@ class _Silent:
 
 
 def test_an_engine_with_the_wrong_sound_is_failed_not_timed() -> None:
-    config = bench.BenchConfig(patches=("seed",), blocks=(256,), seconds=0.2, repeats=2, latency_repeats=0)
-    report = bench.run_bench(config, engines=[("oscen", OscenEngine()), ("silent", _Silent())])
+    config = bench_peers.BenchConfig(
+        patches=("seed",), blocks=(256,), seconds=0.2, repeats=2, latency_repeats=0
+    )
+    report = bench_peers.run_bench(config, engines=[("oscen", OscenEngine()), ("silent", _Silent())])
     silent = report.find("silent", "seed", 256)
     assert silent is not None and silent.status == "FAILED" and silent.times == []
     assert "differs from the reference" in silent.reason
     oscen = report.find("oscen", "seed", 256)
     assert oscen is not None and oscen.ok and len(oscen.times) == 2
-    (table,) = bench.rtf_tables(report)
+    (table,) = bench_peers.rtf_tables(report)
     assert ["silent", "FAILED", ""] in table.rows
 
 
@@ -130,3 +133,50 @@ def test_oscen_bench_without_a_checkout_says_what_to_do(
 def test_oscen_bench_rejects_an_unknown_engine(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["bench", "--quick", "--engines", "oscen,csound"]) == cli.EXIT_USER_ERROR
     assert "unknown engine(s) csound" in capsys.readouterr().err
+
+
+def test_oscen_bench_runs_the_checkout_s_runner_without_putting_the_checkout_on_sys_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = []
+
+    def fake_run(cmd: list[str], check: bool) -> object:
+        calls.append(cmd)
+        return type("Done", (), {"returncode": 0})()
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    path = list(sys.path)
+    argv = [
+        "--engines",
+        "oscen",
+        "--patches",
+        "seed",
+        "--blocks",
+        "64",
+        "--seconds",
+        "0.5",
+        "--json",
+        "x.json",
+    ]
+    assert cli.main(["bench", *argv]) == 0
+    ((python, script, *rest),) = calls
+    assert python == sys.executable and Path(script) == REPO / "benchmarks" / "bench_peers.py"
+    assert rest == argv
+    assert sys.path == path
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["--quick", "--engines", "oscen,c", "--blocks", "32,64", "--repeats", "3"],
+        ["--patches", "voices64", "--seconds", "2.5", "--chart", "a b.png", "--json", "out/r.json"],
+    ],
+)
+def test_the_runner_gets_the_arguments_oscen_bench_parsed(argv: list[str]) -> None:
+    def parse(args: list[str]) -> object:
+        parser = argparse.ArgumentParser()
+        bench.configure(parser)
+        return parser.parse_args(args)
+
+    assert parse(bench.argv_of(parse(argv))) == parse(argv)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from ..cli import positive_float, positive_int
+    from ..cliargs import positive_float, positive_int
 
     parser.add_argument("patch", type=Path, help="a patch file defining patch(sample_rate) -> Graph")
     parser.add_argument(
@@ -48,7 +48,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import EXIT_OK, UserError
+    from ..cliargs import EXIT_OK, UserError
     from ..patch import PatchError
     from .api import render_batch
     from .output import OutputError

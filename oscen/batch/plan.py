@@ -108,7 +108,7 @@ def resolve_targets(graph: Graph, names: Iterable[str]) -> Targets:
             )
         found = []
         for h in matched:
-            spec = type(h.node)._endpoints.get(endpoint)
+            spec = type(h.node).endpoints().get(endpoint)
             if spec is None or spec.kind.value != "value" or spec.direction.value != "input":
                 continue
             if (h.id, endpoint) in connected:
@@ -122,7 +122,7 @@ def resolve_targets(graph: Graph, names: Iterable[str]) -> Targets:
                 {
                     e
                     for h in matched
-                    for e, s in type(h.node)._endpoints.items()
+                    for e, s in type(h.node).endpoints().items()
                     if s.kind.value == "value" and s.direction.value == "input"
                 }
             )

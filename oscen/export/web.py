@@ -88,12 +88,13 @@ def manifest_of(graph: Graph, compiled: Any, title: str) -> dict[str, Any]:
 
     layout = compiled.layout
     program = compiled.program
+    outputs = [layout.nodes[n].buffers[e] for n, e in compiled.ir.outputs]  # each channel's buffer
     params = []
     events = []
     driven = {(c.target.node_id, c.target.name) for c in graph.connections}
     for handle in graph.nodes:
         named = handle.label != f"{type(handle.node).__qualname__}#{handle.id}"
-        specs = type(handle.node)._endpoints
+        specs = type(handle.node).endpoints()
         node_layout = layout.nodes[handle.id]
         for name, slots in node_layout.params.items():
             default = float(graph.get_value(getattr(handle, name)))
@@ -136,7 +137,7 @@ def manifest_of(graph: Graph, compiled: Any, title: str) -> dict[str, Any]:
         "version": MANIFEST_VERSION,
         "title": title,
         "sample_rate": graph.sample_rate,
-        "channels": len(compiled._outputs),
+        "channels": len(outputs),
         "max_block": layout.max_block,
         "memory_bytes": layout.size,
         "header": {
@@ -150,7 +151,7 @@ def manifest_of(graph: Graph, compiled: Any, title: str) -> dict[str, Any]:
         "loop_budget": LOOP_BUDGET,
         "event_bytes": memory.EVENT_BYTES,
         "event_fields": memory.EVENT_FIELDS,
-        "outputs": list(compiled._outputs),
+        "outputs": outputs,
         "params": params,
         "events": events,
         "midi": midi_id,

@@ -8,11 +8,23 @@ library: a diagram of a patch should not need graphviz installed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .graph import Graph
+
+class Drawable(Protocol):
+    """What a diagram reads of a graph (:class:`~oscen.graph.Graph` is one): a protocol, so that this
+    module needs nothing of graph.py, which imports it for ``Graph._repr_svg_``."""
+
+    @property
+    def connections(self) -> Sequence[Any]: ...
+
+    @property
+    def outputs(self) -> Sequence[Any]: ...
+
+    def processing_order(self) -> Sequence[Any]: ...
+
 
 BOX_W, BOX_H = 150, 44
 COL_GAP, ROW_GAP = 70, 22
@@ -20,7 +32,7 @@ MARGIN = 16
 KIND_COLOUR = {"stream": "#2b6cb0", "value": "#b7791f", "event": "#2f855a"}
 
 
-def _columns(graph: Graph) -> dict[int, int]:
+def _columns(graph: Drawable) -> dict[int, int]:
     """Column of each node: the longest path to it from a node with no (forward) inputs."""
     order = [h.id for h in graph.processing_order()]
     position = {nid: i for i, nid in enumerate(order)}
@@ -35,7 +47,7 @@ def _columns(graph: Graph) -> dict[int, int]:
     return column
 
 
-def diagram_svg(graph: Graph) -> str:
+def diagram_svg(graph: Drawable) -> str:
     """The graph as an SVG document (a string): one box per node, one arrow per connection."""
     columns = _columns(graph)
     rows: dict[int, int] = {}

@@ -16,12 +16,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .validation import MAX_EVENT_FIELDS as MAX_EVENT_FIELDS  # defined with the other limits
-
-if TYPE_CHECKING:
-    from .node import Node
+MAX_EVENT_FIELDS = 4
+"""An event carries up to this many numbers (a gate's velocity, a MIDI note's pitch and velocity...)."""
 
 
 class Kind(str, Enum):
@@ -166,7 +164,7 @@ class Endpoint:
         return f"<{self.direction.value} {self.kind.value} {self.node_label or self.node_id}.{self.name}>"
 
     # Arithmetic between outputs reads naturally in patches: `osc_a.output + osc_b.output * 0.5`
-    # adds the arithmetic nodes (oscen.gain.Add / Multiply) to the graph and yields their output.
+    # adds the arithmetic nodes (oscen.graph.arith.Add / Multiply) to the graph and yields their output.
     def __add__(self, other: Endpoint | float) -> Endpoint:
         return self._arith("add", other)
 
@@ -192,13 +190,3 @@ class Endpoint:
         if self.graph is None or self.direction is not Direction.OUTPUT or self.kind is Kind.EVENT:
             raise TypeError(f"arithmetic needs stream or value outputs of a graph's nodes, not {self!r}")
         return self.graph._arith(op, self, other)
-
-
-def endpoint_specs(cls: type[Node]) -> dict[str, EndpointSpec]:
-    """All endpoint declarations of a node class, in declaration order, base classes first."""
-    specs: dict[str, EndpointSpec] = {}
-    for klass in reversed(cls.__mro__):
-        for name, value in vars(klass).items():
-            if isinstance(value, EndpointSpec):
-                specs[name] = value
-    return specs

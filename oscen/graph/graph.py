@@ -22,7 +22,6 @@ costs a copy of the nodes' arrays per call (measured in benchmarks/bench_interpr
 from __future__ import annotations
 
 import bisect
-import inspect
 import itertools
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -32,16 +31,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import validation as check
-from .endpoints import MAX_EVENT_FIELDS, Direction, Endpoint, Kind
-from .node import Node
-from .topology import Schedule, schedule
+from .arith import Add, Multiply
+from .endpoints import Direction, Endpoint, Kind
+from .node import Node, handler_arity
+from .topology import Schedule
+from .topology import schedule as order_nodes
 from .validation import GraphError
 
 if TYPE_CHECKING:
     from .ir import GraphIR
 
 
-__all__ = ["Connection", "Graph", "GraphError", "NodeHandle", "Ramp", "normalize_payload"]
+__all__ = ["Connection", "Graph", "GraphError", "NodeHandle", "Plan", "Ramp", "Snapshot", "normalize_payload"]
 
 EventPayload = tuple[float, ...]
 
@@ -83,6 +84,21 @@ class Ramp:
     remaining: int
 
 
+@dataclass
+class Snapshot:
+    """The running state of a graph besides its node objects (``Graph.snapshot()``): what compiled
+    code takes over from the interpreter and hands back to it (``Graph.restore``). Keys are
+    (node id, input name); events are (absolute frame, fields) in delivery order."""
+
+    graph_uid: int
+    frame: int
+    ramps: dict[tuple[int, str], Ramp]
+    bases: dict[tuple[int, str], float]
+    """The base of each connected value input (an unconnected input's value is its node attribute)."""
+    events: dict[tuple[int, str], list[tuple[int, EventPayload]]]
+    """The external events waiting for each event input."""
+
+
 @dataclass(frozen=True)
 class Connection:
     source: Endpoint
@@ -105,7 +121,13 @@ class _Step:
 
 
 @dataclass
-class _Plan:
+class Plan:
+    """The interpreter's per-sample work for one topology (``Graph.plan()``), prepared once per edit.
+
+    Opaque outside this module. It exists publicly so that a caller can keep playing one plan while
+    another thread edits the graph (JitGraph), through ``Graph.run_plan``."""
+
+    graph_uid: int
     schedule: Schedule
     steps: list[_Step]
     outputs: list[tuple[dict[str, Any], str]]
@@ -113,14 +135,6 @@ class _Plan:
     # per step: (name, buffer) for each numpy array attribute, the snapshot's copies; made by the
     # first snapshot (a graph only ever run compiled does not hold a second copy of its arrays)
     arrays: list[list[tuple[str, np.ndarray]]] | None = None
-
-
-def handler_arity(handler: Callable[..., Any]) -> int:
-    """How many event fields a handler takes (the compiled code passes exactly these)."""
-    params = list(inspect.signature(handler).parameters.values())
-    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
-        return MAX_EVENT_FIELDS
-    return min(len(params), MAX_EVENT_FIELDS)
 
 
 class Graph:
@@ -144,7 +158,7 @@ class Graph:
         self._bases: dict[tuple[int, str], list[float]] = {}  # connected value inputs -> [base]
         self._external: dict[tuple[int, str], list[tuple[int, int, EventPayload]]] = {}
         self._event_seq = itertools.count()
-        self._plan: _Plan | None = None
+        self._plan: Plan | None = None
         self.frame = 0
         """Samples processed so far: event frame offsets count from here."""
         self.version = 0
@@ -201,8 +215,8 @@ class Graph:
 
     def connect(self, source: Endpoint, target: Endpoint) -> Connection:
         """Connect an output to an input. Several sources into one input are summed."""
-        src = self._endpoint(source, "connect", "source")
-        dst = self._endpoint(target, "connect", "target")
+        src = self.check_endpoint(source, "connect", "source")
+        dst = self.check_endpoint(target, "connect", "target")
         if src.direction is not Direction.OUTPUT:
             raise GraphError(f"connect: source {src!r} is an input; connect from an output")
         if dst.direction is not Direction.INPUT:
@@ -220,7 +234,7 @@ class Graph:
             # Only an edge that closes a cycle needs the whole schedule (is a breaker on it?);
             # the others are checked with one search, so building big graphs stays fast.
             if self._reaches(dst.node_id, src.node_id):
-                sched = self._schedule()
+                sched = self.schedule()
                 if src.kind is Kind.EVENT and (src.node_id, dst.node_id) in sched.back_edges:
                     raise GraphError(
                         f"connect: event connection {src!r} -> {dst!r} would close a feedback loop; "
@@ -265,7 +279,8 @@ class Graph:
 
     def disconnect(self, source: Endpoint, target: Endpoint) -> None:
         conn = Connection(
-            self._endpoint(source, "disconnect", "source"), self._endpoint(target, "disconnect", "target")
+            self.check_endpoint(source, "disconnect", "source"),
+            self.check_endpoint(target, "disconnect", "target"),
         )
         if conn not in self._connection_set:
             raise GraphError(f"disconnect: {source!r} is not connected to {target!r}")
@@ -291,7 +306,7 @@ class Graph:
             raise GraphError("set_output needs at least one output endpoint")
         checked = []
         for e in endpoints:
-            ep = self._endpoint(e, "set_output", "endpoint")
+            ep = self.check_endpoint(e, "set_output", "endpoint")
             if ep.direction is not Direction.OUTPUT or ep.kind is Kind.EVENT:
                 raise GraphError(f"set_output: {ep!r} is not a stream or value output")
             checked.append(ep)
@@ -301,7 +316,7 @@ class Graph:
     # ------------------------------------------------------------------ parameters and events
     def set_value(self, endpoint: Endpoint, value: float, ramp: float = 0.0) -> None:
         """Set a value input, at once or as a linear ramp over ``ramp`` seconds (no zipper noise)."""
-        ep = self._endpoint(endpoint, "set_value", "endpoint")
+        ep = self.check_endpoint(endpoint, "set_value", "endpoint")
         check.value_input(ep, "set_value")
         value = check.finite(value, "set_value", "value")
         steps = check.ramp_steps(ramp, self.sample_rate, "set_value")
@@ -319,7 +334,7 @@ class Graph:
 
     def get_value(self, endpoint: Endpoint) -> float:
         """The current value of an endpoint (a parameter's value, an output's last sample)."""
-        ep = self._endpoint(endpoint, "get_value", "endpoint")
+        ep = self.check_endpoint(endpoint, "get_value", "endpoint")
         check.has_value(ep, "get_value")
         cell = self._bases.get((ep.node_id, ep.name))
         if cell is not None:
@@ -335,7 +350,7 @@ class Graph:
         self, endpoint: Endpoint, frame_offset: int, payload: float | tuple[float, ...] = 1.0
     ) -> None:
         """Deliver an event to an event input ``frame_offset`` samples after the next sample to process."""
-        ep = self._endpoint(endpoint, "queue_event", "endpoint")
+        ep = self.check_endpoint(endpoint, "queue_event", "endpoint")
         check.event_input(ep, "queue_event")
         at = check.event_frame(frame_offset, self.frame, "queue_event")
         fields = check.payload(payload, "queue_event")
@@ -351,29 +366,29 @@ class Graph:
     # ------------------------------------------------------------------ running
     def process(self) -> float | tuple[float, ...]:
         """Process one sample; returns the output (a float, or a tuple for several outputs)."""
-        out = self._run(self._ready(), 1)
+        out = self._run(self.plan(), 1)
         values = tuple(float(v) for v in out.reshape(-1))
         return values[0] if len(values) == 1 else values
 
     def process_block(self, n: int) -> np.ndarray:
         """Process ``n`` samples (at most MAX_BLOCK_SAMPLES); returns shape (n,) for one output,
         (k, n) for k outputs. If node code raises, the graph is as it was before the call."""
-        return self._run(self._ready(), check.block_size(n, "process_block"))
+        return self._run(self.plan(), check.block_size(n, "process_block"))
 
-    def _run(self, plan: _Plan, n: int) -> np.ndarray:
+    def _run(self, plan: Plan, n: int) -> np.ndarray:
         """``n`` samples with a given plan (JitGraph keeps its own while another thread edits);
         atomic: a fault puts the graph back as it was before the call."""
         out = np.zeros((len(plan.outputs), n))
         outputs = plan.outputs
         if n and self.atomic:
-            saved = self._snapshot(plan)
+            saved = self._checkpoint(plan)
             try:
                 for i in range(n):
                     self._tick(plan)
                     for k, (d, name) in enumerate(outputs):
                         out[k, i] = d[name]
             except BaseException:
-                self._restore(plan, saved)
+                self._rollback(plan, saved)
                 raise
         else:
             for i in range(n):
@@ -382,7 +397,7 @@ class Graph:
                     out[k, i] = d[name]
         return out[0] if len(outputs) == 1 else out
 
-    def _snapshot(self, plan: _Plan) -> tuple[Any, ...]:
+    def _checkpoint(self, plan: Plan) -> tuple[Any, ...]:
         """What a block may change, cheaply: a shallow copy of each node's attributes, its numpy
         arrays copied into buffers kept with the plan, ramps, bases, non-empty event queues."""
         if plan.arrays is None:
@@ -408,7 +423,7 @@ class Graph:
         conns = [(q, list(q)) for q in plan.conn_queues.values() if q]
         return self.frame, dicts, ramps, bases, external, conns
 
-    def _restore(self, plan: _Plan, saved: tuple[Any, ...]) -> None:
+    def _rollback(self, plan: Plan, saved: tuple[Any, ...]) -> None:
         frame, dicts, ramps, bases, external, conns = saved
         for step, arrays, copy in zip(plan.steps, plan.arrays or (), dicts, strict=True):
             state = step.state
@@ -431,7 +446,7 @@ class Graph:
             q.extend(items)
         self.frame = frame
 
-    def _tick(self, plan: _Plan) -> None:
+    def _tick(self, plan: Plan) -> None:
         frame = self.frame
         if self._ramps:
             self._advance_ramps()
@@ -492,10 +507,10 @@ class Graph:
     @property
     def outputs(self) -> tuple[Endpoint, ...]:
         """The endpoints the graph outputs (explicit, or the default: the last node's stream output)."""
-        return self._output_endpoints(self._ready().schedule)
+        return self.output_endpoints(self.plan().schedule)
 
     def processing_order(self) -> list[NodeHandle]:
-        return [self._handles[i] for i in self._ready().schedule.order]
+        return [self._handles[i] for i in self.plan().schedule.order]
 
     def handle(self, node_id: int) -> NodeHandle:
         return self._handles[node_id]
@@ -522,6 +537,121 @@ class Graph:
 
         return diagram_svg(self)
 
+    # ------------------------------------------------------------------ for engines built on the graph
+    # What the JIT (oscen.jit) and other layers above need of the graph: public, so that nothing
+    # outside oscen.graph reads or writes the graph's private attributes (tests/test_layers.py).
+
+    def check_endpoint(self, ep: Any, call: str, role: str = "endpoint") -> Endpoint:
+        """``ep`` if it is an endpoint of a node in this graph, else a GraphError naming ``call``
+        and the ``role`` of the argument: the check (and message) of every call taking an endpoint,
+        for engines that take the graph's endpoints on its behalf (JitGraph's set_value...)."""
+        ep = check.endpoint(ep, call, role)
+        if ep.graph is not self or ep.node_id not in self._handles:
+            raise GraphError(f"{call}: {role} {ep!r} belongs to a node that is not in this graph")
+        return ep
+
+    def has_node(self, node_id: int) -> bool:
+        """Whether a node of this id is in the graph (compiled state outlives removed nodes: the JIT
+        asks before carrying state back)."""
+        return node_id in self._handles
+
+    def schedule(self) -> Schedule:
+        """The processing order of the current topology, with its back edges and feedback loops:
+        what the interpreter plays by and the compiler lays kernels out by. Computed afresh (the
+        interpreter's plan is not built, so this is safe while another thread plays a plan)."""
+        return order_nodes(
+            list(self._handles),
+            [(c.source.node_id, c.target.node_id) for c in self._connections],
+            lambda i: type(self._handles[i].node).breaks_feedback,
+            lambda i: self._handles[i].label,
+        )
+
+    def output_endpoints(self, sched: Schedule | None = None) -> tuple[Endpoint, ...]:
+        """What the graph outputs: the endpoints given to set_output, or by default the first stream
+        or value output of the last node in ``sched`` (the current schedule if None). Unlike the
+        ``outputs`` property, it does not build the interpreter's plan (the compiler calls it)."""
+        if self._outputs is not None:
+            return self._outputs
+        for nid in reversed((sched or self.schedule()).order):
+            handle = self._handles[nid]
+            for ep in handle.endpoints():
+                if ep.direction is Direction.OUTPUT and ep.kind is not Kind.EVENT:
+                    return (ep,)
+        raise GraphError("the graph has no stream or value output to play; add a node or call set_output")
+
+    def plan(self) -> Plan:
+        """The interpreter's plan of the current topology (built on first use after an edit). A caller
+        that plays on while another thread edits (JitGraph) keeps one and runs it with run_plan."""
+        if self._plan is None:
+            self._plan = self._build_plan()
+        return self._plan
+
+    def run_plan(self, plan: Plan, n: int) -> np.ndarray:
+        """As ``process_block(n)``, but playing ``plan`` (from ``plan()``, maybe of an older topology:
+        nodes removed since still run in it), so the caller never waits for an edit in progress."""
+        check.owned(plan, Plan, self.uid, "run_plan", "plan")
+        return self._run(plan, check.block_size(n, "run_plan"))
+
+    def snapshot(self) -> Snapshot:
+        """The graph's running state besides its node objects: the frame, the ramps, the bases of
+        connected value inputs and the pending external events, as copies. The JIT reads the state
+        to compile from it and writes its own back with ``restore`` (to continue interpreted)."""
+        # tuple(...) copies in one step: JitGraph lets another thread edit while this one plays
+        return Snapshot(
+            self.uid,
+            self.frame,
+            {k: Ramp(r.target, r.step, r.remaining) for k, r in tuple(self._ramps.items())},
+            {k: cell[0] for k, cell in tuple(self._bases.items())},
+            {k: [(f, fields) for f, _, fields in q] for k, q in tuple(self._external.items())},
+        )
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Make ``snapshot`` (of this graph, maybe edited since) the running state: the frame, all
+        ramps and all pending events become the snapshot's, and each base it holds is set. Entries
+        of nodes removed since, and bases of inputs no longer connected, are skipped. Everything is
+        checked first: a bad snapshot raises GraphError and leaves the graph as it was."""
+        check.owned(snapshot, Snapshot, self.uid, "restore", "snapshot")
+        frame = check.frame(snapshot.frame, "restore", "snapshot.frame")
+        ramps: dict[tuple[int, str], Ramp] = {}
+        for key, ramp in dict(snapshot.ramps).items():
+            if self._state_key(key, Kind.VALUE, "ramps"):
+                ramps[key] = Ramp(*check.ramp_state(ramp, "restore", key))
+        bases: list[tuple[list[float], float]] = []
+        for key, value in dict(snapshot.bases).items():
+            if self._state_key(key, Kind.VALUE, "bases") and key in self._bases:
+                bases.append((self._bases[key], check.finite(value, "restore", f"the base of {key}")))
+        events: dict[tuple[int, str], list[tuple[int, int, EventPayload]]] = {}
+        for key, queue in dict(snapshot.events).items():
+            if self._state_key(key, Kind.EVENT, "events"):
+                items = [check.pending_event(e, "restore", key) for e in queue]
+                items.sort(key=lambda e: e[0])  # stable: events of one frame keep their order
+                counts = Counter(f for f, _ in items)
+                for f, count in counts.items():
+                    check.events_at_frame(count - 1, key, f, "restore")
+                events[key] = [(f, next(self._event_seq), fields) for f, fields in items]
+        self.frame = frame
+        self._ramps.clear()
+        self._ramps.update(ramps)
+        for cell, value in bases:
+            cell[0] = value
+        for key, queue in tuple(self._external.items()):  # one step: another thread may add nodes
+            queue[:] = events.get(key, ())
+
+    def _state_key(self, key: Any, kind: Kind, field: str) -> bool:
+        """For restore: whether ``key`` (node id, input name) is an input of ``kind`` of a node in the
+        graph; False for a node removed since the snapshot; GraphError for anything else."""
+        node_id, name = check.state_key(key, "restore", field)
+        handle = self._handles.get(node_id)
+        if handle is None:
+            return False
+        spec = type(handle.node)._endpoints.get(name)
+        if spec is None or spec.kind is not kind or spec.direction is not Direction.INPUT:
+            raise GraphError(
+                f"restore: snapshot.{field} names {handle.label}.{name}, which is not "
+                f"{'an' if kind is Kind.EVENT else 'a'} {kind.value} input"
+            )
+        return True
+
     # ------------------------------------------------------------------ internals
     def _changed(self) -> None:
         self._plan = None
@@ -536,39 +666,8 @@ class Graph:
                     return h
         raise GraphError(f"{call}: {node!r} is not a node of this graph")
 
-    def _endpoint(self, ep: Any, call: str, role: str) -> Endpoint:
-        if not isinstance(ep, Endpoint):
-            raise GraphError(f"{call}: {role} must be an endpoint (like osc.output), got {type(ep).__name__}")
-        if ep.graph is not self or ep.node_id not in self._handles:
-            raise GraphError(f"{call}: {role} {ep!r} belongs to a node that is not in this graph")
-        return ep
-
-    def _schedule(self) -> Schedule:
-        ids = list(self._handles)
-        return schedule(
-            ids,
-            [(c.source.node_id, c.target.node_id) for c in self._connections],
-            lambda i: type(self._handles[i].node).breaks_feedback,
-            lambda i: self._handles[i].label,
-        )
-
-    def _output_endpoints(self, sched: Schedule) -> tuple[Endpoint, ...]:
-        if self._outputs is not None:
-            return self._outputs
-        for nid in reversed(sched.order):
-            handle = self._handles[nid]
-            for ep in handle.endpoints():
-                if ep.direction is Direction.OUTPUT and ep.kind is not Kind.EVENT:
-                    return (ep,)
-        raise GraphError("the graph has no stream or value output to play; add a node or call set_output")
-
-    def _ready(self) -> _Plan:
-        if self._plan is None:
-            self._plan = self._build_plan()
-        return self._plan
-
-    def _build_plan(self) -> _Plan:
-        sched = self._schedule()
+    def _build_plan(self) -> Plan:
+        sched = self.schedule()
         inputs: dict[tuple[int, str], list[Connection]] = {}
         for c in self._connections:
             inputs.setdefault((c.target.node_id, c.target.name), []).append(c)
@@ -609,8 +708,8 @@ class Graph:
                 elif spec.kind is Kind.STREAM:
                     state[name] = spec.default
             steps.append(_Step(node, node.process, state, gathers, events))
-        outputs = [(self._handles[e.node_id].node.__dict__, e.name) for e in self._output_endpoints(sched)]
-        return _Plan(sched, steps, outputs, conn_queues)
+        outputs = [(self._handles[e.node_id].node.__dict__, e.name) for e in self.output_endpoints(sched)]
+        return Plan(self.uid, sched, steps, outputs, conn_queues)
 
     def _attach_emitter(
         self, source: Endpoint, conn_queues: dict[Connection, deque[tuple[int, EventPayload]]]
@@ -629,11 +728,9 @@ class Graph:
 
     def _arith(self, op: str, a: Endpoint, b: Endpoint | float) -> Endpoint:
         """Back the endpoint arithmetic ``a + b``, ``a * 0.5``: adds an Add or Multiply node."""
-        from oscen.gain import Add, Multiply
-
         symbol = "+" if op == "add" else "*"
         if isinstance(b, Endpoint):
-            other = self._endpoint(b, f"{a!r} {symbol} {b!r}", "right operand")
+            other = self.check_endpoint(b, f"{a!r} {symbol} {b!r}", "right operand")
             if other.direction is not Direction.OUTPUT or other.kind is Kind.EVENT:
                 raise GraphError(
                     f"{a!r} {symbol} {b!r}: the right operand must be a stream or value output, not {other!r}"

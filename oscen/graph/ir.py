@@ -11,15 +11,13 @@ import importlib
 import json
 import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from .endpoints import Direction, Kind
-from .node import Node
-
-if TYPE_CHECKING:
-    from .graph import Graph
+from .endpoints import Direction, Endpoint, Kind
+from .node import Node, handler_arity
+from .topology import Schedule
 
 INTERNAL_ATTRS = frozenset({"_oscen_graph"})
 
@@ -314,11 +312,26 @@ def _settle_types(
     return [StateIR(s.name, widened.get(s.name, s.type), s.length, s.cols) for s in state]
 
 
-def build_ir(graph: Graph) -> GraphIR:
-    """Extract the IR of a graph (what ``Graph.to_ir()`` returns)."""
-    from .graph import handler_arity
+class IRSource(Protocol):
+    """What :func:`build_ir` reads of a graph (:class:`~oscen.graph.Graph` is one): a protocol, so
+    that this module needs nothing of graph.py, which imports it for ``Graph.to_ir()``."""
 
-    sched = graph._schedule()
+    sample_rate: float
+
+    @property
+    def nodes(self) -> list[Any]: ...
+
+    @property
+    def connections(self) -> list[Any]: ...
+
+    def schedule(self) -> Schedule: ...
+
+    def output_endpoints(self, sched: Schedule | None = None) -> tuple[Endpoint, ...]: ...
+
+
+def build_ir(graph: IRSource) -> GraphIR:
+    """Extract the IR of a graph (what ``Graph.to_ir()`` returns)."""
+    sched = graph.schedule()
     nodes = []
     for handle in graph.nodes:
         node = handle.node
@@ -361,7 +374,7 @@ def build_ir(graph: Graph) -> GraphIR:
         )
         for c in graph.connections
     ]
-    outputs = [(e.node_id, e.name) for e in graph._output_endpoints(sched)]
+    outputs = [(e.node_id, e.name) for e in graph.output_endpoints(sched)]
     return GraphIR(
         graph.sample_rate,
         nodes,

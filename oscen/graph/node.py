@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from typing import Any, ClassVar
 
-from .endpoints import Direction, EndpointSpec, Kind, endpoint_specs
+from .endpoints import MAX_EVENT_FIELDS, Direction, EndpointSpec, Kind
 
 NODE_CLASSES: dict[str, type[Node]] = {}
 """Every node class by "module:qualname", so an IR read from JSON finds generated classes too."""
+
+
+def endpoint_specs(cls: type) -> dict[str, EndpointSpec]:
+    """All endpoint declarations of a node class, in declaration order, base classes first."""
+    specs: dict[str, EndpointSpec] = {}
+    for klass in reversed(cls.__mro__):
+        for name, value in vars(klass).items():
+            if isinstance(value, EndpointSpec):
+                specs[name] = value
+    return specs
+
+
+def handler_arity(handler: Callable[..., Any]) -> int:
+    """How many event fields a handler takes (the compiled code passes exactly these)."""
+    params = list(inspect.signature(handler).parameters.values())
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
+        return MAX_EVENT_FIELDS
+    return min(len(params), MAX_EVENT_FIELDS)
 
 
 class NodeDefinitionError(TypeError):

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-MAX_EVENT_FIELDS = 4
-"""An event carries up to this many numbers (a gate's velocity, a MIDI note's pitch and velocity...)."""
+from .endpoints import MAX_EVENT_FIELDS as MAX_EVENT_FIELDS  # the limit of an endpoint, re-exported
+from .endpoints import Direction, Endpoint, Kind
 
 MAX_BLOCK_SAMPLES = 1 << 22
 """Samples one ``process_block`` call may produce: 4,194,304 (95 s at 44.1 kHz, 32 MB per output
@@ -135,32 +135,71 @@ def payload(value: Any, call: str, require_finite: bool = True) -> tuple[float, 
 
 def endpoint(ep: Any, call: str, role: str) -> Any:
     """``ep`` must be an endpoint handle (its graph and node are checked by the engine)."""
-    from .endpoints import Endpoint
-
     if not isinstance(ep, Endpoint):
         raise GraphError(f"{call}: {role} must be an endpoint (like osc.output), got {type(ep).__name__}")
     return ep
 
 
 def value_input(ep: Any, call: str) -> None:
-    from .endpoints import Direction, Kind
-
     if ep.kind is not Kind.VALUE or ep.direction is not Direction.INPUT:
         raise GraphError(f"{call}: {ep!r} is not a value input")
 
 
 def event_input(ep: Any, call: str) -> None:
-    from .endpoints import Direction, Kind
-
     if ep.kind is not Kind.EVENT or ep.direction is not Direction.INPUT:
         raise GraphError(f"{call}: {ep!r} is not an event input")
 
 
 def has_value(ep: Any, call: str) -> None:
-    from .endpoints import Kind
-
     if ep.kind is Kind.EVENT:
         raise GraphError(f"{call}: {ep!r} is an event endpoint and has no value")
+
+
+def owned(obj: Any, cls: type, uid: int, call: str, what: str) -> None:
+    """``obj`` must be a ``cls`` made by the graph of ``uid`` (a plan, a snapshot): another graph's
+    would name nodes this graph does not have, or other nodes under the same ids."""
+    if not isinstance(obj, cls):
+        raise GraphError(f"{call}: {what} must be a {cls.__name__}, got {type(obj).__name__}")
+    if obj.graph_uid != uid:
+        raise GraphError(f"{call}: this {what} was made by another graph (uid {obj.graph_uid}, not {uid})")
+
+
+def frame(value: Any, call: str, what: str) -> int:
+    """An absolute frame: an int in 0..MAX_FRAME."""
+    if not _is_int(value) or not 0 <= value <= MAX_FRAME:
+        raise GraphError(f"{call}: {what} must be an int in 0..MAX_FRAME, got {value!r}")
+    return int(value)
+
+
+def state_key(key: Any, call: str, what: str) -> tuple[int, str]:
+    """A key of a graph's running state: (node id, endpoint name)."""
+    if not (isinstance(key, tuple) and len(key) == 2 and _is_int(key[0]) and isinstance(key[1], str)):
+        raise GraphError(f"{call}: the keys of {what} must be (node id, input name) pairs, got {key!r}")
+    return int(key[0]), key[1]
+
+
+def ramp_state(ramp: Any, call: str, where: Any) -> tuple[float, float, int]:
+    """A ramp in progress (target, step, remaining): finite numbers, remaining an int >= 1."""
+    try:
+        target, step, remaining = ramp.target, ramp.step, ramp.remaining
+    except AttributeError:
+        raise GraphError(f"{call}: the ramp of {where} must be a Ramp, got {type(ramp).__name__}") from None
+    if not _is_int(remaining) or not 1 <= remaining <= MAX_FRAME:
+        raise GraphError(
+            f"{call}: the ramp of {where} must have 1..MAX_FRAME samples remaining, got {remaining!r}"
+        )
+    return (
+        finite(target, call, f"the ramp target of {where}"),
+        finite(step, call, f"the ramp step of {where}"),
+        int(remaining),
+    )
+
+
+def pending_event(event: Any, call: str, where: Any) -> tuple[int, tuple[float, ...]]:
+    """A pending event (absolute frame, fields) as a frame and a full payload."""
+    if not (isinstance(event, tuple) and len(event) == 2):
+        raise GraphError(f"{call}: the events of {where} must be (frame, fields) pairs, got {event!r}")
+    return frame(event[0], call, f"an event frame of {where}"), payload(event[1], call)
 
 
 def max_block(value: Any, call: str) -> int:

@@ -23,6 +23,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from ..audiofile import WavError as WavError
+from ..audiofile import read_wav as read_wav
+
 FORMATS: dict[str, tuple[str, str]] = {
     ".wav": ("WAV", "FLOAT"),
     ".flac": ("FLAC", "PCM_24"),
@@ -54,10 +57,6 @@ WRITE_BUFFER_FRAMES = 16384
 
 MAX_CHANNELS = 64
 """A 2-D array with more rows than this is almost certainly ``(n, channels)`` by mistake."""
-
-
-class WavError(ValueError):
-    """Samples or a path that cannot become (or come from) a sound file; the message says why."""
 
 
 class ClippingWarning(UserWarning):
@@ -347,19 +346,6 @@ def _check_path(path: Path, who: str) -> None:
         raise WavError(f"{who}: cannot write {path}: directory {path.parent} does not exist")
     if path.is_dir():
         raise WavError(f"{who}: cannot write {path}: it is a directory")
-
-
-def read_wav(path: str | Path) -> tuple[np.ndarray, float]:
-    """Read a sound file into float64 ``(n,)`` (mono) or ``(channels, n)``; returns (samples, sample_rate)."""
-    path = Path(path)
-    if not path.is_file():
-        raise WavError(f"read_wav: no such file: {path}")
-    try:
-        frames, rate = sf.read(str(path), dtype="float64", always_2d=True)
-    except (sf.LibsndfileError, OSError, RuntimeError) as exc:
-        raise WavError(f"read_wav: cannot read {path}: {exc}") from exc
-    data = np.ascontiguousarray(frames.T)
-    return (data[0] if data.shape[0] == 1 else data), float(rate)
 
 
 def _integral_rate(sample_rate: float, who: str = "write_wav") -> int:

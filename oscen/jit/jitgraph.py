@@ -258,7 +258,7 @@ class JitGraph:
     # ------------------------------------------------------------------ parameters and events
     def set_value(self, endpoint: Endpoint, value: float, ramp: float = 0.0) -> None:
         """Set (or ramp) a value input from the next block on; never compiles."""
-        ep = self.graph._endpoint(endpoint, "set_value", "endpoint")
+        ep = self.graph.check_endpoint(endpoint, "set_value")
         check.value_input(ep, "set_value")
         value = check.finite(value, "set_value", "value")
         check.ramp_steps(ramp, self.sample_rate, "set_value")
@@ -266,7 +266,7 @@ class JitGraph:
 
     def get_value(self, endpoint: Endpoint) -> float:
         """As Graph.get_value, from whatever runs now; refuses endpoints of removed nodes."""
-        ep = self.graph._endpoint(endpoint, "get_value", "endpoint")
+        ep = self.graph.check_endpoint(endpoint, "get_value")
         check.has_value(ep, "get_value")
         cur = self._current
         if cur is not None and ep.node_id in cur.state.layout.nodes:
@@ -275,7 +275,7 @@ class JitGraph:
 
     def queue_event(self, endpoint: Endpoint, frame_offset: int, payload: Any = 1.0) -> None:
         """An event ``frame_offset`` samples into the next block processed (or later)."""
-        ep = self.graph._endpoint(endpoint, "queue_event", "endpoint")
+        ep = self.graph.check_endpoint(endpoint, "queue_event")
         check.event_input(ep, "queue_event")
         at = check.event_frame(frame_offset, self.frame, "queue_event")
         fields = check.payload(payload, "queue_event")
@@ -436,18 +436,18 @@ class JitGraph:
             # play the topology in force, so it waits for the lock (a snapshot holds it briefly).
             if self._edit_lock.acquire(blocking=not live):
                 try:
-                    self._plan = self.graph._ready()
+                    self._plan = self.graph.plan()
                     self._plan_version = self.graph.version
                 finally:
                     self._edit_lock.release()
             if self._plan is None:  # the very first block, while an edit holds the lock
                 with self._edit_lock:
-                    self._plan = self.graph._ready()
+                    self._plan = self.graph.plan()
                     self._plan_version = self.graph.version
         if not named:
-            return self.graph._run(self._plan, n)
+            return self.graph.run_plan(self._plan, n)
         try:
-            return self.graph._run(self._plan, n)
+            return self.graph.run_plan(self._plan, n)
         except Exception as exc:
             fault = self._named(exc)
             if fault is None:
@@ -458,7 +458,7 @@ class JitGraph:
     def _named(self, exc: Exception) -> NodeFault | None:
         """The interpreter's exception as a fault naming the node and line it came from (of the
         same type, so ``except ZeroDivisionError`` still catches it), or None if no node raised."""
-        nodes = {id(h.node): h.label for h in list(self.graph._handles.values())}
+        nodes = {id(h.node): h.label for h in self.graph.nodes}
         label = where = None
         tb = exc.__traceback__
         while tb is not None:
@@ -513,13 +513,13 @@ class JitGraph:
                 ep, value, ramp = args
                 if cur is not None and ep.node_id in cur.state.layout.nodes:
                     cur.state.set_value(ep, value, ramp)
-                elif ep.node_id in self.graph._handles:
+                elif self.graph.has_node(ep.node_id):
                     self.graph.set_value(ep, value, ramp)
             else:
                 ep, offset, fields = args
                 if cur is not None and ep.node_id in cur.state.layout.nodes:
                     cur.state.queue_event(ep, offset, fields)
-                elif ep.node_id in self.graph._handles:
+                elif self.graph.has_node(ep.node_id):
                     self.graph.queue_event(ep, offset, fields)
 
     def _current_version(self) -> int:
@@ -612,7 +612,7 @@ class JitGraph:
         try:
             with self._edit_lock:
                 version = self.graph.version
-                if not self.graph._handles:
+                if not self.graph.nodes:
                     return version
                 try:
                     ir = self.graph.to_ir()

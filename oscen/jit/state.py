@@ -321,9 +321,10 @@ class GraphState:
         objects: of every node (and the frame), or only of ``node_ids``."""
         if node_ids is None:
             self.frame = graph.frame
-        ramps = graph.ramps()
+        snap = graph.snapshot()
+        ramps = snap.ramps
         for n in self.ir.nodes:
-            if (node_ids is not None and n.id not in node_ids) or n.id not in graph._handles:
+            if (node_ids is not None and n.id not in node_ids) or not graph.has_node(n.id):
                 continue
             values = graph.handle(n.id).node.__dict__
             nl = self.layout.nodes[n.id]
@@ -333,8 +334,8 @@ class GraphState:
                 self.array(n.id, name)[:] = values[name]
             for name, slots in nl.params.items():
                 # a value input connected here: the slot holds its base (the sources are added)
-                cell = graph._bases.get((n.id, name)) if (n.id, name) in self._connected else None
-                self._f64(slots.value)[0] = float(values[name]) if cell is None else cell[0]
+                base = snap.bases.get((n.id, name)) if (n.id, name) in self._connected else None
+                self._f64(slots.value)[0] = float(values[name]) if base is None else base
                 ramp = ramps.get((n.id, name))
                 self._i64(slots.remaining)[0] = ramp.remaining if ramp else 0
                 if ramp:
@@ -342,19 +343,20 @@ class GraphState:
                     self._f64(slots.step)[0] = ramp.step
             for q in nl.external_queues.values():
                 self._clear_queue(q)
-        for ep, frame, fields in graph.pending_events():
-            if (node_ids is not None and ep.node_id not in node_ids) or ep.node_id not in self.layout.nodes:
+        for (nid, name), waiting in snap.events.items():
+            if (node_ids is not None and nid not in node_ids) or nid not in self.layout.nodes:
                 continue
-            q = self.layout.nodes[ep.node_id].external_queues[ep.name]
-            self._insert_event(q, frame, fields, ep)
+            q = self.layout.nodes[nid].external_queues[name]
+            for frame, fields in waiting:
+                self._insert_event(q, frame, fields, (nid, name))
 
     def save_to_graph(self, graph: Graph) -> None:
         """Copy the compiled state back into the graph's node objects (to continue interpreted).
         Nodes removed from the graph since are skipped."""
-        graph.frame = self.frame
-        graph._ramps.clear()
+        snap = graph.snapshot()
+        snap.frame = self.frame
         for n in self.ir.nodes:
-            if n.id not in graph._handles:
+            if not graph.has_node(n.id):
                 continue
             node = graph.handle(n.id).node
             nl = self.layout.nodes[n.id]
@@ -364,23 +366,22 @@ class GraphState:
             for name in nl.arrays:
                 values[name][:] = self.array(n.id, name)
             for name, slots in nl.params.items():
-                cell = graph._bases.get((n.id, name))
-                if cell is None:
+                key = (n.id, name)
+                snap.ramps.pop(key, None)
+                if key not in snap.bases:
                     values[name] = float(self._f64(slots.value)[0])
-                elif (n.id, name) in self._connected:
-                    cell[0] = float(self._f64(slots.value)[0])
+                elif key in self._connected:
+                    snap.bases[key] = float(self._f64(slots.value)[0])
                 else:
                     continue  # connected in the graph since: connecting started its base at 0
                 remaining = int(self._i64(slots.remaining)[0])
                 if remaining > 0:
-                    graph._ramps[(n.id, name)] = Ramp(
+                    snap.ramps[key] = Ramp(
                         float(self._f64(slots.target)[0]), float(self._f64(slots.step)[0]), remaining
                     )
             for name in nl.external_queues:
-                queue = graph._external[(n.id, name)]
-                queue.clear()
-                for frame, fields in self.pending_events(n.id, name):
-                    queue.append((frame, next(graph._event_seq), fields))
+                snap.events[(n.id, name)] = self.pending_events(n.id, name)
+        graph.restore(snap)
 
     def copy_nodes_from(self, other: GraphState, node_ids: list[int] | None = None) -> None:
         """Carry state over from a state of another topology: every node present in both keeps its
