@@ -124,12 +124,13 @@ class ReferenceBinding:
         imports = {name: self.library.functions[name] for name in names} if self.library else {}
         self.instance = compiled.module.instantiate(self.bytes, imports)
         layout = compiled.layout
-        self.buffers = [self.bytes[a : a + 8 * layout.max_block].view(np.float64) for a in compiled._outputs]
+        outputs = [layout.nodes[n].buffers[e] for n, e in compiled.ir.outputs]
+        self.buffers = [self.bytes[a : a + 8 * layout.max_block].view(np.float64) for a in outputs]
         area, samples = layout.render_area, layout.render_samples
         self.rendered = (
-            self.bytes[area : area + 8 * samples * len(compiled._outputs)]
+            self.bytes[area : area + 8 * samples * len(outputs)]
             .view(np.float64)
-            .reshape(len(compiled._outputs), samples)
+            .reshape(len(outputs), samples)
         )
         self.exports = self.instance.exports
         self.timeout = compiled.timeout
