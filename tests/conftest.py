@@ -17,6 +17,13 @@ os.environ.setdefault("OSCEN_VALIDATE_IR", "1")
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
+        "--reference-engine",
+        action="store_true",
+        default=False,
+        help="every differential test also runs the reference backend (oscen/jit/backends/reference.py) "
+        "on its first samples, bit for bit against the wasm kernel (also OSCEN_REFERENCE_ENGINE=1)",
+    )
+    parser.addoption(
         "--stress-seconds",
         type=float,
         default=None,
@@ -27,6 +34,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     # The stress module reads the environment at import (hypothesis settings are made then), so
     # the option is passed on through it; xdist workers inherit it.
+    if config.getoption("--reference-engine", default=False):
+        os.environ["OSCEN_REFERENCE_ENGINE"] = "1"
     seconds = config.getoption("--stress-seconds", default=None)
     if seconds is not None:
         os.environ[STRESS_ENV] = str(seconds)
