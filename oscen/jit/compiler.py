@@ -335,8 +335,8 @@ class CraneliftJit:
         if in_locals is None:  # faster node code for ordinary graphs, faster compiles for huge ones
             in_locals = len(ir.nodes) <= INLINE_MATH_NODES
         program = ProgramBuilder(ir, layout, self.fuse, in_locals).build()
-        if validate.ENABLED:
-            validate.check_lowered(ir)
+        if validate.ENABLED:  # the tests' switch (OSCEN_VALIDATE_IR): every kernel they build
+            validate.check_program(ir, program)
         t1 = time.perf_counter()
         try:
             module = wasmtime.Module(engine(), program.wat)

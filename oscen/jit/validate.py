@@ -20,7 +20,7 @@
 Errors raise :class:`KernelIRError` naming the function, the path to the node and its site.
 
 Tests validate every kernel they build: with ``OSCEN_VALIDATE_IR=1`` (tests/conftest.py sets it)
-:data:`ENABLED` is true and the compiler calls :func:`check_module` / :func:`check_kfunction`;
+:data:`ENABLED` is true and the compiler calls :func:`check_program` (the frontend's functions, the module);
 off, the check is one boolean test per compile.
 """
 
@@ -740,3 +740,12 @@ def check_lowered(ir: Any) -> None:
         seen.add(id(low))
         for fn in list(low._cache.values()):
             check_kfunction(fn)
+
+
+def check_program(ir: Any, program: Any) -> None:
+    """What the compiler calls after building a program (when :data:`ENABLED`): the frontend's
+    functions for its nodes, and the program's module (primitive level) once it is kernel IR."""
+    check_lowered(ir)
+    module = getattr(program, "module", None)
+    if module is not None:
+        check_module(module)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .. import kernel as k
+from .. import validate
 from ..compiler import CompiledGraph, CompileStats, NodeFault, NodeTimeout, _fault_type
 from ..engine import watch
 from ..frontend import JitError
@@ -237,6 +238,8 @@ def compile_reference(ir: Any, **options: Any) -> ReferenceGraph:
     jit = CraneliftJit(**options)
     t0 = time.perf_counter()
     program = jit.program(ir) if hasattr(jit, "program") else _program(jit, ir)
+    if validate.ENABLED:
+        validate.check_program(ir, program)
     t1 = time.perf_counter()
     stats = CompileStats(t1 - t0, 0.0, len(program.wat), len(program.segments))
     return ReferenceGraph(ir, program, stats, jit.timeout)
