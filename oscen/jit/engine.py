@@ -89,13 +89,8 @@ def math_module() -> wasmtime.Module:
 
 def math_module_wat() -> str:
     """The math library module's text: every function exported, with the error global (also what
-    a web export ships as ``math.wasm``)."""
-    from . import wasm_math
+    a web export ships as ``math.wasm``): the library's IR module, printed."""
+    from . import mathlib
+    from .backends import wasm
 
-    everything = [*wasm_math.FUNCTIONS.values(), *wasm_math.HELPERS.values()]
-    exports = "\n".join(f'(export "{f.wasm_name}" (func ${f.wasm_name}))' for f in everything)
-    return (
-        "(module\n"
-        f'(global ${wasm_math.ERROR_GLOBAL} (export "{wasm_math.ERROR_GLOBAL}") (mut i32) (i32.const 0))\n'
-        f"{wasm_math.wat_for(sorted(wasm_math.FUNCTIONS))}\n{exports})"
-    )
+    return wasm.module_text(mathlib.library_module())

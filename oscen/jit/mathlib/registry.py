@@ -1,0 +1,210 @@
+"""The math library's registry: error codes, the functions by name, and their WebAssembly text.
+
+Every function is a kernel IR :class:`~oscen.jit.kernel.Function` (built by :mod:`.dsl`); its
+WebAssembly text is that IR printed by the WebAssembly backend, once, when first asked for.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+
+from .. import kernel as k
+from ..kernel import T
+from ..ops import Op
+from .dsl import Fn, callees, can_trap
+
+ERROR_GLOBAL = "math_error"
+"""Name (without ``$``) of the ``(mut i32)`` global a module holding the library declares."""
+
+ERR_DOMAIN = 1
+ERR_RANGE = 2
+ERR_MODULO = 3
+ERR_FLOORDIV = 4
+ERR_ZERO_POW = 5
+ERR_COMPLEX_POW = 6
+ERR_POW_OVERFLOW = 7
+
+ERROR_MESSAGES: dict[int, tuple[type[Exception], str]] = {
+    ERR_DOMAIN: (ValueError, "math domain error"),
+    ERR_RANGE: (OverflowError, "math range error"),
+    # CPython 3.13 renamed "float modulo" to "float modulo by zero"
+    ERR_MODULO: (
+        ZeroDivisionError,
+        "float modulo" if sys.version_info < (3, 13) else "float modulo by zero",
+    ),
+    ERR_FLOORDIV: (ZeroDivisionError, "float floor division by zero"),
+    ERR_ZERO_POW: (ZeroDivisionError, "0.0 cannot be raised to a negative power"),
+    ERR_COMPLEX_POW: (
+        ValueError,
+        "negative number cannot be raised to a fractional power (the result would be complex)",
+    ),
+    # What CPython's float ``**`` raises on overflow (PyErr_SetFromErrno(ERANGE)).
+    ERR_POW_OVERFLOW: (OverflowError, "(34, 'Numerical result out of range')"),
+}
+"""Math error code (a ``Trap``'s ``math_error``, stored in ``$math_error``) -> (exception class,
+message)."""
+
+
+def _wasm_type(t: T) -> str:
+    return "i32" if t in (T.I32, T.BOOL) else t.value
+
+
+@dataclass(frozen=True)
+class MathFunction:
+    """One library function: its IR, and what a code generator needs to emit and call it.
+
+    ``params`` and ``result`` are WebAssembly type names (``"f64"``, ``"i32"``; a multi-value
+    ``result`` lists them separated by spaces); ``function.params`` / ``function.results`` have
+    the kernel types (the predicates return ``BOOL``)."""
+
+    name: str
+    wasm_name: str
+    params: tuple[str, ...]
+    result: str
+    deps: tuple[str, ...]
+    can_trap: bool
+    function: k.Function = field(compare=False, hash=False, repr=False)
+
+    @cached_property
+    def wat(self) -> str:
+        """The function's WebAssembly text (the IR, printed)."""
+        return _print_function(self.function)
+
+
+def _print_function(fn: k.Function) -> str:
+    from ..backends import wasm
+
+    return wasm.function_text(fn)
+
+
+FUNCTIONS: dict[str, MathFunction] = {}
+"""Public functions by Python name (``"sin"``, ``"pymod"``, ...)."""
+
+HELPERS: dict[str, MathFunction] = {}
+"""Internal helpers (argument reduction, pow core, ...) by wasm_name."""
+
+BY_WASM: dict[str, MathFunction] = {}
+"""Everything by wasm_name, in definition order (callees before callers)."""
+
+
+def register(
+    name: str, f: Fn, body: Sequence[k.Stmt], trapping: bool, *, helper: bool = False
+) -> MathFunction:
+    """Build ``f`` and record it; deps are read off its calls. ``trapping`` says whether the
+    function can raise (checked against the IR)."""
+    fn = f.build(body)
+    deps = tuple(sorted(callees(fn) - {fn.name}))
+    for d in deps:
+        if d not in BY_WASM:
+            raise AssertionError(f"{fn.name} calls undefined {d}")
+    if can_trap(fn) != trapping:
+        raise AssertionError(f"{fn.name}: can_trap={trapping} but its IR says {not trapping}")
+    mf = MathFunction(
+        name=name,
+        wasm_name=fn.name,
+        params=tuple(_wasm_type(t) for _, t in fn.params),
+        result=" ".join(_wasm_type(t) for t in fn.results),
+        deps=deps,
+        can_trap=trapping,
+        function=fn,
+    )
+    BY_WASM[mf.wasm_name] = mf
+    (HELPERS if helper else FUNCTIONS)[mf.wasm_name if helper else name] = mf
+    return mf
+
+
+def resolve(name: str) -> MathFunction:
+    """Look a function up by Python name or wasm_name (with or without ``$``)."""
+    key = name.lstrip("$")
+    if key in FUNCTIONS:
+        return FUNCTIONS[key]
+    if key in BY_WASM:
+        return BY_WASM[key]
+    raise KeyError(f"no WASM math function named {name!r}")
+
+
+def closure(names: Iterable[str]) -> list[MathFunction]:
+    """The named functions and all their dependencies, each once, in definition order (so the
+    same set of names always gives the same list)."""
+    needed: set[str] = set()
+    stack = [resolve(n).wasm_name for n in names]
+    while stack:
+        wn = stack.pop()
+        if wn in needed:
+            continue
+        needed.add(wn)
+        stack.extend(BY_WASM[wn].deps)
+    return [fn for wn, fn in BY_WASM.items() if wn in needed]
+
+
+def functions_for(names: Iterable[str]) -> list[k.Function]:
+    """The IR of the named functions and all their dependencies (see :func:`closure`)."""
+    return [fn.function for fn in closure(names)]
+
+
+def wat_for(names: Iterable[str]) -> str:
+    """WAT for the named functions and all their dependencies, each once, in the (fixed)
+    definition order: the same set of names always gives byte-identical text (good for caching)."""
+    return "\n".join(fn.wat for fn in closure(names))
+
+
+def library_module() -> k.Module:
+    """The whole library as one module: every function exported under its wasm_name, with the
+    exported error global. What the JIT compiles once per process and kernels import from, and
+    what a web export ships as ``math.wasm``."""
+    return k.Module(
+        functions=[replace(fn.function, export=fn.wasm_name) for fn in BY_WASM.values()],
+        globals=[k.Global(ERROR_GLOBAL, T.I32, 0, mutable=True, export=ERROR_GLOBAL)],
+    )
+
+
+def loop_function(name: str, export: str | None = None) -> k.Function:
+    """An exported loop applying one function over f64 arrays in linear memory.
+
+    ``apply_<name>(in_ptr, out_ptr, n)`` for unary functions and
+    ``apply_<name>(a_ptr, b_ptr, out_ptr, n)`` for binary ones (predicate results are converted
+    to 0.0/1.0). Used by the tests and benchmarks to run 10^5 points per host call; the module
+    must declare a memory.
+    """
+    fn = resolve(name)
+    export = export or f"apply_{fn.name}"
+    I32 = T.I32
+    ptrs = [f"p{i}" for i in range(len(fn.params))]
+    off = k.Local(I32, "off")
+
+    def add(a: k.Expr, b: k.Expr) -> k.Expr:
+        return k.Prim(I32, Op.I32_ADD, [a, b])
+
+    args: list[k.Expr] = [k.Load(T.F64, add(k.Local(I32, p), off)) for p in ptrs]
+    value: k.Expr = k.CallFn(fn.function.results[0], fn.wasm_name, args)
+    if fn.result == "i32":
+        value = k.Prim(T.F64, Op.F64_CONVERT_I32_S, [value])
+    body: list[k.Stmt] = [
+        k.SetLocal(name="end", value=k.Prim(I32, Op.I32_SHL, [k.Local(I32, "n"), k.Const(I32, 3)])),
+        k.Loop(
+            label="done",
+            cond=None,
+            body=[
+                k.Exit(label="done", cond=k.Prim(T.BOOL, Op.I32_GE_U, [off, k.Local(I32, "end")])),
+                k.Store(type=T.F64, addr=add(k.Local(I32, "out"), off), offset=0, value=value),
+                k.SetLocal(name="off", value=add(off, k.Const(I32, 8))),
+            ],
+        ),
+        k.ReturnValues(values=[]),
+    ]
+    return k.Function(
+        name=export,
+        params=[*((p, I32) for p in ptrs), ("out", I32), ("n", I32)],
+        results=(),
+        locals={"off": I32, "end": I32},
+        body=body,
+        export=export,
+    )
+
+
+def loop_wat(name: str, export: str | None = None) -> str:
+    """The text of :func:`loop_function` (the IR, printed)."""
+    return _print_function(loop_function(name, export))
