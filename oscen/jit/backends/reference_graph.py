@@ -24,7 +24,6 @@ from .. import validate
 from ..compiler import CompiledGraph, CompileStats, NodeFault, NodeTimeout, _fault_type
 from ..engine import watch
 from ..frontend import JitError
-from ..kernel import T
 from ..layout import INTERRUPT, LOOP_BUDGET, NODE, TRAP_SITE
 from ..state import GraphState
 from ..traps import MATH, TIMEOUT, TRAP_MESSAGES
@@ -36,19 +35,11 @@ _LIBRARY_LOCK = threading.Lock()
 
 
 def library_module() -> k.Module:
-    """The whole math library as one module of kernel IR (every function, the error global), as
-    the WebAssembly backend's shared math module holds it."""
-    from .. import wasm_math
+    """The whole math library as one module of kernel IR (every function, the error global): the
+    module the WebAssembly backend prints as the shared math module."""
+    from .. import mathlib
 
-    table = getattr(wasm_math, "BY_WASM", None)
-    if table is None or not all(hasattr(mf, "function") for mf in table.values()):
-        raise JitError(
-            "the reference backend needs the math library as kernel IR (oscen.jit.mathlib); "
-            "this build has it as WebAssembly text only"
-        )
-    functions = [mf.function for mf in table.values()]
-    error = k.Global(MATH_ERROR_GLOBAL, T.I32, 0, mutable=True, export=MATH_ERROR_GLOBAL)
-    return k.Module(functions, globals=[error])
+    return mathlib.library_module()
 
 
 def library() -> ref.CompiledModule:
