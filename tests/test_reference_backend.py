@@ -760,3 +760,22 @@ def _result_bits(result):
         return result
     values = value if isinstance(value, tuple) else (value,)
     return tuple(_bits(T.F64, v) if isinstance(v, float) else int(v) for v in values)
+
+
+def test_deeply_nested_expressions_and_loops() -> None:
+    """A chain of 250 wrapping adds (CPython's parser takes 200 nested parentheses) and a
+    nest of 30 loops (it takes 20 nested blocks... for loops it runs, not for the ifs it nests)."""
+    x = loc(T.I64, "x")
+    e: k.Expr = x
+    for j in range(250):
+        e = k.Prim(T.I64, Op.I64_ADD if j % 2 else Op.I64_MUL, [e, i64(j % 7 + 1)])
+    deep_if: list[k.Stmt] = [k.SetLocal(name="x", value=e)]
+    for j in range(60):
+        deep_if = [k.If(k.NOSITE, k.Prim(T.BOOL, Op.I64_NE, [x, i64(-j)]), deep_if, [])]
+    fn = k.Function("d", [("x", T.I64)], (T.I64,), {}, [*deep_if, k.ReturnValues(values=[x])], export="d")
+    from oscen.jit.frontend import deep_recursion
+
+    with deep_recursion():  # the printer's walk nests as deep as the IR
+        both = Both(k.Module([fn]))
+    for a in (0, 1, -5, 2**40):
+        assert both.ref_call("d", a) == both.wasm_call("d", a)

@@ -423,7 +423,16 @@ class _FunctionCompiler:
         return f"t_{self.temps}"
 
     # ------------------------------------------------------------------ expressions
-    def expr(self, e: k.Expr) -> _Out:  # noqa: C901 - one dispatch over the expression kinds
+    def expr(self, e: k.Expr) -> _Out:
+        """``e`` as Python; nested too deep for CPython's parser (200 parentheses), it goes into a
+        temporary first (the operands logic keeps the order of evaluation)."""
+        out = self._expr(e)
+        if len(out.text) > 240 and _paren_depth(out.text) > 90:
+            t = self.temp()
+            return _Out(t, [*out.pre, f"{t} = {out.text}"], out.pure)
+        return out
+
+    def _expr(self, e: k.Expr) -> _Out:  # noqa: C901 - one dispatch over the expression kinds
         if isinstance(e, k.Const):
             return _Out(self.mc.const(e.type, e.value))
         if isinstance(e, k.Local):
@@ -717,6 +726,24 @@ class _FunctionCompiler:
         return "\n".join(head + _indent(decl + (body or ["pass"]))) + "\n"
 
 
+def _deep() -> Any:
+    """The frontend's raised recursion limit: IR nests as deep as the code it was lowered from."""
+    from ..frontend import deep_recursion
+
+    return deep_recursion()
+
+
+def _paren_depth(text: str) -> int:
+    depth = deepest = 0
+    for ch in text:
+        if ch in "([":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")]":
+            depth -= 1
+    return deepest
+
+
 def _indent(lines: list[str]) -> list[str]:
     return ["    " + x for x in lines]
 
@@ -834,8 +861,12 @@ class CompiledModule:
     def __init__(self, module: k.Module, site_index: SiteIndex = _no_sites) -> None:
         self.module = module
         mc = _ModuleCompiler(module, site_index)
-        self.source = mc.source()
-        self.code = compile(self.source, f"<reference module {id(module):x}>", "exec")
+        with _deep():
+            self.source = mc.source()
+        try:
+            self.code = compile(self.source, f"<reference module {id(module):x}>", "exec")
+        except (SyntaxError, RecursionError, MemoryError) as exc:  # nesting CPython refuses
+            raise ReferenceError_(f"reference backend: the module's Python does not compile: {exc}") from exc
         self.consts = mc.consts
         self.names = {f.name: mc.function_name(f.name) for f in module.functions}
         self.import_names = {imp.name: f"I_{_ident(imp.name)}" for imp in module.imports}
