@@ -94,7 +94,9 @@ def render_batch(
     rate = float(graph.sample_rate)
     names = param_names(source)
     targets = resolve_targets(graph, names)
-    ir = graph.to_ir()
+    from ..jit.frontend import settled
+
+    ir = settled(graph.to_ir())  # the graph's identity below does not depend on samples run
     channels = max(1, len(ir.outputs))
     samples = int(round(seconds * rate))
     total = len(source)

@@ -71,9 +71,10 @@ class KernelImage:
         import wasmtime
 
         from ..jit import CraneliftJit, GraphState
+        from ..jit.frontend import settled
 
         jit = CraneliftJit() if max_block is None else CraneliftJit(max_block=max_block)
-        ir = graph.to_ir()
+        ir = settled(graph.to_ir())  # as compiled: the worker's layout is made from this IR's text
         compiled = jit.compile(ir)
         state = GraphState.from_graph(graph, jit.max_block, ir)
         program = compiled.program

@@ -526,7 +526,11 @@ class Graph:
                 yield ep, frame, fields
 
     def to_ir(self) -> GraphIR:
-        """The graph's topology, connections, order and node code as a compiler input."""
+        """The graph's topology, connections, order and node code as a compiler input.
+
+        Attribute types are those of the current values (``self.phase = 0`` is an int until a
+        sample ran); the JIT settles them over every assignment its methods make
+        (``oscen.jit.frontend.settled``)."""
         from .ir import build_ir
 
         return build_ir(self)

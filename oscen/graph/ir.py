@@ -85,6 +85,10 @@ class GraphIR:
     order: list[int]
     outputs: list[tuple[int, str]]
     cycles: list[list[int]] = field(default_factory=list)
+    settled: bool = False
+    """Whether the attribute types are the compiler's, settled over every assignment its methods
+    make (``oscen.jit.frontend.settled``), rather than the types of the current values, which is
+    what ``graph.to_ir()`` gives: ``self.phase = 0`` in ``__init__`` is an int until a sample ran."""
 
     def node(self, node_id: int) -> NodeIR:
         for n in self.nodes:
@@ -126,6 +130,7 @@ class GraphIR:
             "order": self.order,
             "outputs": [list(o) for o in self.outputs],
             "cycles": self.cycles,
+            "settled": self.settled,
         }
         return json.dumps(data, sort_keys=True)
 
@@ -152,6 +157,7 @@ class GraphIR:
             order=d["order"],
             outputs=[(o[0], o[1]) for o in d["outputs"]],
             cycles=d["cycles"],
+            settled=d.get("settled", False),
         )
 
     # ------------------------------------------------------------------ printing
@@ -292,26 +298,6 @@ def assigned_attributes(cls: type) -> frozenset[str]:
     return result
 
 
-def _settle_types(
-    cls: type, state: list[StateIR], endpoints: list[EndpointIR], sample_rate: float, constants: dict
-) -> list[StateIR]:
-    """Attribute types from every assignment in the compiled methods, not only the current value:
-    ``self.phase = 0`` in ``__init__`` and ``self.phase += 0.01`` in ``process`` is a float
-    attribute whether or not a sample has run (see frontend.widened_state_types)."""
-    from ..jit.frontend import widened_state_types  # TODO(layers): upward import, to be removed
-
-    widened = widened_state_types(
-        cls,
-        [(s.name, s.type, s.length, s.cols) for s in state],
-        [(e.name, e.kind, e.direction, e.arity) for e in endpoints],
-        sample_rate,
-        constants,
-    )
-    if not widened:
-        return state
-    return [StateIR(s.name, widened.get(s.name, s.type), s.length, s.cols) for s in state]
-
-
 class IRSource(Protocol):
     """What :func:`build_ir` reads of a graph (:class:`~oscen.graph.Graph` is one): a protocol, so
     that this module needs nothing of graph.py, which imports it for ``Graph.to_ir()``."""
@@ -349,7 +335,6 @@ def build_ir(graph: IRSource) -> GraphIR:
             for s in state
             if s.length is None and s.name not in assigned
         }
-        state = _settle_types(cls, state, endpoints, graph.sample_rate, constants)
         nodes.append(
             NodeIR(
                 handle.id,

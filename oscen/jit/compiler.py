@@ -23,6 +23,7 @@ from . import validate, wasm_math
 from .codegen import FUSE_NODES, INLINE_MATH_NODES, ProgramBuilder
 from .engine import engine, math_module, watch
 from .frontend import JitError
+from .frontend.typing import settled
 from .layout import INTERRUPT, LOOP_BUDGET, MAX_BLOCK, NODE, TRAP_SITE, Layout
 from .render import MATH, TIMEOUT, TRAP_MESSAGES
 from .state import GraphState
@@ -330,6 +331,7 @@ class CraneliftJit:
         if not isinstance(ir, GraphIR):
             raise TypeError(f"compile takes a GraphIR (graph.to_ir()), got {type(ir).__name__}")
         t0 = time.perf_counter()
+        ir = settled(ir)  # the attribute types every assignment in the node code needs
         layout = Layout.of(ir, self.max_block)
         in_locals = self.state_in_locals
         if in_locals is None:  # faster node code for ordinary graphs, faster compiles for huge ones

@@ -51,6 +51,7 @@ from ..graph.ir import GraphIR
 from ..graph.node import Node
 from .compiler import CompiledGraph, CraneliftJit, NodeFault, NodeTimeout, _fault_type
 from .frontend import JitError
+from .frontend.typing import settled
 from .state import GraphState
 
 
@@ -615,7 +616,7 @@ class JitGraph:
                 if not self.graph.nodes:
                     return version
                 try:
-                    ir = self.graph.to_ir()
+                    ir = settled(self.graph.to_ir())
                     state = GraphState.from_graph(self.graph, self.jit.max_block, ir)
                 except GraphError:
                     return version

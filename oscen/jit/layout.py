@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from ..graph.ir import GraphIR
 from ..graph.validation import MAX_EVENTS_PER_SAMPLE
+from .frontend.typing import settled
 
 MAX_BLOCK = 1024
 """Samples per kernel call; longer blocks are processed in chunks of this size."""
@@ -78,6 +79,8 @@ class Layout:
 
     @classmethod
     def of(cls, ir: GraphIR, max_block: int = MAX_BLOCK) -> Layout:
+        """The layout of ``ir`` with the attribute types the JIT compiles (see ``settled``)."""
+        ir = settled(ir)
         addr = HEADER_BYTES
         nodes: dict[int, NodeLayout] = {}
 

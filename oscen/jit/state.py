@@ -28,6 +28,7 @@ from ..graph.endpoints import Endpoint
 from ..graph.graph import GraphError, Ramp
 from ..graph.ir import GraphIR
 from .engine import engine
+from .frontend.typing import settled
 from .layout import EVENT_BYTES, EVENT_FIELDS, FRAME, MAX_BLOCK, Layout, QueueSlots
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ class GraphState:
     same IR. Build it with :meth:`from_graph`."""
 
     def __init__(self, ir: GraphIR, layout: Layout) -> None:
+        ir = settled(ir)  # the attribute types kernels are compiled with
         self.ir = ir
         self.layout = layout
         self.sample_rate = ir.sample_rate
@@ -106,7 +108,7 @@ class GraphState:
     @classmethod
     def from_graph(cls, graph: Graph, max_block: int = MAX_BLOCK, ir: GraphIR | None = None) -> GraphState:
         """A state holding the graph's current node state, parameters, ramps and pending events."""
-        ir = ir or graph.to_ir()
+        ir = settled(ir or graph.to_ir())
         state = cls(ir, Layout.of(ir, max_block))
         state.graph_uid = graph.uid
         state.load_from_graph(graph)
