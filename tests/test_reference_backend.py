@@ -28,6 +28,7 @@ from oscen.jit.backends import reference as ref
 from oscen.jit.backends import wasm
 from oscen.jit.backends.reference_graph import ReferenceGraph
 from oscen.jit.engine import engine
+from oscen.jit.frontend.typing import settled
 from oscen.jit.kernel import T
 from oscen.jit.layout import FRAME, INTERRUPT, NODE, TRAP_CODE, TRAP_SITE, Layout
 from oscen.jit.ops import Op
@@ -598,7 +599,7 @@ def test_reference_graph_runs_a_program_as_the_wasm_kernel_does() -> None:
     """process_block / process_into (one block, and whole blocks through render) on GraphStates:
     the same samples and the same memory as the wasm kernel of the same program."""
     g = _one_node_graph()
-    ir = g.to_ir()
+    ir = settled(g.to_ir())  # as the compiler takes it
     layout = Layout.of(ir, 64)
     site = k.TrapSite(k.Site("osc.py", 12), "self.table[...] (length 4)")
     program = _hand_program(ir, layout, _counter_code(1e9, site), [site])
@@ -623,7 +624,7 @@ def test_reference_graph_runs_a_program_as_the_wasm_kernel_does() -> None:
 
 def test_reference_graph_raises_the_wasm_kernel_s_node_faults() -> None:
     g = _one_node_graph()
-    ir = g.to_ir()
+    ir = settled(g.to_ir())  # as the compiler takes it
     layout = Layout.of(ir, 64)
     site = k.TrapSite(k.Site("osc.py", 12), "self.table[...] (length 4)")
     program = _hand_program(ir, layout, _counter_code(0.25 * 70, site), [site])
@@ -647,7 +648,7 @@ def test_an_endless_loop_ends_with_node_timeout_through_the_loop_budget() -> Non
     """Node code that counts the INTERRUPT slot down (as loops in node code do) stops with
     NodeTimeout when the watchdog lowers the budget after the timeout."""
     g = _one_node_graph()
-    ir = g.to_ir()
+    ir = settled(g.to_ir())  # as the compiler takes it
     layout = Layout.of(ir, 64)
     site = k.TrapSite(k.Site("osc.py", 30), "a loop")
     W = T.I32

@@ -43,6 +43,7 @@ from .traps import (  # noqa: F401  (re-exported: the codes' old home)
 WT = {T.F64: "f64", T.I64: "i64", T.BOOL: "i32"}
 IR_TYPES = {"f64": T.F64, "i64": T.I64, "bool": T.BOOL}
 
+
 @dataclass(frozen=True)
 class TrapSite:
     """Where a trap can happen in node code: source location and what (the node comes from memory)."""

@@ -689,14 +689,19 @@ def validate(x: Any, level: str = "high", module: k.Module | None = None, **code
     a lone Function's calls resolve in. ``code_locals``: for a lone Code, the skeleton's locals its
     body uses (``nb=T.I32``)."""
     v = Validator(level, module if not isinstance(x, k.Module) else None)
-    with _deep():
+    try:
         _validate_into(v, x, code_locals)
+    except RecursionError:  # IR nested as deep as the code it came from: again, with room
+        v = Validator(level, module if not isinstance(x, k.Module) else None)
+        with _deep():
+            _validate_into(v, x, code_locals)
     if v.problems:
         raise KernelIRError(v.problems)
 
 
 def _deep() -> Any:
-    """The frontend's raised recursion limit: IR nests as deep as the code it was lowered from."""
+    """The frontend's raised recursion limit, only when needed (changing the process-wide limit
+    while another thread builds an AST upsets CPython's parser)."""
     try:
         from .frontend import deep_recursion
     except ImportError:  # pragma: no cover - the frontend moved it

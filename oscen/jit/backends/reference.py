@@ -727,7 +727,8 @@ class _FunctionCompiler:
 
 
 def _deep() -> Any:
-    """The frontend's raised recursion limit: IR nests as deep as the code it was lowered from."""
+    """The frontend's raised recursion limit, only when needed (changing the process-wide limit
+    while another thread builds an AST upsets CPython's parser)."""
     from ..frontend import deep_recursion
 
     return deep_recursion()
@@ -861,8 +862,12 @@ class CompiledModule:
     def __init__(self, module: k.Module, site_index: SiteIndex = _no_sites) -> None:
         self.module = module
         mc = _ModuleCompiler(module, site_index)
-        with _deep():
+        try:
             self.source = mc.source()
+        except RecursionError:  # IR nested as deep as the code it came from: again, with room
+            mc = _ModuleCompiler(module, site_index)
+            with _deep():
+                self.source = mc.source()
         try:
             self.code = compile(self.source, f"<reference module {id(module):x}>", "exec")
         except (SyntaxError, RecursionError, MemoryError) as exc:  # nesting CPython refuses

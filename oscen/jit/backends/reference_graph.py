@@ -19,11 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from ...graph.ir import GraphIR
 from .. import kernel as k
 from .. import validate
 from ..compiler import CompiledGraph, CompileStats, NodeFault, NodeTimeout, _fault_type
 from ..engine import watch
 from ..frontend import JitError
+from ..frontend.typing import settled
 from ..layout import INTERRUPT, LOOP_BUDGET, NODE, TRAP_SITE
 from ..state import GraphState
 from ..traps import MATH, TIMEOUT, TRAP_MESSAGES
@@ -227,7 +229,10 @@ def compile_reference(ir: Any, **options: Any) -> ReferenceGraph:
     from ..compiler import CraneliftJit
 
     jit = CraneliftJit(**options)
+    if not isinstance(ir, GraphIR):
+        raise TypeError(f"compile takes a GraphIR (graph.to_ir()), got {type(ir).__name__}")
     t0 = time.perf_counter()
+    ir = settled(ir)  # the attribute types the kernel is compiled with (as CraneliftJit.compile)
     program = jit.program(ir) if hasattr(jit, "program") else _program(jit, ir)
     if validate.ENABLED:
         validate.check_program(ir, program)
@@ -238,12 +243,9 @@ def compile_reference(ir: Any, **options: Any) -> ReferenceGraph:
 
 def _program(jit: Any, ir: Any) -> Any:
     """The program as CraneliftJit.compile builds it (until the compiler offers ``program``)."""
-    from ...graph.ir import GraphIR
     from .. import codegen
     from ..layout import Layout
 
-    if not isinstance(ir, GraphIR):
-        raise TypeError(f"compile takes a GraphIR (graph.to_ir()), got {type(ir).__name__}")
     layout = Layout.of(ir, jit.max_block)
     in_locals = jit.state_in_locals
     if in_locals is None:
