@@ -27,6 +27,8 @@ off, the check is one boolean test per compile.
 from __future__ import annotations
 
 import os
+import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -727,9 +729,25 @@ def check_module(module: k.Module) -> None:
     validate(module, level="primitive")
 
 
+_VALIDATED: dict[int, weakref.ref[k.KFunction]] = {}
+"""Frontend functions already validated (lowerings are cached across compiles): by id, checked
+against a weak reference so that a new object at a reused id is validated again."""
+_VALIDATED_LOCK = threading.Lock()
+
+
 def check_kfunction(fn: k.KFunction) -> None:
-    """What the frontend's caller calls on each function it lowered (when :data:`ENABLED`)."""
+    """What the frontend's caller calls on each function it lowered (when :data:`ENABLED`); once
+    per function object."""
+    with _VALIDATED_LOCK:
+        seen = _VALIDATED.get(id(fn))
+        if seen is not None and seen() is fn:
+            return
     validate(fn, level="high")
+    with _VALIDATED_LOCK:
+        if len(_VALIDATED) > 100_000:
+            for key in [key for key, r in _VALIDATED.items() if r() is None]:
+                del _VALIDATED[key]
+        _VALIDATED[id(fn)] = weakref.ref(fn)
 
 
 def check_lowered(ir: Any) -> None:
