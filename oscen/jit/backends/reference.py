@@ -606,15 +606,16 @@ class _FunctionCompiler:
 
     def trap(self, s: k.Trap) -> list[str]:
         """What the WebAssembly printer makes of a Trap, to the byte: the math library's error
-        code into its global; else the site's number and the code into the memory header (or
-        both handed to the shared function ``via``); then ``unreachable``."""
+        code into its global; else the site's number and the code into the memory header
+        (directly, or by the shared function ``via``); then ``unreachable``."""
         if s.math_error:
             name = self.mc.global_name(MATH_ERROR_GLOBAL)
             self.globals_set.add(name)
             return [f"{name} = {int(s.math_error)}", "raise WasmTrap(UNREACHABLE)"]
         site = self.site_index(s.where)
-        if s.via:
-            return [f"{self.mc.callee(s.via)}({site}, {int(s.code)})"]
+        # ``via`` names the module's shared trap function, whose whole contract is these two
+        # stores and ``unreachable`` (WAT only: the IR cannot store a site passed in and trap):
+        # done here, the same memory and the same trap.
         return [
             f"Mi[{TRAP_SITE // 4}] = {site}",
             f"Mi[{TRAP_CODE // 4}] = {int(s.code)}",

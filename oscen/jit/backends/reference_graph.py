@@ -56,7 +56,8 @@ def library() -> ref.CompiledModule:
 def _refuse_text_code(module: k.Module) -> None:
     """Node code the skeleton took as printed text (before the passes produced IR for it)
     cannot be evaluated: say so rather than run an empty body."""
-    stack: list[Any] = [f.body for f in module.functions]
+    vias = {t.via for t in _all_traps(module) if t.via}  # run in place, never called (reference.py)
+    stack: list[Any] = [f.body for f in module.functions if f.name not in vias]
     while stack:
         x = stack.pop()
         if isinstance(x, list):
@@ -72,6 +73,24 @@ def _refuse_text_code(module: k.Module) -> None:
             stack.append(x.body)
             if isinstance(x, k.If):
                 stack.append(x.orelse)
+
+
+def _all_traps(module: k.Module) -> list[k.Trap]:
+    from ..validate import _traps
+
+    found: list[k.Trap] = []
+    for f in module.functions:
+        found.extend(_traps(f.body))
+        stack: list[Any] = list(f.body)
+        while stack:  # and in the Codes of Instances
+            x = stack.pop()
+            if isinstance(x, k.Instance):
+                found.extend(_traps(x.code.body))
+            elif isinstance(x, (k.If, k.Loop, k.Block)):
+                stack.extend(x.body)
+                if isinstance(x, k.If):
+                    stack.extend(x.orelse)
+    return found
 
 
 class ReferenceGraph(CompiledGraph):
