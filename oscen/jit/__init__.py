@@ -21,7 +21,9 @@ def compile(ir: GraphIR, backend: str = "wasm", **options: Any) -> CompiledGraph
     code) or ``"reference"`` (the same program evaluated in Python: slow, for tests and
     debugging). Either gives ``bind(state)``, ``process_block(state, n)`` and
     ``process_into(state, out)`` on a :class:`GraphState`, and the same :class:`NodeFault` errors.
-    ``options`` are CraneliftJit's (``max_block``, ``fuse``, ``timeout``, ``state_in_locals``)."""
+    ``options`` are CraneliftJit's (``max_block``, ``fuse``, ``timeout``, ``state_in_locals``).
+
+    Not in ``__all__``: ``from oscen.jit import *`` must not hide the builtin ``compile``."""
     if backend == "wasm":
         return CraneliftJit(**options).compile(ir)
     if backend == "reference":
@@ -33,7 +35,6 @@ def compile(ir: GraphIR, backend: str = "wasm", **options: Any) -> CompiledGraph
 
 __all__ = [
     "BACKENDS",
-    "compile",
     "CompileStats",
     "CompiledGraph",
     "CraneliftJit",
