@@ -267,3 +267,21 @@ def test_every_kfunction_of_the_polysynth_is_valid_high_level_ir() -> None:
 def test_the_switch_is_on_in_the_test_suite() -> None:
     assert os.environ.get(validate.ENV) == "1"
     assert validate.ENABLED
+
+
+def test_ir_deeper_than_the_recursion_limit() -> None:
+    """Validated under the frontend's raised limit; the compile-time hooks (deep=False) leave it
+    rather than raise the process-wide limit beside another thread's parsing."""
+    import sys
+
+    e: k.Expr = loc(T.F64, "x")
+    for _ in range(sys.getrecursionlimit()):
+        e = k.Prim(T.F64, Op.F64_ADD, [e, f64(1.0)])
+    module = k.Module([fn([ret(e)])])
+    assert validate.validate(module, level="primitive") is True
+    assert validate.validate(module, level="primitive", deep=False) is False
+    bad = k.Module(
+        [fn([ret(k.Prim(T.I64, Op.I64_ADD, [k.Prim(T.I64, Op.I64_TRUNC_SAT_F64_S, [e]), f64(2.0)]))])]
+    )
+    with pytest.raises(KernelIRError, match="argument 1 of I64_ADD is f64"):
+        validate.validate(bad, level="primitive")

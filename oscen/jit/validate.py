@@ -27,6 +27,7 @@ off, the check is one boolean test per compile.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import weakref
 from collections.abc import Iterable, Iterator
@@ -685,20 +686,36 @@ def _traps(body: Iterable[Any]) -> Iterator[k.Trap]:
 
 
 # ---------------------------------------------------------------------------------------- entry points
-def validate(x: Any, level: str = "high", module: k.Module | None = None, **code_locals: T) -> None:
+def validate(
+    x: Any, level: str = "high", module: k.Module | None = None, *, deep: bool = True, **code_locals: T
+) -> bool:
     """Check ``x`` (a Module, Function, Code or KFunction); raise :class:`KernelIRError` listing
     every problem. ``level="primitive"``: high-level nodes are errors too. ``module``: the module
     a lone Function's calls resolve in. ``code_locals``: for a lone Code, the skeleton's locals its
-    body uses (``nb=T.I32``)."""
+    body uses (``nb=T.I32``).
+
+    IR nested deeper than the interpreter's recursion limit allows is walked again under the
+    frontend's raised limit; with ``deep=False`` only if that limit is in force already (raising
+    it while another thread builds an AST upsets CPython's parser: the compile-time hooks run
+    beside concurrent compiles), else the check is skipped and False returned."""
     v = Validator(level, module if not isinstance(x, k.Module) else None)
     try:
         _validate_into(v, x, code_locals)
     except RecursionError:  # IR nested as deep as the code it came from: again, with room
+        if not deep and sys.getrecursionlimit() < _raised_limit():
+            return False
         v = Validator(level, module if not isinstance(x, k.Module) else None)
         with _deep():
             _validate_into(v, x, code_locals)
     if v.problems:
         raise KernelIRError(v.problems)
+    return True
+
+
+def _raised_limit() -> int:
+    from .frontend import COMPILE_RECURSION_LIMIT
+
+    return COMPILE_RECURSION_LIMIT
 
 
 def _deep() -> Any:
@@ -724,9 +741,19 @@ def _validate_into(v: Validator, x: Any, code_locals: dict[str, T]) -> None:
         raise TypeError(f"validate takes a Module, Function, Code or KFunction, got {type(x).__name__}")
 
 
+SKIPPED_DEEP: list[str] = []
+"""Names of what the compile-time hooks left unchecked for its depth (see :func:`validate`)."""
+
+
 def check_module(module: k.Module) -> None:
     """What the compiler calls on each module it is about to print or run (when :data:`ENABLED`)."""
-    validate(module, level="primitive")
+    if not validate(module, level="primitive", deep=False):
+        _skipped("<module>")
+
+
+def _skipped(name: str) -> None:
+    del SKIPPED_DEEP[:-99]
+    SKIPPED_DEEP.append(name)
 
 
 _VALIDATED: dict[int, weakref.ref[k.KFunction]] = {}
@@ -742,7 +769,9 @@ def check_kfunction(fn: k.KFunction) -> None:
         seen = _VALIDATED.get(id(fn))
         if seen is not None and seen() is fn:
             return
-    validate(fn, level="high")
+    if not validate(fn, level="high", deep=False):
+        _skipped(fn.qualname)
+        return
     with _VALIDATED_LOCK:
         if len(_VALIDATED) > 100_000:
             for key in [key for key, r in _VALIDATED.items() if r() is None]:
