@@ -32,6 +32,7 @@ from oscen.jit.frontend.typing import settled
 from oscen.jit.kernel import T
 from oscen.jit.layout import FRAME, INTERRUPT, NODE, TRAP_CODE, TRAP_SITE, Layout
 from oscen.jit.ops import Op
+from oscen.jit.protocol import copy_words_function, protocol_functions, ramp_function
 from oscen.oscillators import Oscillator
 
 F_EDGES = [
@@ -458,7 +459,8 @@ def test_high_level_nodes_are_refused() -> None:
 
 # ---------------------------------------------------------------------------------------- runtime
 def _hand_program(ir, layout, body_code: k.Code, sites: list) -> SimpleNamespace:
-    """A program of a one-node graph written by hand, as the skeleton lays programs out:
+    """A program of a one-node graph written by hand, as the skeleton lays programs out (with the
+    skeleton's memory-protocol functions, which a bound state calls):
     ``process(n)`` runs the node's Code once per sample (``i``: the sample, ``nb``: the node's
     base), the node's output buffer takes local ``out``, the frame advances; ``render``
     calls ``process`` per block and copies the output to the render area."""
@@ -536,7 +538,7 @@ def _hand_program(ir, layout, body_code: k.Code, sites: list) -> SimpleNamespace
         export="render",
     )
     module = k.Module(
-        [process, exported, render],
+        [ramp_function(), copy_words_function(), *protocol_functions(), process, exported, render],
         globals=[k.Global("math_error", W, 0, export="math_error")],
         memory_pages=(layout.size + 65535) // 65536,
     )
@@ -774,3 +776,27 @@ def test_deeply_nested_expressions_and_loops() -> None:
         both = Both(k.Module([fn]))
     for a in (0, 1, -5, 2**40):
         assert both.ref_call("d", a) == both.wasm_call("d", a)
+
+
+def test_unreachable_and_memcopy_as_wasm() -> None:
+    """memory.copy with overlapping regions both ways and out-of-bounds traps; Unreachable."""
+    d, sr, n = loc(T.I32, "d"), loc(T.I32, "s"), loc(T.I32, "n")
+    body = [
+        k.If(k.NOSITE, k.Prim(T.BOOL, Op.I32_EQ, [n, i32(12345)]), [k.Unreachable()], []),
+        k.MemCopy(dst=d, src=sr, nbytes=n),
+        k.ReturnValues(values=[k.Load(T.I64, d)]),
+    ]
+    fn = k.Function("c", [("d", T.I32), ("s", T.I32), ("n", T.I32)], (T.I64,), {}, body, export="c")
+    init = [k.Store(type=T.I64, addr=i32(8 * j), offset=0, value=i64(j * 0x0101010101)) for j in range(16)]
+    setup = k.Function("init", [], (), {}, init, export="init")
+    module = k.Module([setup, fn], memory_pages=1)
+    validate.validate(module, level="primitive")
+    both = Both(module)
+    cases = [(0, 8, 40), (12, 3, 50), (3, 12, 50), (100, 100, 0), (65536, 0, 0), (65530, 0, 8), (0, 65535, 2)]
+    cases += [(0, 0, 12345), (-8, 0, 4)]
+    for args in cases:
+        both.wasm_call("init")
+        both.ref_call("init")
+        assert both.ref_call("c", *args) == both.wasm_call("c", *args), args
+        wasm_memory = np.frombuffer(both.exports["memory"].read(both.store, 0, 65536), np.uint8)
+        assert np.array_equal(wasm_memory, both.ref.memory), args

@@ -214,3 +214,43 @@ def test_high_level_nodes_are_refused_by_name():
     fn = k.Function("h", [], (), {}, [k.Emit(k.NOSITE, "out", [])])
     with pytest.raises(wasm.PrintError, match="Emit"):
         wasm.module_text(k.Module([fn]))
+
+
+def test_memcopy_and_a_shared_trap_function_built_from_unreachable():
+    site, code = loc(T.I32, "site"), loc(T.I32, "code")
+    trap = k.Function(
+        "trap",
+        [("site", T.I32), ("code", T.I32)],
+        (),
+        {},
+        [
+            k.Store(type=T.I32, addr=i32(TRAP_SITE), offset=0, value=site),
+            k.Store(type=T.I32, addr=i32(TRAP_CODE), offset=0, value=code),
+            k.Unreachable(),
+        ],
+    )
+    main = k.Function(
+        "main",
+        [("n", T.I32)],
+        (),
+        {},
+        [
+            k.MemCopy(dst=i32(200), src=i32(100), nbytes=loc(T.I32, "n")),
+            k.If(
+                k.NOSITE,
+                k.Prim(T.BOOL, Op.I32_GT_U, [loc(T.I32, "n"), i32(8)]),
+                [k.Trap(code=9, where=None, via="trap")],
+                [],
+            ),
+        ],
+        export="main",
+    )
+    module = k.Module([trap, main], memory_pages=1)
+    _, ex, store = run(module, "main", 0)
+    mem = ex["memory"]
+    mem.write(store, b"abcdefgh", 100)
+    ex["main"](store, 8)
+    assert mem.read(store, 200, 208) == b"abcdefgh"
+    with pytest.raises(wasmtime.Trap):
+        ex["main"](store, 9)
+    assert struct.unpack("<ii", mem.read(store, TRAP_SITE, TRAP_SITE + 8)) == (0, 9)

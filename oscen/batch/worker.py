@@ -96,9 +96,9 @@ class KernelImage:
         import wasmtime
 
         from ..jit import CompiledGraph, CompileStats, GraphIR, GraphState
-        from ..jit.codegen import Program
         from ..jit.engine import engine
         from ..jit.layout import Layout
+        from ..jit.skeleton import Program
 
         here = getattr(wasmtime, "__version__", "")
         if self.wasmtime_version and here and here != self.wasmtime_version:

@@ -17,8 +17,10 @@ changes and events are timestamped and land on their exact frame, also inside a 
 the worklet splits a quantum at each parameter change, and events go into the kernel's own
 frame-sorted queues, which dispatch them at their sample.
 
-How the page writes parameters and events into the kernel's memory is the layout in the
-manifest: ``worklet.js`` does what :class:`oscen.jit.GraphState` does from Python.
+The page sets parameters and queues events by calling the kernel's own exports ``set_param`` and
+``queue_event`` (oscen/jit/protocol.py) with the slot addresses in the manifest, exactly as
+:class:`oscen.jit.GraphState` does from Python; the manifest carries the whole memory layout too
+(``layout``, :meth:`oscen.jit.layout.Layout.as_dict`).
 """
 
 from __future__ import annotations
@@ -110,10 +112,7 @@ def manifest_of(graph: Graph, compiled: Any, title: str) -> dict[str, Any]:
                     "log": log,
                     "named": named,  # the patch gave the node a label: a control worth showing first
                     "driven": (handle.id, name) in driven,  # a signal drives it (set_value is its base)
-                    "value": slots.value,
-                    "target": slots.target,
-                    "step": slots.step,
-                    "remaining": slots.remaining,
+                    "value": slots.value,  # the slot the kernel's set_param takes
                 }
             )
         for name, queue in node_layout.external_queues.items():
@@ -140,14 +139,7 @@ def manifest_of(graph: Graph, compiled: Any, title: str) -> dict[str, Any]:
         "channels": len(outputs),
         "max_block": layout.max_block,
         "memory_bytes": layout.size,
-        "header": {
-            "frame": memory.FRAME,
-            "trap_site": memory.TRAP_SITE,
-            "trap_code": memory.TRAP_CODE,
-            "segment": memory.SEGMENT,
-            "interrupt": memory.INTERRUPT,
-            "node": memory.NODE,
-        },  # fmt: skip
+        "header": dict(memory.HEADER_SLOTS),
         "loop_budget": LOOP_BUDGET,
         "event_bytes": memory.EVENT_BYTES,
         "event_fields": memory.EVENT_FIELDS,
@@ -156,6 +148,7 @@ def manifest_of(graph: Graph, compiled: Any, title: str) -> dict[str, Any]:
         "events": events,
         "midi": midi_id,
         "math_imports": list(program.math_imports),
+        "layout": layout.as_dict(),  # the whole memory layout (oscen.jit.layout.Layout.from_dict)
         "faults": {
             "sites": sites,
             "codes": {str(code): [exc.__name__, text] for code, (exc, text) in TRAP_MESSAGES.items()},

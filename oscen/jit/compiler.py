@@ -20,12 +20,13 @@ from ..graph import validation as check
 from ..graph.graph import GraphError
 from ..graph.ir import GraphIR
 from . import validate, wasm_math
-from .codegen import FUSE_NODES, INLINE_MATH_NODES, ProgramBuilder
+from .codegen import FUSE_NODES, INLINE_MATH_NODES
 from .engine import engine, math_module, watch
 from .frontend import JitError
 from .frontend.typing import settled
 from .layout import INTERRUPT, LOOP_BUDGET, MAX_BLOCK, NODE, TRAP_SITE, Layout
 from .render import MATH, TIMEOUT, TRAP_MESSAGES
+from .skeleton import SkeletonBuilder
 from .state import GraphState
 
 
@@ -230,6 +231,12 @@ class _Binding:
         )
         self.render_ref = ctypes.byref(exports["render"]._func)
         self.render_args = (ffi.wasmtime_val_raw_t * 2)()
+        # the memory protocol (oscen/jit/protocol.py): GraphState sets parameters and queues
+        # events through these while the state lives in this instance's memory
+        self.set_param_ref = ctypes.byref(exports["set_param"]._func)
+        self.set_param_args = (ffi.wasmtime_val_raw_t * 4)()
+        self.queue_event_ref = ctypes.byref(exports["queue_event"]._func)
+        self.queue_event_args = (ffi.wasmtime_val_raw_t * 7)()
         self._call = ffi._wasmtime_func_call_unchecked
         self.timeout = compiled.timeout
         self.started = 0.0
@@ -249,6 +256,37 @@ class _Binding:
         self.render_args[0].i32 = blocks
         self.render_args[1].i32 = size
         self._run(self.render_ref, self.render_args, 2)
+
+    def set_param(self, slot: int, value: float, seconds: float, rate: float) -> None:
+        """The kernel's ``set_param``: set the parameter whose value slot is at ``slot``."""
+        args = self.set_param_args
+        args[0].i32 = slot
+        args[1].f64 = value
+        args[2].f64 = seconds
+        args[3].f64 = rate
+        self._protocol(self.set_param_ref, args, 4)
+
+    def queue_event(self, base: int, capacity: int, frame: int, fields: tuple[float, ...]) -> bool:
+        """The kernel's ``queue_event``: False if the queue at ``base`` is full."""
+        args = self.queue_event_args
+        args[0].i32 = base
+        args[1].i32 = capacity
+        args[2].i64 = frame
+        for j in range(4):
+            args[3 + j].f64 = fields[j] if j < len(fields) else 0.0
+        self._protocol(self.queue_event_ref, args, 7)
+        return bool(args[0].i32)
+
+    def _protocol(self, func_ref: Any, args: Any, nargs: int) -> None:
+        """A call of a memory-protocol function (no node code runs: no watchdog, no fault)."""
+        error = self._call(self.ctx, func_ref, args, nargs, self.trap_ref)
+        if error:
+            raise wasmtime.WasmtimeError._from_ptr(error)
+        if self.trap:  # a bug of ours (the functions only address the slots they are given)
+            trap = wasmtime.Trap._from_ptr(self.trap)
+            self.trap = ctypes.POINTER(ffi.wasm_trap_t)()
+            self.trap_ref = ctypes.byref(self.trap)
+            raise RuntimeError(f"internal error: a memory-protocol call trapped: {trap.message}")
 
     def _run(self, func_ref: Any, args: Any, nargs: int) -> None:
         self.interrupt[0] = LOOP_BUDGET
@@ -336,7 +374,7 @@ class CraneliftJit:
         in_locals = self.state_in_locals
         if in_locals is None:  # faster node code for ordinary graphs, faster compiles for huge ones
             in_locals = len(ir.nodes) <= INLINE_MATH_NODES
-        program = ProgramBuilder(ir, layout, self.fuse, in_locals).build()
+        program = SkeletonBuilder(ir, layout, self.fuse, in_locals).build()
         if validate.ENABLED:  # the tests' switch (OSCEN_VALIDATE_IR): every kernel they build
             validate.check_program(ir, program)
         t1 = time.perf_counter()

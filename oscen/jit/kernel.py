@@ -456,6 +456,25 @@ class Trap(Stmt):
 
 
 @dataclass
+class Unreachable(Stmt):
+    """Stop the kernel with what the header already says (a shared trap function's last step,
+    after it stored the site and code it was given)."""
+
+    site: Site = field(default=NOSITE, kw_only=True)
+
+
+@dataclass
+class MemCopy(Stmt):
+    """Copy ``nbytes`` bytes of linear memory from ``src`` to ``dst`` (I32 addresses; the
+    regions may overlap, as WebAssembly's ``memory.copy``)."""
+
+    site: Site = field(default=NOSITE, kw_only=True)
+    dst: Expr
+    src: Expr
+    nbytes: Expr
+
+
+@dataclass
 class Code:
     """A node variant's code at the primitive level, shared by every node of the variant: its
     statements, the locals they use (beyond the skeleton's), and the marks where the locals

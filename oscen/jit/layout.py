@@ -6,7 +6,9 @@ layout, so a state made from a graph fits any kernel compiled from the same IR.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from ..graph.ir import GraphIR
 from ..graph.validation import MAX_EVENTS_PER_SAMPLE
@@ -32,6 +34,16 @@ LOOP_BUDGET = 2**31 - 1
 """What a Python host gives each call: its watchdog, not the count, ends an endless loop."""
 NODE = 24  # i32: the node whose code runs (to attribute traps in code shared by several nodes)
 HEADER_BYTES = 64
+HEADER_SLOTS = {
+    "frame": FRAME,
+    "trap_site": TRAP_SITE,
+    "trap_code": TRAP_CODE,
+    "segment": SEGMENT,
+    "interrupt": INTERRUPT,
+    "node": NODE,
+}
+"""The header slots by name (in a layout's JSON: hosts in other languages read them from there)."""
+LAYOUT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,32 @@ class NodeLayout:
     def rel(self, addr: int) -> int:
         return addr - self.base
 
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready data (tuples become lists; :meth:`from_dict` turns them back)."""
+        return {
+            "base": self.base,
+            "scalars": {n: list(v) for n, v in self.scalars.items()},
+            "arrays": {n: list(v) for n, v in self.arrays.items()},
+            "params": {n: asdict(p) for n, p in self.params.items()},
+            "external_queues": {n: asdict(q) for n, q in self.external_queues.items()},
+            "outboxes": {n: asdict(q) for n, q in self.outboxes.items()},
+            "buffers": dict(self.buffers),
+            "shapes": {n: list(v) for n, v in self.shapes.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NodeLayout:
+        return cls(
+            base=int(d["base"]),
+            scalars={n: (int(a), str(t)) for n, (a, t) in d["scalars"].items()},
+            arrays={n: (int(a), str(t), int(m)) for n, (a, t, m) in d["arrays"].items()},
+            params={n: ParamSlots(**p) for n, p in d["params"].items()},
+            external_queues={n: QueueSlots(**q) for n, q in d["external_queues"].items()},
+            outboxes={n: QueueSlots(**q) for n, q in d["outboxes"].items()},
+            buffers={n: int(a) for n, a in d["buffers"].items()},
+            shapes={n: (int(r), int(c)) for n, (r, c) in d["shapes"].items()},
+        )
+
 
 @dataclass
 class Layout:
@@ -76,6 +114,47 @@ class Layout:
     size: int
     render_area: int = 0  # RENDER_SAMPLES f64 per graph output: where `render` collects blocks
     render_samples: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The layout as JSON-ready data (node ids become string keys), with the header slots and
+        event format it assumes, so that a host in another language (the browser worklet) needs
+        nothing else to address a kernel's memory."""
+        return {
+            "version": LAYOUT_VERSION,
+            "header": dict(HEADER_SLOTS),
+            "event_bytes": EVENT_BYTES,
+            "event_fields": EVENT_FIELDS,
+            "max_block": self.max_block,
+            "size": self.size,
+            "render_area": self.render_area,
+            "render_samples": self.render_samples,
+            "nodes": {str(nid): nl.as_dict() for nid, nl in self.nodes.items()},
+        }
+
+    def to_json(self) -> str:
+        """The layout as JSON text (:meth:`from_json` reads it back equal)."""
+        return json.dumps(self.as_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Layout:
+        if d.get("version") != LAYOUT_VERSION:
+            raise ValueError(
+                f"a memory layout of version {d.get('version')!r}; this oscen reads {LAYOUT_VERSION}"
+            )
+        if d.get("header") != HEADER_SLOTS or d.get("event_bytes") != EVENT_BYTES:
+            raise ValueError("a memory layout with another header or event format (another oscen version?)")
+        return cls(
+            int(d["max_block"]),
+            {int(nid): NodeLayout.from_dict(nl) for nid, nl in d["nodes"].items()},
+            int(d["size"]),
+            int(d["render_area"]),
+            int(d["render_samples"]),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Layout:
+        """The layout :meth:`to_json` wrote."""
+        return cls.from_dict(json.loads(text))
 
     @classmethod
     def of(cls, ir: GraphIR, max_block: int = MAX_BLOCK) -> Layout:

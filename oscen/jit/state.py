@@ -4,6 +4,10 @@ The memory is a wasmtime linear memory owned by this object; Python sees it thro
 (no copies). ``set_value`` and ``queue_event`` write straight into it, so they take effect at the next
 sample without recompiling.
 
+Parameters and events follow the memory protocol (:mod:`.protocol`): a state bound to a kernel calls
+the kernel's own ``set_param`` and ``queue_event`` exports (the browser worklet calls the same ones);
+an unbound state does the same in Python, to the same bytes.
+
 Event queues: each event input's queue in the kernel's memory holds EXTERNAL_QUEUE_CAPACITY events.
 More may be queued: the earliest wait in the kernel's queue, the later ones in a host-side overflow
 list, and before each call into the kernel the queue is topped up from the overflow; a call that
@@ -165,6 +169,17 @@ class GraphState:
             raise GraphError(f"set_value: {endpoint!r} is not a value input")
         value = check.finite(value, "set_value", "value")
         steps = check.ramp_steps(ramp, self.sample_rate, "set_value")
+        binding = self._binding
+        if binding is not None and self._processing.acquire(blocking=False):
+            try:  # the kernel's own set_param (the same float operations as below)
+                binding.set_param(slots.value, value, float(ramp), self.sample_rate)
+            finally:
+                self._processing.release()
+            return
+        # Unbound (or a kernel runs on another thread: writing its memory directly is what it
+        # sees at its next block either way): protocol.set_param_function() done here, in Python.
+        # (The reference evaluator can run that function on self.bytes instead: any object with
+        # the binding's set_param/queue_event methods plugs in where `binding` is chosen above.)
         current = self._f64(slots.value)
         if steps <= 0:
             current[0] = value
@@ -240,10 +255,9 @@ class GraphState:
         due no earlier than every event in the kernel's queue). With ``limit``, refuse an event
         beyond MAX_EVENTS_PER_SAMPLE at its frame first."""
         self._refill(q)
-        waiting, pos = self._waiting(q, frame)
         if limit:
-            check.events_at_frame(waiting, where, frame, "queue_event")
-        header, frames, values, entries = self._queue_views(q)
+            check.events_at_frame(self._waiting(q, frame)[0], where, frame, "queue_event")
+        header, frames, values, _ = self._queue_views(q)
         count = int(header[0])
         over = self._overflow.get(q.base)
         if count >= q.capacity:
@@ -257,7 +271,24 @@ class GraphState:
             evicted = (last, -1, tuple(float(f) for f in values[count - 1]))
             self._overflow.setdefault(q.base, []).insert(0, evicted)
             self._overflow_count += 1
-            count -= 1
+            header[0] = count - 1
+        binding = self._binding
+        if binding is not None and self._processing.acquire(blocking=False):
+            try:  # the kernel's own queue_event (it has room: the overflow is host-side)
+                inserted = binding.queue_event(q.base, q.capacity, frame, fields)
+            finally:
+                self._processing.release()
+            if not inserted:
+                raise RuntimeError("internal error: the kernel refused an event its queue has room for")
+            return
+        self._put_event(q, frame, fields)
+
+    def _put_event(self, q: QueueSlots, frame: int, fields: tuple[float, ...]) -> None:
+        """protocol.queue_event_function() done here, in Python (unbound, or a kernel runs on
+        another thread): insert in a queue that has room, after the events of the same frame."""
+        _, pos = self._waiting(q, frame)
+        header, frames, values, entries = self._queue_views(q)
+        count = int(header[0])
         if pos < count:
             entries[pos + 1 : count + 1] = entries[pos:count].copy()
         frames[pos] = frame

@@ -121,7 +121,7 @@ class _Scope:
     params: set[str]
     results: tuple[T, ...] | None
     node_code: bool
-    renames: dict[str, str] = field(default_factory=dict)
+    renames: list[dict[str, str]] = field(default_factory=list)  # innermost Instance's first
     labels: list[tuple[str, str]] = field(default_factory=list)  # (label, "block" | "loop")
     loops: int = 0  # high-level While/ForRange nesting (break/continue)
     assigned: set[str] = field(default_factory=set)
@@ -273,7 +273,9 @@ class Validator:
     def local_type(self, name: str, write: bool) -> T | None:
         scope = self.scope
         assert scope is not None
-        real = scope.renames.get(name, name)
+        real = name
+        for renames in scope.renames:
+            real = renames.get(real, real)
         t = scope.locals.get(real)
         if t is None:
             shown = real if real == name else f"{name} (renamed {real})"
@@ -404,6 +406,11 @@ class Validator:
                 self.problem("SyncState outside a Code")
         elif isinstance(s, k.Instance):
             self.instance(s)
+        elif isinstance(s, k.Unreachable):
+            pass
+        elif isinstance(s, k.MemCopy):
+            for part in ("dst", "src", "nbytes"):
+                self.expect(T.I32, self.expr(getattr(s, part), part), f"memory.copy's {part}")
         # ---- high level
         elif isinstance(s, k.Assign):
             got = self.expr(s.value, "value")
@@ -479,8 +486,11 @@ class Validator:
             for trap in _traps(code.body):
                 if trap.where is not None and id(trap.where) not in listed:
                     self.problem(f"a Trap's site ({trap.where.site}) is missing from its Code's sites")
+        chain = [s.renames, *scope.renames]  # the printer renames pasted text again, outwards
         for name, t in code.locals.items():
-            real = s.renames.get(name, name)
+            real = name
+            for renames in chain:
+                real = renames.get(real, real)
             have = scope.locals.get(real)
             if have is None:
                 self.problem(f"the instance's local {real!r} (code's {name!r}) is not declared")
@@ -492,7 +502,7 @@ class Validator:
             scope.params,
             scope.results,
             node_code=True,
-            renames=dict(s.renames),
+            renames=chain,
             labels=[],  # node code cannot leave the skeleton's blocks
             assigned=scope.assigned,
             reads=scope.reads,
@@ -503,12 +513,12 @@ class Validator:
         try:
             with self.at("code"):
                 self.stmts(code.body)
+            with self.at("flush"):  # pasted into the code's text: renamed with it
+                self.stmts(s.flush)
+            with self.at("reload"):
+                self.stmts(s.reload)
         finally:
             self.scope = outer
-        with self.at("flush"):
-            self.stmts(s.flush)
-        with self.at("reload"):
-            self.stmts(s.reload)
 
     def trap(self, s: k.Trap) -> None:
         scope = self.scope

@@ -4,8 +4,8 @@
 // (the memory layout) in processorOptions. Parameter changes and events arrive on the port (or in
 // processorOptions.schedule for offline renders) stamped with the kernel frame they belong to; a
 // render quantum is split at every parameter change, and events go into the kernel's own queues,
-// which dispatch them at their exact sample. This is what oscen.jit.GraphState does from
-// Python, written against the same layout.
+// which dispatch them at their exact sample. Both go through the kernel's exported set_param and
+// queue_event, the same functions oscen.jit.GraphState calls from Python.
 
 const FRAME_LIMIT = 2 ** 53;
 
@@ -69,39 +69,18 @@ class OscenProcessor extends AudioWorkletProcessor {
     return Number(this.view.getBigInt64(this.m.header.frame, true));
   }
 
+  // Parameters and events go through the kernel's own memory-protocol exports (set_param,
+  // queue_event: oscen/jit/protocol.py), the very functions oscen.jit.GraphState calls from Python.
   setParam(p, value, rampSeconds) {
-    const v = this.view;
-    const steps = Math.round(rampSeconds * this.m.sample_rate);
-    if (steps <= 0) {
-      v.setFloat64(p.value, value, true);
-      v.setBigInt64(p.remaining, 0n, true);
-    } else {
-      const current = v.getFloat64(p.value, true);
-      v.setFloat64(p.target, value, true);
-      v.setFloat64(p.step, (value - current) / steps, true);
-      v.setBigInt64(p.remaining, BigInt(steps), true);
-    }
+    this.kernel.exports.set_param(p.value, value, rampSeconds, this.m.sample_rate);
   }
 
-  // Insert into a kernel queue, keeping it sorted by frame (after events of the same frame).
-  // Returns false when the queue is full: the event then waits for the next quantum.
+  // Insert into a kernel queue, kept sorted by frame (after events of the same frame). Returns
+  // false when the queue is full: the event then waits for the next quantum.
   queueEvent(q, frame, value) {
-    const v = this.view;
-    const count = v.getInt32(q.base, true);
-    const head = v.getInt32(q.base + 4, true);
-    if (count >= q.capacity) return false;
-    const size = this.m.event_bytes;
-    const entries = q.base + 8;
-    let pos = count;
-    while (pos > head && Number(v.getBigInt64(entries + (pos - 1) * size, true)) > frame) pos--;
-    const bytes = new Uint8Array(this.memory.buffer);
-    bytes.copyWithin(entries + (pos + 1) * size, entries + pos * size, entries + count * size);
-    const at = entries + pos * size;
-    v.setBigInt64(at, BigInt(frame), true);
     const fields = Array.isArray(value) ? value : [value ?? 1.0];
-    for (let k = 0; k < this.m.event_fields; k++) v.setFloat64(at + 8 + 8 * k, k < fields.length ? +fields[k] : 0.0, true);
-    v.setInt32(q.base, count + 1, true);
-    return true;
+    const f = [0, 1, 2, 3].map((k) => (k < fields.length ? +fields[k] : 0.0));
+    return this.kernel.exports.queue_event(q.base, q.capacity, BigInt(frame), f[0], f[1], f[2], f[3]) !== 0;
   }
 
   // ----------------------------------------------------------------- faults

@@ -236,6 +236,15 @@ def _trunc_sat32(x: float) -> int:
     return _trunc_sat(x, -(2**31), 2**31 - 1)
 
 
+def _memcopy(memory: np.ndarray, dst: int, src: int, n: int) -> None:
+    """``memory.copy``: overlapping regions allowed; out of bounds (even for 0 bytes past the end)
+    traps before anything is copied."""
+    dst, src, n = dst & M32, src & M32, n & M32
+    if dst + n > len(memory) or src + n > len(memory):
+        raise WasmTrap(OOB)
+    memory[dst : dst + n] = memory[src : src + n].copy()
+
+
 _D = struct.Struct("<d")
 _Q = struct.Struct("<q")
 
@@ -390,7 +399,7 @@ class _FunctionCompiler:
         self.labels: list[tuple[str, str, int]] = []  # (label, "block"|"loop", id) of Python loops
         self.escapes: list[set[int]] = []  # per open Python loop: jump codes that leave through it
         self.jump_codes: dict[tuple[int, str], int] = {}
-        self.renames: dict[str, str] = {}
+        self.renames: list[dict[str, str]] = []  # innermost Instance's first (see instance_code)
         self.instance: k.Instance | None = None
         self.uses_jump = False
         self.loop_count = 0
@@ -412,7 +421,9 @@ class _FunctionCompiler:
         return py
 
     def local(self, name: str) -> str:
-        real = self.renames.get(name, name)
+        real = name
+        for renames in self.renames:
+            real = renames.get(real, real)
         py = self.names.get(real)
         if py is None:
             raise ReferenceError_(f"{self.fn.name}: local {real!r} is not declared")
@@ -591,15 +602,18 @@ class _FunctionCompiler:
             return [*v.pre, f"{self.local(s.target.name)} = {v.text}"]
         if isinstance(s, k.Instance):
             return self.instance_code(s)
+        if isinstance(s, k.Unreachable):
+            return ["raise WasmTrap(UNREACHABLE)"]
+        if isinstance(s, k.MemCopy):
+            parts = self.operands([s.dst, s.src, s.nbytes])
+            pre = [x for p in parts for x in p.pre]
+            return [*pre, f"_memcopy(M, {', '.join(p.text for p in parts)})"]
         if isinstance(s, k.SyncState):
             inst = self.instance
             if inst is None:
                 raise ReferenceError_(f"{self.fn.name}: SyncState outside an Instance")
-            saved, self.renames = self.renames, {}
-            try:
-                return self.stmts(inst.flush if s.direction == "flush" else inst.reload)
-            finally:
-                self.renames = saved
+            # as the printer pastes them: into the code's text, renamed with it
+            return self.stmts(inst.flush if s.direction == "flush" else inst.reload)
         raise ReferenceError_(
             f"{self.fn.name}: {type(s).__name__} is not primitive-level IR (run the passes first)"
         )
@@ -623,8 +637,11 @@ class _FunctionCompiler:
         ]
 
     def instance_code(self, s: k.Instance) -> list[str]:
+        """An Instance's code with its renames; an Instance inside another's flush or reload (a
+        variant's write-back Code) is renamed by its own, then by the enclosing ones, as the
+        printer renames the text it pastes in."""
         saved = (self.renames, self.instance, self.labels, self.site_index)
-        self.renames, self.instance = dict(s.renames), s
+        self.renames, self.instance = [s.renames, *self.renames], s
         self.site_index = code_sites(s.code)
         try:
             return self.stmts(s.code.body)

@@ -14,6 +14,7 @@ printing however many nodes paste it; an :class:`~oscen.jit.kernel.Instance` the
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import struct
@@ -215,6 +216,12 @@ class Printer:
             f" (i32.store (i32.const {TRAP_CODE}) (i32.const {s.code})) unreachable"
         )
 
+    def _unreachable(self, s: k.Unreachable) -> str:
+        return "unreachable"
+
+    def _memcopy(self, s: k.MemCopy) -> str:
+        return f"(memory.copy {self.expr(s.dst)} {self.expr(s.src)} {self.expr(s.nbytes)})"
+
     def _sync(self, s: k.SyncState) -> str:
         if s.direction == "flush":
             return FLUSH_MARK
@@ -258,17 +265,30 @@ _STMT: dict[type, Callable[[Printer, k.Stmt], str]] = {
     k.ExprStmt: Printer._expr_stmt,
     k.Trap: Printer._trap,
     k.SyncState: Printer._sync,
+    k.Unreachable: Printer._unreachable,
+    k.MemCopy: Printer._memcopy,
     k.Instance: Printer._instance,
 }
 
 _NAME = re.compile(r"\$([A-Za-z0-9_.]+)")
 
 
+@functools.lru_cache(maxsize=256)
+def _names_pattern(names: frozenset[str]) -> re.Pattern[str]:
+    """A pattern matching exactly ``$name`` for these names (longest first, whole names only)."""
+    alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    return re.compile(r"\$(" + alternatives + r")(?![A-Za-z0-9_.])")
+
+
 def rename(text: str, renames: dict[str, str]) -> str:
-    """``text`` with the names in ``renames`` (locals, labels: without ``$``) replaced."""
+    """``text`` with the names in ``renames`` (locals, labels: without ``$``) replaced.
+
+    The pattern matches only the names renamed (the nodes of a variant share their keys, so one
+    compiled pattern serves them all): a callback per renamed occurrence, not per ``$`` name in the
+    text, which made pasting a variant's code for each node of a large graph ~15x slower."""
     if not renames:
         return text
-    return _NAME.sub(lambda m: "$" + renames.get(m.group(1), m.group(1)), text)
+    return _names_pattern(frozenset(renames)).sub(lambda m: "$" + renames[m.group(1)], text)
 
 
 def code_sites(code: k.Code) -> SiteIndex:

@@ -1,0 +1,565 @@
+"""The program skeleton as kernel IR: a whole graph as one :class:`~.kernel.Module`.
+
+Nodes are grouped into *segments* in processing order. A segment is one function with one loop over
+the block's samples; inside it, each node's step comes in order: its parameter ramps, its connected
+inputs summed into locals ``in_<name>``, its due events dispatched to its handlers, its
+``process``, and its outputs copied to buffers for nodes in later segments. Node code enters as a
+:class:`~.kernel.Instance` of its variant's :class:`~.kernel.Code` (one Code serves every node of
+the variant; with state in locals, the instance renames the variant's ``S_<name>`` locals to the
+node's and fills in the state write-back around out-of-line helpers). Cycles through feedback
+breakers stay inside one segment, sample by sample. Node state lives in memory, or in locals within
+one segment function, so Cranelift's work per node is bounded and compile time grows linearly.
+
+Around the segments: ``block`` (reset the outboxes, run the segments, compact the external queues,
+advance the frame), the ``process`` and ``render`` exports, and the memory protocol
+(:mod:`.protocol`). The WebAssembly backend prints the module (:mod:`.backends.wasm`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..graph.ir import GraphIR, NodeIR
+from . import codegen, wasm_math
+from . import kernel as k
+from .backends import wasm
+from .inline import parse, parse_function
+from .inline import render as render_sexpr
+from .kernel import T
+from .layout import EVENT_BYTES, FRAME, NODE, SEGMENT, Layout, QueueSlots
+from .ops import Op
+from .protocol import (
+    copy_words_function,
+    i32,
+    i64,
+    if_,
+    invoke,
+    load,
+    local,
+    prim,
+    protocol_functions,
+    ramp_function,
+    set_local,
+    store,
+)
+from .render import RUNTIME, Template, TrapSite, library
+
+I32, I64, F64, BOOL = T.I32, T.I64, T.F64, T.BOOL
+SCALAR_TYPES = {"f64": F64, "i64": I64, "bool": BOOL}
+"""Kernel type of each layout scalar type."""
+WAT_TYPES = {"f64": F64, "i64": I64, "i32": I32}
+SUM_CHUNK = 64
+"""Terms of an input's sum in one expression (more are added on in the input's local)."""
+
+
+@dataclass
+class Program:
+    wat: str
+    layout: Layout
+    sites: dict[int, list[TrapSite]]  # node id -> its variant's trap sites (ids are per variant)
+    segments: list[list[int]]  # node ids per segment
+    node_labels: dict[int, str]
+    math_imports: list[str]  # math library functions imported, in import order
+    module: k.Module | None = field(default=None, repr=False)
+    """The program as kernel IR (``wat`` is its printing; None for a program loaded from a
+    serialised kernel, see oscen.batch)."""
+
+    def trap_site(self, node_id: int, site_id: int) -> TrapSite | None:
+        """Where trap ``site_id`` of the node whose code ran (the NODE slot) is in the source.
+
+        Site ids belong to the program (to the node's rendered variant), not to the process: a
+        compile running concurrently cannot hand out the same id, and nothing grows forever."""
+        sites = self.sites.get(node_id, ())
+        return sites[site_id] if 0 < site_id < len(sites) else None
+
+
+# --------------------------------------------------------------------------- node code (transitional)
+@dataclass
+class VariantCode:
+    """A node variant's code as the skeleton uses it: ``process`` and one handler per event input
+    (handlers read their event's fields at local ``ev_at``), the variant's outlined helpers, the
+    locals its code uses, the state scalars it keeps in locals ``S_<name>`` (state in locals), the
+    library functions it calls, and its trap sites."""
+
+    process: k.Code
+    handlers: dict[str, k.Code]
+    functions: list[k.Function]
+    state_used: tuple[str, ...]
+    called: frozenset[str]
+    sites: list[Any]
+    ramps: k.Code | None = None  # the parameter ramps' step (made by the skeleton, once)
+    syncs: dict[tuple, tuple[k.Code, k.Code]] = field(default_factory=dict)  # state -> flush, reload
+
+
+def _syncs(code: k.Code) -> bool:
+    """Whether ``code`` writes its state locals back to memory anywhere (SyncState marks)."""
+    got = code.derived.get("skeleton.syncs")
+    if got is None:
+        text = code.derived.get("wat")
+        if text is not None:
+            got = wasm.FLUSH_MARK in text
+        else:
+            got = any(isinstance(s, k.SyncState) for s in _statements(code.body))
+        code.derived["skeleton.syncs"] = got
+    return got
+
+
+def _statements(body: list[k.Stmt]):
+    """Every statement in ``body``, nested ones included."""
+    stack = list(body)
+    while stack:
+        s = stack.pop()
+        yield s
+        for name in ("body", "orelse"):
+            inner = getattr(s, name, None)
+            if isinstance(inner, list):
+                stack.extend(inner)
+
+
+def _wat_code(text: str, locals_: dict[str, T] | None = None) -> k.Code:
+    """A Code whose printing is given (today's rendered text): the printer keeps a Code's text in
+    ``derived``, so it takes this one as printed."""
+    code = k.Code([], locals_ or {})
+    code.derived["wat"] = text
+    return code
+
+
+def _wat_function(text: str, export: str | None = None) -> k.Function:
+    """A WAT function given as text, as a Function of the module (its body a printed Code)."""
+    fn = parse_function(text)
+    body = " ".join(render_sexpr(item) for item in fn.body)
+    results = tuple(WAT_TYPES[t] for t in fn.results)
+    if results:  # the body leaves its value: return it (the printer ends such functions with a trap)
+        body = f"(return (block (result {' '.join(fn.results)}) {body}))"
+    params = [(n[1:], WAT_TYPES[t]) for n, t in fn.params]
+    locals_ = {n[1:]: WAT_TYPES[t] for n, t in fn.locals}
+    return k.Function(fn.name, params, results, locals_, [k.Instance(code=_wat_code(body))], export)
+
+
+_RUNTIME_FUNCTIONS: dict[str, k.Function] = {}
+
+
+def _runtime_functions() -> dict[str, k.Function]:
+    """render.py's RUNTIME helpers (checked integer ops, traps...) that node text calls, but
+    ``ramp``, which the skeleton has as IR of its own (see :mod:`.protocol`)."""
+    if not _RUNTIME_FUNCTIONS:
+        found = {}
+        for item in parse(RUNTIME):
+            if isinstance(item, list) and item and item[0] == "func" and item[1] != "$ramp":
+                fn = _wat_function(render_sexpr(item))
+                found[fn.name] = fn
+        _RUNTIME_FUNCTIONS.update(found)
+    return _RUNTIME_FUNCTIONS
+
+
+def _variant_of_template(tpl: Template) -> VariantCode:
+    """Transitional: today's rendered text of a variant (render.BodyRenderer) as Codes, made once
+    per template and kept on it. To go once the passes (oscen.jit.passes) produce Codes."""
+    got = tpl.__dict__.get("_skeleton_variant")
+    if got is None:
+        locals_ = {name[1:]: WAT_TYPES[t] for name, t in tpl.locals.items()}
+        got = VariantCode(
+            process=_wat_code(tpl.process, locals_),
+            handlers={name: _wat_code(text) for name, text in tpl.handlers.items()},
+            functions=[_wat_function(text) for text in tpl.functions],
+            state_used=tuple(tpl.state_used),
+            called=frozenset(tpl.called),
+            sites=tpl.sites,
+        )
+        tpl.__dict__["_skeleton_variant"] = got
+    return got
+
+
+# --------------------------------------------------------------------------- the skeleton
+def _frame_now() -> k.Expr:
+    """The absolute frame of the sample being processed."""
+    return prim(Op.I64_ADD, load(I64, i32(FRAME)), prim(Op.I64_EXTEND_I32_U, local(I32, "i")))
+
+
+class SkeletonBuilder:
+    """Builds a GraphIR's module: segments, ``block``, the ``process``/``render`` exports, the
+    memory protocol, and the library functions node code calls."""
+
+    def __init__(
+        self, ir: GraphIR, layout: Layout, fuse: int = codegen.FUSE_NODES, state_in_locals: bool = False
+    ) -> None:
+        self.ir = ir
+        self.layout = layout
+        self.fuse = fuse
+        self.state_in_locals = state_in_locals
+        self.seg_state: dict[int, dict[str, T]] = {}  # node -> scalars held in locals this segment
+        self.buffered: set[tuple[int, str]] = set(ir.outputs)
+        self.called: set[str] = set()
+        self.functions: dict[str, k.Function] = {}  # the variants' outlined helpers, by name
+        self.sites: dict[int, list[Any]] = {}
+        self.inline_math = len(ir.nodes) <= codegen.INLINE_MATH_NODES
+        self.uses_ramp = False
+        self.nodes = {n.id: n for n in ir.nodes}
+        self._inputs: dict[tuple[int, str], list[tuple[int, str]]] = {}
+        for c in ir.connections:
+            self._inputs.setdefault((c.target, c.target_endpoint), []).append((c.source, c.source_endpoint))
+
+    def sources(self, nid: int, name: str) -> list[tuple[int, str]]:
+        return self._inputs.get((nid, name), [])
+
+    def variant(self, node: NodeIR) -> VariantCode:
+        connected = frozenset(
+            e.name
+            for e in node.endpoints
+            if e.direction == "input" and e.kind != "event" and self.sources(node.id, e.name)
+        )
+        tpl = codegen.template(
+            node, self.layout, connected, self.inline_math, self.state_in_locals, self.ir.sample_rate
+        )
+        return _variant_of_template(tpl)
+
+    def segments(self) -> list[list[int]]:
+        order = self.ir.order
+        pos = {nid: i for i, nid in enumerate(order)}
+        # A cycle's nodes, and everything between them in the order, run in one loop.
+        must_join = [False] * len(order)
+        for cyc in self.ir.cycles:
+            lo, hi = min(pos[n] for n in cyc), max(pos[n] for n in cyc)
+            for i in range(lo + 1, hi + 1):
+                must_join[i] = True
+        segs: list[list[int]] = []
+        for i, nid in enumerate(order):
+            if segs and (must_join[i] or len(segs[-1]) < self.fuse):
+                segs[-1].append(nid)
+            else:
+                segs.append([nid])
+        return segs
+
+    # ------------------------------------------------------------------ one node's step
+    def node_step(
+        self,
+        node: NodeIR,
+        members: set[int],
+        locals_: dict[str, T],
+        heads: list[str],
+        instances: list[tuple[int, k.Instance, VariantCode]],
+    ) -> list[k.Stmt]:
+        nl = self.layout.nodes[node.id]
+        code = self.variant(node)
+        locals_.update(code.process.locals)
+        self.called |= code.called
+        self.sites[node.id] = code.sites
+        for fn in code.functions:
+            self.functions.setdefault(fn.name, fn)
+        nb = local(I32, "nb")
+        out: list[k.Stmt] = [set_local("nb", i32(nl.base)), store(I32, i32(NODE), i32(node.id))]
+        renames: dict[str, str] = {}
+        if self.state_in_locals:
+            state = self.seg_state.setdefault(node.id, {})
+            for name in code.state_used:
+                state[name] = SCALAR_TYPES[nl.scalars[name][1]]
+                renames[f"S_{name}"] = f"n{node.id}_{name}"
+
+        def instance(c: k.Code) -> k.Instance:
+            inst = k.Instance(code=c, renames=renames)
+            if renames and _syncs(c):  # its state goes back to memory around outlined helpers
+                instances.append((node.id, inst, code))
+            return inst
+
+        # 1. ramps of parameters set from outside (of a connected one, its base): a load and a
+        # branch while none runs. Addressed from nb, the same for every node of the variant: one
+        # Code, printed once.
+        if nl.params:
+            self.uses_ramp = True
+            if code.ramps is None:
+                code.ramps = k.Code(
+                    [
+                        if_(
+                            prim(Op.I64_NE, load(I64, nb, nl.rel(slots.remaining)), i64(0)),
+                            [invoke("ramp", nb, i32(nl.rel(slots.value)))],
+                        )
+                        for slots in nl.params.values()
+                    ],
+                    {},
+                )
+            out.append(k.Instance(code=code.ramps))
+        # 2. connected inputs, summed left to right; a value input starts from its base (what
+        # set_value set), as the interpreter does
+        for e in node.endpoints:
+            if e.direction != "input" or e.kind == "event":
+                continue
+            srcs = self.sources(node.id, e.name)
+            if not srcs:
+                continue
+            terms = [self.source_value(s, port, members) for s, port in srcs]
+            if e.kind == "value":
+                terms.insert(0, load(F64, nb, nl.rel(nl.params[e.name].value)))
+            locals_[f"in_{e.name}"] = F64
+            out.extend(self.sum_into(f"in_{e.name}", terms))
+        # 3. events due at this sample: external ones first, then each source's in connection order
+        for e in node.endpoints:
+            if e.direction != "input" or e.kind != "event":
+                continue
+            handler = code.handlers[e.name]
+            out.append(self.dispatch_external(nl.external_queues[e.name], instance(handler)))
+            for src, port in self.sources(node.id, e.name):
+                outbox = self.layout.nodes[src].outboxes[port]
+                head = f"head{len(heads)}"
+                heads.append(head)
+                out.append(self.dispatch_outbox(outbox, head, instance(handler)))
+        # 4. process
+        out.append(instance(code.process))
+        # 5. outputs that leave the segment
+        for e in node.endpoints:
+            if e.direction == "output" and e.kind != "event" and (node.id, e.name) in self.buffered:
+                out.append(store(F64, local(I32, "i8"), self.scalar(node.id, e.name), nl.buffers[e.name]))
+        return out
+
+    @staticmethod
+    def sum_into(name: str, terms: list[k.Expr]) -> list[k.Stmt]:
+        """``name = t0 + t1 + ...``, left to right (the interpreter's order): one expression for a
+        few terms, then added on in the local in chunks, so that a mix of hundreds of sources is
+        no expression hundreds deep (the printer recurses on expressions)."""
+        out: list[k.Stmt] = []
+        total = terms[0]
+        for j, t in enumerate(terms[1:], 1):
+            if j % SUM_CHUNK == 0:
+                out.append(set_local(name, total))
+                total = local(F64, name)
+            total = prim(Op.F64_ADD, total, t)
+        out.append(set_local(name, total))
+        return out
+
+    def scalar(self, nid: int, name: str) -> k.Expr:
+        """A node's scalar attribute or output: its local when state is kept in locals, else memory."""
+        addr, ty = self.layout.nodes[nid].scalars[name]
+        t = SCALAR_TYPES[ty]
+        if self.state_in_locals:
+            self.seg_state.setdefault(nid, {})[name] = t
+            return local(t, f"n{nid}_{name}")
+        return load(t, i32(addr))
+
+    def source_value(self, src: int, port: str, members: set[int]) -> k.Expr:
+        if src in members:
+            # Same loop: the source's output holds this sample's value, or the previous
+            # sample's over a back edge into a feedback breaker (the source runs later).
+            return self.scalar(src, port)
+        return load(F64, local(I32, "i8"), self.layout.nodes[src].buffers[port])
+
+    def sync(self, nid: int, inst: k.Instance, variant: VariantCode) -> None:
+        """A node's state write-back around its outlined helpers: its locals in this segment
+        (known once the whole segment is built: neighbours read its outputs too). Written with the
+        variant's names (``S_<name>``, which the instance renames), so nodes of one variant with
+        the same locals share one Code for each direction, printed once."""
+        state = tuple(self.seg_state.get(nid, {}).items())
+        codes = variant.syncs.get(state)
+        if codes is None:
+            nl = self.layout.nodes[nid]
+            nb = local(I32, "nb")
+            flush: list[k.Stmt] = []
+            reload: list[k.Stmt] = []
+            for name, t in state:
+                rel = nl.rel(nl.scalars[name][0])
+                flush.append(store(t, nb, local(t, f"S_{name}"), rel))
+                reload.append(set_local(f"S_{name}", load(t, nb, rel)))
+            codes = variant.syncs[state] = (k.Code(flush, {}), k.Code(reload, {}))
+        for name, _ in state:
+            inst.renames[f"S_{name}"] = f"n{nid}_{name}"
+        inst.flush.append(k.Instance(code=codes[0]))
+        inst.reload.append(k.Instance(code=codes[1]))
+
+    @staticmethod
+    def dispatch_external(q: QueueSlots, handler: k.Stmt) -> k.Stmt:
+        """Handle the externally queued events due now (the queue is sorted by frame)."""
+        head = local(I32, "ev_head")
+        at = local(I32, "ev_at")
+        return k.Loop(
+            label="ev",
+            cond=None,
+            body=[
+                set_local("ev_head", load(I32, i32(q.base + 4))),
+                k.Exit(label="ev", cond=prim(Op.I32_GE_U, head, load(I32, i32(q.base)))),
+                set_local(
+                    "ev_at", prim(Op.I32_ADD, i32(q.entries), prim(Op.I32_MUL, head, i32(EVENT_BYTES)))
+                ),
+                k.Exit(label="ev", cond=prim(Op.I64_GT_S, load(I64, at), _frame_now())),
+                store(I32, i32(q.base + 4), prim(Op.I32_ADD, head, i32(1))),
+                handler,
+            ],
+        )
+
+    @staticmethod
+    def dispatch_outbox(q: QueueSlots, head_name: str, handler: k.Stmt) -> k.Stmt:
+        """Handle the events a source node emitted up to now in this block, with this input's own
+        read position (a local: outboxes are filled and read within one block)."""
+        head = local(I32, head_name)
+        at = local(I32, "ev_at")
+        return k.Loop(
+            label="ev",
+            cond=None,
+            body=[
+                k.Exit(label="ev", cond=prim(Op.I32_GE_U, head, load(I32, i32(q.base)))),
+                set_local(
+                    "ev_at", prim(Op.I32_ADD, i32(q.entries), prim(Op.I32_MUL, head, i32(EVENT_BYTES)))
+                ),
+                k.Exit(label="ev", cond=prim(Op.I64_GT_S, load(I64, at), _frame_now())),
+                set_local(head_name, prim(Op.I32_ADD, head, i32(1))),
+                handler,
+            ],
+        )
+
+    def segment(self, index: int, node_ids: list[int]) -> k.Function:
+        members = set(node_ids)
+        locals_: dict[str, T] = {"i": I32, "i8": I32, "nb": I32, "ev_at": I32, "ev_head": I32}
+        heads: list[str] = []
+        instances: list[tuple[int, k.Instance, VariantCode]] = []
+        body: list[k.Stmt] = []
+        for nid in node_ids:
+            body.extend(self.node_step(self.nodes[nid], members, locals_, heads, instances))
+        for h in heads:
+            locals_[h] = I32
+        prologue: list[k.Stmt] = []
+        epilogue: list[k.Stmt] = []
+        if self.state_in_locals:
+            for nid, inst, variant in instances:
+                self.sync(nid, inst, variant)
+            for nid in node_ids:
+                for name, t in self.seg_state.get(nid, {}).items():
+                    addr = self.layout.nodes[nid].scalars[name][0]
+                    locals_[f"n{nid}_{name}"] = t
+                    prologue.append(set_local(f"n{nid}_{name}", load(t, i32(addr))))
+                    epilogue.append(store(t, i32(addr), local(t, f"n{nid}_{name}")))
+        i = local(I32, "i")
+        loop = k.Loop(
+            label="sample",
+            cond=None,
+            body=[
+                k.Exit(label="sample", cond=prim(Op.I32_GE_U, i, local(I32, "n"))),
+                set_local("i8", prim(Op.I32_SHL, i, i32(3))),
+                *body,
+                set_local("i", prim(Op.I32_ADD, i, i32(1))),
+            ],
+        )
+        return k.Function(
+            f"seg{index}",
+            [("n", I32)],
+            (),
+            locals_,
+            [store(I32, i32(SEGMENT), i32(index)), *prologue, set_local("i", i32(0)), loop, *epilogue],
+        )
+
+    # ------------------------------------------------------------------ the module
+    def block_function(self, segments: int) -> k.Function:
+        """``block(n)``: one block of ``n`` samples (outboxes reset, segments, queues compacted)."""
+        n, h, c = local(I32, "n"), local(I32, "h"), local(I32, "c")
+        body: list[k.Stmt] = []
+        compact: list[k.Stmt] = []
+        for nl in self.layout.nodes.values():
+            for q in nl.outboxes.values():
+                body.append(store(I32, i32(q.base), i32(0)))
+            for q in nl.external_queues.values():
+                compact.append(set_local("h", load(I32, i32(q.base + 4))))
+                compact.append(
+                    if_(
+                        prim(Op.I32_NE, h, i32(0)),
+                        [
+                            set_local("c", prim(Op.I32_SUB, load(I32, i32(q.base)), h)),
+                            invoke(
+                                "copy_words",
+                                i32(q.entries),
+                                prim(Op.I32_ADD, i32(q.entries), prim(Op.I32_MUL, h, i32(EVENT_BYTES))),
+                                prim(Op.I32_MUL, c, i32(EVENT_BYTES)),
+                            ),
+                            store(I32, i32(q.base), c),
+                            store(I32, i32(q.base + 4), i32(0)),
+                        ],
+                    )
+                )
+        body.extend(invoke(f"seg{si}", n) for si in range(segments))
+        body.extend(compact)
+        body.append(
+            store(I64, i32(FRAME), prim(Op.I64_ADD, load(I64, i32(FRAME)), prim(Op.I64_EXTEND_I32_U, n)))
+        )
+        return k.Function("block", [("n", I32)], (), {"h": I32, "c": I32}, body)
+
+    def render_function(self) -> k.Function:
+        """``render(blocks, size)``: ``blocks`` blocks of ``size`` samples in one call, each block's
+        outputs appended to the render area: the same samples as ``blocks`` calls of ``process``,
+        without the trips."""
+        b, size = local(I32, "b"), local(I32, "size")
+        body: list[k.Stmt] = [invoke("block", size)]
+        for j, (nid, name) in enumerate(self.ir.outputs):
+            area = self.layout.render_area + 8 * j * self.layout.render_samples
+            body.append(
+                invoke(
+                    "copy_words",
+                    prim(Op.I32_ADD, i32(area), prim(Op.I32_SHL, prim(Op.I32_MUL, b, size), i32(3))),
+                    i32(self.layout.nodes[nid].buffers[name]),
+                    prim(Op.I32_SHL, size, i32(3)),
+                )
+            )
+        body.append(set_local("b", prim(Op.I32_ADD, b, i32(1))))
+        return k.Function(
+            "render",
+            [("blocks", I32), ("size", I32)],
+            (),
+            {"b": I32},
+            [k.Loop(label="next", cond=prim(Op.I32_LT_U, b, local(I32, "blocks")), body=body)],
+            export="render",
+        )
+
+    def imports(self) -> list[k.Import]:
+        """The math functions node code calls out of line, from the shared library (engine.py)."""
+        lib = library()
+        out = []
+        for name in sorted(self.called - set(_runtime_functions()) - {"ramp"}):
+            fn = lib[name]
+            out.append(
+                k.Import(
+                    "math",
+                    name,
+                    tuple(WAT_TYPES[t] for _, t in fn.params),
+                    tuple(WAT_TYPES[t] for t in fn.results),
+                )
+            )
+        return out
+
+    def module(self) -> tuple[k.Module, list[list[int]]]:
+        segs = self.segments()
+        seg_of = {nid: si for si, seg in enumerate(segs) for nid in seg}
+        for c in self.ir.connections:
+            if c.kind != "event" and seg_of[c.source] != seg_of[c.target]:
+                self.buffered.add((c.source, c.source_endpoint))
+        seg_functions = [self.segment(si, seg) for si, seg in enumerate(segs)]
+        runtime = _runtime_functions()
+        library_functions: list[k.Function] = []
+        if self.called & set(runtime):  # node text calls render.py's helpers: all of them, as today
+            library_functions.extend(runtime.values())
+        if self.uses_ramp:
+            library_functions.append(ramp_function())
+        library_functions.append(copy_words_function())
+        functions = [
+            *library_functions,
+            *protocol_functions(),
+            *self.functions.values(),
+            *seg_functions,
+            self.block_function(len(segs)),
+            k.Function("process", [("n", I32)], (), {}, [invoke("block", local(I32, "n"))], export="process"),
+            self.render_function(),
+        ]
+        module = k.Module(
+            functions,
+            imports=self.imports(),
+            globals=[k.Global(wasm_math.ERROR_GLOBAL, I32, 0, mutable=True, export="math_error")],
+            memory_pages=(self.layout.size + 65535) // 65536,
+        )
+        return module, segs
+
+    def build(self) -> Program:
+        module, segs = self.module()
+        wat = wasm.module_text(module)
+        return Program(
+            wat,
+            self.layout,
+            self.sites,
+            segs,
+            {n.id: n.label for n in self.ir.nodes},
+            [imp.name for imp in module.imports],
+            module,
+        )
