@@ -800,3 +800,27 @@ def test_unreachable_and_memcopy_as_wasm() -> None:
         assert both.ref_call("c", *args) == both.wasm_call("c", *args), args
         wasm_memory = np.frombuffer(both.exports["memory"].read(both.store, 0, 65536), np.uint8)
         assert np.array_equal(wasm_memory, both.ref.memory), args
+
+
+def test_an_instance_inside_a_flush_is_renamed_by_both_instances() -> None:
+    """A variant's write-back Code (written with the variant's names) pasted into a node's
+    Instance flush: renamed by its own Instance, then by the node's (as the printer does)."""
+    writeback = k.Code([k.Store(type=T.F64, addr=i32(256), offset=0, value=loc(T.F64, "S_v"))], {})
+    code = k.Code(
+        [
+            k.SetLocal(name="S_v", value=k.Prim(T.F64, Op.F64_ADD, [loc(T.F64, "S_v"), f64(1.5)])),
+            k.SyncState(direction="flush"),
+        ],
+        {"S_v": T.F64},
+    )
+    node = k.Instance(code=code, renames={"S_v": "S_osc_v"}, flush=[k.Instance(code=writeback)])
+    body = [
+        k.SetLocal(name="S_osc_v", value=loc(T.F64, "x")),
+        node,
+        k.ReturnValues(values=[k.Load(T.F64, i32(256))]),
+    ]
+    fn = k.Function("p", [("x", T.F64)], (T.F64,), {"S_osc_v": T.F64}, body, export="p")
+    module = k.Module([fn], memory_pages=1)
+    validate.validate(module, level="primitive")
+    both = Both(module)
+    assert both.ref_call("p", 2.0) == both.wasm_call("p", 2.0) == ("ok", 3.5)
