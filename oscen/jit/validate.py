@@ -561,10 +561,15 @@ class Validator:
 
     # ------------------------------------------------------------------ expressions
     def expr(self, e: k.Expr, step: str) -> T | None:
-        """Check ``e``; returns its type (None when it is too broken to have one)."""
-        with self.at(
-            step, getattr(e, "site", None) if isinstance(getattr(e, "site", None), k.Site) else None
-        ):
+        """Check ``e``; returns its type (None when it is too broken to have one). The hot path:
+        the path and site are kept by hand rather than by :meth:`at`."""
+        path = self.path
+        path.append(step)
+        outer = self.site
+        site = getattr(e, "site", None)
+        if site is not None and isinstance(site, k.Site):
+            self.site = site
+        try:
             if not isinstance(e, k.Expr):
                 self.problem(f"expected an expression, got {type(e).__name__}")
                 return None
@@ -575,6 +580,9 @@ class Validator:
                 self.problem(f"high-level expression {type(e).__name__} in primitive-level IR")
             self.expr_inner(e)
             return e.type
+        finally:
+            path.pop()
+            self.site = outer
 
     def expr_inner(self, e: k.Expr) -> None:  # noqa: C901 - one dispatch over the expression kinds
         if isinstance(e, k.Const):
