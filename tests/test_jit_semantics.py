@@ -40,7 +40,8 @@ from oscen.graph import Graph
 from oscen.jit import CraneliftJit, GraphState, JitError, JitGraph, NodeFault
 from oscen.jit import kernel as k
 from oscen.jit.frontend import settled
-from oscen.jit.inline import _outlined, parse_function
+from oscen.jit.ops import Op
+from oscen.jit.passes.inline import outlined
 from oscen.jit.render import _measure
 from oscen.patch import load_patch
 
@@ -370,20 +371,20 @@ def test_size_cache_survives_id_reuse() -> None:
 
 
 def test_outlining_cache_survives_id_reuse() -> None:
-    tiny = "(func $f (param $x f64) (result f64) (local.get $x))"
-    huge = (
-        "(func $f (param $x f64) (result f64) "
-        + "(f64.add " * 400
-        + "(local.get $x)"
-        + " (f64.const 1))" * 400
-        + ")"
-    )
+    x = k.Local(k.T.F64, "x")
+
+    def function(adds: int) -> k.Function:
+        value: k.Expr = x
+        for _ in range(adds):
+            value = k.Prim(k.T.F64, Op.F64_ADD, [value, k.Const(k.T.F64, 1.0)])
+        return k.Function("f", [("x", k.T.F64)], (k.T.F64,), {}, [k.ReturnValues(values=[value])])
+
     for _ in range(20):
-        table = {"f": parse_function(tiny)}
-        assert _outlined(table) == set()
-        other = {"f": parse_function(huge)}
+        table = {"f": function(0)}
+        assert outlined(table) == set()
+        other = {"f": function(200)}
         del table
-        assert _outlined(other) == {"f"}, "a stale entry of another function table"
+        assert outlined(other) == {"f"}, "a stale entry of another function table"
         del other
 
 

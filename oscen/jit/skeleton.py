@@ -24,11 +24,10 @@ from ..graph.ir import GraphIR, NodeIR
 from . import codegen, wasm_math
 from . import kernel as k
 from .backends import wasm
-from .inline import parse, parse_function
-from .inline import render as render_sexpr
 from .kernel import T
 from .layout import EVENT_BYTES, FRAME, NODE, SEGMENT, Layout, QueueSlots
 from .ops import Op
+from .passes.runtime import trap_function
 from .protocol import (
     copy_words_function,
     i32,
@@ -43,9 +42,11 @@ from .protocol import (
     set_local,
     store,
 )
-from .render import RUNTIME, Template, TrapSite, library
+from .render import Template, TrapSite
 
 I32, I64, F64, BOOL = T.I32, T.I64, T.F64, T.BOOL
+_RUNTIME_NAMES = frozenset({"trap"})
+"""Functions node code calls that the module defines (the others are the math library's)."""
 SCALAR_TYPES = {"f64": F64, "i64": I64, "bool": BOOL}
 """Kernel type of each layout scalar type."""
 WAT_TYPES = {"f64": F64, "i64": I64, "i32": I32}
@@ -117,55 +118,27 @@ def _statements(body: list[k.Stmt]):
                 stack.extend(inner)
 
 
-def _wat_code(text: str, locals_: dict[str, T] | None = None) -> k.Code:
-    """A Code whose printing is given (today's rendered text): the printer keeps a Code's text in
-    ``derived``, so it takes this one as printed."""
-    code = k.Code([], locals_ or {})
-    code.derived["wat"] = text
-    return code
-
-
-def _wat_function(text: str, export: str | None = None) -> k.Function:
-    """A WAT function given as text, as a Function of the module (its body a printed Code)."""
-    fn = parse_function(text)
-    body = " ".join(render_sexpr(item) for item in fn.body)
-    results = tuple(WAT_TYPES[t] for t in fn.results)
-    if results:  # the body leaves its value: return it (the printer ends such functions with a trap)
-        body = f"(return (block (result {' '.join(fn.results)}) {body}))"
-    params = [(n[1:], WAT_TYPES[t]) for n, t in fn.params]
-    locals_ = {n[1:]: WAT_TYPES[t] for n, t in fn.locals}
-    return k.Function(fn.name, params, results, locals_, [k.Instance(code=_wat_code(body))], export)
-
-
-_RUNTIME_FUNCTIONS: dict[str, k.Function] = {}
-
-
-def _runtime_functions() -> dict[str, k.Function]:
-    """render.py's RUNTIME helpers (checked integer ops, traps...) that node text calls, but
-    ``ramp``, which the skeleton has as IR of its own (see :mod:`.protocol`)."""
-    if not _RUNTIME_FUNCTIONS:
-        found = {}
-        for item in parse(RUNTIME):
-            if isinstance(item, list) and item and item[0] == "func" and item[1] != "$ramp":
-                fn = _wat_function(render_sexpr(item))
-                found[fn.name] = fn
-        _RUNTIME_FUNCTIONS.update(found)
-    return _RUNTIME_FUNCTIONS
+def _with_sites(fn: k.Function, sites: list[k.TrapSite]) -> k.Function:
+    """An outlined helper of a variant, its body numbering its trap sites in the variant's table
+    (a Code carries the table; the module's printing has none of its own)."""
+    body = [k.Instance(code=k.Code(fn.body, {}, sites))]
+    return k.Function(fn.name, fn.params, fn.results, fn.locals, body, fn.export)
 
 
 def _variant_of_template(tpl: Template) -> VariantCode:
-    """Transitional: today's rendered text of a variant (render.BodyRenderer) as Codes, made once
-    per template and kept on it. To go once the passes (oscen.jit.passes) produce Codes."""
+    """A variant's code from the passes (:mod:`.passes`, on the template), made once per template
+    and kept on it."""
     got = tpl.__dict__.get("_skeleton_variant")
     if got is None:
-        locals_ = {name[1:]: WAT_TYPES[t] for name, t in tpl.locals.items()}
+        vc = tpl.code
+        assert vc is not None
         got = VariantCode(
-            process=_wat_code(tpl.process, locals_),
-            handlers={name: _wat_code(text) for name, text in tpl.handlers.items()},
-            functions=[_wat_function(text) for text in tpl.functions],
-            state_used=tuple(tpl.state_used),
-            called=frozenset(tpl.called),
-            sites=tpl.sites,
+            process=vc.process,
+            handlers=dict(vc.handlers),
+            functions=[_with_sites(f, vc.process.sites) for f in vc.functions],
+            state_used=tuple(vc.state_used),
+            called=frozenset(vc.math_called | vc.runtime_called),
+            sites=vc.sites,
         )
         tpl.__dict__["_skeleton_variant"] = got
     return got
@@ -506,18 +479,10 @@ class SkeletonBuilder:
 
     def imports(self) -> list[k.Import]:
         """The math functions node code calls out of line, from the shared library (engine.py)."""
-        lib = library()
         out = []
-        for name in sorted(self.called - set(_runtime_functions()) - {"ramp"}):
-            fn = lib[name]
-            out.append(
-                k.Import(
-                    "math",
-                    name,
-                    tuple(WAT_TYPES[t] for _, t in fn.params),
-                    tuple(WAT_TYPES[t] for t in fn.results),
-                )
-            )
+        for name in sorted(self.called - _RUNTIME_NAMES):
+            fn = wasm_math.resolve(name).function
+            out.append(k.Import("math", name, tuple(t for _, t in fn.params), fn.results))
         return out
 
     def module(self) -> tuple[k.Module, list[list[int]]]:
@@ -527,10 +492,9 @@ class SkeletonBuilder:
             if c.kind != "event" and seg_of[c.source] != seg_of[c.target]:
                 self.buffered.add((c.source, c.source_endpoint))
         seg_functions = [self.segment(si, seg) for si, seg in enumerate(segs)]
-        runtime = _runtime_functions()
         library_functions: list[k.Function] = []
-        if self.called & set(runtime):  # node text calls render.py's helpers: all of them, as today
-            library_functions.extend(runtime.values())
+        if "trap" in self.called:  # what Trap(via="trap") calls
+            library_functions.append(trap_function())
         if self.uses_ramp:
             library_functions.append(ramp_function())
         library_functions.append(copy_words_function())

@@ -1,0 +1,152 @@
+"""The passes' output (oscen.jit.passes): primitive kernel IR only, self-contained, every trap
+site in the variant's table, every local declared; checked on every variant of the demo patch and
+the polysynth, with state in memory and in locals. What the code computes is checked by the
+differential suites (test_jit_*.py), which run it."""
+
+from __future__ import annotations
+
+import pytest
+
+from oscen.demo import demo_patch
+from oscen.jit import kernel as k
+from oscen.jit.codegen import lowering_for
+from oscen.jit.layout import Layout
+from oscen.jit.passes import VariantCode, compile_variant
+from oscen.jit.passes.walk import walk
+
+HIGH_LEVEL = (
+    k.Attr,
+    k.Input,
+    k.ArrayLoad,
+    k.ConstTable,
+    k.Unary,
+    k.Binary,
+    k.Compare,
+    k.Convert,
+    k.MathCall,
+    k.Call,
+    k.Assign,
+    k.ArrayStore,
+    k.While,
+    k.ForRange,
+    k.Break,
+    k.Continue,
+    k.Return,
+    k.ReturnTuple,
+    k.UnpackCall,
+    k.Emit,
+    k.Raise,
+)
+SKELETON_LOCALS = {"nb", "i", "ev_at"}
+
+
+def _polysynth():
+    from benchmarks.oscen_engine import polysynth_graph
+
+    return polysynth_graph(44100.0, voices=2)
+
+
+def _variants(graph, state_in_locals: bool) -> list[tuple[str, VariantCode]]:
+    ir = graph.to_ir()
+    layout = Layout.of(ir)
+    inputs = {(c.target, c.target_endpoint) for c in ir.connections}
+    out = []
+    for node in ir.nodes:
+        connected = frozenset(
+            e.name
+            for e in node.endpoints
+            if e.direction == "input" and e.kind != "event" and (node.id, e.name) in inputs
+        )
+        low = lowering_for(node, ir.sample_rate)
+        out.append(
+            (node.label, compile_variant(node, layout.nodes[node.id], low, connected, True, state_in_locals))
+        )
+    return out
+
+
+def _check_body(
+    label: str, vc: VariantCode, body: list[k.Stmt], declared: set[str], in_function: bool
+) -> None:
+    sites = {id(s) for s in vc.sites[1:]}
+    for x in walk(body):
+        assert not isinstance(x, HIGH_LEVEL), f"{label}: {type(x).__name__} left at the primitive level"
+        if isinstance(x, k.Trap):
+            assert x.where is None or id(x.where) in sites, f"{label}: a trap site outside the table"
+        if isinstance(x, k.Local):
+            ok = (
+                x.name in declared
+                or x.name.startswith("in_")
+                or (x.name.startswith("S_") and not in_function)
+            )
+            assert ok, f"{label}: local {x.name} is not declared"
+        if isinstance(x, k.SyncState):
+            assert not in_function and vc.state_used, f"{label}: a state sync with no state in locals"
+        for value in vars(x).values():
+            assert not isinstance(value, str) or not value.startswith("("), (
+                f"{label}: text in the IR: {value!r}"
+            )
+
+
+@pytest.mark.parametrize("state_in_locals", [False, True])
+@pytest.mark.parametrize("build", [demo_patch, _polysynth], ids=["demo", "polysynth"])
+def test_variants_are_primitive_and_self_contained(build, state_in_locals: bool) -> None:
+    variants = _variants(build(), state_in_locals)
+    assert variants
+    n_sites = n_handlers = 0
+    for label, vc in variants:
+        declared = set(vc.process.locals) | SKELETON_LOCALS
+        for code in [vc.process, *vc.handlers.values()]:
+            assert code.sites == vc.sites[1:], f"{label}: the Codes of a variant share one site table"
+            _check_body(label, vc, code.body, declared, in_function=False)
+        for fn in vc.functions:
+            assert fn.params[0] == ("nb", k.T.I32), f"{label}: {fn.name} takes the node base first"
+            _check_body(label, vc, fn.body, set(fn.locals) | {p for p, _ in fn.params}, in_function=True)
+        if not state_in_locals:
+            assert not vc.state_used
+        n_sites += len(vc.sites) - 1
+        n_handlers += len(vc.handlers)
+    assert n_sites > 0 and n_handlers > 0  # the check saw traps and handlers
+
+
+def test_state_syncs_around_outlined_calls() -> None:
+    """With state in locals, a call of an outlined helper (which works on memory) is preceded by
+    a flush and followed by a reload; with state in memory there are none."""
+    for state_in_locals in (False, True):
+        seen = 0
+        for label, vc in _variants(_polysynth(), state_in_locals):
+            if not vc.functions:
+                continue
+            body = [x for x in walk([vc.process.body, *(c.body for c in vc.handlers.values())])]
+            syncs = [x.direction for x in body if isinstance(x, k.SyncState)]
+            calls = [
+                x
+                for x in body
+                if isinstance(x, (k.Invoke, k.CallFn)) and x.func in {f.name for f in vc.functions}
+            ]
+            if state_in_locals:
+                assert syncs.count("flush") == syncs.count("reload") >= len(calls) > 0, label
+            else:
+                assert not syncs, label
+            seen += len(calls)
+        assert seen > 0, "the polysynth has outlined helpers (coefficient updates)"
+
+
+def test_small_math_is_expanded_in_per_sample_code_only() -> None:
+    """sin is expanded into the oscillator's process (inline_math), called when math is not
+    inlined (large graphs) and in outlined helpers; the large functions stay calls."""
+    from oscen.jit.passes.inline import small_math
+
+    inlinable, everything = small_math()
+    assert {"m_sin", "m_cos", "m_exp", "m_pymod"} <= set(inlinable)
+    assert {"m_tan", "m_log10", "m_rem_pio2_large", "m_pow_core"} <= everything - set(inlinable)
+    ir = demo_patch().to_ir()
+    layout = Layout.of(ir)
+    osc = next(n for n in ir.nodes if n.label == "lfo")  # a sine
+    low = lowering_for(osc, ir.sample_rate)
+    for inline_math in (True, False):
+        vc = compile_variant(osc, layout.nodes[osc.id], low, frozenset(), inline_math, False)
+        calls = {x.func for x in walk(vc.process.body) if isinstance(x, (k.CallFn, k.Invoke))}
+        if inline_math:
+            assert not calls & set(inlinable), calls
+        else:
+            assert "m_sin" in calls and "m_sin" in vc.math_called
