@@ -527,7 +527,7 @@ class Validator:
             self.problem(f"trap code {s.code} is not one of traps.py's")
         if s.math_error and s.math_error not in self.math_errors:
             self.problem(f"math error code {s.math_error} is unknown")
-        if scope.node_code:
+        if scope.node_code and not s.math_error:  # inlined math traps: the caller noted the site
             if s.where is None:
                 self.problem("a Trap in node code without a TrapSite")
             elif s.where.site is None:
