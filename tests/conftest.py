@@ -1,4 +1,9 @@
-"""pytest options of the suite: ``--stress-seconds`` lengthens tests/test_stress.py."""
+"""pytest options of the suite: ``--stress-seconds`` lengthens tests/test_stress.py.
+
+Every kernel the tests build is validated (oscen/jit/validate.py): ``OSCEN_VALIDATE_IR`` is set
+here, before any test module imports oscen (``OSCEN_VALIDATE_IR=0`` in the environment turns it
+off, to time the suite without it).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,17 @@ import os
 import pytest
 
 STRESS_ENV = "OSCEN_STRESS_SECONDS"
+os.environ.setdefault("OSCEN_VALIDATE_IR", "1")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--reference-engine",
+        action="store_true",
+        default=False,
+        help="every differential test also runs the reference backend (oscen/jit/backends/reference.py) "
+        "on its first samples, bit for bit against the wasm kernel (also OSCEN_REFERENCE_ENGINE=1)",
+    )
     parser.addoption(
         "--stress-seconds",
         type=float,
@@ -21,6 +34,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     # The stress module reads the environment at import (hypothesis settings are made then), so
     # the option is passed on through it; xdist workers inherit it.
+    if config.getoption("--reference-engine", default=False):
+        os.environ["OSCEN_REFERENCE_ENGINE"] = "1"
     seconds = config.getoption("--stress-seconds", default=None)
     if seconds is not None:
         os.environ[STRESS_ENV] = str(seconds)

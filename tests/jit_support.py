@@ -27,6 +27,10 @@ Engines:
 * ``"state"``: ``CraneliftJit(...).compile(graph.to_ir())`` run on ``GraphState.from_graph(graph)``.
 * ``"jitgraph"``: ``JitGraph(graph, background=False)`` after ``wait_compiled()``; it must really run
   compiled code (a fallback to the interpreter fails the test, with the reason).
+* ``"reference"``: ``oscen.jit.compile(ir, backend="reference")`` on a ``GraphState``: the same program
+  evaluated in Python (slow). With ``OSCEN_REFERENCE_ENGINE=1`` (``pytest --reference-engine``)
+  every run that includes ``"state"`` also runs it, on the first ``OSCEN_REFERENCE_SAMPLES``
+  samples (default 2048), and requires its output to be the wasm kernel's bit for bit.
 
 Actions name endpoints either by an :class:`Endpoint` of *any* build (resolved again in each graph by
 node id and endpoint name) or by a string ``"label.endpoint"``.
@@ -35,6 +39,7 @@ node id and endpoint name) or by a string ``"label.endpoint"``.
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -42,12 +47,15 @@ from typing import Any
 
 import numpy as np
 
+import oscen.jit
 from oscen.graph import Endpoint, Graph
 from oscen.jit import CraneliftJit, GraphState, JitFallbackWarning, JitGraph
 
 TOLERANCE = 1e-9
 SPREAD_FACTOR = 8.0
 """How much more than the graph's own divergence under a one-ulp nudge the engines may differ by."""
+REFERENCE_ENV = "OSCEN_REFERENCE_ENGINE"
+REFERENCE_SAMPLES_ENV = "OSCEN_REFERENCE_SAMPLES"
 EndpointRef = Endpoint | str
 Build = Callable[[], Graph]
 
@@ -184,6 +192,31 @@ class StateEngine(Engine):
         return self.compiled.process_block(self.state, m)
 
 
+class ReferenceEngine(StateEngine):
+    """``oscen.jit.compile(ir, backend="reference")``: the wasm kernel's program run in Python."""
+
+    name = "reference"
+
+    def __init__(self, graph: Graph, jit: CraneliftJit) -> None:
+        Engine.__init__(self, graph)
+        self.ir = graph.to_ir()
+        options = dict(max_block=jit.max_block, fuse=jit.fuse, timeout=jit.timeout)
+        self.compiled = oscen.jit.compile(
+            self.ir, backend="reference", state_in_locals=jit.state_in_locals, **options
+        )
+        self.state = GraphState.from_graph(graph, max_block=jit.max_block, ir=self.ir)
+
+
+def reference_engine_on() -> bool:
+    """Whether every differential run also runs the reference backend (``--reference-engine``)."""
+    return os.environ.get(REFERENCE_ENV, "") not in ("", "0")
+
+
+def reference_samples(n: int) -> int:
+    """How many of ``n`` samples the reference engine runs when it is switched on."""
+    return min(n, int(os.environ.get(REFERENCE_SAMPLES_ENV, "2048")))
+
+
 class JitGraphEngine(Engine):
     """``JitGraph(graph, background=False)``, which must really run compiled code."""
 
@@ -213,6 +246,8 @@ def make_engine(name: str, graph: Graph, jit: CraneliftJit) -> Engine:
         return StateEngine(graph, jit)
     if name == "jitgraph":
         return JitGraphEngine(graph, jit)
+    if name == "reference":
+        return ReferenceEngine(graph, jit)
     raise ValueError(f"unknown engine {name!r}")
 
 
@@ -247,6 +282,15 @@ def run_engines(
         compiled = ran["state"]
         assert isinstance(compiled, StateEngine)
         assert_same_state(interp.graph, compiled.state, atol=atol)
+    if check_state and "interpreted" in ran and "reference" in ran:
+        reference = ran["reference"]
+        assert isinstance(reference, StateEngine)
+        assert_same_state(ran["interpreted"].graph, reference.state, atol=atol)
+    if "state" in outputs and "reference" not in engines and reference_engine_on():
+        m = reference_samples(n)
+        engine = make_engine("reference", build(), jit)
+        got = engine.run(m, [a for a in actions if a.at < max(m, 1)], blocks)
+        assert_engines_match(outputs["state"][..., :m], got, exact=True, what="reference vs wasm")
     return outputs
 
 

@@ -242,3 +242,11 @@ def assert_jit_matches(
     machine = compiled.process_block(jit.GraphState.from_graph(graph), n)
     np.testing.assert_allclose(machine, interpreted, rtol=0, atol=atol)
     assert np.any(interpreted != 0.0)
+    from jit_support import assert_engines_match, reference_engine_on, reference_samples
+
+    if reference_engine_on():  # the same program run by the reference backend: bit for bit
+        m = reference_samples(n)
+        graph = build()
+        reference = jit.compile(graph.to_ir(), backend="reference")
+        got = reference.process_block(jit.GraphState.from_graph(graph), m)
+        assert_engines_match(machine[..., :m], got, exact=True, what="reference vs wasm")

@@ -19,13 +19,13 @@ from wasmtime import _bindings as ffi
 from ..graph import validation as check
 from ..graph.graph import GraphError
 from ..graph.ir import GraphIR
-from . import wasm_math
+from . import validate, wasm_math
 from .engine import engine, math_module, watch
 from .frontend import JitError
 from .frontend.typing import settled
 from .layout import INTERRUPT, LOOP_BUDGET, MAX_BLOCK, NODE, TRAP_SITE, Layout
 from .session import CompileSession
-from .skeleton import FUSE_NODES, INLINE_MATH_NODES, SkeletonBuilder
+from .skeleton import FUSE_NODES, INLINE_MATH_NODES, Program, SkeletonBuilder
 from .state import GraphState
 from .traps import MATH, TIMEOUT, TRAP_MESSAGES
 
@@ -369,17 +369,25 @@ class CraneliftJit:
         self.state_in_locals = check.optional_bool(state_in_locals, "CraneliftJit", "state_in_locals")
         self.session = CompileSession()
 
+    def program(self, ir: GraphIR) -> Program:
+        """The whole program for ``ir`` (settled) as kernel IR and its WebAssembly text, before
+        Cranelift: what every backend runs (the reference backend takes ``program.module``)."""
+        layout = Layout.of(ir, self.max_block)
+        in_locals = self.state_in_locals
+        if in_locals is None:  # faster node code for ordinary graphs, faster compiles for huge ones
+            in_locals = len(ir.nodes) <= INLINE_MATH_NODES
+        program = SkeletonBuilder(ir, layout, self.fuse, in_locals, self.session).build()
+        if validate.ENABLED:  # the tests' switch (OSCEN_VALIDATE_IR): every kernel they build
+            validate.check_program(ir, program, self.session)
+        return program
+
     def compile(self, ir: GraphIR) -> CompiledGraph:
         """Compile ``ir``. Raises :class:`JitError` for node code outside the compilable subset."""
         if not isinstance(ir, GraphIR):
             raise TypeError(f"compile takes a GraphIR (graph.to_ir()), got {type(ir).__name__}")
         t0 = time.perf_counter()
         ir = settled(ir)  # the attribute types every assignment in the node code needs
-        layout = Layout.of(ir, self.max_block)
-        in_locals = self.state_in_locals
-        if in_locals is None:  # faster node code for ordinary graphs, faster compiles for huge ones
-            in_locals = len(ir.nodes) <= INLINE_MATH_NODES
-        program = SkeletonBuilder(ir, layout, self.fuse, in_locals, self.session).build()
+        program = self.program(ir)
         t1 = time.perf_counter()
         try:
             module = wasmtime.Module(engine(), program.wat)
