@@ -5,9 +5,12 @@ differential suites (test_jit_*.py), which run it."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from oscen.demo import demo_patch
+from oscen.graph import Graph, Node, StreamOutput
+from oscen.jit import CraneliftJit, GraphState
 from oscen.jit import kernel as k
 from oscen.jit.layout import Layout
 from oscen.jit.passes import VariantCode, compile_variant
@@ -150,3 +153,45 @@ def test_small_math_is_expanded_in_per_sample_code_only() -> None:
             assert not calls & set(inlinable), calls
         else:
             assert "m_sin" in calls and "m_sin" in vc.math_called
+
+
+class _OutlinedInExpression(Node):
+    """State kept in locals, and a large helper called under an ``if`` whose value is used inside
+    an expression: the state must go back to memory around that call even though the call sits
+    inside an expression (the skeleton once looked for the sync marks among statements only)."""
+
+    output = StreamOutput()
+
+    def __init__(self) -> None:
+        self.phase = 0.0
+        self.count = 0
+        self.table = np.linspace(-1.0, 1.0, 64)
+
+    def process(self, sample_rate: float) -> None:
+        self.count += 1
+        self.phase = (self.phase + 0.013) % 1.0
+        y = self.phase
+        if self.count % 3 == 0:
+            y = 0.5 * self.lookup(self.phase) + y
+        self.output = y
+
+    def lookup(self, x: float) -> float:
+        i = int(x * 63.0)
+        a = self.table[i] * 0.5 - self.phase * 0.01 + self.count * 1e-9
+        b = self.table[(i + 1) % 64] * 0.25 + a * a - self.phase * 0.02
+        c = self.table[(i + 2) % 64] * 0.125 + b * a - self.phase * 0.03
+        d = self.table[(i + 3) % 64] * 0.0625 + c * b - self.phase * 0.04
+        e = self.table[(i + 4) % 64] * 0.03125 + d * c - self.phase * 0.05
+        return a + b + c + d + e
+
+
+def test_state_goes_back_to_memory_around_an_outlined_call_inside_an_expression() -> None:
+    graph = Graph(44100)
+    node = graph.add_node(_OutlinedInExpression(), "n")
+    graph.set_output(node.output)
+    compiled = CraneliftJit(state_in_locals=True).compile(graph.to_ir())  # a fresh session
+    assert "call $v" in compiled.wat  # the helper really is outlined
+    state = GraphState.from_graph(graph)
+    got = compiled.process_block(state, 600)
+    want = graph.process_block(600)
+    np.testing.assert_array_equal(got, want)

@@ -105,28 +105,13 @@ class VariantCode:
 
 
 def _syncs(code: k.Code) -> bool:
-    """Whether ``code`` writes its state locals back to memory anywhere (SyncState marks)."""
+    """Whether ``code`` writes its state locals back to memory anywhere (SyncState marks, which
+    may sit deep inside expressions: an outlined helper's value used in an expression). Read off
+    the Code's printed text, which the module's printing needs anyway (printed once, cached)."""
     got = code.derived.get("skeleton.syncs")
     if got is None:
-        text = code.derived.get("wat")
-        if text is not None:
-            got = wasm.FLUSH_MARK in text
-        else:
-            got = any(isinstance(s, k.SyncState) for s in _statements(code.body))
-        code.derived["skeleton.syncs"] = got
+        got = code.derived["skeleton.syncs"] = wasm.FLUSH_MARK in wasm.code_text(code)
     return got
-
-
-def _statements(body: list[k.Stmt]):
-    """Every statement in ``body``, nested ones included."""
-    stack = list(body)
-    while stack:
-        s = stack.pop()
-        yield s
-        for name in ("body", "orelse"):
-            inner = getattr(s, name, None)
-            if isinstance(inner, list):
-                stack.extend(inner)
 
 
 def _with_sites(fn: k.Function, sites: list[k.TrapSite]) -> k.Function:
