@@ -13,15 +13,16 @@ import pytest
 
 STRESS_ENV = "OSCEN_STRESS_SECONDS"
 os.environ.setdefault("OSCEN_VALIDATE_IR", "1")
+os.environ.setdefault("OSCEN_REFERENCE_ENGINE", "1")  # interpreter, wasm and reference side by side
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--reference-engine",
+        "--no-reference-engine",
         action="store_true",
         default=False,
-        help="every differential test also runs the reference backend (oscen/jit/backends/reference.py) "
-        "on its first samples, bit for bit against the wasm kernel (also OSCEN_REFERENCE_ENGINE=1)",
+        help="differential tests skip the reference backend (oscen/jit/backends/reference.py), which by "
+        "default runs on their first samples, bit for bit against the wasm kernel (also OSCEN_REFERENCE_ENGINE=0)",
     )
     parser.addoption(
         "--stress-seconds",
@@ -34,8 +35,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     # The stress module reads the environment at import (hypothesis settings are made then), so
     # the option is passed on through it; xdist workers inherit it.
-    if config.getoption("--reference-engine", default=False):
-        os.environ["OSCEN_REFERENCE_ENGINE"] = "1"
+    if config.getoption("--no-reference-engine", default=False):
+        os.environ["OSCEN_REFERENCE_ENGINE"] = "0"
     seconds = config.getoption("--stress-seconds", default=None)
     if seconds is not None:
         os.environ[STRESS_ENV] = str(seconds)

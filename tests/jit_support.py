@@ -28,7 +28,7 @@ Engines:
 * ``"jitgraph"``: ``JitGraph(graph, background=False)`` after ``wait_compiled()``; it must really run
   compiled code (a fallback to the interpreter fails the test, with the reason).
 * ``"reference"``: ``oscen.jit.compile(ir, backend="reference")`` on a ``GraphState``: the same program
-  evaluated in Python (slow). With ``OSCEN_REFERENCE_ENGINE=1`` (``pytest --reference-engine``)
+  evaluated in Python (slow). Unless ``OSCEN_REFERENCE_ENGINE=0`` (``pytest --no-reference-engine``),
   every run that includes ``"state"`` also runs it, on the first ``OSCEN_REFERENCE_SAMPLES``
   samples (default 2048), and requires its output to be the wasm kernel's bit for bit.
 
@@ -50,6 +50,7 @@ import numpy as np
 import oscen.jit
 from oscen.graph import Endpoint, Graph
 from oscen.jit import CraneliftJit, GraphState, JitFallbackWarning, JitGraph
+from oscen.jit.backends.reference import ReferenceNestingError
 
 TOLERANCE = 1e-9
 SPREAD_FACTOR = 8.0
@@ -208,7 +209,7 @@ class ReferenceEngine(StateEngine):
 
 
 def reference_engine_on() -> bool:
-    """Whether every differential run also runs the reference backend (``--reference-engine``)."""
+    """Whether every differential run also runs the reference backend (on unless ``--no-reference-engine``)."""
     return os.environ.get(REFERENCE_ENV, "") not in ("", "0")
 
 
@@ -288,9 +289,13 @@ def run_engines(
         assert_same_state(ran["interpreted"].graph, reference.state, atol=atol)
     if "state" in outputs and "reference" not in engines and reference_engine_on():
         m = reference_samples(n)
-        engine = make_engine("reference", build(), jit)
-        got = engine.run(m, [a for a in actions if a.at < max(m, 1)], blocks)
-        assert_engines_match(outputs["state"][..., :m], got, exact=True, what="reference vs wasm")
+        try:
+            engine = make_engine("reference", build(), jit)
+        except ReferenceNestingError as exc:  # deeper than CPython compiles: said, not hidden
+            warnings.warn(f"reference engine not run: {exc}", stacklevel=2)
+        else:
+            got = engine.run(m, [a for a in actions if a.at < max(m, 1)], blocks)
+            assert_engines_match(outputs["state"][..., :m], got, exact=True, what="reference vs wasm")
     return outputs
 
 

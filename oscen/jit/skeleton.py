@@ -522,9 +522,9 @@ class SkeletonBuilder:
         return module, segs
 
     def build(self) -> Program:
-        module, segs = self.module()
         with deep_recursion():  # deeply nested node code prints through as deep a recursion
             try:
+                module, segs = self.module()
                 wat = wasm.module_text(module)
             except RecursionError:
                 raise too_deep(None) from None

@@ -376,6 +376,11 @@ class ReferenceError_(Exception):
     """IR the reference backend cannot run (high-level nodes, unknown names): a bug upstream."""
 
 
+class ReferenceNestingError(ReferenceError_):
+    """Code nested deeper than CPython's own compiler takes (about 100 indentation levels, 20
+    nested loops): the reference backend cannot run it; the wasm backend can."""
+
+
 # ---------------------------------------------------------------------------------------- codegen
 @dataclass
 class _Out:
@@ -889,7 +894,9 @@ class CompiledModule:
         try:
             self.code = compile(self.source, f"<reference module {id(module):x}>", "exec")
         except (SyntaxError, RecursionError, MemoryError) as exc:  # nesting CPython refuses
-            raise ReferenceError_(f"reference backend: the module's Python does not compile: {exc}") from exc
+            raise ReferenceNestingError(
+                f"reference backend: the module's Python does not compile: {exc}"
+            ) from exc
         self.consts = mc.consts
         self.names = {f.name: mc.function_name(f.name) for f in module.functions}
         self.import_names = {imp.name: f"I_{_ident(imp.name)}" for imp in module.imports}
