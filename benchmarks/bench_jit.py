@@ -5,7 +5,7 @@
 
 a. Interpreted vs compiled, on the seed graph and the demo patch: real-time factors (median of
    several runs; the interpreter on a short excerpt, the compiled code on ~10 s) and their ratio.
-b. Compile latency (frontend + codegen, Cranelift, total; median of 3) for chains and parallel
+b. Compile latency (frontend + codegen, Cranelift, total; median of 5) for chains and parallel
    voices of 10, 100 and 1000 nodes, with a straight-line fit so linear growth (or not) shows.
 c. The hand-written C of seed and voices64 (``cc -O3 -march=native``) against oscen compiled: the
    ratio says how far oscen is from what plain C does with the same math; a second C row (rotation
@@ -70,7 +70,7 @@ class Settings:
         self.interpreted_seconds = 0.25 if quick else 1.0  # seed; the demo gets the same
         self.runs = 2 if quick else 5
         self.interpreted_runs = 1 if quick else 3
-        self.compile_runs = 1 if quick else 3
+        self.compile_runs = 1 if quick else 5
         self.voice_seconds = 0.5 if quick else 3.0  # compiled polysynth, per voice count
         self.interp_voice_seconds = 0.05 if quick else 0.25
         self.voice_runs = 1 if quick else 3
