@@ -252,3 +252,23 @@ def test_an_input_mixing_hundreds_of_sources_compiles():
     got = compiled.process_block(state, 64)
     want = g.process_block(64)
     assert_engines_match(want, got)  # the sines' library calls differ by ulps at most
+
+
+def test_queue_views_follow_the_state_back_into_an_earlier_kernels_memory() -> None:
+    """A state that moves between two kernels' memories (a JitGraph swapping back and forth)
+    must read its queues where it now lives: its cached queue views once kept pointing into the
+    memory it had left."""
+    graph = Graph(44100)
+    env = graph.add_node(AdsrEnvelope())
+    graph.set_output(env.output)
+    ir = graph.to_ir()
+    a, b = CraneliftJit().compile(ir), CraneliftJit().compile(ir)
+    state = GraphState.from_graph(graph)
+    a.bind(state)
+    b.bind(state)
+    assert state.events_waiting(env.id, "gate", 0) == 0  # views of b's memory made here
+    a.bind(state)  # back into a's memory
+    state.queue_event(env.gate, 10, 1.0)
+    assert state.events_waiting(env.id, "gate", 10) == 1
+    a.process_block(state, 64)
+    assert state.events_waiting(env.id, "gate", 10) == 0

@@ -114,12 +114,14 @@ class CompiledGraph:
         # dies, so instantiating at every switch between two kernels grew the store each time.
         binding = state._bindings.get(self)
         if binding is None:
-            binding = _Binding(self, state)
-            state._bindings[self] = binding
-        else:
-            state._move_to_bytes(binding.bytes)
+            binding = state._bindings[self] = self._make_binding(state)
+        state._move_to_bytes(binding.bytes)
         state._binding = binding
         return binding
+
+    def _make_binding(self, state: GraphState) -> Any:
+        """This kernel instantiated for ``state`` (the one thing a backend's CompiledGraph changes)."""
+        return _Binding(self, state)
 
     def process_block(self, state: GraphState, n: int) -> np.ndarray:
         """Process ``n`` samples (at most MAX_BLOCK_SAMPLES); returns shape (n,) for one output,

@@ -108,6 +108,7 @@ class GraphState:
         if new is not self.bytes:
             new[: len(self.bytes)] = self.bytes[: len(new)]
             self.bytes = new
+            self._views.clear()  # views of the old memory would read and write the wrong place
 
     @classmethod
     def from_graph(cls, graph: Graph, max_block: int = MAX_BLOCK, ir: GraphIR | None = None) -> GraphState:

@@ -105,23 +105,8 @@ class ReferenceGraph(CompiledGraph):
         self.python_source = compiled.source
         """The Python the module became (for debugging)."""
 
-    def _bind(self, state: GraphState) -> Any:
-        binding = state._binding
-        if binding is not None and binding.program is self.program:
-            return binding
-        if state.layout.size != self.layout.size or state.key != self.key:
-            raise ValueError(
-                "this GraphState was made for another graph topology (or max_block); "
-                "build one with GraphState.from_graph(graph, max_block=...)"
-            )
-        binding = state._bindings.get(self)
-        if binding is None:
-            binding = ReferenceBinding(self, state)
-            state._bindings[self] = binding
-        state._move_to_bytes(binding.bytes)
-        state._views.clear()
-        state._binding = binding
-        return binding
+    def _make_binding(self, state: GraphState) -> Any:
+        return ReferenceBinding(self, state)
 
 
 class ReferenceBinding:
