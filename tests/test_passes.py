@@ -10,36 +10,14 @@ import pytest
 
 from oscen.demo import demo_patch
 from oscen.graph import Graph, Node, StreamOutput
-from oscen.jit import CraneliftJit, GraphState
+from oscen.jit import CraneliftJit, GraphState, validate
 from oscen.jit import kernel as k
 from oscen.jit.layout import Layout
 from oscen.jit.passes import VariantCode, compile_variant
 from oscen.jit.passes.walk import walk
 from oscen.jit.session import CompileSession
 
-HIGH_LEVEL = (
-    k.Attr,
-    k.Input,
-    k.ArrayLoad,
-    k.ConstTable,
-    k.Unary,
-    k.Binary,
-    k.Compare,
-    k.Convert,
-    k.MathCall,
-    k.Call,
-    k.Assign,
-    k.ArrayStore,
-    k.While,
-    k.ForRange,
-    k.Break,
-    k.Continue,
-    k.Return,
-    k.ReturnTuple,
-    k.UnpackCall,
-    k.Emit,
-    k.Raise,
-)
+HIGH_LEVEL = validate.HIGH_EXPRS + validate.HIGH_STMTS  # what the passes must leave none of
 SKELETON_LOCALS = {"nb", "i", "ev_at"}
 
 

@@ -194,6 +194,27 @@ class CompiledGraph:
                 out[k, pos:n] = buf[: n - pos]
 
 
+def memory_views(
+    binding: Any, memory: np.ndarray, layout: Layout, outputs: list[int], timeout: float
+) -> None:
+    """What every backend's binding keeps of a kernel's memory, as numpy views: the output buffers,
+    the render area, the loop budget, the external queues' heads (rewound after a fault), and
+    the watchdog's timing fields."""
+    binding.buffers = [memory[a : a + 8 * layout.max_block].view(np.float64) for a in outputs]
+    area, samples = layout.render_area, layout.render_samples
+    binding.rendered = (
+        memory[area : area + 8 * samples * len(outputs)].view(np.float64).reshape(len(outputs), samples)
+    )
+    binding.interrupt = memory[INTERRUPT : INTERRUPT + 4].view(np.int32)
+    binding.external_heads = [
+        memory[q.base + 4 : q.base + 8].view(np.int32)
+        for nl in layout.nodes.values()
+        for q in nl.external_queues.values()
+    ]
+    binding.timeout = timeout
+    binding.started = 0.0
+
+
 class _Binding:
     """A compiled module instantiated in one state's store, with its call prepared.
 
@@ -221,16 +242,8 @@ class _Binding:
         self.args = (ffi.wasmtime_val_raw_t * 1)()
         self.trap = ctypes.POINTER(ffi.wasm_trap_t)()
         self.trap_ref = ctypes.byref(self.trap)
-        self.buffers = [
-            self.bytes[a : a + 8 * compiled.layout.max_block].view(np.float64) for a in compiled._outputs
-        ]
         layout = compiled.layout
-        area, samples = layout.render_area, layout.render_samples
-        self.rendered = (
-            self.bytes[area : area + 8 * samples * len(compiled._outputs)]
-            .view(np.float64)
-            .reshape(len(compiled._outputs), samples)
-        )
+        memory_views(self, self.bytes, layout, compiled._outputs, compiled.timeout)
         self.render_ref = ctypes.byref(exports["render"]._func)
         self.render_args = (ffi.wasmtime_val_raw_t * 2)()
         # the memory protocol (oscen/jit/protocol.py): GraphState sets parameters and queues
@@ -240,14 +253,6 @@ class _Binding:
         self.queue_event_ref = ctypes.byref(exports["queue_event"]._func)
         self.queue_event_args = (ffi.wasmtime_val_raw_t * 7)()
         self._call = ffi._wasmtime_func_call_unchecked
-        self.timeout = compiled.timeout
-        self.started = 0.0
-        self.interrupt = self.bytes[INTERRUPT : INTERRUPT + 4].view(np.int32)
-        self.external_heads = [
-            self.bytes[q.base + 4 : q.base + 8].view(np.int32)
-            for nl in layout.nodes.values()
-            for q in nl.external_queues.values()
-        ]
         watch(self)
 
     def call(self, n: int) -> None:

@@ -21,11 +21,11 @@ import numpy as np
 
 from ...graph.ir import GraphIR
 from .. import kernel as k
-from ..compiler import CompiledGraph, CompileStats, NodeFault, NodeTimeout, _fault_type
+from ..compiler import CompiledGraph, CompileStats, NodeFault, NodeTimeout, _fault_type, memory_views
 from ..engine import watch
 from ..frontend import JitError
 from ..frontend.typing import settled
-from ..layout import INTERRUPT, LOOP_BUDGET, NODE, TRAP_SITE
+from ..layout import LOOP_BUDGET, NODE, TRAP_SITE
 from ..state import GraphState
 from ..traps import MATH, TIMEOUT, TRAP_MESSAGES
 from . import reference as ref
@@ -122,22 +122,8 @@ class ReferenceBinding:
         self.instance = compiled.module.instantiate(self.bytes, imports)
         layout = compiled.layout
         outputs = [layout.nodes[n].buffers[e] for n, e in compiled.ir.outputs]
-        self.buffers = [self.bytes[a : a + 8 * layout.max_block].view(np.float64) for a in outputs]
-        area, samples = layout.render_area, layout.render_samples
-        self.rendered = (
-            self.bytes[area : area + 8 * samples * len(outputs)]
-            .view(np.float64)
-            .reshape(len(outputs), samples)
-        )
+        memory_views(self, self.bytes, layout, outputs, compiled.timeout)
         self.exports = self.instance.exports
-        self.timeout = compiled.timeout
-        self.started = 0.0
-        self.interrupt = self.bytes[INTERRUPT : INTERRUPT + 4].view(np.int32)
-        self.external_heads = [
-            self.bytes[q.base + 4 : q.base + 8].view(np.int32)
-            for nl in layout.nodes.values()
-            for q in nl.external_queues.values()
-        ]
         watch(self)
 
     def call(self, n: int) -> None:
