@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -309,45 +310,53 @@ class _Binding:
             raise self.fault(trap) from None
 
     def fault(self, trap: wasmtime.Trap) -> NodeFault:
-        program, memory, store = self.program, self.bytes, self.store
-        # The abandoned block consumed events from the external queues by moving their heads
-        # (the queues are compacted only at the end of a block): rewind, so that they wait again.
-        for head in self.external_heads:
-            head[0] = 0
-        message = str(trap.message)
-        header = memory[TRAP_SITE : TRAP_SITE + 20].view(np.int32)
-        site_id, code, segment = int(header[0]), int(header[1]), int(header[2])
-        node_id = int(memory[NODE : NODE + 4].view(np.int32)[0])
-        header[0] = header[1] = 0
-        node = program.node_labels.get(node_id) or ", ".join(
-            program.node_labels[n] for n in program.segments[segment]
+        return node_fault(self, str(trap.message).splitlines()[0], self._math_error)
+
+    def _math_error(self) -> int:
+        """Inlined math sets the kernel's error global, imported math the library's (both reset)."""
+        store = self.store
+        error = self.math_error.value(store) or self.mathlib_error.value(store)
+        self.math_error.set_value(store, 0)
+        self.mathlib_error.set_value(store, 0)
+        return error
+
+
+def node_fault(binding: Any, message: str, math_error: Callable[[], int]) -> NodeFault:
+    """The NodeFault for a trapped call, read off the kernel's memory header (TRAP_SITE,
+    TRAP_CODE, SEGMENT, NODE) the same way whichever backend ran it; ``math_error`` reads (and
+    resets) the math library's error code. The abandoned block consumed events from the external
+    queues by moving their heads (compacted only at the end of a block): they are rewound, so that
+    the events wait again."""
+    program, memory = binding.program, binding.bytes
+    for head in binding.external_heads:
+        head[0] = 0
+    header = memory[TRAP_SITE : TRAP_SITE + 20].view(np.int32)
+    site_id, code, segment = int(header[0]), int(header[1]), int(header[2])
+    node_id = int(memory[NODE : NODE + 4].view(np.int32)[0])
+    header[0] = header[1] = 0
+    node = program.node_labels.get(node_id) or ", ".join(
+        program.node_labels[n] for n in program.segments[segment]
+    )
+    site = program.trap_site(node_id, site_id)
+    location = str(site.site) if site is not None and site.site else ""
+    if site is None or code == 0:
+        err: NodeFault = _fault_type(RuntimeError)(f"compiled code of {node} trapped: {message}")
+    elif code == TIMEOUT:
+        err = NodeTimeout(
+            f"{node} at {location}: compiled node code ran longer than {binding.timeout:g} s "
+            "in one block (an endless loop?); the block was abandoned"
         )
-        site = program.trap_site(node_id, site_id)
-        location = str(site.site) if site is not None and site.site else ""
-        if site is None or code == 0:
-            err: NodeFault = _fault_type(RuntimeError)(
-                f"compiled code of {node} trapped: {message.splitlines()[0]}"
-            )
-        elif code == TIMEOUT:
-            err = NodeTimeout(
-                f"{node} at {location}: compiled node code ran longer than {self.timeout:g} s "
-                "in one block (an endless loop?); the block was abandoned"
-            )
+    else:
+        if code == MATH:
+            exc, text = wasm_math.ERROR_MESSAGES.get(math_error(), (ValueError, "math domain error"))
         else:
-            if code == MATH:
-                # inlined math sets the kernel's error global, imported math the library's
-                error = self.math_error.value(store) or self.mathlib_error.value(store)
-                self.math_error.set_value(store, 0)
-                self.mathlib_error.set_value(store, 0)
-                exc, text = wasm_math.ERROR_MESSAGES.get(error, (ValueError, "math domain error"))
-            else:
-                exc, text = TRAP_MESSAGES[code]
-                text = text or site.detail
-            detail = f" ({site.detail})" if site.detail and text != site.detail else ""
-            err = _fault_type(exc)(f"{exc.__name__} in {node} at {location}: {text}{detail}")
-        err.node = node
-        err.location = location
-        return err
+            exc, text = TRAP_MESSAGES[code]
+            text = text or site.detail
+        detail = f" ({site.detail})" if site.detail and text != site.detail else ""
+        err = _fault_type(exc)(f"{exc.__name__} in {node} at {location}: {text}{detail}")
+    err.node = node
+    err.location = location
+    return err
 
 
 class CraneliftJit:

@@ -51,19 +51,6 @@ class CompileSession:
         self._codes: dict[tuple, VariantCode] = {}
         self._prefixes = itertools.count()  # names of variants' functions, unique in a session
 
-    def __len__(self) -> int:
-        return len(self._codes)
-
-    def entries(self) -> list[tuple[tuple, Any]]:
-        """Every cached (key, entry), lowerings and codes (for tests and memory accounting)."""
-        with self._lock:
-            return [*self._lowerings.items(), *self._codes.items()]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._lowerings.clear()
-            self._codes.clear()
-
     def _recall(self, cache: dict[tuple, Any], key: tuple) -> Any:
         with self._lock:
             entry = cache.pop(key, None)

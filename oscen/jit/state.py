@@ -98,10 +98,7 @@ class GraphState:
 
     def _move_to(self, memory: wasmtime.Memory) -> None:
         """Continue in a kernel instance's memory (copying what the state holds so far)."""
-        new = _linear_memory(memory, self.store)
-        new[: len(self.bytes)] = self.bytes[: len(new)]
-        self.bytes = new
-        self._views.clear()
+        self._move_to_bytes(_linear_memory(memory, self.store))
 
     def _move_to_bytes(self, new: np.ndarray) -> None:
         """Continue in another (already instantiated) kernel's memory of the same layout."""

@@ -21,13 +21,12 @@ import numpy as np
 
 from ...graph.ir import GraphIR
 from .. import kernel as k
-from ..compiler import CompiledGraph, CompileStats, NodeFault, NodeTimeout, _fault_type, memory_views
+from ..compiler import CompiledGraph, CompileStats, NodeFault, memory_views, node_fault
 from ..engine import watch
 from ..frontend import JitError
 from ..frontend.typing import settled
-from ..layout import LOOP_BUDGET, NODE, TRAP_SITE
+from ..layout import LOOP_BUDGET
 from ..state import GraphState
-from ..traps import MATH, TIMEOUT, TRAP_MESSAGES
 from . import reference as ref
 from .wasm import MATH_ERROR_GLOBAL
 
@@ -162,40 +161,8 @@ class ReferenceBinding:
             self.started = 0.0
 
     def fault(self, message: str) -> NodeFault:
-        """The NodeFault the wasm binding raises for the same memory header (compiler.py)."""
-        program, memory = self.program, self.bytes
-        for head in self.external_heads:  # the abandoned block's events wait again
-            head[0] = 0
-        header = memory[TRAP_SITE : TRAP_SITE + 20].view(np.int32)
-        site_id, code, segment = int(header[0]), int(header[1]), int(header[2])
-        node_id = int(memory[NODE : NODE + 4].view(np.int32)[0])
-        header[0] = header[1] = 0
-        node = program.node_labels.get(node_id) or ", ".join(
-            program.node_labels[n] for n in program.segments[segment]
-        )
-        site = program.trap_site(node_id, site_id)
-        location = str(site.site) if site is not None and site.site else ""
-        if site is None or code == 0:
-            err: NodeFault = _fault_type(RuntimeError)(f"compiled code of {node} trapped: {message}")
-        elif code == TIMEOUT:
-            err = NodeTimeout(
-                f"{node} at {location}: compiled node code ran longer than {self.timeout:g} s "
-                "in one block (an endless loop?); the block was abandoned"
-            )
-        else:
-            if code == MATH:
-                from ..wasm_math import ERROR_MESSAGES
-
-                error = self._math_error()
-                exc, text = ERROR_MESSAGES.get(error, (ValueError, "math domain error"))
-            else:
-                exc, text = TRAP_MESSAGES[code]
-                text = text or site.detail
-            detail = f" ({site.detail})" if site.detail and text != site.detail else ""
-            err = _fault_type(exc)(f"{exc.__name__} in {node} at {location}: {text}{detail}")
-        err.node = node
-        err.location = location
-        return err
+        """The NodeFault the wasm binding raises for the same memory header."""
+        return node_fault(self, message, self._math_error)
 
     def _math_error(self) -> int:
         """Inlined math sets the kernel's error global, imported math the library's (and reset)."""
