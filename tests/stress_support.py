@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from test_jit_properties import STREAM_INPUTS, make_node, outputs_of
+from random_graphs import STREAM_INPUTS, make_node, outputs_of
 
 from oscen.gain import Gain
 from oscen.graph import Endpoint, EventInput, Graph, GraphError, Node, NodeHandle, StreamOutput

@@ -22,7 +22,7 @@ from oscen.graph import Graph
 from oscen.jit import CraneliftJit, GraphState
 from oscen.jit import compiler as jit_compiler
 from oscen.jit.backends import wasm
-from oscen.jit.layout import Layout
+from oscen.jit.layout import LAYOUT_VERSION, Layout
 from oscen.oscillators import Oscillator
 
 SR = 44100.0
@@ -73,7 +73,8 @@ def test_one_code_serves_every_node_of_a_variant():
         osc = g.add_node(Oscillator.sine(110.0 * (k + 1), 0.5))
         g.connect(osc.output, mix.input)
     g.set_output(mix.output)
-    module = CraneliftJit().compile(g.to_ir()).program.module
+    # node by node (one voice group holds one Instance of each Code: tests/test_voice_groups.py)
+    module = CraneliftJit(voice_groups=False).compile(g.to_ir()).program.module
     codes = [
         s.code
         for fn in module.functions
@@ -217,7 +218,7 @@ def test_layout_round_trips_through_json(max_block):
 def test_layout_json_refuses_another_format():
     text = Layout.of(small_graph()[0].to_ir(), 64).to_json()
     with pytest.raises(ValueError, match="version"):
-        Layout.from_json(text.replace('"version":1', '"version":99'))
+        Layout.from_json(text.replace(f'"version":{LAYOUT_VERSION}', '"version":99'))
 
 
 @settings(max_examples=200, deadline=None)

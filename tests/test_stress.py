@@ -33,6 +33,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from jit_support import assert_same, run_both
+from random_graphs import outputs_of
 from stress_support import (
     JOIN_TIMEOUT,
     EventSender,
@@ -49,7 +50,7 @@ from stress_support import (
     wait_os_threads,
     wait_threads,
 )
-from test_jit_properties import outputs_of, scenarios
+from test_jit_properties import scenarios
 
 from oscen.gain import Gain
 from oscen.io.realtime import FakeOutputStream, Player

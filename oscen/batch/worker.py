@@ -61,6 +61,7 @@ class KernelImage:
     math_imports: list[str]
     memory: bytes  # the state's memory before the first sample (layout.size bytes, zlib-compressed)
     wasmtime_version: str = ""
+    voices: dict[int, list[int]] = field(default_factory=dict)  # Program.voices: faults name the voice
 
     def initial_memory(self) -> np.ndarray:
         return np.frombuffer(zlib.decompress(self.memory), dtype=np.uint8)
@@ -89,6 +90,7 @@ class KernelImage:
             math_imports=list(program.math_imports),
             memory=zlib.compress(bytes(state.bytes[: compiled.layout.size]), 1),
             wasmtime_version=getattr(wasmtime, "__version__", ""),
+            voices={nid: list(v) for nid, v in program.voices.items()},
         )
 
     def load(self) -> tuple[Any, Any]:
@@ -111,7 +113,9 @@ class KernelImage:
         memory = self.initial_memory()
         if layout.size != len(memory):
             raise RuntimeError("the kernel's memory layout differs on this worker (another oscen version?)")
-        program = Program("", layout, self.sites, self.segments, self.node_labels, self.math_imports)
+        program = Program(
+            "", layout, self.sites, self.segments, self.node_labels, self.math_imports, voices=self.voices
+        )
         module = wasmtime.Module.deserialize(engine(), self.module)
         compiled = CompiledGraph(
             ir, program, module, CompileStats(0.0, 0.0, 0, len(self.segments)), self.timeout

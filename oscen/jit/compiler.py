@@ -24,6 +24,7 @@ from . import validate, wasm_math
 from .engine import engine, math_module, watch
 from .frontend import JitError
 from .frontend.typing import settled
+from .groups import find_groups
 from .layout import INTERRUPT, LOOP_BUDGET, MAX_BLOCK, NODE, TRAP_SITE, Layout
 from .session import CompileSession
 from .skeleton import FUSE_NODES, INLINE_MATH_NODES, Program, SkeletonBuilder
@@ -323,7 +324,7 @@ class _Binding:
 
 def node_fault(binding: Any, message: str, math_error: Callable[[], int]) -> NodeFault:
     """The NodeFault for a trapped call, read off the kernel's memory header (TRAP_SITE,
-    TRAP_CODE, SEGMENT, NODE) the same way whichever backend ran it; ``math_error`` reads (and
+    TRAP_CODE, SEGMENT, NODE, LANE) the same way whichever backend ran it; ``math_error`` reads (and
     resets) the math library's error code. The abandoned block consumed events from the external
     queues by moving their heads (compacted only at the end of a block): they are rewound, so that
     the events wait again."""
@@ -332,7 +333,10 @@ def node_fault(binding: Any, message: str, math_error: Callable[[], int]) -> Nod
         head[0] = 0
     header = memory[TRAP_SITE : TRAP_SITE + 20].view(np.int32)
     site_id, code, segment = int(header[0]), int(header[1]), int(header[2])
-    node_id = int(memory[NODE : NODE + 4].view(np.int32)[0])
+    node_id, lane = (int(x) for x in memory[NODE : NODE + 8].view(np.int32))
+    lanes = getattr(program, "voices", {}).get(node_id)  # code a voice group shares: the voice's node
+    if lanes is not None and 0 <= lane < len(lanes):
+        node_id = lanes[lane]
     header[0] = header[1] = 0
     node = program.node_labels.get(node_id) or ", ".join(
         program.node_labels[n] for n in program.segments[segment]
@@ -366,6 +370,8 @@ class CraneliftJit:
     nodes per sample loop. ``timeout``: seconds a call may run before node code in a loop is
     interrupted. ``state_in_locals``: keep node state in locals across the sample loop (faster node
     code, larger modules) or in memory; by default, locals for graphs up to 300 nodes.
+    ``voice_groups``: compile copies of one sub-graph (voices) as one body run for each voice
+    (:mod:`.groups`); off, every node is compiled on its own.
 
     Each compiler has its own :class:`~.session.CompileSession` (``session``): the node variants it
     has compiled, so that a recompile after an edit redoes only what changed. Compilers share
@@ -378,21 +384,28 @@ class CraneliftJit:
         fuse: int = FUSE_NODES,
         timeout: float = 2.0,
         state_in_locals: bool | None = None,
+        voice_groups: bool = True,
     ) -> None:
         self.max_block = check.max_block(max_block, "CraneliftJit")
         self.fuse = check.positive_int(fuse, "CraneliftJit", "fuse")
         self.timeout = check.timeout(timeout, "CraneliftJit")
         self.state_in_locals = check.optional_bool(state_in_locals, "CraneliftJit", "state_in_locals")
+        self.voice_groups = check.optional_bool(voice_groups, "CraneliftJit", "voice_groups") is not False
         self.session = CompileSession()
 
     def program(self, ir: GraphIR) -> Program:
         """The whole program for ``ir`` (settled) as kernel IR and its WebAssembly text, before
         Cranelift: what every backend runs (the reference backend takes ``program.module``)."""
         layout = Layout.of(ir, self.max_block)
+        groups = find_groups(ir) if self.voice_groups else []
+        # Nodes whose code the module holds: a voice group's body counts once.
+        compiled = len(ir.nodes) - sum(len(g.members) - len(g.template) for g in groups)
         in_locals = self.state_in_locals
         if in_locals is None:  # faster node code for ordinary graphs, faster compiles for huge ones
-            in_locals = len(ir.nodes) <= INLINE_MATH_NODES
-        program = SkeletonBuilder(ir, layout, self.fuse, in_locals, self.session).build()
+            in_locals = compiled <= INLINE_MATH_NODES
+        program = SkeletonBuilder(
+            ir, layout, self.fuse, in_locals, self.session, groups, inline_math=compiled <= INLINE_MATH_NODES
+        ).build()
         if validate.ENABLED:  # the tests' switch (OSCEN_VALIDATE_IR): every kernel they build
             validate.check_program(ir, program, self.session)
         return program

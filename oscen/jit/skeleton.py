@@ -25,8 +25,9 @@ from . import kernel as k
 from . import wasm_math
 from .backends import wasm
 from .frontend import deep_recursion, too_deep
+from .groups import VoiceGroup, find_groups, unit_order
 from .kernel import T, TrapSite
-from .layout import EVENT_BYTES, FRAME, NODE, SEGMENT, Layout, QueueSlots
+from .layout import EVENT_BYTES, FRAME, LANE, NODE, SEGMENT, Layout
 from .ops import Op
 from .passes import VariantCode as PassesCode
 from .passes.runtime import trap_function
@@ -67,6 +68,9 @@ class Program:
     module: k.Module | None = field(default=None, repr=False)
     """The program as kernel IR (``wat`` is its printing; None for a program loaded from a
     serialised kernel, see oscen.batch)."""
+    voices: dict[int, list[int]] = field(default_factory=dict)
+    """Voice groups compiled as one body: a template node (voice 0's) -> that member's node in
+    each voice. A trap in such code names the node of the voice in the LANE slot."""
 
     def trap_site(self, node_id: int, site_id: int) -> TrapSite | None:
         """Where trap ``site_id`` of the node whose code ran (the NODE slot) is in the source.
@@ -139,6 +143,15 @@ def _skeleton_variant(vc: PassesCode) -> VariantCode:
 
 
 # --------------------------------------------------------------------------- the skeleton
+def _entry(base: k.Expr, off: int, head: k.Expr) -> k.Expr:
+    """The address of a queue's entry number ``head`` (the queue at ``base + off``)."""
+    if isinstance(base, k.Const):
+        start: k.Expr = i32(base.value + off + 8)
+    else:
+        start = prim(Op.I32_ADD, base, i32(off + 8))
+    return prim(Op.I32_ADD, start, prim(Op.I32_MUL, head, i32(EVENT_BYTES)))
+
+
 def _frame_now() -> k.Expr:
     """The absolute frame of the sample being processed."""
     return prim(Op.I64_ADD, load(I64, i32(FRAME)), prim(Op.I64_EXTEND_I32_U, local(I32, "i")))
@@ -155,6 +168,8 @@ class SkeletonBuilder:
         fuse: int = FUSE_NODES,
         state_in_locals: bool = False,
         session: CompileSession | None = None,
+        groups: list[VoiceGroup] | None = None,
+        inline_math: bool | None = None,
     ) -> None:
         self.ir = ir
         self.session = session if session is not None else CompileSession()
@@ -166,12 +181,25 @@ class SkeletonBuilder:
         self.called: set[str] = set()
         self.functions: dict[str, k.Function] = {}  # the variants' outlined helpers, by name
         self.sites: dict[int, list[Any]] = {}
-        self.inline_math = len(ir.nodes) <= INLINE_MATH_NODES
+        self.inline_math = len(ir.nodes) <= INLINE_MATH_NODES if inline_math is None else inline_math
         self.uses_ramp = False
         self.nodes = {n.id: n for n in ir.nodes}
         self._inputs: dict[tuple[int, str], list[tuple[int, str]]] = {}
         for c in ir.connections:
             self._inputs.setdefault((c.target, c.target_endpoint), []).append((c.source, c.source_endpoint))
+        self.groups = find_groups(ir) if groups is None else groups
+        # While a voice group's body is built: template node -> its member index (addressed from
+        # param ``b<j>``), and the outside input terms that differ per voice -> param ``x<k>``.
+        self.voice_member: dict[int, int] = {}
+        self.lane_inputs: dict[tuple[int, str, int], str] = {}
+
+    def place(self, nid: int, addr: int) -> tuple[k.Expr, int]:
+        """Address ``addr`` of node ``nid`` as (base expression, offset): absolute, or relative to
+        the voice's member base when ``nid`` is the template node of the group being built."""
+        j = self.voice_member.get(nid)
+        if j is None:
+            return i32(addr), 0
+        return local(I32, f"b{j}"), addr - self.layout.nodes[nid].base
 
     def sources(self, nid: int, name: str) -> list[tuple[int, str]]:
         return self._inputs.get((nid, name), [])
@@ -193,21 +221,27 @@ class SkeletonBuilder:
         )
         return _skeleton_variant(code)
 
-    def segments(self) -> list[list[int]]:
-        order = self.ir.order
-        pos = {nid: i for i, nid in enumerate(order)}
+    def segments(self) -> list[list[int] | VoiceGroup]:
+        """Node ids per segment in processing order; a voice group is a segment of its own."""
+        units = unit_order(self.ir, self.groups) if self.groups else None
+        if units is None:
+            units = list(self.ir.order)
+            self.groups = []
+        pos = {u: i for i, u in enumerate(units) if isinstance(u, int)}
         # A cycle's nodes, and everything between them in the order, run in one loop.
-        must_join = [False] * len(order)
+        must_join = [False] * len(units)
         for cyc in self.ir.cycles:
             lo, hi = min(pos[n] for n in cyc), max(pos[n] for n in cyc)
             for i in range(lo + 1, hi + 1):
                 must_join[i] = True
-        segs: list[list[int]] = []
-        for i, nid in enumerate(order):
-            if segs and (must_join[i] or len(segs[-1]) < self.fuse):
-                segs[-1].append(nid)
+        segs: list[list[int] | VoiceGroup] = []
+        for i, u in enumerate(units):
+            if isinstance(u, VoiceGroup):
+                segs.append(u)
+            elif segs and isinstance(segs[-1], list) and (must_join[i] or len(segs[-1]) < self.fuse):
+                segs[-1].append(u)
             else:
-                segs.append([nid])
+                segs.append([u])
         return segs
 
     # ------------------------------------------------------------------ one node's step
@@ -227,7 +261,10 @@ class SkeletonBuilder:
         for fn in code.functions:
             self.functions.setdefault(fn.name, fn)
         nb = local(I32, "nb")
-        out: list[k.Stmt] = [set_local("nb", i32(nl.base)), store(I32, i32(NODE), i32(node.id))]
+        out: list[k.Stmt] = [
+            set_local("nb", self.place(node.id, nl.base)[0]),
+            store(I32, i32(NODE), i32(node.id)),
+        ]
         renames: dict[str, str] = {}
         if self.state_in_locals:
             state = self.seg_state.setdefault(node.id, {})
@@ -266,7 +303,10 @@ class SkeletonBuilder:
             srcs = self.sources(node.id, e.name)
             if not srcs:
                 continue
-            terms = [self.source_value(s, port, members) for s, port in srcs]
+            terms = [
+                self.source_value(s, port, members, self.lane_inputs.get((node.id, e.name, t)))
+                for t, (s, port) in enumerate(srcs)
+            ]
             if e.kind == "value":
                 terms.insert(0, load(F64, nb, nl.rel(nl.params[e.name].value)))
             locals_[f"in_{e.name}"] = F64
@@ -276,18 +316,27 @@ class SkeletonBuilder:
             if e.direction != "input" or e.kind != "event":
                 continue
             handler = code.handlers[e.name]
-            out.append(self.dispatch_external(nl.external_queues[e.name], instance(handler)))
-            for src, port in self.sources(node.id, e.name):
+            q = nl.external_queues[e.name]
+            out.append(self.dispatch_external(self.place(node.id, q.base), instance(handler)))
+            for t, (src, port) in enumerate(self.sources(node.id, e.name)):
                 outbox = self.layout.nodes[src].outboxes[port]
+                lane_input = self.lane_inputs.get((node.id, e.name, t))
+                at = (local(I32, lane_input), 0) if lane_input else self.place(src, outbox.base)
                 head = f"head{len(heads)}"
                 heads.append(head)
-                out.append(self.dispatch_outbox(outbox, head, instance(handler)))
+                out.append(self.dispatch_outbox(at, head, instance(handler)))
         # 4. process
         out.append(instance(code.process))
         # 5. outputs that leave the segment
         for e in node.endpoints:
             if e.direction == "output" and e.kind != "event" and (node.id, e.name) in self.buffered:
-                out.append(store(F64, local(I32, "i8"), self.scalar(node.id, e.name), nl.buffers[e.name]))
+                base, rel = self.place(node.id, nl.buffers[e.name])
+                at = local(I32, "i8")
+                if node.id not in self.voice_member:
+                    rel = nl.buffers[e.name]
+                else:
+                    at = prim(Op.I32_ADD, at, base)
+                out.append(store(F64, at, self.scalar(node.id, e.name), rel))
         return out
 
     @staticmethod
@@ -312,13 +361,15 @@ class SkeletonBuilder:
         if self.state_in_locals:
             self.seg_state.setdefault(nid, {})[name] = t
             return local(t, f"n{nid}_{name}")
-        return load(t, i32(addr))
+        return load(t, *self.place(nid, addr))
 
-    def source_value(self, src: int, port: str, members: set[int]) -> k.Expr:
+    def source_value(self, src: int, port: str, members: set[int], lane_input: str | None = None) -> k.Expr:
         if src in members:
             # Same loop: the source's output holds this sample's value, or the previous
             # sample's over a back edge into a feedback breaker (the source runs later).
             return self.scalar(src, port)
+        if lane_input is not None:  # a voice's own source outside the group: its buffer's address
+            return load(F64, prim(Op.I32_ADD, local(I32, "i8"), local(I32, lane_input)))
         return load(F64, local(I32, "i8"), self.layout.nodes[src].buffers[port])
 
     def sync(self, nid: int, inst: k.Instance, variant: VariantCode) -> None:
@@ -344,39 +395,38 @@ class SkeletonBuilder:
         inst.reload.append(k.Instance(code=codes[1]))
 
     @staticmethod
-    def dispatch_external(q: QueueSlots, handler: k.Stmt) -> k.Stmt:
-        """Handle the externally queued events due now (the queue is sorted by frame)."""
+    def dispatch_external(q: tuple[k.Expr, int], handler: k.Stmt) -> k.Stmt:
+        """Handle the externally queued events due now (the queue is sorted by frame). ``q``: the
+        queue's address as (base expression, offset), see :meth:`place`."""
+        base, off = q
         head = local(I32, "ev_head")
         at = local(I32, "ev_at")
         return k.Loop(
             label="ev",
             cond=None,
             body=[
-                set_local("ev_head", load(I32, i32(q.base + 4))),
-                k.Exit(label="ev", cond=prim(Op.I32_GE_U, head, load(I32, i32(q.base)))),
-                set_local(
-                    "ev_at", prim(Op.I32_ADD, i32(q.entries), prim(Op.I32_MUL, head, i32(EVENT_BYTES)))
-                ),
+                set_local("ev_head", load(I32, base, off + 4)),
+                k.Exit(label="ev", cond=prim(Op.I32_GE_U, head, load(I32, base, off))),
+                set_local("ev_at", _entry(base, off, head)),
                 k.Exit(label="ev", cond=prim(Op.I64_GT_S, load(I64, at), _frame_now())),
-                store(I32, i32(q.base + 4), prim(Op.I32_ADD, head, i32(1))),
+                store(I32, base, prim(Op.I32_ADD, head, i32(1)), off + 4),
                 handler,
             ],
         )
 
     @staticmethod
-    def dispatch_outbox(q: QueueSlots, head_name: str, handler: k.Stmt) -> k.Stmt:
+    def dispatch_outbox(q: tuple[k.Expr, int], head_name: str, handler: k.Stmt) -> k.Stmt:
         """Handle the events a source node emitted up to now in this block, with this input's own
         read position (a local: outboxes are filled and read within one block)."""
+        base, off = q
         head = local(I32, head_name)
         at = local(I32, "ev_at")
         return k.Loop(
             label="ev",
             cond=None,
             body=[
-                k.Exit(label="ev", cond=prim(Op.I32_GE_U, head, load(I32, i32(q.base)))),
-                set_local(
-                    "ev_at", prim(Op.I32_ADD, i32(q.entries), prim(Op.I32_MUL, head, i32(EVENT_BYTES)))
-                ),
+                k.Exit(label="ev", cond=prim(Op.I32_GE_U, head, load(I32, base, off))),
+                set_local("ev_at", _entry(base, off, head)),
                 k.Exit(label="ev", cond=prim(Op.I64_GT_S, load(I64, at), _frame_now())),
                 set_local(head_name, prim(Op.I32_ADD, head, i32(1))),
                 handler,
@@ -384,6 +434,51 @@ class SkeletonBuilder:
         )
 
     def segment(self, index: int, node_ids: list[int]) -> k.Function:
+        locals_, body = self.sample_loop(node_ids)
+        return k.Function(
+            f"seg{index}", [("n", I32)], (), locals_, [store(I32, i32(SEGMENT), i32(index)), *body]
+        )
+
+    def group_segment(self, index: int, group: VoiceGroup) -> list[k.Function]:
+        """A voice group's segment: one function for a voice (voice 0's nodes, every address of
+        the voice relative to its params ``b<j>``, ``x<k>``), called for each voice in turn with
+        that voice's addresses."""
+        template = group.template
+        self.voice_member = {nid: j for j, nid in enumerate(template)}
+        lane_params: list[str] = []
+        self.lane_inputs = {}
+        for ext in group.externals:
+            if not ext.shared:
+                name = f"x{len(lane_params)}"
+                lane_params.append(name)
+                self.lane_inputs[(template[ext.member], ext.endpoint, ext.term)] = name
+        try:
+            locals_, body = self.sample_loop(template)
+        finally:
+            self.voice_member = {}
+            lane_inputs, self.lane_inputs = self.lane_inputs, {}
+        params = [("n", I32), ("v", I32), *((f"b{j}", I32) for j in range(len(template)))]
+        params += [(name, I32) for name in lane_params]
+        voice = k.Function(
+            f"voice{index}", params, (), locals_, [store(I32, i32(LANE), local(I32, "v")), *body]
+        )
+        calls: list[k.Stmt] = [store(I32, i32(SEGMENT), i32(index))]
+        for v, nodes in enumerate(group.voices):
+            args = [local(I32, "n"), i32(v), *(i32(self.layout.nodes[nid].base) for nid in nodes)]
+            for ext in group.externals:
+                if (template[ext.member], ext.endpoint, ext.term) in lane_inputs:
+                    src, port = ext.sources[v]
+                    sl = self.layout.nodes[src]
+                    args.append(i32(sl.outboxes[port].base if ext.kind == "event" else sl.buffers[port]))
+            calls.append(invoke(f"voice{index}", *args))
+        for nodes in group.voices:
+            for j, nid in enumerate(nodes):
+                self.sites[nid] = self.sites[template[j]]
+        return [voice, k.Function(f"seg{index}", [("n", I32)], (), {}, calls)]
+
+    def sample_loop(self, node_ids: list[int]) -> tuple[dict[str, T], list[k.Stmt]]:
+        """The locals and statements of one loop over the block's samples running ``node_ids``,
+        with their state loaded into locals before it and stored back after."""
         members = set(node_ids)
         locals_: dict[str, T] = {"i": I32, "i8": I32, "nb": I32, "ev_at": I32, "ev_head": I32}
         heads: list[str] = []
@@ -402,8 +497,9 @@ class SkeletonBuilder:
                 for name, t in self.seg_state.get(nid, {}).items():
                     addr = self.layout.nodes[nid].scalars[name][0]
                     locals_[f"n{nid}_{name}"] = t
-                    prologue.append(set_local(f"n{nid}_{name}", load(t, i32(addr))))
-                    epilogue.append(store(t, i32(addr), local(t, f"n{nid}_{name}")))
+                    at, off = self.place(nid, addr)
+                    prologue.append(set_local(f"n{nid}_{name}", load(t, at, off)))
+                    epilogue.append(store(t, at, local(t, f"n{nid}_{name}"), off))
         i = local(I32, "i")
         loop = k.Loop(
             label="sample",
@@ -415,13 +511,7 @@ class SkeletonBuilder:
                 set_local("i", prim(Op.I32_ADD, i, i32(1))),
             ],
         )
-        return k.Function(
-            f"seg{index}",
-            [("n", I32)],
-            (),
-            locals_,
-            [store(I32, i32(SEGMENT), i32(index)), *prologue, set_local("i", i32(0)), loop, *epilogue],
-        )
+        return locals_, [*prologue, set_local("i", i32(0)), loop, *epilogue]
 
     # ------------------------------------------------------------------ the module
     def block_function(self, segments: int) -> k.Function:
@@ -493,11 +583,23 @@ class SkeletonBuilder:
 
     def module(self) -> tuple[k.Module, list[list[int]]]:
         segs = self.segments()
-        seg_of = {nid: si for si, seg in enumerate(segs) for nid in seg}
+        seg_nodes = [seg.members if isinstance(seg, VoiceGroup) else seg for seg in segs]
+        seg_of = {nid: si for si, seg in enumerate(seg_nodes) for nid in seg}
         for c in self.ir.connections:
             if c.kind != "event" and seg_of[c.source] != seg_of[c.target]:
                 self.buffered.add((c.source, c.source_endpoint))
-        seg_functions = [self.segment(si, seg) for si, seg in enumerate(segs)]
+        for g in self.groups:  # one body for every voice: a member's output is buffered if any voice's is
+            for nodes in g.voices[1:]:
+                for j, nid in enumerate(nodes):
+                    for e in self.nodes[nid].endpoints:
+                        if (nid, e.name) in self.buffered:
+                            self.buffered.add((g.template[j], e.name))
+        seg_functions: list[k.Function] = []
+        for si, seg in enumerate(segs):
+            if isinstance(seg, VoiceGroup):
+                seg_functions.extend(self.group_segment(si, seg))
+            else:
+                seg_functions.append(self.segment(si, seg))
         library_functions: list[k.Function] = []
         if "trap" in self.called:  # what Trap(via="trap") calls
             library_functions.append(trap_function())
@@ -519,7 +621,7 @@ class SkeletonBuilder:
             globals=[k.Global(wasm_math.ERROR_GLOBAL, I32, 0, mutable=True, export="math_error")],
             memory_pages=(self.layout.size + 65535) // 65536,
         )
-        return module, segs
+        return module, seg_nodes
 
     def build(self) -> Program:
         with deep_recursion():  # deeply nested node code prints through as deep a recursion
@@ -536,4 +638,5 @@ class SkeletonBuilder:
             {n.id: n.label for n in self.ir.nodes},
             [imp.name for imp in module.imports],
             module,
+            {nid: [voice[j] for voice in g.voices] for g in self.groups for j, nid in enumerate(g.template)},
         )
