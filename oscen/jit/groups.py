@@ -135,7 +135,16 @@ def find_groups(ir: GraphIR, min_voices: int = MIN_VOICES) -> list[VoiceGroup]:
         (c.source, c.target) for c in ir.connections if c.source in candidates and c.target in candidates
     ]
 
+    shapes: dict[frozenset[int], tuple[tuple, list[int], list]] = {}
+
     def shape_of(comp: set[int]) -> tuple[tuple, list[int], list]:
+        key = frozenset(comp)
+        got = shapes.get(key)
+        if got is None:
+            got = shapes[key] = _shape(key)
+        return got
+
+    def _shape(comp: frozenset[int]) -> tuple[tuple, list[int], list]:
         members = sorted(comp, key=pos.__getitem__)
         index = {nid: j for j, nid in enumerate(members)}
         shape: list = []

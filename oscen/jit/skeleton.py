@@ -183,6 +183,7 @@ class SkeletonBuilder:
         self.sites: dict[int, list[Any]] = {}
         self.inline_math = len(ir.nodes) <= INLINE_MATH_NODES if inline_math is None else inline_math
         self.uses_ramp = False
+        self.ramp_flags: list[int] = []  # nodes of the sample loop being built that have ramps
         self.nodes = {n.id: n for n in ir.nodes}
         self._inputs: dict[tuple[int, str], list[tuple[int, str]]] = {}
         for c in ir.connections:
@@ -278,9 +279,10 @@ class SkeletonBuilder:
                 instances.append((node.id, inst, code))
             return inst
 
-        # 1. ramps of parameters set from outside (of a connected one, its base): a load and a
-        # branch while none runs. Addressed from nb, the same for every node of the variant: one
-        # Code, printed once.
+        # 1. ramps of parameters set from outside (of a connected one, its base): per sample, one
+        # test of the node's flag, set before the loop when any of its ramps runs (ramps start
+        # only between blocks, from the host). Addressed from nb, the same for every node of the
+        # variant: one Code, printed once.
         if nl.params:
             self.uses_ramp = True
             if code.ramps is None:
@@ -294,7 +296,10 @@ class SkeletonBuilder:
                     ],
                     {},
                 )
-            out.append(k.Instance(code=code.ramps))
+            flag = f"ramping{node.id}"
+            locals_[flag] = BOOL
+            self.ramp_flags.append(node.id)
+            out.append(if_(local(BOOL, flag), [k.Instance(code=code.ramps)]))
         # 2. connected inputs, summed left to right; a value input starts from its base (what
         # set_value set), as the interpreter does
         for e in node.endpoints:
@@ -338,6 +343,16 @@ class SkeletonBuilder:
                     at = prim(Op.I32_ADD, at, base)
                 out.append(store(F64, at, self.scalar(node.id, e.name), rel))
         return out
+
+    def ramp_flag(self, nid: int) -> k.Stmt:
+        """``ramping<nid> = any of the node's parameter ramps runs`` (once per block)."""
+        nl = self.layout.nodes[nid]
+        running: k.Expr | None = None
+        for slots in nl.params.values():
+            remaining = load(I64, *self.place(nid, slots.remaining))
+            running = remaining if running is None else prim(Op.I64_OR, running, remaining)
+        assert running is not None
+        return set_local(f"ramping{nid}", prim(Op.I64_NE, running, i64(0)))
 
     @staticmethod
     def sum_into(name: str, terms: list[k.Expr]) -> list[k.Stmt]:
@@ -484,11 +499,12 @@ class SkeletonBuilder:
         heads: list[str] = []
         instances: list[tuple[int, k.Instance, VariantCode]] = []
         body: list[k.Stmt] = []
+        self.ramp_flags = []
         for nid in node_ids:
             body.extend(self.node_step(self.nodes[nid], members, locals_, heads, instances))
         for h in heads:
             locals_[h] = I32
-        prologue: list[k.Stmt] = []
+        prologue: list[k.Stmt] = [self.ramp_flag(nid) for nid in self.ramp_flags]
         epilogue: list[k.Stmt] = []
         if self.state_in_locals:
             for nid, inst, variant in instances:
