@@ -33,6 +33,7 @@ INTERRUPT = 20  # i32: loop iterations node code may still run in this call (hos
 LOOP_BUDGET = 2**31 - 1
 """What a Python host gives each call: its watchdog, not the count, ends an endless loop."""
 NODE = 24  # i32: the node whose code runs (to attribute traps in code shared by several nodes)
+LANE = 28  # i32: the voice (lane) whose code runs, in code run for several voices of a group at once
 HEADER_BYTES = 64
 HEADER_SLOTS = {
     "frame": FRAME,
@@ -41,6 +42,7 @@ HEADER_SLOTS = {
     "segment": SEGMENT,
     "interrupt": INTERRUPT,
     "node": NODE,
+    "lane": LANE,
 }
 """The header slots by name (in a layout's JSON: hosts in other languages read them from there)."""
 LAYOUT_VERSION = 1

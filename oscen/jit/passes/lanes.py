@@ -1,0 +1,629 @@
+"""Voices as lanes: a body written for one voice made into a body for ``W`` voices at once.
+
+The skeleton builds a voice group's step as ONE list of primitive statements for one voice,
+addressing everything of the voice from the I32 local ``vb`` (its base) with ``v`` its index.
+Running it W times, one voice after the other, is the reference meaning. :func:`lanes` makes
+one body that does the same for W voices whose inputs are ``vb__0..``, ``v__0..`` (the caller
+sets them), so that the lanes' independent recurrences overlap in the CPU (the speed of
+hand-written C that interleaves voices), and, with packing, run two at a time in f64x2.
+
+How:
+
+1. **Expansion**: :class:`~..kernel.Instance`\\ s of variant Codes are pasted in (renames applied,
+   ``SyncState`` marks replaced by the instance's flush/reload, trap sites numbered in the
+   Code's own table, as the printer does), so the body is one tree.
+2. **Uniformity**: a local, an expression, a structure is *varying* if it depends, through data
+   or control, on the lane inputs or on memory loaded from a varying address, or on memory the
+   body itself writes at a fixed address (the loop budget in INTERRUPT: each lane counts it
+   down); *uniform* otherwise (the sample counter ``i``, ``i8``, ``n``, constants, reads of
+   uniform addresses). A structure is varying if its condition is, or if an ``Exit``/``Next``
+   that leaves it sits under varying control.
+3. **Small pure if/else to selects**: a varying ``if`` whose arms only set locals to trap-free
+   values becomes ``Choose``\\ s of the two computed values (bit-exact, branch-free), so more
+   of the body is straight-line.
+4. **Emission** ("interleave"): uniform statements once; a varying statement once per lane,
+   its varying locals renamed ``x__L``, the lanes' copies side by side statement by statement;
+   varying control flow as one copy per lane; uniform control flow around varying work (the
+   sample loop) stays one structure with an interleaved body. Writes with a per-lane effect
+   (the INTERRUPT count, calls of module functions) run once per lane, in lane order.
+5. **Traps**: before anything that may trap in lane L (a ``Trap``, a call that may trap) the
+   header slot LANE gets ``v__L``: a fault names the voice. Trap stores sit in the trap's own
+   branch, off the hot path; a call that may trap gets its store just before the statement.
+
+Where lanes of one statement run side by side, the relative order of the lanes' memory effects
+changes; that is exact because the lanes touch disjoint memory (the group's contract) except
+uniform reads and the header slots NODE, SEGMENT, LANE (equal values) and INTERRUPT (a count
+only summed). If several lanes would trap, the one reported is the first to trap in the
+interleaved order (each lane's own trap is exact; which one comes first may differ from the
+voice-by-voice order).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .. import kernel as k
+from ..backends.wasm import code_sites
+from ..kernel import T
+from ..layout import LANE, NODE, SEGMENT, TRAP_CODE, TRAP_SITE
+from ..mathlib.registry import BY_WASM, ERROR_GLOBAL
+from ..ops import Op
+from .walk import Rewriter, walk
+
+I32 = T.I32
+LANE_INPUTS = ("vb", "v")
+"""The per-voice body's lane inputs: the voice's base address and its index."""
+IDEMPOTENT_SLOTS = frozenset({NODE, SEGMENT, LANE, TRAP_SITE, TRAP_CODE})
+"""Header slots the body may write with a uniform value once for all lanes (their last value
+only attributes a fault)."""
+TRAPPING_OPS = frozenset(
+    {
+        Op.I64_DIV_S,
+        Op.I64_DIV_U,
+        Op.I64_REM_S,
+        Op.I64_REM_U,
+        Op.I32_DIV_S,
+        Op.I32_DIV_U,
+        Op.I32_REM_S,
+        Op.I32_REM_U,
+        Op.I64_TRUNC_F64_S,
+        Op.I32_TRUNC_F64_S,
+    }
+)
+"""Primitive operations that trap on some operands (never evaluated speculatively)."""
+SELECT_MAX_SETS = 4
+"""An if/else with at most this many locals set per arm becomes selects."""
+SELECT_MAX_NODES = 24
+"""... and at most this many expression nodes per value."""
+
+
+class NotLaneable(Exception):
+    """The body cannot be run as lanes (``reason`` says why): run the voices one by one."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class LaneBody:
+    """The body for W lanes and every local it uses (lane inputs ``vb__L``, ``v__L`` included)."""
+
+    body: list[k.Stmt]
+    locals: dict[str, T]
+
+
+def lane_name(name: str, lane: int) -> str:
+    """Lane ``lane``'s copy of varying local ``name``."""
+    return f"{name}__{lane}"
+
+
+# =========================================================================== 1. expansion
+@dataclass
+class _NumberedTrap(k.Stmt):
+    """A trap from an Instance's Code, its site numbered in that Code's table (the printer numbers
+    a Trap by the table of the Code it prints; pasted out of its Code, the number goes along)."""
+
+    site: k.Site = field(default=k.NOSITE, kw_only=True)
+    trap: k.Trap
+    number: int
+
+
+def _resolved(t: _NumberedTrap) -> list[k.Stmt]:
+    """What the printer makes of the trap, as statements (the same memory and the same trap)."""
+    tr = t.trap
+    if tr.math_error:
+        return [k.SetGlobal(name=ERROR_GLOBAL, value=k.Const(I32, tr.math_error)), k.Unreachable()]
+    if tr.via:
+        return [k.Invoke(func=tr.via, args=[k.Const(I32, t.number), k.Const(I32, tr.code)])]
+    return [
+        k.Store(type=I32, addr=k.Const(I32, TRAP_SITE), offset=0, value=k.Const(I32, t.number)),
+        k.Store(type=I32, addr=k.Const(I32, TRAP_CODE), offset=0, value=k.Const(I32, tr.code)),
+        k.Unreachable(),
+    ]
+
+
+class _Expand(Rewriter):
+    """Pastes Instances in: renames (innermost first, as the printer renames pasted text), state
+    syncs, trap numbering."""
+
+    def __init__(self) -> None:
+        self.chain: list[dict[str, str]] = []
+        self.sites = None  # the numbering of the Code being pasted (None: the caller's)
+        self.inst: k.Instance | None = None
+
+    def rn(self, name: str) -> str:
+        for renames in self.chain:
+            name = renames.get(name, name)
+        return name
+
+    def s_Instance(self, s: k.Instance) -> list[k.Stmt]:
+        if not s.code.body and s.code.derived.get("wat"):
+            raise NotLaneable("an Instance of a Code given as WebAssembly text")
+        saved = (self.chain, self.sites, self.inst)
+        self.chain, self.sites, self.inst = [s.renames, *self.chain], code_sites(s.code), s
+        try:
+            return self.stmts(s.code.body)
+        finally:
+            self.chain, self.sites, self.inst = saved
+
+    def s_SyncState(self, s: k.SyncState) -> list[k.Stmt]:
+        inst = self.inst
+        if inst is None:
+            raise NotLaneable("a SyncState outside an Instance")
+        body = inst.flush if s.direction == "flush" else inst.reload
+        self.inst = None  # the syncs' own Instances nest; marks do not
+        try:
+            return self.stmts(body)
+        finally:
+            self.inst = inst
+
+    def s_Trap(self, s: k.Trap) -> list[k.Stmt]:
+        if self.sites is None:
+            return [s]
+        return [_NumberedTrap(site=s.site, trap=s, number=self.sites(s.where))]
+
+    def x_Local(self, e: k.Local) -> k.Expr:
+        return k.Local(e.type, self.rn(e.name)) if self.chain else e
+
+    def x_Let(self, e: k.Let) -> k.Expr:
+        return k.Let(e.type, self.rn(e.name), self.expr(e.value), self.expr(e.body))
+
+    def x_CallFn(self, e: k.CallFn) -> k.Expr:
+        return k.CallFn(e.type, self.rn(e.func), [self.expr(a) for a in e.args])
+
+    def s_SetLocal(self, s: k.SetLocal) -> list[k.Stmt]:
+        return [k.SetLocal(site=s.site, name=self.rn(s.name), value=self.expr(s.value))]
+
+    def s_Invoke(self, s: k.Invoke) -> list[k.Stmt]:
+        return [
+            k.Invoke(
+                site=s.site,
+                func=self.rn(s.func),
+                args=[self.expr(a) for a in s.args],
+                targets=[self.rn(t) for t in s.targets],
+                results=s.results,
+            )
+        ]
+
+    def s_Block(self, s: k.Block) -> list[k.Stmt]:
+        return [k.Block(site=s.site, label=self.rn(s.label), body=self.stmts(s.body))]
+
+    def s_Loop(self, s: k.Loop) -> list[k.Stmt]:
+        cond = None if s.cond is None else self.expr(s.cond)
+        return [k.Loop(site=s.site, label=self.rn(s.label), cond=cond, body=self.stmts(s.body))]
+
+    def s_Exit(self, s: k.Exit) -> list[k.Stmt]:
+        cond = None if s.cond is None else self.expr(s.cond)
+        return [k.Exit(site=s.site, label=self.rn(s.label), cond=cond)]
+
+    def s_Next(self, s: k.Next) -> list[k.Stmt]:
+        return [k.Next(site=s.site, label=self.rn(s.label))]
+
+
+def expand(body: list[k.Stmt]) -> list[k.Stmt]:
+    """``body`` with every Instance pasted in (a new tree; traps of Codes carry their number)."""
+    return _Expand().stmts(body)
+
+
+# =========================================================================== helpers
+def _pure_function(name: str) -> bool:
+    """A math library function: its result depends on its arguments alone (it may trap)."""
+    return name in BY_WASM or name == "trap"
+
+
+def _may_trap_call(name: str) -> bool:
+    mf = BY_WASM.get(name)
+    return mf is None or mf.can_trap
+
+
+def _const_addr(e: k.Load | k.Store) -> int | None:
+    return e.addr.value + e.offset if isinstance(e.addr, k.Const) else None  # type: ignore[operator]
+
+
+def _width(t: T) -> int:
+    return 8 if t in (T.F64, T.I64) else 4
+
+
+# =========================================================================== 2. uniformity
+class _Uniformity:
+    """Which locals and structures are varying (a fixpoint over the whole body)."""
+
+    def __init__(self, body: list[k.Stmt], inputs: tuple[str, ...]) -> None:
+        self.varying: set[str] = set(inputs)
+        self.vstructs: set[int] = set()  # ids of varying If/Loop/Block
+        self.written: list[tuple[int, int]] = []  # fixed byte ranges the body writes (not idempotent)
+        for x in walk(body):
+            if isinstance(x, k.Store):
+                at = _const_addr(x)
+                if at is not None and at not in IDEMPOTENT_SLOTS:
+                    self.written.append((at, at + _width(x.type)))
+        self.changed = True
+        while self.changed:
+            self.changed = False
+            self.stmts(body, False, [])
+
+    def _mark(self, name: str) -> None:
+        if name not in self.varying:
+            self.varying.add(name)
+            self.changed = True
+
+    def _mark_struct(self, s: k.Stmt) -> None:
+        if id(s) not in self.vstructs:
+            self.vstructs.add(id(s))
+            self.changed = True
+
+    def shared(self, e: k.Load) -> bool:
+        """Whether a load of a fixed address reads what the body writes there (lane by lane)."""
+        at = _const_addr(e)
+        if at is None:
+            return False
+        end = at + _width(e.type)
+        return any(a < end and at < b for a, b in self.written)
+
+    # ------------------------------------------------------------------ expressions
+    def expr(self, e: k.Expr, ctx: bool, stack: list) -> bool:
+        if isinstance(e, k.Const):
+            return False
+        if isinstance(e, k.Local):
+            return e.name in self.varying
+        if isinstance(e, k.Load):
+            return self.expr(e.addr, ctx, stack) or self.shared(e)
+        if isinstance(e, (k.Prim, k.CallFn)):
+            v = False
+            for a in e.args:
+                v = self.expr(a, ctx, stack) or v
+            return v or (isinstance(e, k.CallFn) and not _pure_function(e.func))
+        if isinstance(e, k.Choose):
+            a = self.expr(e.a, ctx, stack)
+            b = self.expr(e.b, ctx, stack)
+            return self.expr(e.cond, ctx, stack) or a or b
+        if isinstance(e, k.Select):
+            c = self.expr(e.cond, ctx, stack)
+            a = self.expr(e.then, ctx or c, stack)
+            return self.expr(e.orelse, ctx or c, stack) or a or c
+        if isinstance(e, k.Logical):
+            c = self.expr(e.left, ctx, stack)
+            return self.expr(e.right, ctx or c, stack) or c
+        if isinstance(e, k.Seq):
+            self.stmts(e.body, ctx, stack)
+            return self.expr(e.value, ctx, stack)
+        if isinstance(e, k.Let):
+            if self.expr(e.value, ctx, stack) or ctx:
+                self._mark(e.name)
+            return self.expr(e.body, ctx, stack)
+        if isinstance(e, k.GetGlobal):
+            return True
+        raise NotLaneable(f"a {type(e).__name__} expression (not primitive-level)")
+
+    # ------------------------------------------------------------------ statements
+    def stmts(self, body: list[k.Stmt], ctx: bool, stack: list) -> None:
+        for s in body:
+            self.stmt(s, ctx, stack)
+
+    def _leave(self, s: k.Exit | k.Next, varying: bool, stack: list) -> None:
+        for label, target, outer_ctx in reversed(stack):
+            if label == s.label:
+                if varying and not outer_ctx:
+                    self._mark_struct(target)
+                return
+        raise NotLaneable(f"a jump to label {s.label!r} outside the body")
+
+    def stmt(self, s: k.Stmt, ctx: bool, stack: list) -> None:  # noqa: C901 - one dispatch
+        if isinstance(s, k.SetLocal):
+            if self.expr(s.value, ctx, stack) or ctx:
+                self._mark(s.name)
+        elif isinstance(s, k.Store):
+            self.expr(s.addr, ctx, stack)
+            self.expr(s.value, ctx, stack)
+        elif isinstance(s, k.If):
+            if self.expr(s.cond, ctx, stack):
+                self._mark_struct(s)
+            inner = ctx or id(s) in self.vstructs
+            self.stmts(s.body, inner, stack)
+            self.stmts(s.orelse, inner, stack)
+        elif isinstance(s, (k.Loop, k.Block)):
+            if isinstance(s, k.Loop) and s.cond is not None and self.expr(s.cond, ctx, stack):
+                self._mark_struct(s)
+            stack.append((s.label, s, ctx))
+            self.stmts(s.body, ctx or id(s) in self.vstructs, stack)
+            stack.pop()
+        elif isinstance(s, k.Exit):
+            c = s.cond is not None and self.expr(s.cond, ctx, stack)
+            self._leave(s, ctx or c, stack)
+        elif isinstance(s, k.Next):
+            self._leave(s, ctx, stack)
+        elif isinstance(s, k.Invoke):
+            v = not _pure_function(s.func)
+            for a in s.args:
+                v = self.expr(a, ctx, stack) or v
+            if v or ctx:
+                for t in s.targets:
+                    self._mark(t)
+        elif isinstance(s, k.ExprStmt):
+            self.expr(s.value, ctx, stack)
+        elif isinstance(s, k.MemCopy):
+            for e in (s.dst, s.src, s.nbytes):
+                self.expr(e, ctx, stack)
+        elif isinstance(s, k.SetGlobal):
+            self.expr(s.value, ctx, stack)
+        elif isinstance(s, (k.Trap, _NumberedTrap, k.Unreachable)):
+            pass
+        elif isinstance(s, k.ReturnValues):
+            raise NotLaneable("a return from inside the body")
+        else:
+            raise NotLaneable(f"a {type(s).__name__} statement (not primitive-level)")
+
+
+# =========================================================================== 3. selects
+def _speculable(e: k.Expr, budget: list[int]) -> bool:
+    """Whether ``e`` may be evaluated when the original would not: no trap, no effect, no memory
+    (a branch not taken may address what is out of bounds), and small."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        return False
+    if isinstance(e, (k.Const, k.Local)):
+        return True
+    if isinstance(e, k.Prim):
+        return e.op not in TRAPPING_OPS and all(_speculable(a, budget) for a in e.args)
+    if isinstance(e, k.Choose):
+        return all(_speculable(a, budget) for a in (e.cond, e.a, e.b))
+    return False
+
+
+def _reads(e: k.Expr) -> set[str]:
+    return {x.name for x in walk(e) if isinstance(x, k.Local)}
+
+
+class _Selects:
+    """Varying small pure if/else to ``Choose``\\ s (see the module docstring)."""
+
+    def __init__(self, u: _Uniformity, locals_: dict[str, T]) -> None:
+        self.u = u
+        self.locals = locals_
+        self.count = 0
+
+    def arms(self, s: k.If) -> tuple[dict[str, k.Expr], dict[str, k.Expr]] | None:
+        got = []
+        for arm in (s.body, s.orelse):
+            if len(arm) > SELECT_MAX_SETS:
+                return None
+            sets: dict[str, k.Expr] = {}
+            for x in arm:
+                if not isinstance(x, k.SetLocal) or x.name in sets:
+                    return None
+                if not _speculable(x.value, [SELECT_MAX_NODES]):
+                    return None
+                sets[x.name] = x.value
+            got.append(sets)
+        then, orelse = got
+        targets = set(then) | set(orelse)
+        if not targets:
+            return None
+        for value in [*then.values(), *orelse.values()]:
+            if _reads(value) & targets:  # an arm reading what an arm sets: keep the branch
+                return None
+        return then, orelse
+
+    def stmts(self, body: list[k.Stmt]) -> list[k.Stmt]:
+        out: list[k.Stmt] = []
+        for s in body:
+            if isinstance(s, k.If) and id(s) in self.u.vstructs:
+                got = self.arms(s)
+                if got is not None:
+                    out.extend(self.selects(s, *got))
+                    continue
+            if isinstance(s, k.If):
+                s.body, s.orelse = self.stmts(s.body), self.stmts(s.orelse)
+            elif isinstance(s, (k.Loop, k.Block)):
+                s.body = self.stmts(s.body)
+            out.append(s)
+        return out
+
+    def selects(self, s: k.If, then: dict[str, k.Expr], orelse: dict[str, k.Expr]) -> list[k.Stmt]:
+        out: list[k.Stmt] = []
+        cond = s.cond
+        if not _speculable(cond, [SELECT_MAX_NODES]) or not isinstance(cond, (k.Local, k.Const)):
+            name = f"_lane_sel{self.count}"
+            self.count += 1
+            self.locals[name] = I32
+            out.append(k.SetLocal(site=s.site, name=name, value=cond))
+            cond = k.Local(I32, name)
+        for name in [*then, *(t for t in orelse if t not in then)]:
+            t = self.locals.get(name) or (then.get(name) or orelse[name]).type
+            a = then.get(name, k.Local(t, name))
+            b = orelse.get(name, k.Local(t, name))
+            out.append(k.SetLocal(site=s.site, name=name, value=k.Choose(t, cond, a, b)))
+        return out
+
+
+# =========================================================================== 4-5. emission
+class _Lane(Rewriter):
+    """One lane's copy of a statement: varying locals renamed, LANE stored before its traps.
+    ``lane`` None: a uniform statement emitted once (names kept; a trap is lane 0's)."""
+
+    def __init__(self, varying: set[str], lane: int | None) -> None:
+        self.varying = varying
+        self.lane = lane
+        self.lane_store = k.Store(
+            type=I32, addr=k.Const(I32, LANE), offset=0, value=k.Local(I32, lane_name("v", lane or 0))
+        )
+
+    def rn(self, name: str) -> str:
+        if self.lane is not None and name in self.varying:
+            return lane_name(name, self.lane)
+        return name
+
+    def x_Local(self, e: k.Local) -> k.Expr:
+        return k.Local(e.type, self.rn(e.name))
+
+    def x_Let(self, e: k.Let) -> k.Expr:
+        return k.Let(e.type, self.rn(e.name), self.expr(e.value), self.expr(e.body))
+
+    def s_SetLocal(self, s: k.SetLocal) -> list[k.Stmt]:
+        return [k.SetLocal(site=s.site, name=self.rn(s.name), value=self.expr(s.value))]
+
+    def s_Invoke(self, s: k.Invoke) -> list[k.Stmt]:
+        new = k.Invoke(
+            site=s.site,
+            func=s.func,
+            args=[self.expr(a) for a in s.args],
+            targets=[self.rn(t) for t in s.targets],
+            results=s.results,
+        )
+        return [self.lane_store, new] if s.func == "trap" else [new]
+
+    def s_Trap(self, s: k.Trap) -> list[k.Stmt]:
+        return [self.lane_store, s]
+
+    def s__NumberedTrap(self, s: _NumberedTrap) -> list[k.Stmt]:
+        return [self.lane_store, *_resolved(s)]
+
+    def s_Unreachable(self, s: k.Unreachable) -> list[k.Stmt]:
+        return [self.lane_store, s]
+
+    def stmt(self, s: k.Stmt) -> list[k.Stmt]:
+        out = super().stmt(s)
+        if _calls_that_may_trap(s):  # its own calls: the store goes right before it
+            out.insert(0, self.lane_store)
+        return out
+
+    def copy(self, s: k.Stmt) -> list[k.Stmt]:
+        return self.stmt(s)
+
+
+def _calls_in(e: k.Expr) -> bool:
+    """Whether evaluating ``e`` itself calls what may trap (a Seq's statements are their own)."""
+    if isinstance(e, k.CallFn) and _may_trap_call(e.func):
+        return True
+    if isinstance(e, k.Seq):
+        return _calls_in(e.value)
+    for v in e.__dict__.values():
+        if isinstance(v, k.Expr) and _calls_in(v):
+            return True
+        if type(v) is list and v and isinstance(v[0], k.Expr) and any(_calls_in(x) for x in v):
+            return True
+    return False
+
+
+def _calls_that_may_trap(s: k.Stmt) -> bool:
+    """Whether statement ``s`` itself (not the statements nested in it) calls what may trap."""
+    if isinstance(s, k.Invoke) and s.func != "trap" and _may_trap_call(s.func):
+        return True
+    return any(isinstance(v, k.Expr) and _calls_in(v) for v in s.__dict__.values()) or any(
+        type(v) is list and v and isinstance(v[0], k.Expr) and any(_calls_in(x) for x in v)
+        for v in s.__dict__.values()
+    )
+
+
+class _Emit:
+    def __init__(self, u: _Uniformity, width: int) -> None:
+        self.u = u
+        self.width = width
+        self.lanes = [_Lane(u.varying, lane) for lane in range(width)]
+        self.once = _Lane(u.varying, None)
+        self._per_lane: dict[int, bool] = {}
+
+    def per_lane(self, s: k.Stmt) -> bool:
+        """Whether ``s`` does anything that differs between lanes or must happen once per lane."""
+        got = self._per_lane.get(id(s))
+        if got is None:
+            got = self._per_lane[id(s)] = self._differs(s)
+        return got
+
+    def _differs(self, s: k.Stmt) -> bool:  # noqa: C901 - one dispatch
+        u = self.u
+        for x in walk(s):
+            if isinstance(x, k.Local) and x.name in u.varying:
+                return True
+            if isinstance(x, (k.SetLocal, k.Let)) and x.name in u.varying:
+                return True
+            if isinstance(x, (k.If, k.Loop, k.Block)) and id(x) in u.vstructs:
+                return True
+            if isinstance(x, k.Load) and u.shared(x):
+                return True
+            if isinstance(x, k.Store):
+                at = _const_addr(x)
+                if at is None:
+                    if self.u.expr(x.addr, False, []):
+                        return True
+                    raise NotLaneable("a store to a shared address that is not a constant")
+                if at not in IDEMPOTENT_SLOTS:
+                    return True
+            if isinstance(x, k.Invoke) and (
+                not _pure_function(x.func) or any(t in u.varying for t in x.targets)
+            ):
+                return True
+            if isinstance(x, k.CallFn) and not _pure_function(x.func):
+                return True
+            if isinstance(x, (k.MemCopy, k.SetGlobal, k.GetGlobal)):
+                return True
+        return False
+
+    def body(self, stmts: list[k.Stmt]) -> list[k.Stmt]:
+        """Statements in a uniform context: uniform ones once, varying ones per lane side by side,
+        uniform structures around varying work kept as one."""
+        out: list[k.Stmt] = []
+        for s in stmts:
+            if not self.per_lane(s):
+                out.extend(self.once.copy(s))
+            elif isinstance(s, (k.If, k.Loop, k.Block)) and id(s) not in self.u.vstructs:
+                out.extend(self.structure(s))
+            else:
+                for lane in self.lanes:
+                    out.extend(lane.copy(s))
+        return out
+
+    def structure(self, s: k.If | k.Loop | k.Block) -> list[k.Stmt]:
+        """A uniform structure around varying work: one structure, its body interleaved."""
+        if isinstance(s, k.If):
+            new = k.If(s.site, self.once.expr(s.cond), self.body(s.body), self.body(s.orelse))
+            if _calls_that_may_trap(k.ExprStmt(k.NOSITE, s.cond)):  # lane 0 meets it first
+                return [self.once.lane_store, new]
+            return [new]
+        if isinstance(s, k.Loop):
+            if s.cond is not None and _calls_that_may_trap(k.ExprStmt(k.NOSITE, s.cond)):
+                raise NotLaneable("a loop around varying work whose condition calls what may trap")
+            cond = None if s.cond is None else self.once.expr(s.cond)
+            return [k.Loop(site=s.site, label=s.label, cond=cond, body=self.body(s.body))]
+        return [k.Block(site=s.site, label=s.label, body=self.body(s.body))]
+
+
+# =========================================================================== the pass
+def _local_types(body: list[k.Stmt], locals_: dict[str, T]) -> dict[str, T]:
+    types = dict(locals_)
+    for x in walk(body):
+        if isinstance(x, k.Local):
+            types.setdefault(x.name, x.type)
+        elif isinstance(x, k.SetLocal):
+            types.setdefault(x.name, x.value.type)
+        elif isinstance(x, k.Let):
+            types.setdefault(x.name, x.value.type)
+        elif isinstance(x, k.Invoke):
+            for t, rt in zip(x.targets, x.results, strict=False):
+                types.setdefault(t, rt)
+    for name in LANE_INPUTS:
+        types.setdefault(name, I32)
+    return {n: (I32 if t == T.BOOL else t) for n, t in types.items()}
+
+
+def lanes(body: list[k.Stmt], locals_: dict[str, T], width: int = 2, selects: bool = True) -> LaneBody:
+    """``body`` (primitive level, written for one voice from locals ``vb`` and ``v``) for
+    ``width`` voices at once; see the module docstring. Raises :class:`NotLaneable`."""
+    if width < 1:
+        raise ValueError(f"lanes: width must be at least 1, got {width}")
+    tree = expand(body)
+    types = _local_types(tree, locals_)
+    u = _Uniformity(tree, LANE_INPUTS)
+    if selects:
+        tree = _Selects(u, types).stmts(tree)
+        u = _Uniformity(tree, LANE_INPUTS)  # the selects' conditions are new locals
+    out = _Emit(u, width).body(tree)
+    new_locals: dict[str, T] = {}
+    for name, t in types.items():
+        if name in u.varying:
+            for lane in range(width):
+                new_locals[lane_name(name, lane)] = t
+        elif name in locals_ or name.startswith("_lane_"):  # others are the caller's (``n``)
+            new_locals[name] = t
+    return LaneBody(out, new_locals)
