@@ -69,12 +69,14 @@ class VoiceBody:
         return memory[at : at + 8 * n].view(np.float64)
 
 
-def voice_body(make: Callable[[int], Graph], voices: int, inline_math: bool = True) -> VoiceBody:
+def voice_body(
+    make: Callable[[int], Graph], voices: int, inline_math: bool = True, max_block: int = MAX_BLOCK
+) -> VoiceBody:
     """The per-voice body of the graph ``make(0)`` (state in locals), with the memory images of
     ``make(v)`` for each voice (the same structure, other parameters and events)."""
     graph = make(0)
     ir = graph.to_ir()
-    states = [GraphState.from_graph(make(v), MAX_BLOCK) for v in range(voices)]
+    states = [GraphState.from_graph(make(v), max_block) for v in range(voices)]
     layout = states[0].layout
     vs = layout.render_area - HEADER_BYTES
     builder = SkeletonBuilder(ir, layout, state_in_locals=True)

@@ -40,6 +40,7 @@ voice-by-voice order).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .. import kernel as k
@@ -437,16 +438,90 @@ class _Selects:
         return out
 
 
+# =========================================================================== packing helpers
+VEC = "__v"
+"""Suffix of a packed local: lane L of ``x`` is lane L of the V128 ``x__v``."""
+F64X2 = {
+    Op.F64_ADD: Op.F64X2_ADD,
+    Op.F64_SUB: Op.F64X2_SUB,
+    Op.F64_MUL: Op.F64X2_MUL,
+    Op.F64_DIV: Op.F64X2_DIV,
+    Op.F64_MIN: Op.F64X2_MIN,
+    Op.F64_MAX: Op.F64X2_MAX,
+    Op.F64_NEG: Op.F64X2_NEG,
+    Op.F64_ABS: Op.F64X2_ABS,
+    Op.F64_SQRT: Op.F64X2_SQRT,
+    Op.F64_FLOOR: Op.F64X2_FLOOR,
+    Op.F64_CEIL: Op.F64X2_CEIL,
+    Op.F64_TRUNC: Op.F64X2_TRUNC,
+    Op.F64_NEAREST: Op.F64X2_NEAREST,
+}
+"""f64 operations and their f64x2 forms (the same IEEE operation in each lane, bit for bit)."""
+F64X2_COMPARE = {
+    Op.F64_EQ: Op.F64X2_EQ,
+    Op.F64_NE: Op.F64X2_NE,
+    Op.F64_LT: Op.F64X2_LT,
+    Op.F64_LE: Op.F64X2_LE,
+    Op.F64_GT: Op.F64X2_GT,
+    Op.F64_GE: Op.F64X2_GE,
+}
+"""f64 comparisons and their f64x2 forms (a lane all ones where it holds)."""
+MASK_LOGIC = {Op.BOOL_AND: Op.V128_AND, Op.BOOL_OR: Op.V128_OR, Op.BOOL_XOR: Op.V128_XOR}
+
+
+def _prim(op: Op, *args: k.Expr) -> k.Prim:
+    return k.Prim(op.result, op, list(args))
+
+
+def _lane_op(prefix: str, lane: int | None) -> Op:
+    return Op[f"{prefix}{lane}"]
+
+
+def _vec_name(name: str) -> str:
+    return name + VEC
+
+
+def _vec(name: str) -> k.Local:
+    return k.Local(T.V128, _vec_name(name))
+
+
+def _all_ones(b: k.Expr) -> k.Expr:
+    """A boolean as an i64 lane: all ones if it holds, else 0."""
+    return _prim(Op.I64_SUB, k.Const(T.I64, 0), _prim(Op.I64_EXTEND_I32_U, b))
+
+
+def _clean(e: k.Expr) -> bool:
+    """An expression a packed statement may hold: no statements, no lazy parts, no calls, no
+    operation that traps (its lanes are evaluated side by side, neither one alone)."""
+    for x in walk(e):
+        if isinstance(x, (k.Seq, k.Select, k.Logical, k.Let, k.CallFn, k.GetGlobal)):
+            return False
+        if isinstance(x, k.Prim) and x.op in TRAPPING_OPS:
+            return False
+    return True
+
+
 # =========================================================================== 4-5. emission
 class _Lane(Rewriter):
     """One lane's copy of a statement: varying locals renamed, LANE stored before its traps.
-    ``lane`` None: a uniform statement emitted once (names kept; a trap is lane 0's)."""
+    ``lane`` None: a uniform statement emitted once (names kept; a trap is lane 0's). Locals held
+    packed (``packed``: f64 values, ``masks``: booleans as all-ones lanes) are read with an
+    extract and written with a replace of this lane."""
 
-    def __init__(self, varying: set[str], lane: int | None) -> None:
+    def __init__(
+        self,
+        varying: set[str],
+        lane: int | None,
+        index: str,
+        packed: frozenset[str] = frozenset(),
+        masks: frozenset[str] = frozenset(),
+    ) -> None:
         self.varying = varying
         self.lane = lane
+        self.packed = packed if lane is not None else frozenset()
+        self.masks = masks if lane is not None else frozenset()
         self.lane_store = k.Store(
-            type=I32, addr=k.Const(I32, LANE), offset=0, value=k.Local(I32, lane_name("v", lane or 0))
+            type=I32, addr=k.Const(I32, LANE), offset=0, value=k.Local(I32, lane_name(index, lane or 0))
         )
 
     def rn(self, name: str) -> str:
@@ -455,13 +530,28 @@ class _Lane(Rewriter):
         return name
 
     def x_Local(self, e: k.Local) -> k.Expr:
+        if e.name in self.packed:
+            return _prim(_lane_op("F64X2_EXTRACT_LANE", self.lane), _vec(e.name))
+        if e.name in self.masks:
+            lane = _prim(_lane_op("I64X2_EXTRACT_LANE", self.lane), _vec(e.name))
+            return _prim(Op.I64_NE, lane, k.Const(T.I64, 0))
         return k.Local(e.type, self.rn(e.name))
 
     def x_Let(self, e: k.Let) -> k.Expr:
         return k.Let(e.type, self.rn(e.name), self.expr(e.value), self.expr(e.body))
 
+    def put(self, name: str, value: k.Expr, site: k.Site = k.NOSITE) -> k.SetLocal:
+        """``name = value`` in this lane (into its lane of the packed local if it is one)."""
+        if name in self.packed:
+            value = _prim(_lane_op("F64X2_REPLACE_LANE", self.lane), _vec(name), value)
+            return k.SetLocal(site=site, name=_vec_name(name), value=value)
+        if name in self.masks:
+            value = _prim(_lane_op("I64X2_REPLACE_LANE", self.lane), _vec(name), _all_ones(value))
+            return k.SetLocal(site=site, name=_vec_name(name), value=value)
+        return k.SetLocal(site=site, name=self.rn(name), value=value)
+
     def s_SetLocal(self, s: k.SetLocal) -> list[k.Stmt]:
-        return [k.SetLocal(site=s.site, name=self.rn(s.name), value=self.expr(s.value))]
+        return [self.put(s.name, self.expr(s.value), s.site)]
 
     def s_Invoke(self, s: k.Invoke) -> list[k.Stmt]:
         new = k.Invoke(
@@ -471,7 +561,12 @@ class _Lane(Rewriter):
             targets=[self.rn(t) for t in s.targets],
             results=s.results,
         )
-        return [self.lane_store, new] if s.func == "trap" else [new]
+        after = [
+            self.put(t, k.Local(rt, self.rn(t)))
+            for t, rt in zip(s.targets, s.results, strict=False)
+            if t in self.packed or t in self.masks
+        ]
+        return [self.lane_store, new, *after] if s.func == "trap" else [new, *after]
 
     def s_Trap(self, s: k.Trap) -> list[k.Stmt]:
         return [self.lane_store, s]
@@ -517,12 +612,97 @@ def _calls_that_may_trap(s: k.Stmt) -> bool:
 
 
 class _Emit:
-    def __init__(self, u: _Uniformity, width: int) -> None:
+    def __init__(self, u: _Uniformity, width: int, index: str, inputs: tuple[str, ...]) -> None:
         self.u = u
         self.width = width
-        self.lanes = [_Lane(u.varying, lane) for lane in range(width)]
-        self.once = _Lane(u.varying, None)
+        self.index = index
+        self.inputs = inputs
+        self.once = _Lane(u.varying, None, index)
         self._per_lane: dict[int, bool] = {}
+        self.packed: frozenset[str] = frozenset()
+        self.masks: frozenset[str] = frozenset()
+        self.packable: set[int] = set()  # ids of the SetLocals emitted as one f64x2 statement
+        self.lanes = [_Lane(u.varying, lane, index) for lane in range(width)]
+
+    # ------------------------------------------------------------------ packing (f64x2)
+    def plan(self, tree: list[k.Stmt], types: dict[str, T]) -> None:
+        """Choose the statements to pack and the locals to hold packed: a varying ``x = e`` that
+        the lanes run side by side (not in per-lane control flow), whose ``e`` is clean and an
+        f64 operation with an f64x2 form (or a select, or a copy), or an f64 comparison (a
+        mask); the locals they set and the f64 locals they read live in V128 locals."""
+        lets = {x.name for x in walk(tree) if isinstance(x, k.Let)}
+        varying = self.u.varying
+        chosen: list[k.SetLocal] = []
+
+        def visit(stmts: list[k.Stmt]) -> None:
+            for s in stmts:
+                if not self.per_lane(s):
+                    continue
+                if isinstance(s, (k.If, k.Loop, k.Block)) and id(s) not in self.u.vstructs:
+                    visit(s.body)
+                    if isinstance(s, k.If):
+                        visit(s.orelse)
+                    continue
+                if not isinstance(s, k.SetLocal) or s.name not in varying or s.name in lets:
+                    continue
+                if s.name in self.inputs or not _clean(s.value):
+                    continue
+                t, v = types.get(s.name), s.value
+                vector = (isinstance(v, k.Prim) and v.op in F64X2) or isinstance(v, (k.Choose, k.Local))
+                compare = isinstance(v, k.Prim) and v.op in F64X2_COMPARE
+                if (t == T.F64 and v.type == T.F64 and vector) or (t == I32 and compare):
+                    chosen.append(s)
+
+        visit(tree)
+        packed = {s.name for s in chosen if types[s.name] == T.F64}
+        for s in chosen:
+            for x in walk(s.value):
+                if isinstance(x, k.Local) and x.name in varying and types.get(x.name) == T.F64:
+                    if x.name not in lets and x.name not in self.inputs:
+                        packed.add(x.name)
+        self.packed = frozenset(packed)
+        self.masks = frozenset(s.name for s in chosen if types[s.name] == I32)
+        self.packable = {id(s) for s in chosen}
+        self.lanes = [_Lane(varying, lane, self.index, self.packed, self.masks) for lane in range(self.width)]
+
+    def uniform(self, e: k.Expr) -> bool:
+        return not self.u.expr(e, False, [])
+
+    def gather(self, e: k.Expr, splat: Op, replace: Op, convert=lambda x: x) -> k.Expr:
+        a, b = (convert(lane.expr(e)) for lane in self.lanes)
+        return _prim(replace, _prim(splat, a), b)
+
+    def pack(self, e: k.Expr) -> k.Expr:
+        """Both lanes' values of the f64 expression ``e`` as one f64x2."""
+        if isinstance(e, k.Const):
+            return k.v128_f64x2(float(e.value), float(e.value))
+        if isinstance(e, k.Local) and e.name in self.packed:
+            return _vec(e.name)
+        if self.uniform(e):
+            return _prim(Op.F64X2_SPLAT, self.once.expr(e))
+        if isinstance(e, k.Prim) and e.op in F64X2:
+            return _prim(F64X2[e.op], *(self.pack(a) for a in e.args))
+        if isinstance(e, k.Choose) and e.type == T.F64:
+            return _prim(Op.V128_BITSELECT, self.pack(e.a), self.pack(e.b), self.mask(e.cond))
+        return self.gather(e, Op.F64X2_SPLAT, Op.F64X2_REPLACE_LANE1)
+
+    def mask(self, e: k.Expr) -> k.Expr:
+        """Both lanes' values of the boolean ``e`` as a mask (a lane all ones where it holds)."""
+        if isinstance(e, k.Local) and e.name in self.masks:
+            return _vec(e.name)
+        if self.uniform(e):
+            return _prim(Op.I64X2_SPLAT, _all_ones(self.once.expr(e)))
+        if isinstance(e, k.Prim) and e.op in F64X2_COMPARE:
+            return _prim(F64X2_COMPARE[e.op], *(self.pack(a) for a in e.args))
+        if isinstance(e, k.Prim) and e.op in MASK_LOGIC:
+            return _prim(MASK_LOGIC[e.op], *(self.mask(a) for a in e.args))
+        if isinstance(e, k.Prim) and e.op == Op.BOOL_NOT:
+            return _prim(Op.V128_NOT, self.mask(e.args[0]))
+        return self.gather(e, Op.I64X2_SPLAT, Op.I64X2_REPLACE_LANE1, _all_ones)
+
+    def packed_stmt(self, s: k.SetLocal) -> k.Stmt:
+        value = self.mask(s.value) if s.name in self.masks else self.pack(s.value)
+        return k.SetLocal(site=s.site, name=_vec_name(s.name), value=value)
 
     def per_lane(self, s: k.Stmt) -> bool:
         """Whether ``s`` does anything that differs between lanes or must happen once per lane."""
@@ -569,6 +749,8 @@ class _Emit:
                 out.extend(self.once.copy(s))
             elif isinstance(s, (k.If, k.Loop, k.Block)) and id(s) not in self.u.vstructs:
                 out.extend(self.structure(s))
+            elif id(s) in self.packable:
+                out.append(self.packed_stmt(s))  # type: ignore[arg-type]
             else:
                 for lane in self.lanes:
                     out.extend(lane.copy(s))
@@ -590,7 +772,7 @@ class _Emit:
 
 
 # =========================================================================== the pass
-def _local_types(body: list[k.Stmt], locals_: dict[str, T]) -> dict[str, T]:
+def _local_types(body: list[k.Stmt], locals_: dict[str, T], inputs: tuple[str, ...]) -> dict[str, T]:
     types = dict(locals_)
     for x in walk(body):
         if isinstance(x, k.Local):
@@ -602,28 +784,49 @@ def _local_types(body: list[k.Stmt], locals_: dict[str, T]) -> dict[str, T]:
         elif isinstance(x, k.Invoke):
             for t, rt in zip(x.targets, x.results, strict=False):
                 types.setdefault(t, rt)
-    for name in LANE_INPUTS:
+    for name in inputs:
         types.setdefault(name, I32)
     return {n: (I32 if t == T.BOOL else t) for n, t in types.items()}
 
 
-def lanes(body: list[k.Stmt], locals_: dict[str, T], width: int = 2, selects: bool = True) -> LaneBody:
-    """``body`` (primitive level, written for one voice from locals ``vb`` and ``v``) for
-    ``width`` voices at once; see the module docstring. Raises :class:`NotLaneable`."""
+def lanes(
+    body: list[k.Stmt],
+    locals_: dict[str, T],
+    width: int = 2,
+    *,
+    lane_inputs: Sequence[str] = LANE_INPUTS,
+    index: str = "v",
+    selects: bool = True,
+    pack: bool = True,
+) -> LaneBody:
+    """``body`` (primitive level, written for one voice) for ``width`` voices at once; see the
+    module docstring. ``lane_inputs``: the I32 locals or parameters that differ between voices
+    (the voice's base address or its nodes' bases, its index ``index``, addresses of
+    voice-specific sources); the lane body reads ``<name>__<L>`` for each instead, which the
+    caller sets. ``selects``: small pure if/else to selects; ``pack``: two lanes' straight-line
+    f64 work as f64x2 (``width`` 2). Raises :class:`NotLaneable`."""
     if width < 1:
         raise ValueError(f"lanes: width must be at least 1, got {width}")
+    inputs = tuple(lane_inputs)
+    if index not in inputs:
+        raise ValueError(f"lanes: the voice index {index!r} is not among the lane inputs {inputs}")
     tree = expand(body)
-    types = _local_types(tree, locals_)
-    u = _Uniformity(tree, LANE_INPUTS)
+    types = _local_types(tree, locals_, inputs)
+    u = _Uniformity(tree, inputs)
     if selects:
         tree = _Selects(u, types).stmts(tree)
-        u = _Uniformity(tree, LANE_INPUTS)  # the selects' conditions are new locals
-    out = _Emit(u, width).body(tree)
+        u = _Uniformity(tree, inputs)  # the selects' conditions are new locals
+    emit = _Emit(u, width, index, inputs)
+    if pack and width == 2:
+        emit.plan(tree, types)
+    out = emit.body(tree)
     new_locals: dict[str, T] = {}
     for name, t in types.items():
         if name in u.varying:
             for lane in range(width):
                 new_locals[lane_name(name, lane)] = t
+            if name in emit.packed or name in emit.masks:
+                new_locals[_vec_name(name)] = T.V128
         elif name in locals_ or name.startswith("_lane_"):  # others are the caller's (``n``)
             new_locals[name] = t
     return LaneBody(out, new_locals)
