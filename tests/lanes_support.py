@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import wasmtime
 
-from oscen.graph import Graph
+from oscen.filters import IirLowpass
+from oscen.graph import Graph, Node, StreamOutput, ValueInput
 from oscen.jit import kernel as k
 from oscen.jit import wasm_math
 from oscen.jit.backends import wasm
@@ -312,3 +313,41 @@ class Runner:
 
     def run(self, n: int) -> None:
         self.run_fn(self.store, n)
+
+
+# --------------------------------------------------------------------------- a voice of straight-line f64 work
+S = (6.283185307179586, -41.341702240399755, 81.60524927607341, -76.7058597527985, 42.05869392378516)
+
+
+class PolySine(Node):
+    """A sine by a polynomial of the phase in plain arithmetic with min/max folds (the shape of
+    the oscillator's branch-free sine): straight-line f64 work, all of it packable."""
+
+    frequency = ValueInput(440.0)
+    output = StreamOutput()
+
+    def __init__(self, frequency: float = 440.0) -> None:
+        self.frequency = float(frequency)
+        self.phase = 0.0
+
+    def process(self, sample_rate: float) -> None:
+        q = min(max(self.phase, -2251799813685248.0), 2251799813685248.0)
+        x = q - ((q + 6755399441055744.0) - 6755399441055744.0)
+        x = min(x, 0.5 - x)
+        x = max(x, -0.5 - x)
+        z = x * x
+        r = S[4] * z + S[3]
+        r = r * z + S[2]
+        r = r * z + S[1]
+        r = r * z + S[0]
+        self.output = x * r
+        self.phase = self.phase + self.frequency / sample_rate
+
+
+def poly_lowpass(v: int) -> Graph:
+    g = Graph(44100.0)
+    osc = g.add_node(PolySine(100.0 + 77.0 * v))
+    lp = g.add_node(IirLowpass(900.0 + 200.0 * v))
+    g.connect(osc.output, lp.input)
+    g.set_output(lp.output)
+    return g

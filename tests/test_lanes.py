@@ -21,6 +21,7 @@ from lanes_support import (
     lane_module,
     loc,
     p,
+    poly_lowpass,
     sequential_module,
     voice_body,
 )
@@ -405,3 +406,18 @@ def test_random_bodies_as_lanes(body_locals, seed) -> None:
         r.run(7)
         runners.append(r)
     assert_same_memory(*runners, VOICE_BASE + 4 * 64)
+
+
+# --------------------------------------------------------------------------- straight-line f64 work
+def test_straight_line_f64_work_is_packed_and_exact() -> None:
+    vb = voice_body(poly_lowpass, 4)
+    lb = lanes(vb.body, vb.locals, 2)
+    ops = [x.op.name for x in walk(lb.body) if isinstance(x, k.Prim)]
+    assert ops.count("F64X2_MUL") >= 8 and ops.count("F64X2_ADD") >= 5  # the polynomial, both lanes at once
+    assert any(t == T.V128 for t in lb.locals.values())
+    seq = Runner(sequential_module(vb, 4), vb, 4)
+    lan = Runner(lane_module(vb, 4, 2, lb), vb, 4)
+    for n in (64, 13):
+        seq.run(n)
+        lan.run(n)
+        assert_same_memory(seq, lan, HEADER_BYTES + 4 * vb.vs)

@@ -438,6 +438,64 @@ class _Selects:
         return out
 
 
+# =========================================================================== 3a. straight lines
+def _reads_only(e: k.Expr) -> bool:
+    """No trap and no effect (memory reads allowed: node code reads only what it owns)."""
+    for x in walk(e):
+        if not isinstance(x, (k.Const, k.Local, k.Prim, k.Choose, k.Load)):
+            return False
+        if isinstance(x, k.Prim) and x.op in TRAPPING_OPS:
+            return False
+    return True
+
+
+def _hoist(e: k.Expr, pre: list[k.Stmt], before: list[k.Expr]) -> k.Expr:
+    """``e`` with the statements of its ``Seq``\\ s moved into ``pre`` where that keeps the
+    meaning (what the statement evaluates before them has no effect and does not read what they
+    set), and ``a if c else b`` of trap-free ``a``, ``b`` as a select of both."""
+    if isinstance(e, k.Seq) and all(isinstance(x, k.SetLocal) for x in e.body):
+        written = {x.name for x in e.body}  # type: ignore[attr-defined]
+        if all(_reads_only(b) and not (_reads(b) & written) for b in before):
+            pre.extend(e.body)
+            return _hoist(e.value, pre, before)
+        return e
+    if isinstance(e, k.Select):
+        cond = _hoist(e.cond, pre, before)
+        if _speculable(e.then, [SELECT_MAX_NODES]) and _speculable(e.orelse, [SELECT_MAX_NODES]):
+            return k.Choose(e.type, cond, e.then, e.orelse)
+        return k.Select(e.type, cond, e.then, e.orelse)
+    if isinstance(e, k.Prim):
+        args: list[k.Expr] = []
+        for a in e.args:
+            args.append(_hoist(a, pre, before + args))
+        return k.Prim(e.type, e.op, args)
+    if isinstance(e, k.Choose):
+        a = _hoist(e.a, pre, before)
+        b = _hoist(e.b, pre, [*before, a])
+        return k.Choose(e.type, _hoist(e.cond, pre, [*before, a, b]), a, b)
+    return e
+
+
+def straighten(body: list[k.Stmt]) -> list[k.Stmt]:
+    """Statements whose values hold statements (inlined helpers: ``min``, ``max``, a method's
+    result) made into straight lines where that keeps the meaning, so that they can be lanes
+    side by side and packed. Modifies the (expanded, private) tree's structures in place."""
+    out: list[k.Stmt] = []
+    for s in body:
+        if isinstance(s, k.SetLocal):
+            pre: list[k.Stmt] = []
+            value = _hoist(s.value, pre, [])
+            out.extend(straighten(pre))
+            out.append(k.SetLocal(site=s.site, name=s.name, value=value))
+            continue
+        if isinstance(s, k.If):
+            s.body, s.orelse = straighten(s.body), straighten(s.orelse)
+        elif isinstance(s, (k.Loop, k.Block)):
+            s.body = straighten(s.body)
+        out.append(s)
+    return out
+
+
 # =========================================================================== packing helpers
 VEC = "__v"
 """Suffix of a packed local: lane L of ``x`` is lane L of the V128 ``x__v``."""
@@ -488,6 +546,11 @@ def _vec(name: str) -> k.Local:
 def _all_ones(b: k.Expr) -> k.Expr:
     """A boolean as an i64 lane: all ones if it holds, else 0."""
     return _prim(Op.I64_SUB, k.Const(T.I64, 0), _prim(Op.I64_EXTEND_I32_U, b))
+
+
+def _ops(e: k.Expr) -> int:
+    """Operations one lane's copy of ``e`` runs (a local or a constant is free)."""
+    return sum(isinstance(x, (k.Prim, k.Choose, k.Load)) for x in walk(e))
 
 
 def _clean(e: k.Expr) -> bool:
@@ -654,16 +717,104 @@ class _Emit:
                     chosen.append(s)
 
         visit(tree)
-        packed = {s.name for s in chosen if types[s.name] == T.F64}
-        for s in chosen:
-            for x in walk(s.value):
-                if isinstance(x, k.Local) and x.name in varying and types.get(x.name) == T.F64:
-                    if x.name not in lets and x.name not in self.inputs:
-                        packed.add(x.name)
+        # Keep what pays: a statement whose f64x2 form costs more than its two scalar copies
+        # (operands gathered from scalar lanes) stays scalar; a local that per-lane code in the
+        # loop uses more often than packed statements do (each use an extract or a replace)
+        # stays scalar. Each round only drops; the loop ends.
+        while True:
+            packed, masks = self._packed_locals(chosen, types, lets)
+            scalar_uses = self._scalar_uses(tree, {id(s) for s in chosen})
+            packed_uses: dict[str, float] = {}
+            for s in chosen:
+                for name in [s.name, *(x.name for x in walk(s.value) if isinstance(x, k.Local))]:
+                    packed_uses[name] = packed_uses.get(name, 0) + 1
+            drop = {x for x in packed | masks if scalar_uses.get(x, 0) > packed_uses.get(x, 0)}
+            packed -= drop
+            masks -= drop
+            kept = [
+                s
+                for s in chosen
+                if s.name not in drop
+                and self._cost(s.value, s.name in masks, packed, masks) <= _ops(s.value) * 2
+            ]
+            if len(kept) == len(chosen):
+                break
+            chosen = kept
         self.packed = frozenset(packed)
-        self.masks = frozenset(s.name for s in chosen if types[s.name] == I32)
+        self.masks = frozenset(masks)
         self.packable = {id(s) for s in chosen}
         self.lanes = [_Lane(varying, lane, self.index, self.packed, self.masks) for lane in range(self.width)]
+
+    def _packed_locals(
+        self, chosen: list[k.SetLocal], types: dict[str, T], lets: set[str]
+    ) -> tuple[set[str], set[str]]:
+        """The locals chosen statements set (f64 values, masks) and the f64 locals they read."""
+        packed = {s.name for s in chosen if types[s.name] == T.F64}
+        masks = {s.name for s in chosen if types[s.name] == I32}
+        for s in chosen:
+            for x in walk(s.value):
+                if isinstance(x, k.Local) and x.name in self.u.varying and types.get(x.name) == T.F64:
+                    if x.name not in lets and x.name not in self.inputs:
+                        packed.add(x.name)
+        return packed, masks
+
+    def _scalar_uses(self, tree: list[k.Stmt], chosen: set[int]) -> dict[str, float]:
+        """How often per-lane code in loops reads or sets each local: a use counts 1 in a loop's
+        straight line, a quarter per enclosing if/else branch (taken now and then: a coefficient
+        update, a phase wrap), nothing outside loops (once a block)."""
+        uses: dict[str, float] = {}
+
+        def add(name: str, weight: float) -> None:
+            uses[name] = uses.get(name, 0.0) + weight
+
+        def visit(x: object, weight: float) -> None:
+            if isinstance(x, list):
+                for y in x:
+                    visit(y, weight)
+                return
+            if not isinstance(x, (k.Expr, k.Stmt)) or id(x) in chosen:
+                return
+            if isinstance(x, (k.Local, k.SetLocal)):
+                add(x.name, weight)
+            elif isinstance(x, k.Invoke):
+                for t in x.targets:
+                    add(t, weight)
+            if isinstance(x, k.Loop):
+                weight = max(weight, 1.0)
+            if isinstance(x, k.If):
+                visit(x.cond, weight)
+                visit(x.body, weight / 4)
+                visit(x.orelse, weight / 4)
+                return
+            for v in x.__dict__.values():
+                if isinstance(v, (list, k.Expr, k.Stmt)):
+                    visit(v, weight)
+
+        visit(tree, 0.0)
+        return uses
+
+    def _cost(self, e: k.Expr, mask: bool, packed: set[str], masks: set[str]) -> int:
+        """Operations of ``e``'s f64x2 form (or mask form) with these locals packed."""
+        if isinstance(e, k.Local) and e.name in (masks if mask else packed):
+            return 0
+        if isinstance(e, k.Const):
+            return 0
+        if self.uniform(e):
+            return 2 if mask else 1
+        if isinstance(e, k.Prim):
+            table = (F64X2_COMPARE if mask else F64X2) if not (mask and e.op in MASK_LOGIC) else MASK_LOGIC
+            if e.op in table:
+                args_mask = mask and e.op in MASK_LOGIC
+                return 1 + sum(self._cost(a, args_mask, packed, masks) for a in e.args)
+            if mask and e.op == Op.BOOL_NOT:
+                return 1 + self._cost(e.args[0], True, packed, masks)
+        if isinstance(e, k.Choose) and not mask and e.type == T.F64:
+            return (
+                1
+                + sum(self._cost(x, False, packed, masks) for x in (e.a, e.b))
+                + self._cost(e.cond, True, packed, masks)
+            )
+        return 2 * _ops(e) + (6 if mask else 2)  # both lanes scalar, then combined
 
     def uniform(self, e: k.Expr) -> bool:
         return not self.u.expr(e, False, [])
@@ -811,6 +962,8 @@ def lanes(
     if index not in inputs:
         raise ValueError(f"lanes: the voice index {index!r} is not among the lane inputs {inputs}")
     tree = expand(body)
+    if selects or pack:
+        tree = straighten(tree)
     types = _local_types(tree, locals_, inputs)
     u = _Uniformity(tree, inputs)
     if selects:
