@@ -8,6 +8,8 @@ only attributes faults), and a fault in one lane must name that lane."""
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 import wasmtime
@@ -33,7 +35,7 @@ from oscen.jit import kernel as k
 from oscen.jit.kernel import T
 from oscen.jit.layout import HEADER_SLOTS, LANE, NODE, TRAP_CODE, TRAP_SITE
 from oscen.jit.ops import Op
-from oscen.jit.passes.lanes import NotLaneable, expand, lanes
+from oscen.jit.passes.lanes import NotLaneable, expand, lanes, straighten
 from oscen.jit.passes.walk import walk
 from oscen.jit.traps import FLOAT_ZERO_DIV
 from oscen.oscillators import Oscillator
@@ -301,13 +303,30 @@ def test_expansion_applies_renames_syncs_and_numbers_traps() -> None:
 
 
 # --------------------------------------------------------------------------- random bodies
-def _random_body(draw) -> tuple[list[k.Stmt], dict[str, T]]:
-    """A per-voice body over 8 f64 slots at vb and a uniform table at a fixed address: straight
-    lines, branches on voice data and on the sample, a small loop, a select-able if/else."""
-    vb = loc(I32, "vb")
+class _Draw:
+    """Choices for the random bodies: from hypothesis, or from a seeded ``random.Random``."""
+
+    def __init__(self, draw=None, rng: random.Random | None = None) -> None:
+        self.draw, self.rng = draw, rng
+
+    def ints(self, a: int, b: int) -> int:
+        return self.rng.randint(a, b) if self.rng else self.draw(st.integers(a, b))
+
+    def pick(self, seq):
+        return self.rng.choice(seq) if self.rng else self.draw(st.sampled_from(seq))
+
+    def coin(self) -> bool:
+        return self.rng.random() < 0.5 if self.rng else self.draw(st.booleans())
+
+
+def _random_body(draw: _Draw, base: str = "vb") -> tuple[list[k.Stmt], dict[str, T]]:
+    """A per-voice body over 8 f64 slots at ``base`` and a uniform table at a fixed address:
+    straight lines, branches on voice data and on the sample, a small loop, a select-able
+    if/else, inlined-helper shapes (``min`` as a value with statements; a checked value)."""
+    vb = loc(I32, base)
     names = [f"x{j}" for j in range(4)]
     locals_: dict[str, T] = {nm: F64 for nm in names}
-    locals_.update({"i": I32, "j": I32, "c": I32})
+    locals_.update({"i": I32, "j": I32, "c": I32, "t": F64, "u": F64})
 
     def slot(j: int) -> k.Load:
         return k.Load(F64, vb, 8 * j)
@@ -316,41 +335,47 @@ def _random_body(draw) -> tuple[list[k.Stmt], dict[str, T]]:
         return k.Load(F64, p(Op.I32_SHL, p(Op.I32_AND, loc(I32, "i"), c32(3)), c32(3)), TABLE)
 
     def expr(depth: int) -> k.Expr:
-        kind = draw(st.integers(0, 5 if depth else 2))
+        kind = draw.ints(0, 7 if depth else 2)
         if kind == 0:
-            return loc(F64, draw(st.sampled_from(names)))
+            return loc(F64, draw.pick(names))
         if kind == 1:
-            return k.Const(F64, draw(st.sampled_from([0.5, -1.25, 3.0, 1e-3])))
+            return k.Const(F64, draw.pick([0.5, -1.25, 3.0, -0.0, 0.0]))
         if kind == 2:
-            return draw(st.sampled_from([slot(draw(st.integers(0, 7))), table()]))
-        op = draw(st.sampled_from([Op.F64_ADD, Op.F64_SUB, Op.F64_MUL, Op.F64_MIN, Op.F64_MAX]))
+            return slot(draw.ints(0, 7)) if draw.coin() else table()
+        if kind == 3:  # min(a, b) as the frontend inlines it: a temporary, then a select
+            t, b = loc(F64, "t"), expr(depth - 1)
+            lt = p(Op.F64_LT, b, t)
+            return k.Seq(F64, [k.SetLocal(name="t", value=expr(depth - 1))], k.Select(F64, lt, b, t))
+        if kind == 4:  # a checked value (never fails here: the values are finite)
+            u = loc(F64, "u")
+            check = k.If(k.NOSITE, p(Op.F64_NE, u, u), [k.Trap(code=1)], [])
+            return k.Seq(F64, [k.SetLocal(name="u", value=expr(depth - 1)), check], u)
+        op = draw.pick([Op.F64_ADD, Op.F64_SUB, Op.F64_MUL, Op.F64_MIN, Op.F64_MAX])
         return p(op, expr(depth - 1), expr(depth - 1))
 
     def cond() -> k.Expr:
-        if draw(st.booleans()):
-            return p(Op.F64_LT, expr(1), expr(1))
+        if draw.coin():
+            return p(draw.pick([Op.F64_LT, Op.F64_LE, Op.F64_GT, Op.F64_EQ]), expr(1), expr(1))
         return p(Op.I32_EQ, p(Op.I32_AND, loc(I32, "i"), c32(1)), c32(0))  # uniform
 
     def stmts(depth: int, count: int) -> list[k.Stmt]:
         out: list[k.Stmt] = []
         for _ in range(count):
-            kind = draw(st.integers(0, 4 if depth else 1))
+            kind = draw.ints(0, 4 if depth else 1)
             if kind == 0:
-                out.append(k.SetLocal(name=draw(st.sampled_from(names)), value=expr(2)))
+                out.append(k.SetLocal(name=draw.pick(names), value=expr(2)))
             elif kind == 1:
-                out.append(k.Store(type=F64, addr=vb, offset=8 * draw(st.integers(0, 7)), value=expr(2)))
+                out.append(k.Store(type=F64, addr=vb, offset=8 * draw.ints(0, 7), value=expr(2)))
             elif kind == 2:
-                out.append(
-                    k.If(k.NOSITE, cond(), stmts(depth - 1, 2), stmts(depth - 1, draw(st.integers(0, 2))))
-                )
+                out.append(k.If(k.NOSITE, cond(), stmts(depth - 1, 2), stmts(depth - 1, draw.ints(0, 2))))
             elif kind == 3:  # a select-able if/else
-                a, b = draw(st.sampled_from(names)), draw(st.sampled_from(names))
+                a, b, c = draw.pick(names[:2]), draw.pick(names[:2]), draw.pick(names[2:])
                 out.append(
                     k.If(
                         k.NOSITE,
                         cond(),
-                        [k.SetLocal(name=a, value=p(Op.F64_ADD, slot(1), k.Const(F64, 1.0)))],
-                        [k.SetLocal(name=b, value=table())],
+                        [k.SetLocal(name=a, value=p(Op.F64_ADD, loc(F64, c), k.Const(F64, 1.0)))],
+                        [k.SetLocal(name=b, value=p(Op.F64_MUL, loc(F64, c), k.Const(F64, -0.5)))],
                     )
                 )
             else:  # a loop whose trip count is the voice's
@@ -374,7 +399,7 @@ def _random_body(draw) -> tuple[list[k.Stmt], dict[str, T]]:
         cond=None,
         body=[
             k.Exit(label="sample", cond=p(Op.I32_GE_U, i, loc(I32, "n"))),
-            *stmts(2, draw(st.integers(1, 5))),
+            *stmts(2, draw.ints(1, 5)),
             k.SetLocal(name="i", value=p(Op.I32_ADD, i, c32(1))),
         ],
     )
@@ -388,27 +413,102 @@ VOICE_BASE = 2048
 
 @st.composite
 def random_body(draw):
-    return _random_body(draw)
+    return _random_body(_Draw(draw))
+
+
+def _check_random_body(body: list[k.Stmt], locals_: dict[str, T], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    values = [-1.25, -0.5, -0.0, 0.0, 0.5, 1.0, 3.0]  # few: comparisons meet equal operands too
+    images = [rng.choice(values, 8) for _ in range(4)]
+    vb = VoiceBody(body, locals_, [], [], 64, [im.view(np.uint8) for im in images], {}, [], VOICE_BASE)
+    table = rng.choice(values, 4)
+    modules = [sequential_module(vb, 4), lane_module(vb, 4, 2)]
+    modules += [lane_module(vb, 4, 2, lanes(body, locals_, 2, pack="all")), lane_module(vb, 4, 4)]
+    runners = []
+    for module in modules:
+        r = Runner(module, vb, 4)
+        r.bytes[TABLE : TABLE + 32] = table.view(np.uint8)
+        r.run(7)
+        runners.append(r)
+    for r in runners[1:]:
+        assert_same_memory(runners[0], r, VOICE_BASE + 4 * 64)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_body(), st.integers(0, 2**32 - 1))
 def test_random_bodies_as_lanes(body_locals, seed) -> None:
-    body, locals_ = body_locals
-    rng = np.random.default_rng(seed)
-    images = [rng.normal(0, 2, 8) for _ in range(4)]
-    vb = VoiceBody(body, locals_, [], [], 64, [im.view(np.uint8) for im in images], {}, [], VOICE_BASE)
-    table = rng.normal(0, 1, 4)
+    _check_random_body(*body_locals, seed)
+
+
+def test_seeded_random_bodies_as_lanes() -> None:
+    """As above, from plain seeded choices: evenly spread shapes (hypothesis favours small ones)."""
+    for seed in range(60):
+        _check_random_body(*_random_body(_Draw(rng=random.Random(seed))), seed)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_lane_inputs_named_by_the_caller(data) -> None:
+    """Bodies addressed from another lane input (a node base ``b1`` = vb + 0 set by the caller),
+    with the voice index ``v`` among the inputs: the lane body reads ``b1__L``."""
+    core, locals_ = _random_body(_Draw(data.draw), base="b1")
+    set_b1 = k.SetLocal(name="b1", value=p(Op.I32_ADD, loc(I32, "vb"), c32(0)))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    images = [rng.normal(0, 2, 8).view(np.uint8) for _ in range(4)]
+    vb = VoiceBody([set_b1, *core], {**locals_, "b1": I32}, [], [], 64, images, {}, [], VOICE_BASE)
+    lb = lanes(core, locals_, 2, lane_inputs=("b1", "v"), index="v")
+    assert "b1__0" in lb.locals and "b1" not in lb.locals
+    lb.body = [
+        *(k.SetLocal(name=f"b1__{lane}", value=loc(I32, f"vb__{lane}")) for lane in range(2)),
+        *lb.body,
+    ]
+    lb.locals.update({"vb__0": I32, "vb__1": I32})
     runners = []
-    for module in (sequential_module(vb, 4), lane_module(vb, 4, 2)):
+    for module in (sequential_module(vb, 4), lane_module(vb, 4, 2, lb)):
         r = Runner(module, vb, 4)
-        r.bytes[TABLE : TABLE + 32] = table.view(np.uint8)
-        r.run(7)
+        r.bytes[TABLE : TABLE + 32] = np.arange(4.0).view(np.uint8)
+        r.run(5)
         runners.append(r)
     assert_same_memory(*runners, VOICE_BASE + 4 * 64)
+    with pytest.raises(ValueError, match="voice index"):
+        lanes(core, locals_, 2, lane_inputs=("b1",))
 
 
-# --------------------------------------------------------------------------- straight-line f64 work
+def test_statements_of_values_move_out_only_where_the_meaning_is_kept() -> None:
+    """``min(a, t) + min(b, t)`` as inlined: each ``min`` sets the temporary ``t`` then selects.
+    The first ``min``'s statements move before the statement; the second's may not (the first
+    operand, evaluated before them, reads the ``t`` they set). Run both ways: the same memory."""
+    vb_ = loc(I32, "vb")
+
+    def min_of(j: int) -> k.Seq:
+        t, b = loc(F64, "t"), k.Load(F64, vb_, 8 * j)
+        return k.Seq(
+            F64,
+            [k.SetLocal(name="t", value=k.Load(F64, vb_, 8 * (j + 1)))],
+            k.Select(F64, p(Op.F64_LT, b, t), b, t),
+        )
+
+    body = [
+        k.SetLocal(name="x", value=p(Op.F64_ADD, min_of(0), min_of(2))),
+        k.Store(type=F64, addr=vb_, offset=32, value=loc(F64, "x")),
+    ]
+    locals_ = {"x": F64, "t": F64}
+    got = straighten(expand(body))
+    assert isinstance(got[0], k.SetLocal) and got[0].name == "t"  # the first min's statement moved
+    assert sum(isinstance(x, k.Seq) for x in walk(got)) == 1  # the second stayed in place
+    images = [
+        np.array([1.0, 2.0, 5.0, 4.0] + [0.0] * 4).view(np.uint8),
+        np.array([3.0, 2.0, 1.0, 7.0] + [0.0] * 4).view(np.uint8),
+    ]
+    vb = VoiceBody(body, locals_, [], [], 64, images, {}, [], VOICE_BASE)
+    runners = [Runner(m, vb, 2) for m in (sequential_module(vb, 2), lane_module(vb, 2, 2))]
+    for r in runners:
+        r.run(1)
+    assert_same_memory(*runners, VOICE_BASE + 2 * 64)
+    x = runners[1].bytes[VOICE_BASE + 32 : VOICE_BASE + 40].view(np.float64)[0]
+    assert x == 1.0 + 4.0  # min(1, 2) + min(5, 4)
+
+
 def test_straight_line_f64_work_is_packed_and_exact() -> None:
     vb = voice_body(poly_lowpass, 4)
     lb = lanes(vb.body, vb.locals, 2)

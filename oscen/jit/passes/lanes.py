@@ -488,6 +488,13 @@ def straighten(body: list[k.Stmt]) -> list[k.Stmt]:
             out.extend(straighten(pre))
             out.append(k.SetLocal(site=s.site, name=s.name, value=value))
             continue
+        if isinstance(s, k.Store):
+            pre = []
+            addr = _hoist(s.addr, pre, [])
+            value = _hoist(s.value, pre, [addr])
+            out.extend(straighten(pre))
+            out.append(k.Store(site=s.site, type=s.type, addr=addr, offset=s.offset, value=value))
+            continue
         if isinstance(s, k.If):
             s.body, s.orelse = straighten(s.body), straighten(s.orelse)
         elif isinstance(s, (k.Loop, k.Block)):
@@ -688,7 +695,7 @@ class _Emit:
         self.lanes = [_Lane(u.varying, lane, index) for lane in range(width)]
 
     # ------------------------------------------------------------------ packing (f64x2)
-    def plan(self, tree: list[k.Stmt], types: dict[str, T]) -> None:
+    def plan(self, tree: list[k.Stmt], types: dict[str, T], everything: bool = False) -> None:
         """Choose the statements to pack and the locals to hold packed: a varying ``x = e`` that
         the lanes run side by side (not in per-lane control flow), whose ``e`` is clean and an
         f64 operation with an f64x2 form (or a select, or a copy), or an f64 comparison (a
@@ -723,6 +730,8 @@ class _Emit:
         # stays scalar. Each round only drops; the loop ends.
         while True:
             packed, masks = self._packed_locals(chosen, types, lets)
+            if everything:
+                break
             scalar_uses = self._scalar_uses(tree, {id(s) for s in chosen})
             packed_uses: dict[str, float] = {}
             for s in chosen:
@@ -948,14 +957,15 @@ def lanes(
     lane_inputs: Sequence[str] = LANE_INPUTS,
     index: str = "v",
     selects: bool = True,
-    pack: bool = True,
+    pack: bool | str = True,
 ) -> LaneBody:
     """``body`` (primitive level, written for one voice) for ``width`` voices at once; see the
     module docstring. ``lane_inputs``: the I32 locals or parameters that differ between voices
     (the voice's base address or its nodes' bases, its index ``index``, addresses of
     voice-specific sources); the lane body reads ``<name>__<L>`` for each instead, which the
     caller sets. ``selects``: small pure if/else to selects; ``pack``: two lanes' straight-line
-    f64 work as f64x2 (``width`` 2). Raises :class:`NotLaneable`."""
+    f64 work as f64x2 (``width`` 2) where it pays; ``"all"``: wherever it can (for tests: every
+    border between packed and per-lane code). Raises :class:`NotLaneable`."""
     if width < 1:
         raise ValueError(f"lanes: width must be at least 1, got {width}")
     inputs = tuple(lane_inputs)
@@ -971,7 +981,7 @@ def lanes(
         u = _Uniformity(tree, inputs)  # the selects' conditions are new locals
     emit = _Emit(u, width, index, inputs)
     if pack and width == 2:
-        emit.plan(tree, types)
+        emit.plan(tree, types, everything=pack == "all")
     out = emit.body(tree)
     new_locals: dict[str, T] = {}
     for name, t in types.items():
