@@ -88,6 +88,7 @@ def table(label: str, make, args: argparse.Namespace) -> None:
         ("interleaved W=2", lane_module(vb, args.voices, 2, lanes(vb.body, vb.locals, 2, pack=False))),
         ("interleaved W=4", lane_module(vb, args.voices, 4, lanes(vb.body, vb.locals, 4, pack=False))),
         ("packed f64x2 W=2", lane_module(vb, args.voices, 2, lanes(vb.body, vb.locals, 2))),
+        ("packed f64x2 W=4", lane_module(vb, args.voices, 4, lanes(vb.body, vb.locals, 4))),
     ]
     runners = [(name, Runner(m, vb, args.voices)) for name, m in rows]
     size = HEADER_BYTES + args.voices * vb.vs

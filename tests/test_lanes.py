@@ -424,6 +424,7 @@ def _check_random_body(body: list[k.Stmt], locals_: dict[str, T], seed: int) -> 
     table = rng.choice(values, 4)
     modules = [sequential_module(vb, 4), lane_module(vb, 4, 2)]
     modules += [lane_module(vb, 4, 2, lanes(body, locals_, 2, pack="all")), lane_module(vb, 4, 4)]
+    modules += [lane_module(vb, 4, 4, lanes(body, locals_, 4, pack="all"))]
     runners = []
     for module in modules:
         r = Runner(module, vb, 4)

@@ -505,7 +505,7 @@ def straighten(body: list[k.Stmt]) -> list[k.Stmt]:
 
 # =========================================================================== packing helpers
 VEC = "__v"
-"""Suffix of a packed local: lane L of ``x`` is lane L of the V128 ``x__v``."""
+"""Suffix of a packed local: lane L of ``x`` is lane L % 2 of the V128 ``x__v<L // 2>``."""
 F64X2 = {
     Op.F64_ADD: Op.F64X2_ADD,
     Op.F64_SUB: Op.F64X2_SUB,
@@ -539,15 +539,16 @@ def _prim(op: Op, *args: k.Expr) -> k.Prim:
 
 
 def _lane_op(prefix: str, lane: int | None) -> Op:
-    return Op[f"{prefix}{lane}"]
+    """The op of ``lane``'s place in its pair (lanes 2g and 2g + 1 share vector g)."""
+    return Op[f"{prefix}{(lane or 0) % 2}"]
 
 
-def _vec_name(name: str) -> str:
-    return name + VEC
+def _vec_name(name: str, group: int = 0) -> str:
+    return f"{name}{VEC}{group}"
 
 
-def _vec(name: str) -> k.Local:
-    return k.Local(T.V128, _vec_name(name))
+def _vec(name: str, group: int = 0) -> k.Local:
+    return k.Local(T.V128, _vec_name(name, group))
 
 
 def _all_ones(b: k.Expr) -> k.Expr:
@@ -590,6 +591,7 @@ class _Lane(Rewriter):
         self.lane = lane
         self.packed = packed if lane is not None else frozenset()
         self.masks = masks if lane is not None else frozenset()
+        self.group = (lane or 0) // 2  # the vector holding this lane when packed
         self.lane_store = k.Store(
             type=I32, addr=k.Const(I32, LANE), offset=0, value=k.Local(I32, lane_name(index, lane or 0))
         )
@@ -601,9 +603,9 @@ class _Lane(Rewriter):
 
     def x_Local(self, e: k.Local) -> k.Expr:
         if e.name in self.packed:
-            return _prim(_lane_op("F64X2_EXTRACT_LANE", self.lane), _vec(e.name))
+            return _prim(_lane_op("F64X2_EXTRACT_LANE", self.lane), _vec(e.name, self.group))
         if e.name in self.masks:
-            lane = _prim(_lane_op("I64X2_EXTRACT_LANE", self.lane), _vec(e.name))
+            lane = _prim(_lane_op("I64X2_EXTRACT_LANE", self.lane), _vec(e.name, self.group))
             return _prim(Op.I64_NE, lane, k.Const(T.I64, 0))
         return k.Local(e.type, self.rn(e.name))
 
@@ -613,11 +615,11 @@ class _Lane(Rewriter):
     def put(self, name: str, value: k.Expr, site: k.Site = k.NOSITE) -> k.SetLocal:
         """``name = value`` in this lane (into its lane of the packed local if it is one)."""
         if name in self.packed:
-            value = _prim(_lane_op("F64X2_REPLACE_LANE", self.lane), _vec(name), value)
-            return k.SetLocal(site=site, name=_vec_name(name), value=value)
+            value = _prim(_lane_op("F64X2_REPLACE_LANE", self.lane), _vec(name, self.group), value)
+            return k.SetLocal(site=site, name=_vec_name(name, self.group), value=value)
         if name in self.masks:
-            value = _prim(_lane_op("I64X2_REPLACE_LANE", self.lane), _vec(name), _all_ones(value))
-            return k.SetLocal(site=site, name=_vec_name(name), value=value)
+            value = _prim(_lane_op("I64X2_REPLACE_LANE", self.lane), _vec(name, self.group), _all_ones(value))
+            return k.SetLocal(site=site, name=_vec_name(name, self.group), value=value)
         return k.SetLocal(site=site, name=self.rn(name), value=value)
 
     def s_SetLocal(self, s: k.SetLocal) -> list[k.Stmt]:
@@ -828,41 +830,45 @@ class _Emit:
     def uniform(self, e: k.Expr) -> bool:
         return not self.u.expr(e, False, [])
 
-    def gather(self, e: k.Expr, splat: Op, replace: Op, convert=lambda x: x) -> k.Expr:
-        a, b = (convert(lane.expr(e)) for lane in self.lanes)
+    def gather(self, e: k.Expr, g: int, splat: Op, replace: Op, convert=lambda x: x) -> k.Expr:
+        a, b = (convert(lane.expr(e)) for lane in self.lanes[2 * g : 2 * g + 2])
         return _prim(replace, _prim(splat, a), b)
 
-    def pack(self, e: k.Expr) -> k.Expr:
-        """Both lanes' values of the f64 expression ``e`` as one f64x2."""
+    def pack(self, e: k.Expr, g: int) -> k.Expr:
+        """Lanes 2g and 2g + 1's values of the f64 expression ``e`` as one f64x2."""
         if isinstance(e, k.Const):
             return k.v128_f64x2(float(e.value), float(e.value))
         if isinstance(e, k.Local) and e.name in self.packed:
-            return _vec(e.name)
+            return _vec(e.name, g)
         if self.uniform(e):
             return _prim(Op.F64X2_SPLAT, self.once.expr(e))
         if isinstance(e, k.Prim) and e.op in F64X2:
-            return _prim(F64X2[e.op], *(self.pack(a) for a in e.args))
+            return _prim(F64X2[e.op], *(self.pack(a, g) for a in e.args))
         if isinstance(e, k.Choose) and e.type == T.F64:
-            return _prim(Op.V128_BITSELECT, self.pack(e.a), self.pack(e.b), self.mask(e.cond))
-        return self.gather(e, Op.F64X2_SPLAT, Op.F64X2_REPLACE_LANE1)
+            return _prim(Op.V128_BITSELECT, self.pack(e.a, g), self.pack(e.b, g), self.mask(e.cond, g))
+        return self.gather(e, g, Op.F64X2_SPLAT, Op.F64X2_REPLACE_LANE1)
 
-    def mask(self, e: k.Expr) -> k.Expr:
-        """Both lanes' values of the boolean ``e`` as a mask (a lane all ones where it holds)."""
+    def mask(self, e: k.Expr, g: int) -> k.Expr:
+        """Lanes 2g and 2g + 1's values of the boolean ``e`` as a mask (all ones where it holds)."""
         if isinstance(e, k.Local) and e.name in self.masks:
-            return _vec(e.name)
+            return _vec(e.name, g)
         if self.uniform(e):
             return _prim(Op.I64X2_SPLAT, _all_ones(self.once.expr(e)))
         if isinstance(e, k.Prim) and e.op in F64X2_COMPARE:
-            return _prim(F64X2_COMPARE[e.op], *(self.pack(a) for a in e.args))
+            return _prim(F64X2_COMPARE[e.op], *(self.pack(a, g) for a in e.args))
         if isinstance(e, k.Prim) and e.op in MASK_LOGIC:
-            return _prim(MASK_LOGIC[e.op], *(self.mask(a) for a in e.args))
+            return _prim(MASK_LOGIC[e.op], *(self.mask(a, g) for a in e.args))
         if isinstance(e, k.Prim) and e.op == Op.BOOL_NOT:
-            return _prim(Op.V128_NOT, self.mask(e.args[0]))
-        return self.gather(e, Op.I64X2_SPLAT, Op.I64X2_REPLACE_LANE1, _all_ones)
+            return _prim(Op.V128_NOT, self.mask(e.args[0], g))
+        return self.gather(e, g, Op.I64X2_SPLAT, Op.I64X2_REPLACE_LANE1, _all_ones)
 
-    def packed_stmt(self, s: k.SetLocal) -> k.Stmt:
-        value = self.mask(s.value) if s.name in self.masks else self.pack(s.value)
-        return k.SetLocal(site=s.site, name=_vec_name(s.name), value=value)
+    def packed_stmts(self, s: k.SetLocal) -> list[k.Stmt]:
+        """One f64x2 statement per pair of lanes, side by side."""
+        out: list[k.Stmt] = []
+        for g in range(self.width // 2):
+            value = self.mask(s.value, g) if s.name in self.masks else self.pack(s.value, g)
+            out.append(k.SetLocal(site=s.site, name=_vec_name(s.name, g), value=value))
+        return out
 
     def per_lane(self, s: k.Stmt) -> bool:
         """Whether ``s`` does anything that differs between lanes or must happen once per lane."""
@@ -910,7 +916,7 @@ class _Emit:
             elif isinstance(s, (k.If, k.Loop, k.Block)) and id(s) not in self.u.vstructs:
                 out.extend(self.structure(s))
             elif id(s) in self.packable:
-                out.append(self.packed_stmt(s))  # type: ignore[arg-type]
+                out.extend(self.packed_stmts(s))  # type: ignore[arg-type]
             else:
                 for lane in self.lanes:
                     out.extend(lane.copy(s))
@@ -964,7 +970,7 @@ def lanes(
     (the voice's base address or its nodes' bases, its index ``index``, addresses of
     voice-specific sources); the lane body reads ``<name>__<L>`` for each instead, which the
     caller sets. ``selects``: small pure if/else to selects; ``pack``: two lanes' straight-line
-    f64 work as f64x2 (``width`` 2) where it pays; ``"all"``: wherever it can (for tests: every
+    f64 work as f64x2 (lanes in pairs: an even ``width``) where it pays; ``"all"``: wherever it can (for tests: every
     border between packed and per-lane code). Raises :class:`NotLaneable`."""
     if width < 1:
         raise ValueError(f"lanes: width must be at least 1, got {width}")
@@ -980,7 +986,7 @@ def lanes(
         tree = _Selects(u, types).stmts(tree)
         u = _Uniformity(tree, inputs)  # the selects' conditions are new locals
     emit = _Emit(u, width, index, inputs)
-    if pack and width == 2:
+    if pack and width % 2 == 0:
         emit.plan(tree, types, everything=pack == "all")
     out = emit.body(tree)
     new_locals: dict[str, T] = {}
@@ -989,7 +995,8 @@ def lanes(
             for lane in range(width):
                 new_locals[lane_name(name, lane)] = t
             if name in emit.packed or name in emit.masks:
-                new_locals[_vec_name(name)] = T.V128
+                for g in range(width // 2):
+                    new_locals[_vec_name(name, g)] = T.V128
         elif name in locals_ or name.startswith("_lane_"):  # others are the caller's (``n``)
             new_locals[name] = t
     return LaneBody(out, new_locals)
