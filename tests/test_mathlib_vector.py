@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -30,8 +31,9 @@ from oscen.jit.validate import validate
 V, I32, F = T.V128, T.I32, T.F64
 N = 1 << 17
 NAMES = sorted(mathlib.VECTOR)
-IN, OUT_V, OUT_S, OUT_M, MASKS = 0, N * 8, 2 * N * 8, 3 * N * 8, 4 * N * 8
+IN, OUT_V, OUT_S, OUT_M, IN_Y, MASKS = (i * N * 8 for i in range(6))
 PAGES = (MASKS + N * 4) // 65536 + 1
+BINARY = {"pow", "pypow"}
 
 
 def _add(a: k.Expr, b: k.Expr) -> k.Expr:
@@ -44,17 +46,19 @@ def _vector_loop(name: str, main: bool) -> k.Function:
     mf = (mathlib.vector_main if main else mathlib.vector_form)(name)
     assert mf is not None
     off, i = k.Local(I32, "off"), k.Local(I32, "i")
-    arg = k.Load(V, _add(k.Const(I32, IN), off))
+    args: list[k.Expr] = [k.Load(V, _add(k.Const(I32, IN), off))]
+    if name in BINARY:
+        args.append(k.Load(V, _add(k.Const(I32, IN_Y), off)))
     if main:
         store = [
-            k.Invoke(func=mf.wasm_name, args=[arg], targets=["r", "m"], results=(V, I32)),
+            k.Invoke(func=mf.wasm_name, args=args, targets=["r", "m"], results=(V, I32)),
             k.Store(type=V, addr=_add(k.Const(I32, OUT_M), off), offset=0, value=k.Local(V, "r")),
             k.Store(type=I32, addr=_add(k.Const(I32, MASKS), i), offset=0, value=k.Local(I32, "m")),
         ]
     else:
         store = [
             k.Store(
-                type=V, addr=_add(k.Const(I32, OUT_V), off), offset=0, value=k.CallFn(V, mf.wasm_name, [arg])
+                type=V, addr=_add(k.Const(I32, OUT_V), off), offset=0, value=k.CallFn(V, mf.wasm_name, args)
             )
         ]
     body: list[k.Stmt] = [
@@ -83,8 +87,10 @@ def _vector_loop(name: str, main: bool) -> k.Function:
 
 def _scalar_loop(name: str) -> k.Function:
     mf = mathlib.FUNCTIONS[name]
-    x = k.Load(F, _add(k.Const(I32, IN), k.Local(I32, "off")))
-    value = k.CallFn(F, mf.wasm_name, [x])
+    args: list[k.Expr] = [k.Load(F, _add(k.Const(I32, IN), k.Local(I32, "off")))]
+    if name in BINARY:
+        args.append(k.Load(F, _add(k.Const(I32, IN_Y), k.Local(I32, "off"))))
+    value = k.CallFn(F, mf.wasm_name, args)
     body: list[k.Stmt] = [
         k.Loop(
             label="done",
@@ -119,12 +125,18 @@ def _f(bits: int) -> float:
     return struct.unpack("<d", struct.pack("<Q", bits))[0]
 
 
-def _raises(name: str, x: float) -> bool:
+def python(name: str, *args: float) -> object:
+    """What Python computes (``pypow``: float ``**``)."""
+    if name == "pypow":
+        return args[0] ** args[1]
+    return getattr(math, name)(*args)
+
+
+def _raises(name: str, *args: float) -> bool:
     try:
-        getattr(math, name)(x)
-    except (ValueError, OverflowError):
+        return isinstance(python(name, *args), complex)  # oscen refuses a complex power
+    except (ValueError, OverflowError, ZeroDivisionError):
         return True
-    return False
 
 
 THRESHOLDS = {  # where a function's scalar code changes path (high words, or values)
@@ -139,7 +151,11 @@ THRESHOLDS = {  # where a function's scalar code changes path (high words, or va
     "tanh": [1.0, 22.0, 2.0**-55, 19.4],
     "sinh": [1.0, 22.0, 2.0**-28, 709.0],
     "cosh": [dsl.from_words(0x3FD62E43), 22.0, 2.0**-54, 709.0],
+    "pow": [1.0, 2.2250738585072014e-308, math.sqrt(1.5), math.sqrt(3.0), 2.0],
+    "pypow": [1.0, 2.2250738585072014e-308, math.sqrt(1.5), math.sqrt(3.0), 2.0],
 }
+Y_THRESHOLDS = [0.0, 0.5, 1.0, 2.0, 2.0**31, 2.0**31 + 1, 2.0**64, 3.0, -2.0, -0.5]
+Y_AUDIO = (-4.0, 4.0)
 AUDIO = {  # the arguments audio meets: the main path must cover these
     "sin": (-1e4, 1e4),
     "cos": (-1e4, 1e4),
@@ -152,6 +168,8 @@ AUDIO = {  # the arguments audio meets: the main path must cover these
     "tanh": (-30.0, 30.0),
     "sinh": (-21.0, 21.0),
     "cosh": (-21.0, 21.0),
+    "pow": (1e-3, 1e3),  # with y in Y_AUDIO
+    "pypow": (1e-3, 1e3),
 }
 
 
@@ -183,8 +201,47 @@ def arguments(name: str, n: int, seed: int) -> np.ndarray:
     if len(x) < n:
         x = np.concatenate([x, rng.uniform(lo, hi, n - len(x))])
     rng.shuffle(x)
+    if name in BINARY:
+        return _pow_arguments(name, x, rng)
     bad = np.array([_raises(name, float(v)) for v in x])
     x[bad] = rng.uniform(lo, hi, int(bad.sum()))
+    return x
+
+
+def _pow_arguments(name: str, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``(x, y)`` pairs as a (2, n) array: x as for a unary function, y audio-range, small
+    integers, thresholds and their neighbours, random bits; none that Python refuses."""
+    n = len(x)
+    ys = [*Y_THRESHOLDS, *(-t for t in Y_THRESHOLDS), math.inf, -math.inf, math.nan, 1e300, -1e300]
+    for t in Y_THRESHOLDS:
+        b = struct.unpack("<Q", struct.pack("<d", t))[0]
+        ys += [_f((b + d) % 2**64) for d in (-2, -1, 1, 2)]
+    parts = [
+        rng.uniform(*Y_AUDIO, n // 2),
+        rng.integers(-40, 40, n // 8).astype(float),
+        rng.choice(np.array(ys), n // 8),
+        rng.integers(0, 2**64, n // 8, dtype=np.uint64).view(np.float64),
+    ]
+    y = np.concatenate(parts)
+    y = np.concatenate([y, rng.uniform(*Y_AUDIO, n - len(y))])
+    rng.shuffle(y)
+    # y*log2(x) near a half-integer: where the scalar code's n = [z + 1/2] changes
+    near = [(b, (m + 0.5) / math.log2(b) + j * 2.0**-24) for b in (2.0, math.e, 10.0, 0.3) for m in range(-60, 60)
+            for j in range(-4, 5)]  # fmt: skip
+    near = [near[i] for i in rng.permutation(len(near))[: n // 4]]
+    x[: len(near)], y[: len(near)] = zip(*near, strict=True)
+    bad = np.array([_raises(name, float(a), float(b)) for a, b in zip(x, y, strict=True)])
+    x[bad] = rng.uniform(0.5, 2.0, int(bad.sum()))
+    y[bad] = rng.uniform(*Y_AUDIO, int(bad.sum()))
+    return np.stack([x, y])
+
+
+def _write_args(write: Callable[[int, np.ndarray], None], x: np.ndarray) -> np.ndarray:
+    """Arguments into memory (IN, and IN_Y for a binary function); returns x (the first)."""
+    if x.ndim == 2:
+        write(IN_Y, x[1])
+        x = x[0]
+    write(IN, x)
     return x
 
 
@@ -210,9 +267,8 @@ def _mismatch(x: np.ndarray, want: np.ndarray, got: np.ndarray) -> str:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_vector_form_is_the_scalar_function_bit_for_bit(name: str) -> None:
-    x = arguments(name, N, seed=hash(name) % 1000)
     w = Wasm(module_for(name))
-    w.write(IN, x)
+    x = _write_args(w.write, arguments(name, N, seed=sum(map(ord, name))))
     for fn in ("apply_v", "apply_main", "apply_s"):
         w.exports[fn](w.store, N * 8)
     scalar, vector, main = w.read(OUT_S, N), w.read(OUT_V, N), w.read(OUT_M, N)
@@ -224,8 +280,11 @@ def test_vector_form_is_the_scalar_function_bit_for_bit(name: str) -> None:
     )
     # arguments audio meets (uniform over the range): on the main path, all but a few
     lo, hi = AUDIO[name]
-    x = np.random.default_rng(1).uniform(lo, hi, N)
-    w.write(IN, x)
+    rng = np.random.default_rng(1)
+    x = rng.uniform(lo, hi, N)
+    if name in BINARY:  # x log-uniform
+        x = np.stack([np.exp(rng.uniform(math.log(lo), math.log(hi), N)), rng.uniform(*Y_AUDIO, N)])
+    x = _write_args(w.write, x)
     for fn in ("apply_main", "apply_s"):
         w.exports[fn](w.store, N * 8)
     masks = np.frombuffer(bytes(w.memory.read(w.store, MASKS, MASKS + N * 2)), dtype=np.int32)
@@ -240,12 +299,16 @@ def test_vector_form_is_the_scalar_function_bit_for_bit(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_reference_backend_runs_the_vector_forms_as_wasmtime(name: str) -> None:
     n = 512
-    x = arguments(name, n, seed=7)
     module = module_for(name)
     w = Wasm(module)
     inst = ref.CompiledModule(module).instantiate()
-    w.write(IN, x)
-    inst.memory[IN : IN + n * 8] = np.frombuffer(x.tobytes(), dtype=np.uint8)
+    args = arguments(name, n, seed=7)
+    x = _write_args(w.write, args)
+
+    def ref_write(at: int, data: np.ndarray) -> None:
+        inst.memory[at : at + data.nbytes] = np.frombuffer(data.tobytes(), dtype=np.uint8)
+
+    _write_args(ref_write, args)
     for fn in ("apply_v", "apply_main"):
         w.exports[fn](w.store, n * 8)
         inst.call(fn, n * 8)
@@ -266,30 +329,46 @@ TRAPS = [
     ("log10", -math.inf),
     ("sinh", 1000.0),
     ("cosh", -1000.0),
+    ("pow", (-2.0, 0.5)),
+    ("pow", (0.0, -1.0)),
+    ("pow", (10.0, 400.0)),
+    ("pypow", (0.0, -2.0)),
+    ("pypow", (-8.0, 1.0 / 3.0)),
+    ("pypow", (10.0, 400.0)),
 ]
 
 
 @pytest.mark.parametrize(("name", "bad"), TRAPS)
 @pytest.mark.parametrize("lane", [0, 1])
-def test_a_lane_the_scalar_function_refuses_raises_its_error(name: str, bad: float, lane: int) -> None:
+def test_a_lane_the_scalar_function_refuses_raises_its_error(
+    name: str, bad: float | tuple, lane: int
+) -> None:
     """The scalar function's math error, from either lane, in both backends; the main form
     never traps and leaves the lane's bit clear."""
     module = module_for(name)
     w = Wasm(module)
     inst = ref.CompiledModule(module).instantiate()
-    x = np.array([0.5, 0.5])
-    x[lane] = bad
-    w.write(IN, x)
-    inst.memory[IN : IN + 16] = np.frombuffer(x.tobytes(), dtype=np.uint8)
+    bad_args = bad if isinstance(bad, tuple) else (bad,)
+    args = np.full((len(bad_args), 2), 0.75)
+    args[:, lane] = bad_args
+
+    def ref_write(at: int, data: np.ndarray) -> None:
+        inst.memory[at : at + data.nbytes] = np.frombuffer(data.tobytes(), dtype=np.uint8)
+
+    for write in (w.write, ref_write):
+        _write_args(write, args if len(bad_args) == 2 else args[0])
     with pytest.raises(wasmtime.Trap):
         w.exports["apply_v"](w.store, 16)
     with pytest.raises(ref.WasmTrap):
         inst.call("apply_v", 16)
     code = w.exports[mathlib.ERROR_GLOBAL].value(w.store)
     assert code == inst.global_value(mathlib.ERROR_GLOBAL) != 0
-    with pytest.raises((ValueError, OverflowError)) as exc:
-        getattr(math, name)(bad)
-    assert mathlib.ERROR_MESSAGES[code][0] is exc.type
+    if name == "pypow" and bad_args[0] < 0:
+        assert isinstance(python(name, *bad_args), complex) and code == mathlib.ERR_COMPLEX_POW
+    else:
+        with pytest.raises((ValueError, OverflowError, ZeroDivisionError)) as exc:
+            python(name, *bad_args)
+        assert mathlib.ERROR_MESSAGES[code][0] is exc.type
     w.exports["apply_main"](w.store, 16)
     mask = int(np.frombuffer(bytes(w.memory.read(w.store, MASKS, MASKS + 4)), dtype=np.int32)[0])
     assert not mask & (1 << lane) and mask & (1 << (1 - lane))

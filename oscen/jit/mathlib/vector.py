@@ -447,6 +447,91 @@ def _cosh(f: VFn, x: Var) -> Main:
     return stmts, res, ok
 
 
+def ige(a: Expr, b: int) -> Expr:
+    return _prim(Op.I64X2_GE_S, a, isplat(b))
+
+
+def _pow(f: VFn, x: Var, y: Var) -> Main:
+    """pow / ``**`` (fdlibm e_pow.c's core) for positive normal x != 1 and finite y with
+    0 < |y| <= 2^31, y not 1, -1, 2 or 1/2 (the scalar code's shortcuts), and a result that
+    neither overflows nor leaves the normal range (-1024 < y*log2(x) < 1024, no subnormal). The
+    final scaling's integer n = [z + 1/2] uses per-lane shifts in the scalar code: here it is
+    the same value from f64x2 arithmetic (exact: trunc(clear_lo(z) +- 1/2))."""
+    from . import pow as P
+
+    ix, jj, ii, kk, n, ax, bp, dph, dpl, u, v, ss, s_h, t_h, t_l, s_l = f.vars(
+        "ix jj ii kk n ax bp dph dpl u v ss s_h t_h t_l s_l"
+    )
+    s2, r, p_h, p_l, z_h, z_l, t, t1, t2, y1, z, big, nh, tt, w, zb, ok, res = f.vars(
+        "s2 r p_h p_l z_h z_l t t1 t2 y1 z big nh tt w zb ok res"
+    )
+    ay = vabs(y)
+    y_ok = vand(
+        vand(ay > 0.0, ay < from_words(0x41E00001)),
+        vnot(vor(vor(ay.eq(1.0), y.eq(2.0)), y.eq(0.5))),
+    )
+    stmts = [
+        ok.set(vand(vand(_normal_positive(x), vnot(x.eq(1.0))), y_ok)),
+        ix.set(shr_u(x, 32)),
+        n.set(isub(shr_u(ix, 20), 0x3FF)),
+        jj.set(vand(ix, 0x000FFFFF)),
+        ix.set(vor(jj, isplat(0x3FF00000))),
+        ii.set(shr_u(ige(jj, 0xBB67A), 63)),  # x/2: above sqrt(3)
+        kk.set(vand(shr_u(igt(jj, 0x3988E), 63), _prim(Op.V128_XOR, ii, isplat(1)))),  # 1.5 or 1
+        n.set(iadd(n, ii)),
+        ix.set(isub(ix, shl(ii, 20))),
+        ax.set(vor(vand(x, 0xFFFFFFFF), shl(ix, 32))),
+        bp.set(pick(1.5, 1.0, isub(0, kk))),
+        dph.set(pick(P.dp_h1, 0.0, isub(0, kk))),
+        dpl.set(pick(P.dp_l1, 0.0, isub(0, kk))),
+        u.set(ax - bp),
+        v.set(1.0 / (ax + bp)),
+        ss.set(u * v),
+        s_h.set(clear_lo(ss)),
+        t_h.set(shl(iadd(iadd(vor(shr_u(ix, 1), isplat(0x20000000)), 0x00080000), shl(kk, 18)), 32)),
+        t_l.set(ax - (t_h - bp)),
+        s_l.set(v * ((u - s_h * t_h) - s_h * t_l)),
+        s2.set(ss * ss),
+        r.set(s2 * s2 * horner(s2, P.L)),
+        r.set(r + s_l * (s_h + ss)),
+        s2.set(s_h * s_h),
+        t_h.set(clear_lo(3.0 + s2 + r)),
+        t_l.set(r - ((t_h - 3.0) - s2)),
+        u.set(s_h * t_h),
+        v.set(s_l * t_h + t_l * ss),
+        p_h.set(clear_lo(u + v)),
+        p_l.set(v - (p_h - u)),
+        z_h.set(P.cp_h * p_h),
+        z_l.set(P.cp_l * p_h + p_l * P.cp + dpl),
+        t.set(int_f64(n)),
+        t1.set(clear_lo(((z_h + z_l) + dph) + t)),
+        t2.set(z_l - (((t1 - t) - dph) - z_h)),
+        y1.set(clear_lo(y)),
+        p_l.set((y - y1) * t1 + y * t2),
+        p_h.set(y1 * t1),
+        z.set(p_l + p_h),
+        ok.set(vand(ok, vabs(z) < 1024.0)),
+        # |z| > 0.5: n = [z + 1/2], p_h -= n
+        big.set(igt(shr_u(vabs(z), 32), 0x3FE00000)),
+        nh.set(_prim(Op.F64X2_TRUNC, clear_lo(z) + vcopysign(0.5, z))),
+        n.set(vand(lane_int(nh), big)),
+        p_h.set(pick(p_h - nh, p_h, big)),
+        tt.set(clear_lo(p_l + p_h)),
+        u.set(tt * P.lg2_h),
+        v.set((p_l - (tt - p_h)) * P.lg2 + tt * P.lg2_l),
+        z.set(u + v),
+        w.set(v - (z - u)),
+        tt.set(z * z),
+        t1.set(z - tt * horner(tt, exp_log.EXP_P)),
+        r.set((z * t1) / (t1 - 2.0) - (w + z * w)),
+        z.set(1.0 - (r - z)),
+        zb.set(iadd(z, shl(n, 52))),  # with_hi(z, hi32(z) + (n << 20))
+        ok.set(vand(vand(ok, igt(shr_s(zb, 52), 0)), ilt(shr_s(zb, 52), 0x7FF))),  # normal results only
+        res.set(1.0 * zb),  # s * ..., s = 1 for x > 0
+    ]
+    return stmts, res, ok
+
+
 class _Prefixed(VFn):
     """A view of ``f`` whose locals carry a prefix (to inline one main path into another)."""
 
@@ -463,25 +548,25 @@ _EXTRACT = (Op.F64X2_EXTRACT_LANE0, Op.F64X2_EXTRACT_LANE1)
 _REPLACE = (Op.F64X2_REPLACE_LANE0, Op.F64X2_REPLACE_LANE1)
 
 
-def _scalar_lane(scalar: str, x: Var, res: Var, m: Var, i: int) -> Stmt:
+def _scalar_lane(scalar: str, args: list[Var], res: Var, m: Var, i: int) -> Stmt:
     """Lane ``i`` off the main path (bit ``i`` of ``m`` clear): the scalar function's result."""
-    value = call(scalar, _prim(_EXTRACT[i], x))
+    value = call(scalar, *(_prim(_EXTRACT[i], a) for a in args))
     return if_(eqz(m & (1 << i)), [res.set(_prim(_REPLACE[i], res, value))])
 
 
-def _define(name: str, build: Callable[[VFn, Var], Main]) -> None:
+def _define(name: str, build: Callable[..., Main], params: tuple[str, ...] = ("x",)) -> None:
     scalar = FUNCTIONS[name].wasm_name
     for main in (True, False):
         suffix = "_main" if main else ""
-        f = VFn(f"m_{name}_f64x2{suffix}", [("x", V128)], (V128, I32) if main else V128)
-        x = f.param("x")
-        stmts, res, ok = build(f, x)
+        f = VFn(f"m_{name}_f64x2{suffix}", [(p, V128) for p in params], (V128, I32) if main else V128)
+        args = [f.param(p) for p in params]
+        stmts, res, ok = build(f, *args)
         mask = _prim(Op.I64X2_BITMASK, ok)
         if main:
             body = [*stmts, ret_many(res, mask)]
         else:
             m = f.local("vm", I32)
-            lanes = [_scalar_lane(scalar, x, res, m, i) for i in (0, 1)]
+            lanes = [_scalar_lane(scalar, args, res, m, i) for i in (0, 1)]
             body = [*stmts, m.set(mask), if_(m.ne(3), lanes), ret(res, V128)]
         register_vector(name, f, body, main=main)
 
@@ -498,3 +583,5 @@ def define_vector() -> None:
     _define("tanh", _tanh)
     _define("sinh", _sinh)
     _define("cosh", _cosh)
+    _define("pow", _pow, ("x", "y"))
+    _define("pypow", _pow, ("x", "y"))  # float ** float: the same on the main path
