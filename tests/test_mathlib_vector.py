@@ -151,6 +151,7 @@ THRESHOLDS = {  # where a function's scalar code changes path (high words, or va
     "tanh": [1.0, 22.0, 2.0**-55, 19.4],
     "sinh": [1.0, 22.0, 2.0**-28, 709.0],
     "cosh": [dsl.from_words(0x3FD62E43), 22.0, 2.0**-54, 709.0],
+    "atan": [2.0**-27, 0.4375, 0.6875, 1.1875, 2.4375, 2.0**66],
     "pow": [1.0, 2.2250738585072014e-308, math.sqrt(1.5), math.sqrt(3.0), 2.0],
     "pypow": [1.0, 2.2250738585072014e-308, math.sqrt(1.5), math.sqrt(3.0), 2.0],
 }
@@ -168,6 +169,7 @@ AUDIO = {  # the arguments audio meets: the main path must cover these
     "tanh": (-30.0, 30.0),
     "sinh": (-21.0, 21.0),
     "cosh": (-21.0, 21.0),
+    "atan": (-20.0, 20.0),
     "pow": (1e-3, 1e3),  # with y in Y_AUDIO
     "pypow": (1e-3, 1e3),
 }

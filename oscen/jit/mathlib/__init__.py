@@ -60,6 +60,7 @@ from .registry import (
     loop_wat,
     resolve,
     vector_form,
+    vector_loop_function,
     vector_main,
     wat_for,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "loop_wat",
     "resolve",
     "vector_form",
+    "vector_loop_function",
     "vector_main",
     "wat_for",
 ]

@@ -265,6 +265,42 @@ def loop_function(name: str, export: str | None = None) -> k.Function:
     )
 
 
+def vector_loop_function(name: str, export: str | None = None) -> k.Function:
+    """:func:`loop_function` for the f64x2 form of ``name``: ``apply_<name>_f64x2(p0, [p1,] out,
+    n)``, two values per call (``n`` even), for benchmarks and tests."""
+    fn = VECTOR[name]
+    export = export or f"apply_{name}_f64x2"
+    I32, V = T.I32, T.V128
+    ptrs = [f"p{i}" for i in range(len(fn.params))]
+    off = k.Local(I32, "off")
+
+    def add(a: k.Expr, b: k.Expr) -> k.Expr:
+        return k.Prim(I32, Op.I32_ADD, [a, b])
+
+    value = k.CallFn(V, fn.wasm_name, [k.Load(V, add(k.Local(I32, p), off)) for p in ptrs])
+    body: list[k.Stmt] = [
+        k.SetLocal(name="end", value=k.Prim(I32, Op.I32_SHL, [k.Local(I32, "n"), k.Const(I32, 3)])),
+        k.Loop(
+            label="done",
+            cond=None,
+            body=[
+                k.Exit(label="done", cond=k.Prim(T.BOOL, Op.I32_GE_U, [off, k.Local(I32, "end")])),
+                k.Store(type=V, addr=add(k.Local(I32, "out"), off), offset=0, value=value),
+                k.SetLocal(name="off", value=add(off, k.Const(I32, 16))),
+            ],
+        ),
+        k.ReturnValues(values=[]),
+    ]
+    return k.Function(
+        name=export,
+        params=[*((p, I32) for p in ptrs), ("out", I32), ("n", I32)],
+        results=(),
+        locals={"off": I32, "end": I32},
+        body=body,
+        export=export,
+    )
+
+
 def loop_wat(name: str, export: str | None = None) -> str:
     """The text of :func:`loop_function` (the IR, printed)."""
     return _print_function(loop_function(name, export))

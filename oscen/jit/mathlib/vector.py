@@ -189,20 +189,24 @@ def _sincos(name: str) -> Callable[[VFn, Var], Main]:
         def lost() -> Expr:  # exponent bits cancelled so far
             return isub(shr_u(ax, 52), vand(shr_u(y0, 52), 0x7FF))
 
-        def step(i: int, p: float, pt: float, after: int) -> list[Stmt]:
-            """The scalar code's extra step ``if lost() > after: ...``, in the lanes that take it."""
+        def step(i: int, p: float, pt: float, after: int, then: list[Stmt]) -> list[Stmt]:
+            """The scalar code's extra step ``if lost() > after: ...; then``, in the lanes that
+            take it, when any lane does (rare below |x| ~ 2^7: skipping it is most of the gain)."""
             take, t_, w_, r_, y_ = f.vars(f"take{i} t{i} w{i} r{i} y{i}")
             return [
                 take.set(igt(lost(), after)),
-                t_.set(r),
-                w_.set(fn * p),
-                r_.set(t_ - w_),
-                w_.set(fn * pt - ((t_ - r_) - w_)),
-                y_.set(r_ - w_),
-                r.set(pick(r_, r, take)),
-                w.set(pick(w_, w, take)),
-                y0.set(pick(y_, y0, take)),
-            ]
+                if_(Expr(k.Prim(k.T.BOOL, Op.V128_ANY_TRUE, [take.node])), [
+                    t_.set(r),
+                    w_.set(fn * p),
+                    r_.set(t_ - w_),
+                    w_.set(fn * pt - ((t_ - r_) - w_)),
+                    y_.set(r_ - w_),
+                    r.set(pick(r_, r, take)),
+                    w.set(pick(w_, w, take)),
+                    y0.set(pick(y_, y0, take)),
+                    *then,
+                ]),
+            ]  # fmt: skip
 
         stmts = [
             ax.set(vabs(x)),
@@ -211,8 +215,7 @@ def _sincos(name: str) -> Callable[[VFn, Var], Main]:
             r.set(x - fn * trig.PIO2_1),
             w.set(fn * trig.PIO2_1T),
             y0.set(r - w),
-            *step(2, trig.PIO2_2, trig.PIO2_2T, 16),
-            *step(3, trig.PIO2_3, trig.PIO2_3T, 49),  # after the second (its lost() > 16 too)
+            *step(2, trig.PIO2_2, trig.PIO2_2T, 16, step(3, trig.PIO2_3, trig.PIO2_3T, 49, [])),
             y1.set((r - y0) - w),
             z.set(y0 * y0),
             zz.set(z * z),
@@ -532,6 +535,46 @@ def _pow(f: VFn, x: Var, y: Var) -> Main:
     return stmts, res, ok
 
 
+def _atan(f: VFn, x: Var) -> Main:
+    """atan (fdlibm s_atan.c) for |x| >= 2^-27, inf included: the small-argument polynomial, the
+    four reduced regions and the huge constant all computed, the scalar code's choice selected."""
+    H, Lo, A = trig.ATANHI, trig.ATANLO, trig.AT
+    ax, t, hi, lo, small, res, ok = f.vars("ax t hi lo small res ok")
+
+    def poly(u: Expr, p: str) -> tuple[list[Stmt], Var]:  # sp = (atan(u) - u)/(-u)
+        z, w, sp = f.vars(f"{p}z {p}w {p}sp")
+        return [z.set(u * u), w.set(z * z), sp.set(z * horner(w, A[0::2]) + w * horner(w, A[1::2]))], sp
+
+    small_poly, sp_x = poly(x, "s")
+    big_poly, sp_t = poly(t, "b")
+    low, mid, high = ax < from_words(0x3FE60000), ax < from_words(0x3FF30000), ax < from_words(0x40038000)
+
+    def by_region(r0: Expr | float, r1: Expr | float, r2: Expr | float, r3: Expr | float) -> Expr:
+        return pick(pick(r0, r1, low), pick(r2, r3, high), mid)
+
+    stmts = [
+        ax.set(vabs(x)),
+        ok.set(ax >= from_words(0x3E400000)),
+        *small_poly,
+        small.set(x - x * sp_x),
+        t.set(
+            by_region(
+                (2.0 * ax - 1.0) / (2.0 + ax),
+                (ax - 1.0) / (ax + 1.0),
+                (ax - 1.5) / (1.0 + 1.5 * ax),
+                -1.0 / ax,
+            )
+        ),  # fmt: skip
+        hi.set(by_region(H[0], H[1], H[2], H[3])),
+        lo.set(by_region(Lo[0], Lo[1], Lo[2], Lo[3])),
+        *big_poly,
+        res.set(vcopysign(hi - ((t * sp_t - lo) - t), x)),
+        res.set(pick(small, res, ax < from_words(0x3FDC0000))),
+        res.set(pick(vcopysign(_v(H[3]) + Lo[3], x), res, ax >= from_words(0x44100000))),
+    ]
+    return stmts, res, ok
+
+
 class _Prefixed(VFn):
     """A view of ``f`` whose locals carry a prefix (to inline one main path into another)."""
 
@@ -583,5 +626,6 @@ def define_vector() -> None:
     _define("tanh", _tanh)
     _define("sinh", _sinh)
     _define("cosh", _cosh)
+    _define("atan", _atan)
     _define("pow", _pow, ("x", "y"))
     _define("pypow", _pow, ("x", "y"))  # float ** float: the same on the main path
