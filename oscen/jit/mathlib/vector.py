@@ -434,19 +434,23 @@ def _sinh(f: VFn, x: Var) -> Main:
 
 
 def _cosh(f: VFn, x: Var) -> Main:
-    """cosh for 2^-54 <= |x| < 22 (fdlibm e_cosh.c): from expm1 below ln2/2, from exp above."""
-    ax, w, et, res, ok = f.vars("ax w et res ok")
-    inner, t, em_ok = _expm1_core(f, ax, "e_")
-    exp_stmts, ex, _ = _exp(_Prefixed(f, "x_"), ax)
+    """cosh for 2^-54 <= |x| < 22 (fdlibm e_cosh.c): from exp, or below ln2/2 from expm1 (its
+    main path there, computed only when a lane needs it)."""
+    ax, w, small, res, ok = f.vars("ax w small res ok")
+    inner, t, _ = _expm1_core(f, ax, "e_")
+    exp_stmts, et, _ = _exp(_Prefixed(f, "x_"), ax)
     stmts = [
         ax.set(vabs(x)),
-        *inner,
+        ok.set(vand(ax >= from_words(0x3C900000), ax < 22.0)),
         *exp_stmts,
-        et.set(ex),
-        w.set(1.0 + t),
-        res.set(pick(1.0 + (t * t) / (w + w), 0.5 * et + 0.5 / et, ax < from_words(0x3FD62E43))),
-        ok.set(vand(vand(ax >= from_words(0x3C900000), ax < 22.0), em_ok)),
-    ]
+        res.set(0.5 * et + 0.5 / et),
+        small.set(ax < from_words(0x3FD62E43)),
+        if_(Expr(k.Prim(k.T.BOOL, Op.V128_ANY_TRUE, [small.node])), [
+            *inner,
+            w.set(1.0 + t),
+            res.set(pick(1.0 + (t * t) / (w + w), res, small)),
+        ]),
+    ]  # fmt: skip
     return stmts, res, ok
 
 
