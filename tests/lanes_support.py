@@ -226,14 +226,14 @@ def voice_body(
 
 
 # --------------------------------------------------------------------------- running
-def _module(vb: VoiceBody, run: k.Function, voices: int) -> k.Module:
+def _module(vb: VoiceBody, run: k.Function, voices: int, extra: list[k.Function] | None = None) -> k.Module:
     imports = []
     for name in vb.math:
         fn = wasm_math.resolve(name).function
         imports.append(k.Import("math", name, tuple(t for _, t in fn.params), fn.results))
     pages = (vb.base + voices * vb.vs + 65535) // 65536
     return k.Module(
-        [*vb.functions, run],
+        [*vb.functions, *(extra or []), run],
         imports=imports,
         globals=[k.Global(wasm_math.ERROR_GLOBAL, I32, 0, mutable=True, export="math_error")],
         memory_pages=pages,
@@ -285,7 +285,7 @@ def lane_module(vb: VoiceBody, voices: int, width: int = 2, lb: LaneBody | None 
         ),
     ]
     run = k.Function("run", [("n", I32)], (), {**lb.locals, "g": I32}, body, export="run")
-    return _module(vb, run, voices)
+    return _module(vb, run, voices, lb.functions)
 
 
 class Runner:
@@ -294,7 +294,7 @@ class Runner:
     def __init__(self, module: k.Module, vb: VoiceBody, voices: int) -> None:
         self.text = wasm.module_text(module, lambda where: 0)
         self.store = wasmtime.Store(engine())
-        mathlib = wasmtime.Instance(self.store, math_module(), []).exports(self.store)
+        self.mathlib = mathlib = wasmtime.Instance(self.store, math_module(), []).exports(self.store)
         imports = [mathlib[imp.name] for imp in module.imports]
         self.instance = wasmtime.Instance(self.store, wasmtime.Module(self.store.engine, self.text), imports)
         exports = self.instance.exports(self.store)
@@ -313,6 +313,11 @@ class Runner:
 
     def run(self, n: int) -> None:
         self.run_fn(self.store, n)
+
+    def math_error(self) -> int:
+        """The error code the math library (imported, or pasted in: the f64x2 forms) left."""
+        own = self.instance.exports(self.store)["math_error"].value(self.store)
+        return own or self.mathlib[wasm_math.ERROR_GLOBAL].value(self.store)
 
 
 # --------------------------------------------------------------------------- a voice of straight-line f64 work

@@ -8,6 +8,7 @@ only attributes faults), and a fault in one lane must name that lane."""
 
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
@@ -522,3 +523,59 @@ def test_straight_line_f64_work_is_packed_and_exact() -> None:
         seq.run(n)
         lan.run(n)
         assert_same_memory(seq, lan, HEADER_BYTES + 4 * vb.vs)
+
+
+# --------------------------------------------------------------------------- math calls
+class Logger(Node):
+    """``log`` of a value counting down from ``start``: a math domain error once it reaches 0."""
+
+    start = ValueInput(5.0)
+    output = StreamOutput()
+
+    def __init__(self, start: float) -> None:
+        self.start = float(start)
+        self.t = 0.0
+
+    def process(self, sample_rate: float) -> None:
+        self.output = math.log(self.start - self.t) + math.sin(self.t * 0.1)
+        self.t = self.t + 1.0
+
+
+def logger(starts: dict[int, float]):
+    def make(v: int) -> Graph:
+        g = Graph(SR)
+        n = g.add_node(Logger(starts.get(v, 1000.0 + v)))
+        g.set_output(n.output)
+        return g
+
+    return make
+
+
+@pytest.mark.parametrize("make", [sine_lowpass, logger({})], ids=["sine-lp", "log-sin"])
+def test_math_calls_take_the_f64x2_forms(make) -> None:
+    """Out-of-line math (large graphs): each pair of lanes calls the f64x2 main path, and the
+    scalar function only for a lane off it; the memory is the voices' one by one."""
+    vb = voice_body(make, 4, inline_math=False)
+    lb = lanes(vb.body, vb.locals, 2)
+    called = {x.func for x in walk(lb.body) if isinstance(x, k.Invoke)}
+    assert any(f.endswith("_f64x2_main") for f in called)
+    assert {f.name for f in lb.functions} >= {f for f in called if f.endswith("_f64x2_main")}
+    seq = Runner(sequential_module(vb, 4), vb, 4)
+    lan = Runner(lane_module(vb, 4, 2, lb), vb, 4)
+    for n in (64, 29):
+        seq.run(n)
+        lan.run(n)
+        assert_same_memory(seq, lan, HEADER_BYTES + 4 * vb.vs)
+
+
+@pytest.mark.parametrize("lane", [0, 1, 2])
+def test_a_math_error_in_one_lane_names_that_lane(lane: int) -> None:
+    vb = voice_body(logger({lane: 6.0}), 4, inline_math=False)
+    seq = Runner(sequential_module(vb, 4), vb, 4)
+    lan = Runner(lane_module(vb, 4, 2), vb, 4)
+    for r in (seq, lan):
+        with pytest.raises(wasmtime.Trap):
+            r.run(16)
+    assert lan.header(LANE)[0] == lane == seq.header(LANE)[0]
+    errors = [r.math_error() for r in (seq, lan)]
+    assert errors[0] == errors[1] != 0

@@ -47,7 +47,7 @@ from .. import kernel as k
 from ..backends.wasm import code_sites
 from ..kernel import T
 from ..layout import LANE, NODE, SEGMENT, TRAP_CODE, TRAP_SITE
-from ..mathlib.registry import BY_WASM, ERROR_GLOBAL
+from ..mathlib.registry import BY_WASM, ERROR_GLOBAL, MathFunction, functions_for, vector_main
 from ..ops import Op
 from .walk import Rewriter, walk
 
@@ -92,6 +92,9 @@ class LaneBody:
 
     body: list[k.Stmt]
     locals: dict[str, T]
+    functions: list[k.Function] = field(default_factory=list)
+    """Module functions the body calls that the caller must add (the math library's f64x2
+    forms, which the shared math module does not hold)."""
 
 
 def lane_name(name: str, lane: int) -> str:
@@ -449,58 +452,88 @@ def _reads_only(e: k.Expr) -> bool:
     return True
 
 
-def _hoist(e: k.Expr, pre: list[k.Stmt], before: list[k.Expr]) -> k.Expr:
-    """``e`` with the statements of its ``Seq``\\ s moved into ``pre`` where that keeps the
-    meaning (what the statement evaluates before them has no effect and does not read what they
-    set), and ``a if c else b`` of trap-free ``a``, ``b`` as a select of both."""
-    if isinstance(e, k.Seq) and all(isinstance(x, k.SetLocal) for x in e.body):
-        written = {x.name for x in e.body}  # type: ignore[attr-defined]
-        if all(_reads_only(b) and not (_reads(b) & written) for b in before):
-            pre.extend(e.body)
-            return _hoist(e.value, pre, before)
+def _header_note(s: k.Stmt) -> bool:
+    """A constant into a header slot whose value only attributes a fault (the site noted before
+    a math call): moved earlier past trap-free work, nothing can tell."""
+    return (
+        isinstance(s, k.Store)
+        and isinstance(s.addr, k.Const)
+        and isinstance(s.value, k.Const)
+        and s.addr.value + s.offset in IDEMPOTENT_SLOTS  # type: ignore[operator]
+    )
+
+
+class _Straighten:
+    """See :func:`straighten`."""
+
+    def __init__(self) -> None:
+        self.temps = 0
+
+    def hoist(self, e: k.Expr, pre: list[k.Stmt], before: list[k.Expr], top: bool = False) -> k.Expr:
+        """``e`` with the statements of its ``Seq``\\ s moved into ``pre`` where that keeps the
+        meaning (what the statement evaluates before them has no effect and does not read what
+        they set), a math call with an f64x2 form into a temporary likewise (so that it can be
+        packed), and ``a if c else b`` of trap-free ``a``, ``b`` as a select of both."""
+        if isinstance(e, k.Seq) and all(isinstance(x, k.SetLocal) or _header_note(x) for x in e.body):
+            written = {x.name for x in e.body if isinstance(x, k.SetLocal)}
+            if all(_reads_only(b) and not (_reads(b) & written) for b in before):
+                pre.extend(e.body)
+                return self.hoist(e.value, pre, before, top)
+            return e
+        if isinstance(e, k.Select):
+            cond = self.hoist(e.cond, pre, before)
+            if _speculable(e.then, [SELECT_MAX_NODES]) and _speculable(e.orelse, [SELECT_MAX_NODES]):
+                return k.Choose(e.type, cond, e.then, e.orelse)
+            return k.Select(e.type, cond, e.then, e.orelse)
+        if isinstance(e, (k.Prim, k.CallFn)):
+            args: list[k.Expr] = []
+            for a in e.args:
+                args.append(self.hoist(a, pre, before + args))
+            if isinstance(e, k.Prim):
+                return k.Prim(e.type, e.op, args)
+            call = k.CallFn(e.type, e.func, args)
+            if not top and _vector_call(call) is not None and all(_reads_only(b) for b in before):
+                name = f"_lane_call{self.temps}"
+                self.temps += 1
+                pre.append(k.SetLocal(name=name, value=call))
+                return k.Local(e.type, name)
+            return call
+        if isinstance(e, k.Choose):
+            a = self.hoist(e.a, pre, before)
+            b = self.hoist(e.b, pre, [*before, a])
+            return k.Choose(e.type, self.hoist(e.cond, pre, [*before, a, b]), a, b)
         return e
-    if isinstance(e, k.Select):
-        cond = _hoist(e.cond, pre, before)
-        if _speculable(e.then, [SELECT_MAX_NODES]) and _speculable(e.orelse, [SELECT_MAX_NODES]):
-            return k.Choose(e.type, cond, e.then, e.orelse)
-        return k.Select(e.type, cond, e.then, e.orelse)
-    if isinstance(e, k.Prim):
-        args: list[k.Expr] = []
-        for a in e.args:
-            args.append(_hoist(a, pre, before + args))
-        return k.Prim(e.type, e.op, args)
-    if isinstance(e, k.Choose):
-        a = _hoist(e.a, pre, before)
-        b = _hoist(e.b, pre, [*before, a])
-        return k.Choose(e.type, _hoist(e.cond, pre, [*before, a, b]), a, b)
-    return e
+
+    def stmts(self, body: list[k.Stmt]) -> list[k.Stmt]:
+        out: list[k.Stmt] = []
+        for s in body:
+            if isinstance(s, k.SetLocal):
+                pre: list[k.Stmt] = []
+                value = self.hoist(s.value, pre, [], top=True)
+                out.extend(self.stmts(pre))
+                out.append(k.SetLocal(site=s.site, name=s.name, value=value))
+                continue
+            if isinstance(s, k.Store):
+                pre = []
+                addr = self.hoist(s.addr, pre, [])
+                value = self.hoist(s.value, pre, [addr])
+                out.extend(self.stmts(pre))
+                out.append(k.Store(site=s.site, type=s.type, addr=addr, offset=s.offset, value=value))
+                continue
+            if isinstance(s, k.If):
+                s.body, s.orelse = self.stmts(s.body), self.stmts(s.orelse)
+            elif isinstance(s, (k.Loop, k.Block)):
+                s.body = self.stmts(s.body)
+            out.append(s)
+        return out
 
 
 def straighten(body: list[k.Stmt]) -> list[k.Stmt]:
     """Statements whose values hold statements (inlined helpers: ``min``, ``max``, a method's
-    result) made into straight lines where that keeps the meaning, so that they can be lanes
-    side by side and packed. Modifies the (expanded, private) tree's structures in place."""
-    out: list[k.Stmt] = []
-    for s in body:
-        if isinstance(s, k.SetLocal):
-            pre: list[k.Stmt] = []
-            value = _hoist(s.value, pre, [])
-            out.extend(straighten(pre))
-            out.append(k.SetLocal(site=s.site, name=s.name, value=value))
-            continue
-        if isinstance(s, k.Store):
-            pre = []
-            addr = _hoist(s.addr, pre, [])
-            value = _hoist(s.value, pre, [addr])
-            out.extend(straighten(pre))
-            out.append(k.Store(site=s.site, type=s.type, addr=addr, offset=s.offset, value=value))
-            continue
-        if isinstance(s, k.If):
-            s.body, s.orelse = straighten(s.body), straighten(s.orelse)
-        elif isinstance(s, (k.Loop, k.Block)):
-            s.body = straighten(s.body)
-        out.append(s)
-    return out
+    result; math calls inside expressions) made into straight lines where that keeps the
+    meaning, so that they can be lanes side by side and packed. Modifies the (expanded,
+    private) tree's structures in place."""
+    return _Straighten().stmts(body)
 
 
 # =========================================================================== packing helpers
@@ -554,6 +587,19 @@ def _vec(name: str, group: int = 0) -> k.Local:
 def _all_ones(b: k.Expr) -> k.Expr:
     """A boolean as an i64 lane: all ones if it holds, else 0."""
     return _prim(Op.I64_SUB, k.Const(T.I64, 0), _prim(Op.I64_EXTEND_I32_U, b))
+
+
+def _vector_call(e: k.Expr) -> MathFunction | None:
+    """The f64x2 main path of the math function ``e`` calls with clean f64 operands, if any."""
+    if not isinstance(e, k.CallFn) or e.type != T.F64:
+        return None
+    mf = BY_WASM.get(e.func)
+    main = vector_main(mf.name) if mf is not None else None
+    if main is None or len(main.params) != len(e.args) or mf.result != "f64":  # type: ignore[union-attr]
+        return None
+    if not all(a.type == T.F64 and _clean(a) for a in e.args):
+        return None
+    return main
 
 
 def _ops(e: k.Expr) -> int:
@@ -694,6 +740,8 @@ class _Emit:
         self.packed: frozenset[str] = frozenset()
         self.masks: frozenset[str] = frozenset()
         self.packable: set[int] = set()  # ids of the SetLocals emitted as one f64x2 statement
+        self.calls: dict[int, MathFunction] = {}  # those calling a math function: its f64x2 main path
+        self.extra: dict[str, T] = {}  # locals the packed code adds
         self.lanes = [_Lane(u.varying, lane, index) for lane in range(width)]
 
     # ------------------------------------------------------------------ packing (f64x2)
@@ -717,7 +765,14 @@ class _Emit:
                     continue
                 if not isinstance(s, k.SetLocal) or s.name not in varying or s.name in lets:
                     continue
-                if s.name in self.inputs or not _clean(s.value):
+                if s.name in self.inputs:
+                    continue
+                main = _vector_call(s.value)
+                if main is not None and types.get(s.name) == T.F64:
+                    self.calls[id(s)] = main
+                    chosen.append(s)
+                    continue
+                if not _clean(s.value):
                     continue
                 t, v = types.get(s.name), s.value
                 vector = (isinstance(v, k.Prim) and v.op in F64X2) or isinstance(v, (k.Choose, k.Local))
@@ -746,7 +801,10 @@ class _Emit:
                 s
                 for s in chosen
                 if s.name not in drop
-                and self._cost(s.value, s.name in masks, packed, masks) <= _ops(s.value) * 2
+                and (
+                    id(s) in self.calls
+                    or self._cost(s.value, s.name in masks, packed, masks) <= _ops(s.value) * 2
+                )
             ]
             if len(kept) == len(chosen):
                 break
@@ -864,10 +922,47 @@ class _Emit:
 
     def packed_stmts(self, s: k.SetLocal) -> list[k.Stmt]:
         """One f64x2 statement per pair of lanes, side by side."""
+        if id(s) in self.calls:
+            return self.packed_call(s, self.calls[id(s)])
         out: list[k.Stmt] = []
         for g in range(self.width // 2):
             value = self.mask(s.value, g) if s.name in self.masks else self.pack(s.value, g)
             out.append(k.SetLocal(site=s.site, name=_vec_name(s.name, g), value=value))
+        return out
+
+    def packed_call(self, s: k.SetLocal, main: MathFunction) -> list[k.Stmt]:
+        """``x = f(args)`` for a pair of lanes: the f64x2 main path of ``f``, then, for each lane
+        it did not compute (its bit clear), the scalar ``f`` after storing LANE: lane 0 first, as
+        the voices one by one would call it (the same bits, the same error from the same lane)."""
+        call: k.CallFn = s.value  # type: ignore[assignment]
+        ok = "_lane_ok"
+        self.extra[ok] = I32
+        out: list[k.Stmt] = []
+        for g in range(self.width // 2):
+            args: list[k.Expr] = []
+            for j, a in enumerate(call.args):
+                name = f"_lane_arg{j}"
+                self.extra[_vec_name(name, g)] = T.V128
+                out.append(k.SetLocal(site=s.site, name=_vec_name(name, g), value=self.pack(a, g)))
+                args.append(_vec(name, g))
+            target = _vec_name(s.name, g)
+            out.append(
+                k.Invoke(
+                    site=s.site, func=main.wasm_name, args=args, targets=[target, ok], results=(T.V128, I32)
+                )
+            )
+            for sub in range(2):
+                lane = self.lanes[2 * g + sub]
+                scalar = k.CallFn(
+                    T.F64,
+                    call.func,
+                    [
+                        _prim(_lane_op("F64X2_EXTRACT_LANE", sub), _vec(f"_lane_arg{j}", g))
+                        for j in range(len(args))
+                    ],
+                )
+                missed = _prim(Op.I32_EQZ, _prim(Op.I32_AND, k.Local(I32, ok), k.Const(I32, 1 << sub)))
+                out.append(k.If(s.site, missed, [lane.lane_store, lane.put(s.name, scalar, s.site)], []))
         return out
 
     def per_lane(self, s: k.Stmt) -> bool:
@@ -999,4 +1094,6 @@ def lanes(
                     new_locals[_vec_name(name, g)] = T.V128
         elif name in locals_ or name.startswith("_lane_"):  # others are the caller's (``n``)
             new_locals[name] = t
-    return LaneBody(out, new_locals)
+    new_locals.update(emit.extra)
+    mains = sorted({m.wasm_name for sid, m in emit.calls.items() if sid in emit.packable})
+    return LaneBody(out, new_locals, functions_for(mains) if mains else [])
