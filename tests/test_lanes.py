@@ -304,6 +304,10 @@ def test_expansion_applies_renames_syncs_and_numbers_traps() -> None:
 
 
 # --------------------------------------------------------------------------- random bodies
+MATH = ["m_sin", "m_cos", "m_tanh"]
+"""Math functions the random bodies call (out of line, imported; each has an f64x2 form)."""
+
+
 class _Draw:
     """Choices for the random bodies: from hypothesis, or from a seeded ``random.Random``."""
 
@@ -351,6 +355,13 @@ def _random_body(draw: _Draw, base: str = "vb") -> tuple[list[k.Stmt], dict[str,
             u = loc(F64, "u")
             check = k.If(k.NOSITE, p(Op.F64_NE, u, u), [k.Trap(code=1)], [])
             return k.Seq(F64, [k.SetLocal(name="u", value=expr(depth - 1)), check], u)
+        if kind == 5:  # a math call (finite arguments: never raises), its site noted first
+            note = [
+                k.Store(type=I32, addr=c32(TRAP_SITE), offset=0, value=c32(1)),
+                k.Store(type=I32, addr=c32(TRAP_CODE), offset=0, value=c32(12)),
+            ]
+            call = k.CallFn(F64, draw.pick(MATH), [expr(depth - 1)])
+            return k.Seq(F64, note, call) if draw.coin() else call
         op = draw.pick([Op.F64_ADD, Op.F64_SUB, Op.F64_MUL, Op.F64_MIN, Op.F64_MAX])
         return p(op, expr(depth - 1), expr(depth - 1))
 
@@ -421,7 +432,7 @@ def _check_random_body(body: list[k.Stmt], locals_: dict[str, T], seed: int) -> 
     rng = np.random.default_rng(seed)
     values = [-1.25, -0.5, -0.0, 0.0, 0.5, 1.0, 3.0]  # few: comparisons meet equal operands too
     images = [rng.choice(values, 8) for _ in range(4)]
-    vb = VoiceBody(body, locals_, [], [], 64, [im.view(np.uint8) for im in images], {}, [], VOICE_BASE)
+    vb = VoiceBody(body, locals_, [], MATH, 64, [im.view(np.uint8) for im in images], {}, [], VOICE_BASE)
     table = rng.choice(values, 4)
     modules = [sequential_module(vb, 4), lane_module(vb, 4, 2)]
     modules += [lane_module(vb, 4, 2, lanes(body, locals_, 2, pack="all")), lane_module(vb, 4, 4)]
@@ -457,7 +468,7 @@ def test_lane_inputs_named_by_the_caller(data) -> None:
     set_b1 = k.SetLocal(name="b1", value=p(Op.I32_ADD, loc(I32, "vb"), c32(0)))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     images = [rng.normal(0, 2, 8).view(np.uint8) for _ in range(4)]
-    vb = VoiceBody([set_b1, *core], {**locals_, "b1": I32}, [], [], 64, images, {}, [], VOICE_BASE)
+    vb = VoiceBody([set_b1, *core], {**locals_, "b1": I32}, [], MATH, 64, images, {}, [], VOICE_BASE)
     lb = lanes(core, locals_, 2, lane_inputs=("b1", "v"), index="v")
     assert "b1__0" in lb.locals and "b1" not in lb.locals
     lb.body = [

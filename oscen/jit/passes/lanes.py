@@ -1,41 +1,55 @@
 """Voices as lanes: a body written for one voice made into a body for ``W`` voices at once.
 
 The skeleton builds a voice group's step as ONE list of primitive statements for one voice,
-addressing everything of the voice from the I32 local ``vb`` (its base) with ``v`` its index.
-Running it W times, one voice after the other, is the reference meaning. :func:`lanes` makes
-one body that does the same for W voices whose inputs are ``vb__0..``, ``v__0..`` (the caller
-sets them), so that the lanes' independent recurrences overlap in the CPU (the speed of
-hand-written C that interleaves voices), and, with packing, run two at a time in f64x2.
+addressing everything of the voice from I32 lane inputs (the voice's base ``vb`` or its nodes'
+bases, its index ``v``, addresses of voice-specific sources). Running it W times, one voice after
+the other, each time with fresh locals (a function body), is the reference meaning. :func:`lanes`
+makes one body that does the same for W voices whose inputs are ``vb__0..``, ``v__0..`` (the
+caller sets them), so that the lanes' independent recurrences overlap in the CPU (the speed of
+hand-written C that interleaves voices), and, packed, run two at a time in f64x2.
 
 How:
 
-1. **Expansion**: :class:`~..kernel.Instance`\\ s of variant Codes are pasted in (renames applied,
-   ``SyncState`` marks replaced by the instance's flush/reload, trap sites numbered in the
-   Code's own table, as the printer does), so the body is one tree.
-2. **Uniformity**: a local, an expression, a structure is *varying* if it depends, through data
+1. **Expansion**: :class:`~..kernel.Instance`\\ s of variant Codes are pasted in (renames
+   applied, ``SyncState`` marks replaced by the instance's flush/reload, trap sites numbered in
+   the Code's own table, as the printer does), so the body is one tree.
+2. **Straight lines**: statements inside values (inlined ``min``/``max`` and helpers, the site
+   noted before a math call) move before their statement, ``a if c else b`` of trap-free sides
+   becomes a select, math calls inside expressions go into temporaries: only where nothing
+   evaluated earlier can tell (:func:`straighten`).
+3. **Uniformity**: a local, an expression, a structure is *varying* if it depends, through data
    or control, on the lane inputs or on memory loaded from a varying address, or on memory the
    body itself writes at a fixed address (the loop budget in INTERRUPT: each lane counts it
    down); *uniform* otherwise (the sample counter ``i``, ``i8``, ``n``, constants, reads of
    uniform addresses). A structure is varying if its condition is, or if an ``Exit``/``Next``
    that leaves it sits under varying control.
-3. **Small pure if/else to selects**: a varying ``if`` whose arms only set locals to trap-free
-   values becomes ``Choose``\\ s of the two computed values (bit-exact, branch-free), so more
-   of the body is straight-line.
-4. **Emission** ("interleave"): uniform statements once; a varying statement once per lane,
+4. **Small pure if/else to selects**: a varying ``if`` whose arms only set locals to trap-free
+   values becomes ``Choose``\\ s of the two computed values (bit-exact, branch-free).
+5. **Emission** ("interleave"): uniform statements once; a varying statement once per lane,
    its varying locals renamed ``x__L``, the lanes' copies side by side statement by statement;
    varying control flow as one copy per lane; uniform control flow around varying work (the
    sample loop) stays one structure with an interleaved body. Writes with a per-lane effect
    (the INTERRUPT count, calls of module functions) run once per lane, in lane order.
-5. **Traps**: before anything that may trap in lane L (a ``Trap``, a call that may trap) the
+6. **Packing** (an even W): a varying ``x = e`` the lanes run side by side, ``e`` an f64
+   operation with an f64x2 form, a select, a copy, an f64 comparison (a mask), or a math call
+   with an f64x2 form (simd's ``vector_main``: the scalar function for a lane off its main
+   path), becomes one f64x2 statement per pair of lanes; the locals it sets and the f64 locals
+   it reads live in V128 locals ``x__v<pair>``, read by per-lane code with an extract and set
+   with a replace. Kept only where it pays: a statement whose operands would mostly be gathered
+   from scalar lanes, a local that per-lane code in the loop uses more than packed code, stay
+   scalar. Each lane of an f64x2 operation is the IEEE operation of the scalar code: bit-exact.
+7. **Traps**: before anything that may trap in lane L (a ``Trap``, a call that may trap) the
    header slot LANE gets ``v__L``: a fault names the voice. Trap stores sit in the trap's own
    branch, off the hot path; a call that may trap gets its store just before the statement.
 
 Where lanes of one statement run side by side, the relative order of the lanes' memory effects
 changes; that is exact because the lanes touch disjoint memory (the group's contract) except
-uniform reads and the header slots NODE, SEGMENT, LANE (equal values) and INTERRUPT (a count
-only summed). If several lanes would trap, the one reported is the first to trap in the
-interleaved order (each lane's own trap is exact; which one comes first may differ from the
-voice-by-voice order).
+uniform reads and the header slots NODE, SEGMENT, LANE, TRAP_SITE/CODE (equal values) and
+INTERRUPT (a count only summed). If several lanes would trap, the one reported is the first to
+trap in the interleaved order (each lane's own trap is exact; which one comes first may differ
+from the voice-by-voice order). Other fixed addresses a body writes run once per lane, reads of
+them are varying; a store to a shared address that is not a constant is refused
+(:class:`NotLaneable`), as are returns, jumps out of the body and Codes given as text.
 """
 
 from __future__ import annotations
