@@ -2,7 +2,8 @@
 interleaved lanes, and packed into f64x2, on wasmtime.
 
 Each voice is a sine oscillator into a lowpass (other frequencies and cutoffs per voice): the
-library's Oscillator.sine, and a sine by a polynomial in plain arithmetic (the shape of the
+library's Oscillator.sine with its math inlined (small graphs) or called (large graphs: packed
+code calls simd's f64x2 sin), and a sine by a polynomial in plain arithmetic (the shape of the
 oscillator's branch-free sine, issue 11 item 5), which packs entirely; the bodies are built from the real node variants as the skeleton builds a group's
 step (tests/lanes_support.py). All rows compute the same memory, bit for bit (checked first).
 
@@ -74,15 +75,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--block", type=int, default=256)
     ap.add_argument("--seconds", type=float, default=0.3)
     args = ap.parse_args(argv)
-    for label, make in (
-        ("Oscillator.sine -> IirLowpass", sine_lowpass),
-        ("polynomial sine (plain arithmetic) -> IirLowpass", poly_lowpass),
+    for label, make, inline in (
+        ("Oscillator.sine -> IirLowpass (math inlined)", sine_lowpass, True),
+        ("Oscillator.sine -> IirLowpass (math called: f64x2 forms)", sine_lowpass, False),
+        ("polynomial sine (plain arithmetic) -> IirLowpass", poly_lowpass, True),
     ):
-        table(label, make, args)
+        table(label, make, inline, args)
 
 
-def table(label: str, make, args: argparse.Namespace) -> None:
-    vb = voice_body(make, args.voices, max_block=args.block)
+def table(label: str, make, inline_math: bool, args: argparse.Namespace) -> None:
+    vb = voice_body(make, args.voices, inline_math=inline_math, max_block=args.block)
     rows = [
         ("voice by voice", sequential_module(vb, args.voices)),
         ("interleaved W=2", lane_module(vb, args.voices, 2, lanes(vb.body, vb.locals, 2, pack=False))),

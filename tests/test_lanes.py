@@ -150,8 +150,9 @@ def run_both(vb: VoiceBody, voices: int, width: int, n: int) -> tuple[Runner, Ru
     return seq, lan
 
 
-def assert_same_memory(a: Runner, b: Runner, size: int) -> None:
-    x, y = a.bytes[:size].copy(), b.bytes[:size].copy()
+def assert_same_memory(a: Runner | np.ndarray, b: Runner | np.ndarray, size: int) -> None:
+    """The first ``size`` bytes of two memories (runners' or arrays) are equal, LANE apart."""
+    x, y = (getattr(m, "bytes", m)[:size].copy() for m in (a, b))
     x[LANE : LANE + 4] = y[LANE : LANE + 4] = 0
     diff = np.nonzero(x != y)[0]
     assert diff.size == 0, f"memory differs at bytes {diff[:8]} (of {diff.size})"
@@ -590,3 +591,28 @@ def test_a_math_error_in_one_lane_names_that_lane(lane: int) -> None:
     assert lan.header(LANE)[0] == lane == seq.header(LANE)[0]
     errors = [r.math_error() for r in (seq, lan)]
     assert errors[0] == errors[1] != 0
+
+
+@pytest.mark.parametrize(
+    ("make", "inline"), [(poly_lowpass, True), (sine_lowpass, False)], ids=["poly", "calls"]
+)
+def test_the_reference_backend_runs_lane_bodies_as_wasmtime_does(make, inline: bool) -> None:
+    """The packed lane body on the reference backend (the IR's other evaluator): the same
+    memory as wasmtime, bit for bit."""
+    from oscen.jit.backends import reference as ref
+    from oscen.jit.backends.reference_graph import library
+
+    vb = voice_body(make, 2, inline_math=inline)
+    module = lane_module(vb, 2, 2)
+    wasm_run = Runner(module, vb, 2)
+    wasm_run.run(16)
+    memory = np.zeros(len(wasm_run.bytes), dtype=np.uint8)
+    for v in range(2):
+        memory[HEADER_BYTES + v * vb.vs : HEADER_BYTES + (v + 1) * vb.vs] = vb.images[v]
+    memory[20:24] = np.array([2**31 - 1], dtype=np.int32).view(np.uint8)  # INTERRUPT: the budget
+    lib = library().instantiate()
+    inst = ref.CompiledModule(module).instantiate(
+        memory, {imp.name: lib.functions[imp.name] for imp in module.imports}
+    )
+    inst.call("run", 16)
+    assert_same_memory(wasm_run, memory, HEADER_BYTES + 2 * vb.vs)
