@@ -38,7 +38,7 @@ from oscen.jit.layout import HEADER_SLOTS, LANE, NODE, TRAP_CODE, TRAP_SITE
 from oscen.jit.ops import Op
 from oscen.jit.passes.lanes import NotLaneable, expand, lanes, straighten
 from oscen.jit.passes.walk import walk
-from oscen.jit.traps import FLOAT_ZERO_DIV
+from oscen.jit.traps import FLOAT_ZERO_DIV, TIMEOUT
 from oscen.oscillators import Oscillator
 
 SR = 44100.0
@@ -253,20 +253,57 @@ def test_header_has_the_lane_slot() -> None:
     assert LANE + 4 <= HEADER_BYTES and LANE not in (v for n, v in HEADER_SLOTS.items() if n != "lane")
 
 
-def test_a_loop_budget_runs_out_in_the_lane_that_loops() -> None:
-    """The budget (INTERRUPT) is counted down by every lane, and TIMEOUT names the lane."""
+class Looper(Node):
+    """``reps`` loop iterations per sample (0 in some voices): the loop budget counts them."""
+
+    reps = ValueInput(0.0)
+    output = StreamOutput()
+
+    def __init__(self, reps: float) -> None:
+        self.reps = float(reps)
+        self.acc = 0.0
+
+    def process(self, sample_rate: float) -> None:
+        for _ in range(int(self.reps)):
+            self.acc = self.acc * 0.5 + 1.0
+        self.output = self.acc
+
+
+def looper(reps: dict[int, float]):
+    def make(v: int) -> Graph:
+        g = Graph(SR)
+        n = g.add_node(Looper(reps.get(v, 0.0)))
+        g.set_output(n.output)
+        return g
+
+    return make
+
+
+def test_the_loop_budget_is_counted_by_every_lane() -> None:
+    """INTERRUPT is counted down by every lane's loops (a shared header slot, written lane by
+    lane): the memory after a block, INTERRUPT included, is the voices' one by one."""
     vb = voice_body(busy, 2)
     seq = Runner(sequential_module(vb, 2), vb, 2)
     lan = Runner(lane_module(vb, 2, 2), vb, 2)
     seq.run(16)
     lan.run(16)
-    assert_same_memory(seq, lan, HEADER_BYTES + 2 * vb.vs)  # INTERRUPT included
+    assert seq.header(20)[0] < 2**31 - 1  # the loops counted
+    assert_same_memory(seq, lan, HEADER_BYTES + 2 * vb.vs)
+
+
+@pytest.mark.parametrize("lane", [1, 2])
+def test_a_loop_budget_runs_out_in_the_lane_that_loops(lane: int) -> None:
+    """Only one voice loops: when the budget runs out, TIMEOUT names that voice's lane."""
+    vb = voice_body(looper({lane: 4.0}), 4)
+    seq = Runner(sequential_module(vb, 4), vb, 4)
+    lan = Runner(lane_module(vb, 4, 2), vb, 4)
     for r in (seq, lan):
-        r.header(20)[0] = 3  # a few iterations left
+        r.header(20)[0] = 30  # the host's budget: a few samples' loops
         with pytest.raises(wasmtime.Trap):
-            r.run(16)
-    assert lan.header(TRAP_CODE)[0] == seq.header(TRAP_CODE)[0]
-    assert lan.header(LANE)[0] in (0, 1)
+            r.run(64)
+    assert lan.header(TRAP_CODE)[0] == seq.header(TRAP_CODE)[0] == TIMEOUT
+    assert lan.header(LANE)[0] == seq.header(LANE)[0] == lane
+    assert lan.header(20)[0] == seq.header(20)[0]
 
 
 # --------------------------------------------------------------------------- refusals
