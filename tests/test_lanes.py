@@ -653,3 +653,28 @@ def test_the_reference_backend_runs_lane_bodies_as_wasmtime_does(make, inline: b
     )
     inst.call("run", 16)
     assert_same_memory(wasm_run, memory, HEADER_BYTES + 2 * vb.vs)
+
+
+def test_a_select_whose_condition_sets_a_side_stays_lazy() -> None:
+    """``t if c else x`` where computing ``c`` sets ``t`` (statements that cannot move out: a
+    check): as a select of both sides, ``t`` would be read before ``c`` set it. Regression: it was
+    made a select of the stale ``t``."""
+    vb_ = loc(I32, "vb")
+    t, x = loc(F64, "t"), loc(F64, "x")
+    check = k.If(k.NOSITE, p(Op.F64_NE, t, t), [k.Trap(code=1)], [])
+    cond = k.Seq(T.BOOL, [k.SetLocal(name="t", value=k.Load(F64, vb_, 8)), check], p(Op.F64_LT, t, x))
+    body = [
+        k.SetLocal(name="x", value=k.Load(F64, vb_, 0)),
+        k.SetLocal(name="y", value=k.Select(F64, cond, t, x)),
+        k.Store(type=F64, addr=vb_, offset=16, value=loc(F64, "y")),
+    ]
+    images = [
+        np.array([5.0, 2.0] + [0.0] * 6).view(np.uint8),
+        np.array([1.0, 3.0] + [0.0] * 6).view(np.uint8),
+    ]
+    vb = VoiceBody(body, {"x": F64, "y": F64, "t": F64}, [], [], 64, images, {}, [], VOICE_BASE)
+    runners = [Runner(m, vb, 2) for m in (sequential_module(vb, 2), lane_module(vb, 2, 2))]
+    for r in runners:
+        r.run(1)
+    assert_same_memory(*runners, VOICE_BASE + 2 * 64)
+    assert runners[1].bytes[VOICE_BASE + 16 : VOICE_BASE + 24].view(np.float64)[0] == 2.0  # min(5, 2)

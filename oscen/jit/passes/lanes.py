@@ -496,7 +496,10 @@ class _Straighten:
             return e
         if isinstance(e, k.Select):
             cond = self.hoist(e.cond, pre, before)
-            if _speculable(e.then, [SELECT_MAX_NODES]) and _speculable(e.orelse, [SELECT_MAX_NODES]):
+            # a select evaluates both sides, then the condition: only a condition left without
+            # effects may come last
+            sides = _speculable(e.then, [SELECT_MAX_NODES]) and _speculable(e.orelse, [SELECT_MAX_NODES])
+            if sides and _reads_only(cond):
                 return k.Choose(e.type, cond, e.then, e.orelse)
             return k.Select(e.type, cond, e.then, e.orelse)
         if isinstance(e, (k.Prim, k.CallFn)):
