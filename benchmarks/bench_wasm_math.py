@@ -4,6 +4,9 @@ Each function runs inside a WASM loop (``apply_<f>`` from
 :func:`oscen.jit.wasm_math.loop_wat`) over 2^14 audio-ish inputs in
 linear memory, so host-call overhead is amortised away; the "copy" row is the
 same loop with no function (load + store + loop counter), i.e. the floor.
+A second table compares the scalar functions with their f64x2 forms
+(:func:`oscen.jit.mathlib.vector_form`, two values per call, bit-identical results)
+on the same inputs.
 
 Usage: python benchmarks/bench_wasm_math.py [--n 16384] [--rounds 40]
 """
@@ -18,7 +21,9 @@ from collections.abc import Callable
 import numpy as np
 import wasmtime
 
+from oscen.jit import mathlib
 from oscen.jit import wasm_math as wm
+from oscen.jit.backends import wasm as wasm_backend
 
 RNG = np.random.default_rng(1)
 
@@ -117,6 +122,7 @@ def main() -> None:
             *(wm.loop_wat(name) for name in CASES),
             *(wm.loop_wat(fn, export=f"apply_{label}") for label, (fn, _) in EXTRA.items()),
             COPY_LOOP,
+            wasm_backend.module_text(_vector_module()).removeprefix("(module").removesuffix(")"),
             ")",
         ]
     )
@@ -130,6 +136,8 @@ def main() -> None:
         for ptr, a in zip(layout[name][0], inputs[name], strict=True):
             heap[ptr // 8 : ptr // 8 + n] = a
 
+    vector_names = [name for name in [*CASES, *EXTRA] if _vector_of(name) in mathlib.VECTOR]
+    vector_best = dict.fromkeys(vector_names, float("inf"))
     wasm_best = dict.fromkeys(names, float("inf"))
     numpy_best = dict.fromkeys(names, float("inf"))
     for _ in range(args.rounds):
@@ -139,6 +147,10 @@ def main() -> None:
             t0 = time.perf_counter()
             loop(store, *ptrs, out, n)  # type: ignore[operator]
             wasm_best[name] = min(wasm_best[name], time.perf_counter() - t0)
+            if name in vector_best:
+                t0 = time.perf_counter()
+                exports[f"apply_{name}_f64x2"](store, *ptrs, out, n)  # type: ignore[operator]
+                vector_best[name] = min(vector_best[name], time.perf_counter() - t0)
             np_fn = CASES[name][1] if name in CASES else CASES[EXTRA[name][0]][1] if name in EXTRA else None
             if np_fn is not None:
                 res = np.empty(n, dtype=bool if name.startswith("is") else np.float64)
@@ -160,6 +172,28 @@ def main() -> None:
         w = ns(wasm_best[name])
         npn = ns(numpy_best[name])
         print(f"| {name:<10} | {w:7.2f} | {w - copy_ns:10.2f} | {npn:8.2f} | {w / npn:10.2f} |")
+    print("\nscalar vs f64x2 form (ns per value; the same bits)\n")
+    print(f"| {'function':<10} | {'scalar ns':>9} | {'f64x2 ns':>8} | {'speed-up':>8} |")
+    print(f"|{'-' * 12}|{'-' * 11}|{'-' * 10}|{'-' * 10}|")
+    for name in vector_names:
+        s, v = ns(wasm_best[name]), ns(vector_best[name])
+        print(f"| {name:<10} | {s:9.2f} | {v:8.2f} | {s / v:8.2f} |")
+
+
+def _vector_of(name: str) -> str:
+    return EXTRA[name][0] if name in EXTRA else name
+
+
+def _vector_module() -> object:
+    """The f64x2 forms (and their loops) as a module fragment: functions only (the scalar
+    functions they call are in the text above)."""
+    from oscen.jit import kernel as k
+
+    names = [name for name in [*CASES, *EXTRA] if _vector_of(name) in mathlib.VECTOR]
+    wasm_names = {mathlib.VECTOR[_vector_of(name)].wasm_name for name in names}
+    functions = [mf.function for mf in mathlib.VECTOR_BY_WASM.values() if mf.wasm_name in wasm_names]
+    loops = [mathlib.vector_loop_function(_vector_of(name), export=f"apply_{name}_f64x2") for name in names]
+    return k.Module([*functions, *loops])
 
 
 if __name__ == "__main__":

@@ -80,6 +80,11 @@ EDGES = {T.F64: F_EDGES, T.I64: I64_EDGES, T.I32: I32_EDGES, T.BOOL: BOOL_EDGES}
 WASM_TYPE = {T.F64: wasmtime.ValType.f64(), T.I64: wasmtime.ValType.i64(), T.I32: wasmtime.ValType.i32()}
 
 
+SCALAR_OPS = [op for op in Op if T.V128 not in (*op.args, op.result)]
+"""The ops on scalars (the v128 ones: tests/test_simd.py, through memory: wasmtime's Python API
+passes no v128 values)."""
+
+
 def one_op_function(op: Op) -> k.Function:
     params = [(f"a{i}", t) for i, t in enumerate(op.args)]
     value = k.Prim(op.result, op, [k.Local(t, n) for n, t in params])
@@ -144,7 +149,7 @@ def _edge_args(op: Op) -> list[tuple]:
     return [(a, b) for a in EDGES[op.args[0]] for b in EDGES[op.args[1]]]
 
 
-@pytest.mark.parametrize("op", list(Op), ids=lambda o: o.name)
+@pytest.mark.parametrize("op", SCALAR_OPS, ids=lambda o: o.name)
 def test_every_op_matches_wasmtime_on_edge_values(op: Op) -> None:
     both = both_for(op)
     for args in _edge_args(op):
@@ -168,7 +173,7 @@ def _value(t: T) -> st.SearchStrategy:
 
 @st.composite
 def _op_and_args(draw: st.DrawFn) -> tuple[Op, tuple]:
-    op = draw(st.sampled_from(list(Op)))
+    op = draw(st.sampled_from(SCALAR_OPS))
     return op, tuple(draw(_value(t)) for t in op.args)
 
 

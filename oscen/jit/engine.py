@@ -35,6 +35,10 @@ def engine() -> wasmtime.Engine:
         if _engine is None:
             config = wasmtime.Config()
             config.cranelift_opt_level = "speed"
+            # SIMD is on by default; relaxed SIMD (f64x2.relaxed_madd) is not. Deterministic:
+            # the same (fused) result on every host, as the reference backend computes it.
+            config.wasm_relaxed_simd = True
+            config.wasm_relaxed_simd_deterministic = True
             _engine = wasmtime.Engine(config)
             threading.Thread(target=_watch, name="oscen-watchdog", daemon=True).start()
         return _engine

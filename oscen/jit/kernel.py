@@ -19,6 +19,7 @@ The passes (:mod:`.passes`) take a kernel from the first level to the second;
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -26,16 +27,22 @@ from typing import Any
 
 class T(str, Enum):
     """Value types of the kernel language (``I32``: primitive level only, for addresses, counters
-    and the math library's word operations)."""
+    and the math library's word operations; ``V128``: primitive level only, WebAssembly's 128-bit
+    SIMD vector, read as two f64 lanes, two i64 lanes or four i32 lanes by the op that uses it)."""
 
     F64 = "f64"
     I64 = "i64"
     BOOL = "bool"
     I32 = "i32"
+    V128 = "v128"
 
     @property
     def is_int(self) -> bool:
         return self in (T.I64, T.BOOL, T.I32)
+
+    @property
+    def is_vector(self) -> bool:
+        return self is T.V128
 
 
 def join(a: T, b: T) -> T:
@@ -64,7 +71,21 @@ class Expr:
 
 @dataclass
 class Const(Expr):
-    value: float | int | bool
+    """A constant. A ``V128`` constant's ``value`` is its 16 bytes as they lie in memory
+    (little-endian: lane 0 first); build one with :func:`v128_f64x2` or :func:`v128_i64x2`."""
+
+    value: float | int | bool | bytes
+
+
+def v128_f64x2(lane0: float, lane1: float) -> Const:
+    """A V128 constant of two f64 lanes (bit for bit: NaN payloads and -0.0 kept)."""
+    return Const(T.V128, struct.pack("<dd", lane0, lane1))
+
+
+def v128_i64x2(lane0: int, lane1: int) -> Const:
+    """A V128 constant of two i64 lanes (each taken modulo 2**64)."""
+    m = (1 << 64) - 1
+    return Const(T.V128, ((lane0 & m) | (lane1 & m) << 64).to_bytes(16, "little"))
 
 
 @dataclass
@@ -332,7 +353,8 @@ class Choose(Expr):
 @dataclass
 class Load(Expr):
     """A value of ``type`` from linear memory at ``addr + offset`` (``addr`` an ``I32``). F64 and
-    I64 take 8 bytes, I32 and BOOL 4 (little-endian, as WebAssembly)."""
+    I64 take 8 bytes, I32 and BOOL 4, V128 16 (little-endian, as WebAssembly; no alignment
+    needed, as for every WebAssembly access)."""
 
     addr: Expr
     offset: int = 0

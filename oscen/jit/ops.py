@@ -72,7 +72,7 @@ BINARY_PYOPS = frozenset(
 UNARY_PYOPS = frozenset({PyOp.NEG, PyOp.NOT, PyOp.INVERT, PyOp.ABS, PyOp.POS})
 COMPARE_PYOPS = frozenset({PyOp.LT, PyOp.LE, PyOp.GT, PyOp.GE, PyOp.EQ, PyOp.NE})
 
-F, L, W, B = T.F64, T.I64, T.I32, T.BOOL
+F, L, W, B, V = T.F64, T.I64, T.I32, T.BOOL, T.V128
 
 
 class Op(Enum):
@@ -179,6 +179,74 @@ class Op(Enum):
     I32_WRAP_I64 = ("i32.wrap_i64", (L,), W)
     I64_REINTERPRET_F64 = ("i64.reinterpret_f64", (F,), L)
     F64_REINTERPRET_I64 = ("f64.reinterpret_i64", (L,), F)
+    # ---- SIMD (v128). A V128 is two f64 lanes, two i64 lanes or four i32 lanes, as the op reads
+    # it (lane 0 at the lower address). Lane indices are part of the op (its ``wasm`` text ends in
+    # the immediate), so a Prim needs none. Comparisons give masks: all ones in a true lane.
+    # f64x2 arithmetic is per lane exactly the f64 instruction (the same rounding, the same
+    # NaN rules: min/max propagate NaN and order -0.0 below 0.0); pmin/pmax are ``b < a ? b : a``
+    # and ``a < b ? b : a`` (one operand's bits, NaN or not: what x86's minpd/maxpd give).
+    F64X2_ADD = ("f64x2.add", (V, V), V)
+    F64X2_SUB = ("f64x2.sub", (V, V), V)
+    F64X2_MUL = ("f64x2.mul", (V, V), V)
+    F64X2_DIV = ("f64x2.div", (V, V), V)
+    F64X2_MIN = ("f64x2.min", (V, V), V)
+    F64X2_MAX = ("f64x2.max", (V, V), V)
+    F64X2_PMIN = ("f64x2.pmin", (V, V), V)
+    F64X2_PMAX = ("f64x2.pmax", (V, V), V)
+    F64X2_NEG = ("f64x2.neg", (V,), V)
+    F64X2_ABS = ("f64x2.abs", (V,), V)
+    F64X2_SQRT = ("f64x2.sqrt", (V,), V)
+    F64X2_FLOOR = ("f64x2.floor", (V,), V)
+    F64X2_CEIL = ("f64x2.ceil", (V,), V)
+    F64X2_TRUNC = ("f64x2.trunc", (V,), V)
+    F64X2_NEAREST = ("f64x2.nearest", (V,), V)
+    F64X2_EQ = ("f64x2.eq", (V, V), V)
+    F64X2_NE = ("f64x2.ne", (V, V), V)
+    F64X2_LT = ("f64x2.lt", (V, V), V)
+    F64X2_LE = ("f64x2.le", (V, V), V)
+    F64X2_GT = ("f64x2.gt", (V, V), V)
+    F64X2_GE = ("f64x2.ge", (V, V), V)
+    F64X2_SPLAT = ("f64x2.splat", (F,), V)
+    F64X2_EXTRACT_LANE0 = ("f64x2.extract_lane 0", (V,), F)
+    F64X2_EXTRACT_LANE1 = ("f64x2.extract_lane 1", (V,), F)
+    F64X2_REPLACE_LANE0 = ("f64x2.replace_lane 0", (V, F), V)
+    F64X2_REPLACE_LANE1 = ("f64x2.replace_lane 1", (V, F), V)
+    F64X2_CONVERT_LOW_I32X4_S = ("f64x2.convert_low_i32x4_s", (V,), V)
+    I32X4_TRUNC_SAT_F64X2_S_ZERO = ("i32x4.trunc_sat_f64x2_s_zero", (V,), V)
+    # a*b + c per lane, rounded once *or* twice: relaxed SIMD lets the engine choose. oscen's
+    # engine asks wasmtime for the deterministic choice (fused, on every host), which the
+    # reference backend computes. Never the translation of a scalar ``a*b + c`` (the interpreter
+    # rounds twice): only for code whose meaning is "some madd" (new vector-only math).
+    F64X2_RELAXED_MADD = ("f64x2.relaxed_madd", (V, V, V), V)
+    # i64x2 (wrapping; shift counts are i32, taken modulo 64)
+    I64X2_ADD = ("i64x2.add", (V, V), V)
+    I64X2_SUB = ("i64x2.sub", (V, V), V)
+    I64X2_MUL = ("i64x2.mul", (V, V), V)
+    I64X2_NEG = ("i64x2.neg", (V,), V)
+    I64X2_SHL = ("i64x2.shl", (V, W), V)
+    I64X2_SHR_S = ("i64x2.shr_s", (V, W), V)
+    I64X2_SHR_U = ("i64x2.shr_u", (V, W), V)
+    I64X2_EQ = ("i64x2.eq", (V, V), V)
+    I64X2_NE = ("i64x2.ne", (V, V), V)
+    I64X2_LT_S = ("i64x2.lt_s", (V, V), V)
+    I64X2_GT_S = ("i64x2.gt_s", (V, V), V)
+    I64X2_LE_S = ("i64x2.le_s", (V, V), V)
+    I64X2_GE_S = ("i64x2.ge_s", (V, V), V)
+    I64X2_SPLAT = ("i64x2.splat", (L,), V)
+    I64X2_EXTRACT_LANE0 = ("i64x2.extract_lane 0", (V,), L)
+    I64X2_EXTRACT_LANE1 = ("i64x2.extract_lane 1", (V,), L)
+    I64X2_REPLACE_LANE0 = ("i64x2.replace_lane 0", (V, L), V)
+    I64X2_REPLACE_LANE1 = ("i64x2.replace_lane 1", (V, L), V)
+    I64X2_ALL_TRUE = ("i64x2.all_true", (V,), B)  # every lane non-zero
+    I64X2_BITMASK = ("i64x2.bitmask", (V,), W)  # bit L: lane L's sign bit
+    # v128 bitwise
+    V128_AND = ("v128.and", (V, V), V)
+    V128_OR = ("v128.or", (V, V), V)
+    V128_XOR = ("v128.xor", (V, V), V)
+    V128_NOT = ("v128.not", (V,), V)
+    V128_ANDNOT = ("v128.andnot", (V, V), V)  # a & ~b
+    V128_BITSELECT = ("v128.bitselect", (V, V, V), V)  # (a & c) | (b & ~c)
+    V128_ANY_TRUE = ("v128.any_true", (V,), B)  # any bit set
 
     def __init__(self, wasm: str, args: tuple[T, ...], result: T) -> None:
         self.wasm = wasm

@@ -71,7 +71,7 @@ HIGH_STMTS: tuple[type, ...] = (
 )
 LEVELS = ("high", "primitive")
 _INT_RANGE = {T.I64: (-(2**63), 2**63 - 1), T.I32: (-(2**31), 2**32 - 1), T.BOOL: (0, 1)}
-_MEMORY_TYPES = (T.F64, T.I64, T.I32, T.BOOL)
+_MEMORY_TYPES = (T.F64, T.I64, T.I32, T.BOOL, T.V128)
 
 
 class KernelIRError(Exception):
@@ -187,6 +187,9 @@ class Validator:
             if g.name in self.globals:
                 self.problem(f"global {g.name!r} defined twice")
             self.globals[g.name] = g
+            if g.type == T.V128:
+                self.problem(f"global {g.name!r}: globals of type v128 are not supported")
+                continue
             self.const_value(g.type, g.init, f"global {g.name!r}")
         exports = [f.export for f in module.functions if f.export] + [
             g.export for g in module.globals if g.export
@@ -288,6 +291,10 @@ class Validator:
         return t
 
     def const_value(self, t: T, value: Any, what: str = "constant") -> None:
+        if t == T.V128:
+            if not isinstance(value, bytes) or len(value) != 16:
+                self.problem(f"{what} of type v128 holds {value!r:.80}, expected 16 bytes")
+            return
         if t == T.F64:
             if not isinstance(value, (int, float)):
                 self.problem(f"{what} of type f64 holds {value!r}")

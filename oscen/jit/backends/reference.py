@@ -28,6 +28,7 @@ import re
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -257,6 +258,215 @@ def _i2f(a: int) -> float:
     return _D.unpack(_Q.pack(a))[0]
 
 
+# ---------------------------------------------------------------------------------------- v128
+# A V128 is a Python int in [0, 2**128): its 16 bytes little-endian, so lane 0 (of two f64 or
+# i64 lanes) is the low 64 bits. Bitwise ops are the int's; lane ops unpack, compute as the
+# scalar op does, and pack again.
+M128 = (1 << 128) - 1
+_SIGNS = (1 << 63) | (1 << 127)
+_D2 = struct.Struct("<dd")
+
+
+def _vf(v: int) -> tuple[float, float]:
+    return _D2.unpack(v.to_bytes(16, "little"))
+
+
+def _fv(a: float, b: float) -> int:
+    return int.from_bytes(_D2.pack(a, b), "little")
+
+
+def _vlift2(fn: Callable[[float, float], float]) -> Callable[[int, int], int]:
+    def op(a: int, b: int) -> int:
+        a0, a1 = _vf(a)
+        b0, b1 = _vf(b)
+        return _fv(fn(a0, b0), fn(a1, b1))
+
+    return op
+
+
+def _vlift1(fn: Callable[[float], float]) -> Callable[[int], int]:
+    def op(a: int) -> int:
+        a0, a1 = _vf(a)
+        return _fv(fn(a0), fn(a1))
+
+    return op
+
+
+def _vmask(
+    fn: Callable[[Any, Any], bool], lanes: Callable[[int], tuple[Any, Any]]
+) -> Callable[[int, int], int]:
+    def op(a: int, b: int) -> int:
+        a0, a1 = lanes(a)
+        b0, b1 = lanes(b)
+        return (M64 if fn(a0, b0) else 0) | (M64 << 64 if fn(a1, b1) else 0)
+
+    return op
+
+
+def _il(v: int) -> tuple[int, int]:
+    """The two i64 lanes, signed."""
+    return _s64(v & M64), _s64(v >> 64)
+
+
+def _li(a: int, b: int) -> int:
+    return (a & M64) | (b & M64) << 64
+
+
+def _pick_lanes(a: int, b: int, take_b: tuple[bool, bool]) -> int:
+    lo = (b if take_b[0] else a) & M64
+    hi = (b if take_b[1] else a) >> 64
+    return lo | hi << 64
+
+
+def _vpmin(a: int, b: int) -> int:  # b < a ? b : a, per lane, the chosen operand's bits
+    (a0, a1), (b0, b1) = _vf(a), _vf(b)
+    return _pick_lanes(a, b, (b0 < a0, b1 < a1))
+
+
+def _vpmax(a: int, b: int) -> int:  # a < b ? b : a
+    (a0, a1), (b0, b1) = _vf(a), _vf(b)
+    return _pick_lanes(a, b, (a0 < b0, a1 < b1))
+
+
+def _fma(a: float, b: float, c: float) -> float:
+    """``a*b + c`` rounded once (IEEE fusedMultiplyAdd), exactly, through rationals."""
+    if a != a or b != b or c != c:
+        return math.nan
+    if math.isinf(a) or math.isinf(b):
+        if a == 0.0 or b == 0.0:
+            return math.nan  # inf * 0
+        p = math.copysign(math.inf, a) * math.copysign(1.0, b)
+        if math.isinf(c) and c != p:
+            return math.nan  # inf - inf
+        return p
+    if math.isinf(c):
+        return c
+    exact = Fraction(a) * Fraction(b) + Fraction(c)
+    if exact == 0:
+        negative_product = (math.copysign(1.0, a) * math.copysign(1.0, b)) < 0
+        if (a == 0.0 or b == 0.0) and c == 0.0 and negative_product and math.copysign(1.0, c) < 0:
+            return -0.0  # (-0) + (-0)
+        return 0.0
+    try:
+        return exact.numerator / exact.denominator  # int / int: correctly rounded
+    except OverflowError:
+        return math.inf if exact > 0 else -math.inf
+
+
+def _vmadd(a: int, b: int, c: int) -> int:
+    (a0, a1), (b0, b1), (c0, c1) = _vf(a), _vf(b), _vf(c)
+    return _fv(_fma(a0, b0, c0), _fma(a1, b1, c1))
+
+
+def _vsplat(x: float) -> int:
+    return _fv(x, x)
+
+
+def _vextract(v: int, lane: int) -> float:
+    return _vf(v)[lane]
+
+
+def _vreplace(v: int, lane: int, x: float) -> int:
+    bits = _f2i(x) & M64
+    return (v & ~M64 & M128) | bits if lane == 0 else (v & M64) | bits << 64
+
+
+def _vconvert_low(v: int) -> int:
+    return _fv(float(_s32(v & M32)), float(_s32((v >> 32) & M32)))
+
+
+def _vtrunc_sat_zero(v: int) -> int:
+    a0, a1 = _vf(v)
+    return (_trunc_sat32(a0) & M32) | (_trunc_sat32(a1) & M32) << 32
+
+
+def _ibin(fn: Callable[[int, int], int]) -> Callable[[int, int], int]:
+    def op(a: int, b: int) -> int:
+        return (fn(a & M64, b & M64) & M64) | (fn(a >> 64, b >> 64) & M64) << 64
+
+    return op
+
+
+def _ishl(v: int, n: int) -> int:
+    n &= 63
+    return ((v & M64) << n & M64) | ((v >> 64) << n & M64) << 64
+
+
+def _ishr_u(v: int, n: int) -> int:
+    n &= 63
+    return ((v & M64) >> n) | ((v >> 64) >> n) << 64
+
+
+def _ishr_s(v: int, n: int) -> int:
+    a, b = _il(v)
+    n &= 63
+    return _li(a >> n, b >> n)
+
+
+def _isplat(x: int) -> int:
+    return _li(x, x)
+
+
+def _iextract(v: int, lane: int) -> int:
+    return _il(v)[lane]
+
+
+def _ireplace(v: int, lane: int, x: int) -> int:
+    return (v & ~M64 & M128) | (x & M64) if lane == 0 else (v & M64) | (x & M64) << 64
+
+
+def _iall_true(v: int) -> int:
+    return int(v & M64 != 0 and v >> 64 != 0)
+
+
+def _ibitmask(v: int) -> int:
+    return (v >> 63 & 1) | (v >> 126 & 2)
+
+
+def _vbitselect(a: int, b: int, c: int) -> int:
+    return (a & c) | (b & (c ^ M128))
+
+
+def _vload(memory: np.ndarray, at: int) -> int:
+    if at + 16 > len(memory):
+        raise WasmTrap(OOB)
+    return int.from_bytes(memory[at : at + 16].tobytes(), "little")
+
+
+def _vstore(memory: np.ndarray, at: int, v: int) -> None:
+    if at + 16 > len(memory):
+        raise WasmTrap(OOB)
+    memory[at : at + 16] = np.frombuffer(v.to_bytes(16, "little"), dtype=np.uint8)
+
+
+_vadd = _vlift2(lambda a, b: a + b)
+_vsub = _vlift2(lambda a, b: a - b)
+_vmul = _vlift2(lambda a, b: a * b)
+_vdiv = _vlift2(_fdiv)
+_vmin = _vlift2(_fmin)
+_vmax = _vlift2(_fmax)
+_vsqrt = _vlift1(_sqrt)
+_vfloor = _vlift1(_floor)
+_vceil = _vlift1(_ceil)
+_vtrunc = _vlift1(_trunc)
+_vnearest = _vlift1(_nearest)
+_vfeq = _vmask(lambda a, b: a == b, _vf)
+_vfne = _vmask(lambda a, b: a != b, _vf)
+_vflt = _vmask(lambda a, b: a < b, _vf)
+_vfle = _vmask(lambda a, b: a <= b, _vf)
+_vfgt = _vmask(lambda a, b: a > b, _vf)
+_vfge = _vmask(lambda a, b: a >= b, _vf)
+_iadd = _ibin(lambda a, b: a + b)
+_isub = _ibin(lambda a, b: a - b)
+_imul = _ibin(lambda a, b: a * b)
+_ieq = _vmask(lambda a, b: a == b, _il)
+_ine = _vmask(lambda a, b: a != b, _il)
+_ilt = _vmask(lambda a, b: a < b, _il)
+_igt = _vmask(lambda a, b: a > b, _il)
+_ile = _vmask(lambda a, b: a <= b, _il)
+_ige = _vmask(lambda a, b: a >= b, _il)
+
+
 RUNTIME: dict[str, Any] = {
     name: value
     for name, value in dict(globals()).items()
@@ -344,9 +554,52 @@ def _op_table() -> dict[Op, Callable[[list[str]], str]]:
     t[Op.I32_WRAP_I64] = lambda a: _wrapped(32, a[0])
     t[Op.I64_REINTERPRET_F64] = call("_f2i")
     t[Op.F64_REINTERPRET_I64] = call("_i2f")
+    _simd_ops(t, call)
     missing = set(Op) - set(t)
     assert not missing, f"reference backend: no implementation of {sorted(o.name for o in missing)}"
     return t
+
+
+def _simd_ops(
+    t: dict[Op, Callable[[list[str]], str]], call: Callable[[str], Callable[[list[str]], str]]
+) -> None:
+    """The v128 ops (see the runtime functions ``_v*``/``_i*`` above)."""
+    for name in ("ADD", "SUB", "MUL", "DIV", "MIN", "MAX", "SQRT", "FLOOR", "CEIL", "TRUNC", "NEAREST"):
+        t[Op[f"F64X2_{name}"]] = call(f"_v{name.lower()}")
+    t[Op.F64X2_PMIN] = call("_vpmin")
+    t[Op.F64X2_PMAX] = call("_vpmax")
+    t[Op.F64X2_NEG] = lambda a: f"({a[0]} ^ {_SIGNS})"
+    t[Op.F64X2_ABS] = lambda a: f"({a[0]} & {M128 ^ _SIGNS})"
+    for name in ("EQ", "NE", "LT", "LE", "GT", "GE"):
+        t[Op[f"F64X2_{name}"]] = call(f"_vf{name.lower()}")
+    for name in ("EQ", "NE", "LT_S", "GT_S", "LE_S", "GE_S"):
+        t[Op[f"I64X2_{name}"]] = call(f"_i{name[:2].lower()}")
+    t[Op.F64X2_SPLAT] = call("_vsplat")
+    t[Op.I64X2_SPLAT] = call("_isplat")
+    for lane in (0, 1):
+        t[Op[f"F64X2_EXTRACT_LANE{lane}"]] = lambda a, i=lane: f"_vextract({a[0]}, {i})"
+        t[Op[f"F64X2_REPLACE_LANE{lane}"]] = lambda a, i=lane: f"_vreplace({a[0]}, {i}, {a[1]})"
+        t[Op[f"I64X2_EXTRACT_LANE{lane}"]] = lambda a, i=lane: f"_iextract({a[0]}, {i})"
+        t[Op[f"I64X2_REPLACE_LANE{lane}"]] = lambda a, i=lane: f"_ireplace({a[0]}, {i}, {a[1]})"
+    t[Op.F64X2_CONVERT_LOW_I32X4_S] = call("_vconvert_low")
+    t[Op.I32X4_TRUNC_SAT_F64X2_S_ZERO] = call("_vtrunc_sat_zero")
+    t[Op.F64X2_RELAXED_MADD] = call("_vmadd")
+    t[Op.I64X2_ADD] = call("_iadd")
+    t[Op.I64X2_SUB] = call("_isub")
+    t[Op.I64X2_MUL] = call("_imul")
+    t[Op.I64X2_NEG] = lambda a: f"_isub(0, {a[0]})"
+    t[Op.I64X2_SHL] = call("_ishl")
+    t[Op.I64X2_SHR_S] = call("_ishr_s")
+    t[Op.I64X2_SHR_U] = call("_ishr_u")
+    t[Op.I64X2_ALL_TRUE] = call("_iall_true")
+    t[Op.I64X2_BITMASK] = call("_ibitmask")
+    t[Op.V128_AND] = lambda a: f"({a[0]} & {a[1]})"
+    t[Op.V128_OR] = lambda a: f"({a[0]} | {a[1]})"
+    t[Op.V128_XOR] = lambda a: f"({a[0]} ^ {a[1]})"
+    t[Op.V128_NOT] = lambda a: f"({a[0]} ^ {M128})"
+    t[Op.V128_ANDNOT] = lambda a: f"({a[0]} & ({a[1]} ^ {M128}))"
+    t[Op.V128_BITSELECT] = call("_vbitselect")
+    t[Op.V128_ANY_TRUE] = lambda a: f"int({a[0]} != 0)"
 
 
 OPS = _op_table()
@@ -845,6 +1098,8 @@ class _ModuleCompiler:
         return f"G_{_ident(name)}"
 
     def const(self, t: T, value: Any) -> str:
+        if t == T.V128:
+            return repr(int.from_bytes(bytes(value), "little"))
         if t == T.F64:
             v = float(value)
             if math.isfinite(v):
@@ -856,6 +1111,13 @@ class _ModuleCompiler:
         return repr(v) if v >= 0 else f"({v})"
 
     def load(self, t: T, addr: str, offset: int, node: k.Expr) -> str:
+        if t == T.V128:
+            at = (
+                f"{(int(node.value) & M32) + offset}"
+                if isinstance(node, k.Const)
+                else f"({addr} & 0xFFFFFFFF) + {offset}"
+            )
+            return f"_vload(M, {at})"
         fmt, size = _MEM[t]
         if isinstance(node, k.Const):
             at = (int(node.value) & M32) + offset
@@ -865,6 +1127,13 @@ class _ModuleCompiler:
         return f"U{fmt}(M, ({addr} & 0xFFFFFFFF) + {offset})[0]"
 
     def store(self, t: T, addr: str, offset: int, value: str, node: k.Expr) -> str:
+        if t == T.V128:
+            at = (
+                f"{(int(node.value) & M32) + offset}"
+                if isinstance(node, k.Const)
+                else f"({addr} & 0xFFFFFFFF) + {offset}"
+            )
+            return f"_vstore(M, {at}, {value})"
         fmt, size = _MEM[t]
         if isinstance(node, k.Const):
             at = (int(node.value) & M32) + offset

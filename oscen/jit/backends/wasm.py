@@ -24,7 +24,7 @@ from .. import kernel as k
 from ..kernel import T
 from ..layout import TRAP_CODE, TRAP_SITE
 
-WT = {T.F64: "f64", T.I64: "i64", T.BOOL: "i32", T.I32: "i32"}
+WT = {T.F64: "f64", T.I64: "i64", T.BOOL: "i32", T.I32: "i32", T.V128: "v128"}
 """WebAssembly value type of each kernel type (BOOL is an i32 holding 0 or 1)."""
 
 MATH_ERROR_GLOBAL = "math_error"
@@ -54,9 +54,19 @@ def int_const(v: int, bits: int) -> int:
     return v - (1 << bits) if v >> (bits - 1) else v
 
 
-def const(t: T, v: float | int | bool) -> str:
+def v128_const(v: bytes) -> str:
+    """A V128 constant from its 16 bytes (lane 0 first), as two i64 lanes: exact bits."""
+    if not isinstance(v, (bytes, bytearray)) or len(v) != 16:
+        raise PrintError(f"a v128 constant is 16 bytes, got {v!r}")
+    lo, hi = struct.unpack("<qq", bytes(v))
+    return f"(v128.const i64x2 {lo} {hi})"
+
+
+def const(t: T, v: float | int | bool | bytes) -> str:
+    if t == T.V128:
+        return v128_const(v)  # type: ignore[arg-type]
     if t == T.F64:
-        return f64_const(v)
+        return f64_const(v)  # type: ignore[arg-type]
     if t == T.I64:
         return f"(i64.const {int_const(v, 64)})"
     if t == T.BOOL:

@@ -29,11 +29,13 @@ Design choices, and why:
 The functions are defined family by family (:mod:`.misc`, :mod:`.trig`, :mod:`.exp_log`,
 :mod:`.hyperbolic`, :mod:`.fmod`, :mod:`.pow`), callees before callers, in a fixed order: the
 registry lists them in that order, so the same set of names always gives the same text.
+:mod:`.vector` then adds f64x2 forms of sin, cos, exp, log and others (two lanes at once, each
+bit-identical to the scalar function: :func:`vector_form`), kept out of :func:`library_module`.
 """
 
 from __future__ import annotations
 
-from . import exp_log, fmod, hyperbolic, misc, pow, trig
+from . import exp_log, fmod, hyperbolic, misc, pow, trig, vector
 from .registry import (
     BY_WASM,
     ERR_COMPLEX_POW,
@@ -47,6 +49,9 @@ from .registry import (
     ERROR_MESSAGES,
     FUNCTIONS,
     HELPERS,
+    VECTOR,
+    VECTOR_BY_WASM,
+    VECTOR_MAIN,
     MathFunction,
     closure,
     functions_for,
@@ -54,6 +59,9 @@ from .registry import (
     loop_function,
     loop_wat,
     resolve,
+    vector_form,
+    vector_loop_function,
+    vector_main,
     wat_for,
 )
 from .trig import TWO_OVER_PI_WORDS
@@ -72,6 +80,9 @@ __all__ = [
     "FUNCTIONS",
     "HELPERS",
     "TWO_OVER_PI_WORDS",
+    "VECTOR",
+    "VECTOR_BY_WASM",
+    "VECTOR_MAIN",
     "MathFunction",
     "closure",
     "functions_for",
@@ -79,6 +90,9 @@ __all__ = [
     "loop_function",
     "loop_wat",
     "resolve",
+    "vector_form",
+    "vector_loop_function",
+    "vector_main",
     "wat_for",
 ]
 
@@ -92,3 +106,4 @@ hyperbolic.define_hyperbolic()
 misc.define_cbrt_hypot()
 fmod.define_fmod()
 pow.define_pow()
+vector.define_vector()  # after every scalar function: the vector forms call them

@@ -29,7 +29,7 @@ from .. import traps
 from ..kernel import NOSITE, T
 from ..ops import Op
 
-F64, I32, I64, BOOL = T.F64, T.I32, T.I64, T.BOOL
+F64, I32, I64, BOOL, V128 = T.F64, T.I32, T.I64, T.BOOL, T.V128
 
 Body = Sequence[k.Stmt]
 
@@ -42,9 +42,12 @@ def _wrap_int(v: int, ty: T) -> int:
 
 
 def const(v: float | int, ty: T) -> Expr:
-    """A constant of type ``ty`` (integers wrap to the type's width, as WebAssembly's do)."""
+    """A constant of type ``ty`` (integers wrap to the type's width, as WebAssembly's do; a
+    number for a ``V128`` is an f64 in both lanes)."""
     if ty == F64:
         return Expr(k.Const(F64, float(v)))
+    if ty == V128:
+        return Expr(k.v128_f64x2(float(v), float(v)))
     if isinstance(v, float):
         if not v.is_integer():
             raise TypeError(f"non-integral constant {v!r} for {ty.value}")
@@ -73,7 +76,7 @@ def _op_table() -> dict[tuple[str, T], Op]:
     """(operation name, operand type) -> Op, for the ops whose operands all have that type:
     ``("add", F64)`` is ``F64_ADD``, ``("shr_u", I64)`` is ``I64_SHR_U``, ``("and", BOOL)``
     is ``BOOL_AND``."""
-    prefixes = {"F64": F64, "I64": I64, "I32": I32, "BOOL": BOOL}
+    prefixes = {"F64": F64, "I64": I64, "I32": I32, "BOOL": BOOL, "F64X2": V128}
     table: dict[tuple[str, T], Op] = {}
     for op in Op:
         prefix, _, rest = op.name.partition("_")
@@ -91,7 +94,11 @@ def _op(name: str, ty: T) -> Op:
 
 
 class Expr:
-    """A typed kernel IR expression (``node``, of type ``ty``) with operator overloading."""
+    """A typed kernel IR expression (``node``, of type ``ty``) with operator overloading.
+
+    A ``V128`` expression's operators are the f64x2 ones (``+ - * /``, unary ``-``, comparisons
+    giving lane masks), so code written for f64 builds its two-lane form unchanged; integer lane
+    operations on a V128 are the functions of :mod:`.vector`."""
 
     __slots__ = ("node",)
 
@@ -121,8 +128,8 @@ class Expr:
         return _prim(_op(name, ty), a, b)
 
     def _int_only(self, what: str) -> None:
-        if self.ty == F64:
-            raise TypeError(f"{what} is not defined for f64")
+        if self.ty in (F64, V128):
+            raise TypeError(f"{what} is not defined for {self.ty.value}")
 
     def __add__(self, o: Expr | float) -> Expr:
         return self._bin("add", o)
@@ -143,18 +150,20 @@ class Expr:
         return self._bin("mul", o, True)
 
     def __truediv__(self, o: Expr | float) -> Expr:
-        if self.ty != F64:
+        if self.ty not in (F64, V128):
             raise TypeError("use div_u/div_s for integers")
         return self._bin("div", o)
 
     def __rtruediv__(self, o: Expr | float) -> Expr:
-        if self.ty != F64:
+        if self.ty not in (F64, V128):
             raise TypeError("use div_u/div_s for integers")
         return self._bin("div", o, True)
 
     def __neg__(self) -> Expr:
         if self.ty == F64:
             return _prim(Op.F64_NEG, self)
+        if self.ty == V128:
+            return _prim(Op.F64X2_NEG, self)
         return const(0, self._operand_type(0, False)) - self
 
     def __and__(self, o: Expr | int) -> Expr:
@@ -222,7 +231,7 @@ class Expr:
 
     def _cmp(self, fop: str, iop: str, o: Expr | float) -> Expr:
         ty = self._operand_type(o, False)
-        return _prim(_op(fop if ty == F64 else iop, ty), self, lift(o, ty))
+        return _prim(_op(fop if ty in (F64, V128) else iop, ty), self, lift(o, ty))
 
     def __lt__(self, o: Expr | float) -> Expr:  # type: ignore[override]
         return self._cmp("lt", "lt_s", o)

@@ -49,19 +49,22 @@ _w = from_words
 # ---------------------------------------------------------------------------
 
 
+# fdlibm e_pow.c's constants (module level: the f64x2 form in vector.py uses them too)
+L = [_w(0x3FE33333, 0x33333303), _w(0x3FDB6DB6, 0xDB6FABFF), _w(0x3FD55555, 0x518F264D),
+     _w(0x3FD17460, 0xA91D4101), _w(0x3FCD864A, 0x93C9DB65), _w(0x3FCA7E28, 0x4A454EEF)]  # fmt: skip
+dp_h1, dp_l1 = _w(0x3FE2B803, 0x40000000), _w(0x3E4CFDEB, 0x43CFD006)
+two53 = _w(0x43400000)
+lg2, lg2_h, lg2_l = _w(0x3FE62E42, 0xFEFA39EF), _w(0x3FE62E43), _w(0xBE205C61, 0x0CA86C39)
+ovt = 8.0085662595372944372e-017
+cp, cp_h, cp_l = _w(0x3FEEC709, 0xDC3A03FD), _w(0x3FEEC709, 0xE0000000), _w(0xBE3E2FE0, 0x145B01F5)
+ivln2, ivln2_h, ivln2_l = (
+    _w(0x3FF71547, 0x652B82FE),
+    _w(0x3FF71547, 0x60000000),
+    _w(0x3E54AE0B, 0xF85DDF44),
+)
+
+
 def define_pow() -> None:
-    L = [_w(0x3FE33333, 0x33333303), _w(0x3FDB6DB6, 0xDB6FABFF), _w(0x3FD55555, 0x518F264D),
-         _w(0x3FD17460, 0xA91D4101), _w(0x3FCD864A, 0x93C9DB65), _w(0x3FCA7E28, 0x4A454EEF)]  # fmt: skip
-    dp_h1, dp_l1 = _w(0x3FE2B803, 0x40000000), _w(0x3E4CFDEB, 0x43CFD006)
-    two53 = _w(0x43400000)
-    lg2, lg2_h, lg2_l = _w(0x3FE62E42, 0xFEFA39EF), _w(0x3FE62E43), _w(0xBE205C61, 0x0CA86C39)
-    ovt = 8.0085662595372944372e-017
-    cp, cp_h, cp_l = _w(0x3FEEC709, 0xDC3A03FD), _w(0x3FEEC709, 0xE0000000), _w(0xBE3E2FE0, 0x145B01F5)
-    ivln2, ivln2_h, ivln2_l = (
-        _w(0x3FF71547, 0x652B82FE),
-        _w(0x3FF71547, 0x60000000),
-        _w(0x3E54AE0B, 0xF85DDF44),
-    )
 
     f = Fn("m_pow_core", [("x", F64), ("y", F64)])
     x, y = f.param("x"), f.param("y")

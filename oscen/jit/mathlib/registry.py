@@ -89,6 +89,62 @@ HELPERS: dict[str, MathFunction] = {}
 BY_WASM: dict[str, MathFunction] = {}
 """Everything by wasm_name, in definition order (callees before callers)."""
 
+VECTOR: dict[str, MathFunction] = {}
+"""f64x2 forms of public functions, by the scalar function's Python name (``"sin"``): see
+:func:`vector_form` and :mod:`.vector`. Not part of :func:`library_module` (the shared math module
+and a web export's ``math.wasm`` stay free of SIMD): a kernel that uses one pastes it, with
+:func:`functions_for`."""
+
+VECTOR_MAIN: dict[str, MathFunction] = {}
+"""The main-path halves of the f64x2 forms, by Python name (see :func:`vector_main`)."""
+
+VECTOR_BY_WASM: dict[str, MathFunction] = {}
+"""Every vector function (full forms, main halves) by wasm_name, in definition order."""
+
+
+def vector_form(name: str) -> MathFunction | None:
+    """The f64x2 form of the public function ``name`` (``"sin"``), or None when there is none.
+
+    ``m_<name>_f64x2(x: v128) -> v128`` (``pow``: two operands): each lane's result has the bits
+    the scalar function gives for that lane, and raises what it raises (the scalar function is
+    called for the lanes off the vector main path: lane 0 first, so when both lanes would raise,
+    lane 0's error is the one raised)."""
+    return VECTOR.get(name)
+
+
+def vector_main(name: str) -> MathFunction | None:
+    """The main path of ``name``'s f64x2 form alone: ``m_<name>_f64x2_main(x) -> (v128, i32)``,
+    the lanes' results and a bitmask of the lanes it computed (bit L: lane L). A lane whose bit is
+    clear holds garbage and must be computed by the scalar function: a caller that has to know
+    which lane raises (the lanes pass stores ``LANE`` first) makes those calls itself. Never
+    traps."""
+    return VECTOR_MAIN.get(name)
+
+
+def register_vector(name: str, f: Fn, body: Sequence[k.Stmt], *, main: bool) -> MathFunction:
+    """Record the f64x2 form (``main``: its main-path half) of public function ``name``. Its deps
+    are the functions it calls; it can trap exactly when a scalar function it calls can."""
+    fn = f.build(body)
+    deps = tuple(sorted(callees(fn) - {fn.name}))
+    for d in deps:
+        if d not in BY_WASM and d not in VECTOR_BY_WASM:
+            raise AssertionError(f"{fn.name} calls undefined {d}")
+    if can_trap(fn):
+        raise AssertionError(f"{fn.name}: a vector form traps only in the scalar functions it calls")
+    trapping = any((BY_WASM.get(d) or VECTOR_BY_WASM[d]).can_trap for d in deps)
+    mf = MathFunction(
+        name=name,
+        wasm_name=fn.name,
+        params=tuple(_wasm_type(t) for _, t in fn.params),
+        result=" ".join(_wasm_type(t) for t in fn.results),
+        deps=deps,
+        can_trap=trapping,
+        function=fn,
+    )
+    VECTOR_BY_WASM[mf.wasm_name] = mf
+    (VECTOR_MAIN if main else VECTOR)[name] = mf
+    return mf
+
 
 def register(
     name: str, f: Fn, body: Sequence[k.Stmt], trapping: bool, *, helper: bool = False
@@ -117,18 +173,22 @@ def register(
 
 
 def resolve(name: str) -> MathFunction:
-    """Look a function up by Python name or wasm_name (with or without ``$``)."""
+    """Look a function up by Python name or wasm_name (with or without ``$``); a vector form by
+    its wasm_name (``m_sin_f64x2``: the Python name ``sin`` is the scalar function)."""
     key = name.lstrip("$")
     if key in FUNCTIONS:
         return FUNCTIONS[key]
     if key in BY_WASM:
         return BY_WASM[key]
+    if key in VECTOR_BY_WASM:
+        return VECTOR_BY_WASM[key]
     raise KeyError(f"no WASM math function named {name!r}")
 
 
 def closure(names: Iterable[str]) -> list[MathFunction]:
     """The named functions and all their dependencies, each once, in definition order (so the
-    same set of names always gives the same list)."""
+    same set of names always gives the same list; vector forms after every scalar function)."""
+    everything = {**BY_WASM, **VECTOR_BY_WASM}
     needed: set[str] = set()
     stack = [resolve(n).wasm_name for n in names]
     while stack:
@@ -136,8 +196,8 @@ def closure(names: Iterable[str]) -> list[MathFunction]:
         if wn in needed:
             continue
         needed.add(wn)
-        stack.extend(BY_WASM[wn].deps)
-    return [fn for wn, fn in BY_WASM.items() if wn in needed]
+        stack.extend(everything[wn].deps)
+    return [fn for wn, fn in everything.items() if wn in needed]
 
 
 def functions_for(names: Iterable[str]) -> list[k.Function]:
@@ -191,6 +251,42 @@ def loop_function(name: str, export: str | None = None) -> k.Function:
                 k.Exit(label="done", cond=k.Prim(T.BOOL, Op.I32_GE_U, [off, k.Local(I32, "end")])),
                 k.Store(type=T.F64, addr=add(k.Local(I32, "out"), off), offset=0, value=value),
                 k.SetLocal(name="off", value=add(off, k.Const(I32, 8))),
+            ],
+        ),
+        k.ReturnValues(values=[]),
+    ]
+    return k.Function(
+        name=export,
+        params=[*((p, I32) for p in ptrs), ("out", I32), ("n", I32)],
+        results=(),
+        locals={"off": I32, "end": I32},
+        body=body,
+        export=export,
+    )
+
+
+def vector_loop_function(name: str, export: str | None = None) -> k.Function:
+    """:func:`loop_function` for the f64x2 form of ``name``: ``apply_<name>_f64x2(p0, [p1,] out,
+    n)``, two values per call (``n`` even), for benchmarks and tests."""
+    fn = VECTOR[name]
+    export = export or f"apply_{name}_f64x2"
+    I32, V = T.I32, T.V128
+    ptrs = [f"p{i}" for i in range(len(fn.params))]
+    off = k.Local(I32, "off")
+
+    def add(a: k.Expr, b: k.Expr) -> k.Expr:
+        return k.Prim(I32, Op.I32_ADD, [a, b])
+
+    value = k.CallFn(V, fn.wasm_name, [k.Load(V, add(k.Local(I32, p), off)) for p in ptrs])
+    body: list[k.Stmt] = [
+        k.SetLocal(name="end", value=k.Prim(I32, Op.I32_SHL, [k.Local(I32, "n"), k.Const(I32, 3)])),
+        k.Loop(
+            label="done",
+            cond=None,
+            body=[
+                k.Exit(label="done", cond=k.Prim(T.BOOL, Op.I32_GE_U, [off, k.Local(I32, "end")])),
+                k.Store(type=V, addr=add(k.Local(I32, "out"), off), offset=0, value=value),
+                k.SetLocal(name="off", value=add(off, k.Const(I32, 16))),
             ],
         ),
         k.ReturnValues(values=[]),

@@ -363,6 +363,19 @@ def _asin_r(z: Expr) -> Expr:
     return (z * horner(z, PS)) / horner(z, QS)
 
 
+# fdlibm s_atan.c's constants (module level: the f64x2 form in vector.py uses them too)
+ATANHI = [_w(0x3FDDAC67, 0x0561BB4F), _w(0x3FE921FB, 0x54442D18),
+          _w(0x3FEF730B, 0xD281F69B), _w(0x3FF921FB, 0x54442D18)]  # fmt: skip
+ATANLO = [_w(0x3C7A2B7F, 0x222F65E2), _w(0x3C81A626, 0x33145C07),
+          _w(0x3C700788, 0x7AF0CBBD), _w(0x3C91A626, 0x33145C07)]  # fmt: skip
+AT = [
+    _w(0x3FD55555, 0x5555550D), _w(0xBFC99999, 0x9998EBC4), _w(0x3FC24924, 0x920083FF),
+    _w(0xBFBC71C6, 0xFE231671), _w(0x3FB745CD, 0xC54C206E), _w(0xBFB3B0F2, 0xAF749A6D),
+    _w(0x3FB10D66, 0xA0D03D51), _w(0xBFADDE2D, 0x52DEFD9A), _w(0x3FA97B4B, 0x24760DEB),
+    _w(0xBFA2B444, 0x2C6A6C2F), _w(0x3F90AD3A, 0xE322DA11),
+]  # fmt: skip
+
+
 def define_inverse_trig() -> None:
     # asin
     f = Fn("m_asin", [("x", F64)])
@@ -432,16 +445,7 @@ def define_inverse_trig() -> None:
     register("acos", f, body, True)
 
     # atan
-    atanhi = [_w(0x3FDDAC67, 0x0561BB4F), _w(0x3FE921FB, 0x54442D18),
-              _w(0x3FEF730B, 0xD281F69B), _w(0x3FF921FB, 0x54442D18)]  # fmt: skip
-    atanlo = [_w(0x3C7A2B7F, 0x222F65E2), _w(0x3C81A626, 0x33145C07),
-              _w(0x3C700788, 0x7AF0CBBD), _w(0x3C91A626, 0x33145C07)]  # fmt: skip
-    aT = [
-        _w(0x3FD55555, 0x5555550D), _w(0xBFC99999, 0x9998EBC4), _w(0x3FC24924, 0x920083FF),
-        _w(0xBFBC71C6, 0xFE231671), _w(0x3FB745CD, 0xC54C206E), _w(0xBFB3B0F2, 0xAF749A6D),
-        _w(0x3FB10D66, 0xA0D03D51), _w(0xBFADDE2D, 0x52DEFD9A), _w(0x3FA97B4B, 0x24760DEB),
-        _w(0xBFA2B444, 0x2C6A6C2F), _w(0x3F90AD3A, 0xE322DA11),
-    ]  # fmt: skip
+    atanhi, atanlo, aT = ATANHI, ATANLO, AT
     f = Fn("m_atan", [("x", F64)])
     x = f.param("x")
     ix = f.local("ix", I32)

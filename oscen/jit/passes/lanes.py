@@ -1,0 +1,1116 @@
+"""Voices as lanes: a body written for one voice made into a body for ``W`` voices at once.
+
+The skeleton builds a voice group's step as ONE list of primitive statements for one voice,
+addressing everything of the voice from I32 lane inputs (the voice's base ``vb`` or its nodes'
+bases, its index ``v``, addresses of voice-specific sources). Running it W times, one voice after
+the other, each time with fresh locals (a function body), is the reference meaning. :func:`lanes`
+makes one body that does the same for W voices whose inputs are ``vb__0..``, ``v__0..`` (the
+caller sets them), so that the lanes' independent recurrences overlap in the CPU (the speed of
+hand-written C that interleaves voices), and, packed, run two at a time in f64x2.
+
+How:
+
+1. **Expansion**: :class:`~..kernel.Instance`\\ s of variant Codes are pasted in (renames
+   applied, ``SyncState`` marks replaced by the instance's flush/reload, trap sites numbered in
+   the Code's own table, as the printer does), so the body is one tree.
+2. **Straight lines**: statements inside values (inlined ``min``/``max`` and helpers, the site
+   noted before a math call) move before their statement, ``a if c else b`` of trap-free sides
+   becomes a select, math calls inside expressions go into temporaries: only where nothing
+   evaluated earlier can tell (:func:`straighten`).
+3. **Uniformity**: a local, an expression, a structure is *varying* if it depends, through data
+   or control, on the lane inputs or on memory loaded from a varying address, or on memory the
+   body itself writes at a fixed address (the loop budget in INTERRUPT: each lane counts it
+   down); *uniform* otherwise (the sample counter ``i``, ``i8``, ``n``, constants, reads of
+   uniform addresses). A structure is varying if its condition is, or if an ``Exit``/``Next``
+   that leaves it sits under varying control.
+4. **Small pure if/else to selects**: a varying ``if`` whose arms only set locals to trap-free
+   values becomes ``Choose``\\ s of the two computed values (bit-exact, branch-free).
+5. **Emission** ("interleave"): uniform statements once; a varying statement once per lane,
+   its varying locals renamed ``x__L``, the lanes' copies side by side statement by statement;
+   varying control flow as one copy per lane; uniform control flow around varying work (the
+   sample loop) stays one structure with an interleaved body. Writes with a per-lane effect
+   (the INTERRUPT count, calls of module functions) run once per lane, in lane order.
+6. **Packing** (an even W): a varying ``x = e`` the lanes run side by side, ``e`` an f64
+   operation with an f64x2 form, a select, a copy, an f64 comparison (a mask), or a math call
+   with an f64x2 form (simd's ``vector_main``: the scalar function for a lane off its main
+   path), becomes one f64x2 statement per pair of lanes; the locals it sets and the f64 locals
+   it reads live in V128 locals ``x__v<pair>``, read by per-lane code with an extract and set
+   with a replace. Kept only where it pays: a statement whose operands would mostly be gathered
+   from scalar lanes, a local that per-lane code in the loop uses more than packed code, stay
+   scalar. Each lane of an f64x2 operation is the IEEE operation of the scalar code: bit-exact.
+7. **Traps**: before anything that may trap in lane L (a ``Trap``, a call that may trap) the
+   header slot LANE gets ``v__L``: a fault names the voice. Trap stores sit in the trap's own
+   branch, off the hot path; a call that may trap gets its store just before the statement.
+
+Where lanes of one statement run side by side, the relative order of the lanes' memory effects
+changes; that is exact because the lanes touch disjoint memory (the group's contract) except
+uniform reads and the header slots NODE, SEGMENT, LANE, TRAP_SITE/CODE (equal values) and
+INTERRUPT (a count only summed). If several lanes would trap, the one reported is the first to
+trap in the interleaved order (each lane's own trap is exact; which one comes first may differ
+from the voice-by-voice order). Other fixed addresses a body writes run once per lane, reads of
+them are varying; a store to a shared address that is not a constant is refused
+(:class:`NotLaneable`), as are returns, jumps out of the body and Codes given as text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .. import kernel as k
+from ..backends.wasm import code_sites
+from ..kernel import T
+from ..layout import LANE, NODE, SEGMENT, TRAP_CODE, TRAP_SITE
+from ..mathlib.registry import BY_WASM, ERROR_GLOBAL, MathFunction, functions_for, vector_main
+from ..ops import Op
+from .walk import Rewriter, walk
+
+I32 = T.I32
+LANE_INPUTS = ("vb", "v")
+"""The per-voice body's lane inputs: the voice's base address and its index."""
+IDEMPOTENT_SLOTS = frozenset({NODE, SEGMENT, LANE, TRAP_SITE, TRAP_CODE})
+"""Header slots the body may write with a uniform value once for all lanes (their last value
+only attributes a fault)."""
+TRAPPING_OPS = frozenset(
+    {
+        Op.I64_DIV_S,
+        Op.I64_DIV_U,
+        Op.I64_REM_S,
+        Op.I64_REM_U,
+        Op.I32_DIV_S,
+        Op.I32_DIV_U,
+        Op.I32_REM_S,
+        Op.I32_REM_U,
+        Op.I64_TRUNC_F64_S,
+        Op.I32_TRUNC_F64_S,
+    }
+)
+"""Primitive operations that trap on some operands (never evaluated speculatively)."""
+SELECT_MAX_SETS = 4
+"""An if/else with at most this many locals set per arm becomes selects."""
+SELECT_MAX_NODES = 24
+"""... and at most this many expression nodes per value."""
+
+
+class NotLaneable(Exception):
+    """The body cannot be run as lanes (``reason`` says why): run the voices one by one."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class LaneBody:
+    """The body for W lanes and every local it uses (lane inputs ``vb__L``, ``v__L`` included)."""
+
+    body: list[k.Stmt]
+    locals: dict[str, T]
+    functions: list[k.Function] = field(default_factory=list)
+    """Module functions the body calls that the caller must add (the math library's f64x2
+    forms, which the shared math module does not hold)."""
+
+
+def lane_name(name: str, lane: int) -> str:
+    """Lane ``lane``'s copy of varying local ``name``."""
+    return f"{name}__{lane}"
+
+
+# =========================================================================== 1. expansion
+@dataclass
+class _NumberedTrap(k.Stmt):
+    """A trap from an Instance's Code, its site numbered in that Code's table (the printer numbers
+    a Trap by the table of the Code it prints; pasted out of its Code, the number goes along)."""
+
+    site: k.Site = field(default=k.NOSITE, kw_only=True)
+    trap: k.Trap
+    number: int
+
+
+def _resolved(t: _NumberedTrap) -> list[k.Stmt]:
+    """What the printer makes of the trap, as statements (the same memory and the same trap)."""
+    tr = t.trap
+    if tr.math_error:
+        return [k.SetGlobal(name=ERROR_GLOBAL, value=k.Const(I32, tr.math_error)), k.Unreachable()]
+    if tr.via:
+        return [k.Invoke(func=tr.via, args=[k.Const(I32, t.number), k.Const(I32, tr.code)])]
+    return [
+        k.Store(type=I32, addr=k.Const(I32, TRAP_SITE), offset=0, value=k.Const(I32, t.number)),
+        k.Store(type=I32, addr=k.Const(I32, TRAP_CODE), offset=0, value=k.Const(I32, tr.code)),
+        k.Unreachable(),
+    ]
+
+
+class _Expand(Rewriter):
+    """Pastes Instances in: renames (innermost first, as the printer renames pasted text), state
+    syncs, trap numbering."""
+
+    def __init__(self) -> None:
+        self.chain: list[dict[str, str]] = []
+        self.sites = None  # the numbering of the Code being pasted (None: the caller's)
+        self.inst: k.Instance | None = None
+
+    def rn(self, name: str) -> str:
+        for renames in self.chain:
+            name = renames.get(name, name)
+        return name
+
+    def s_Instance(self, s: k.Instance) -> list[k.Stmt]:
+        if not s.code.body and s.code.derived.get("wat"):
+            raise NotLaneable("an Instance of a Code given as WebAssembly text")
+        saved = (self.chain, self.sites, self.inst)
+        self.chain, self.sites, self.inst = [s.renames, *self.chain], code_sites(s.code), s
+        try:
+            return self.stmts(s.code.body)
+        finally:
+            self.chain, self.sites, self.inst = saved
+
+    def s_SyncState(self, s: k.SyncState) -> list[k.Stmt]:
+        inst = self.inst
+        if inst is None:
+            raise NotLaneable("a SyncState outside an Instance")
+        body = inst.flush if s.direction == "flush" else inst.reload
+        self.inst = None  # the syncs' own Instances nest; marks do not
+        try:
+            return self.stmts(body)
+        finally:
+            self.inst = inst
+
+    def s_Trap(self, s: k.Trap) -> list[k.Stmt]:
+        if self.sites is None:
+            return [s]
+        return [_NumberedTrap(site=s.site, trap=s, number=self.sites(s.where))]
+
+    def x_Local(self, e: k.Local) -> k.Expr:
+        return k.Local(e.type, self.rn(e.name)) if self.chain else e
+
+    def x_Let(self, e: k.Let) -> k.Expr:
+        return k.Let(e.type, self.rn(e.name), self.expr(e.value), self.expr(e.body))
+
+    def x_CallFn(self, e: k.CallFn) -> k.Expr:
+        return k.CallFn(e.type, self.rn(e.func), [self.expr(a) for a in e.args])
+
+    def s_SetLocal(self, s: k.SetLocal) -> list[k.Stmt]:
+        return [k.SetLocal(site=s.site, name=self.rn(s.name), value=self.expr(s.value))]
+
+    def s_Invoke(self, s: k.Invoke) -> list[k.Stmt]:
+        return [
+            k.Invoke(
+                site=s.site,
+                func=self.rn(s.func),
+                args=[self.expr(a) for a in s.args],
+                targets=[self.rn(t) for t in s.targets],
+                results=s.results,
+            )
+        ]
+
+    def s_Block(self, s: k.Block) -> list[k.Stmt]:
+        return [k.Block(site=s.site, label=self.rn(s.label), body=self.stmts(s.body))]
+
+    def s_Loop(self, s: k.Loop) -> list[k.Stmt]:
+        cond = None if s.cond is None else self.expr(s.cond)
+        return [k.Loop(site=s.site, label=self.rn(s.label), cond=cond, body=self.stmts(s.body))]
+
+    def s_Exit(self, s: k.Exit) -> list[k.Stmt]:
+        cond = None if s.cond is None else self.expr(s.cond)
+        return [k.Exit(site=s.site, label=self.rn(s.label), cond=cond)]
+
+    def s_Next(self, s: k.Next) -> list[k.Stmt]:
+        return [k.Next(site=s.site, label=self.rn(s.label))]
+
+
+def expand(body: list[k.Stmt]) -> list[k.Stmt]:
+    """``body`` with every Instance pasted in (a new tree; traps of Codes carry their number)."""
+    return _Expand().stmts(body)
+
+
+# =========================================================================== helpers
+def _pure_function(name: str) -> bool:
+    """A math library function: its result depends on its arguments alone (it may trap)."""
+    return name in BY_WASM or name == "trap"
+
+
+def _may_trap_call(name: str) -> bool:
+    mf = BY_WASM.get(name)
+    return mf is None or mf.can_trap
+
+
+def _const_addr(e: k.Load | k.Store) -> int | None:
+    return e.addr.value + e.offset if isinstance(e.addr, k.Const) else None  # type: ignore[operator]
+
+
+def _width(t: T) -> int:
+    return 8 if t in (T.F64, T.I64) else 4
+
+
+# =========================================================================== 2. uniformity
+class _Uniformity:
+    """Which locals and structures are varying (a fixpoint over the whole body)."""
+
+    def __init__(self, body: list[k.Stmt], inputs: tuple[str, ...]) -> None:
+        self.varying: set[str] = set(inputs)
+        self.vstructs: set[int] = set()  # ids of varying If/Loop/Block
+        self.written: list[tuple[int, int]] = []  # fixed byte ranges the body writes (not idempotent)
+        for x in walk(body):
+            if isinstance(x, k.Store):
+                at = _const_addr(x)
+                if at is not None and at not in IDEMPOTENT_SLOTS:
+                    self.written.append((at, at + _width(x.type)))
+        self.changed = True
+        while self.changed:
+            self.changed = False
+            self.stmts(body, False, [])
+
+    def _mark(self, name: str) -> None:
+        if name not in self.varying:
+            self.varying.add(name)
+            self.changed = True
+
+    def _mark_struct(self, s: k.Stmt) -> None:
+        if id(s) not in self.vstructs:
+            self.vstructs.add(id(s))
+            self.changed = True
+
+    def shared(self, e: k.Load) -> bool:
+        """Whether a load of a fixed address reads what the body writes there (lane by lane)."""
+        at = _const_addr(e)
+        if at is None:
+            return False
+        end = at + _width(e.type)
+        return any(a < end and at < b for a, b in self.written)
+
+    # ------------------------------------------------------------------ expressions
+    def expr(self, e: k.Expr, ctx: bool, stack: list) -> bool:
+        if isinstance(e, k.Const):
+            return False
+        if isinstance(e, k.Local):
+            return e.name in self.varying
+        if isinstance(e, k.Load):
+            return self.expr(e.addr, ctx, stack) or self.shared(e)
+        if isinstance(e, (k.Prim, k.CallFn)):
+            v = False
+            for a in e.args:
+                v = self.expr(a, ctx, stack) or v
+            return v or (isinstance(e, k.CallFn) and not _pure_function(e.func))
+        if isinstance(e, k.Choose):
+            a = self.expr(e.a, ctx, stack)
+            b = self.expr(e.b, ctx, stack)
+            return self.expr(e.cond, ctx, stack) or a or b
+        if isinstance(e, k.Select):
+            c = self.expr(e.cond, ctx, stack)
+            a = self.expr(e.then, ctx or c, stack)
+            return self.expr(e.orelse, ctx or c, stack) or a or c
+        if isinstance(e, k.Logical):
+            c = self.expr(e.left, ctx, stack)
+            return self.expr(e.right, ctx or c, stack) or c
+        if isinstance(e, k.Seq):
+            self.stmts(e.body, ctx, stack)
+            return self.expr(e.value, ctx, stack)
+        if isinstance(e, k.Let):
+            if self.expr(e.value, ctx, stack) or ctx:
+                self._mark(e.name)
+            return self.expr(e.body, ctx, stack)
+        if isinstance(e, k.GetGlobal):
+            return True
+        raise NotLaneable(f"a {type(e).__name__} expression (not primitive-level)")
+
+    # ------------------------------------------------------------------ statements
+    def stmts(self, body: list[k.Stmt], ctx: bool, stack: list) -> None:
+        for s in body:
+            self.stmt(s, ctx, stack)
+
+    def _leave(self, s: k.Exit | k.Next, varying: bool, stack: list) -> None:
+        for label, target, outer_ctx in reversed(stack):
+            if label == s.label:
+                if varying and not outer_ctx:
+                    self._mark_struct(target)
+                return
+        raise NotLaneable(f"a jump to label {s.label!r} outside the body")
+
+    def stmt(self, s: k.Stmt, ctx: bool, stack: list) -> None:  # noqa: C901 - one dispatch
+        if isinstance(s, k.SetLocal):
+            if self.expr(s.value, ctx, stack) or ctx:
+                self._mark(s.name)
+        elif isinstance(s, k.Store):
+            self.expr(s.addr, ctx, stack)
+            self.expr(s.value, ctx, stack)
+        elif isinstance(s, k.If):
+            if self.expr(s.cond, ctx, stack):
+                self._mark_struct(s)
+            inner = ctx or id(s) in self.vstructs
+            self.stmts(s.body, inner, stack)
+            self.stmts(s.orelse, inner, stack)
+        elif isinstance(s, (k.Loop, k.Block)):
+            if isinstance(s, k.Loop) and s.cond is not None and self.expr(s.cond, ctx, stack):
+                self._mark_struct(s)
+            stack.append((s.label, s, ctx))
+            self.stmts(s.body, ctx or id(s) in self.vstructs, stack)
+            stack.pop()
+        elif isinstance(s, k.Exit):
+            c = s.cond is not None and self.expr(s.cond, ctx, stack)
+            self._leave(s, ctx or c, stack)
+        elif isinstance(s, k.Next):
+            self._leave(s, ctx, stack)
+        elif isinstance(s, k.Invoke):
+            v = not _pure_function(s.func)
+            for a in s.args:
+                v = self.expr(a, ctx, stack) or v
+            if v or ctx:
+                for t in s.targets:
+                    self._mark(t)
+        elif isinstance(s, k.ExprStmt):
+            self.expr(s.value, ctx, stack)
+        elif isinstance(s, k.MemCopy):
+            for e in (s.dst, s.src, s.nbytes):
+                self.expr(e, ctx, stack)
+        elif isinstance(s, k.SetGlobal):
+            self.expr(s.value, ctx, stack)
+        elif isinstance(s, (k.Trap, _NumberedTrap, k.Unreachable)):
+            pass
+        elif isinstance(s, k.ReturnValues):
+            raise NotLaneable("a return from inside the body")
+        else:
+            raise NotLaneable(f"a {type(s).__name__} statement (not primitive-level)")
+
+
+# =========================================================================== 3. selects
+def _speculable(e: k.Expr, budget: list[int]) -> bool:
+    """Whether ``e`` may be evaluated when the original would not: no trap, no effect, no memory
+    (a branch not taken may address what is out of bounds), and small."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        return False
+    if isinstance(e, (k.Const, k.Local)):
+        return True
+    if isinstance(e, k.Prim):
+        return e.op not in TRAPPING_OPS and all(_speculable(a, budget) for a in e.args)
+    if isinstance(e, k.Choose):
+        return all(_speculable(a, budget) for a in (e.cond, e.a, e.b))
+    return False
+
+
+def _reads(e: k.Expr) -> set[str]:
+    return {x.name for x in walk(e) if isinstance(x, k.Local)}
+
+
+class _Selects:
+    """Varying small pure if/else to ``Choose``\\ s (see the module docstring)."""
+
+    def __init__(self, u: _Uniformity, locals_: dict[str, T]) -> None:
+        self.u = u
+        self.locals = locals_
+        self.count = 0
+
+    def arms(self, s: k.If) -> tuple[dict[str, k.Expr], dict[str, k.Expr]] | None:
+        got = []
+        for arm in (s.body, s.orelse):
+            if len(arm) > SELECT_MAX_SETS:
+                return None
+            sets: dict[str, k.Expr] = {}
+            for x in arm:
+                if not isinstance(x, k.SetLocal) or x.name in sets:
+                    return None
+                if not _speculable(x.value, [SELECT_MAX_NODES]):
+                    return None
+                sets[x.name] = x.value
+            got.append(sets)
+        then, orelse = got
+        targets = set(then) | set(orelse)
+        if not targets:
+            return None
+        for value in [*then.values(), *orelse.values()]:
+            if _reads(value) & targets:  # an arm reading what an arm sets: keep the branch
+                return None
+        return then, orelse
+
+    def stmts(self, body: list[k.Stmt]) -> list[k.Stmt]:
+        out: list[k.Stmt] = []
+        for s in body:
+            if isinstance(s, k.If) and id(s) in self.u.vstructs:
+                got = self.arms(s)
+                if got is not None:
+                    out.extend(self.selects(s, *got))
+                    continue
+            if isinstance(s, k.If):
+                s.body, s.orelse = self.stmts(s.body), self.stmts(s.orelse)
+            elif isinstance(s, (k.Loop, k.Block)):
+                s.body = self.stmts(s.body)
+            out.append(s)
+        return out
+
+    def selects(self, s: k.If, then: dict[str, k.Expr], orelse: dict[str, k.Expr]) -> list[k.Stmt]:
+        out: list[k.Stmt] = []
+        cond = s.cond
+        if not _speculable(cond, [SELECT_MAX_NODES]) or not isinstance(cond, (k.Local, k.Const)):
+            name = f"_lane_sel{self.count}"
+            self.count += 1
+            self.locals[name] = I32
+            out.append(k.SetLocal(site=s.site, name=name, value=cond))
+            cond = k.Local(I32, name)
+        for name in [*then, *(t for t in orelse if t not in then)]:
+            t = self.locals.get(name) or (then.get(name) or orelse[name]).type
+            a = then.get(name, k.Local(t, name))
+            b = orelse.get(name, k.Local(t, name))
+            out.append(k.SetLocal(site=s.site, name=name, value=k.Choose(t, cond, a, b)))
+        return out
+
+
+# =========================================================================== 3a. straight lines
+def _reads_only(e: k.Expr) -> bool:
+    """No trap and no effect (memory reads allowed: node code reads only what it owns)."""
+    for x in walk(e):
+        if not isinstance(x, (k.Const, k.Local, k.Prim, k.Choose, k.Load)):
+            return False
+        if isinstance(x, k.Prim) and x.op in TRAPPING_OPS:
+            return False
+    return True
+
+
+def _header_note(s: k.Stmt) -> bool:
+    """A constant into a header slot whose value only attributes a fault (the site noted before
+    a math call): moved earlier past trap-free work, nothing can tell."""
+    return (
+        isinstance(s, k.Store)
+        and isinstance(s.addr, k.Const)
+        and isinstance(s.value, k.Const)
+        and s.addr.value + s.offset in IDEMPOTENT_SLOTS  # type: ignore[operator]
+    )
+
+
+class _Straighten:
+    """See :func:`straighten`."""
+
+    def __init__(self) -> None:
+        self.temps = 0
+
+    def hoist(self, e: k.Expr, pre: list[k.Stmt], before: list[k.Expr], top: bool = False) -> k.Expr:
+        """``e`` with the statements of its ``Seq``\\ s moved into ``pre`` where that keeps the
+        meaning (what the statement evaluates before them has no effect and does not read what
+        they set), a math call with an f64x2 form into a temporary likewise (so that it can be
+        packed), and ``a if c else b`` of trap-free ``a``, ``b`` as a select of both."""
+        if isinstance(e, k.Seq) and all(isinstance(x, k.SetLocal) or _header_note(x) for x in e.body):
+            written = {x.name for x in e.body if isinstance(x, k.SetLocal)}
+            if all(_reads_only(b) and not (_reads(b) & written) for b in before):
+                pre.extend(e.body)
+                return self.hoist(e.value, pre, before, top)
+            return e
+        if isinstance(e, k.Select):
+            cond = self.hoist(e.cond, pre, before)
+            # a select evaluates both sides, then the condition: only a condition left without
+            # effects may come last
+            sides = _speculable(e.then, [SELECT_MAX_NODES]) and _speculable(e.orelse, [SELECT_MAX_NODES])
+            if sides and _reads_only(cond):
+                return k.Choose(e.type, cond, e.then, e.orelse)
+            return k.Select(e.type, cond, e.then, e.orelse)
+        if isinstance(e, (k.Prim, k.CallFn)):
+            args: list[k.Expr] = []
+            for a in e.args:
+                args.append(self.hoist(a, pre, before + args))
+            if isinstance(e, k.Prim):
+                return k.Prim(e.type, e.op, args)
+            call = k.CallFn(e.type, e.func, args)
+            if not top and _vector_call(call) is not None and all(_reads_only(b) for b in before):
+                name = f"_lane_call{self.temps}"
+                self.temps += 1
+                pre.append(k.SetLocal(name=name, value=call))
+                return k.Local(e.type, name)
+            return call
+        if isinstance(e, k.Choose):
+            a = self.hoist(e.a, pre, before)
+            b = self.hoist(e.b, pre, [*before, a])
+            return k.Choose(e.type, self.hoist(e.cond, pre, [*before, a, b]), a, b)
+        return e
+
+    def stmts(self, body: list[k.Stmt]) -> list[k.Stmt]:
+        out: list[k.Stmt] = []
+        for s in body:
+            if isinstance(s, k.SetLocal):
+                pre: list[k.Stmt] = []
+                value = self.hoist(s.value, pre, [], top=True)
+                out.extend(self.stmts(pre))
+                out.append(k.SetLocal(site=s.site, name=s.name, value=value))
+                continue
+            if isinstance(s, k.Store):
+                pre = []
+                addr = self.hoist(s.addr, pre, [])
+                value = self.hoist(s.value, pre, [addr])
+                out.extend(self.stmts(pre))
+                out.append(k.Store(site=s.site, type=s.type, addr=addr, offset=s.offset, value=value))
+                continue
+            if isinstance(s, k.If):
+                s.body, s.orelse = self.stmts(s.body), self.stmts(s.orelse)
+            elif isinstance(s, (k.Loop, k.Block)):
+                s.body = self.stmts(s.body)
+            out.append(s)
+        return out
+
+
+def straighten(body: list[k.Stmt]) -> list[k.Stmt]:
+    """Statements whose values hold statements (inlined helpers: ``min``, ``max``, a method's
+    result; math calls inside expressions) made into straight lines where that keeps the
+    meaning, so that they can be lanes side by side and packed. Modifies the (expanded,
+    private) tree's structures in place."""
+    return _Straighten().stmts(body)
+
+
+# =========================================================================== packing helpers
+VEC = "__v"
+"""Suffix of a packed local: lane L of ``x`` is lane L % 2 of the V128 ``x__v<L // 2>``."""
+F64X2 = {
+    Op.F64_ADD: Op.F64X2_ADD,
+    Op.F64_SUB: Op.F64X2_SUB,
+    Op.F64_MUL: Op.F64X2_MUL,
+    Op.F64_DIV: Op.F64X2_DIV,
+    Op.F64_MIN: Op.F64X2_MIN,
+    Op.F64_MAX: Op.F64X2_MAX,
+    Op.F64_NEG: Op.F64X2_NEG,
+    Op.F64_ABS: Op.F64X2_ABS,
+    Op.F64_SQRT: Op.F64X2_SQRT,
+    Op.F64_FLOOR: Op.F64X2_FLOOR,
+    Op.F64_CEIL: Op.F64X2_CEIL,
+    Op.F64_TRUNC: Op.F64X2_TRUNC,
+    Op.F64_NEAREST: Op.F64X2_NEAREST,
+}
+"""f64 operations and their f64x2 forms (the same IEEE operation in each lane, bit for bit)."""
+F64X2_COMPARE = {
+    Op.F64_EQ: Op.F64X2_EQ,
+    Op.F64_NE: Op.F64X2_NE,
+    Op.F64_LT: Op.F64X2_LT,
+    Op.F64_LE: Op.F64X2_LE,
+    Op.F64_GT: Op.F64X2_GT,
+    Op.F64_GE: Op.F64X2_GE,
+}
+"""f64 comparisons and their f64x2 forms (a lane all ones where it holds)."""
+MASK_LOGIC = {Op.BOOL_AND: Op.V128_AND, Op.BOOL_OR: Op.V128_OR, Op.BOOL_XOR: Op.V128_XOR}
+
+
+def _prim(op: Op, *args: k.Expr) -> k.Prim:
+    return k.Prim(op.result, op, list(args))
+
+
+def _lane_op(prefix: str, lane: int | None) -> Op:
+    """The op of ``lane``'s place in its pair (lanes 2g and 2g + 1 share vector g)."""
+    return Op[f"{prefix}{(lane or 0) % 2}"]
+
+
+def _vec_name(name: str, group: int = 0) -> str:
+    return f"{name}{VEC}{group}"
+
+
+def _vec(name: str, group: int = 0) -> k.Local:
+    return k.Local(T.V128, _vec_name(name, group))
+
+
+def _all_ones(b: k.Expr) -> k.Expr:
+    """A boolean as an i64 lane: all ones if it holds, else 0."""
+    return _prim(Op.I64_SUB, k.Const(T.I64, 0), _prim(Op.I64_EXTEND_I32_U, b))
+
+
+def _vector_call(e: k.Expr) -> MathFunction | None:
+    """The f64x2 main path of the math function ``e`` calls with clean f64 operands, if any."""
+    if not isinstance(e, k.CallFn) or e.type != T.F64:
+        return None
+    mf = BY_WASM.get(e.func)
+    main = vector_main(mf.name) if mf is not None else None
+    if main is None or len(main.params) != len(e.args) or mf.result != "f64":  # type: ignore[union-attr]
+        return None
+    if not all(a.type == T.F64 and _clean(a) for a in e.args):
+        return None
+    return main
+
+
+def _ops(e: k.Expr) -> int:
+    """Operations one lane's copy of ``e`` runs (a local or a constant is free)."""
+    return sum(isinstance(x, (k.Prim, k.Choose, k.Load)) for x in walk(e))
+
+
+def _clean(e: k.Expr) -> bool:
+    """An expression a packed statement may hold: no statements, no lazy parts, no calls, no
+    operation that traps (its lanes are evaluated side by side, neither one alone)."""
+    for x in walk(e):
+        if isinstance(x, (k.Seq, k.Select, k.Logical, k.Let, k.CallFn, k.GetGlobal)):
+            return False
+        if isinstance(x, k.Prim) and x.op in TRAPPING_OPS:
+            return False
+    return True
+
+
+# =========================================================================== 4-5. emission
+class _Lane(Rewriter):
+    """One lane's copy of a statement: varying locals renamed, LANE stored before its traps.
+    ``lane`` None: a uniform statement emitted once (names kept; a trap is lane 0's). Locals held
+    packed (``packed``: f64 values, ``masks``: booleans as all-ones lanes) are read with an
+    extract and written with a replace of this lane."""
+
+    def __init__(
+        self,
+        varying: set[str],
+        lane: int | None,
+        index: str,
+        packed: frozenset[str] = frozenset(),
+        masks: frozenset[str] = frozenset(),
+    ) -> None:
+        self.varying = varying
+        self.lane = lane
+        self.packed = packed if lane is not None else frozenset()
+        self.masks = masks if lane is not None else frozenset()
+        self.group = (lane or 0) // 2  # the vector holding this lane when packed
+        self.lane_store = k.Store(
+            type=I32, addr=k.Const(I32, LANE), offset=0, value=k.Local(I32, lane_name(index, lane or 0))
+        )
+
+    def rn(self, name: str) -> str:
+        if self.lane is not None and name in self.varying:
+            return lane_name(name, self.lane)
+        return name
+
+    def x_Local(self, e: k.Local) -> k.Expr:
+        if e.name in self.packed:
+            return _prim(_lane_op("F64X2_EXTRACT_LANE", self.lane), _vec(e.name, self.group))
+        if e.name in self.masks:
+            lane = _prim(_lane_op("I64X2_EXTRACT_LANE", self.lane), _vec(e.name, self.group))
+            return _prim(Op.I64_NE, lane, k.Const(T.I64, 0))
+        return k.Local(e.type, self.rn(e.name))
+
+    def x_Let(self, e: k.Let) -> k.Expr:
+        return k.Let(e.type, self.rn(e.name), self.expr(e.value), self.expr(e.body))
+
+    def put(self, name: str, value: k.Expr, site: k.Site = k.NOSITE) -> k.SetLocal:
+        """``name = value`` in this lane (into its lane of the packed local if it is one)."""
+        if name in self.packed:
+            value = _prim(_lane_op("F64X2_REPLACE_LANE", self.lane), _vec(name, self.group), value)
+            return k.SetLocal(site=site, name=_vec_name(name, self.group), value=value)
+        if name in self.masks:
+            value = _prim(_lane_op("I64X2_REPLACE_LANE", self.lane), _vec(name, self.group), _all_ones(value))
+            return k.SetLocal(site=site, name=_vec_name(name, self.group), value=value)
+        return k.SetLocal(site=site, name=self.rn(name), value=value)
+
+    def s_SetLocal(self, s: k.SetLocal) -> list[k.Stmt]:
+        return [self.put(s.name, self.expr(s.value), s.site)]
+
+    def s_Invoke(self, s: k.Invoke) -> list[k.Stmt]:
+        new = k.Invoke(
+            site=s.site,
+            func=s.func,
+            args=[self.expr(a) for a in s.args],
+            targets=[self.rn(t) for t in s.targets],
+            results=s.results,
+        )
+        after = [
+            self.put(t, k.Local(rt, self.rn(t)))
+            for t, rt in zip(s.targets, s.results, strict=False)
+            if t in self.packed or t in self.masks
+        ]
+        return [self.lane_store, new, *after] if s.func == "trap" else [new, *after]
+
+    def s_Trap(self, s: k.Trap) -> list[k.Stmt]:
+        return [self.lane_store, s]
+
+    def s__NumberedTrap(self, s: _NumberedTrap) -> list[k.Stmt]:
+        return [self.lane_store, *_resolved(s)]
+
+    def s_Unreachable(self, s: k.Unreachable) -> list[k.Stmt]:
+        return [self.lane_store, s]
+
+    def stmt(self, s: k.Stmt) -> list[k.Stmt]:
+        out = super().stmt(s)
+        if _calls_that_may_trap(s):  # its own calls: the store goes right before it
+            out.insert(0, self.lane_store)
+        return out
+
+    def copy(self, s: k.Stmt) -> list[k.Stmt]:
+        return self.stmt(s)
+
+
+def _calls_in(e: k.Expr) -> bool:
+    """Whether evaluating ``e`` itself calls what may trap (a Seq's statements are their own)."""
+    if isinstance(e, k.CallFn) and _may_trap_call(e.func):
+        return True
+    if isinstance(e, k.Seq):
+        return _calls_in(e.value)
+    for v in e.__dict__.values():
+        if isinstance(v, k.Expr) and _calls_in(v):
+            return True
+        if type(v) is list and v and isinstance(v[0], k.Expr) and any(_calls_in(x) for x in v):
+            return True
+    return False
+
+
+def _calls_that_may_trap(s: k.Stmt) -> bool:
+    """Whether statement ``s`` itself (not the statements nested in it) calls what may trap."""
+    if isinstance(s, k.Invoke) and s.func != "trap" and _may_trap_call(s.func):
+        return True
+    return any(isinstance(v, k.Expr) and _calls_in(v) for v in s.__dict__.values()) or any(
+        type(v) is list and v and isinstance(v[0], k.Expr) and any(_calls_in(x) for x in v)
+        for v in s.__dict__.values()
+    )
+
+
+class _Emit:
+    def __init__(self, u: _Uniformity, width: int, index: str, inputs: tuple[str, ...]) -> None:
+        self.u = u
+        self.width = width
+        self.index = index
+        self.inputs = inputs
+        self.once = _Lane(u.varying, None, index)
+        self._per_lane: dict[int, bool] = {}
+        self.packed: frozenset[str] = frozenset()
+        self.masks: frozenset[str] = frozenset()
+        self.packable: set[int] = set()  # ids of the SetLocals emitted as one f64x2 statement
+        self.calls: dict[int, MathFunction] = {}  # those calling a math function: its f64x2 main path
+        self.extra: dict[str, T] = {}  # locals the packed code adds
+        self.lanes = [_Lane(u.varying, lane, index) for lane in range(width)]
+
+    # ------------------------------------------------------------------ packing (f64x2)
+    def plan(self, tree: list[k.Stmt], types: dict[str, T], everything: bool = False) -> None:
+        """Choose the statements to pack and the locals to hold packed: a varying ``x = e`` that
+        the lanes run side by side (not in per-lane control flow), whose ``e`` is clean and an
+        f64 operation with an f64x2 form (or a select, or a copy), or an f64 comparison (a
+        mask); the locals they set and the f64 locals they read live in V128 locals."""
+        lets = {x.name for x in walk(tree) if isinstance(x, k.Let)}
+        varying = self.u.varying
+        chosen: list[k.SetLocal] = []
+
+        def visit(stmts: list[k.Stmt]) -> None:
+            for s in stmts:
+                if not self.per_lane(s):
+                    continue
+                if isinstance(s, (k.If, k.Loop, k.Block)) and id(s) not in self.u.vstructs:
+                    visit(s.body)
+                    if isinstance(s, k.If):
+                        visit(s.orelse)
+                    continue
+                if not isinstance(s, k.SetLocal) or s.name not in varying or s.name in lets:
+                    continue
+                if s.name in self.inputs:
+                    continue
+                main = _vector_call(s.value)
+                if main is not None and types.get(s.name) == T.F64:
+                    self.calls[id(s)] = main
+                    chosen.append(s)
+                    continue
+                if not _clean(s.value):
+                    continue
+                t, v = types.get(s.name), s.value
+                vector = (isinstance(v, k.Prim) and v.op in F64X2) or isinstance(v, (k.Choose, k.Local))
+                compare = isinstance(v, k.Prim) and v.op in F64X2_COMPARE
+                if (t == T.F64 and v.type == T.F64 and vector) or (t == I32 and compare):
+                    chosen.append(s)
+
+        visit(tree)
+        # Keep what pays: a statement whose f64x2 form costs more than its two scalar copies
+        # (operands gathered from scalar lanes) stays scalar; a local that per-lane code in the
+        # loop uses more often than packed statements do (each use an extract or a replace)
+        # stays scalar. Each round only drops; the loop ends.
+        while True:
+            packed, masks = self._packed_locals(chosen, types, lets)
+            if everything:
+                break
+            scalar_uses = self._scalar_uses(tree, {id(s) for s in chosen})
+            packed_uses: dict[str, float] = {}
+            for s in chosen:
+                for name in [s.name, *(x.name for x in walk(s.value) if isinstance(x, k.Local))]:
+                    packed_uses[name] = packed_uses.get(name, 0) + 1
+            drop = {x for x in packed | masks if scalar_uses.get(x, 0) > packed_uses.get(x, 0)}
+            packed -= drop
+            masks -= drop
+            kept = [
+                s
+                for s in chosen
+                if s.name not in drop
+                and (
+                    id(s) in self.calls
+                    or self._cost(s.value, s.name in masks, packed, masks) <= _ops(s.value) * 2
+                )
+            ]
+            if len(kept) == len(chosen):
+                break
+            chosen = kept
+        self.packed = frozenset(packed)
+        self.masks = frozenset(masks)
+        self.packable = {id(s) for s in chosen}
+        self.lanes = [_Lane(varying, lane, self.index, self.packed, self.masks) for lane in range(self.width)]
+
+    def _packed_locals(
+        self, chosen: list[k.SetLocal], types: dict[str, T], lets: set[str]
+    ) -> tuple[set[str], set[str]]:
+        """The locals chosen statements set (f64 values, masks) and the f64 locals they read."""
+        packed = {s.name for s in chosen if types[s.name] == T.F64}
+        masks = {s.name for s in chosen if types[s.name] == I32}
+        for s in chosen:
+            for x in walk(s.value):
+                if isinstance(x, k.Local) and x.name in self.u.varying and types.get(x.name) == T.F64:
+                    if x.name not in lets and x.name not in self.inputs:
+                        packed.add(x.name)
+        return packed, masks
+
+    def _scalar_uses(self, tree: list[k.Stmt], chosen: set[int]) -> dict[str, float]:
+        """How often per-lane code in loops reads or sets each local: a use counts 1 in a loop's
+        straight line, a quarter per enclosing if/else branch (taken now and then: a coefficient
+        update, a phase wrap), nothing outside loops (once a block)."""
+        uses: dict[str, float] = {}
+
+        def add(name: str, weight: float) -> None:
+            uses[name] = uses.get(name, 0.0) + weight
+
+        def visit(x: object, weight: float) -> None:
+            if isinstance(x, list):
+                for y in x:
+                    visit(y, weight)
+                return
+            if not isinstance(x, (k.Expr, k.Stmt)) or id(x) in chosen:
+                return
+            if isinstance(x, (k.Local, k.SetLocal)):
+                add(x.name, weight)
+            elif isinstance(x, k.Invoke):
+                for t in x.targets:
+                    add(t, weight)
+            if isinstance(x, k.Loop):
+                weight = max(weight, 1.0)
+            if isinstance(x, k.If):
+                visit(x.cond, weight)
+                visit(x.body, weight / 4)
+                visit(x.orelse, weight / 4)
+                return
+            for v in x.__dict__.values():
+                if isinstance(v, (list, k.Expr, k.Stmt)):
+                    visit(v, weight)
+
+        visit(tree, 0.0)
+        return uses
+
+    def _cost(self, e: k.Expr, mask: bool, packed: set[str], masks: set[str]) -> int:
+        """Operations of ``e``'s f64x2 form (or mask form) with these locals packed."""
+        if isinstance(e, k.Local) and e.name in (masks if mask else packed):
+            return 0
+        if isinstance(e, k.Const):
+            return 0
+        if self.uniform(e):
+            return 2 if mask else 1
+        if isinstance(e, k.Prim):
+            table = (F64X2_COMPARE if mask else F64X2) if not (mask and e.op in MASK_LOGIC) else MASK_LOGIC
+            if e.op in table:
+                args_mask = mask and e.op in MASK_LOGIC
+                return 1 + sum(self._cost(a, args_mask, packed, masks) for a in e.args)
+            if mask and e.op == Op.BOOL_NOT:
+                return 1 + self._cost(e.args[0], True, packed, masks)
+        if isinstance(e, k.Choose) and not mask and e.type == T.F64:
+            return (
+                1
+                + sum(self._cost(x, False, packed, masks) for x in (e.a, e.b))
+                + self._cost(e.cond, True, packed, masks)
+            )
+        return 2 * _ops(e) + (6 if mask else 2)  # both lanes scalar, then combined
+
+    def uniform(self, e: k.Expr) -> bool:
+        return not self.u.expr(e, False, [])
+
+    def gather(self, e: k.Expr, g: int, splat: Op, replace: Op, convert=lambda x: x) -> k.Expr:
+        a, b = (convert(lane.expr(e)) for lane in self.lanes[2 * g : 2 * g + 2])
+        return _prim(replace, _prim(splat, a), b)
+
+    def pack(self, e: k.Expr, g: int) -> k.Expr:
+        """Lanes 2g and 2g + 1's values of the f64 expression ``e`` as one f64x2."""
+        if isinstance(e, k.Const):
+            return k.v128_f64x2(float(e.value), float(e.value))
+        if isinstance(e, k.Local) and e.name in self.packed:
+            return _vec(e.name, g)
+        if self.uniform(e):
+            return _prim(Op.F64X2_SPLAT, self.once.expr(e))
+        if isinstance(e, k.Prim) and e.op in F64X2:
+            return _prim(F64X2[e.op], *(self.pack(a, g) for a in e.args))
+        if isinstance(e, k.Choose) and e.type == T.F64:
+            return _prim(Op.V128_BITSELECT, self.pack(e.a, g), self.pack(e.b, g), self.mask(e.cond, g))
+        return self.gather(e, g, Op.F64X2_SPLAT, Op.F64X2_REPLACE_LANE1)
+
+    def mask(self, e: k.Expr, g: int) -> k.Expr:
+        """Lanes 2g and 2g + 1's values of the boolean ``e`` as a mask (all ones where it holds)."""
+        if isinstance(e, k.Local) and e.name in self.masks:
+            return _vec(e.name, g)
+        if self.uniform(e):
+            return _prim(Op.I64X2_SPLAT, _all_ones(self.once.expr(e)))
+        if isinstance(e, k.Prim) and e.op in F64X2_COMPARE:
+            return _prim(F64X2_COMPARE[e.op], *(self.pack(a, g) for a in e.args))
+        if isinstance(e, k.Prim) and e.op in MASK_LOGIC:
+            return _prim(MASK_LOGIC[e.op], *(self.mask(a, g) for a in e.args))
+        if isinstance(e, k.Prim) and e.op == Op.BOOL_NOT:
+            return _prim(Op.V128_NOT, self.mask(e.args[0], g))
+        return self.gather(e, g, Op.I64X2_SPLAT, Op.I64X2_REPLACE_LANE1, _all_ones)
+
+    def packed_stmts(self, s: k.SetLocal) -> list[k.Stmt]:
+        """One f64x2 statement per pair of lanes, side by side."""
+        if id(s) in self.calls:
+            return self.packed_call(s, self.calls[id(s)])
+        out: list[k.Stmt] = []
+        for g in range(self.width // 2):
+            value = self.mask(s.value, g) if s.name in self.masks else self.pack(s.value, g)
+            out.append(k.SetLocal(site=s.site, name=_vec_name(s.name, g), value=value))
+        return out
+
+    def packed_call(self, s: k.SetLocal, main: MathFunction) -> list[k.Stmt]:
+        """``x = f(args)`` for a pair of lanes: the f64x2 main path of ``f``, then, for each lane
+        it did not compute (its bit clear), the scalar ``f`` after storing LANE: lane 0 first, as
+        the voices one by one would call it (the same bits, the same error from the same lane)."""
+        call: k.CallFn = s.value  # type: ignore[assignment]
+        ok = "_lane_ok"
+        self.extra[ok] = I32
+        out: list[k.Stmt] = []
+        for g in range(self.width // 2):
+            args: list[k.Expr] = []
+            for j, a in enumerate(call.args):
+                name = f"_lane_arg{j}"
+                self.extra[_vec_name(name, g)] = T.V128
+                out.append(k.SetLocal(site=s.site, name=_vec_name(name, g), value=self.pack(a, g)))
+                args.append(_vec(name, g))
+            target = _vec_name(s.name, g)
+            out.append(
+                k.Invoke(
+                    site=s.site, func=main.wasm_name, args=args, targets=[target, ok], results=(T.V128, I32)
+                )
+            )
+            for sub in range(2):
+                lane = self.lanes[2 * g + sub]
+                scalar = k.CallFn(
+                    T.F64,
+                    call.func,
+                    [
+                        _prim(_lane_op("F64X2_EXTRACT_LANE", sub), _vec(f"_lane_arg{j}", g))
+                        for j in range(len(args))
+                    ],
+                )
+                missed = _prim(Op.I32_EQZ, _prim(Op.I32_AND, k.Local(I32, ok), k.Const(I32, 1 << sub)))
+                out.append(k.If(s.site, missed, [lane.lane_store, lane.put(s.name, scalar, s.site)], []))
+        return out
+
+    def per_lane(self, s: k.Stmt) -> bool:
+        """Whether ``s`` does anything that differs between lanes or must happen once per lane."""
+        got = self._per_lane.get(id(s))
+        if got is None:
+            got = self._per_lane[id(s)] = self._differs(s)
+        return got
+
+    def _differs(self, s: k.Stmt) -> bool:  # noqa: C901 - one dispatch
+        u = self.u
+        for x in walk(s):
+            if isinstance(x, k.Local) and x.name in u.varying:
+                return True
+            if isinstance(x, (k.SetLocal, k.Let)) and x.name in u.varying:
+                return True
+            if isinstance(x, (k.If, k.Loop, k.Block)) and id(x) in u.vstructs:
+                return True
+            if isinstance(x, k.Load) and u.shared(x):
+                return True
+            if isinstance(x, k.Store):
+                at = _const_addr(x)
+                if at is None:
+                    if self.u.expr(x.addr, False, []):
+                        return True
+                    raise NotLaneable("a store to a shared address that is not a constant")
+                if at not in IDEMPOTENT_SLOTS:
+                    return True
+            if isinstance(x, k.Invoke) and (
+                not _pure_function(x.func) or any(t in u.varying for t in x.targets)
+            ):
+                return True
+            if isinstance(x, k.CallFn) and not _pure_function(x.func):
+                return True
+            if isinstance(x, (k.MemCopy, k.SetGlobal, k.GetGlobal)):
+                return True
+        return False
+
+    def body(self, stmts: list[k.Stmt]) -> list[k.Stmt]:
+        """Statements in a uniform context: uniform ones once, varying ones per lane side by side,
+        uniform structures around varying work kept as one."""
+        out: list[k.Stmt] = []
+        for s in stmts:
+            if not self.per_lane(s):
+                out.extend(self.once.copy(s))
+            elif isinstance(s, (k.If, k.Loop, k.Block)) and id(s) not in self.u.vstructs:
+                out.extend(self.structure(s))
+            elif id(s) in self.packable:
+                out.extend(self.packed_stmts(s))  # type: ignore[arg-type]
+            else:
+                for lane in self.lanes:
+                    out.extend(lane.copy(s))
+        return out
+
+    def structure(self, s: k.If | k.Loop | k.Block) -> list[k.Stmt]:
+        """A uniform structure around varying work: one structure, its body interleaved."""
+        if isinstance(s, k.If):
+            new = k.If(s.site, self.once.expr(s.cond), self.body(s.body), self.body(s.orelse))
+            if _calls_that_may_trap(k.ExprStmt(k.NOSITE, s.cond)):  # lane 0 meets it first
+                return [self.once.lane_store, new]
+            return [new]
+        if isinstance(s, k.Loop):
+            if s.cond is not None and _calls_that_may_trap(k.ExprStmt(k.NOSITE, s.cond)):
+                raise NotLaneable("a loop around varying work whose condition calls what may trap")
+            cond = None if s.cond is None else self.once.expr(s.cond)
+            return [k.Loop(site=s.site, label=s.label, cond=cond, body=self.body(s.body))]
+        return [k.Block(site=s.site, label=s.label, body=self.body(s.body))]
+
+
+# =========================================================================== the pass
+def _local_types(body: list[k.Stmt], locals_: dict[str, T], inputs: tuple[str, ...]) -> dict[str, T]:
+    types = dict(locals_)
+    for x in walk(body):
+        if isinstance(x, k.Local):
+            types.setdefault(x.name, x.type)
+        elif isinstance(x, k.SetLocal):
+            types.setdefault(x.name, x.value.type)
+        elif isinstance(x, k.Let):
+            types.setdefault(x.name, x.value.type)
+        elif isinstance(x, k.Invoke):
+            for t, rt in zip(x.targets, x.results, strict=False):
+                types.setdefault(t, rt)
+    for name in inputs:
+        types.setdefault(name, I32)
+    return {n: (I32 if t == T.BOOL else t) for n, t in types.items()}
+
+
+def lanes(
+    body: list[k.Stmt],
+    locals_: dict[str, T],
+    width: int = 2,
+    *,
+    lane_inputs: Sequence[str] = LANE_INPUTS,
+    index: str = "v",
+    selects: bool = True,
+    pack: bool | str = True,
+) -> LaneBody:
+    """``body`` (primitive level, written for one voice) for ``width`` voices at once; see the
+    module docstring. ``lane_inputs``: the I32 locals or parameters that differ between voices
+    (the voice's base address or its nodes' bases, its index ``index``, addresses of
+    voice-specific sources); the lane body reads ``<name>__<L>`` for each instead, which the
+    caller sets. ``selects``: small pure if/else to selects; ``pack``: two lanes' straight-line
+    f64 work as f64x2 (lanes in pairs: an even ``width``) where it pays; ``"all"``: wherever it can (for tests: every
+    border between packed and per-lane code). Raises :class:`NotLaneable`."""
+    if width < 1:
+        raise ValueError(f"lanes: width must be at least 1, got {width}")
+    inputs = tuple(lane_inputs)
+    if index not in inputs:
+        raise ValueError(f"lanes: the voice index {index!r} is not among the lane inputs {inputs}")
+    tree = expand(body)
+    if selects or pack:
+        tree = straighten(tree)
+    types = _local_types(tree, locals_, inputs)
+    u = _Uniformity(tree, inputs)
+    if selects:
+        tree = _Selects(u, types).stmts(tree)
+        u = _Uniformity(tree, inputs)  # the selects' conditions are new locals
+    emit = _Emit(u, width, index, inputs)
+    if pack and width % 2 == 0:
+        emit.plan(tree, types, everything=pack == "all")
+    out = emit.body(tree)
+    new_locals: dict[str, T] = {}
+    for name, t in types.items():
+        if name in u.varying:
+            for lane in range(width):
+                new_locals[lane_name(name, lane)] = t
+            if name in emit.packed or name in emit.masks:
+                for g in range(width // 2):
+                    new_locals[_vec_name(name, g)] = T.V128
+        elif name in locals_ or name.startswith("_lane_"):  # others are the caller's (``n``)
+            new_locals[name] = t
+    new_locals.update(emit.extra)
+    mains = sorted({m.wasm_name for sid, m in emit.calls.items() if sid in emit.packable})
+    return LaneBody(out, new_locals, functions_for(mains) if mains else [])
