@@ -128,16 +128,12 @@ def test_copies_that_share_one_outside_source_are_a_group() -> None:
 
 
 # ---------------------------------------------------------------------------------------- one body
-def voice_functions(graph: Graph) -> list[str]:
-    program = CraneliftJit().program(graph.to_ir())
-    return [f.name for f in program.module.functions if f.name.startswith("voice")]
-
-
 def test_one_body_for_any_number_of_voices() -> None:
     sizes = {}
     for n in (4, 16, 64):
         program = CraneliftJit().program(sines_into_lowpasses(n).to_ir())
-        assert [f.name for f in program.module.functions if f.name.startswith("voice")] == ["voice0"]
+        # one body: the voice pair's (lanes), beside the one-voice body only for an odd voice out
+        assert [f.name for f in program.module.functions if f.name.startswith("voice")] == ["voices0"]
         sizes[n] = len(program.wat)
     # what grows with the voice count is one call per voice and the mix's sum, not node code
     assert sizes[64] < 2.0 * sizes[4]
@@ -145,11 +141,24 @@ def test_one_body_for_any_number_of_voices() -> None:
     assert sizes[64] * 5 < off
 
 
+@pytest.mark.parametrize(("voices", "lanes", "bodies"), [(5, 2, ["voice0", "voices0"]), (6, 1, ["voice0"]),
+                                                         (8, 4, ["voices0"]), (6, 4, ["voice0", "voices0"])])  # fmt: skip
+def test_voices_left_over_by_the_lanes_run_one_by_one(voices: int, lanes: int, bodies: list[str]) -> None:
+    jit = CraneliftJit(lanes=lanes)
+    program = jit.program(sines_into_lowpasses(voices).to_ir())
+    assert [f.name for f in program.module.functions if f.name.startswith("voice")] == bodies
+    exact_engines(
+        lambda: sines_into_lowpasses(voices), 1500, [set_value(300, "lp4.cutoff", 900.0, 0.01)], jit=jit
+    )
+
+
 # ---------------------------------------------------------------------------------------- differential
-def exact_engines(build, n: int, actions: list[Action], blocks=512) -> None:
+def exact_engines(build, n: int, actions: list[Action], blocks=512, jit: CraneliftJit | None = None) -> None:
     """Interpreter, grouped kernel and node-by-node kernel: the two kernels bit for bit, and the
     interpreter within the policy (math-library calls: 1e-9)."""
-    grouped = run_engines(build, n, actions, engines=("interpreted", "state", "jitgraph"), blocks=blocks)
+    grouped = run_engines(
+        build, n, actions, engines=("interpreted", "state", "jitgraph"), blocks=blocks, jit=jit
+    )
     single = run_engines(
         build, n, actions, engines=("state",), blocks=blocks, jit=CraneliftJit(voice_groups=False)
     )

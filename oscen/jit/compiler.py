@@ -27,7 +27,7 @@ from .frontend.typing import settled
 from .groups import find_groups
 from .layout import INTERRUPT, LOOP_BUDGET, MAX_BLOCK, NODE, TRAP_SITE, Layout
 from .session import CompileSession
-from .skeleton import FUSE_NODES, INLINE_MATH_NODES, Program, SkeletonBuilder
+from .skeleton import FUSE_NODES, INLINE_MATH_NODES, LANES, Program, SkeletonBuilder
 from .state import GraphState
 from .traps import MATH, TIMEOUT, TRAP_MESSAGES
 
@@ -371,7 +371,9 @@ class CraneliftJit:
     interrupted. ``state_in_locals``: keep node state in locals across the sample loop (faster node
     code, larger modules) or in memory; by default, locals for graphs up to 300 nodes.
     ``voice_groups``: compile copies of one sub-graph (voices) as one body run for each voice
-    (:mod:`.groups`); off, every node is compiled on its own.
+    (:mod:`.groups`); off, every node is compiled on its own. ``lanes``: voices of a group run
+    at once by its body (:mod:`.passes.lanes`: interleaved, packed in f64x2 pairs); 1 runs them one
+    by one.
 
     Each compiler has its own :class:`~.session.CompileSession` (``session``): the node variants it
     has compiled, so that a recompile after an edit redoes only what changed. Compilers share
@@ -385,12 +387,16 @@ class CraneliftJit:
         timeout: float = 2.0,
         state_in_locals: bool | None = None,
         voice_groups: bool = True,
+        lanes: int = LANES,
     ) -> None:
         self.max_block = check.max_block(max_block, "CraneliftJit")
         self.fuse = check.positive_int(fuse, "CraneliftJit", "fuse")
         self.timeout = check.timeout(timeout, "CraneliftJit")
         self.state_in_locals = check.optional_bool(state_in_locals, "CraneliftJit", "state_in_locals")
         self.voice_groups = check.optional_bool(voice_groups, "CraneliftJit", "voice_groups") is not False
+        self.lanes = check.positive_int(lanes, "CraneliftJit", "lanes")
+        if self.lanes > 1 and self.lanes % 2:
+            raise GraphError(f"CraneliftJit: lanes must be 1 or an even number (f64x2 pairs), got {lanes!r}")
         self.session = CompileSession()
 
     def program(self, ir: GraphIR) -> Program:
@@ -404,7 +410,14 @@ class CraneliftJit:
         if in_locals is None:  # faster node code for ordinary graphs, faster compiles for huge ones
             in_locals = compiled <= INLINE_MATH_NODES
         program = SkeletonBuilder(
-            ir, layout, self.fuse, in_locals, self.session, groups, inline_math=compiled <= INLINE_MATH_NODES
+            ir,
+            layout,
+            self.fuse,
+            in_locals,
+            self.session,
+            groups,
+            inline_math=compiled <= INLINE_MATH_NODES,
+            lanes=self.lanes,
         ).build()
         if validate.ENABLED:  # the tests' switch (OSCEN_VALIDATE_IR): every kernel they build
             validate.check_program(ir, program, self.session)

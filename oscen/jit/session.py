@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from ..graph.ir import NodeIR
@@ -49,6 +50,7 @@ class CompileSession:
         self._lock = threading.Lock()
         self._lowerings: dict[tuple, NodeLowering] = {}
         self._codes: dict[tuple, VariantCode] = {}
+        self._lane_bodies: dict[tuple, Any] = {}
         self._prefixes = itertools.count()  # names of variants' functions, unique in a session
 
     def _recall(self, cache: dict[tuple, Any], key: tuple) -> Any:
@@ -57,6 +59,16 @@ class CompileSession:
             if entry is not None:
                 cache[key] = entry  # most recently used last (dicts keep insertion order)
             return entry
+
+    def lane_body(self, key: tuple, make: Callable[[], Any]) -> Any:
+        """A voice body made into lanes (:mod:`.passes.lanes`), by the text of the voice body it
+        came from: a recompile after an edit elsewhere reuses it (the pass is the slowest part
+        of compiling a voice group). ``make`` may raise; nothing is kept then."""
+        got = self._recall(self._lane_bodies, key)
+        if got is None:
+            got = make()
+            self._remember(self._lane_bodies, key, got)
+        return got
 
     def _remember(self, cache: dict[tuple, Any], key: tuple, entry: Any) -> None:
         with self._lock:

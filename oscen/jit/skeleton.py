@@ -30,6 +30,7 @@ from .kernel import T, TrapSite
 from .layout import EVENT_BYTES, FRAME, LANE, NODE, SEGMENT, Layout
 from .ops import Op
 from .passes import VariantCode as PassesCode
+from .passes.lanes import NotLaneable, lane_name, lanes
 from .passes.runtime import trap_function
 from .protocol import (
     copy_words_function,
@@ -85,6 +86,9 @@ class Program:
 INLINE_MATH_NODES = 300
 """Graphs up to this many nodes get math functions expanded in their per-sample code (~5% faster
 per node); larger ones call them, keeping compile time within ~0.25 ms per node."""
+
+LANES = 2
+"""Voices of a group its lane function runs at once, by default (a pair: one f64x2)."""
 
 FUSE_NODES = 4
 """Nodes per segment loop: neighbours in one loop hand values over without a buffer and let the CPU
@@ -170,6 +174,7 @@ class SkeletonBuilder:
         session: CompileSession | None = None,
         groups: list[VoiceGroup] | None = None,
         inline_math: bool | None = None,
+        lanes: int = LANES,
     ) -> None:
         self.ir = ir
         self.session = session if session is not None else CompileSession()
@@ -189,6 +194,7 @@ class SkeletonBuilder:
         for c in ir.connections:
             self._inputs.setdefault((c.target, c.target_endpoint), []).append((c.source, c.source_endpoint))
         self.groups = find_groups(ir) if groups is None else groups
+        self.lanes = lanes  # voices per lane function (1: one by one)
         # While a voice group's body is built: template node -> its member index (addressed from
         # param ``b<j>``), and the outside input terms that differ per voice -> param ``x<k>``.
         self.voice_member: dict[int, int] = {}
@@ -472,24 +478,68 @@ class SkeletonBuilder:
         finally:
             self.voice_member = {}
             lane_inputs, self.lane_inputs = self.lane_inputs, {}
-        params = [("n", I32), ("v", I32), *((f"b{j}", I32) for j in range(len(template)))]
-        params += [(name, I32) for name in lane_params]
+        inputs = ["v", *(f"b{j}" for j in range(len(template))), *lane_params]
         voice = k.Function(
-            f"voice{index}", params, (), locals_, [store(I32, i32(LANE), local(I32, "v")), *body]
+            f"voice{index}",
+            [("n", I32), *((name, I32) for name in inputs)],
+            (),
+            locals_,
+            [store(I32, i32(LANE), local(I32, "v")), *body],
         )
-        calls: list[k.Stmt] = [store(I32, i32(SEGMENT), i32(index))]
-        for v, nodes in enumerate(group.voices):
-            args = [local(I32, "n"), i32(v), *(i32(self.layout.nodes[nid].base) for nid in nodes)]
+        functions = [voice]
+        pairs = None
+        width = self.lanes
+        if width > 1 and len(group.voices) >= width:
+            pairs = self.lane_function(f"voices{index}", inputs, locals_, body)
+        if pairs is not None:
+            functions.append(pairs)
+
+        def voice_args(v: int) -> list[k.Expr]:
+            args: list[k.Expr] = [i32(v), *(i32(self.layout.nodes[nid].base) for nid in group.voices[v])]
             for ext in group.externals:
                 if (template[ext.member], ext.endpoint, ext.term) in lane_inputs:
                     src, port = ext.sources[v]
                     sl = self.layout.nodes[src]
                     args.append(i32(sl.outboxes[port].base if ext.kind == "event" else sl.buffers[port]))
-            calls.append(invoke(f"voice{index}", *args))
+            return args
+
+        calls: list[k.Stmt] = [store(I32, i32(SEGMENT), i32(index))]
+        first = 0
+        if pairs is not None:
+            first = len(group.voices) - len(group.voices) % width
+            for v in range(0, first, width):
+                each = [voice_args(v + lane) for lane in range(width)]
+                # the lane function's params: each lane input for every lane in turn
+                args = [a for per_input in zip(*each, strict=True) for a in per_input]
+                calls.append(invoke(pairs.name, local(I32, "n"), *args))
+        for v in range(first, len(group.voices)):
+            calls.append(invoke(voice.name, local(I32, "n"), *voice_args(v)))
+        if first == len(group.voices):  # every voice runs in a lane: Cranelift needn't see the body
+            functions.remove(voice)
         for nodes in group.voices:
             for j, nid in enumerate(nodes):
                 self.sites[nid] = self.sites[template[j]]
-        return [voice, k.Function(f"seg{index}", [("n", I32)], (), {}, calls)]
+        return [*functions, k.Function(f"seg{index}", [("n", I32)], (), {}, calls)]
+
+    def lane_function(
+        self, name: str, inputs: list[str], locals_: dict[str, T], body: list[k.Stmt]
+    ) -> k.Function | None:
+        """The voice body for ``self.lanes`` voices at once (:mod:`.passes.lanes`), or None
+        where the body cannot run as lanes: then the voices run one by one."""
+        width = self.lanes
+        typed = {**locals_, "n": I32, **dict.fromkeys(inputs, I32)}
+        text = wasm.function_text(k.Function("voice", [(p, I32) for p in ("n", *inputs)], (), locals_, body))
+        try:
+            lb = self.session.lane_body(
+                (text, width), lambda: lanes(body, typed, width, lane_inputs=inputs, index="v")
+            )
+        except NotLaneable:
+            return None
+        params = [("n", I32), *((lane_name(p, lane), I32) for p in inputs for lane in range(width))]
+        taken = {p for p, _ in params}
+        for fn in lb.functions:
+            self.functions.setdefault(fn.name, fn)
+        return k.Function(name, params, (), {n: t for n, t in lb.locals.items() if n not in taken}, lb.body)
 
     def sample_loop(self, node_ids: list[int]) -> tuple[dict[str, T], list[k.Stmt]]:
         """The locals and statements of one loop over the block's samples running ``node_ids``,
