@@ -678,3 +678,25 @@ def test_a_select_whose_condition_sets_a_side_stays_lazy() -> None:
         r.run(1)
     assert_same_memory(*runners, VOICE_BASE + 2 * 64)
     assert runners[1].bytes[VOICE_BASE + 16 : VOICE_BASE + 24].view(np.float64)[0] == 2.0  # min(5, 2)
+
+
+@pytest.mark.parametrize("make", [enveloped, poly_lowpass, busy], ids=["adsr", "poly", "busy"])
+def test_the_lane_body_shares_no_node(make) -> None:
+    """Every statement and expression of the lane body is its own object (constants apart), so a
+    later pass may rewrite it in place; the per-voice body is left as it was."""
+    vb = voice_body(make, 2)
+    before = wasm_text(vb.body)
+    lb = lanes(vb.body, vb.locals, 2)
+    seen: dict[int, object] = {}
+    for x in walk(lb.body):
+        if isinstance(x, k.Const):
+            continue
+        assert id(x) not in seen, f"{type(x).__name__} appears twice"
+        seen[id(x)] = x
+    assert wasm_text(vb.body) == before
+
+
+def wasm_text(body: list[k.Stmt]) -> str:
+    from oscen.jit.backends import wasm
+
+    return "\n".join(wasm.Printer().stmts(body))

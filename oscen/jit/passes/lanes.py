@@ -655,9 +655,12 @@ class _Lane(Rewriter):
         self.packed = packed if lane is not None else frozenset()
         self.masks = masks if lane is not None else frozenset()
         self.group = (lane or 0) // 2  # the vector holding this lane when packed
-        self.lane_store = k.Store(
-            type=I32, addr=k.Const(I32, LANE), offset=0, value=k.Local(I32, lane_name(index, lane or 0))
-        )
+        self.index = lane_name(index, lane or 0)
+
+    @property
+    def lane_store(self) -> k.Store:
+        """``LANE = <index>__L`` (a new node each time: no node is shared in the tree)."""
+        return k.Store(type=I32, addr=k.Const(I32, LANE), offset=0, value=k.Local(I32, self.index))
 
     def rn(self, name: str) -> str:
         if self.lane is not None and name in self.varying:
@@ -704,13 +707,13 @@ class _Lane(Rewriter):
         return [self.lane_store, new, *after] if s.func == "trap" else [new, *after]
 
     def s_Trap(self, s: k.Trap) -> list[k.Stmt]:
-        return [self.lane_store, s]
+        return [self.lane_store, self.children(s)]
 
     def s__NumberedTrap(self, s: _NumberedTrap) -> list[k.Stmt]:
         return [self.lane_store, *_resolved(s)]
 
     def s_Unreachable(self, s: k.Unreachable) -> list[k.Stmt]:
-        return [self.lane_store, s]
+        return [self.lane_store, k.Unreachable(site=s.site)]
 
     def stmt(self, s: k.Stmt) -> list[k.Stmt]:
         out = super().stmt(s)
