@@ -180,11 +180,11 @@ def _sincos(name: str) -> Callable[[VFn, Var], Main]:
         sin_k, _ = trig._sincos_kernels(f, y0, y1, ts)
         _, cos_k = trig._sincos_kernels(f, y0, y1, tc)
         nb = lane_int(fn)
-        odd = shr_s(shl(nb, 63), 63)
-        if name == "sin":  # sin: s, c, -s, -c by quadrant; cos: c, -s, -c, s
-            use_cos, neg = odd, shr_s(shl(nb, 62), 63)
+        odd = _prim(Op.I64X2_EQ, vand(nb, 1), isplat(1))  # masks by compares (native on x86-64,
+        if name == "sin":  # unlike i64x2.shr_s). sin: s, c, -s, -c by quadrant; cos: c, -s, -c, s
+            use_cos, neg = odd, _prim(Op.I64X2_EQ, vand(nb, 2), isplat(2))
         else:
-            use_cos, neg = vnot(odd), shr_s(shl(iadd(nb, 1), 62), 63)
+            use_cos, neg = vnot(odd), _prim(Op.I64X2_EQ, vand(iadd(nb, 1), 2), isplat(2))
 
         def lost() -> Expr:  # exponent bits cancelled so far
             return isub(shr_u(ax, 52), vand(shr_u(y0, 52), 0x7FF))
@@ -361,7 +361,7 @@ def _expm1_core(f: VFn, x: Expr, p: str) -> tuple[list[Stmt], Var, Expr]:
     )
     stmts = [
         ax.set(vabs(x)),
-        sgn.set(shr_s(x, 63)),
+        sgn.set(ilt(x, 0)),  # the sign bit as a mask
         kf.set(vnearest(invln2 * x)),
         hi.set(pick(x - pick(-ln2_hi, ln2_hi, sgn), x - kf * ln2_hi, near)),
         lo.set(pick(pick(-ln2_lo, ln2_lo, sgn), kf * ln2_lo, near)),
@@ -411,7 +411,8 @@ def _tanh(f: VFn, x: Var) -> Main:
         big.set(ax >= 1.0),
         u.set(pick(2.0 * ax, -2.0 * ax, big)),
         *inner,
-        z.set(pick(1.0 - 2.0 / (t + 2.0), -t / (t + 2.0), big)),
+        z.set(pick(2.0, -t, big) / (t + 2.0)),  # 2/(t+2) or -t/(t+2): one division
+        z.set(pick(1.0 - z, z, big)),
         z.set(pick(1.0, z, ax >= 22.0)),
         res.set(vcopysign(z, x)),
         ok.set(vand(ax >= from_words(0x3C800000), vor(em_ok, ax >= 22.0))),
@@ -561,14 +562,11 @@ def _atan(f: VFn, x: Var) -> Main:
         ok.set(ax >= from_words(0x3E400000)),
         *small_poly,
         small.set(x - x * sp_x),
+        # each region's quotient with one division: the lane's own numerator and denominator
         t.set(
-            by_region(
-                (2.0 * ax - 1.0) / (2.0 + ax),
-                (ax - 1.0) / (ax + 1.0),
-                (ax - 1.5) / (1.0 + 1.5 * ax),
-                -1.0 / ax,
-            )
-        ),  # fmt: skip
+            by_region(2.0 * ax - 1.0, ax - 1.0, ax - 1.5, -1.0)
+            / by_region(2.0 + ax, ax + 1.0, 1.0 + 1.5 * ax, ax)
+        ),
         hi.set(by_region(H[0], H[1], H[2], H[3])),
         lo.set(by_region(Lo[0], Lo[1], Lo[2], Lo[3])),
         *big_poly,
