@@ -4,15 +4,15 @@ function.
 The contract (what lets vector code replace scalar code without changing a single output bit):
 
 * On the **main path** (the arguments audio meets: moderate finite ``|x|`` for sin/cos/exp/tanh,
-  positive normal ``x`` for the logarithms, see each ``_main`` mask below) a lane computes the
+  positive normal ``x`` for the logarithms: each builder's ``ok`` mask below) a lane computes the
   scalar function's own operations, in the same order, as f64x2 operations: the scalar code's
   branches become masks and ``v128.bitselect`` (both sides computed, the right one kept), its
   word manipulations i64x2 operations on the same bits. The float helpers are literally shared:
   a :class:`VFn` makes every f64 local of the scalar library's kernels (``_sincos_kernels``,
   ``_exp_poly``, ``_log1p_kernel``, Dekker products) an f64x2 local, so the same Python builds
   both forms.
-* A lane **off the main path** (tiny, huge, non-finite, negative for log, near a multiple of
-  pi/2 where the scalar reduction takes extra steps...) is given to the scalar function: extract
+* A lane **off the main path** (tiny, huge, non-finite, negative for log, beyond 2^20*pi/2 for
+  sin/cos where the scalar code reduces with Payne-Hanek...) is given to the scalar function: extract
   the lane, call, replace. Its result (or its math error: the scalar function raises) is then
   the scalar one by construction. Lane 0 is done before lane 1.
 
@@ -35,6 +35,7 @@ from .. import kernel as k
 from ..kernel import Stmt
 from ..ops import Op
 from . import exp_log, trig
+from . import pow as P
 from .dsl import (
     F64,
     I32,
@@ -133,6 +134,10 @@ def igt(a: Expr, b: int) -> Expr:
 
 def ile(a: Expr, b: int) -> Expr:
     return _prim(Op.I64X2_LE_S, a, isplat(b))
+
+
+def ige(a: Expr, b: int) -> Expr:
+    return _prim(Op.I64X2_GE_S, a, isplat(b))
 
 
 def vabs(x: Expr) -> Expr:
@@ -455,18 +460,12 @@ def _cosh(f: VFn, x: Var) -> Main:
     return stmts, res, ok
 
 
-def ige(a: Expr, b: int) -> Expr:
-    return _prim(Op.I64X2_GE_S, a, isplat(b))
-
-
 def _pow(f: VFn, x: Var, y: Var) -> Main:
     """pow / ``**`` (fdlibm e_pow.c's core) for positive normal x != 1 and finite y with
     0 < |y| <= 2^31, y not 1, -1, 2 or 1/2 (the scalar code's shortcuts), and a result that
     neither overflows nor leaves the normal range (-1024 < y*log2(x) < 1024, no subnormal). The
     final scaling's integer n = [z + 1/2] uses per-lane shifts in the scalar code: here it is
     the same value from f64x2 arithmetic (exact: trunc(clear_lo(z) +- 1/2))."""
-    from . import pow as P
-
     ix, jj, ii, kk, n, ax, bp, dph, dpl, u, v, ss, s_h, t_h, t_l, s_l = f.vars(
         "ix jj ii kk n ax bp dph dpl u v ss s_h t_h t_l s_l"
     )
@@ -578,7 +577,8 @@ def _atan(f: VFn, x: Var) -> Main:
 
 
 class _Prefixed(VFn):
-    """A view of ``f`` whose locals carry a prefix (to inline one main path into another)."""
+    """A view of ``f`` whose locals carry a prefix: another builder's main path inlined into
+    ``f`` (cosh's exp) without clashing with ``f``'s own locals of the same names."""
 
     def __init__(self, f: VFn, prefix: str) -> None:  # noqa: D107 - shares f's locals
         self.__dict__.update(f.__dict__)
