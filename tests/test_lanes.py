@@ -31,6 +31,7 @@ from lanes_support import (
 
 from oscen.envelopes import AdsrEnvelope
 from oscen.filters import IirLowpass
+from oscen.gain import Mixer
 from oscen.graph import Graph, Node, StreamInput, StreamOutput, ValueInput
 from oscen.jit import kernel as k
 from oscen.jit.kernel import T
@@ -40,6 +41,9 @@ from oscen.jit.passes.lanes import NotLaneable, expand, lanes, straighten
 from oscen.jit.passes.walk import walk
 from oscen.jit.traps import FLOAT_ZERO_DIV, TIMEOUT
 from oscen.oscillators import Oscillator
+from oscen.sampler import Sampler
+from oscen.sequencing import Sequencer
+from oscen.wavetable import Wavetable
 
 SR = 44100.0
 I32, I64, F64 = T.I32, T.I64, T.F64
@@ -678,3 +682,100 @@ def test_a_select_whose_condition_sets_a_side_stays_lazy() -> None:
         r.run(1)
     assert_same_memory(*runners, VOICE_BASE + 2 * 64)
     assert runners[1].bytes[VOICE_BASE + 16 : VOICE_BASE + 24].view(np.float64)[0] == 2.0  # min(5, 2)
+
+
+@pytest.mark.parametrize("make", [enveloped, poly_lowpass, busy], ids=["adsr", "poly", "busy"])
+def test_the_lane_body_shares_no_node(make) -> None:
+    """Every statement and expression of the lane body is its own object (constants apart), so a
+    later pass may rewrite it in place; the per-voice body is left as it was."""
+    vb = voice_body(make, 2)
+    before = wasm_text(vb.body)
+    lb = lanes(vb.body, vb.locals, 2)
+    seen: dict[int, object] = {}
+    for x in walk(lb.body):
+        if isinstance(x, k.Const):
+            continue
+        assert id(x) not in seen, f"{type(x).__name__} appears twice"
+        seen[id(x)] = x
+    assert wasm_text(vb.body) == before
+
+
+def wasm_text(body: list[k.Stmt]) -> str:
+    from oscen.jit.backends import wasm
+
+    return "\n".join(wasm.Printer().stmts(body))
+
+
+# --------------------------------------------------------------------------- every node class
+NODE_MODULES = (
+    "delay distortion dynamics effects envelopes filters gain modulation noise oscillators pluck random"
+    " reverb sampler sequencing stereo wavetable"
+).split()
+TABLE_WAVE = np.sin(np.linspace(0.0, 2.0 * np.pi, 256, endpoint=False))
+CONSTRUCT = {  # the classes that need arguments
+    "Sampler": lambda: Sampler(TABLE_WAVE),
+    "Wavetable": lambda: Wavetable(TABLE_WAVE),
+    "Sequencer": lambda: Sequencer([60.0, None, 64.0, 67.0]),
+    "Mixer": lambda: Mixer(3),
+    "AudioFileInput": None,  # reads a file: not a voice
+    "DelayLineFilter": None,  # bases of comb/allpass, chorus/flanger (covered by those)
+    "ModulatedDelay": None,
+}
+
+
+def _node_classes() -> dict[str, type]:
+    import importlib
+    import inspect
+
+    out: dict[str, type] = {}
+    for name in NODE_MODULES:
+        mod = importlib.import_module(f"oscen.{name}")
+        for _, cls in inspect.getmembers(mod, inspect.isclass):
+            if issubclass(cls, Node) and cls is not Node and cls.__module__ == mod.__name__:
+                out[cls.__name__] = cls
+    return out
+
+
+NODE_CLASSES = _node_classes()
+
+
+def _one_node_voice(construct):
+    """A voice of one node fed by a sine on each stream input, with gate-like events on each event
+    input at other frames per voice, its stream outputs the graph's."""
+
+    def make(v: int) -> Graph:
+        g = Graph(SR)
+        node = g.add_node(construct())
+        src = g.add_node(Oscillator.sine(200.0 + 90.0 * v, 0.7))
+        outs = []
+        for name, ep in type(node.node).endpoints().items():
+            kind = type(ep).__name__
+            if kind == "StreamInput":
+                g.connect(src.output, getattr(node, name))
+            elif kind == "EventInput":
+                g.queue_event(getattr(node, name), 3 + 4 * v, 1.0)
+                g.queue_event(getattr(node, name), 30 + 2 * v, 0.0)
+            elif kind == "StreamOutput":
+                outs.append(getattr(node, name))
+        if outs:
+            g.set_output(*outs)
+        return g
+
+    return make
+
+
+@pytest.mark.parametrize("name", sorted(NODE_CLASSES))
+def test_every_node_class_as_lanes(name: str) -> None:
+    """Each of oscen's node classes as a voice (the real variant code: events, ramps, arrays,
+    helpers, state syncs): the lane body at widths 2 and 4 leaves the voices' memory."""
+    construct = CONSTRUCT.get(name, NODE_CLASSES[name])
+    if construct is None:
+        pytest.skip(f"{name} is no voice of its own")
+    vb = voice_body(_one_node_voice(construct), 4)
+    for width in (2, 4):
+        seq = Runner(sequential_module(vb, 4), vb, 4)
+        lan = Runner(lane_module(vb, 4, width), vb, 4)
+        for n in (64, 21):
+            seq.run(n)
+            lan.run(n)
+            assert_same_memory(seq, lan, HEADER_BYTES + 4 * vb.vs)

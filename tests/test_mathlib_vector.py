@@ -388,3 +388,35 @@ def test_the_registry_says_which_functions_have_vector_forms() -> None:
     library = wasm.module_text(mathlib.library_module())
     assert "v128" not in library  # the shared math module (and a web export's math.wasm) stay scalar
     assert mathlib.resolve("m_sin_f64x2") is mathlib.vector_form("sin")
+
+
+def test_a_kernel_pastes_a_vector_form_and_imports_the_scalar_function_it_falls_back_to() -> None:
+    """As a compiled kernel would use it: the f64x2 form pasted into the module, the scalar
+    function imported from the shared math module (oscen's engine); a lane off the main path
+    (Payne-Hanek, a NaN) gets the import's result, and its math error lands in the math module's
+    error global."""
+    from oscen.jit.engine import math_module
+
+    vsin = mathlib.vector_form("sin")
+    scalar = mathlib.FUNCTIONS["sin"]
+    module = k.Module(
+        [vsin.function, mathlib.vector_loop_function("sin")],
+        imports=[k.Import("math", scalar.wasm_name, (F,), (F,))],
+        memory_pages=1,
+    )
+    validate(module, level="primitive")
+    store = wasmtime.Store(engine())
+    lib = wasmtime.Instance(store, math_module(), []).exports(store)
+    kernel = wasmtime.Instance(
+        store, wasmtime.Module(engine(), wasm.module_text(module)), [lib[scalar.wasm_name]]
+    ).exports(store)
+    x = np.array([0.5, 1e10, math.nan, -3.0, 1e300, 2.0**-40])
+    kernel["memory"].write(store, x.tobytes(), 0)
+    kernel["apply_sin_f64x2"](store, 0, 64, len(x))
+    got = np.frombuffer(bytes(kernel["memory"].read(store, 64, 64 + 8 * len(x))), dtype=np.uint64)
+    want = np.array([lib[scalar.wasm_name](store, float(v)) for v in x]).view(np.uint64)
+    assert np.array_equal(got, want)
+    kernel["memory"].write(store, np.array([1.0, math.inf]).tobytes(), 0)
+    with pytest.raises(wasmtime.Trap):
+        kernel["apply_sin_f64x2"](store, 0, 64, 2)
+    assert lib[mathlib.ERROR_GLOBAL].value(store) == mathlib.ERR_DOMAIN

@@ -4,15 +4,15 @@ function.
 The contract (what lets vector code replace scalar code without changing a single output bit):
 
 * On the **main path** (the arguments audio meets: moderate finite ``|x|`` for sin/cos/exp/tanh,
-  positive normal ``x`` for the logarithms, see each ``_main`` mask below) a lane computes the
+  positive normal ``x`` for the logarithms: each builder's ``ok`` mask below) a lane computes the
   scalar function's own operations, in the same order, as f64x2 operations: the scalar code's
   branches become masks and ``v128.bitselect`` (both sides computed, the right one kept), its
   word manipulations i64x2 operations on the same bits. The float helpers are literally shared:
   a :class:`VFn` makes every f64 local of the scalar library's kernels (``_sincos_kernels``,
   ``_exp_poly``, ``_log1p_kernel``, Dekker products) an f64x2 local, so the same Python builds
   both forms.
-* A lane **off the main path** (tiny, huge, non-finite, negative for log, near a multiple of
-  pi/2 where the scalar reduction takes extra steps...) is given to the scalar function: extract
+* A lane **off the main path** (tiny, huge, non-finite, negative for log, beyond 2^20*pi/2 for
+  sin/cos where the scalar code reduces with Payne-Hanek...) is given to the scalar function: extract
   the lane, call, replace. Its result (or its math error: the scalar function raises) is then
   the scalar one by construction. Lane 0 is done before lane 1.
 
@@ -35,6 +35,7 @@ from .. import kernel as k
 from ..kernel import Stmt
 from ..ops import Op
 from . import exp_log, trig
+from . import pow as P
 from .dsl import (
     F64,
     I32,
@@ -135,6 +136,10 @@ def ile(a: Expr, b: int) -> Expr:
     return _prim(Op.I64X2_LE_S, a, isplat(b))
 
 
+def ige(a: Expr, b: int) -> Expr:
+    return _prim(Op.I64X2_GE_S, a, isplat(b))
+
+
 def vabs(x: Expr) -> Expr:
     return _prim(Op.F64X2_ABS, x)
 
@@ -180,11 +185,11 @@ def _sincos(name: str) -> Callable[[VFn, Var], Main]:
         sin_k, _ = trig._sincos_kernels(f, y0, y1, ts)
         _, cos_k = trig._sincos_kernels(f, y0, y1, tc)
         nb = lane_int(fn)
-        odd = shr_s(shl(nb, 63), 63)
-        if name == "sin":  # sin: s, c, -s, -c by quadrant; cos: c, -s, -c, s
-            use_cos, neg = odd, shr_s(shl(nb, 62), 63)
+        odd = _prim(Op.I64X2_EQ, vand(nb, 1), isplat(1))  # masks by compares (native on x86-64,
+        if name == "sin":  # unlike i64x2.shr_s). sin: s, c, -s, -c by quadrant; cos: c, -s, -c, s
+            use_cos, neg = odd, _prim(Op.I64X2_EQ, vand(nb, 2), isplat(2))
         else:
-            use_cos, neg = vnot(odd), shr_s(shl(iadd(nb, 1), 62), 63)
+            use_cos, neg = vnot(odd), _prim(Op.I64X2_EQ, vand(iadd(nb, 1), 2), isplat(2))
 
         def lost() -> Expr:  # exponent bits cancelled so far
             return isub(shr_u(ax, 52), vand(shr_u(y0, 52), 0x7FF))
@@ -361,7 +366,7 @@ def _expm1_core(f: VFn, x: Expr, p: str) -> tuple[list[Stmt], Var, Expr]:
     )
     stmts = [
         ax.set(vabs(x)),
-        sgn.set(shr_s(x, 63)),
+        sgn.set(ilt(x, 0)),  # the sign bit as a mask
         kf.set(vnearest(invln2 * x)),
         hi.set(pick(x - pick(-ln2_hi, ln2_hi, sgn), x - kf * ln2_hi, near)),
         lo.set(pick(pick(-ln2_lo, ln2_lo, sgn), kf * ln2_lo, near)),
@@ -411,7 +416,8 @@ def _tanh(f: VFn, x: Var) -> Main:
         big.set(ax >= 1.0),
         u.set(pick(2.0 * ax, -2.0 * ax, big)),
         *inner,
-        z.set(pick(1.0 - 2.0 / (t + 2.0), -t / (t + 2.0), big)),
+        z.set(pick(2.0, -t, big) / (t + 2.0)),  # 2/(t+2) or -t/(t+2): one division
+        z.set(pick(1.0 - z, z, big)),
         z.set(pick(1.0, z, ax >= 22.0)),
         res.set(vcopysign(z, x)),
         ok.set(vand(ax >= from_words(0x3C800000), vor(em_ok, ax >= 22.0))),
@@ -454,18 +460,12 @@ def _cosh(f: VFn, x: Var) -> Main:
     return stmts, res, ok
 
 
-def ige(a: Expr, b: int) -> Expr:
-    return _prim(Op.I64X2_GE_S, a, isplat(b))
-
-
 def _pow(f: VFn, x: Var, y: Var) -> Main:
     """pow / ``**`` (fdlibm e_pow.c's core) for positive normal x != 1 and finite y with
     0 < |y| <= 2^31, y not 1, -1, 2 or 1/2 (the scalar code's shortcuts), and a result that
     neither overflows nor leaves the normal range (-1024 < y*log2(x) < 1024, no subnormal). The
     final scaling's integer n = [z + 1/2] uses per-lane shifts in the scalar code: here it is
     the same value from f64x2 arithmetic (exact: trunc(clear_lo(z) +- 1/2))."""
-    from . import pow as P
-
     ix, jj, ii, kk, n, ax, bp, dph, dpl, u, v, ss, s_h, t_h, t_l, s_l = f.vars(
         "ix jj ii kk n ax bp dph dpl u v ss s_h t_h t_l s_l"
     )
@@ -561,14 +561,11 @@ def _atan(f: VFn, x: Var) -> Main:
         ok.set(ax >= from_words(0x3E400000)),
         *small_poly,
         small.set(x - x * sp_x),
+        # each region's quotient with one division: the lane's own numerator and denominator
         t.set(
-            by_region(
-                (2.0 * ax - 1.0) / (2.0 + ax),
-                (ax - 1.0) / (ax + 1.0),
-                (ax - 1.5) / (1.0 + 1.5 * ax),
-                -1.0 / ax,
-            )
-        ),  # fmt: skip
+            by_region(2.0 * ax - 1.0, ax - 1.0, ax - 1.5, -1.0)
+            / by_region(2.0 + ax, ax + 1.0, 1.0 + 1.5 * ax, ax)
+        ),
         hi.set(by_region(H[0], H[1], H[2], H[3])),
         lo.set(by_region(Lo[0], Lo[1], Lo[2], Lo[3])),
         *big_poly,
@@ -580,7 +577,8 @@ def _atan(f: VFn, x: Var) -> Main:
 
 
 class _Prefixed(VFn):
-    """A view of ``f`` whose locals carry a prefix (to inline one main path into another)."""
+    """A view of ``f`` whose locals carry a prefix: another builder's main path inlined into
+    ``f`` (cosh's exp) without clashing with ``f``'s own locals of the same names."""
 
     def __init__(self, f: VFn, prefix: str) -> None:  # noqa: D107 - shares f's locals
         self.__dict__.update(f.__dict__)

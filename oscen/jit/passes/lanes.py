@@ -400,6 +400,7 @@ class _Selects:
         self.u = u
         self.locals = locals_
         self.count = 0
+        self.converted = 0  # if/else made selects
 
     def arms(self, s: k.If) -> tuple[dict[str, k.Expr], dict[str, k.Expr]] | None:
         got = []
@@ -429,6 +430,7 @@ class _Selects:
             if isinstance(s, k.If) and id(s) in self.u.vstructs:
                 got = self.arms(s)
                 if got is not None:
+                    self.converted += 1
                     out.extend(self.selects(s, *got))
                     continue
             if isinstance(s, k.If):
@@ -655,9 +657,12 @@ class _Lane(Rewriter):
         self.packed = packed if lane is not None else frozenset()
         self.masks = masks if lane is not None else frozenset()
         self.group = (lane or 0) // 2  # the vector holding this lane when packed
-        self.lane_store = k.Store(
-            type=I32, addr=k.Const(I32, LANE), offset=0, value=k.Local(I32, lane_name(index, lane or 0))
-        )
+        self.index = lane_name(index, lane or 0)
+
+    @property
+    def lane_store(self) -> k.Store:
+        """``LANE = <index>__L`` (a new node each time: no node is shared in the tree)."""
+        return k.Store(type=I32, addr=k.Const(I32, LANE), offset=0, value=k.Local(I32, self.index))
 
     def rn(self, name: str) -> str:
         if self.lane is not None and name in self.varying:
@@ -704,13 +709,13 @@ class _Lane(Rewriter):
         return [self.lane_store, new, *after] if s.func == "trap" else [new, *after]
 
     def s_Trap(self, s: k.Trap) -> list[k.Stmt]:
-        return [self.lane_store, s]
+        return [self.lane_store, self.children(s)]
 
     def s__NumberedTrap(self, s: _NumberedTrap) -> list[k.Stmt]:
         return [self.lane_store, *_resolved(s)]
 
     def s_Unreachable(self, s: k.Unreachable) -> list[k.Stmt]:
-        return [self.lane_store, s]
+        return [self.lane_store, k.Unreachable(site=s.site)]
 
     def stmt(self, s: k.Stmt) -> list[k.Stmt]:
         out = super().stmt(s)
@@ -802,11 +807,17 @@ class _Emit:
         # (operands gathered from scalar lanes) stays scalar; a local that per-lane code in the
         # loop uses more often than packed statements do (each use an extract or a replace)
         # stays scalar. Each round only drops; the loop ends.
+        outside, inside = self._scalar_uses(tree, {id(s) for s in chosen})
         while True:
             packed, masks = self._packed_locals(chosen, types, lets)
             if everything:
                 break
-            scalar_uses = self._scalar_uses(tree, {id(s) for s in chosen})
+            scalar_uses = dict(outside)  # and the candidates that stay scalar now
+            kept_ids = {id(s) for s in chosen}
+            for sid, uses in inside.items():
+                if sid not in kept_ids:
+                    for name, w in uses.items():
+                        scalar_uses[name] = scalar_uses.get(name, 0.0) + w
             packed_uses: dict[str, float] = {}
             for s in chosen:
                 for name in [s.name, *(x.name for x in walk(s.value) if isinstance(x, k.Local))]:
@@ -844,40 +855,43 @@ class _Emit:
                         packed.add(x.name)
         return packed, masks
 
-    def _scalar_uses(self, tree: list[k.Stmt], chosen: set[int]) -> dict[str, float]:
+    def _scalar_uses(
+        self, tree: list[k.Stmt], candidates: set[int]
+    ) -> tuple[dict[str, float], dict[int, dict[str, float]]]:
         """How often per-lane code in loops reads or sets each local: a use counts 1 in a loop's
         straight line, a quarter per enclosing if/else branch (taken now and then: a coefficient
-        update, a phase wrap), nothing outside loops (once a block)."""
-        uses: dict[str, float] = {}
+        update, a phase wrap), nothing outside loops (once a block). Outside the candidate
+        statements, and in each of them (what it adds when it stays scalar): one walk."""
+        outside: dict[str, float] = {}
+        inside: dict[int, dict[str, float]] = {}
 
-        def add(name: str, weight: float) -> None:
-            uses[name] = uses.get(name, 0.0) + weight
-
-        def visit(x: object, weight: float) -> None:
+        def visit(x: object, weight: float, uses: dict[str, float]) -> None:
             if isinstance(x, list):
                 for y in x:
-                    visit(y, weight)
+                    visit(y, weight, uses)
                 return
-            if not isinstance(x, (k.Expr, k.Stmt)) or id(x) in chosen:
+            if not isinstance(x, (k.Expr, k.Stmt)):
                 return
+            if id(x) in candidates:
+                uses = inside.setdefault(id(x), {})
             if isinstance(x, (k.Local, k.SetLocal)):
-                add(x.name, weight)
+                uses[x.name] = uses.get(x.name, 0.0) + weight
             elif isinstance(x, k.Invoke):
                 for t in x.targets:
-                    add(t, weight)
+                    uses[t] = uses.get(t, 0.0) + weight
             if isinstance(x, k.Loop):
                 weight = max(weight, 1.0)
             if isinstance(x, k.If):
-                visit(x.cond, weight)
-                visit(x.body, weight / 4)
-                visit(x.orelse, weight / 4)
+                visit(x.cond, weight, uses)
+                visit(x.body, weight / 4, uses)
+                visit(x.orelse, weight / 4, uses)
                 return
             for v in x.__dict__.values():
                 if isinstance(v, (list, k.Expr, k.Stmt)):
-                    visit(v, weight)
+                    visit(v, weight, uses)
 
-        visit(tree, 0.0)
-        return uses
+        visit(tree, 0.0, outside)
+        return outside, inside
 
     def _cost(self, e: k.Expr, mask: bool, packed: set[str], masks: set[str]) -> int:
         """Operations of ``e``'s f64x2 form (or mask form) with these locals packed."""
@@ -1095,8 +1109,10 @@ def lanes(
     types = _local_types(tree, locals_, inputs)
     u = _Uniformity(tree, inputs)
     if selects:
-        tree = _Selects(u, types).stmts(tree)
-        u = _Uniformity(tree, inputs)  # the selects' conditions are new locals
+        sel = _Selects(u, types)
+        tree = sel.stmts(tree)
+        if sel.converted:
+            u = _Uniformity(tree, inputs)  # the selects' conditions are new locals
     emit = _Emit(u, width, index, inputs)
     if pack and width % 2 == 0:
         emit.plan(tree, types, everything=pack == "all")
