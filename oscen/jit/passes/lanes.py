@@ -446,9 +446,9 @@ class _Selects:
         if not _speculable(cond, [SELECT_MAX_NODES]) or not isinstance(cond, (k.Local, k.Const)):
             name = f"_lane_sel{self.count}"
             self.count += 1
-            self.locals[name] = I32
+            self.locals[name] = I32  # planned as an i32 word; read with the condition's type
             out.append(k.SetLocal(site=s.site, name=name, value=cond))
-            cond = k.Local(I32, name)
+            cond = k.Local(cond.type, name)
         for name in [*then, *(t for t in orelse if t not in then)]:
             t = self.locals.get(name) or (then.get(name) or orelse[name]).type
             a = then.get(name, k.Local(t, name))
@@ -1128,5 +1128,10 @@ def lanes(
         elif name in locals_ or name.startswith("_lane_"):  # others are the caller's (``n``)
             new_locals[name] = t
     new_locals.update(emit.extra)
+    # BOOL is an i32 word to the planning above; declared as the body reads it (the validator
+    # tells the two apart, WebAssembly does not)
+    for x in walk(out):
+        if isinstance(x, k.Local) and x.type == T.BOOL and new_locals.get(x.name) == I32:
+            new_locals[x.name] = T.BOOL
     mains = sorted({m.wasm_name for sid, m in emit.calls.items() if sid in emit.packable})
     return LaneBody(out, new_locals, functions_for(mains) if mains else [])
