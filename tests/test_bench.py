@@ -59,13 +59,17 @@ def test_polysynth_plays_the_song_from_the_start_in_both_flavours() -> None:
 
 def test_bench_jit_quick_section_b_on_tiny_graphs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "jit.json"
-    assert bench_jit.main(["--quick", "--section", "b", "--sizes", "4,6", "--json", str(out)]) == 0
+    argv = ["--quick", "--section", "b", "--sizes", "4,6", "--voice-graphs", "2", "--json", str(out)]
+    assert bench_jit.main(argv) == 0
     text = capsys.readouterr().out
-    assert "b. Compile latency" in text and "Linear-fit check" in text
+    assert "b. Compile latency" in text and "Linear-fit check" in text and "b. Voice graphs" in text
     data = json.loads(out.read_text())
     assert [row["nodes"] for row in data["b"]["chain"]] == [4, 6]
     assert [row["nodes"] for row in data["b"]["parallel"]] == [5, 7]  # pairs plus the summing gain
     assert {"slope_ms_per_node", "intercept_ms", "r2", "growth"} <= set(data["b"]["parallel_fit"])
+    voices = data["b"]["voices"]
+    assert [(row["voices"], row["nodes"]) for row in voices] == [(2, 5), (50, 101)]
+    assert all(row["rtf"] > 0 and row["cranelift"] > 0 and row["frontend"] > 0 for row in voices)
 
 
 def test_oscen_bench_quick_prints_tables_and_draws_a_chart(
