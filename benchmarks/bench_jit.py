@@ -277,9 +277,9 @@ def voice_graph_rows(s: Settings, jit: Any, voice_graphs: Sequence[int]) -> tupl
     """The voices64 shape at each size, and the 101-node graph: compile latency, then the compiled
     code's real-time factor at block 256 (median of ``runs`` renders, restarting at t = 0)."""
     table = Table(
-        f"b. Voice graphs, {SR:g} Hz: compile latency (ms, median of {s.compile_runs}; Python = to_ir + "
-        f"frontend + codegen, wasmtime = Cranelift) and compiled real-time factor at block {BLOCK} (median of "
-        f"{s.runs} renders of {s.voice_seconds:g} s)",
+        f"b. Voice graphs, {SR:g} Hz: compile latency (ms, median of {s.compile_runs}; the Python stage is to_ir "
+        f"and frontend + codegen, the wasmtime stage Cranelift; total = frontend + codegen + Cranelift, as "
+        f"above) and compiled real-time factor at block {BLOCK} (median of {s.runs} renders of {s.voice_seconds:g} s)",
         ["graph", "nodes", "to_ir", "frontend+codegen", "Cranelift", "total", "WAT (KiB)", "real-time factor",
          "ns per voice-sample"],  # fmt: skip
         align="lrrrrrrrr",

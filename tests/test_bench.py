@@ -14,7 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks import bench_jit, bench_peers  # noqa: E402
+from benchmarks import bench_jit, bench_peers, bench_sine  # noqa: E402
 from benchmarks.oscen_engine import OscenEngine  # noqa: E402
 from benchmarks.peers.c_engine import compiler  # noqa: E402
 from benchmarks.peers.reference import check  # noqa: E402
@@ -184,3 +184,15 @@ def test_the_runner_gets_the_arguments_oscen_bench_parsed(argv: list[str]) -> No
         return parser.parse_args(args)
 
     assert parse(bench.argv_of(parse(argv))) == parse(argv)
+
+
+def test_bench_sine_tables_on_small_sizes() -> None:
+    accuracy = bench_sine.accuracy(10_000)
+    assert [row[0] for row in accuracy.rows][:2] == ["sin_cycles(p)"] * 2
+    assert all(float(row[2]) <= 1e-15 for row in accuracy.rows)
+    spectrum = bench_sine.spectrum()  # also checks the compiled oscillator is sin_cycles of its phase
+    assert [row[0] for row in spectrum.rows] == ["1000 Hz", "997 Hz"]
+    for row in spectrum.rows:
+        assert float(row[2].split()[0]) < -140.0 and float(row[5].split()[0]) > -140.0
+    speed = bench_sine.speed(0.05, 1)
+    assert [row[0] for row in speed.rows] == ["math.sin(2 pi p)", "sin_cycles(p)"]
