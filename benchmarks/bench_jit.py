@@ -1,12 +1,16 @@
 """The JIT's numbers (issue "JIT"), all measured in one run, one table per section.
 
     python benchmarks/bench_jit.py [--quick] [--section a,b,c,d] [--json out.json]
-                                   [--sizes 10,100,1000] [--voices 4,8,16,32] [--interp-voices 1,2,4,8]
+                                   [--sizes 10,100,1000] [--voice-graphs 8,16,64,256]
+                                   [--voices 4,8,16,32] [--interp-voices 1,2,4,8]
 
 a. Interpreted vs compiled, on the seed graph and the demo patch: real-time factors (median of
    several runs; the interpreter on a short excerpt, the compiled code on ~10 s) and their ratio.
 b. Compile latency (frontend + codegen, Cranelift, total; median of 5) for chains and parallel
-   voices of 10, 100 and 1000 nodes, with a straight-line fit so linear growth (or not) shows.
+   voices of 10, 100 and 1000 nodes, with a straight-line fit so linear growth (or not) shows;
+   then the voices64 shape at 8, 16, 64 and 256 voices (N sines, each into its own IirLowpass,
+   summed by one Gain) and the 101-node graph (50 sine -> lowpass pairs into one gain): compile
+   latency and the compiled real-time factor at block 256.
 c. The hand-written C of seed and voices64 (``cc -O3 -march=native``) against oscen compiled: the
    ratio says how far oscen is from what plain C does with the same math; a second C row (rotation
    oscillator, voices interleaved) is this machine's practical limit for the patches.
@@ -47,6 +51,7 @@ from benchmarks.oscen_engine import (  # noqa: E402
     parallel_graph,
     polysynth_graph,
     song_seconds,
+    voices_graph,
 )
 from benchmarks.peers import CEngine  # noqa: E402
 from benchmarks.peers.reference import check  # noqa: E402
@@ -185,8 +190,30 @@ def _seed() -> Any:
 
 
 # ------------------------------------------------------------------------------------ b
-def section_b(s: Settings, sizes: Sequence[int]) -> tuple[list[Table], dict[str, Any]]:
-    """Compile latency against graph size, two shapes, median of ``compile_runs``."""
+def compile_latency(jit: Any, build: Callable[[], Any], runs: int) -> tuple[int, int, dict[str, float]]:
+    """(nodes, WAT bytes, medians over ``runs`` fresh graphs of to_ir / frontend / cranelift / total)."""
+    samples: dict[str, list[float]] = {"to_ir": [], "frontend": [], "cranelift": [], "total": []}
+    nodes, wat = 0, 0
+    for _ in range(runs):
+        graph = build()
+        nodes = len(graph.nodes)
+        gc.collect()
+        t0 = time.perf_counter()
+        ir = graph.to_ir()
+        samples["to_ir"].append(time.perf_counter() - t0)
+        stats = jit.compile(ir).stats
+        samples["frontend"].append(stats.frontend_seconds)
+        samples["cranelift"].append(stats.wasm_seconds)
+        samples["total"].append(stats.total_seconds)
+        wat = stats.wat_bytes
+    return nodes, wat, {k: statistics.median(v) for k, v in samples.items()}
+
+
+def section_b(
+    s: Settings, sizes: Sequence[int], voice_graphs: Sequence[int] = ()
+) -> tuple[list[Table], dict[str, Any]]:
+    """Compile latency against graph size, two shapes, median of ``compile_runs``; then the voice
+    graphs (latency and run time)."""
     from oscen.jit import CraneliftJit
 
     jit = CraneliftJit(max_block=BLOCK)
@@ -207,21 +234,7 @@ def section_b(s: Settings, sizes: Sequence[int]) -> tuple[list[Table], dict[str,
     for shape, build in shapes.items():
         rows = []
         for size in sizes:
-            samples: dict[str, list[float]] = {"to_ir": [], "frontend": [], "cranelift": [], "total": []}
-            nodes, wat = 0, 0
-            for _ in range(s.compile_runs):
-                graph = build(size)
-                nodes = len(graph.nodes)
-                gc.collect()
-                t0 = time.perf_counter()
-                ir = graph.to_ir()
-                samples["to_ir"].append(time.perf_counter() - t0)
-                stats = jit.compile(ir).stats
-                samples["frontend"].append(stats.frontend_seconds)
-                samples["cranelift"].append(stats.wasm_seconds)
-                samples["total"].append(stats.total_seconds)
-                wat = stats.wat_bytes
-            med = {k: statistics.median(v) for k, v in samples.items()}
+            nodes, wat, med = compile_latency(jit, lambda build=build, size=size: build(size), s.compile_runs)
             rows.append((nodes, med["total"] * 1000.0))
             table.add(
                 shape,
@@ -253,7 +266,56 @@ def section_b(s: Settings, sizes: Sequence[int]) -> tuple[list[Table], dict[str,
         "Linear growth: R² near 1 and a per-node cost ratio near 1 (a fixed start-up cost makes small graphs "
         "dearer per node, so below 1 is fine); a ratio well above 1 means worse than linear."
     )
-    return [table, fit], data
+    tables = [table, fit]
+    if voice_graphs:
+        voices_table, data["voices"] = voice_graph_rows(s, jit, voice_graphs)
+        tables.append(voices_table)
+    return tables, data
+
+
+def voice_graph_rows(s: Settings, jit: Any, voice_graphs: Sequence[int]) -> tuple[Table, list[dict[str, Any]]]:
+    """The voices64 shape at each size, and the 101-node graph: compile latency, then the compiled
+    code's real-time factor at block 256 (median of ``runs`` renders, restarting at t = 0)."""
+    table = Table(
+        f"b. Voice graphs, {SR:g} Hz: compile latency (ms, median of {s.compile_runs}; the Python stage is to_ir "
+        f"and frontend + codegen, the wasmtime stage Cranelift; total = frontend + codegen + Cranelift, as "
+        f"above) and compiled real-time factor at block {BLOCK} (median of {s.runs} renders of {s.voice_seconds:g} s)",
+        ["graph", "nodes", "to_ir", "frontend+codegen", "Cranelift", "total", "WAT (KiB)", "real-time factor",
+         "ns per voice-sample"],  # fmt: skip
+        align="lrrrrrrrr",
+    )
+    builders: list[tuple[str, int, Callable[[], Any]]] = [
+        (f"{n} voices (sine → lowpass, one Gain)", n, lambda n=n: voices_graph(n, SR)) for n in voice_graphs
+    ]
+    builders.append(("50 sine → lowpass pairs → gain", 50, lambda: parallel_graph(101, SR)))
+    rows = []
+    for name, voices, build in builders:
+        nodes, wat, med = compile_latency(jit, build, s.compile_runs)
+        engine = OscenEngine(compiled=True)
+        engine.load(build(), BLOCK)
+        engine.render(s.voice_seconds)  # warm-up
+        times = [timed(lambda engine=engine: engine.render(s.voice_seconds)) for _ in range(s.runs)]
+        engine.close()
+        r = rtf(s.voice_seconds, times)
+        per_voice_sample = statistics.median(times) / (s.voice_seconds * SR * voices) * 1e9
+        table.add(
+            name,
+            nodes,
+            fmt_ms(med["to_ir"]),
+            fmt_ms(med["frontend"]),
+            fmt_ms(med["cranelift"]),
+            fmt_ms(med["total"]),
+            f"{wat / 1024:,.0f}",
+            fmt_rtf(r),
+            f"{per_voice_sample:.1f}",
+        )
+        rows.append({"graph": name, "voices": voices, "nodes": nodes, "wat_bytes": wat, **med, "rtf": r,
+                     "render_times": times})  # fmt: skip
+    table.notes.append(
+        "ns per voice-sample = render wall time / (samples × voices): one sine and one biquad, plus a share "
+        "of the mix. The machine is shared: expect 10-30 % noise between runs."
+    )
+    return table, rows
 
 
 # ------------------------------------------------------------------------------------ c
@@ -550,6 +612,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--sizes", type=int_list, default=None, help="section b graph sizes in nodes (default: 10,100,1000)"
     )
     parser.add_argument(
+        "--voice-graphs",
+        type=int_list,
+        default=None,
+        help="section b voice counts of the voices64-shaped graphs (default: 8,16,64,256; --quick: 8,64)",
+    )
+    parser.add_argument(
         "--voices", type=int_list, default=None, help="section d compiled voice counts (default: 4,8,16,32)"
     )
     parser.add_argument(
@@ -568,6 +636,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     s = Settings(args.quick)
     sizes = args.sizes or ([10, 100] if args.quick else [10, 100, 1000])
+    voice_graphs = args.voice_graphs or ([8, 64] if args.quick else [8, 16, 64, 256])
     voices = args.voices or ([2, 4] if args.quick else [4, 8, 16, 32])
     interp_voices = args.interp_voices or ([1, 2] if args.quick else [1, 2, 4, 8])
     if args.json is not None and not args.json.parent.exists():
@@ -591,7 +660,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             table, data = section_a(s)
             tables = [table]
         elif section == "b":
-            tables, data = section_b(s, sizes)
+            tables, data = section_b(s, sizes, voice_graphs)
         elif section == "c":
             table, data = section_c(s)
             tables = [table]

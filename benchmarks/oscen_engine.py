@@ -47,7 +47,7 @@ from benchmarks.peers.reference import (
     SEED_AMP,
     SEED_FREQ,
     SEED_GAIN,
-    VOICE_AMP,
+    VOICES,
     Q,
     num_samples,
     voice_frequencies,
@@ -86,10 +86,20 @@ def voices64_graph(sample_rate: float) -> Graph:
 
     The sum is a unity ``Gain``: a stream input adds all its sources, which is how oscen mixes.
     """
+    return voices_graph(VOICES, sample_rate)
+
+
+def voices_graph(voices: int, sample_rate: float = 44100.0) -> Graph:
+    """The ``voices64`` shape at any size: ``voices`` × (sine → own RBJ lowpass), summed by one unity
+    ``Gain`` (``2 voices + 1`` nodes). Voice k plays 110·2^((k mod 64)/12) Hz at amplitude
+    1/voices; ``voices_graph(64)`` is the ``voices64`` patch."""
+    if voices < 1:
+        raise ValueError(f"voices_graph needs at least 1 voice, got {voices}")
     graph = Graph(sample_rate)
     mix = graph.add_node(Gain(1.0), "mix")
-    for k, freq in enumerate(voice_frequencies()):
-        osc = graph.add_node(Oscillator.sine(float(freq), VOICE_AMP), f"osc{k}")
+    freqs = voice_frequencies(VOICES)
+    for k in range(voices):
+        osc = graph.add_node(Oscillator.sine(float(freqs[k % VOICES]), 1.0 / voices), f"osc{k}")
         lowpass = graph.add_node(IirLowpass(CUTOFF, Q), f"lowpass{k}")
         graph.connect(osc.output, lowpass.input)
         graph.connect(lowpass.output, mix.input)

@@ -5,10 +5,10 @@ Each takes a mono ``input`` and gives ``left`` and ``right`` outputs whose LFOs 
 crossfades linearly from the dry input (0) to the wet signal (1): at mix 0 the outputs are the
 input exactly.
 
-The LFOs are sines; ``phase`` (cycles, in [0, 1)) is where the left LFO starts, and each sample
-uses the phase of that sample, then advances it by ``rate / fs``. A rate of 0 freezes the sweep,
-which turns the chorus and flanger into fixed (feedback) combs and the phaser into a fixed allpass
-chain.
+The LFOs are sines (:func:`oscen.sine.sin_cycles`, plain arithmetic, no ``math`` call); ``phase``
+(cycles, in [0, 1)) is where the left LFO starts, and each sample uses the phase of that sample,
+then advances it by ``rate / fs``. A rate of 0 freezes the sweep, which turns the chorus and
+flanger into fixed (feedback) combs and the phaser into a fixed allpass chain.
 
 ``process`` and its helpers are compiled by the JIT: the delay lines are one fixed numpy float64
 array (left line, then right line), indexed with a power-of-two mask, as in :mod:`oscen.delay`.
@@ -23,10 +23,10 @@ import numpy as np
 from .filters import DENORMAL, MAX_CUTOFF_RATIO, MIN_CUTOFF_HZ, delay_line_size
 from .graph.endpoints import StreamInput, StreamOutput, ValueInput
 from .graph.node import Node
+from .sine import sin_cycles
 
 __all__ = ["Chorus", "Flanger", "ModulatedDelay", "Phaser", "MAX_FEEDBACK"]
 
-TWO_PI = 2.0 * math.pi
 MAX_FEEDBACK = 0.95
 """|feedback| of the flanger, chorus and phaser loops is clamped to this: the loop must lose energy."""
 
@@ -91,6 +91,8 @@ class ModulatedDelay(Node):
         )
 
     # ---------------------------------------------------------------- compiled code
+    _sin_cycles = staticmethod(sin_cycles)  # the LFO: sin(2 pi p) in plain arithmetic (oscen.sine)
+
     def process(self, sample_rate: float) -> None:
         x = self.input
         phase = self._phase
@@ -115,7 +117,7 @@ class ModulatedDelay(Node):
         self.output = 0.5 * (left + right)
 
     def _delay_samples(self, base: float, depth: float, phase: float, sample_rate: float) -> float:
-        d = (base + depth * 0.5 * (1.0 + math.sin(TWO_PI * phase))) * sample_rate
+        d = (base + depth * 0.5 * (1.0 + self._sin_cycles(phase))) * sample_rate
         if not d >= 1.0:  # also NaN
             d = 1.0
         return min(d, self._max_samples)
@@ -253,6 +255,8 @@ class Phaser(Node):
         )
 
     # ---------------------------------------------------------------- compiled code
+    _sin_cycles = staticmethod(sin_cycles)  # the LFO: sin(2 pi p) in plain arithmetic (oscen.sine)
+
     def process(self, sample_rate: float) -> None:
         x = self.input
         phase = self._phase
@@ -278,7 +282,7 @@ class Phaser(Node):
     def _stage_gain(self, low: float, span: float, phase: float, sample_rate: float) -> float:
         # G = g / (1 + g) of the TPT one-pole at this sample's break frequency; span = ln(high / low)
         # (exp of a product: math.pow costs six times as much in compiled code)
-        fc = low * math.exp(span * 0.5 * (1.0 + math.sin(TWO_PI * phase)))
+        fc = low * math.exp(span * 0.5 * (1.0 + self._sin_cycles(phase)))
         g = math.tan(math.pi * fc / sample_rate)
         return g / (1.0 + g)
 

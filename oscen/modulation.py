@@ -21,10 +21,10 @@ import math
 from .graph.endpoints import EventInput, StreamInput, StreamOutput, ValueInput
 from .graph.node import Node
 from .random import RandomSource
+from .sine import sin_cycles
 
 __all__ = ["Lfo", "SampleAndHold", "Slew", "SHAPES"]
 
-TWO_PI = 2.0 * math.pi
 MASK32 = 0xFFFFFFFF
 INV_2_31 = 1.0 / 2147483648.0
 
@@ -117,6 +117,8 @@ class Lfo(RandomSource, Node):
         return self.rate
 
     # ---------------------------------------------------------------- compiled code
+    _sin_cycles = staticmethod(sin_cycles)  # sin(2 pi p) in plain arithmetic: exact in both engines
+
     def on_reset(self) -> None:
         self._phase = 0.0
         if self.shape == RANDOM:
@@ -145,7 +147,7 @@ class Lfo(RandomSource, Node):
     def _shape(self, p: float) -> float:
         shape = self.shape
         if shape == SINE:
-            return math.sin(TWO_PI * p)
+            return self._sin_cycles(p)
         if shape == TRIANGLE:
             q = p + 0.25
             q = q - math.floor(q)

@@ -12,7 +12,9 @@ integral) for the corners of the triangle. This is cheap, stateless, and keeps t
 amplitude and phase exactly those of the naive one away from the corrections.
 
 ``process`` and its helpers are compiled by the JIT: they stay within the compilable subset
-(floats, ints, bools, ``math``, calls to the node's own methods).
+(floats, ints, bools, ``math``, calls to the node's own methods). The sine is
+:func:`oscen.sine.sin_cycles`, a polynomial in plain float arithmetic rather than ``math.sin``, so
+every waveform computes the same floats, bit for bit, interpreted and compiled.
 """
 
 from __future__ import annotations
@@ -21,8 +23,7 @@ import math
 
 from .graph.endpoints import StreamInput, StreamOutput, ValueInput
 from .graph.node import Node
-
-TWO_PI = 2.0 * math.pi
+from .sine import sin_cycles
 
 SINE = 0
 SAW = 1
@@ -143,6 +144,8 @@ class Oscillator(Node):
         return f"Oscillator.{name}({self.frequency!r}, {self.amplitude!r}{bl})"
 
     # ---------------------------------------------------------------- compiled code
+    _sin_cycles = staticmethod(sin_cycles)  # sin(2 pi p) in plain arithmetic: exact in both engines
+
     def process(self, sample_rate: float) -> None:
         increment = (self.frequency + self.fm) * (1.0 / sample_rate)
         p = self._phase + self.pm
@@ -153,7 +156,7 @@ class Oscillator(Node):
                 p = 0.0
         waveform = self.waveform
         if waveform == SINE:
-            value = math.sin(TWO_PI * p)
+            value = self._sin_cycles(p)
         elif waveform == SAW:
             value = self._saw(p, increment)
         elif waveform == SQUARE:

@@ -335,8 +335,10 @@ def assert_jit_same(
     atol: float = TOLERANCE,
     check_state: bool = True,
     audible: bool = True,
+    exact: bool = False,
 ) -> np.ndarray:
-    """Every compiled engine's output equals the interpreter's within ``atol``; returns the reference."""
+    """Every compiled engine's output equals the interpreter's within ``atol`` (``exact``: bit for
+    bit, for graphs of float code without math-library calls); returns the reference."""
     outs = run_engines(
         build,
         n,
@@ -352,6 +354,9 @@ def assert_jit_same(
         assert np.any(np.abs(ref) > 1e-6), "the reference output is silent: the test would prove little"
     perturbed = None
     for name in engines:
+        if exact:
+            assert_engines_match(ref, outs[name], exact=True, what=f"{name} vs interpreted")
+            continue
         try:
             assert_engines_match(ref, outs[name], atol=atol, rtol=atol, what=f"{name} vs interpreted")
         except AssertionError:

@@ -14,7 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks import bench_jit, bench_peers  # noqa: E402
+from benchmarks import bench_jit, bench_peers, bench_sine  # noqa: E402
 from benchmarks.oscen_engine import OscenEngine  # noqa: E402
 from benchmarks.peers.c_engine import compiler  # noqa: E402
 from benchmarks.peers.reference import check  # noqa: E402
@@ -59,13 +59,17 @@ def test_polysynth_plays_the_song_from_the_start_in_both_flavours() -> None:
 
 def test_bench_jit_quick_section_b_on_tiny_graphs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "jit.json"
-    assert bench_jit.main(["--quick", "--section", "b", "--sizes", "4,6", "--json", str(out)]) == 0
+    argv = ["--quick", "--section", "b", "--sizes", "4,6", "--voice-graphs", "2", "--json", str(out)]
+    assert bench_jit.main(argv) == 0
     text = capsys.readouterr().out
-    assert "b. Compile latency" in text and "Linear-fit check" in text
+    assert "b. Compile latency" in text and "Linear-fit check" in text and "b. Voice graphs" in text
     data = json.loads(out.read_text())
     assert [row["nodes"] for row in data["b"]["chain"]] == [4, 6]
     assert [row["nodes"] for row in data["b"]["parallel"]] == [5, 7]  # pairs plus the summing gain
     assert {"slope_ms_per_node", "intercept_ms", "r2", "growth"} <= set(data["b"]["parallel_fit"])
+    voices = data["b"]["voices"]
+    assert [(row["voices"], row["nodes"]) for row in voices] == [(2, 5), (50, 101)]
+    assert all(row["rtf"] > 0 and row["cranelift"] > 0 and row["frontend"] > 0 for row in voices)
 
 
 def test_oscen_bench_quick_prints_tables_and_draws_a_chart(
@@ -180,3 +184,15 @@ def test_the_runner_gets_the_arguments_oscen_bench_parsed(argv: list[str]) -> No
         return parser.parse_args(args)
 
     assert parse(bench.argv_of(parse(argv))) == parse(argv)
+
+
+def test_bench_sine_tables_on_small_sizes() -> None:
+    accuracy = bench_sine.accuracy(10_000)
+    assert [row[0] for row in accuracy.rows][:2] == ["sin_cycles(p)"] * 2
+    assert all(float(row[2]) <= 1e-15 for row in accuracy.rows)
+    spectrum = bench_sine.spectrum()  # also checks the compiled oscillator is sin_cycles of its phase
+    assert [row[0] for row in spectrum.rows] == ["1000 Hz", "997 Hz"]
+    for row in spectrum.rows:
+        assert float(row[2].split()[0]) < -140.0 and float(row[5].split()[0]) > -140.0
+    speed = bench_sine.speed(0.05, 1)
+    assert [row[0] for row in speed.rows] == ["math.sin(2 pi p)", "sin_cycles(p)"]

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 from both_engines import SR, check_example, run_node
-from node_harness import assert_compilable, impulse
+from node_harness import assert_compilable, assert_jit_matches, impulse
 from scipy import signal
 
 from oscen.effects import MAX_FEEDBACK, Chorus, Flanger, Phaser
@@ -189,3 +189,10 @@ def test_effects_follow_modulated_parameters_in_both_engines() -> None:
 
 def test_example_patch_renders_the_same_in_both_engines() -> None:
     check_example("effects_patch.py")
+
+
+@pytest.mark.parametrize("make", [lambda: Chorus(rate=3.0, feedback=0.3), lambda: Flanger(rate=1.5, feedback=-0.8)])
+def test_chorus_and_flanger_compiled_are_bit_exact(make) -> None:
+    # their LFO is oscen.sine.sin_cycles and the rest plain float arithmetic: the exact class of
+    # the tolerance policy (the phaser's exp and tan keep it within the tolerance, not exact)
+    assert_jit_matches(make, n=6000, noise_into=("input", "rate"), outputs=STEREO, exact=True)

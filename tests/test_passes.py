@@ -5,6 +5,8 @@ differential suites (test_jit_*.py), which run it."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -112,15 +114,30 @@ def test_state_syncs_around_outlined_calls() -> None:
         assert seen > 0, "the polysynth has outlined helpers (coefficient updates)"
 
 
+class _LibmSine(Node):
+    """A sine oscillator through ``math.sin`` (the library's Oscillator uses a polynomial instead)."""
+
+    output = StreamOutput()
+
+    def __init__(self) -> None:
+        self._phase = 0.0
+
+    def process(self, sample_rate: float) -> None:
+        self.output = math.sin(2.0 * math.pi * self._phase)
+        self._phase = (self._phase + 440.0 / sample_rate) % 1.0
+
+
 def test_small_math_is_expanded_in_per_sample_code_only() -> None:
-    """sin is expanded into the oscillator's process (inline_math), called when math is not
+    """sin is expanded into a sine oscillator's process (inline_math), called when math is not
     inlined (large graphs) and in outlined helpers; the large functions stay calls."""
     from oscen.jit.passes.inline import small_math
 
     inlinable, everything = small_math()
     assert {"m_sin", "m_cos", "m_exp", "m_pymod"} <= set(inlinable)
     assert {"m_tan", "m_log10", "m_rem_pio2_large", "m_pow_core"} <= everything - set(inlinable)
-    ir = demo_patch().to_ir()
+    graph = Graph(44100.0)
+    graph.add_node(_LibmSine(), "lfo")
+    ir = graph.to_ir()
     layout = Layout.of(ir)
     osc = next(n for n in ir.nodes if n.label == "lfo")  # a sine
     low = CompileSession().lowering_for(osc, ir.sample_rate)
