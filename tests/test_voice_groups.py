@@ -22,8 +22,9 @@ from oscen.envelopes import AdsrEnvelope
 from oscen.filters import IirLowpass
 from oscen.gain import Gain, Mixer, Multiply
 from oscen.graph import Graph, Node, StreamInput, StreamOutput, ValueInput
-from oscen.jit import CraneliftJit, GraphState, NodeFault
+from oscen.jit import CraneliftJit, GraphState, NodeFault, kernel
 from oscen.jit.groups import find_groups
+from oscen.jit.passes.walk import walk
 from oscen.midi import SubGraph, poly_voices
 from oscen.oscillators import Oscillator
 
@@ -323,3 +324,13 @@ def test_random_voice_groups_equal_the_interpreter(scenario) -> None:
     except AssertionError:
         perturbed = perturbed_reference(build, n, actions, blocks=blocks)
         assert_engines_match(expected, grouped["state"], perturbed=perturbed, what="grouped vs interpreted")
+
+
+def test_the_sine_voices_polynomial_runs_two_voices_per_instruction() -> None:
+    """The built-in sine (a polynomial of the phase, inlined as a helper with min/max and a
+    return) is packed: its Horner steps are f64x2 operations in the pair's body. Before the
+    lanes pass straightened inlined helpers' bodies, it ran lane by lane (6 f64x2.mul)."""
+    program = CraneliftJit(lanes=2).program(sines_into_lowpasses(8).to_ir())
+    (pair,) = [f for f in program.module.functions if f.name == "voices0"]
+    ops = [x.op.name for x in walk(pair.body) if isinstance(x, kernel.Prim)]
+    assert ops.count("F64X2_MUL") >= 9 + 4  # the degree-17 polynomial's 9 products and more

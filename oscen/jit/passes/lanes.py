@@ -496,6 +496,15 @@ class _Straighten:
                 pre.extend(e.body)
                 return self.hoist(e.value, pre, before, top)
             return e
+        if isinstance(e, k.Seq):
+            # its statements must stay where they are (control flow: an inlined helper's
+            # return), but they are straightened themselves, and so is its value after them
+            inner: list[k.Stmt] = []
+            value = self.hoist(e.value, inner, [])
+            seq = k.Seq(e.type, [*self.stmts(e.body), *self.stmts(inner)], value)
+            if all(isinstance(x, k.SetLocal) or _header_note(x) for x in seq.body):
+                return self.hoist(seq, pre, before, top)  # straight now: moved out as above
+            return seq
         if isinstance(e, k.Select):
             cond = self.hoist(e.cond, pre, before)
             # a select evaluates both sides, then the condition: only a condition left without
@@ -541,10 +550,26 @@ class _Straighten:
                 continue
             if isinstance(s, k.If):
                 s.body, s.orelse = self.stmts(s.body), self.stmts(s.orelse)
+            elif isinstance(s, k.Block) and _falls_through(s):
+                # an inlined helper's ``return`` at its end: the block is its body
+                out.extend(self.stmts(s.body[:-1]))
+                continue
             elif isinstance(s, (k.Loop, k.Block)):
                 s.body = self.stmts(s.body)
             out.append(s)
         return out
+
+
+def _falls_through(block: k.Block) -> bool:
+    """Whether the only way out of ``block`` is its end (its one ``Exit`` the last statement,
+    unconditional): then it means what its body without that ``Exit`` means."""
+    body = block.body
+    last = body[-1] if body else None
+    if not isinstance(last, k.Exit) or last.label != block.label or last.cond is not None:
+        return False
+    return not any(isinstance(x, (k.Exit, k.Next)) and x.label == block.label for x in walk(body[:-1]))
+
+
 
 
 def straighten(body: list[k.Stmt]) -> list[k.Stmt]:
