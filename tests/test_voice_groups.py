@@ -116,6 +116,20 @@ def test_voices_in_series_or_in_a_feedback_loop_are_no_group() -> None:
     assert groups_of(graph) == []
 
 
+def test_a_long_chain_of_one_variant_is_no_group() -> None:
+    """Seven gains in series split at their middle into two chains of one shape, and those at
+    theirs: copies, each fed by the one before. Regression: they became a group of 7 one-node
+    voices, run one block after the other, each reading its predecessor's stale buffer."""
+    graph = Graph(SR)
+    prev = graph.add_node(Oscillator.sine(100.0), "src")
+    for k in range(7):
+        g = graph.add_node(Gain(0.9), f"g{k}")
+        graph.connect(prev.output, g.input)
+        prev = g
+    graph.set_output(prev.output)
+    assert groups_of(graph) == []
+
+
 def test_copies_that_share_one_outside_source_are_a_group() -> None:
     graph = Graph(SR)
     lfo = graph.add_node(Oscillator.sine(3.0, 40.0), "lfo")

@@ -248,6 +248,7 @@ def unit_order(ir: GraphIR, groups: list[VoiceGroup]) -> list[int | VoiceGroup] 
     for gi, g in enumerate(groups):
         for nid in g.members:
             unit_of[nid] = -1 - gi
+    voice_of = {nid: v for g in groups for v, voice in enumerate(g.voices) for nid in voice}
     units = {unit_of[nid] for nid in ir.order}
     rank = {u: (pos[u] if u >= 0 else min(pos[n] for n in groups[-1 - u].members)) for u in units}
     succ: dict[int, set[int]] = defaultdict(set)
@@ -256,6 +257,8 @@ def unit_order(ir: GraphIR, groups: list[VoiceGroup]) -> list[int | VoiceGroup] 
         if c.back_edge:
             continue
         a, b = unit_of[c.source], unit_of[c.target]
+        if a == b < 0 and voice_of[c.source] != voice_of[c.target]:
+            return None  # one voice feeds another: they cannot run one after the other's block
         if a != b and b not in succ[a]:
             succ[a].add(b)
             indeg[b] += 1

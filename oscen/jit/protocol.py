@@ -120,6 +120,36 @@ def copy_words_function() -> k.Function:
     )
 
 
+def add_buffers_function() -> k.Function:
+    """``add_buffers(n, dst, src)``: ``dst[i] = dst[i] + src[i]`` for the block's ``n`` samples,
+    two at a time in f64x2 (each lane the same IEEE addition): a voice group's outputs summed into
+    voice 0's buffer, one voice after the other, the order the consumer's input would add them."""
+    i, n = local(I32, "i"), local(I32, "n")
+    dst = prim(Op.I32_ADD, local(I32, "dst"), i)
+    src = prim(Op.I32_ADD, local(I32, "src"), i)
+    pairs = prim(Op.I32_SHL, prim(Op.I32_SHR_U, n, i32(1)), i32(4))  # bytes of the whole pairs
+    return k.Function(
+        "add_buffers",
+        [("n", I32), ("dst", I32), ("src", I32)],
+        (),
+        {"i": I32},
+        [
+            k.Loop(
+                label="pairs",
+                cond=prim(Op.I32_LT_U, i, pairs),
+                body=[
+                    store(T.V128, dst, prim(Op.F64X2_ADD, load(T.V128, dst), load(T.V128, src))),
+                    set_local("i", prim(Op.I32_ADD, i, i32(16))),
+                ],
+            ),
+            if_(
+                prim(Op.I32_NE, prim(Op.I32_AND, n, i32(1)), i32(0)),
+                [store(F64, dst, prim(Op.F64_ADD, load(F64, dst), load(F64, src)))],
+            ),
+        ],
+    )
+
+
 def set_param_function() -> k.Function:
     """``set_param(slot, value, seconds, rate)`` (see the module docstring), exported."""
     slot, value, steps = local(I32, "slot"), local(F64, "value"), local(I64, "steps")

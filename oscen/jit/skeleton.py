@@ -33,6 +33,7 @@ from .passes import VariantCode as PassesCode
 from .passes.lanes import NotLaneable, lane_name, lanes
 from .passes.runtime import trap_function
 from .protocol import (
+    add_buffers_function,
     copy_words_function,
     i32,
     i64,
@@ -188,7 +189,12 @@ class SkeletonBuilder:
         self.sites: dict[int, list[Any]] = {}
         self.inline_math = len(ir.nodes) <= INLINE_MATH_NODES if inline_math is None else inline_math
         self.uses_ramp = False
+        self.uses_add_buffers = False
         self.ramp_flags: list[int] = []  # nodes of the sample loop being built that have ramps
+        # inputs that sum one output of every voice of a group, in voice order: (node, input) ->
+        # voice 0's buffer, which the group's segment makes the sum of all (see reductions)
+        self.reduced: dict[tuple[int, str], int] = {}
+        self.reductions: dict[int, list[tuple[int, list[int]]]] = {}  # group segment -> (dst, srcs)
         self.nodes = {n.id: n for n in ir.nodes}
         self._inputs: dict[tuple[int, str], list[tuple[int, str]]] = {}
         for c in ir.connections:
@@ -314,10 +320,13 @@ class SkeletonBuilder:
             srcs = self.sources(node.id, e.name)
             if not srcs:
                 continue
-            terms = [
-                self.source_value(s, port, members, self.lane_inputs.get((node.id, e.name, t)))
-                for t, (s, port) in enumerate(srcs)
-            ]
+            if (node.id, e.name) in self.reduced:  # the voices' sum, added up block-wise
+                terms = [load(F64, local(I32, "i8"), self.reduced[(node.id, e.name)])]
+            else:
+                terms = [
+                    self.source_value(s, port, members, self.lane_inputs.get((node.id, e.name, t)))
+                    for t, (s, port) in enumerate(srcs)
+                ]
             if e.kind == "value":
                 terms.insert(0, load(F64, nb, nl.rel(nl.params[e.name].value)))
             locals_[f"in_{e.name}"] = F64
@@ -516,10 +525,47 @@ class SkeletonBuilder:
             calls.append(invoke(voice.name, local(I32, "n"), *voice_args(v)))
         if first == len(group.voices):  # every voice runs in a lane: Cranelift needn't see the body
             functions.remove(voice)
+        for dst, srcs in self.reductions.get(index, ()):
+            self.uses_add_buffers = True
+            calls.extend(invoke("add_buffers", local(I32, "n"), i32(dst), i32(src)) for src in srcs)
         for nodes in group.voices:
             for j, nid in enumerate(nodes):
                 self.sites[nid] = self.sites[template[j]]
         return [*functions, k.Function(f"seg{index}", [("n", I32)], (), {}, calls)]
+
+    def find_reductions(self, segs: list[list[int] | VoiceGroup]) -> None:
+        """Stream inputs that add exactly one output of every voice of a group, in voice order
+        and nothing else (the mix of a polyphonic patch), where those outputs go nowhere else:
+        the group's segment adds the voices' buffers into voice 0's, one voice after the other
+        (each sample's sum in the interpreter's order: bit for bit), and the input reads that
+        one buffer instead of a sum of loads with one long chain of additions per sample."""
+        consumers: dict[tuple[int, str], list[tuple[int, str]]] = {}
+        for c in self.ir.connections:
+            consumers.setdefault((c.source, c.source_endpoint), []).append((c.target, c.target_endpoint))
+        outputs = set(self.ir.outputs)
+        for si, seg in enumerate(segs):
+            if not isinstance(seg, VoiceGroup):
+                continue
+            for j, nid in enumerate(seg.template):
+                for e in self.nodes[nid].endpoints:
+                    if e.direction != "output" or e.kind != "stream":
+                        continue
+                    ports = [(voice[j], e.name) for voice in seg.voices]
+                    if any(p in outputs for p in ports):
+                        continue
+                    targets = {tuple(consumers.get(p, ())) for p in ports}
+                    if len(targets) != 1:
+                        continue
+                    (target,) = targets
+                    if len(target) != 1:
+                        continue
+                    tid, tname = target[0]
+                    kind = next(x.kind for x in self.nodes[tid].endpoints if x.name == tname)
+                    if kind != "stream" or tid in seg.members or self.sources(tid, tname) != ports:
+                        continue
+                    nl = [self.layout.nodes[p[0]].buffers[p[1]] for p in ports]
+                    self.reduced[(tid, tname)] = nl[0]
+                    self.reductions.setdefault(si, []).append((nl[0], nl[1:]))
 
     def lane_function(
         self, name: str, inputs: list[str], locals_: dict[str, T], body: list[k.Stmt]
@@ -660,6 +706,7 @@ class SkeletonBuilder:
                     for e in self.nodes[nid].endpoints:
                         if (nid, e.name) in self.buffered:
                             self.buffered.add((g.template[j], e.name))
+        self.find_reductions(segs)
         seg_functions: list[k.Function] = []
         for si, seg in enumerate(segs):
             if isinstance(seg, VoiceGroup):
@@ -672,6 +719,8 @@ class SkeletonBuilder:
         if self.uses_ramp:
             library_functions.append(ramp_function())
         library_functions.append(copy_words_function())
+        if self.uses_add_buffers:
+            library_functions.append(add_buffers_function())
         functions = [
             *library_functions,
             *protocol_functions(),

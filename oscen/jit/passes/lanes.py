@@ -450,7 +450,10 @@ class _Selects:
             out.append(k.SetLocal(site=s.site, name=name, value=cond))
             cond = k.Local(cond.type, name)
         for name in [*then, *(t for t in orelse if t not in then)]:
-            t = self.locals.get(name) or (then.get(name) or orelse[name]).type
+            values = [x for x in (then.get(name), orelse.get(name)) if x is not None]
+            t = self.locals.get(name) or values[0].type
+            if any(x.type == T.BOOL for x in values):
+                t = T.BOOL  # an i32 word to the planning, read as the bool it is
             a = then.get(name, k.Local(t, name))
             b = orelse.get(name, k.Local(t, name))
             out.append(k.SetLocal(site=s.site, name=name, value=k.Choose(t, cond, a, b)))
