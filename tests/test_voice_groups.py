@@ -348,3 +348,22 @@ def test_the_sine_voices_polynomial_runs_two_voices_per_instruction() -> None:
     (pair,) = [f for f in program.module.functions if f.name == "voices0"]
     ops = [x.op.name for x in walk(pair.body) if isinstance(x, kernel.Prim)]
     assert ops.count("F64X2_MUL") >= 9 + 4  # the degree-17 polynomial's 9 products and more
+
+
+def test_the_voices_mix_is_added_block_wise_unless_a_voice_output_is_read_elsewhere() -> None:
+    """The mix input of all voices reads one buffer that the group's segment sums (add_buffers,
+    voice after voice); a voice's output that is also a graph output keeps its own buffer."""
+
+    def has_sum(graph: Graph) -> bool:
+        program = CraneliftJit().program(graph.to_ir())
+        return any(f.name == "add_buffers" for f in program.module.functions)
+
+    assert has_sum(sines_into_lowpasses(6))
+    graph = sines_into_lowpasses(6)
+    graph.set_output(
+        next(h for h in graph.nodes if h.label == "mix").output,
+        next(h for h in graph.nodes if h.label == "lp2").output,
+    )
+    assert not has_sum(graph)
+    # and the sum is the interpreter's to the bit, odd block lengths included (the f64x2 loop's tail)
+    exact_engines(lambda: sines_into_lowpasses(6), 900, [], blocks=[1, 37, 256, 99])
