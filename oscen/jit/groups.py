@@ -203,11 +203,18 @@ def _split_at_hubs(comps: list[set[int]], edges: list[tuple[int, int]], shape_of
             out.append(comp)
             continue
         degree: dict[int, set[int]] = defaultdict(set)
+        feeds: set[int] = set()  # nodes of the component that feed another one of it
+        fed: set[int] = set()
         for a, b in edges:
             if a in comp and b in comp and a != b:
                 degree[a].add(b)
                 degree[b].add(a)
-        for hub in sorted(comp, key=lambda n: -len(degree[n]))[:HUB_TRIES]:
+                feeds.add(a)
+                fed.add(b)
+        # A shared node only feeds the voices (an LFO) or is only fed by them (a mix): a node
+        # both fed and feeding within the component (a chain's link) is no such node.
+        hubs = [n for n in comp if len(degree[n]) >= MIN_VOICES and not (n in feeds and n in fed)]
+        for hub in sorted(hubs, key=lambda n: -len(degree[n]))[:HUB_TRIES]:
             rest = comp - {hub}
             parts = _components(rest, [(a, b) for a, b in edges if a in rest and b in rest])
             shapes: dict[tuple, int] = defaultdict(int)
