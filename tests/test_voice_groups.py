@@ -130,6 +130,19 @@ def test_a_long_chain_of_one_variant_is_no_group() -> None:
     assert groups_of(graph) == []
 
 
+def test_voices_into_a_mix_that_feeds_a_node_of_its_own_variant_are_a_group() -> None:
+    """The mix (a Gain) feeding a Gain: the mix is fed and feeds, yet it is the node the voices
+    hang from (regression: the rule that keeps chains cheap dropped the group; bench_swap's
+    graph, 64 voices into a mix into a tail gain, compiled node by node again)."""
+    graph = sines_into_lowpasses(8)
+    mix = next(h for h in graph.nodes if h.label == "mix")
+    tail = graph.add_node(Gain(0.8), "tail")
+    graph.connect(mix.output, tail.input)
+    graph.set_output(tail.output)
+    (group,) = groups_of(graph)
+    assert group == [[f"osc{k}", f"lp{k}"] for k in range(8)]
+
+
 def test_copies_that_share_one_outside_source_are_a_group() -> None:
     graph = Graph(SR)
     lfo = graph.add_node(Oscillator.sine(3.0, 40.0), "lfo")

@@ -211,9 +211,14 @@ def _split_at_hubs(comps: list[set[int]], edges: list[tuple[int, int]], shape_of
                 degree[b].add(a)
                 feeds.add(a)
                 fed.add(b)
-        # A shared node only feeds the voices (an LFO) or is only fed by them (a mix): a node
-        # both fed and feeding within the component (a chain's link) is no such node.
-        hubs = [n for n in comp if len(degree[n]) >= MIN_VOICES and not (n in feeds and n in fed)]
+        # A shared node feeds the voices (an LFO), is fed by them (a mix), or both with more
+        # neighbours than a chain's link has (a mix feeding a gain of its own variant): a
+        # chain's links are no hubs, so that a long chain is not tried node by node.
+        hubs = [
+            n
+            for n in comp
+            if len(degree[n]) >= MIN_VOICES and (len(degree[n]) > 2 or not (n in feeds and n in fed))
+        ]
         for hub in sorted(hubs, key=lambda n: -len(degree[n]))[:HUB_TRIES]:
             rest = comp - {hub}
             parts = _components(rest, [(a, b) for a, b in edges if a in rest and b in rest])
