@@ -7,7 +7,7 @@ WebAssembly text is that IR printed by the WebAssembly backend, once, when first
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -230,18 +230,28 @@ def loop_function(name: str, export: str | None = None) -> k.Function:
     must declare a memory.
     """
     fn = resolve(name)
-    export = export or f"apply_{fn.name}"
-    I32 = T.I32
     ptrs = [f"p{i}" for i in range(len(fn.params))]
+
+    def value(off: k.Expr) -> k.Expr:
+        args: list[k.Expr] = [k.Load(T.F64, _add(k.Local(T.I32, p), off)) for p in ptrs]
+        got: k.Expr = k.CallFn(fn.function.results[0], fn.wasm_name, args)
+        if fn.result == "i32":
+            got = k.Prim(T.F64, Op.F64_CONVERT_I32_S, [got])
+        return got
+
+    return _apply_loop(export or f"apply_{fn.name}", ptrs, T.F64, value)
+
+
+def _add(a: k.Expr, b: k.Expr) -> k.Expr:
+    return k.Prim(T.I32, Op.I32_ADD, [a, b])
+
+
+def _apply_loop(export: str, ptrs: list[str], t: T, value: Callable[[k.Expr], k.Expr]) -> k.Function:
+    """``export(p0, [p1,] out, n)``: ``out[i] = value(i)`` over ``n`` f64s, a value of type ``t``
+    (F64, or V128: two at a time) per step."""
+    I32 = T.I32
     off = k.Local(I32, "off")
-
-    def add(a: k.Expr, b: k.Expr) -> k.Expr:
-        return k.Prim(I32, Op.I32_ADD, [a, b])
-
-    args: list[k.Expr] = [k.Load(T.F64, add(k.Local(I32, p), off)) for p in ptrs]
-    value: k.Expr = k.CallFn(fn.function.results[0], fn.wasm_name, args)
-    if fn.result == "i32":
-        value = k.Prim(T.F64, Op.F64_CONVERT_I32_S, [value])
+    step = 16 if t == T.V128 else 8
     body: list[k.Stmt] = [
         k.SetLocal(name="end", value=k.Prim(I32, Op.I32_SHL, [k.Local(I32, "n"), k.Const(I32, 3)])),
         k.Loop(
@@ -249,8 +259,8 @@ def loop_function(name: str, export: str | None = None) -> k.Function:
             cond=None,
             body=[
                 k.Exit(label="done", cond=k.Prim(T.BOOL, Op.I32_GE_U, [off, k.Local(I32, "end")])),
-                k.Store(type=T.F64, addr=add(k.Local(I32, "out"), off), offset=0, value=value),
-                k.SetLocal(name="off", value=add(off, k.Const(I32, 8))),
+                k.Store(type=t, addr=_add(k.Local(I32, "out"), off), offset=0, value=value(off)),
+                k.SetLocal(name="off", value=_add(off, k.Const(I32, step))),
             ],
         ),
         k.ReturnValues(values=[]),
@@ -269,36 +279,12 @@ def vector_loop_function(name: str, export: str | None = None) -> k.Function:
     """:func:`loop_function` for the f64x2 form of ``name``: ``apply_<name>_f64x2(p0, [p1,] out,
     n)``, two values per call (``n`` even), for benchmarks and tests."""
     fn = VECTOR[name]
-    export = export or f"apply_{name}_f64x2"
-    I32, V = T.I32, T.V128
     ptrs = [f"p{i}" for i in range(len(fn.params))]
-    off = k.Local(I32, "off")
 
-    def add(a: k.Expr, b: k.Expr) -> k.Expr:
-        return k.Prim(I32, Op.I32_ADD, [a, b])
+    def value(off: k.Expr) -> k.Expr:
+        return k.CallFn(T.V128, fn.wasm_name, [k.Load(T.V128, _add(k.Local(T.I32, p), off)) for p in ptrs])
 
-    value = k.CallFn(V, fn.wasm_name, [k.Load(V, add(k.Local(I32, p), off)) for p in ptrs])
-    body: list[k.Stmt] = [
-        k.SetLocal(name="end", value=k.Prim(I32, Op.I32_SHL, [k.Local(I32, "n"), k.Const(I32, 3)])),
-        k.Loop(
-            label="done",
-            cond=None,
-            body=[
-                k.Exit(label="done", cond=k.Prim(T.BOOL, Op.I32_GE_U, [off, k.Local(I32, "end")])),
-                k.Store(type=V, addr=add(k.Local(I32, "out"), off), offset=0, value=value),
-                k.SetLocal(name="off", value=add(off, k.Const(I32, 16))),
-            ],
-        ),
-        k.ReturnValues(values=[]),
-    ]
-    return k.Function(
-        name=export,
-        params=[*((p, I32) for p in ptrs), ("out", I32), ("n", I32)],
-        results=(),
-        locals={"off": I32, "end": I32},
-        body=body,
-        export=export,
-    )
+    return _apply_loop(export or f"apply_{name}_f64x2", ptrs, T.V128, value)
 
 
 def loop_wat(name: str, export: str | None = None) -> str:
