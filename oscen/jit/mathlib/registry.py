@@ -132,7 +132,15 @@ def register_vector(name: str, f: Fn, body: Sequence[k.Stmt], *, main: bool) -> 
     if can_trap(fn):
         raise AssertionError(f"{fn.name}: a vector form traps only in the scalar functions it calls")
     trapping = any((BY_WASM.get(d) or VECTOR_BY_WASM[d]).can_trap for d in deps)
-    mf = MathFunction(
+    mf = _described(name, fn, deps, trapping)
+    VECTOR_BY_WASM[mf.wasm_name] = mf
+    (VECTOR_MAIN if main else VECTOR)[name] = mf
+    return mf
+
+
+def _described(name: str, fn: k.Function, deps: tuple[str, ...], trapping: bool) -> MathFunction:
+    """The registry's record of built function ``fn`` (public name ``name``)."""
+    return MathFunction(
         name=name,
         wasm_name=fn.name,
         params=tuple(_wasm_type(t) for _, t in fn.params),
@@ -141,9 +149,6 @@ def register_vector(name: str, f: Fn, body: Sequence[k.Stmt], *, main: bool) -> 
         can_trap=trapping,
         function=fn,
     )
-    VECTOR_BY_WASM[mf.wasm_name] = mf
-    (VECTOR_MAIN if main else VECTOR)[name] = mf
-    return mf
 
 
 def register(
@@ -158,15 +163,7 @@ def register(
             raise AssertionError(f"{fn.name} calls undefined {d}")
     if can_trap(fn) != trapping:
         raise AssertionError(f"{fn.name}: can_trap={trapping} but its IR says {not trapping}")
-    mf = MathFunction(
-        name=name,
-        wasm_name=fn.name,
-        params=tuple(_wasm_type(t) for _, t in fn.params),
-        result=" ".join(_wasm_type(t) for t in fn.results),
-        deps=deps,
-        can_trap=trapping,
-        function=fn,
-    )
+    mf = _described(name, fn, deps, trapping)
     BY_WASM[mf.wasm_name] = mf
     (HELPERS if helper else FUNCTIONS)[mf.wasm_name if helper else name] = mf
     return mf
