@@ -297,3 +297,54 @@ def test_the_graph_layer_does_not_import_the_jit() -> None:
                 names = [a.name for a in node.names]
             offenders += [f"{path.name}:{node.lineno}" for n in names if n.startswith(("..jit", "oscen.jit"))]
     assert not offenders, offenders
+
+
+def _parse_in_threads(parse, seconds: float = 1.5) -> list[BaseException]:
+    """Four threads parsing while garbage collections run a Python callback (a thread switch in
+    the middle of a parse): the errors they met."""
+    import gc
+    import sys
+    import threading
+    import time
+
+    text = "\n".join(f"def f{i}(x):\n    return " + "+".join(["(x * 2)"] * 40) for i in range(20))
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def switch(phase: str, info: dict) -> None:
+        time.sleep(0)
+
+    def parser() -> None:
+        while not stop.is_set():
+            try:
+                parse(text)
+            except SystemError as exc:
+                errors.append(exc)
+                stop.set()
+
+    threshold, interval = gc.get_threshold(), sys.getswitchinterval()
+    gc.callbacks.append(switch)
+    gc.set_threshold(20, 2, 2)
+    sys.setswitchinterval(1e-6)
+    threads = [threading.Thread(target=parser) for _ in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        stop.wait(seconds)
+        stop.set()
+        for t in threads:
+            t.join(10)
+    finally:
+        gc.callbacks.remove(switch)
+        gc.set_threshold(*threshold)
+        sys.setswitchinterval(interval)
+    return errors
+
+
+def test_node_sources_parse_safely_on_several_threads() -> None:
+    """Regression: concurrent compiles failed now and then with "SystemError: AST constructor
+    recursion depth mismatch" (CPython 3.11 shares the AST converter's recursion counter between
+    threads). The frontend parses one thread at a time."""
+    from oscen.graph.ir import parse_python
+
+    assert _parse_in_threads(parse_python) == []

@@ -7,8 +7,10 @@ classes are named ``module:qualname`` and looked up again on load.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import json
+import threading
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -18,6 +20,19 @@ import numpy as np
 from .endpoints import Direction, Endpoint, Kind
 from .node import Node, handler_arity
 from .topology import Schedule
+
+_PARSE_LOCK = threading.Lock()
+
+
+def parse_python(text: str) -> ast.Module:
+    """``ast.parse(text)``, one thread at a time. CPython 3.11 converts the tree to Python
+    objects with a recursion counter shared by all threads; a thread switch in the middle (a
+    garbage collection running Python callbacks) lets another parse corrupt it, and the parse
+    fails with "SystemError: AST constructor recursion depth mismatch" (it broke concurrent
+    compiles in the test suite; tests/test_jit_frontend.py reproduces it). Every parse of node
+    source in oscen (here and in the JIT's frontend) goes through this."""
+    with _PARSE_LOCK:
+        return ast.parse(text)
 
 INTERNAL_ATTRS = frozenset({"_oscen_graph"})
 
@@ -282,7 +297,7 @@ def assigned_attributes(cls: type) -> frozenset[str]:
             if attr.startswith("__") or not inspect.isfunction(value):
                 continue
             try:
-                tree = ast.parse(textwrap.dedent(inspect.getsource(value)))
+                tree = parse_python(textwrap.dedent(inspect.getsource(value)))
             except (OSError, TypeError, SyntaxError):
                 continue
             for node in ast.walk(tree):

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...graph.ir import parse_python
 from .errors import JitError
 
 
@@ -78,6 +79,7 @@ def fingerprint(value: Any) -> Any:
     return ("object", id(value))
 
 
+
 def source_of(func: Callable[..., Any], node_name: str) -> Source:
     """The parsed source of ``func`` (cached), or a JitError saying why it cannot be read."""
     try:
@@ -97,7 +99,7 @@ def source_of(func: Callable[..., Any], node_name: str) -> Source:
             "from their source, so define them in a file (or register generated source in linecache)",
             node=node_name,
         ) from None
-    tree = ast.parse(textwrap.dedent("".join(lines)))
+    tree = parse_python(textwrap.dedent("".join(lines)))
     fdef = tree.body[0]
     if not isinstance(fdef, ast.FunctionDef):
         raise JitError(f"{func.__qualname__} is not a plain function", node=node_name)
