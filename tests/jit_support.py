@@ -201,7 +201,17 @@ class ReferenceEngine(StateEngine):
     def __init__(self, graph: Graph, jit: CraneliftJit) -> None:
         Engine.__init__(self, graph)
         self.ir = graph.to_ir()
-        options = dict(max_block=jit.max_block, fuse=jit.fuse, timeout=jit.timeout)
+        # The same program as the wasm kernel's (voice groups and lanes included). The loop
+        # budget's clock is generous: Python runs the program ~100x slower than wasm, and only
+        # code the wasm engines already ran to its end gets here (a 4x oversampling waveshaper
+        # met the 2 s of a loaded CI machine).
+        options = dict(
+            max_block=jit.max_block,
+            fuse=jit.fuse,
+            timeout=max(30 * jit.timeout, 60.0),
+            voice_groups=jit.voice_groups,
+            lanes=jit.lanes,
+        )
         self.compiled = oscen.jit.compile(
             self.ir, backend="reference", state_in_locals=jit.state_in_locals, **options
         )
