@@ -556,6 +556,7 @@ def _hand_program(ir, layout, body_code: k.Code, sites: list) -> SimpleNamespace
         node_labels={nid: ir.nodes[0].label},
         math_imports=[],
         module=module,
+        voices={},
         trap_site=lambda node_id, site_id, _s={nid: [None, *sites]}: (
             _s.get(node_id, [])[site_id] if 0 < site_id < len(_s.get(node_id, [])) else None
         ),

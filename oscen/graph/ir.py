@@ -285,7 +285,6 @@ def assigned_attributes(cls: type) -> frozenset[str]:
     cached = _ASSIGNED.get(cls)
     if cached is not None:
         return cached
-    import ast
     import inspect
     import textwrap
 

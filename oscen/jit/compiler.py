@@ -334,7 +334,7 @@ def node_fault(binding: Any, message: str, math_error: Callable[[], int]) -> Nod
     header = memory[TRAP_SITE : TRAP_SITE + 20].view(np.int32)
     site_id, code, segment = int(header[0]), int(header[1]), int(header[2])
     node_id, lane = (int(x) for x in memory[NODE : NODE + 8].view(np.int32))
-    lanes = getattr(program, "voices", {}).get(node_id)  # code a voice group shares: the voice's node
+    lanes = program.voices.get(node_id)  # code a voice group shares: the voice's node
     if lanes is not None and 0 <= lane < len(lanes):
         node_id = lanes[lane]
     header[0] = header[1] = 0

@@ -81,13 +81,6 @@ class VoiceGroup:
     def members(self) -> list[int]:
         return [nid for voice in self.voices for nid in voice]
 
-    def lane_of(self, node_id: int) -> tuple[int, int] | None:
-        """(voice, member) of a node of the group."""
-        for v, voice in enumerate(self.voices):
-            if node_id in voice:
-                return v, voice.index(node_id)
-        return None
-
 
 def _components(candidates: set[int], edges: list[tuple[int, int]]) -> list[set[int]]:
     parent = {n: n for n in candidates}

@@ -30,7 +30,8 @@ from .kernel import T, TrapSite
 from .layout import EVENT_BYTES, FRAME, LANE, NODE, SEGMENT, Layout
 from .ops import Op
 from .passes import VariantCode as PassesCode
-from .passes.lanes import NotLaneable, lane_name, lanes
+from .passes.lanes import NotLaneable, lane_name
+from .passes.lanes import lanes as lane_body
 from .passes.runtime import trap_function
 from .protocol import (
     add_buffers_function,
@@ -577,7 +578,7 @@ class SkeletonBuilder:
         text = wasm.function_text(k.Function("voice", [(p, I32) for p in ("n", *inputs)], (), locals_, body))
         try:
             lb = self.session.lane_body(
-                (text, width), lambda: lanes(body, typed, width, lane_inputs=inputs, index="v")
+                (text, width), lambda: lane_body(body, typed, width, lane_inputs=inputs, index="v")
             )
         except NotLaneable:
             return None

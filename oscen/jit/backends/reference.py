@@ -1060,6 +1060,14 @@ def _targets(body: list[k.Stmt], label: str) -> bool:
     return False
 
 
+def _address(addr: str, offset: int, node: k.Expr) -> str:
+    """The byte address an access at ``addr + offset`` reads (``node`` the address expression:
+    a constant one is folded), as Python source."""
+    if isinstance(node, k.Const):
+        return f"{(int(node.value) & M32) + offset}"
+    return f"({addr} & 0xFFFFFFFF) + {offset}"
+
+
 class _ModuleCompiler:
     """A whole Module's Python source, and the constants and sites it refers to."""
 
@@ -1111,12 +1119,7 @@ class _ModuleCompiler:
 
     def load(self, t: T, addr: str, offset: int, node: k.Expr) -> str:
         if t == T.V128:
-            at = (
-                f"{(int(node.value) & M32) + offset}"
-                if isinstance(node, k.Const)
-                else f"({addr} & 0xFFFFFFFF) + {offset}"
-            )
-            return f"_vload(M, {at})"
+            return f"_vload(M, {_address(addr, offset, node)})"
         fmt, size = _MEM[t]
         if isinstance(node, k.Const):
             at = (int(node.value) & M32) + offset
@@ -1127,12 +1130,7 @@ class _ModuleCompiler:
 
     def store(self, t: T, addr: str, offset: int, value: str, node: k.Expr) -> str:
         if t == T.V128:
-            at = (
-                f"{(int(node.value) & M32) + offset}"
-                if isinstance(node, k.Const)
-                else f"({addr} & 0xFFFFFFFF) + {offset}"
-            )
-            return f"_vstore(M, {at}, {value})"
+            return f"_vstore(M, {_address(addr, offset, node)}, {value})"
         fmt, size = _MEM[t]
         if isinstance(node, k.Const):
             at = (int(node.value) & M32) + offset
