@@ -25,6 +25,8 @@ from oscen.jit import mathlib
 from oscen.jit import wasm_math as wm
 from oscen.jit.backends import wasm as wasm_backend
 
+mathlib.vector_forms()  # the f64x2 forms are built on first use
+
 RNG = np.random.default_rng(1)
 
 # name -> (input generator(s), numpy equivalent or None)

@@ -30,6 +30,7 @@ from oscen.jit.validate import validate
 
 V, I32, F = T.V128, T.I32, T.F64
 N = 1 << 17
+mathlib.vector_forms()  # built on first use, not at import
 NAMES = sorted(mathlib.VECTOR)
 IN, OUT_V, OUT_S, OUT_M, IN_Y, MASKS = (i * N * 8 for i in range(6))
 PAGES = (MASKS + N * 4) // 65536 + 1

@@ -35,7 +35,7 @@ bit-identical to the scalar function: :func:`vector_form`), kept out of :func:`l
 
 from __future__ import annotations
 
-from . import exp_log, fmod, hyperbolic, misc, pow, trig, vector
+from . import exp_log, fmod, hyperbolic, misc, pow, trig
 from .registry import (
     BY_WASM,
     ERR_COMPLEX_POW,
@@ -60,6 +60,7 @@ from .registry import (
     loop_wat,
     resolve,
     vector_form,
+    vector_forms,
     vector_loop_function,
     vector_main,
     wat_for,
@@ -91,6 +92,7 @@ __all__ = [
     "loop_wat",
     "resolve",
     "vector_form",
+    "vector_forms",
     "vector_loop_function",
     "vector_main",
     "wat_for",
@@ -106,4 +108,3 @@ hyperbolic.define_hyperbolic()
 misc.define_cbrt_hypot()
 fmod.define_fmod()
 pow.define_pow()
-vector.define_vector()  # after every scalar function: the vector forms call them

@@ -7,6 +7,7 @@ WebAssembly text is that IR printed by the WebAssembly backend, once, when first
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -102,6 +103,25 @@ VECTOR_BY_WASM: dict[str, MathFunction] = {}
 """Every vector function (full forms, main halves) by wasm_name, in definition order."""
 
 
+_VECTOR_LOCK = threading.Lock()
+_vector_defined = False
+
+
+def vector_forms() -> None:
+    """Build the f64x2 forms (:mod:`.vector`, after every scalar function: they call them) on
+    first use rather than at import: only voice groups run as lanes need them, and building them
+    took 7-14 ms of ``import oscen.jit``. Once; a thread asking meanwhile waits for it."""
+    global _vector_defined
+    if _vector_defined:
+        return
+    with _VECTOR_LOCK:
+        if not _vector_defined:
+            from . import vector
+
+            vector.define_vector()  # registers into VECTOR, VECTOR_MAIN, VECTOR_BY_WASM
+            _vector_defined = True
+
+
 def vector_form(name: str) -> MathFunction | None:
     """The f64x2 form of the public function ``name`` (``"sin"``), or None when there is none.
 
@@ -109,6 +129,7 @@ def vector_form(name: str) -> MathFunction | None:
     the scalar function gives for that lane, and raises what it raises (the scalar function is
     called for the lanes off the vector main path: lane 0 first, so when both lanes would raise,
     lane 0's error is the one raised)."""
+    vector_forms()
     return VECTOR.get(name)
 
 
@@ -118,6 +139,7 @@ def vector_main(name: str) -> MathFunction | None:
     clear holds garbage and must be computed by the scalar function: a caller that has to know
     which lane raises (the lanes pass stores ``LANE`` first) makes those calls itself. Never
     traps."""
+    vector_forms()
     return VECTOR_MAIN.get(name)
 
 
@@ -177,6 +199,7 @@ def resolve(name: str) -> MathFunction:
         return FUNCTIONS[key]
     if key in BY_WASM:
         return BY_WASM[key]
+    vector_forms()
     if key in VECTOR_BY_WASM:
         return VECTOR_BY_WASM[key]
     raise KeyError(f"no WASM math function named {name!r}")
@@ -185,9 +208,9 @@ def resolve(name: str) -> MathFunction:
 def closure(names: Iterable[str]) -> list[MathFunction]:
     """The named functions and all their dependencies, each once, in definition order (so the
     same set of names always gives the same list; vector forms after every scalar function)."""
+    stack = [resolve(n).wasm_name for n in names]  # first: a vector name builds the vector forms
     everything = {**BY_WASM, **VECTOR_BY_WASM}
     needed: set[str] = set()
-    stack = [resolve(n).wasm_name for n in names]
     while stack:
         wn = stack.pop()
         if wn in needed:
@@ -275,6 +298,7 @@ def _apply_loop(export: str, ptrs: list[str], t: T, value: Callable[[k.Expr], k.
 def vector_loop_function(name: str, export: str | None = None) -> k.Function:
     """:func:`loop_function` for the f64x2 form of ``name``: ``apply_<name>_f64x2(p0, [p1,] out,
     n)``, two values per call (``n`` even), for benchmarks and tests."""
+    vector_forms()
     fn = VECTOR[name]
     ptrs = [f"p{i}" for i in range(len(fn.params))]
 
