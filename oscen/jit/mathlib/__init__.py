@@ -35,7 +35,7 @@ bit-identical to the scalar function: :func:`vector_form`), kept out of :func:`l
 
 from __future__ import annotations
 
-from . import exp_log, fmod, hyperbolic, misc, pow, trig
+from . import exp_log, fmod, hyperbolic, misc, pow, registry, trig
 from .registry import (
     BY_WASM,
     ERR_COMPLEX_POW,
@@ -108,3 +108,12 @@ hyperbolic.define_hyperbolic()
 misc.define_cbrt_hypot()
 fmod.define_fmod()
 pow.define_pow()
+
+
+def _define_vector() -> None:
+    from . import vector  # its module-level work too waits for the first use
+
+    vector.define_vector()
+
+
+registry.defer_vector_forms(_define_vector)  # after every scalar function: the vector forms call them

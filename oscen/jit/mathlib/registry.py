@@ -104,22 +104,26 @@ VECTOR_BY_WASM: dict[str, MathFunction] = {}
 
 
 _VECTOR_LOCK = threading.Lock()
-_vector_defined = False
+_vector_builders: list[Callable[[], None]] = []
+"""What builds the f64x2 forms (the package sets it: :mod:`.vector` imports this module)."""
+
+
+def defer_vector_forms(build: Callable[[], None]) -> None:
+    """Let ``build`` make the f64x2 forms when :func:`vector_forms` is first called."""
+    with _VECTOR_LOCK:
+        _vector_builders.append(build)
 
 
 def vector_forms() -> None:
     """Build the f64x2 forms (:mod:`.vector`, after every scalar function: they call them) on
     first use rather than at import: only voice groups run as lanes need them, and building them
-    took 7-14 ms of ``import oscen.jit``. Once; a thread asking meanwhile waits for it."""
-    global _vector_defined
-    if _vector_defined:
+    took about 50 ms of ``import oscen.jit``. Once; a thread asking meanwhile waits for it."""
+    if not _vector_builders:
         return
     with _VECTOR_LOCK:
-        if not _vector_defined:
-            from . import vector
-
-            vector.define_vector()  # registers into VECTOR, VECTOR_MAIN, VECTOR_BY_WASM
-            _vector_defined = True
+        while _vector_builders:
+            _vector_builders[0]()  # registers into VECTOR, VECTOR_MAIN, VECTOR_BY_WASM
+            _vector_builders.pop()
 
 
 def vector_form(name: str) -> MathFunction | None:
