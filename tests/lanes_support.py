@@ -22,7 +22,7 @@ from oscen.jit import wasm_math
 from oscen.jit.backends import wasm
 from oscen.jit.engine import engine, math_module
 from oscen.jit.kernel import T
-from oscen.jit.layout import EVENT_BYTES, FRAME, HEADER_BYTES, INTERRUPT, LANE, LOOP_BUDGET, NODE, SEGMENT
+from oscen.jit.layout import EVENT_BYTES, FRAME, HEADER_BYTES, INTERRUPT, LANE, LOOP_BUDGET, SEGMENT
 from oscen.jit.ops import Op
 from oscen.jit.passes.lanes import LaneBody, lanes
 from oscen.jit.passes.runtime import trap_function
@@ -113,8 +113,7 @@ def voice_body(
         nb = loc(I32, "nb")
         steps += [
             k.SetLocal(name="nb", value=p(Op.I32_ADD, VB, c32(nl.base - HEADER_BYTES))),
-            k.Store(type=I32, addr=c32(NODE), offset=0, value=c32(nid)),
-        ]
+        ]  # no NODE store: a trap path stores nb there itself (as the skeleton's voice bodies)
         for slots in nl.params.values():
             functions.setdefault("ramp", ramp_function())
             steps.append(

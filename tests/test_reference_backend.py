@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import struct
 import time
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -33,6 +32,7 @@ from oscen.jit.kernel import T
 from oscen.jit.layout import FRAME, INTERRUPT, NODE, TRAP_CODE, TRAP_SITE, Layout
 from oscen.jit.ops import Op
 from oscen.jit.protocol import copy_words_function, protocol_functions, ramp_function
+from oscen.jit.skeleton import Program
 from oscen.oscillators import Oscillator
 
 F_EDGES = [
@@ -414,7 +414,8 @@ def test_instances_rename_and_fill_state_sync_marks_and_number_code_sites() -> N
     assert list(both.ref.memory[TRAP_SITE : TRAP_CODE + 4].view(np.int32)) == [2, 1]
 
 
-TRAP_WAT = f"""(func $trap (param $site i32) (param $code i32)
+TRAP_WAT = f"""(func $trap (param $site i32) (param $code i32) (param $node i32)
+  (i32.store (i32.const {NODE}) (local.get $node))
   (i32.store (i32.const {TRAP_SITE}) (local.get $site))
   (i32.store (i32.const {TRAP_CODE}) (local.get $code))
   unreachable)"""
@@ -422,9 +423,9 @@ TRAP_WAT = f"""(func $trap (param $site i32) (param $code i32)
 
 
 def test_math_error_trap_sets_the_error_global_and_trap_via_does_the_shared_function_s_work() -> None:
-    placeholder = k.Function("trap", [("site", T.I32), ("code", T.I32)], (), {}, [])
+    placeholder = k.Function("trap", [("site", T.I32), ("code", T.I32), ("node", T.I32)], (), {}, [])
     where = k.TrapSite(k.Site("m.py", 9))
-    trap_via = k.Trap(code=3, where=where, via="trap")
+    trap_via = k.Trap(code=3, where=where, via="trap", node=i32(40))  # node: the faulting node's base
     body = [
         k.If(
             k.NOSITE,
@@ -448,6 +449,8 @@ def test_math_error_trap_sets_the_error_global_and_trap_via_does_the_shared_func
     wasm_header = both.exports["memory"].read(both.store, TRAP_SITE, TRAP_CODE + 4)
     assert bytes(both.ref.memory[TRAP_SITE : TRAP_CODE + 4]) == bytes(wasm_header)
     assert list(both.ref.memory[TRAP_SITE : TRAP_CODE + 4].view(np.int32)) == [0, 3]
+    wasm_node = both.exports["memory"].read(both.store, NODE, NODE + 4)
+    assert bytes(both.ref.memory[NODE : NODE + 4]) == bytes(wasm_node) == (40).to_bytes(4, "little")
 
 
 def test_high_level_nodes_are_refused() -> None:
@@ -463,7 +466,7 @@ def test_high_level_nodes_are_refused() -> None:
 
 
 # ---------------------------------------------------------------------------------------- runtime
-def _hand_program(ir, layout, body_code: k.Code, sites: list) -> SimpleNamespace:
+def _hand_program(ir, layout, body_code: k.Code, sites: list) -> Program:
     """A program of a one-node graph written by hand, as the skeleton lays programs out (with the
     skeleton's memory-protocol functions, which a bound state calls):
     ``process(n)`` runs the node's Code once per sample (``i``: the sample, ``nb``: the node's
@@ -481,8 +484,7 @@ def _hand_program(ir, layout, body_code: k.Code, sites: list) -> SimpleNamespace
         (),
         {"i": W, "nb": W, "out": F},
         [
-            k.Store(type=W, addr=i32(NODE), offset=0, value=i32(nid)),
-            k.SetLocal(name="nb", value=i32(nl.base)),
+            k.SetLocal(name="nb", value=i32(nl.base)),  # what the node's traps store in NODE
             k.SetLocal(name="i", value=i32(0)),
             k.Loop(
                 label="samples",
@@ -548,18 +550,14 @@ def _hand_program(ir, layout, body_code: k.Code, sites: list) -> SimpleNamespace
         memory_pages=(layout.size + 65535) // 65536,
     )
     validate.validate(module, level="primitive")
-    return SimpleNamespace(
-        wat=wasm.module_text(module),
-        layout=layout,
-        sites={nid: [None, *sites]},
-        segments=[[nid]],
-        node_labels={nid: ir.nodes[0].label},
-        math_imports=[],
-        module=module,
-        voices={},
-        trap_site=lambda node_id, site_id, _s={nid: [None, *sites]}: (
-            _s.get(node_id, [])[site_id] if 0 < site_id < len(_s.get(node_id, [])) else None
-        ),
+    return Program(
+        wasm.module_text(module),
+        layout,
+        {nid: [None, *sites]},
+        [[nid]],
+        {nid: ir.nodes[0].label},
+        [],
+        module,
     )
 
 
@@ -588,7 +586,7 @@ def _counter_code(trap_at: float, site: k.TrapSite) -> k.Code:
             k.If(
                 k.NOSITE,
                 k.Prim(T.BOOL, Op.F64_EQ, [loc(F, "out"), k.Const(F, trap_at)]),
-                [k.Trap(code=7, where=site)],
+                [k.Trap(code=7, where=site, node=loc(T.I32, "nb"))],
                 [],
             ),
         ],
@@ -668,7 +666,7 @@ def test_an_endless_loop_ends_with_node_timeout_through_the_loop_budget() -> Non
                     k.If(
                         k.NOSITE,
                         k.Prim(T.BOOL, Op.I32_LE_S, [budget, i32(0)]),
-                        [k.Trap(code=13, where=site)],
+                        [k.Trap(code=13, where=site, node=loc(T.I32, "nb"))],
                         [],
                     ),
                 ],

@@ -165,16 +165,23 @@ def test_labels_must_enclose_their_jumps() -> None:
 
 
 def test_traps_of_node_code_need_a_known_code_and_a_listed_site() -> None:
+    NB = k.Local(T.I32, "nb")  # noqa: N806 - the node base, as node code has it
     where = k.TrapSite(SITE, "self.buf[i]")
-    good = k.Code([k.Trap(site=SITE, code=7, where=where)], {}, sites=[where])
-    validate.validate(good, level="primitive")
-    _, _, site, _ = only(k.Code([k.Trap(site=SITE, code=7)], {}), "without a TrapSite")
+    good = k.Code([k.Trap(site=SITE, code=7, where=where, node=NB)], {}, sites=[where])
+    validate.validate(good, level="primitive", nb=T.I32)
+    _, _, site, _ = only(k.Code([k.Trap(site=SITE, code=7, node=NB)], {}), "without a TrapSite")
     assert site == "voice.py:42"
-    only(k.Code([k.Trap(code=7, where=k.TrapSite(None))], {}), "TrapSite has no source site")
-    only(k.Code([k.Trap(code=99, where=where)], {}, sites=[where]), "trap code 99 is not one of traps.py's")
+    only(k.Code([k.Trap(code=7, where=k.TrapSite(None), node=NB)], {}), "TrapSite has no source site")
+    only(
+        k.Code([k.Trap(code=99, where=where, node=NB)], {}, sites=[where]),
+        "trap code 99 is not one of traps.py's",
+    )
     only(k.Code([k.Trap(code=12, where=where, math_error=77)], {}, sites=[where]), "math error code 77")
+    # node code's traps name their node: its base goes into the NODE slot
+    only(k.Code([k.Trap(code=7, where=where)], {}, sites=[where]), "does not name its node")
+    only(k.Code([k.Trap(code=7, where=where, node=f64(1.0))], {}, sites=[where]), "a Trap's node")
     # in an Instance, the trap's site must be in its Code's table
-    code = k.Code([k.Trap(code=7, where=where)], {}, sites=[])
+    code = k.Code([k.Trap(code=7, where=where, node=NB)], {}, sites=[])
     only(k.Module([fn([k.Instance(code=code), ret(f64(0))])]), "missing from its Code's sites")
     # outside node code (the skeleton, the math library) a trap needs no site
     validate.validate(k.Module([fn([k.Trap(code=12, math_error=1), ret(f64(0))])]), level="primitive")

@@ -13,7 +13,7 @@ import wasmtime
 from oscen.jit import kernel as k
 from oscen.jit.backends import wasm
 from oscen.jit.kernel import T
-from oscen.jit.layout import TRAP_CODE, TRAP_SITE
+from oscen.jit.layout import NODE, TRAP_CODE, TRAP_SITE
 from oscen.jit.ops import Op
 
 
@@ -217,13 +217,14 @@ def test_high_level_nodes_are_refused_by_name():
 
 
 def test_memcopy_and_a_shared_trap_function_built_from_unreachable():
-    site, code = loc(T.I32, "site"), loc(T.I32, "code")
+    site, code, node = loc(T.I32, "site"), loc(T.I32, "code"), loc(T.I32, "node")
     trap = k.Function(
         "trap",
-        [("site", T.I32), ("code", T.I32)],
+        [("site", T.I32), ("code", T.I32), ("node", T.I32)],
         (),
         {},
         [
+            k.Store(type=T.I32, addr=i32(NODE), offset=0, value=node),
             k.Store(type=T.I32, addr=i32(TRAP_SITE), offset=0, value=site),
             k.Store(type=T.I32, addr=i32(TRAP_CODE), offset=0, value=code),
             k.Unreachable(),
@@ -239,7 +240,7 @@ def test_memcopy_and_a_shared_trap_function_built_from_unreachable():
             k.If(
                 k.NOSITE,
                 k.Prim(T.BOOL, Op.I32_GT_U, [loc(T.I32, "n"), i32(8)]),
-                [k.Trap(code=9, where=None, via="trap")],
+                [k.Trap(code=9, where=None, via="trap", node=i32(72))],  # node: the base
                 [],
             ),
         ],
@@ -254,3 +255,4 @@ def test_memcopy_and_a_shared_trap_function_built_from_unreachable():
     with pytest.raises(wasmtime.Trap):
         ex["main"](store, 9)
     assert struct.unpack("<ii", mem.read(store, TRAP_SITE, TRAP_SITE + 8)) == (0, 9)
+    assert struct.unpack("<i", mem.read(store, NODE, NODE + 4)) == (72,)

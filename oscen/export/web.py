@@ -157,6 +157,10 @@ def manifest_of(graph: Graph, compiled: Any, title: str) -> dict[str, Any]:
             "timeout_code": TIMEOUT,
             "node_labels": {str(k): v for k, v in program.node_labels.items()},
             "segments": program.segments,
+            # the NODE slot holds the faulting node's base; a voice group member's node in each
+            # voice, for the voice in the LANE slot (oscen.jit.skeleton.Program.fault_node)
+            "bases": {str(nl.base): nid for nid, nl in layout.nodes.items()},
+            "voices": {str(m): members for members in program.voices.values() for m in members},
         },
     }
 

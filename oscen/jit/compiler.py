@@ -324,7 +324,8 @@ class _Binding:
 
 def node_fault(binding: Any, message: str, math_error: Callable[[], int]) -> NodeFault:
     """The NodeFault for a trapped call, read off the kernel's memory header (TRAP_SITE,
-    TRAP_CODE, SEGMENT, NODE, LANE) the same way whichever backend ran it; ``math_error`` reads (and
+    TRAP_CODE, SEGMENT, NODE: the faulting node's base, LANE: its voice) the same way whichever
+    backend ran it; ``math_error`` reads (and
     resets) the math library's error code. The abandoned block consumed events from the external
     queues by moving their heads (compacted only at the end of a block): they are rewound, so that
     the events wait again."""
@@ -333,11 +334,11 @@ def node_fault(binding: Any, message: str, math_error: Callable[[], int]) -> Nod
         head[0] = 0
     header = memory[TRAP_SITE : TRAP_SITE + 20].view(np.int32)
     site_id, code, segment = int(header[0]), int(header[1]), int(header[2])
-    node_id, lane = (int(x) for x in memory[NODE : NODE + 8].view(np.int32))
-    lanes = program.voices.get(node_id)  # code a voice group shares: the voice's node
-    if lanes is not None and 0 <= lane < len(lanes):
-        node_id = lanes[lane]
+    slots = memory[NODE : NODE + 8].view(np.int32)
+    found = program.fault_node(int(slots[0]), int(slots[1]))
+    node_id = -1 if found is None else found
     header[0] = header[1] = 0
+    slots[0] = 0  # a later trap that stores no base (none of ours should) names its segment
     node = program.node_labels.get(node_id) or ", ".join(
         program.node_labels[n] for n in program.segments[segment]
     )

@@ -468,13 +468,17 @@ class ReturnValues(Stmt):
 class Trap(Stmt):
     """Stop the kernel: ``code`` says what went wrong (a Python exception, see :mod:`.traps`),
     ``where`` where in the node's source. ``math_error`` is the math library's own code (the
-    library has no trap-site table: its caller noted the site before calling it)."""
+    library has no trap-site table: its caller noted the site before calling it). ``node``, in
+    node code its base ``nb``, goes into the header's NODE slot with the site and the code (a
+    math call's note stores it before the call): a fault names its node, and nothing per sample
+    is needed for that."""
 
     site: Site = field(default=NOSITE, kw_only=True)
     code: int
     where: TrapSite | None = None
     math_error: int = 0
-    via: str = ""  # print as a call of this module function (site index, code): smaller code
+    via: str = ""  # print as a call of this module function (site index, code, node): smaller code
+    node: Expr | None = None  # I32: the node's base, stored in NODE (None: NODE is left as it is)
 
 
 @dataclass

@@ -32,8 +32,8 @@ SEGMENT = 16  # i32: the segment running (to attribute interrupts)
 INTERRUPT = 20  # i32: loop iterations node code may still run in this call (host sets it; watchdog: 1)
 LOOP_BUDGET = 2**31 - 1
 """What a Python host gives each call: its watchdog, not the count, ends an endless loop."""
-NODE = 24  # i32: the node whose code runs (to attribute traps in code shared by several nodes)
-LANE = 28  # i32: in a voice group's code, the voice whose code runs (NODE holds voice 0's node)
+NODE = 24  # i32: the base of the node whose code trapped (its trap path stores it; bases differ)
+LANE = 28  # i32: in a voice group's code, the voice whose code runs (NODE holds one voice's node)
 HEADER_BYTES = 64
 HEADER_SLOTS = {
     "frame": FRAME,
@@ -45,7 +45,7 @@ HEADER_SLOTS = {
     "lane": LANE,
 }
 """The header slots by name (in a layout's JSON: hosts in other languages read them from there)."""
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -200,6 +200,8 @@ class Layout:
             for e in n.endpoints:
                 if e.direction == "output" and e.kind != "event":
                     nl.buffers[e.name] = take(8 * max_block)
+            if addr == nl.base:  # no bytes of its own: one word, so that no two nodes share a base
+                take(8)
             nodes[n.id] = nl
         # Room for many blocks of the graph's outputs, so one call can render them all (offline
         # rendering without a Python round trip per block).

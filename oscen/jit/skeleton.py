@@ -27,7 +27,7 @@ from .backends import wasm
 from .frontend import deep_recursion, too_deep
 from .groups import VoiceGroup, find_groups, unit_order
 from .kernel import T, TrapSite
-from .layout import EVENT_BYTES, FRAME, LANE, NODE, SEGMENT, Layout
+from .layout import EVENT_BYTES, FRAME, LANE, SEGMENT, Layout
 from .ops import Op
 from .passes import VariantCode as PassesCode
 from .passes.lanes import NotLaneable, lane_name
@@ -74,6 +74,26 @@ class Program:
     voices: dict[int, list[int]] = field(default_factory=dict)
     """Voice groups compiled as one body: a template node (voice 0's) -> that member's node in
     each voice. A trap in such code names the node of the voice in the LANE slot."""
+    _fault_nodes: dict[int, tuple[int, list[int] | None]] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    def fault_node(self, base: int, lane: int) -> int | None:
+        """The node a trap names: the one whose base its trap path stored in the NODE slot (no
+        two nodes share a base, see :meth:`.Layout.of`) or, for a voice group's member, that
+        member's node in the voice in the LANE slot (the lanes pass stores LANE before anything
+        that may trap; a packed math call's note may leave another lane's base). None for a
+        NODE slot that names no node (a trap with no site: a bug of ours)."""
+        if self._fault_nodes is None:
+            members = {m: ms for ms in self.voices.values() for m in ms}
+            self._fault_nodes = {nl.base: (nid, members.get(nid)) for nid, nl in self.layout.nodes.items()}
+        got = self._fault_nodes.get(base)
+        if got is None:
+            return None
+        node, voices = got
+        if voices is not None and 0 <= lane < len(voices):
+            node = voices[lane]
+        return node
 
     def trap_site(self, node_id: int, site_id: int) -> TrapSite | None:
         """Where trap ``site_id`` of the node whose code ran (the NODE slot) is in the source.
@@ -275,10 +295,9 @@ class SkeletonBuilder:
         for fn in code.functions:
             self.functions.setdefault(fn.name, fn)
         nb = local(I32, "nb")
-        out: list[k.Stmt] = [
-            set_local("nb", self.place(node.id, nl.base)[0]),
-            store(I32, i32(NODE), i32(node.id)),
-        ]
+        # nb: the node's base, what its code addresses everything from and what its traps store
+        # in the NODE slot (so that a fault names the node: nothing per sample for it)
+        out: list[k.Stmt] = [set_local("nb", self.place(node.id, nl.base)[0])]
         renames: dict[str, str] = {}
         if self.state_in_locals:
             state = self.seg_state.setdefault(node.id, {})

@@ -539,12 +539,16 @@ class Validator:
                 self.problem("a Trap in node code without a TrapSite")
             elif s.where.site is None:
                 self.problem("a Trap in node code whose TrapSite has no source site")
+            if s.node is None:
+                self.problem("a Trap in node code that does not name its node (node: the base nb)")
+        if s.node is not None:
+            self.expect(T.I32, self.expr(s.node, "node"), "a Trap's node")
         if s.via:
             callee = self.callees.get(s.via)
             if callee is None:
                 self.problem(f"Trap via {s.via!r}, which is not a function of the module")
-            elif callee.params != (T.I32, T.I32) or callee.results:
-                self.problem(f"Trap via {s.via}, which does not take (site: i32, code: i32) -> ()")
+            elif callee.params != (T.I32, T.I32, T.I32) or callee.results:
+                self.problem(f"Trap via {s.via}, which does not take (site, code, node: i32) -> ()")
         if s.where is not None and not isinstance(s.where, k.TrapSite):
             self.problem(f"Trap.where is a {type(s.where).__name__}, not a TrapSite")
 

@@ -91,7 +91,11 @@ class OscenProcessor extends AudioWorkletProcessor {
     const siteId = v.getInt32(h.trap_site, true);
     const code = v.getInt32(h.trap_code, true);
     const segment = v.getInt32(h.segment, true);
-    const nodeId = v.getInt32(h.node, true);
+    // NODE: the faulting node's base; a voice group member's node in the voice in LANE
+    let nodeId = f.bases[v.getInt32(h.node, true)];
+    const voices = nodeId === undefined ? undefined : f.voices[nodeId];
+    const lane = v.getInt32(h.lane, true);
+    if (voices && lane >= 0 && lane < voices.length) nodeId = voices[lane];
     const node = f.node_labels[nodeId] || (f.segments[segment] || []).map((n) => f.node_labels[n]).join(", ") || "a node";
     const site = (f.sites[nodeId] || {})[siteId];
     const where = site && site.where ? ` at ${site.where}` : "";

@@ -35,7 +35,7 @@ import numpy as np
 
 from .. import kernel as k
 from ..kernel import T
-from ..layout import TRAP_CODE, TRAP_SITE
+from ..layout import NODE, TRAP_CODE, TRAP_SITE
 from ..ops import Op
 from .wasm import MATH_ERROR_GLOBAL, SiteIndex, _no_sites, code_sites
 
@@ -877,8 +877,8 @@ class _FunctionCompiler:
 
     def trap(self, s: k.Trap) -> list[str]:
         """What the WebAssembly printer makes of a Trap, to the byte: the math library's error
-        code into its global; else the site's number and the code into the memory header
-        (directly, or by the shared function ``via``); then ``unreachable``."""
+        code into its global; else the node's base (``node``), the site's number and the code into
+        the memory header (directly, or by the shared function ``via``); then ``unreachable``."""
         if s.math_error:
             name = self.mc.global_name(MATH_ERROR_GLOBAL)
             self.globals_set.add(name)
@@ -887,7 +887,12 @@ class _FunctionCompiler:
         # ``via`` names the module's shared trap function, whose whole contract is these two
         # stores and ``unreachable`` (WAT only: the IR cannot store a site passed in and trap):
         # done here, the same memory and the same trap.
+        node: list[str] = []
+        if s.node is not None:
+            part = self.operands([s.node])[0]
+            node = [*part.pre, f"Mi[{NODE // 4}] = {part.text}"]
         return [
+            *node,
             f"Mi[{TRAP_SITE // 4}] = {site}",
             f"Mi[{TRAP_CODE // 4}] = {int(s.code)}",
             "raise WasmTrap(UNREACHABLE)",

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from .. import kernel as k
 from ..kernel import T
-from ..layout import TRAP_CODE, TRAP_SITE
+from ..layout import NODE, TRAP_CODE, TRAP_SITE
 
 WT = {T.F64: "f64", T.I64: "i64", T.BOOL: "i32", T.I32: "i32", T.V128: "v128"}
 """WebAssembly value type of each kernel type (BOOL is an i32 holding 0 or 1)."""
@@ -220,9 +220,11 @@ class Printer:
             return f"(global.set ${MATH_ERROR_GLOBAL} (i32.const {s.math_error})) unreachable"
         site = self.site_index(s.where)
         if s.via:
-            return f"(call ${s.via} (i32.const {site}) (i32.const {s.code}))"
+            node = "(i32.const 0)" if s.node is None else self.expr(s.node)
+            return f"(call ${s.via} (i32.const {site}) (i32.const {s.code}) {node})"
         return (
-            f"(i32.store (i32.const {TRAP_SITE}) (i32.const {site}))"
+            ("" if s.node is None else f"(i32.store (i32.const {NODE}) {self.expr(s.node)}) ")
+            + f"(i32.store (i32.const {TRAP_SITE}) (i32.const {site}))"
             f" (i32.store (i32.const {TRAP_CODE}) (i32.const {s.code})) unreachable"
         )
 

@@ -72,7 +72,8 @@ class Variant:
         """Stop with ``code`` at ``ts``. Traps are cold and never return: a call of ``$trap``
         keeps every node's code short; with state in locals, though, any call in the loop makes
         Cranelift spill them, so the trap is expanded in place."""
+        nb = k.Local(T.I32, "nb")  # the node's base: the fault names the node
         if self.state_in_locals:
-            return k.Trap(code=code, where=ts)
+            return k.Trap(code=code, where=ts, node=nb)
         self.runtime_called.add("trap")
-        return k.Trap(code=code, where=ts, via="trap")
+        return k.Trap(code=code, where=ts, via="trap", node=nb)

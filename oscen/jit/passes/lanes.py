@@ -127,14 +127,18 @@ class _NumberedTrap(k.Stmt):
     number: int
 
 
-def _resolved(t: _NumberedTrap) -> list[k.Stmt]:
-    """What the printer makes of the trap, as statements (the same memory and the same trap)."""
+def _resolved(t: _NumberedTrap, node: k.Expr | None) -> list[k.Stmt]:
+    """What the printer makes of the trap, as statements (the same memory and the same trap);
+    ``node``: the lane's copy of the trap's ``node`` (the node's base: the voice's own node)."""
     tr = t.trap
     if tr.math_error:
         return [k.SetGlobal(name=ERROR_GLOBAL, value=k.Const(I32, tr.math_error)), k.Unreachable()]
     if tr.via:
-        return [k.Invoke(func=tr.via, args=[k.Const(I32, t.number), k.Const(I32, tr.code)])]
+        at = k.Const(I32, 0) if node is None else node
+        return [k.Invoke(func=tr.via, args=[k.Const(I32, t.number), k.Const(I32, tr.code), at])]
+    stores = [] if node is None else [k.Store(type=I32, addr=k.Const(I32, NODE), offset=0, value=node)]
     return [
+        *stores,
         k.Store(type=I32, addr=k.Const(I32, TRAP_SITE), offset=0, value=k.Const(I32, t.number)),
         k.Store(type=I32, addr=k.Const(I32, TRAP_CODE), offset=0, value=k.Const(I32, tr.code)),
         k.Unreachable(),
@@ -472,14 +476,15 @@ def _reads_only(e: k.Expr) -> bool:
 
 
 def _header_note(s: k.Stmt) -> bool:
-    """A constant into a header slot whose value only attributes a fault (the site noted before
-    a math call): moved earlier past trap-free work, nothing can tell."""
-    return (
-        isinstance(s, k.Store)
-        and isinstance(s.addr, k.Const)
-        and isinstance(s.value, k.Const)
-        and s.addr.value + s.offset in IDEMPOTENT_SLOTS  # type: ignore[operator]
-    )
+    """A constant (or, for NODE, the node's base ``nb``) into a header slot whose value only
+    attributes a fault (the site noted before a math call): moved earlier past trap-free work,
+    nothing can tell."""
+    if not (isinstance(s, k.Store) and isinstance(s.addr, k.Const)):
+        return False
+    slot = s.addr.value + s.offset
+    if isinstance(s.value, k.Local):
+        return slot == NODE and s.value.name == "nb"
+    return isinstance(s.value, k.Const) and slot in IDEMPOTENT_SLOTS
 
 
 class _Straighten:
@@ -740,7 +745,8 @@ class _Lane(Rewriter):
         return [self.lane_store, self.children(s)]
 
     def s__NumberedTrap(self, s: _NumberedTrap) -> list[k.Stmt]:
-        return [self.lane_store, *_resolved(s)]
+        node = None if s.trap.node is None else self.expr(s.trap.node)
+        return [self.lane_store, *_resolved(s, node)]
 
     def s_Unreachable(self, s: k.Unreachable) -> list[k.Stmt]:
         return [self.lane_store, k.Unreachable(site=s.site)]

@@ -18,7 +18,7 @@ from .. import kernel as k
 from .. import wasm_math
 from ..frontend.errors import JitError
 from ..kernel import T
-from ..layout import TRAP_CODE, TRAP_SITE
+from ..layout import NODE, TRAP_CODE, TRAP_SITE
 from ..ops import Op
 from ..traps import ASSERTION, INDEX, INEXACT_INT, MATH, POW_OVERFLOW
 from . import runtime
@@ -232,6 +232,7 @@ class PySemantics(Rewriter):
         temps = [self.b.once("_marg", a, a.type, pre) for a in args]
         ts = self.site(site, f"math.{name}")
         note = [
+            k.Store(type=W, addr=i32(NODE), offset=0, value=k.Local(W, "nb")),
             k.Store(type=W, addr=i32(TRAP_SITE), offset=0, value=i32(self.v.site_id(ts))),
             k.Store(type=W, addr=i32(TRAP_CODE), offset=0, value=i32(MATH)),
         ]

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from .. import kernel as k
 from ..kernel import T
-from ..layout import TRAP_CODE, TRAP_SITE
+from ..layout import NODE, TRAP_CODE, TRAP_SITE
 from ..ops import Op
 from ..traps import FLOAT_TOO_BIG, FLOAT_ZERO_DIV, INF_TO_INT, INT_ZERO_DIV, NAN_TO_INT, NEG_SHIFT, OVERFLOW
 from .context import Unit, Variant
@@ -259,16 +259,17 @@ INLINE: dict[str, k.Function] = {"cmp_if": CMP_IF}
 """Those expanded where they are called."""
 
 
-TRAP_WAT = f"""(i32.store (i32.const {TRAP_SITE}) (local.get $site))
+TRAP_WAT = f"""(i32.store (i32.const {NODE}) (local.get $node))
+(i32.store (i32.const {TRAP_SITE}) (local.get $site))
 (i32.store (i32.const {TRAP_CODE}) (local.get $code))
 unreachable"""
 
 
 def trap_function() -> k.Function:
-    """``trap(site, code)``, what ``Trap(via="trap")`` calls: the site and the code into the
-    header, then stop. Its body is given as WebAssembly text (a Code printed in advance): the
+    """``trap(site, code, node)``, what ``Trap(via="trap")`` calls: the node's base, the site and
+    the code into the header, then stop. Its body is given as WebAssembly text (a Code printed in advance): the
     kernel IR has no bare ``unreachable`` (a ``Trap`` stores a site known where it is built, not
     one passed in), and which traps are calls is the WebAssembly backend's business anyway."""
     code = k.Code([], {})
     code.derived["wat"] = TRAP_WAT
-    return k.Function("trap", [("site", W), ("code", W)], (), {}, [k.Instance(code=code)])
+    return k.Function("trap", [("site", W), ("code", W), ("node", W)], (), {}, [k.Instance(code=code)])
