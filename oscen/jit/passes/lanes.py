@@ -16,7 +16,10 @@ How:
 2. **Straight lines**: statements inside values (inlined ``min``/``max`` and helpers, the site
    noted before a math call) move before their statement, ``a if c else b`` of trap-free sides
    becomes a select, math calls inside expressions go into temporaries: only where nothing
-   evaluated earlier can tell (:func:`straighten`).
+   evaluated earlier can tell (:func:`straighten`). An ``if``'s condition's statements (an
+   inlined predicate: ``if self._stale(sr):``) move before the ``if``; an inlined helper's
+   block whose ``return``\\ s end it or end an arm of one of its ``if``\\ s becomes its body,
+   the statements after such an ``if`` in its other arm.
 3. **Uniformity**: a local, an expression, a structure is *varying* if it depends, through data
    or control, on the lane inputs or on memory loaded from a varying address, or on memory the
    body itself writes at a fixed address (the loop budget in INTERRUPT: each lane counts it
@@ -24,20 +27,43 @@ How:
    uniform addresses). A structure is varying if its condition is, or if an ``Exit``/``Next``
    that leaves it sits under varying control.
 4. **Small pure if/else to selects**: a varying ``if`` whose arms only set locals to trap-free
-   values becomes ``Choose``\\ s of the two computed values (bit-exact, branch-free).
+   values (at most SELECT_MAX_SETS of them, SELECT_MAX_NODES nodes each; loads only at a
+   voice's base plus an offset: :func:`_safe_bases`) becomes ``Choose``\\ s of the two computed
+   values (bit-exact, branch-free), provided each value reads the targets it reads as its arm
+   run statement by statement would (``phase = phase - 1.0`` reads the old phase both ways).
+4a. **Masked ifs** (packing, an even W): another varying ``if`` whose condition is a mask
+   (f64 comparisons, and/or/not/select of masks, bool locals set to masks; a short-circuit
+   right side only if it may run speculatively; any other effect-free bool, gathered lane by
+   lane) sets a mask local ``_lane_maskN`` just before it and runs on it per pair of lanes
+   (:meth:`_Emit.masked_if`). An arm is *pure* if it only sets f64 and bool locals to values
+   that may run for a lane that did not take it (no trap, no call but a math call with an
+   f64x2 form, loads only at a voice's base; nested ifs of the same kind): it runs packed for
+   both lanes when ``v128.any_true`` of its mask (``not all_true`` for an else), and the
+   locals it sets are blended with ``v128.bitselect`` (an if/else: both arms from the same old
+   values, then one blend); a math call's scalar fallback runs only for a lane whose bits of
+   the enclosing masks say it takes the arm, so no lane raises an error it would not raise
+   alone. Any other arm (traps, calls, stores, loops) runs lane by lane under the mask's
+   ``i64x2.bitmask`` (skipped when no lane takes it), its locals staying packed (an extract
+   and a replace where the scalar code reads and sets them). The cost rule: tiny pure arms
+   are selects (4., no branch); pure arms of any size run packed under a guard; other arms run
+   lane by lane, masked only if the mask packs or a pure arm runs packed (an ``if`` on a bool
+   gathered from scalar lanes with no packed arm stays one copy per lane, as in 5.).
 5. **Emission** ("interleave"): uniform statements once; a varying statement once per lane,
    its varying locals renamed ``x__L``, the lanes' copies side by side statement by statement;
-   varying control flow as one copy per lane; uniform control flow around varying work (the
-   sample loop) stays one structure with an interleaved body. Writes with a per-lane effect
-   (the INTERRUPT count, calls of module functions) run once per lane, in lane order.
+   varying control flow (masked ifs apart) as one copy per lane; uniform control flow around
+   varying work (the sample loop) stays one structure with an interleaved body. Writes with a
+   per-lane effect (the INTERRUPT count, calls of module functions) run once per lane, in lane
+   order.
 6. **Packing** (an even W): a varying ``x = e`` the lanes run side by side, ``e`` an f64
-   operation with an f64x2 form, a select, a copy, an f64 comparison (a mask), or a math call
-   with an f64x2 form (simd's ``vector_main``: the scalar function for a lane off its main
-   path), becomes one f64x2 statement per pair of lanes; the locals it sets and the f64 locals
+   operation with an f64x2 form, a select, a copy, a constant, a mask (f64 comparisons and
+   and/or/not/select of masks), or a math call with an f64x2 form (simd's ``vector_main``: the
+   scalar function for a lane off its main path), becomes one f64x2 statement per pair of lanes; the locals it sets and the f64 locals
    it reads live in V128 locals ``x__v<pair>``, read by per-lane code with an extract and set
    with a replace. Kept only where it pays: a statement whose operands would mostly be gathered
-   from scalar lanes, a local that per-lane code in the loop uses more than packed code, stay
-   scalar. Each lane of an f64x2 operation is the IEEE operation of the scalar code: bit-exact.
+   from scalar lanes (its f64x2 form costs more than the lanes' scalar copies with their
+   extracts and replaces), a local that per-lane code in the loop uses more than packed code,
+   stay scalar; the masks of masked ifs and what their pure arms set are always packed. Each
+   lane of an f64x2 operation is the IEEE operation of the scalar code: bit-exact.
 7. **Traps**: before anything that may trap in lane L (a ``Trap``, a call that may trap) the
    header slot LANE gets ``v__L``: a fault names the voice. Trap stores sit in the trap's own
    branch, off the hot path; a call that may trap gets its store just before the statement.
