@@ -16,7 +16,10 @@ How:
 2. **Straight lines**: statements inside values (inlined ``min``/``max`` and helpers, the site
    noted before a math call) move before their statement, ``a if c else b`` of trap-free sides
    becomes a select, math calls inside expressions go into temporaries: only where nothing
-   evaluated earlier can tell (:func:`straighten`).
+   evaluated earlier can tell (:func:`straighten`). An ``if``'s condition's statements (an
+   inlined predicate: ``if self._stale(sr):``) move before the ``if``; an inlined helper's
+   block whose ``return``\\ s end it or end an arm of one of its ``if``\\ s becomes its body,
+   the statements after such an ``if`` in its other arm.
 3. **Uniformity**: a local, an expression, a structure is *varying* if it depends, through data
    or control, on the lane inputs or on memory loaded from a varying address, or on memory the
    body itself writes at a fixed address (the loop budget in INTERRUPT: each lane counts it
@@ -24,20 +27,43 @@ How:
    uniform addresses). A structure is varying if its condition is, or if an ``Exit``/``Next``
    that leaves it sits under varying control.
 4. **Small pure if/else to selects**: a varying ``if`` whose arms only set locals to trap-free
-   values becomes ``Choose``\\ s of the two computed values (bit-exact, branch-free).
+   values (at most SELECT_MAX_SETS of them, SELECT_MAX_NODES nodes each; loads only at a
+   voice's base plus an offset: :func:`_safe_bases`) becomes ``Choose``\\ s of the two computed
+   values (bit-exact, branch-free), provided each value reads the targets it reads as its arm
+   run statement by statement would (``phase = phase - 1.0`` reads the old phase both ways).
+4a. **Masked ifs** (packing, an even W): another varying ``if`` whose condition is a mask
+   (f64 comparisons, and/or/not/select of masks, bool locals set to masks; a short-circuit
+   right side only if it may run speculatively; any other effect-free bool, gathered lane by
+   lane) sets a mask local ``_lane_maskN`` just before it and runs on it per pair of lanes
+   (:meth:`_Emit.masked_if`). An arm is *pure* if it only sets f64 and bool locals to values
+   that may run for a lane that did not take it (no trap, no call but a math call with an
+   f64x2 form, loads only at a voice's base; nested ifs of the same kind): it runs packed for
+   both lanes when ``v128.any_true`` of its mask (``not all_true`` for an else), and the
+   locals it sets are blended with ``v128.bitselect`` (an if/else: both arms from the same old
+   values, then one blend); a math call's scalar fallback runs only for a lane whose bits of
+   the enclosing masks say it takes the arm, so no lane raises an error it would not raise
+   alone. Any other arm (traps, calls, stores, loops) runs lane by lane under the mask's
+   ``i64x2.bitmask`` (skipped when no lane takes it), its locals staying packed (an extract
+   and a replace where the scalar code reads and sets them). The cost rule: tiny pure arms
+   are selects (4., no branch); pure arms of any size run packed under a guard; other arms run
+   lane by lane, masked only if the mask packs or a pure arm runs packed (an ``if`` on a bool
+   gathered from scalar lanes with no packed arm stays one copy per lane, as in 5.).
 5. **Emission** ("interleave"): uniform statements once; a varying statement once per lane,
    its varying locals renamed ``x__L``, the lanes' copies side by side statement by statement;
-   varying control flow as one copy per lane; uniform control flow around varying work (the
-   sample loop) stays one structure with an interleaved body. Writes with a per-lane effect
-   (the INTERRUPT count, calls of module functions) run once per lane, in lane order.
+   varying control flow (masked ifs apart) as one copy per lane; uniform control flow around
+   varying work (the sample loop) stays one structure with an interleaved body. Writes with a
+   per-lane effect (the INTERRUPT count, calls of module functions) run once per lane, in lane
+   order.
 6. **Packing** (an even W): a varying ``x = e`` the lanes run side by side, ``e`` an f64
-   operation with an f64x2 form, a select, a copy, an f64 comparison (a mask), or a math call
-   with an f64x2 form (simd's ``vector_main``: the scalar function for a lane off its main
-   path), becomes one f64x2 statement per pair of lanes; the locals it sets and the f64 locals
+   operation with an f64x2 form, a select, a copy, a constant, a mask (f64 comparisons and
+   and/or/not/select of masks), or a math call with an f64x2 form (simd's ``vector_main``: the
+   scalar function for a lane off its main path), becomes one f64x2 statement per pair of lanes; the locals it sets and the f64 locals
    it reads live in V128 locals ``x__v<pair>``, read by per-lane code with an extract and set
    with a replace. Kept only where it pays: a statement whose operands would mostly be gathered
-   from scalar lanes, a local that per-lane code in the loop uses more than packed code, stay
-   scalar. Each lane of an f64x2 operation is the IEEE operation of the scalar code: bit-exact.
+   from scalar lanes (its f64x2 form costs more than the lanes' scalar copies with their
+   extracts and replaces), a local that per-lane code in the loop uses more than packed code,
+   stay scalar; the masks of masked ifs and what their pure arms set are always packed. Each
+   lane of an f64x2 operation is the IEEE operation of the scalar code: bit-exact.
 7. **Traps**: before anything that may trap in lane L (a ``Trap``, a call that may trap) the
    header slot LANE gets ``v__L``: a fault names the voice. Trap stores sit in the trap's own
    branch, off the hot path; a call that may trap gets its store just before the statement.
@@ -378,18 +404,21 @@ class _Uniformity:
 
 
 # =========================================================================== 3. selects
-def _speculable(e: k.Expr, budget: list[int]) -> bool:
+def _speculable(e: k.Expr, budget: list[int], safe: frozenset[str] | set[str] = frozenset()) -> bool:
     """Whether ``e`` may be evaluated when the original would not: no trap, no effect, no memory
-    (a branch not taken may address what is out of bounds), and small."""
+    (a branch not taken may address what is out of bounds) but at a ``safe`` base (a voice's
+    own memory: :func:`_safe_bases`), and small."""
     budget[0] -= 1
     if budget[0] < 0:
         return False
     if isinstance(e, (k.Const, k.Local)):
         return True
     if isinstance(e, k.Prim):
-        return e.op not in TRAPPING_OPS and all(_speculable(a, budget) for a in e.args)
+        return e.op not in TRAPPING_OPS and all(_speculable(a, budget, safe) for a in e.args)
     if isinstance(e, k.Choose):
-        return all(_speculable(a, budget) for a in (e.cond, e.a, e.b))
+        return all(_speculable(a, budget, safe) for a in (e.cond, e.a, e.b))
+    if isinstance(e, k.Load):
+        return isinstance(e.addr, k.Local) and e.addr.name in safe
     return False
 
 
@@ -400,9 +429,10 @@ def _reads(e: k.Expr) -> set[str]:
 class _Selects:
     """Varying small pure if/else to ``Choose``\\ s (see the module docstring)."""
 
-    def __init__(self, u: _Uniformity, locals_: dict[str, T]) -> None:
+    def __init__(self, u: _Uniformity, locals_: dict[str, T], safe: set[str]) -> None:
         self.u = u
         self.locals = locals_
+        self.safe = safe
         self.count = 0
         self.converted = 0  # if/else made selects
 
@@ -415,17 +445,29 @@ class _Selects:
             for x in arm:
                 if not isinstance(x, k.SetLocal) or x.name in sets:
                     return None
-                if not _speculable(x.value, [SELECT_MAX_NODES]):
+                if not _speculable(x.value, [SELECT_MAX_NODES], self.safe):
                     return None
                 sets[x.name] = x.value
             got.append(sets)
         then, orelse = got
-        targets = set(then) | set(orelse)
-        if not targets:
+        order = [*then, *(t for t in orelse if t not in then)]
+        if not order:
             return None
-        for value in [*then.values(), *orelse.values()]:
-            if _reads(value) & targets:  # an arm reading what an arm sets: keep the branch
-                return None
+        # The selects run in ``order``, each value read where its select stands: a value that
+        # reads a target must see there what its arm, run statement by statement, shows it
+        # (``phase = phase - 1.0`` reads the old phase both ways).
+        for at, name in enumerate(order):
+            for arm in (then, orelse):
+                if name not in arm:
+                    continue
+                names = list(arm)
+                before = set(names[: names.index(name)])  # set earlier in the arm
+                for t in _reads(arm[name]) & set(order):
+                    chosen = order.index(t) < at  # its select ran: the arm's value of it there
+                    if chosen and t in arm and t not in before:
+                        return None  # would see the arm's later value
+                    if not chosen and t in before:
+                        return None  # would see the old value, the arm the new one
         return then, orelse
 
     def stmts(self, body: list[k.Stmt]) -> list[k.Stmt]:
@@ -461,6 +503,205 @@ class _Selects:
             a = then.get(name, k.Local(t, name))
             b = orelse.get(name, k.Local(t, name))
             out.append(k.SetLocal(site=s.site, name=name, value=k.Choose(t, cond, a, b)))
+        return out
+
+
+# =========================================================================== 3b. masked ifs
+@dataclass
+class _Masked:
+    """How a varying ``if`` runs on packed lanes: its condition is the mask local ``mask`` (set
+    just before it); each arm either packed for both lanes of a pair and blended (``pure``) or
+    lane by lane under the mask's bits."""
+
+    mask: str
+    pure: tuple[bool, bool]  # then, else
+
+
+def _safe_bases(tree: list[k.Stmt], inputs: tuple[str, ...]) -> set[str]:
+    """Locals that only ever hold a lane input plus constants (a node's base ``nb``): loads at
+    them plus an offset read the voice's own memory, whichever branch a lane takes."""
+    sets: dict[str, list[k.Expr]] = {}
+    for x in walk(tree):
+        if isinstance(x, (k.SetLocal, k.Let)):
+            sets.setdefault(x.name, []).append(x.value)
+        elif isinstance(x, k.Invoke):
+            for t in x.targets:
+                sets.setdefault(t, []).append(k.GetGlobal(I32, "?"))  # unknown
+    safe = {n for n in inputs if n not in sets}
+    changed = True
+    while changed:
+        changed = False
+        for name, values in sets.items():
+            if name not in safe and all(_base_value(v, safe) for v in values):
+                safe.add(name)
+                changed = True
+    return safe
+
+
+def _base_value(e: k.Expr, safe: set[str]) -> bool:
+    if isinstance(e, k.Local):
+        return e.name in safe
+    return (
+        isinstance(e, k.Prim)
+        and e.op == Op.I32_ADD
+        and any(isinstance(a, k.Local) and a.name in safe for a in e.args)
+        and all(isinstance(a, k.Const) or (isinstance(a, k.Local) and a.name in safe) for a in e.args)
+    )
+
+
+def _spec_packed(e: k.Expr, safe: set[str]) -> bool:
+    """Whether ``e`` may run for a lane that did not take its branch, packed: no trap, no
+    effect, no call, loads only at a safe base plus an offset."""
+    for x in walk(e):
+        if isinstance(x, k.Load):
+            a = x.addr
+            if not (isinstance(a, k.Const) or (isinstance(a, k.Local) and a.name in safe)):
+                return False
+        elif isinstance(x, k.Prim):
+            if x.op in TRAPPING_OPS:
+                return False
+        elif not isinstance(x, (k.Const, k.Local, k.Choose, k.Logical)):
+            return False
+    return True
+
+
+def _maskable(e: k.Expr, safe: set[str]) -> bool:
+    """A boolean the lanes of a pair can compute as one mask: comparisons and and/or/not of
+    them (a short-circuit right side only if it may run speculatively), bool locals, and any
+    other effect-free boolean (each lane computes it, then it is gathered)."""
+    if isinstance(e, k.Logical):
+        return _maskable(e.left, safe) and _maskable(e.right, safe) and _spec_packed(e.right, safe)
+    if isinstance(e, k.Prim) and e.op in (Op.BOOL_AND, Op.BOOL_OR, Op.BOOL_XOR, Op.BOOL_NOT):
+        return all(_maskable(a, safe) for a in e.args)
+    return e.type == T.BOOL and _clean(e)
+
+
+def _vector_mask(e: k.Expr, safe: set[str], names: set[str]) -> bool:
+    """A boolean whose mask for a pair is computed packed (not gathered from the lanes' scalar
+    values): f64 comparisons, and/or/not/select of such, constants, locals set to such
+    (``names``)."""
+    if isinstance(e, k.Const):
+        return e.type == T.BOOL
+    if isinstance(e, k.Local):
+        return e.name in names
+    if isinstance(e, k.Prim):
+        if e.op in F64X2_COMPARE:
+            return _clean(e)
+        return e.op in (Op.BOOL_AND, Op.BOOL_OR, Op.BOOL_XOR, Op.BOOL_NOT) and all(
+            _vector_mask(a, safe, names) for a in e.args
+        )
+    if isinstance(e, k.Logical):
+        return (
+            _vector_mask(e.left, safe, names)
+            and _vector_mask(e.right, safe, names)
+            and _spec_packed(e.right, safe)
+        )
+    if isinstance(e, k.Choose):
+        return e.type == T.BOOL and all(_vector_mask(x, safe, names) for x in (e.cond, e.a, e.b))
+    return False
+
+
+def _mask_names(tree: list[k.Stmt], safe: set[str]) -> set[str]:
+    """Bool locals every set of which is a packed mask (:func:`_vector_mask`): a fixpoint."""
+    sets: dict[str, list[k.Expr]] = {}
+    for x in walk(tree):
+        if isinstance(x, (k.SetLocal, k.Let)):
+            sets.setdefault(x.name, []).append(x.value)
+        elif isinstance(x, k.Invoke):
+            for t in x.targets:
+                sets.setdefault(t, []).append(k.GetGlobal(I32, "?"))
+    names = {n for n, vs in sets.items() if all(v.type == T.BOOL for v in vs)}
+    while True:
+        keep = {n for n in names if all(_vector_mask(v, safe, names) for v in sets[n])}
+        if keep == names:
+            return names
+        names = keep
+
+
+class _Masks:
+    """Varying ifs (in uniform context, or in an arm that runs packed) whose condition is a
+    mask: the condition goes into a mask local just before the ``if``; each arm is marked pure
+    (f64 and bool locals set from speculable values, math calls with f64x2 forms, nested ifs of
+    the same kind) or per lane (anything else)."""
+
+    def __init__(
+        self, u: _Uniformity, types: dict[str, T], tree: list[k.Stmt], inputs: tuple[str, ...]
+    ) -> None:
+        self.u = u
+        self.types = types
+        self.inputs = inputs
+        self.safe = _safe_bases(tree, inputs)
+        self.lets = {x.name for x in walk(tree) if isinstance(x, k.Let)}
+        self.ifs: dict[int, _Masked] = {}
+        self.mask_names = _mask_names(tree, self.safe)
+        self.forced: set[int] = set()  # ids of the SetLocals that must run packed
+        self.count = 0
+
+    def stmts(self, body: list[k.Stmt]) -> list[k.Stmt]:
+        out: list[k.Stmt] = []
+        for s in body:
+            if isinstance(s, k.If) and id(s) in self.u.vstructs:
+                out.extend(self.convert(s))
+                continue
+            if isinstance(s, k.If):
+                s.body, s.orelse = self.stmts(s.body), self.stmts(s.orelse)
+            elif isinstance(s, (k.Loop, k.Block)) and id(s) not in self.u.vstructs:
+                s.body = self.stmts(s.body)
+            out.append(s)
+        return out
+
+    def convert(self, s: k.If) -> list[k.Stmt]:
+        if not _maskable(s.cond, self.safe):
+            return [s]
+        pure = (self.pure(s.body), self.pure(s.orelse))
+        worth = (pure[0] and s.body) or (pure[1] and s.orelse)  # an arm that would run packed
+        if not worth and not _vector_mask(s.cond, self.safe, self.mask_names):
+            return [s]  # lane by lane as it is: a gathered mask buys nothing
+        name = f"_lane_mask{self.count}"
+        self.count += 1
+        self.types[name] = I32
+        cond = k.SetLocal(site=s.site, name=name, value=s.cond)
+        self.forced.add(id(cond))
+        s.cond = k.Local(T.BOOL, name)
+        for arm, p in ((s.body, pure[0]), (s.orelse, pure[1])):
+            if p:
+                arm[:] = self.forced_arm(arm)
+        self.ifs[id(s)] = _Masked(name, pure)
+        return [cond, s]
+
+    def pure(self, arm: list[k.Stmt]) -> bool:
+        for s in arm:
+            if _header_note(s):
+                continue
+            if isinstance(s, k.If):
+                if id(s) not in self.u.vstructs or not _maskable(s.cond, self.safe):
+                    return False
+                if not (_spec_packed(s.cond, self.safe) and self.pure(s.body) and self.pure(s.orelse)):
+                    return False
+                continue
+            if not isinstance(s, k.SetLocal) or s.name in self.lets or s.name in self.inputs:
+                return False
+            t, v = self.types.get(s.name), s.value
+            if t == T.F64 and v.type == T.F64:
+                main = _vector_call(v)
+                if main is not None:
+                    if not all(_spec_packed(a, self.safe) for a in v.args):  # type: ignore[attr-defined]
+                        return False
+                elif not _spec_packed(v, self.safe):
+                    return False
+            elif not (t == I32 and v.type == T.BOOL and _spec_packed(v, self.safe)):
+                return False
+        return True
+
+    def forced_arm(self, arm: list[k.Stmt]) -> list[k.Stmt]:
+        out: list[k.Stmt] = []
+        for s in arm:
+            if isinstance(s, k.If):
+                out.extend(self.convert(s))
+                continue
+            if isinstance(s, k.SetLocal):
+                self.forced.add(id(s))
+            out.append(s)
         return out
 
 
@@ -557,27 +798,53 @@ class _Straighten:
                 out.append(k.Store(site=s.site, type=s.type, addr=addr, offset=s.offset, value=value))
                 continue
             if isinstance(s, k.If):
+                if isinstance(s.cond, k.Seq):
+                    # the condition's statements run first anyway: before the ``if`` (an
+                    # inlined predicate: ``if self._stale(sr):``)
+                    out.extend(self.stmts(s.cond.body))
+                    s.cond = s.cond.value
                 s.body, s.orelse = self.stmts(s.body), self.stmts(s.orelse)
-            elif isinstance(s, k.Block) and _falls_through(s):
-                # an inlined helper's ``return`` at its end: the block is its body
-                out.extend(self.stmts(s.body[:-1]))
-                continue
-            elif isinstance(s, (k.Loop, k.Block)):
+            elif isinstance(s, k.Block):
+                flat = _without_exits(s.body, s.label)
+                if flat is not None:
+                    # an inlined helper's ``return``s (at its end, or ending an ``if`` arm): the
+                    # block is its body with the rest of it in the other arm
+                    out.extend(self.stmts(flat))
+                    continue
+                s.body = self.stmts(s.body)
+            elif isinstance(s, k.Loop):
                 s.body = self.stmts(s.body)
             out.append(s)
         return out
 
 
-def _falls_through(block: k.Block) -> bool:
-    """Whether the only way out of ``block`` is its end (its one ``Exit`` the last statement,
-    unconditional): then it means what its body without that ``Exit`` means."""
-    body = block.body
-    last = body[-1] if body else None
-    if not isinstance(last, k.Exit) or last.label != block.label or last.cond is not None:
-        return False
-    return not any(isinstance(x, (k.Exit, k.Next)) and x.label == block.label for x in walk(body[:-1]))
+def _jumps_to(stmts: list[k.Stmt], label: str) -> bool:
+    return any(isinstance(x, (k.Exit, k.Next)) and x.label == label for x in walk(stmts))
 
 
+def _without_exits(body: list[k.Stmt], label: str) -> list[k.Stmt] | None:
+    """``body`` of block ``label`` without its jumps out, where each is an unconditional ``Exit``
+    ending the body or ending one arm of an ``if`` of the body (then the statements after the
+    ``if`` go into its other arm): the same meaning without the block. None if another jump
+    leaves it."""
+    for j, s in enumerate(body):
+        if isinstance(s, k.Exit) and s.label == label and s.cond is None:
+            return body[:j]  # what follows is never reached
+        if isinstance(s, k.If) and _jumps_to([s], label):
+            for arm, other in ((s.body, s.orelse), (s.orelse, s.body)):
+                last = arm[-1] if arm else None
+                if isinstance(last, k.Exit) and last.label == label and last.cond is None:
+                    if _jumps_to(arm[:-1], label):
+                        return None
+                    rest = _without_exits([*other, *body[j + 1 :]], label)
+                    if rest is None:
+                        return None
+                    arms = (arm[:-1], rest) if arm is s.body else (rest, arm[:-1])
+                    return [*body[:j], k.If(s.site, s.cond, *arms)]
+            return None
+        if _jumps_to([s], label):
+            return None
+    return body
 
 
 def straighten(body: list[k.Stmt]) -> list[k.Stmt]:
@@ -761,6 +1028,10 @@ class _Lane(Rewriter):
         return self.stmt(s)
 
 
+def _copies(lane: _Lane, arm: list[k.Stmt]) -> list[k.Stmt]:
+    return [x for s in arm for x in lane.copy(s)]
+
+
 def _calls_in(e: k.Expr) -> bool:
     """Whether evaluating ``e`` itself calls what may trap (a Seq's statements are their own)."""
     if isinstance(e, k.CallFn) and _may_trap_call(e.func):
@@ -799,6 +1070,11 @@ class _Emit:
         self.calls: dict[int, MathFunction] = {}  # those calling a math function: its f64x2 main path
         self.extra: dict[str, T] = {}  # locals the packed code adds
         self.lanes = [_Lane(u.varying, lane, index) for lane in range(width)]
+        self.ifs: dict[int, _Masked] = {}  # varying ifs run on masks (see _Masks)
+        self.forced: set[int] = set()  # SetLocals that run packed whatever the cost
+        self.active: list[tuple[str, bool]] = []  # the masks (and arms) packed code runs under
+        self.saves = 0
+        self.safe: set[str] = set()  # locals holding a voice's base (see _safe_bases)
 
     # ------------------------------------------------------------------ packing (f64x2)
     def plan(self, tree: list[k.Stmt], types: dict[str, T], everything: bool = False) -> None:
@@ -809,9 +1085,21 @@ class _Emit:
         lets = {x.name for x in walk(tree) if isinstance(x, k.Let)}
         varying = self.u.varying
         chosen: list[k.SetLocal] = []
+        mask_names = _mask_names(tree, self.safe)
 
         def visit(stmts: list[k.Stmt]) -> None:
             for s in stmts:
+                if id(s) in self.forced:  # a mask, or a statement of an arm run packed
+                    main = _vector_call(s.value)  # type: ignore[attr-defined]
+                    if main is not None:
+                        self.calls[id(s)] = main
+                    chosen.append(s)  # type: ignore[arg-type]
+                    continue
+                if id(s) in self.ifs:
+                    for arm, pure in zip((s.body, s.orelse), self.ifs[id(s)].pure, strict=True):  # type: ignore[attr-defined]
+                        if pure:
+                            visit(arm)
+                    continue
                 if not self.per_lane(s):
                     continue
                 if isinstance(s, (k.If, k.Loop, k.Block)) and id(s) not in self.u.vstructs:
@@ -828,12 +1116,16 @@ class _Emit:
                     self.calls[id(s)] = main
                     chosen.append(s)
                     continue
+                t, v = types.get(s.name), s.value
+                if t == I32 and v.type == T.BOOL and _vector_mask(v, self.safe, mask_names):
+                    chosen.append(s)
+                    continue
                 if not _clean(s.value):
                     continue
-                t, v = types.get(s.name), s.value
-                vector = (isinstance(v, k.Prim) and v.op in F64X2) or isinstance(v, (k.Choose, k.Local))
-                compare = isinstance(v, k.Prim) and v.op in F64X2_COMPARE
-                if (t == T.F64 and v.type == T.F64 and vector) or (t == I32 and compare):
+                vector = (isinstance(v, k.Prim) and v.op in F64X2) or isinstance(
+                    v, (k.Choose, k.Local, k.Const)
+                )
+                if t == T.F64 and v.type == T.F64 and vector:
                     chosen.append(s)
 
         visit(tree)
@@ -842,6 +1134,7 @@ class _Emit:
         # loop uses more often than packed statements do (each use an extract or a replace)
         # stays scalar. Each round only drops; the loop ends.
         outside, inside = self._scalar_uses(tree, {id(s) for s in chosen})
+        pinned = {s.name for s in chosen if id(s) in self.forced}  # masks, locals blended
         while True:
             packed, masks = self._packed_locals(chosen, types, lets)
             if everything:
@@ -856,16 +1149,18 @@ class _Emit:
             for s in chosen:
                 for name in [s.name, *(x.name for x in walk(s.value) if isinstance(x, k.Local))]:
                     packed_uses[name] = packed_uses.get(name, 0) + 1
-            drop = {x for x in packed | masks if scalar_uses.get(x, 0) > packed_uses.get(x, 0)}
+            drop = {x for x in packed | masks if scalar_uses.get(x, 0) > packed_uses.get(x, 0)} - pinned
             packed -= drop
             masks -= drop
             kept = [
                 s
                 for s in chosen
-                if s.name not in drop
+                if id(s) in self.forced
+                or s.name not in drop
                 and (
                     id(s) in self.calls
-                    or self._cost(s.value, s.name in masks, packed, masks) <= _ops(s.value) * 2
+                    or self._cost(s.value, s.name in masks, packed, masks)
+                    <= self._scalar_cost(s, packed, masks)
                 )
             ]
             if len(kept) == len(chosen):
@@ -916,7 +1211,8 @@ class _Emit:
             if isinstance(x, k.Loop):
                 weight = max(weight, 1.0)
             if isinstance(x, k.If):
-                visit(x.cond, weight, uses)
+                if id(x) not in self.ifs:
+                    visit(x.cond, weight, uses)
                 visit(x.body, weight / 4, uses)
                 visit(x.orelse, weight / 4, uses)
                 return
@@ -926,6 +1222,12 @@ class _Emit:
 
         visit(tree, 0.0, outside)
         return outside, inside
+
+    def _scalar_cost(self, s: k.SetLocal, packed: set[str], masks: set[str]) -> int:
+        """Operations of two lanes' scalar copies of ``s``: its operations, an extract for each
+        read of a packed local, a replace if it sets one."""
+        reads = sum(isinstance(x, k.Local) and (x.name in packed or x.name in masks) for x in walk(s.value))
+        return 2 * (_ops(s.value) + reads + (s.name in packed or s.name in masks))
 
     def _cost(self, e: k.Expr, mask: bool, packed: set[str], masks: set[str]) -> int:
         """Operations of ``e``'s f64x2 form (or mask form) with these locals packed."""
@@ -942,6 +1244,10 @@ class _Emit:
                 return 1 + sum(self._cost(a, args_mask, packed, masks) for a in e.args)
             if mask and e.op == Op.BOOL_NOT:
                 return 1 + self._cost(e.args[0], True, packed, masks)
+        if mask and isinstance(e, k.Logical):
+            return 1 + self._cost(e.left, True, packed, masks) + self._cost(e.right, True, packed, masks)
+        if mask and isinstance(e, k.Choose):
+            return 1 + sum(self._cost(x, True, packed, masks) for x in (e.cond, e.a, e.b))
         if isinstance(e, k.Choose) and not mask and e.type == T.F64:
             return (
                 1
@@ -983,27 +1289,34 @@ class _Emit:
             return _prim(MASK_LOGIC[e.op], *(self.mask(a, g) for a in e.args))
         if isinstance(e, k.Prim) and e.op == Op.BOOL_NOT:
             return _prim(Op.V128_NOT, self.mask(e.args[0], g))
+        if isinstance(e, k.Logical) and _spec_packed(e.right, self.safe):
+            op = Op.V128_AND if e.op == "and" else Op.V128_OR
+            return _prim(op, self.mask(e.left, g), self.mask(e.right, g))
+        if isinstance(e, k.Choose) and e.type == T.BOOL:
+            return _prim(Op.V128_BITSELECT, self.mask(e.a, g), self.mask(e.b, g), self.mask(e.cond, g))
         return self.gather(e, g, Op.I64X2_SPLAT, Op.I64X2_REPLACE_LANE1, _all_ones)
 
-    def packed_stmts(self, s: k.SetLocal) -> list[k.Stmt]:
-        """One f64x2 statement per pair of lanes, side by side."""
+    def packed_stmts(self, s: k.SetLocal, groups: Sequence[int] | None = None) -> list[k.Stmt]:
+        """One f64x2 statement per pair of lanes (of ``groups``: all), side by side."""
+        groups = range(self.width // 2) if groups is None else groups
         if id(s) in self.calls:
-            return self.packed_call(s, self.calls[id(s)])
+            return self.packed_call(s, self.calls[id(s)], groups)
         out: list[k.Stmt] = []
-        for g in range(self.width // 2):
+        for g in groups:
             value = self.mask(s.value, g) if s.name in self.masks else self.pack(s.value, g)
             out.append(k.SetLocal(site=s.site, name=_vec_name(s.name, g), value=value))
         return out
 
-    def packed_call(self, s: k.SetLocal, main: MathFunction) -> list[k.Stmt]:
+    def packed_call(self, s: k.SetLocal, main: MathFunction, groups: Sequence[int]) -> list[k.Stmt]:
         """``x = f(args)`` for a pair of lanes: the f64x2 main path of ``f``, then, for each lane
         it did not compute (its bit clear), the scalar ``f`` after storing LANE: lane 0 first, as
-        the voices one by one would call it (the same bits, the same error from the same lane)."""
+        the voices one by one would call it (the same bits, the same error from the same lane).
+        Under masks (an arm run packed), only for a lane that takes the arm."""
         call: k.CallFn = s.value  # type: ignore[assignment]
         ok = "_lane_ok"
         self.extra[ok] = I32
         out: list[k.Stmt] = []
-        for g in range(self.width // 2):
+        for g in groups:
             args: list[k.Expr] = []
             for j, a in enumerate(call.args):
                 name = f"_lane_arg{j}"
@@ -1026,7 +1339,11 @@ class _Emit:
                         for j in range(len(args))
                     ],
                 )
-                missed = _prim(Op.I32_EQZ, _prim(Op.I32_AND, k.Local(I32, ok), k.Const(I32, 1 << sub)))
+                missed: k.Expr = _prim(
+                    Op.I32_EQZ, _prim(Op.I32_AND, k.Local(I32, ok), k.Const(I32, 1 << sub))
+                )
+                for name, taken in self.active:
+                    missed = _prim(Op.BOOL_AND, missed, self.lane_bit(name, g, sub, taken))
                 out.append(k.If(s.site, missed, [lane.lane_store, lane.put(s.name, scalar, s.site)], []))
         return out
 
@@ -1077,9 +1394,113 @@ class _Emit:
                 out.extend(self.structure(s))
             elif id(s) in self.packable:
                 out.extend(self.packed_stmts(s))  # type: ignore[arg-type]
+            elif id(s) in self.ifs:
+                for g in range(self.width // 2):
+                    out.extend(self.masked_if(s, g))  # type: ignore[arg-type]
             else:
                 for lane in self.lanes:
                     out.extend(lane.copy(s))
+        return out
+
+    # ------------------------------------------------------------------ masked ifs
+    def lane_bit(self, mask: str, g: int, sub: int, taken: bool = True) -> k.Expr:
+        """Whether lane ``2g + sub`` is set in the mask local ``mask`` (``taken`` False: clear)."""
+        lane = _prim(_lane_op("I64X2_EXTRACT_LANE", sub), _vec(mask, g))
+        return _prim(Op.I64_NE if taken else Op.I64_EQ, lane, k.Const(T.I64, 0))
+
+    def packed_arm(self, arm: list[k.Stmt], g: int) -> list[k.Stmt]:
+        """An arm of pure statements for both lanes of pair ``g`` (see :class:`_Masks`)."""
+        out: list[k.Stmt] = []
+        for s in arm:
+            if id(s) in self.ifs:
+                out.extend(self.masked_if(s, g))  # type: ignore[arg-type]
+            elif isinstance(s, k.SetLocal):
+                out.extend(self.packed_stmts(s, [g]))
+            else:  # a header note
+                out.extend(self.once.copy(s))
+        return out
+
+    def masked_if(self, s: k.If, g: int) -> list[k.Stmt]:
+        """A varying ``if`` on its mask, for pair ``g``. A pure arm runs packed for both lanes
+        when a lane takes it (``any_true``) and the locals it sets are blended with the mask
+        (``bitselect``): the lane that did not take it keeps its values. The other arms run lane
+        by lane under the mask's bits, their locals staying packed (an extract and a replace
+        where the scalar code reads and sets them); no lane taking them: skipped."""
+        info = self.ifs[id(s)]
+        arms = [
+            (arm, taken, pure)
+            for arm, taken, pure in ((s.body, True, info.pure[0]), (s.orelse, False, info.pure[1]))
+            if arm
+        ]
+        packed = [(arm, taken) for arm, taken, pure in arms if pure]
+        scalar = [(arm, taken) for arm, taken, pure in arms if not pure]
+        out: list[k.Stmt] = []
+        if packed:
+            targets = sorted({x.name for arm, _ in packed for x in walk(arm) if isinstance(x, k.SetLocal)})
+            self.saves += 1
+            old = {x: f"_lane_old{self.saves}_{x}" for x in targets}
+            then = {x: f"_lane_then{self.saves}_{x}" for x in targets}
+            for x in targets:
+                self.extra[_vec_name(old[x], g)] = T.V128
+                out.append(k.SetLocal(site=s.site, name=_vec_name(old[x], g), value=_vec(x, g)))
+            for arm, taken in packed:
+                self.active.append((info.mask, taken))
+                try:
+                    run = self.packed_arm(arm, g)
+                finally:
+                    self.active.pop()
+                guard = (
+                    _prim(Op.V128_ANY_TRUE, _vec(info.mask, g))
+                    if taken
+                    else _prim(Op.I32_EQZ, _prim(Op.I64X2_ALL_TRUE, _vec(info.mask, g)))
+                )
+                if len(packed) == 2 and taken:  # both arms: keep the then values, restore for else
+                    for x in targets:
+                        self.extra[_vec_name(then[x], g)] = T.V128
+                        out.append(k.SetLocal(site=s.site, name=_vec_name(then[x], g), value=_vec(x, g)))
+                    run += [
+                        k.SetLocal(site=s.site, name=_vec_name(then[x], g), value=_vec(x, g)) for x in targets
+                    ]
+                    run += [
+                        k.SetLocal(site=s.site, name=_vec_name(x, g), value=_vec(old[x], g)) for x in targets
+                    ]
+                elif len(packed) == 1:
+                    for x in targets:
+                        a, b = (x, old[x]) if taken else (old[x], x)
+                        blend = _prim(Op.V128_BITSELECT, _vec(a, g), _vec(b, g), _vec(info.mask, g))
+                        run.append(k.SetLocal(site=s.site, name=_vec_name(x, g), value=blend))
+                out.append(k.If(s.site, guard, run, []))
+            if len(packed) == 2:
+                out += [
+                    k.SetLocal(
+                        site=s.site,
+                        name=_vec_name(x, g),
+                        value=_prim(Op.V128_BITSELECT, _vec(then[x], g), _vec(x, g), _vec(info.mask, g)),
+                    )
+                    for x in targets
+                ]
+        if scalar:
+            bits = "_lane_bits"
+            self.extra[bits] = I32
+            out.append(k.SetLocal(site=s.site, name=bits, value=_prim(Op.I64X2_BITMASK, _vec(info.mask, g))))
+            lanes = self.lanes[2 * g : 2 * g + 2]
+            if len(scalar) == 2:  # each lane runs one of the arms
+                for sub, lane in enumerate(lanes):
+                    bit = _prim(
+                        Op.I32_NE,
+                        _prim(Op.I32_AND, k.Local(I32, bits), k.Const(I32, 1 << sub)),
+                        k.Const(I32, 0),
+                    )
+                    out.append(k.If(s.site, bit, _copies(lane, s.body), _copies(lane, s.orelse)))
+            else:
+                ((arm, taken),) = scalar
+                inner: list[k.Stmt] = []
+                for sub, lane in enumerate(lanes):
+                    bit = _prim(Op.I32_AND, k.Local(I32, bits), k.Const(I32, 1 << sub))
+                    bit = _prim(Op.I32_NE if taken else Op.I32_EQ, bit, k.Const(I32, 0))
+                    inner.append(k.If(s.site, bit, _copies(lane, arm), []))
+                none = _prim(Op.I32_NE, k.Local(I32, bits), k.Const(I32, 0 if taken else 3))
+                out.append(k.If(s.site, none, inner, []))
         return out
 
     def structure(self, s: k.If | k.Loop | k.Block) -> list[k.Stmt]:
@@ -1143,12 +1564,19 @@ def lanes(
     types = _local_types(tree, locals_, inputs)
     u = _Uniformity(tree, inputs)
     if selects:
-        sel = _Selects(u, types)
+        sel = _Selects(u, types, _safe_bases(tree, inputs))
         tree = sel.stmts(tree)
         if sel.converted:
             u = _Uniformity(tree, inputs)  # the selects' conditions are new locals
     emit = _Emit(u, width, index, inputs)
     if pack and width % 2 == 0:
+        masks = _Masks(u, types, tree, inputs)
+        tree = masks.stmts(tree)
+        if masks.ifs:
+            u = emit.u = _Uniformity(tree, inputs)  # the mask locals are new
+            emit.once = _Lane(u.varying, None, index)
+            emit.lanes = [_Lane(u.varying, lane, index) for lane in range(width)]
+        emit.ifs, emit.forced, emit.safe = masks.ifs, masks.forced, masks.safe
         emit.plan(tree, types, everything=pack == "all")
     out = emit.body(tree)
     new_locals: dict[str, T] = {}
