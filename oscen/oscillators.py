@@ -101,7 +101,7 @@ class Oscillator(Node):
         self._phase = float(phase) % 1.0
         # The sine's rotation recurrence: (_c, _s) = (cos, sin)(2 pi _phase) and (_cw, _sw) =
         # (cos, sin)(2 pi _increment) while _left > 0; _increment is the previous sample's. The
-        # first sample takes the polynomial, the second resynchronises (see _sine).
+        # first sample takes the polynomial, the second resynchronises (see process and _resync).
         self._c = 1.0
         self._s = 0.0
         self._cw = 1.0
@@ -175,7 +175,20 @@ class Oscillator(Node):
                     p = 0.0
         waveform = self.waveform
         if waveform == SINE:
-            value = self._sine(p, increment)
+            # sin(2 pi p) by the rotation recurrence (see the module docstring): (_c, _s) is
+            # (cos, sin)(2 pi phase), advanced each sample by the rotation (_cw, _sw) of 2 pi
+            # increment. Common path: a countdown, two compares, six multiply-adds, straight
+            # line; the polynomial (_resync) only under a rare `if`. Written here rather than in
+            # a helper returning the value, so that it stays statements the lanes pass can pack.
+            if self.pm != 0.0:  # compiled away when pm is unconnected
+                self._left = 0.0  # phase modulation: the polynomial of p, no recurrence
+            if self._left <= 0.0 or increment != self._increment:
+                self._resync(p, increment, increment == self._increment and self.pm == 0.0)
+            c = self._c
+            value = self._s
+            self._c = c * self._cw - value * self._sw
+            self._s = value * self._cw + c * self._sw
+            self._left = self._left - 1.0
         else:
             self._left = 0.0  # the sine's recurrence no longer follows the phase (waveform switches)
             if waveform == SAW:
@@ -195,22 +208,6 @@ class Oscillator(Node):
             if phase >= 1.0:
                 phase = 0.0
         self._phase = phase
-
-    def _sine(self, p: float, increment: float) -> float:
-        # sin(2 pi p) by a rotation recurrence (see the module docstring): (_c, _s) is
-        # (cos, sin)(2 pi phase), advanced each sample by the rotation (_cw, _sw) of 2 pi increment.
-        # Common path: a countdown, three compares and six multiply-adds, straight line; the
-        # polynomial in _resync only under a rare `if` (outlined: one call, state synced once).
-        if self._left <= 0.0 or increment != self._increment or self.pm != 0.0:
-            self._resync(p, increment, increment == self._increment and self.pm == 0.0)
-        c = self._c
-        s = self._s
-        cw = self._cw
-        sw = self._sw
-        self._c = c * cw - s * sw
-        self._s = s * cw + c * sw
-        self._left = self._left - 1.0
-        return s
 
     def _resync(self, p: float, increment: float, steady: bool) -> None:
         # The polynomial's sine of the phase for this sample, and the recurrence restarted from it
