@@ -191,12 +191,46 @@ class Oscillator(Node):
             self._left = self._left - 1.0
         else:
             self._left = 0.0  # the sine's recurrence no longer follows the phase (waveform switches)
+            # The other waveforms, as statements too. Band-limited, the residuals are zero except
+            # within one increment of a discontinuity (2 samples of each a period): their test is
+            # a rare `if`, the residual itself (a division) under it. The wraps are `x - floor(x)`
+            # for an x within one cycle of [0, 1) (p is in [0, 1), the width in [0, 1]), written
+            # as a select of `x + 1.0`, `x - 1.0` or `x`: the IEEE operation of subtracting
+            # floor's -1, 1 or 0, so the same floats, without a float-to-int floor (which traps
+            # on NaN) per sample. A NaN phase now gives NaN, as for the saw and the sine, where
+            # `math.floor` raised.
             if waveform == SAW:
-                value = self._saw(p, increment)
+                value = 2.0 * p - 1.0
+                if self.band_limited:
+                    dt = self._blep_width(increment)
+                    if p < dt or p > 1.0 - dt:  # near the wrap (never when dt is 0)
+                        value = value - self._polyblep(p, dt)
             elif waveform == SQUARE:
-                value = self._square(p, increment)
+                width = min(max(self.pulse_width, 0.0), 1.0)
+                value = 1.0 if p < width else -1.0
+                if self.band_limited:
+                    dt = self._blep_width(increment)
+                    # rising jump at phase 0, falling jump at phase `width`
+                    fall = p - width  # in (-1, 1)
+                    fall = fall + 1.0 if fall < 0.0 else fall
+                    if p < dt or p > 1.0 - dt:
+                        value = value + self._polyblep(p, dt)
+                    if fall < dt or fall > 1.0 - dt:
+                        value = value - self._polyblep(fall, dt)
             else:
-                value = self._triangle(p, increment)
+                q = p + 0.25  # in [0.25, 1.25)
+                q = q - 1.0 if q >= 1.0 else q
+                value = 1.0 - 4.0 * abs(q - 0.5)
+                if self.band_limited:
+                    dt = self._blep_width(increment)
+                    # corners at phase 0.25 (slope +4 -> -4 per cycle) and 0.75 (-4 -> +4); the
+                    # slope change per sample is 8 * dt. Distances wrapped into [-0.5, 0.5) cycles.
+                    d1 = p - 0.25  # in [-0.25, 0.75)
+                    d1 = d1 - 1.0 if d1 + 0.5 >= 1.0 else d1
+                    d2 = p - 0.75  # in [-0.75, 0.25)
+                    d2 = d2 + 1.0 if d2 + 0.5 < 0.0 else d2
+                    if not (abs(d1) >= dt and abs(d2) >= dt):  # near a corner (or dt is NaN)
+                        value = value + 8.0 * dt * (self._polyblamp(d2, dt) - self._polyblamp(d1, dt))
         self.output = self.amplitude * value
         phase = self._phase + increment
         # The usual wrap is one subtraction, written as a select (branch-free, a short dependency
@@ -233,65 +267,25 @@ class Oscillator(Node):
         return min(abs(increment), MAX_BLEP_WIDTH)
 
     def _polyblep(self, t: float, dt: float) -> float:
-        # Two-sample PolyBLEP residual of a downward unit-2 jump at phase 0 (the saw's wrap),
-        # evaluated at phase t in [0, 1]: the band-limited step minus the naive one. Zero except
-        # within one increment of the jump: the common path is two compares and a skipped `if`
-        # (one return at the end, no early exits, so it inlines as straight code).
-        r = 0.0
-        if t < dt or t > 1.0 - dt:  # rare: 2 samples a period (never when dt is 0: t is in [0, 1])
-            if t < dt:
-                x = t / dt
-                r = x + x - x * x - 1.0
-            else:
-                x = (t - 1.0) / dt
-                r = x * x + x + x + 1.0
+        # Two-sample PolyBLEP residual of a downward unit-2 jump at phase 0 (the saw's wrap), at
+        # phase t in [0, 1] within one increment of the jump (t < dt or t > 1 - dt, so dt > 0):
+        # the band-limited step minus the naive one.
+        if t < dt:
+            x = t / dt
+            r = x + x - x * x - 1.0
+        else:
+            x = (t - 1.0) / dt
+            r = x * x + x + x + 1.0
         return r
 
     def _polyblamp(self, distance: float, dt: float) -> float:
         # Two-sample PolyBLAMP residual (the integral of the PolyBLEP one) for a unit change of
         # slope per sample, at `distance` cycles from the corner: (1 - |x|)^3 / 6 with x in samples,
-        # zero from one increment away on (the common path: one compare and a skipped `if`).
+        # zero from one increment away on.
         r = 0.0
-        d = abs(distance)
-        if d < dt:  # rare: 2 samples a corner (never when dt is 0)
-            y = 1.0 - d / dt
-            r = y * y * y / 6.0
+        if not dt <= 0.0:
+            x = abs(distance) / dt
+            if not x >= 1.0:
+                y = 1.0 - x
+                r = y * y * y / 6.0
         return r
-
-    def _saw(self, p: float, increment: float) -> float:
-        value = 2.0 * p - 1.0
-        if self.band_limited:
-            value = value - self._polyblep(p, self._blep_width(increment))
-        return value
-
-    # The wraps below are `x - floor(x)` for an x known to lie within one cycle of [0, 1) (p is in
-    # [0, 1), the width in [0, 1]), written as a select of `x + 1.0`, `x - 1.0` or `x`: the same
-    # IEEE operation as subtracting floor's -1, 1 or 0, so the same floats, without a float-to-int
-    # floor (which traps on NaN) on the per-sample path. A NaN phase now gives NaN, as for the saw
-    # and the sine, where `math.floor` raised.
-
-    def _square(self, p: float, increment: float) -> float:
-        width = min(max(self.pulse_width, 0.0), 1.0)
-        value = 1.0 if p < width else -1.0
-        if self.band_limited:
-            dt = self._blep_width(increment)
-            # rising jump at phase 0, falling jump at phase `width`
-            fall = p - width  # in (-1, 1)
-            fall = fall + 1.0 if fall < 0.0 else fall
-            value = value + self._polyblep(p, dt) - self._polyblep(fall, dt)
-        return value
-
-    def _triangle(self, p: float, increment: float) -> float:
-        q = p + 0.25  # in [0.25, 1.25)
-        q = q - 1.0 if q >= 1.0 else q
-        value = 1.0 - 4.0 * abs(q - 0.5)
-        if self.band_limited:
-            dt = self._blep_width(increment)
-            # corners at phase 0.25 (slope +4 -> -4 per cycle) and 0.75 (-4 -> +4); the slope
-            # change per sample is 8 * dt. Distances are wrapped into [-0.5, 0.5) cycles.
-            d1 = p - 0.25  # in [-0.25, 0.75)
-            d1 = d1 - 1.0 if d1 + 0.5 >= 1.0 else d1
-            d2 = p - 0.75  # in [-0.75, 0.25)
-            d2 = d2 + 1.0 if d2 + 0.5 < 0.0 else d2
-            value = value + 8.0 * dt * (self._polyblamp(d2, dt) - self._polyblamp(d1, dt))
-        return value
