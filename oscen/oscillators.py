@@ -23,7 +23,7 @@ import math
 
 from .graph.endpoints import StreamInput, StreamOutput, ValueInput
 from .graph.node import Node
-from .sine import sin_cycles
+from .sine import cos_cycles, sin_cycles
 
 SINE = 0
 SAW = 1
@@ -35,6 +35,13 @@ WAVEFORMS = {"sine": SINE, "saw": SAW, "square": SQUARE, "triangle": TRIANGLE}
 MAX_BLEP_WIDTH = 0.5
 """The correction width (the phase increment, in cycles) is clamped here: above it (frequencies
 beyond Nyquist) the two-sample residuals would overlap their own next discontinuity."""
+
+RESYNC_SAMPLES = 1024.0
+"""The sine's rotation recurrence runs at most this many samples before it is resynchronised from
+the phase with the polynomial. Its error grows about linearly, by at most ~2e-16 a sample (the
+rounding of the rotation's cosine and sine, and of the phase accumulator it must agree with):
+measured at most 2.3e-13 from the polynomial of the phase after 1024 samples
+(``benchmarks/bench_sine.py``, section 4), while the resync costs four polynomials every 1024 samples."""
 
 
 class Oscillator(Node):
@@ -92,6 +99,15 @@ class Oscillator(Node):
         self.waveform = int(waveform)
         self.band_limited = bool(band_limited)
         self._phase = float(phase) % 1.0
+        # The sine's rotation recurrence: (_c, _s) = (cos, sin)(2 pi _phase) and (_cw, _sw) =
+        # (cos, sin)(2 pi _increment) while _left > 0; _increment is the previous sample's. The
+        # first sample takes the polynomial, the second resynchronises (see process and _resync).
+        self._c = 1.0
+        self._s = 0.0
+        self._cw = 1.0
+        self._sw = 0.0
+        self._increment = math.nan
+        self._left = 0.0
 
     # ---------------------------------------------------------------- construction helpers
     @classmethod
@@ -145,96 +161,131 @@ class Oscillator(Node):
 
     # ---------------------------------------------------------------- compiled code
     _sin_cycles = staticmethod(sin_cycles)  # sin(2 pi p) in plain arithmetic: exact in both engines
+    _cos_cycles = staticmethod(cos_cycles)
 
     def process(self, sample_rate: float) -> None:
         increment = (self.frequency + self.fm) * (1.0 / sample_rate)
-        p = self._phase + self.pm
-        if p >= 1.0 or p < 0.0:  # only with phase modulation: the phase itself stays in [0, 1)
-            p = p - math.floor(p)
-            if p >= 1.0:
-                # p was a tiny negative number: p - floor(p) rounded up to exactly 1.0
-                p = 0.0
+        p = self._phase
+        if self.pm != 0.0:  # compiled away when pm is unconnected (a constant 0)
+            p = p + self.pm
+            if p >= 1.0 or p < 0.0:  # the phase itself is in [0, 1)
+                p = p - math.floor(p)
+                if p >= 1.0:
+                    # p was a tiny negative number: p - floor(p) rounded up to exactly 1.0
+                    p = 0.0
         waveform = self.waveform
         if waveform == SINE:
-            value = self._sin_cycles(p)
-        elif waveform == SAW:
-            value = self._saw(p, increment)
-        elif waveform == SQUARE:
-            value = self._square(p, increment)
+            # sin(2 pi p) by the rotation recurrence (see the module docstring): (_c, _s) is
+            # (cos, sin)(2 pi phase), advanced each sample by the rotation (_cw, _sw) of 2 pi
+            # increment. Common path: a countdown, two compares, six multiply-adds, straight
+            # line; the polynomial (_resync) only under a rare `if`. Written here rather than in
+            # a helper returning the value, so that it stays statements the lanes pass can pack.
+            if self.pm != 0.0:  # compiled away when pm is unconnected
+                self._left = 0.0  # phase modulation: the polynomial of p, no recurrence
+            if self._left <= 0.0 or increment != self._increment:
+                self._resync(p, increment, increment == self._increment and self.pm == 0.0)
+            c = self._c
+            value = self._s
+            self._c = c * self._cw - value * self._sw
+            self._s = value * self._cw + c * self._sw
+            self._left = self._left - 1.0
         else:
-            value = self._triangle(p, increment)
+            self._left = 0.0  # the sine's recurrence no longer follows the phase (waveform switches)
+            # The other waveforms, as statements too. Band-limited, the residuals are zero except
+            # within one increment of a discontinuity (2 samples of each a period): their test is
+            # a rare `if`, the residual itself (a division) under it. The wraps are `x - floor(x)`
+            # for an x within one cycle of [0, 1) (p is in [0, 1), the width in [0, 1]), written
+            # as a select of `x + 1.0`, `x - 1.0` or `x`: the IEEE operation of subtracting
+            # floor's -1, 1 or 0, so the same floats, without a float-to-int floor (which traps
+            # on NaN) per sample. A NaN phase now gives NaN, as for the saw and the sine, where
+            # `math.floor` raised.
+            if waveform == SAW:
+                value = 2.0 * p - 1.0
+                if self.band_limited:
+                    dt = self._blep_width(increment)
+                    if p < dt or p > 1.0 - dt:  # near the wrap (never when dt is 0)
+                        value = value - self._polyblep(p, dt)
+            elif waveform == SQUARE:
+                width = min(max(self.pulse_width, 0.0), 1.0)
+                value = 1.0 if p < width else -1.0
+                if self.band_limited:
+                    dt = self._blep_width(increment)
+                    # rising jump at phase 0, falling jump at phase `width`
+                    fall = p - width  # in (-1, 1)
+                    fall = fall + 1.0 if fall < 0.0 else fall
+                    if p < dt or p > 1.0 - dt:
+                        value = value + self._polyblep(p, dt)
+                    if fall < dt or fall > 1.0 - dt:
+                        value = value - self._polyblep(fall, dt)
+            else:
+                q = p + 0.25  # in [0.25, 1.25)
+                q = q - 1.0 if q >= 1.0 else q
+                value = 1.0 - 4.0 * abs(q - 0.5)
+                if self.band_limited:
+                    dt = self._blep_width(increment)
+                    # corners at phase 0.25 (slope +4 -> -4 per cycle) and 0.75 (-4 -> +4); the
+                    # slope change per sample is 8 * dt. Distances wrapped into [-0.5, 0.5) cycles.
+                    d1 = p - 0.25  # in [-0.25, 0.75)
+                    d1 = d1 - 1.0 if d1 + 0.5 >= 1.0 else d1
+                    d2 = p - 0.75  # in [-0.75, 0.25)
+                    d2 = d2 + 1.0 if d2 + 0.5 < 0.0 else d2
+                    if not (abs(d1) >= dt and abs(d2) >= dt):  # near a corner (or dt is NaN)
+                        value = value + 8.0 * dt * (self._polyblamp(d2, dt) - self._polyblamp(d1, dt))
         self.output = self.amplitude * value
         phase = self._phase + increment
-        # Wrap with one subtraction in the usual case (a short dependency chain from sample to
-        # sample); floor only when a large or negative increment (FM) jumps further.
-        if phase >= 1.0:
-            phase = phase - 1.0
+        # The usual wrap is one subtraction, written as a select (branch-free, a short dependency
+        # chain from sample to sample); floor only when a large or negative increment (FM) jumps
+        # further, a rare branch.
+        phase = phase - 1.0 if phase >= 1.0 else phase
         if phase >= 1.0 or phase < 0.0:
             phase = phase - math.floor(phase)
             if phase >= 1.0:
                 phase = 0.0
         self._phase = phase
 
+    def _resync(self, p: float, increment: float, steady: bool) -> None:
+        # The polynomial's sine of the phase for this sample, and the recurrence restarted from it
+        # when `steady`: this sample's increment repeats the last one's and there is no phase
+        # modulation (a steady sample after a change, or RESYNC_SAMPLES samples since the last
+        # restart); otherwise (FM, a ramp, a new frequency, phase modulation) the polynomial again
+        # next sample, until the increment repeats. It reads no input (`steady` is computed by the
+        # caller), so the JIT outlines it: one call under the rare `if`, whatever is connected.
+        self._s = self._sin_cycles(p)
+        if steady:
+            self._c = self._cos_cycles(p)
+            self._cw = self._cos_cycles(increment)
+            self._sw = self._sin_cycles(increment)
+            self._left = RESYNC_SAMPLES
+        else:
+            self._increment = increment
+            self._c = 0.0  # keeps the unused rotation bounded
+            self._left = 0.0
+
     def _blep_width(self, increment: float) -> float:
         # The residuals span one phase increment on each side of a discontinuity; the direction of
         # travel does not matter (they are symmetric smoothings of the step), only its size.
-        dt = abs(increment)
-        if dt > MAX_BLEP_WIDTH:
-            dt = MAX_BLEP_WIDTH
-        return dt
+        return min(abs(increment), MAX_BLEP_WIDTH)
 
     def _polyblep(self, t: float, dt: float) -> float:
-        # Two-sample PolyBLEP residual of a downward unit-2 jump at phase 0 (the saw's wrap),
-        # evaluated at phase t in [0, 1): the band-limited step minus the naive one.
-        if dt <= 0.0:
-            return 0.0
+        # Two-sample PolyBLEP residual of a downward unit-2 jump at phase 0 (the saw's wrap), at
+        # phase t in [0, 1] within one increment of the jump (t < dt or t > 1 - dt, so dt > 0):
+        # the band-limited step minus the naive one.
         if t < dt:
             x = t / dt
-            return x + x - x * x - 1.0
-        if t > 1.0 - dt:
+            r = x + x - x * x - 1.0
+        else:
             x = (t - 1.0) / dt
-            return x * x + x + x + 1.0
-        return 0.0
+            r = x * x + x + x + 1.0
+        return r
 
     def _polyblamp(self, distance: float, dt: float) -> float:
         # Two-sample PolyBLAMP residual (the integral of the PolyBLEP one) for a unit change of
-        # slope per sample, at `distance` cycles from the corner: (1 - |x|)^3 / 6 with x in samples.
-        if dt <= 0.0:
-            return 0.0
-        x = abs(distance) / dt
-        if x >= 1.0:
-            return 0.0
-        y = 1.0 - x
-        return y * y * y / 6.0
-
-    def _saw(self, p: float, increment: float) -> float:
-        value = 2.0 * p - 1.0
-        if self.band_limited:
-            value = value - self._polyblep(p, self._blep_width(increment))
-        return value
-
-    def _square(self, p: float, increment: float) -> float:
-        width = min(max(self.pulse_width, 0.0), 1.0)
-        value = 1.0 if p < width else -1.0
-        if self.band_limited:
-            dt = self._blep_width(increment)
-            # rising jump at phase 0, falling jump at phase `width`
-            fall = p - width
-            fall = fall - math.floor(fall)
-            value = value + self._polyblep(p, dt) - self._polyblep(fall, dt)
-        return value
-
-    def _triangle(self, p: float, increment: float) -> float:
-        q = p + 0.25
-        q = q - math.floor(q)
-        value = 1.0 - 4.0 * abs(q - 0.5)
-        if self.band_limited:
-            dt = self._blep_width(increment)
-            # corners at phase 0.25 (slope +4 -> -4 per cycle) and 0.75 (-4 -> +4); the slope
-            # change per sample is 8 * dt. Distances are wrapped into [-0.5, 0.5) cycles.
-            d1 = p - 0.25
-            d1 = d1 - math.floor(d1 + 0.5)
-            d2 = p - 0.75
-            d2 = d2 - math.floor(d2 + 0.5)
-            value = value + 8.0 * dt * (self._polyblamp(d2, dt) - self._polyblamp(d1, dt))
-        return value
+        # slope per sample, at `distance` cycles from the corner: (1 - |x|)^3 / 6 with x in samples,
+        # zero from one increment away on.
+        r = 0.0
+        if not dt <= 0.0:
+            x = abs(distance) / dt
+            if not x >= 1.0:
+                y = 1.0 - x
+                r = y * y * y / 6.0
+        return r

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SIN_COEFFICIENTS", "sin_cycles", "sin_cycles_array"]
+__all__ = ["SIN_COEFFICIENTS", "cos_cycles", "cos_cycles_array", "sin_cycles", "sin_cycles_array"]
 
 ROUND = 6755399441055744.0
 """1.5 * 2**52: ``(p + ROUND) - ROUND`` is ``p`` rounded to the nearest integer (ties to even),
@@ -80,6 +80,27 @@ def sin_cycles(p: float) -> float:
     return x * r
 
 
+def cos_cycles(p: float) -> float:
+    # cos(2 pi p) = sin(2 pi y), y = 1/4 - |x|, x = p - round(p) in [-1/2, 1/2]: the reduction of
+    # sin_cycles, exact; y is exact for |x| >= 1/8 (Sterbenz), and below that its rounding (at most
+    # 2.8e-17 cycles) lands where the sine is flat. y is in [-1/4, 1/4], where sin_cycles' own
+    # reduction and fold change nothing, so this is sin_cycles(y) bit for bit: the polynomial is
+    # evaluated directly (compiled node code: plain statements, no call of another function).
+    q = min(max(p, -LIMIT), LIMIT)
+    x = q - ((q + ROUND) - ROUND)
+    x = 0.25 - abs(x)
+    z = x * x
+    r = S17 * z + S15
+    r = r * z + S13
+    r = r * z + S11
+    r = r * z + S9
+    r = r * z + S7
+    r = r * z + S5
+    r = r * z + S3
+    r = r * z + S1
+    return x * r
+
+
 def sin_cycles_array(p: np.ndarray) -> np.ndarray:
     """:func:`sin_cycles` of every element of a float64 array: the same operations in the same
     order (``min``/``max`` as the selects Python does), so the result is bit for bit what
@@ -97,3 +118,12 @@ def sin_cycles_array(p: np.ndarray) -> np.ndarray:
     for c in (S13, S11, S9, S7, S5, S3, S1):
         r = r * z + c
     return x * r
+
+
+def cos_cycles_array(p: np.ndarray) -> np.ndarray:
+    """:func:`cos_cycles` of every element of a float64 array, bit for bit (as :func:`sin_cycles_array`)."""
+    p = np.asarray(p, dtype=np.float64)
+    q = np.where(-LIMIT > p, -LIMIT, p)
+    q = np.where(LIMIT < q, LIMIT, q)
+    x = q - ((q + ROUND) - ROUND)
+    return sin_cycles_array(0.25 - np.abs(x))

@@ -27,6 +27,7 @@ from oscen.jit.groups import find_groups
 from oscen.jit.passes.walk import walk
 from oscen.midi import SubGraph, poly_voices
 from oscen.oscillators import Oscillator
+from oscen.sine import sin_cycles
 
 
 def sines_into_lowpasses(n: int, sample_rate: float = SR) -> Graph:
@@ -353,11 +354,38 @@ def test_random_voice_groups_equal_the_interpreter(scenario) -> None:
         assert_engines_match(expected, grouped["state"], perturbed=perturbed, what="grouped vs interpreted")
 
 
+class PolynomialSine(Node):
+    """A phase accumulator through oscen.sine.sin_cycles every sample: the Oscillator's sine
+    before its rotation recurrence (which keeps the polynomial for a rare resync)."""
+
+    frequency = ValueInput(440.0)
+    output = StreamOutput()
+
+    def __init__(self, frequency: float) -> None:
+        self.frequency = float(frequency)
+        self._phase = 0.0
+
+    _sin_cycles = staticmethod(sin_cycles)
+
+    def process(self, sample_rate: float) -> None:
+        self.output = self._sin_cycles(self._phase)
+        phase = self._phase + self.frequency * (1.0 / sample_rate)
+        self._phase = phase - 1.0 if phase >= 1.0 else phase
+
+
 def test_the_sine_voices_polynomial_runs_two_voices_per_instruction() -> None:
-    """The built-in sine (a polynomial of the phase, inlined as a helper with min/max and a
-    return) is packed: its Horner steps are f64x2 operations in the pair's body. Before the
+    """The polynomial sine of the phase (oscen.sine.sin_cycles, inlined as a helper with min/max
+    and a return) is packed: its Horner steps are f64x2 operations in the pair's body. Before the
     lanes pass straightened inlined helpers' bodies, it ran lane by lane (6 f64x2.mul)."""
-    program = CraneliftJit(lanes=2).program(sines_into_lowpasses(8).to_ir())
+    graph = Graph(SR)
+    mix = graph.add_node(Gain(1.0 / 8), "mix")
+    for k in range(8):
+        sine = graph.add_node(PolynomialSine(110.0 * 2 ** (k / 12)), f"sine{k}")
+        lp = graph.add_node(IirLowpass(300.0 + 90.0 * k, 0.9), f"lp{k}")
+        graph.connect(sine.output, lp.input)
+        graph.connect(lp.output, mix.input)
+    graph.set_output(mix.output)
+    program = CraneliftJit(lanes=2).program(graph.to_ir())
     (pair,) = [f for f in program.module.functions if f.name == "voices0"]
     ops = [x.op.name for x in walk(pair.body) if isinstance(x, kernel.Prim)]
     assert ops.count("F64X2_MUL") >= 9 + 4  # the degree-17 polynomial's 9 products and more
