@@ -453,7 +453,11 @@ class GraphState:
                 if name in src.external_queues:
                     queues.append((q, src.external_queues[name]))
         return CopyPlan(
-            other.layout, other._connected, tuple(tuple(r) for r in runs), tuple(zero), tuple(queues),
+            other.layout,
+            other._connected,
+            tuple(tuple(r) for r in runs),
+            tuple(zero),
+            tuple(queues),
             frozenset(fresh),
         )
 
