@@ -10,10 +10,12 @@ import numpy as np
 
 from oscen.filters import IirLowpass
 from oscen.gain import Gain
-from oscen.graph import Graph
+from oscen.graph import EventInput, Graph, Node, StreamOutput
+from oscen.graph.ir import GraphIR
 from oscen.jit import CraneliftJit, JitGraph
 from oscen.jit import jitgraph as jitgraph_module
 from oscen.jit.frontend.typing import settled
+from oscen.jit.session import variant_key
 from oscen.jit.state import GraphState
 from oscen.oscillators import Oscillator
 
@@ -146,3 +148,75 @@ def test_background_compile_puts_the_switch_interval_back() -> None:
         assert sys.getswitchinterval() == 0.005
     finally:
         sys.setswitchinterval(before)
+
+
+# ------------------------------------------------------------------ caches are never stale
+class _Pulse(Node):
+    """A node with an event input: its handler's arity is in the IR."""
+
+    gate = EventInput()
+    output = StreamOutput()
+
+    def __init__(self, level: float = 1.0) -> None:
+        self.level = level
+        self.value = 0.0
+
+    def on_gate(self, x: float) -> None:
+        self.value = x * self.level
+
+    def process(self) -> None:
+        self.output = self.value
+
+
+def _ir_of(node: Node):
+    graph = Graph(44100.0)
+    h = graph.add_node(node)
+    graph.set_output(h.output)
+    return graph.to_ir()
+
+
+def test_endpoint_ir_follows_a_replaced_handler() -> None:
+    """The endpoints' IR is shared per class, but a handler replaced on the class (or set on one
+    node) changes the arity the IR gives."""
+    assert _ir_of(_Pulse()).nodes[0].endpoint("gate").arity == 1
+
+    def two(self: _Pulse, x: float, y: float) -> None:
+        self.value = x * y
+
+    original = _Pulse.on_gate
+    try:
+        _Pulse.on_gate = two  # type: ignore[method-assign]
+        assert _ir_of(_Pulse()).nodes[0].endpoint("gate").arity == 2
+    finally:
+        _Pulse.on_gate = original  # type: ignore[method-assign]
+    assert _ir_of(_Pulse()).nodes[0].endpoint("gate").arity == 1
+    own = _Pulse()
+    own.on_gate = lambda a, b, c: None  # type: ignore[method-assign]
+    assert _ir_of(own).nodes[0].endpoint("gate").arity == 3
+    assert _ir_of(_Pulse()).nodes[0].endpoint("gate").arity == 1
+
+
+def test_variant_key_and_ir_key_change_with_the_node() -> None:
+    """Kept per NodeIR, but every to_ir() makes new NodeIRs: a changed constant, attribute type
+    or sample rate gives another variant key and another IR key."""
+    base = _ir_of(_Pulse(1.0))
+    other_constant = _ir_of(_Pulse(2.0))  # level is never assigned by compiled code: a constant
+    assert base.nodes[0].constants == {"level": 1.0}
+    assert variant_key(base.nodes[0], 44100.0) != variant_key(other_constant.nodes[0], 44100.0)
+    assert base.key() != other_constant.key()
+    int_level = _ir_of(_Pulse(1))  # type: ignore[arg-type]
+    assert variant_key(int_level.nodes[0], 44100.0) != variant_key(base.nodes[0], 44100.0)
+    assert int_level.key() != base.key()
+    node = base.nodes[0]
+    assert variant_key(node, 44100.0) == variant_key(node, 44100.0)
+    assert variant_key(node, 48000.0)[-1] == 48000.0  # asked for another rate: made again
+    assert variant_key(_ir_of(_Pulse(1.0)).nodes[0], 44100.0) == variant_key(node, 44100.0)
+    assert _ir_of(_Pulse(1.0)).key() == base.key()
+    assert GraphIR.from_json(base.to_json()).key() == base.key()
+
+
+def test_shared_scalar_state_is_not_shared_across_types() -> None:
+    a = _ir_of(_Pulse(1.0)).nodes[0]
+    b = _ir_of(_Pulse(True)).nodes[0]  # type: ignore[arg-type]
+    assert [s.type for s in a.state if s.name == "level"] == ["f64"]
+    assert [s.type for s in b.state if s.name == "level"] == ["bool"]
