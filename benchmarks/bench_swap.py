@@ -24,11 +24,12 @@ Columns
   plus two periods of device buffer (what would be heard as an xrun); the player's schedule then
   restarts, as a device's does.
 * ``max GC``: the longest garbage collection during the changes (it stops every thread, the
-  player's too). ``--gc freeze`` adds rows with ``gc.freeze()`` after the first compile, so
-  collections skip everything that exists by then.
+  player's too). ``--gc frozen`` (the default) is JitGraph's default (``freeze_gc=True``: one full
+  collection when the JitGraph is made, then ``gc.freeze()``, and after each compile a collection
+  of what is new since, then freeze again); ``--gc unfrozen`` rows use ``freeze_gc=False``.
 
 Usage: python benchmarks/bench_swap.py [--changes 50] [--graphs seed voices64] [--blocks 64 256]
-       [--switch 0.005 0.001] [--gc default freeze]
+       [--switch 0.005 0.001] [--gc frozen unfrozen]
 """
 
 from __future__ import annotations
@@ -162,16 +163,6 @@ class GcPauses:
         gc.callbacks.remove(self)
 
 
-def _gc_mode(mode: str) -> None:
-    """``default``: as Python comes; ``freeze``: ``gc.freeze()`` once the graph is built and
-    compiled, so collections skip everything that exists by then (the patch, numpy, wasmtime)."""
-    if mode == "freeze":
-        gc.collect()
-        gc.freeze()
-    else:
-        gc.unfreeze()
-
-
 def instrument(jit: JitGraph) -> dict[int, float]:
     """Record when each version's code became ready (the compiler thread set it pending)."""
     ready: dict[int, float] = {}
@@ -197,12 +188,11 @@ def measure(name: str, block: int, switch: float, gc_mode: str, changes: int) ->
     tail = graph.add_node(Gain(0.8))
     graph.connect(feed.output, tail.input)
     graph.set_output(tail.output)
-    jit = JitGraph(graph)
+    jit = JitGraph(graph, freeze_gc=gc_mode == "frozen")
     gc_pauses = GcPauses()
     try:
         assert jit.wait_compiled(60.0), jit.last_error
         jit.process_block(block)
-        _gc_mode(gc_mode)
         ready = instrument(jit)
         player = Player(jit, block)
         player.start()
@@ -230,7 +220,6 @@ def measure(name: str, block: int, switch: float, gc_mode: str, changes: int) ->
         player.stop.set()
         player.join()
     finally:
-        gc.unfreeze()
         jit.close()
         sys.setswitchinterval(old_switch)
     log = player.log
@@ -280,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--graphs", nargs="+", choices=list(GRAPHS), default=list(GRAPHS))
     parser.add_argument("--blocks", nargs="+", type=int, default=[64, 256])
     parser.add_argument("--switch", nargs="+", type=float, default=[sys.getswitchinterval(), 0.001])
-    parser.add_argument("--gc", nargs="+", choices=("default", "freeze"), default=["default"])
+    parser.add_argument("--gc", nargs="+", choices=("frozen", "unfrozen"), default=["frozen"])
     args = parser.parse_args(argv)
     runs = []
     for name in args.graphs:

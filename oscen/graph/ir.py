@@ -119,8 +119,51 @@ class GraphIR:
         to match states with kernels). Computed once: an IR is not changed after it is built."""
         key = self.__dict__.get("_key")
         if key is None:
-            key = self.__dict__["_key"] = self.to_json()
+            key = self.__dict__["_key"] = self._identity()
         return key
+
+    def _identity(self) -> str:
+        """What :meth:`key` is: everything ``to_json`` holds, as the repr of plain tuples (dicts
+        sorted, numbers normalised, so a JSON round trip keeps it). Node by node, with each
+        class's endpoints once: one ``json.dumps`` of the whole IR was one C call of 3-10 ms
+        holding the GIL on the compiler thread of a live graph."""
+        endpoints: dict[int, str] = {}  # by the list's id: nodes of a class share it (build_ir)
+        parts = [
+            repr(
+                (
+                    float(self.sample_rate),
+                    self.settled,
+                    [int(i) for i in self.order],
+                    [(int(n), str(e)) for n, e in self.outputs],
+                    [[int(i) for i in c] for c in self.cycles],
+                )
+            )
+        ]
+        for n in self.nodes:
+            ep = endpoints.get(id(n.endpoints))
+            if ep is None:
+                ep = endpoints[id(n.endpoints)] = repr(
+                    [(e.name, e.kind, e.direction, float(e.default), int(e.arity)) for e in n.endpoints]
+                )
+            parts.append(
+                repr(
+                    (
+                        int(n.id),
+                        n.label,
+                        n.cls,
+                        ep,
+                        [(st.name, st.type, st.length, st.cols) for st in n.state],
+                        bool(n.breaks_feedback),
+                        sorted(n.unsupported.items()),
+                        sorted((name, _plain(v)) for name, v in n.constants.items()),
+                    )
+                )
+            )
+        parts.extend(
+            repr((c.source, c.source_endpoint, c.target, c.target_endpoint, c.kind, c.back_edge))
+            for c in self.connections
+        )
+        return "\n".join(parts)
 
     # ------------------------------------------------------------------ JSON
     def to_json(self) -> str:
@@ -219,6 +262,21 @@ def class_path(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
+_SCALAR_STATES: dict[tuple[str, str], StateIR] = {}
+"""Scalar StateIRs by (name, type), shared (they are frozen): 64 voices of one class have one
+``phase: f64`` between them, not 64 objects for the collector to scan (to_ir runs on the compiler
+thread of a live graph)."""
+
+
+def _scalar_state(name: str, type_: str) -> StateIR:
+    got = _SCALAR_STATES.get((name, type_))
+    if got is None:
+        if len(_SCALAR_STATES) > 4096:  # bounded: attribute names come from user classes
+            _SCALAR_STATES.clear()
+        got = _SCALAR_STATES[(name, type_)] = StateIR(name, type_)
+    return got
+
+
 def describe_state(node: Node) -> tuple[list[StateIR], dict[str, str]]:
     """The compilable attributes of a node instance, and why the others are not."""
     endpoints = type(node)._endpoints
@@ -227,15 +285,22 @@ def describe_state(node: Node) -> tuple[list[StateIR], dict[str, str]]:
     for name, value in node.__dict__.items():
         if name in endpoints or name in INTERNAL_ATTRS:
             continue
-        if isinstance(value, (bool, np.bool_)):
-            state.append(StateIR(name, "bool"))
+        kind = type(value)
+        if kind is float:  # the usual cases first, by exact type (subclasses take the long way)
+            state.append(_SCALAR_STATES.get((name, "f64")) or _scalar_state(name, "f64"))
+        elif kind is bool:
+            state.append(_scalar_state(name, "bool"))
+        elif kind is int and -(2**63) <= value < 2**63:
+            state.append(_scalar_state(name, "i64"))
+        elif isinstance(value, (bool, np.bool_)):
+            state.append(_scalar_state(name, "bool"))
         elif isinstance(value, (int, np.integer)):
             if -(2**63) <= int(value) < 2**63:
-                state.append(StateIR(name, "i64"))
+                state.append(_scalar_state(name, "i64"))
             else:
                 unsupported[name] = f"an int ({value}) that does not fit 64 bits"
         elif isinstance(value, (float, np.floating)):
-            state.append(StateIR(name, "f64"))
+            state.append(_scalar_state(name, "f64"))
         elif isinstance(value, np.ndarray):
             cols = int(value.shape[1]) if value.ndim == 2 else None
             if value.ndim not in (1, 2) or value.size == 0:
@@ -261,6 +326,35 @@ def describe_state(node: Node) -> tuple[list[StateIR], dict[str, str]]:
                 f"a {type(value).__name__} (compiled code takes numbers, bools and numpy arrays)"
             )
     return state, unsupported
+
+
+_CLASS_ENDPOINTS: weakref.WeakKeyDictionary[type, tuple[tuple[Any, ...], list[EndpointIR]]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Per node class, weakly: its event handlers when cached and its endpoints' IR, shared by its
+nodes (an IR is not changed after it is built). Made again when a handler of the class was
+replaced since (its arity is in the IR), and per node when a node has a handler of its own."""
+
+
+def _endpoints_ir(node: Node) -> list[EndpointIR]:
+    cls = type(node)
+    own = node.__dict__
+    cached = _CLASS_ENDPOINTS.get(cls)
+    if cached is not None:
+        handlers, endpoints = cached
+        if all(name not in own and getattr(cls, name, None) is h for name, h in handlers):
+            return endpoints
+    endpoints = []
+    handlers = []
+    for name, spec in cls._endpoints.items():
+        arity = 0
+        if spec.kind is Kind.EVENT and spec.direction is Direction.INPUT:
+            arity = handler_arity(getattr(node, f"on_{name}"))
+            handlers.append((f"on_{name}", getattr(cls, f"on_{name}", None)))
+        endpoints.append(EndpointIR(name, spec.kind.value, spec.direction.value, spec.default, arity))
+    if not any(name in own for name, _ in handlers):
+        _CLASS_ENDPOINTS[cls] = (tuple(handlers), endpoints)
+    return endpoints
 
 
 def _plain(value: Any) -> float | int | bool:
@@ -336,18 +430,12 @@ def build_ir(graph: IRSource) -> GraphIR:
     for handle in graph.nodes:
         node = handle.node
         cls = type(node)
-        endpoints = []
-        for name, spec in cls._endpoints.items():
-            arity = 0
-            if spec.kind is Kind.EVENT and spec.direction is Direction.INPUT:
-                arity = handler_arity(getattr(node, f"on_{name}"))
-            endpoints.append(EndpointIR(name, spec.kind.value, spec.direction.value, spec.default, arity))
+        endpoints = _endpoints_ir(node)
         state, unsupported = describe_state(node)
         assigned = assigned_attributes(cls)
+        values = node.__dict__
         constants = {
-            s.name: _plain(node.__dict__[s.name])
-            for s in state
-            if s.length is None and s.name not in assigned
+            s.name: _plain(values[s.name]) for s in state if s.length is None and s.name not in assigned
         }
         nodes.append(
             NodeIR(

@@ -32,14 +32,23 @@ nearly every edit) grew 2 KB per edit with 256 entries, 0.75 KB with 16."""
 
 def variant_key(node: NodeIR, sample_rate: float) -> tuple:
     """What makes two nodes one variant: same class, attribute types, constants (-0.0 and the NaNs
-    told apart), endpoints and sample rate."""
-    return (
+    told apart), endpoints and sample rate.
+
+    Kept on the NodeIR (a compile asks for it several times per node: groups, lowering, code),
+    with the sample rate it was made for; a NodeIR is not changed after it is built, and every
+    ``to_ir()`` builds new ones, so an edited node, a new class or new constants make a new key."""
+    got = node.__dict__.get("_variant_key")
+    if got is not None and got[0] == sample_rate:
+        return got[1]
+    key = (
         node.resolve_class(),
         tuple((s.name, s.type, s.length, s.cols) for s in node.state),
         tuple(sorted((name, fingerprint(v)) for name, v in node.constants.items())),
         tuple((e.name, e.kind, e.direction, e.default, e.arity) for e in node.endpoints),
         sample_rate,
     )
+    node.__dict__["_variant_key"] = (sample_rate, key)
+    return key
 
 
 class CompileSession:

@@ -1,0 +1,222 @@
+"""What keeps compiles cheap and background compiles out of the audio thread's way: hot-swap copy
+plans made ahead, the thread switch interval while compiling, the compile caches (never stale)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import numpy as np
+
+from oscen.filters import IirLowpass
+from oscen.gain import Gain
+from oscen.graph import EventInput, Graph, Node, StreamOutput
+from oscen.graph.ir import GraphIR
+from oscen.jit import CraneliftJit, JitGraph
+from oscen.jit import jitgraph as jitgraph_module
+from oscen.jit.frontend.typing import settled
+from oscen.jit.session import variant_key
+from oscen.jit.state import GraphState
+from oscen.oscillators import Oscillator
+
+BLOCK = 64
+
+
+def _played_state(graph: Graph, jit: CraneliftJit, blocks: int = 3) -> GraphState:
+    ir = settled(graph.to_ir())
+    state = GraphState.from_graph(graph, BLOCK, ir)
+    compiled = jit.compile(ir)
+    for _ in range(blocks):
+        compiled.process_block(state, BLOCK)
+    return state
+
+
+def _graph() -> tuple[Graph, object]:
+    graph = Graph(44100.0)
+    osc = graph.add_node(Oscillator.sine(330.0, 0.5))
+    filt = graph.add_node(IirLowpass(900.0, 0.9))
+    graph.connect(osc.output, filt.input)
+    graph.set_output(filt.output)
+    return graph, filt
+
+
+def test_copy_plan_copies_what_the_field_by_field_copy_did() -> None:
+    jit = CraneliftJit(max_block=BLOCK)
+    graph, filt = _graph()
+    old = _played_state(graph, jit)
+    tail = graph.add_node(Gain(0.5))
+    graph.connect(filt.output, tail.input)
+    graph.set_output(tail.output)
+    ir = settled(graph.to_ir())
+    planned = GraphState.from_graph(graph, BLOCK, ir)
+    plan = planned.copy_plan(old)
+    assert plan.fits(old) and plan.fresh == {tail.id}
+    planned.copy_nodes_from(old, plan)
+    unplanned = GraphState.from_graph(graph, BLOCK, ir)
+    unplanned.copy_nodes_from(old)
+    assert np.array_equal(planned.bytes, unplanned.bytes)
+    # the oscillator's phase and the filter's memory came over, not the values at construction
+    osc_id = next(n.id for n in ir.nodes if n.cls.endswith("Oscillator"))
+    assert planned.value_of(osc_id, "phase") == old.value_of(osc_id, "phase") != 0.0
+
+
+def test_a_plan_made_for_another_state_is_not_used() -> None:
+    """JitGraph makes the plan for the state playing when the compile ends; if another state plays
+    at the swap (another swap came first), the plan does not fit and the swap works it out."""
+    jit = CraneliftJit(max_block=BLOCK)
+    graph, filt = _graph()
+    first = _played_state(graph, jit, blocks=2)
+    extra = graph.add_node(Gain(1.0))
+    graph.connect(filt.output, extra.input)
+    graph.set_output(extra.output)
+    second = _played_state(graph, jit, blocks=5)
+    stale = GraphState.from_graph(graph, BLOCK).copy_plan(first)
+    assert not stale.fits(second)
+    target = GraphState.from_graph(graph, BLOCK)
+    target.copy_nodes_from(second, stale)
+    fresh = GraphState.from_graph(graph, BLOCK)
+    fresh.copy_nodes_from(second)
+    assert np.array_equal(target.bytes, fresh.bytes)
+    assert target.frame == second.frame == 5 * BLOCK
+
+
+def test_swaps_with_plans_keep_every_nodes_state() -> None:
+    """A JitGraph re-patched while it plays sounds as the interpreter does (state carried over)."""
+    graph, filt = _graph()
+    reference, rfilt = _graph()
+    live = JitGraph(graph, background=False, freeze_gc=False)
+    try:
+        out, ref = [], []
+        tail, rtail = filt, rfilt
+        for k in range(4):
+            out.append(live.process_block(BLOCK))
+            ref.append(reference.process_block(BLOCK))
+            new, rnew = live.add_node(Gain(0.9 - 0.1 * k)), reference.add_node(Gain(0.9 - 0.1 * k))
+            live.connect(tail.output, new.input)
+            reference.connect(rtail.output, rnew.input)
+            live.set_output(new.output)
+            reference.set_output(rnew.output)
+            tail, rtail = new, rnew
+        out.append(live.process_block(BLOCK))
+        ref.append(reference.process_block(BLOCK))
+        assert live.mode == "compiled" and live.swap_count >= 4
+        assert np.allclose(np.concatenate(out), np.concatenate(ref), rtol=1e-9, atol=1e-12)
+    finally:
+        live.close()
+
+
+def test_switch_interval_is_lowered_while_compiling_and_put_back() -> None:
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        seen: list[float] = []
+        with jitgraph_module._FastSwitching():
+            seen.append(sys.getswitchinterval())
+            with jitgraph_module._FastSwitching():  # two compiler threads at once
+                seen.append(sys.getswitchinterval())
+            seen.append(sys.getswitchinterval())
+        assert all(s <= jitgraph_module.COMPILE_SWITCH_INTERVAL * 1.01 for s in seen)
+        assert sys.getswitchinterval() == 0.005
+        # someone else's setting made meanwhile stays
+        with jitgraph_module._FastSwitching():
+            sys.setswitchinterval(0.002)
+        assert sys.getswitchinterval() == 0.002
+        # an interval shorter already is left alone
+        sys.setswitchinterval(1e-4)
+        short = sys.getswitchinterval()  # microseconds inside: 1e-4 reads back a hair off
+        with jitgraph_module._FastSwitching():
+            assert sys.getswitchinterval() == short
+        assert sys.getswitchinterval() == short
+    finally:
+        sys.setswitchinterval(before)
+
+
+def test_background_compile_puts_the_switch_interval_back() -> None:
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        graph, _ = _graph()
+        with JitGraph(graph, freeze_gc=False) as live:
+            assert live.wait_compiled(30.0), live.last_error
+            live.add_node(Gain(0.5))
+            assert live.wait_compiled(30.0), live.last_error
+        deadline = threading.Event()
+        for _ in range(200):  # the thread leaves _FastSwitching just after the code is ready
+            if sys.getswitchinterval() == 0.005:
+                break
+            deadline.wait(0.01)
+        assert sys.getswitchinterval() == 0.005
+    finally:
+        sys.setswitchinterval(before)
+
+
+# ------------------------------------------------------------------ caches are never stale
+class _Pulse(Node):
+    """A node with an event input: its handler's arity is in the IR."""
+
+    gate = EventInput()
+    output = StreamOutput()
+
+    def __init__(self, level: float = 1.0) -> None:
+        self.level = level
+        self.value = 0.0
+
+    def on_gate(self, x: float) -> None:
+        self.value = x * self.level
+
+    def process(self) -> None:
+        self.output = self.value
+
+
+def _ir_of(node: Node):
+    graph = Graph(44100.0)
+    h = graph.add_node(node)
+    graph.set_output(h.output)
+    return graph.to_ir()
+
+
+def test_endpoint_ir_follows_a_replaced_handler() -> None:
+    """The endpoints' IR is shared per class, but a handler replaced on the class (or set on one
+    node) changes the arity the IR gives."""
+    assert _ir_of(_Pulse()).nodes[0].endpoint("gate").arity == 1
+
+    def two(self: _Pulse, x: float, y: float) -> None:
+        self.value = x * y
+
+    original = _Pulse.on_gate
+    try:
+        _Pulse.on_gate = two  # type: ignore[method-assign]
+        assert _ir_of(_Pulse()).nodes[0].endpoint("gate").arity == 2
+    finally:
+        _Pulse.on_gate = original  # type: ignore[method-assign]
+    assert _ir_of(_Pulse()).nodes[0].endpoint("gate").arity == 1
+    own = _Pulse()
+    own.on_gate = lambda a, b, c: None  # type: ignore[method-assign]
+    assert _ir_of(own).nodes[0].endpoint("gate").arity == 3
+    assert _ir_of(_Pulse()).nodes[0].endpoint("gate").arity == 1
+
+
+def test_variant_key_and_ir_key_change_with_the_node() -> None:
+    """Kept per NodeIR, but every to_ir() makes new NodeIRs: a changed constant, attribute type
+    or sample rate gives another variant key and another IR key."""
+    base = _ir_of(_Pulse(1.0))
+    other_constant = _ir_of(_Pulse(2.0))  # level is never assigned by compiled code: a constant
+    assert base.nodes[0].constants == {"level": 1.0}
+    assert variant_key(base.nodes[0], 44100.0) != variant_key(other_constant.nodes[0], 44100.0)
+    assert base.key() != other_constant.key()
+    int_level = _ir_of(_Pulse(1))  # type: ignore[arg-type]
+    assert variant_key(int_level.nodes[0], 44100.0) != variant_key(base.nodes[0], 44100.0)
+    assert int_level.key() != base.key()
+    node = base.nodes[0]
+    assert variant_key(node, 44100.0) == variant_key(node, 44100.0)
+    assert variant_key(node, 48000.0)[-1] == 48000.0  # asked for another rate: made again
+    assert variant_key(_ir_of(_Pulse(1.0)).nodes[0], 44100.0) == variant_key(node, 44100.0)
+    assert _ir_of(_Pulse(1.0)).key() == base.key()
+    assert GraphIR.from_json(base.to_json()).key() == base.key()
+
+
+def test_shared_scalar_state_is_not_shared_across_types() -> None:
+    a = _ir_of(_Pulse(1.0)).nodes[0]
+    b = _ir_of(_Pulse(True)).nodes[0]  # type: ignore[arg-type]
+    assert [s.type for s in a.state if s.name == "level"] == ["f64"]
+    assert [s.type for s in b.state if s.name == "level"] == ["bool"]
