@@ -2,10 +2,12 @@
 
 Timing convention (all stages): a stage is a straight line from its start level to its target
 over ``N = round(time * sample_rate)`` samples (Python's ``round``: halves go to even). If the
-stage starts at sample ``t`` its output is ``start + (target - start) * k / N`` at sample
-``t + k``, for k = 0 .. N: the first sample of a stage outputs its *start* level and the target is
-reached exactly N samples later. That last sample is also the first of the next stage, and the
-later stage owns it (so a zero-length decay makes the attack end directly on the sustain level).
+stage starts at sample ``t`` its output is ``start + slope * k`` at sample ``t + k``, with
+``slope = (target - start) / N`` computed once when the stage starts, for k = 0 .. N - 1; at
+k = N the next stage starts on exactly ``target``: the first sample of a stage outputs its *start*
+level and the target is reached exactly N samples later. That last sample is also the first of
+the next stage, and the later stage owns it (so a zero-length decay makes the attack end directly
+on the sustain level).
 
 ``process`` and the ``on_``/``_`` methods are compiled by the JIT: int/float state only.
 """
@@ -20,6 +22,10 @@ ATTACK = 1
 DECAY = 2
 SUSTAIN = 3
 RELEASE = 4
+
+FOREVER = 2.0**62
+"""The length of the untimed stages (sustain, idle): a count never reaches it (a float count stops
+growing at 2**53), and dividing by it keeps the ramp finite."""
 
 STAGE_NAMES = {IDLE: "idle", ATTACK: "attack", DECAY: "decay", SUSTAIN: "sustain", RELEASE: "release"}
 
@@ -63,10 +69,14 @@ class AdsrEnvelope(Node):
         self.sustain = float(sustain)
         self.release = float(release)
         self._stage = IDLE
-        self._count = 0  # samples since the stage started
-        self._length = 0  # stage length in samples; -1: to be latched at the next process
+        # Samples since the stage started, and the stage's length in samples (-1: to be latched by
+        # the next process; FOREVER in sustain and idle). Floats holding whole numbers (exact up to
+        # 2**53), so the per-sample ramp is all f64 arithmetic, which packs across voice lanes.
+        self._count = 0.0
+        self._length = FOREVER
         self._start = 0.0  # level at the stage's start
-        self._target = 0.0  # level at the stage's end
+        self._target = 0.0  # level at the stage's end (idle: start = target = 0)
+        self._slope = 0.0  # (target - start) / length: the level's step per sample
         self._peak = 0.0
         self._level = 0.0  # the last output
 
@@ -79,6 +89,10 @@ class AdsrEnvelope(Node):
         return STAGE_NAMES[self._stage]
 
     # ---------------------------------------------------------------- compiled code
+    # The per-sample path is straight-line f64 arithmetic and one select, so voices run packed
+    # across SIMD lanes; stage changes (a gate, the end of a timed stage) are the rare `if` in
+    # process. The ramp is evaluated in every stage (in idle start = slope = 0 gives 0.0, in sustain
+    # it is discarded for the live sustain level), so no per-stage branch is needed.
     def on_gate(self, velocity: float) -> None:
         if velocity > 0.0:
             self._peak = min(velocity, 1.0)
@@ -92,27 +106,29 @@ class AdsrEnvelope(Node):
         # The handler has no sample rate: the stage length is latched by the next process call,
         # which comes at this same sample.
         self._start = self._level
-        self._count = 0
-        self._length = -1
+        self._count = 0.0
+        self._length = -1.0
 
     def process(self, sample_rate: float) -> None:
-        if self._length < 0:
-            self._length = self._stage_length(self._stage, sample_rate)
-        # Leave every timed stage whose end falls on this sample (several if some have length 0).
-        while self._stage != IDLE and self._stage != SUSTAIN and self._count >= self._length:
-            self._next_stage(sample_rate)
-        stage = self._stage
-        if stage == SUSTAIN:
-            level = self._sustain_level()
-        elif stage == IDLE:
-            level = 0.0
-        else:
-            level = self._start + (self._target - self._start) * (float(self._count) / float(self._length))
-            self._count = self._count + 1
+        if self._count >= self._length:  # a stage ends at this sample, or a gate started one
+            self._change_stage(sample_rate)
+        ramp = self._start + self._slope * self._count
+        held = min(max(self.sustain, 0.0), 1.0) * self._peak
+        level = held if self._stage == SUSTAIN else ramp
+        self._count = self._count + 1.0
         self._level = level
         self.output = level
 
-    def _stage_length(self, stage: int, sample_rate: float) -> int:
+    def _change_stage(self, sample_rate: float) -> None:
+        if self._length < 0.0:
+            self._length = self._stage_length(self._stage, sample_rate)
+        # Leave every timed stage whose end falls on this sample (several if some have length 0);
+        # sustain and idle last FOREVER, so the loop stops there.
+        while self._count >= self._length:
+            self._next_stage(sample_rate)
+        self._slope = (self._target - self._start) / self._length
+
+    def _stage_length(self, stage: int, sample_rate: float) -> float:
         if stage == ATTACK:
             seconds = self.attack
         elif stage == DECAY:
@@ -121,7 +137,7 @@ class AdsrEnvelope(Node):
             seconds = self.release
         else:
             seconds = 0.0
-        return round(max(seconds, 0.0) * sample_rate)
+        return float(round(max(seconds, 0.0) * sample_rate))
 
     def _sustain_level(self) -> float:
         return min(max(self.sustain, 0.0), 1.0) * self._peak
@@ -129,15 +145,15 @@ class AdsrEnvelope(Node):
     def _next_stage(self, sample_rate: float) -> None:
         stage = self._stage
         self._start = self._target
-        self._count = 0
+        self._count = 0.0
         if stage == ATTACK:
             self._stage = DECAY
             self._target = self._sustain_level()
             self._length = self._stage_length(DECAY, sample_rate)
         elif stage == DECAY:
             self._stage = SUSTAIN
-            self._length = 0
+            self._length = FOREVER
         else:
             self._stage = IDLE
             self._target = 0.0
-            self._length = 0
+            self._length = FOREVER
