@@ -88,6 +88,7 @@ def voice_body(
     functions: dict[str, k.Function] = {}
     syncs = []
     steps: list[k.Stmt] = []
+    param_loads: list[tuple[str, int]] = []  # (local, voice-relative address) of held value inputs
     i8 = loc(I32, "i8")
     frame_now = p(Op.I64_ADD, k.Load(I64, c32(FRAME)), p(Op.I64_EXTEND_I32_U, loc(I32, "i")))
     for nid in ir.order:
@@ -103,6 +104,13 @@ def voice_body(
         for name in code.state_used:
             st[name] = SCALAR_TYPES[nl.scalars[name][1]]
             renames[f"S_{name}"] = f"n{nid}_{name}"
+        # value inputs the code reads held in locals (as the skeleton does): loaded before the
+        # loop, again after a ramp step
+        held = sorted(code.params_used)
+        for name in held:
+            renames[f"P_{name}"] = f"p{nid}_{name}"
+            locals_[f"p{nid}_{name}"] = F64
+            param_loads.append((f"p{nid}_{name}", nl.params[name].value - HEADER_BYTES))
 
         def instance(c: k.Code, nid=nid, code=code, renames=renames) -> k.Instance:
             inst = k.Instance(code=c, renames=dict(renames))
@@ -114,13 +122,16 @@ def voice_body(
         steps += [
             k.SetLocal(name="nb", value=p(Op.I32_ADD, VB, c32(nl.base - HEADER_BYTES))),
         ]  # no NODE store: a trap path stores nb there itself (as the skeleton's voice bodies)
-        for slots in nl.params.values():
+        for name, slots in nl.params.items():
             functions.setdefault("ramp", ramp_function())
+            step: list[k.Stmt] = [k.Invoke(func="ramp", args=[nb, c32(nl.rel(slots.value))])]
+            if name in held:
+                step.append(k.SetLocal(name=f"p{nid}_{name}", value=k.Load(F64, nb, nl.rel(slots.value))))
             steps.append(
                 k.If(
                     k.NOSITE,
                     p(Op.I64_NE, k.Load(I64, nb, nl.rel(slots.remaining)), k.Const(I64, 0)),
-                    [k.Invoke(func="ramp", args=[nb, c32(nl.rel(slots.value))])],
+                    step,
                     [],
                 )
             )
@@ -180,7 +191,7 @@ def voice_body(
                 )
     for nid, inst, code in syncs:
         builder.sync(nid, inst, code)
-    prologue: list[k.Stmt] = []
+    prologue: list[k.Stmt] = [k.SetLocal(name=name, value=k.Load(F64, VB, rel)) for name, rel in param_loads]
     epilogue: list[k.Stmt] = []
     for nid in ir.order:
         for name, t in state.get(nid, {}).items():

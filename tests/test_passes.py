@@ -60,6 +60,7 @@ def _check_body(
                 x.name in declared
                 or x.name.startswith("in_")
                 or (x.name.startswith("S_") and not in_function)
+                or (x.name[2:] in vc.params_used and x.name.startswith("P_") and not in_function)
             )
             assert ok, f"{label}: local {x.name} is not declared"
         if isinstance(x, k.SyncState):
@@ -85,7 +86,7 @@ def test_variants_are_primitive_and_self_contained(build, state_in_locals: bool)
             assert fn.params[0] == ("nb", k.T.I32), f"{label}: {fn.name} takes the node base first"
             _check_body(label, vc, fn.body, set(fn.locals) | {p for p, _ in fn.params}, in_function=True)
         if not state_in_locals:
-            assert not vc.state_used
+            assert not vc.state_used and not vc.params_used
         n_sites += len(vc.sites) - 1
         n_handlers += len(vc.handlers)
     assert n_sites > 0 and n_handlers > 0  # the check saw traps and handlers

@@ -168,6 +168,52 @@ def test_an_endless_loop_ends_as_a_timeout_naming_the_node(browser, tmp_path: Pa
     assert np.all(channels[0, :500] == 0.25) and not channels[0, 500:].any()  # and the page lived on
 
 
+VOICES_PATCH = """
+from oscen import Graph, Node, StreamInput, StreamOutput, ValueInput
+from oscen.gain import Gain
+from oscen.oscillators import Oscillator
+
+
+class Divider(Node):
+    divisor = ValueInput(1.0)
+    input = StreamInput()
+    output = StreamOutput()
+
+    def process(self, sample_rate):
+        self.output = self.input / self.divisor
+
+
+def patch(sample_rate):
+    graph = Graph(sample_rate)
+    mix = graph.add_node(Gain(0.5), "mix")
+    for k in range(5):
+        osc = graph.add_node(Oscillator.sine(100.0 + k, 0.5), f"osc{k}")
+        div = graph.add_node(Divider(), f"divider{k}")
+        graph.connect(osc.output, div.input)
+        graph.connect(div.output, mix.input)
+    graph.set_output(mix.output)
+    return graph
+"""
+
+
+def test_a_fault_in_a_voice_names_that_voice_s_node_on_the_page(browser, tmp_path: Path) -> None:
+    """Voices compiled as one body: the page decodes the faulting node's base and voice (the
+    header's NODE and LANE slots) to that voice's node, not voice 0's."""
+    patch = tmp_path / "voices.py"
+    patch.write_text(VOICES_PATCH)
+    folder = tmp_path / "voices"
+    graph = load_patch(patch, RATE)
+    from oscen.jit.groups import find_groups
+
+    assert find_groups(graph.to_ir())
+    export_web(graph, folder)
+    with ExportServer(folder) as server:
+        result = browser_render(browser, server.url, 0.05, params=[[500, "divider3.divisor", 0.0]])
+    (fault,) = result["faults"]
+    line = VOICES_PATCH.splitlines().index("        self.output = self.input / self.divisor") + 1
+    assert fault.startswith("ZeroDivisionError in divider3") and f"voices.py:{line}" in fault, fault
+
+
 def test_live_page_has_its_controls_and_plays(browser, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 

@@ -130,7 +130,8 @@ class VariantCode:
     state_used: tuple[str, ...]
     called: frozenset[str]
     sites: list[Any]
-    ramps: k.Code | None = None  # the parameter ramps' step (made by the skeleton, once)
+    params_used: frozenset[str] = frozenset()  # value inputs its code reads as locals ``P_<name>``
+    ramps: dict[frozenset[str], k.Code] = field(default_factory=dict)  # held params -> ramps' step
     syncs: dict[tuple, tuple[k.Code, k.Code]] = field(default_factory=dict)  # state -> flush, reload
 
 
@@ -163,6 +164,7 @@ def _skeleton_variant(vc: PassesCode) -> VariantCode:
             state_used=tuple(vc.state_used),
             called=frozenset(vc.math_called | vc.runtime_called),
             sites=vc.sites,
+            params_used=vc.params_used,
         )
         vc.__dict__["_skeleton_variant"] = got
     return got
@@ -211,7 +213,9 @@ class SkeletonBuilder:
         self.inline_math = len(ir.nodes) <= INLINE_MATH_NODES if inline_math is None else inline_math
         self.uses_ramp = False
         self.uses_add_buffers = False
-        self.ramp_flags: list[int] = []  # nodes of the sample loop being built that have ramps
+        # nodes of the sample loop being built that have ramps: (node, its ramps' step)
+        self.ramp_steps: list[tuple[int, k.Instance]] = []
+        self.seg_params: dict[int, set[str]] = {}  # node -> value inputs held in locals ``p<id>_<name>``
         # inputs that sum one output of every voice of a group, in voice order: (node, input) ->
         # voice 0's buffer, which the group's segment makes the sum of all (see reductions)
         self.reduced: dict[tuple[int, str], int] = {}
@@ -299,7 +303,12 @@ class SkeletonBuilder:
         # in the NODE slot (so that a fault names the node: nothing per sample for it)
         out: list[k.Stmt] = [set_local("nb", self.place(node.id, nl.base)[0])]
         renames: dict[str, str] = {}
+        held: set[str] = set()  # value inputs held in locals: read by its code or summed here
         if self.state_in_locals:
+            held = {n for n in nl.params if n in code.params_used or self.sources(node.id, n)}
+            self.seg_params[node.id] = held
+            for name in held:
+                renames[f"P_{name}"] = f"p{node.id}_{name}"
             state = self.seg_state.setdefault(node.id, {})
             for name in code.state_used:
                 state[name] = SCALAR_TYPES[nl.scalars[name][1]]
@@ -311,27 +320,22 @@ class SkeletonBuilder:
                 instances.append((node.id, inst, code))
             return inst
 
-        # 1. ramps of parameters set from outside (of a connected one, its base): per sample, one
-        # test of the node's flag, set before the loop when any of its ramps runs (ramps start
-        # only between blocks, from the host). Addressed from nb, the same for every node of the
-        # variant: one Code, printed once.
+        # 1. ramps of parameters set from outside (of a connected one, its base): stepped at the
+        # top of the sample (see sample_loop: nothing else reads a node's parameter slots), each
+        # held parameter's local loaded again after its step. Addressed from nb, the same for
+        # every node of the variant: one Code, printed once.
         if nl.params:
             self.uses_ramp = True
-            if code.ramps is None:
-                code.ramps = k.Code(
-                    [
-                        if_(
-                            prim(Op.I64_NE, load(I64, nb, nl.rel(slots.remaining)), i64(0)),
-                            [invoke("ramp", nb, i32(nl.rel(slots.value)))],
-                        )
-                        for slots in nl.params.values()
-                    ],
-                    {},
-                )
-            flag = f"ramping{node.id}"
-            locals_[flag] = BOOL
-            self.ramp_flags.append(node.id)
-            out.append(if_(local(BOOL, flag), [k.Instance(code=code.ramps)]))
+            ramps = code.ramps.get(frozenset(held))
+            if ramps is None:
+                steps: list[k.Stmt] = []
+                for name, slots in nl.params.items():
+                    step: list[k.Stmt] = [invoke("ramp", nb, i32(nl.rel(slots.value)))]
+                    if name in held:
+                        step.append(set_local(f"P_{name}", load(F64, nb, nl.rel(slots.value))))
+                    steps.append(if_(prim(Op.I64_NE, load(I64, nb, nl.rel(slots.remaining)), i64(0)), step))
+                ramps = code.ramps[frozenset(held)] = k.Code(steps, {})
+            self.ramp_steps.append((node.id, k.Instance(code=ramps, renames=renames)))
         # 2. connected inputs, summed left to right; a value input starts from its base (what
         # set_value set), as the interpreter does
         for e in node.endpoints:
@@ -347,8 +351,11 @@ class SkeletonBuilder:
                     self.source_value(s, port, members, self.lane_inputs.get((node.id, e.name, t)))
                     for t, (s, port) in enumerate(srcs)
                 ]
-            if e.kind == "value":
-                terms.insert(0, load(F64, nb, nl.rel(nl.params[e.name].value)))
+            if e.kind == "value":  # its base: what set_value set (a local while it is held)
+                if e.name in held:
+                    terms.insert(0, local(F64, f"p{node.id}_{e.name}"))
+                else:
+                    terms.insert(0, load(F64, nb, nl.rel(nl.params[e.name].value)))
             locals_[f"in_{e.name}"] = F64
             out.extend(self.sum_into(f"in_{e.name}", terms))
         # 3. events due at this sample: external ones first, then each source's in connection order
@@ -379,15 +386,15 @@ class SkeletonBuilder:
                 out.append(store(F64, at, self.scalar(node.id, e.name), rel))
         return out
 
-    def ramp_flag(self, nid: int) -> k.Stmt:
-        """``ramping<nid> = any of the node's parameter ramps runs`` (once per block)."""
-        nl = self.layout.nodes[nid]
+    def ramps_running(self, remaining: list[tuple[k.Expr, int]]) -> k.Expr:
+        """Whether any of these ramps runs (their ``remaining`` slots as (base, offset)): tested
+        once per block, as ramps start only between blocks (from the host's set_value)."""
         running: k.Expr | None = None
-        for slots in nl.params.values():
-            remaining = load(I64, *self.place(nid, slots.remaining))
-            running = remaining if running is None else prim(Op.I64_OR, running, remaining)
+        for at, off in remaining:
+            slot = load(I64, at, off)
+            running = slot if running is None else prim(Op.I64_OR, running, slot)
         assert running is not None
-        return set_local(f"ramping{nid}", prim(Op.I64_NE, running, i64(0)))
+        return prim(Op.I64_NE, running, i64(0))
 
     @staticmethod
     def sum_into(name: str, terms: list[k.Expr]) -> list[k.Stmt]:
@@ -508,9 +515,11 @@ class SkeletonBuilder:
             self.voice_member = {}
             lane_inputs, self.lane_inputs = self.lane_inputs, {}
         inputs = ["v", *(f"b{j}" for j in range(len(template))), *lane_params]
+        # whether a ramp of the voices called runs: the caller's test, the same for all lanes
+        uniform = [("ramps", BOOL)] if self.ramp_steps else []
         voice = k.Function(
             f"voice{index}",
-            [("n", I32), *((name, I32) for name in inputs)],
+            [("n", I32), *uniform, *((name, I32) for name in inputs)],
             (),
             locals_,
             [store(I32, i32(LANE), local(I32, "v")), *body],
@@ -519,7 +528,7 @@ class SkeletonBuilder:
         pairs = None
         width = self.lanes
         if width > 1 and len(group.voices) >= width:
-            pairs = self.lane_function(f"voices{index}", inputs, locals_, body)
+            pairs = self.lane_function(f"voices{index}", inputs, locals_, body, uniform)
         if pairs is not None:
             functions.append(pairs)
 
@@ -532,6 +541,33 @@ class SkeletonBuilder:
                     args.append(i32(sl.outboxes[port].base if ext.kind == "event" else sl.buffers[port]))
             return args
 
+        # ``ramps<index>(b<j>...)``: the remaining steps of one voice's ramps, OR-ed (members
+        # with parameters), from its bases: a few bytes per call where the voices run
+        ramped = [j for j, nid in enumerate(template) if self.layout.nodes[nid].params]
+        if uniform:
+            running: k.Expr | None = None
+            for j in ramped:
+                nl = self.layout.nodes[template[j]]
+                for slots in nl.params.values():
+                    slot = load(I64, local(I32, f"b{j}"), nl.rel(slots.remaining))
+                    running = slot if running is None else prim(Op.I64_OR, running, slot)
+            assert running is not None
+            params = [(f"b{j}", I32) for j in ramped]
+            functions.append(
+                k.Function(f"ramps{index}", params, (I64,), {}, [k.ReturnValues(values=[running])])
+            )
+
+        def ramps(voices: range) -> list[k.Expr]:
+            if not uniform:
+                return []
+            running: k.Expr | None = None
+            for v in voices:
+                bases = [i32(self.layout.nodes[group.voices[v][j]].base) for j in ramped]
+                one = k.CallFn(I64, f"ramps{index}", bases)
+                running = one if running is None else prim(Op.I64_OR, running, one)
+            assert running is not None
+            return [prim(Op.I64_NE, running, i64(0))]
+
         calls: list[k.Stmt] = [store(I32, i32(SEGMENT), i32(index))]
         first = 0
         if pairs is not None:
@@ -540,9 +576,9 @@ class SkeletonBuilder:
                 each = [voice_args(v + lane) for lane in range(width)]
                 # the lane function's params: each lane input for every lane in turn
                 args = [a for per_input in zip(*each, strict=True) for a in per_input]
-                calls.append(invoke(pairs.name, local(I32, "n"), *args))
+                calls.append(invoke(pairs.name, local(I32, "n"), *ramps(range(v, v + width)), *args))
         for v in range(first, len(group.voices)):
-            calls.append(invoke(voice.name, local(I32, "n"), *voice_args(v)))
+            calls.append(invoke(voice.name, local(I32, "n"), *ramps(range(v, v + 1)), *voice_args(v)))
         if first == len(group.voices):  # every voice runs in a lane: Cranelift needn't see the body
             functions.remove(voice)
         for dst, srcs in self.reductions.get(index, ()):
@@ -588,20 +624,30 @@ class SkeletonBuilder:
                     self.reductions.setdefault(si, []).append((nl[0], nl[1:]))
 
     def lane_function(
-        self, name: str, inputs: list[str], locals_: dict[str, T], body: list[k.Stmt]
+        self,
+        name: str,
+        inputs: list[str],
+        locals_: dict[str, T],
+        body: list[k.Stmt],
+        uniform: list[tuple[str, T]] | None = None,
     ) -> k.Function | None:
         """The voice body for ``self.lanes`` voices at once (:mod:`.passes.lanes`), or None
-        where the body cannot run as lanes: then the voices run one by one."""
+        where the body cannot run as lanes: then the voices run one by one. ``uniform``: params
+        the same for all lanes (after ``n``)."""
         width = self.lanes
-        typed = {**locals_, "n": I32, **dict.fromkeys(inputs, I32)}
-        text = wasm.function_text(k.Function("voice", [(p, I32) for p in ("n", *inputs)], (), locals_, body))
+        uniform = uniform or []
+        typed = {**locals_, "n": I32, **dict(uniform), **dict.fromkeys(inputs, I32)}
+        head = [("n", I32), *uniform]
+        text = wasm.function_text(
+            k.Function("voice", [*head, *((p, I32) for p in inputs)], (), locals_, body)
+        )
         try:
             lb = self.session.lane_body(
                 (text, width), lambda: lane_body(body, typed, width, lane_inputs=inputs, index="v")
             )
         except NotLaneable:
             return None
-        params = [("n", I32), *((lane_name(p, lane), I32) for p in inputs for lane in range(width))]
+        params = [*head, *((lane_name(p, lane), I32) for p in inputs for lane in range(width))]
         taken = {p for p, _ in params}
         for fn in lb.functions:
             self.functions.setdefault(fn.name, fn)
@@ -609,25 +655,47 @@ class SkeletonBuilder:
 
     def sample_loop(self, node_ids: list[int]) -> tuple[dict[str, T], list[k.Stmt]]:
         """The locals and statements of one loop over the block's samples running ``node_ids``,
-        with their state loaded into locals before it and stored back after."""
+        with their state and held value inputs loaded into locals before it (state stored back
+        after). Per sample, the ramps of the loop's nodes cost one test of ``ramps``: a local set
+        before the loop, or, in a voice group's body, the parameter its caller computes for the
+        voices it runs (uniform: one test for all lanes)."""
         members = set(node_ids)
         locals_: dict[str, T] = {"i": I32, "i8": I32, "nb": I32, "ev_at": I32, "ev_head": I32}
         heads: list[str] = []
         instances: list[tuple[int, k.Instance, VariantCode]] = []
         body: list[k.Stmt] = []
-        self.ramp_flags = []
+        self.ramp_steps = []
         for nid in node_ids:
             body.extend(self.node_step(self.nodes[nid], members, locals_, heads, instances))
         for h in heads:
             locals_[h] = I32
-        prologue: list[k.Stmt] = [self.ramp_flag(nid) for nid in self.ramp_flags]
+        prologue: list[k.Stmt] = []
+        top: list[k.Stmt] = []  # at the top of each sample
+        if self.ramp_steps:
+            if not self.voice_member:
+                locals_["ramps"] = BOOL
+                remaining = [
+                    self.place(nid, slots.remaining) for nid, _ in self.ramp_steps
+                    for slots in self.layout.nodes[nid].params.values()
+                ]  # fmt: skip
+                prologue.append(set_local("ramps", self.ramps_running(remaining)))
+            steps: list[k.Stmt] = []
+            for nid, inst in self.ramp_steps:
+                steps += [set_local("nb", self.place(nid, self.layout.nodes[nid].base)[0]), inst]
+            top.append(if_(local(BOOL, "ramps"), steps))
         epilogue: list[k.Stmt] = []
         if self.state_in_locals:
             for nid, inst, variant in instances:
                 self.sync(nid, inst, variant)
             for nid in node_ids:
+                nl = self.layout.nodes[nid]
+                for name in sorted(self.seg_params.get(nid, ())):
+                    locals_[f"p{nid}_{name}"] = F64
+                    prologue.append(
+                        set_local(f"p{nid}_{name}", load(F64, *self.place(nid, nl.params[name].value)))
+                    )
                 for name, t in self.seg_state.get(nid, {}).items():
-                    addr = self.layout.nodes[nid].scalars[name][0]
+                    addr = nl.scalars[name][0]
                     locals_[f"n{nid}_{name}"] = t
                     at, off = self.place(nid, addr)
                     prologue.append(set_local(f"n{nid}_{name}", load(t, at, off)))
@@ -639,6 +707,7 @@ class SkeletonBuilder:
             body=[
                 k.Exit(label="sample", cond=prim(Op.I32_GE_U, i, local(I32, "n"))),
                 set_local("i8", prim(Op.I32_SHL, i, i32(3))),
+                *top,
                 *body,
                 set_local("i", prim(Op.I32_ADD, i, i32(1))),
             ],

@@ -40,6 +40,7 @@ class VariantCode:
     math_called: set[str]  # math library functions (wasm names) called out of line
     runtime_called: set[str]  # runtime functions called (``trap``: the ``via`` of traps)
     lowering: NodeLowering | None = field(default=None, repr=False)
+    params_used: frozenset[str] = frozenset()  # with state in locals: value inputs read as ``P_<name>``
     _index: dict[int, int] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def site_index(self, where: k.TrapSite | None) -> int:
@@ -116,4 +117,5 @@ def _compile(v: Variant, lowering: NodeLowering) -> VariantCode:
         v.math_called,
         v.runtime_called,
         lowering,
+        frozenset(v.params_used),
     )

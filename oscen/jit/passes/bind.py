@@ -3,8 +3,9 @@
 Everything a node's code touches is addressed relative to the local ``nb``, the base of the
 node's region (the ``offset`` of each ``Load``/``Store``, from :class:`~..layout.NodeLayout`),
 its connected inputs come in locals ``in_<name>`` (the skeleton sums them), and, when the
-skeleton keeps node state in locals, its scalars are locals ``S_<name>`` (renamed per node by
-:class:`~..kernel.Instance`). So one variant's code serves every node of the variant.
+skeleton keeps node state in locals, its scalars are locals ``S_<name>`` and its unconnected
+value inputs locals ``P_<name>`` (renamed per node by :class:`~..kernel.Instance`; the skeleton
+loads them before the sample loop and again after a ramp step: node code cannot write inputs). So one variant's code serves every node of the variant.
 
 Array indices get Python's negative indices and a bounds check; events go to the output's outbox
 (a full one traps); ``while`` and ``for ... in range`` become ``Loop``\\ s that count down the
@@ -74,6 +75,9 @@ class Bind(Rewriter):
             return k.Local(F, f"in_{e.name}")
         ep = self.v.node.endpoint(e.name)
         if ep.kind == "value":
+            if self.in_locals():  # block-constant but for a ramp: the skeleton keeps it in a local
+                self.v.params_used.add(e.name)
+                return k.Local(F, f"P_{e.name}")
             return k.Load(F, NB, self.rel(self.nl.params[e.name].value))
         return f64(ep.default)
 

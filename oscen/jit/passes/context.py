@@ -21,7 +21,7 @@ from ..layout import NodeLayout
 class Unit:
     """One body being built: the variant's entry code (process and handlers) or an outlined
     function. ``locals``: what it declares (beyond the skeleton's ``nb``, ``i``, ``ev_at``,
-    ``in_*``, ``S_*`` for the entry code; beyond the parameters for a function)."""
+    ``in_*``, ``S_*``, ``P_*`` for the entry code; beyond the parameters for a function)."""
 
     in_function: bool
     locals: dict[str, T] = field(default_factory=dict)
@@ -43,6 +43,7 @@ class Variant:
     prefix: str = "v"
     sites: list[k.TrapSite] = field(default_factory=lambda: [k.TrapSite(None)])
     state_used: dict[str, T] = field(default_factory=dict)
+    params_used: set[str] = field(default_factory=set)  # unconnected value inputs read as ``P_<name>``
     functions: list[k.Function] = field(default_factory=list)
     outlined: dict[tuple, str] = field(default_factory=dict)
     math_called: set[str] = field(default_factory=set)  # math functions called out of line
