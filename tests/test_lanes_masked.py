@@ -399,3 +399,85 @@ def test_math_calls_under_a_mask_are_exact_and_set_no_error(width: int) -> None:
     lb = lanes(vb.body, vb.locals, width)
     called = {x.func for x in walk(lb.body) if isinstance(x, k.Invoke)}
     assert any(f.endswith("_f64x2_main") for f in called)
+
+
+def test_the_reference_backend_runs_masked_ifs_as_wasmtime_does() -> None:
+    """any_true / all_true guards, blends and bitmask tests on the IR's other evaluator."""
+    from oscen.jit.backends import reference as ref
+    from oscen.jit.backends.reference_graph import library
+
+    vb = voice_body(branchy, 2)
+    module = lane_module(vb, 2, 2, lanes(vb.body, vb.locals, 2, selects=False))
+    ops = {x.op for x in walk(module.functions[-1].body) if isinstance(x, k.Prim)}
+    assert {Op.V128_ANY_TRUE, Op.I64X2_ALL_TRUE, Op.I64X2_BITMASK, Op.V128_BITSELECT} <= ops
+    wasm_run = Runner(module, vb, 2)
+    wasm_run.run(40)
+    memory = np.zeros(len(wasm_run.bytes), dtype=np.uint8)
+    for v in range(2):
+        memory[HEADER_BYTES + v * vb.vs : HEADER_BYTES + (v + 1) * vb.vs] = vb.images[v]
+    memory[20:24] = np.array([2**31 - 1], dtype=np.int32).view(np.uint8)  # INTERRUPT: the budget
+    lib = library().instantiate()
+    inst = ref.CompiledModule(module).instantiate(
+        memory, {imp.name: lib.functions[imp.name] for imp in module.imports}
+    )
+    inst.call("run", 40)
+    x, y = wasm_run.bytes[: HEADER_BYTES + 2 * vb.vs].copy(), memory[: HEADER_BYTES + 2 * vb.vs].copy()
+    x[LANE : LANE + 4] = y[LANE : LANE + 4] = 0
+    assert (x == y).all()
+
+
+# --------------------------------------------------------------------------- selects reading targets
+F64 = k.T.F64
+I32 = k.T.I32
+
+
+def _two_target_if(then: list[tuple[str, k.Expr]], orelse: list[tuple[str, k.Expr]]) -> list[k.Stmt]:
+    """A voice body over slots a, b at vb (loaded, an ``if a < b`` whose arms set them, stored)."""
+    vb = k.Local(I32, "vb")
+    a, b = k.Local(F64, "a"), k.Local(F64, "b")
+
+    def arm(sets):
+        return [k.SetLocal(name=n, value=v) for n, v in sets]
+
+    cond = k.Prim(Op.F64_LT.result, Op.F64_LT, [a, b])
+    return [
+        k.SetLocal(name="a", value=k.Load(F64, vb, 0)),
+        k.SetLocal(name="b", value=k.Load(F64, vb, 8)),
+        k.If(k.NOSITE, cond, arm(then), arm(orelse)),
+        k.Store(type=F64, addr=vb, offset=16, value=a),
+        k.Store(type=F64, addr=vb, offset=24, value=b),
+    ]
+
+
+def _plus(x: k.Expr, c: float) -> k.Expr:
+    return k.Prim(Op.F64_ADD.result, Op.F64_ADD, [x, k.Const(F64, c)])
+
+
+A, B = k.Local(F64, "a"), k.Local(F64, "b")
+SHAPES = {
+    "own-target": ([("a", _plus(A, 1.0))], [("b", _plus(B, -1.0))]),
+    "reads-earlier-set": ([("a", _plus(B, 1.0)), ("b", _plus(A, 2.0))], [("b", _plus(A, 3.0))]),
+    "reads-later-set": ([("b", _plus(A, 1.0)), ("a", _plus(B, 2.0))], [("a", _plus(B, 3.0))]),
+    "swap-ish": ([("a", B), ("b", A)], [("b", A), ("a", B)]),
+    "else-reads-then-target": ([("a", _plus(A, 5.0))], [("b", _plus(A, 0.5)), ("a", _plus(B, 0.25))]),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+@pytest.mark.parametrize("width", [2, 3])
+def test_selects_whose_values_read_targets_keep_the_arms_meaning(shape: str, width: int) -> None:
+    """Small if/else made selects where a value reads what an arm sets: each lane's result is
+    its arm run statement by statement (slots a < b in some voices, not in others)."""
+    then, orelse = SHAPES[shape]
+    body = _two_target_if(then, orelse)
+    images = [
+        np.array([x, y, 0.0, 0.0]).view(np.uint8)
+        for x, y in ((1.0, 2.0), (5.0, -3.0), (0.5, 0.5), (-2.0, 7.0))
+    ]
+    vb = VoiceBody(body, {"a": F64, "b": F64}, [], [], 32, images, {}, [], 2048)
+    seq = Runner(sequential_module(vb, 6 if width == 3 else 4), vb, 6 if width == 3 else 4)
+    voices = 6 if width == 3 else 4
+    lan = Runner(lane_module(vb, voices, width), vb, voices)
+    seq.run(1)
+    lan.run(1)
+    assert_same_memory(seq, lan, 2048 + voices * 32)
