@@ -12,8 +12,9 @@
    sine (to show what the measurement sees), and the largest difference of the oscillator from
    ``sin_cycles`` of its phase.
 3. Speed, compiled, block 256, 44.1 kHz: 64 bare phase accumulators with ``math.sin(2 pi p)``,
-   with ``sin_cycles``, and 64 ``Oscillator.sine`` (the rotation recurrence), summed (real-time
-   factor, best and median CPU time of 5 renders of 10 s each, alternating).
+   with ``sin_cycles``, 64 ``Oscillator.sine`` with ``sin_cycles`` every sample (the oscillator
+   before the recurrence) and 64 ``Oscillator.sine`` (the rotation recurrence), summed
+   (real-time factor, best and median CPU time of 5 renders of 10 s each, alternating).
 4. The recurrence against the polynomial: ``Oscillator.sine`` (interpreted) at 49 frequencies from
    0.15 Hz to 23.5 kHz at 48 kHz: the largest difference from ``sin_cycles`` of the phase over
    4 restarts, and the largest drift of the radius ``|(c, s)|`` from 1.
@@ -173,6 +174,27 @@ class PolySine(LibmSine):
         self._phase = phase
 
 
+class PolynomialOscillator(Oscillator):
+    """``Oscillator.sine`` as it was before the rotation recurrence: ``sin_cycles`` every sample."""
+
+    def process(self, sample_rate: float) -> None:
+        increment = (self.frequency + self.fm) * (1.0 / sample_rate)
+        p = self._phase + self.pm
+        if p >= 1.0 or p < 0.0:
+            p = p - math.floor(p)
+            if p >= 1.0:
+                p = 0.0
+        self.output = self.amplitude * self._sin_cycles(p)
+        phase = self._phase + increment
+        if phase >= 1.0:
+            phase = phase - 1.0
+        if phase >= 1.0 or phase < 0.0:
+            phase = phase - math.floor(phase)
+            if phase >= 1.0:
+                phase = 0.0
+        self._phase = phase
+
+
 def speed(seconds: float, runs: int) -> Table:
     from benchmarks.oscen_engine import OscenEngine
 
@@ -185,6 +207,7 @@ def speed(seconds: float, runs: int) -> Table:
     makers = (
         ("math.sin(2 pi p)", LibmSine),
         ("sin_cycles(p)", PolySine),
+        ("Oscillator.sine, polynomial (as before)", lambda f: PolynomialOscillator(f, 1.0)),
         ("Oscillator.sine (recurrence)", lambda f: Oscillator.sine(f, 1.0)),
     )
     engines = {}

@@ -32,7 +32,11 @@ p = 0 and 1/2, exactly 1 at p = 1/4 and -1 at p = 3/4. The spectrum of a 1 kHz o
 48 kHz (1 s, Blackman-Harris) has no spur above the float64 noise floor (below -290 dBFS).
 
 Nodes reach it as the static method ``self._sin_cycles(p)`` (``_sin_cycles = staticmethod(sin_cycles)``
-in the class), which is how the JIT compiles a shared helper with the node.
+in the class), which is how the JIT compiles a shared helper with the node. ``cos_cycles(p)`` is
+``cos(2 pi p)`` by the same reduction and polynomial (``sin_cycles(1/4 - |x|)``, bit for bit).
+The ``Oscillator``'s sine runs a rotation recurrence and uses both only to restart it from the
+phase (every 1024 samples and at a new frequency) and while FM or PM changes every sample; the
+LFOs (``Lfo``, the chorus, flanger and phaser) call ``sin_cycles`` every sample.
 """
 
 from __future__ import annotations
