@@ -17,11 +17,13 @@ from __future__ import annotations
 from .graph.endpoints import EventInput, StreamOutput, ValueInput
 from .graph.node import Node
 
-IDLE = 0
-ATTACK = 1
-DECAY = 2
-SUSTAIN = 3
-RELEASE = 4
+# The stage is a float (whole numbers) like the rest of the state: comparing it is an f64 compare,
+# so the per-sample select on it packs across voice lanes with the ramp it picks from.
+IDLE = 0.0
+ATTACK = 1.0
+DECAY = 2.0
+SUSTAIN = 3.0
+RELEASE = 4.0
 
 FOREVER = 2.0**62
 """The length of the untimed stages (sustain, idle): a count never reaches it (a float count stops
@@ -128,7 +130,7 @@ class AdsrEnvelope(Node):
             self._next_stage(sample_rate)
         self._slope = (self._target - self._start) / self._length
 
-    def _stage_length(self, stage: int, sample_rate: float) -> float:
+    def _stage_length(self, stage: float, sample_rate: float) -> float:
         if stage == ATTACK:
             seconds = self.attack
         elif stage == DECAY:
