@@ -1416,7 +1416,11 @@ class _Emit:
                 out.extend(self.masked_if(s, g))  # type: ignore[arg-type]
             elif isinstance(s, k.SetLocal):
                 out.extend(self.packed_stmts(s, [g]))
-            else:  # a header note
+            elif isinstance(s, k.Store) and isinstance(s.value, k.Local):
+                # NODE = nb (a math call's note): the pair's first lane's base; the node's
+                # voice comes from LANE, which the per-lane fallback stores (see fault_node)
+                out.extend(self.lanes[2 * g].copy(s))
+            else:  # a header note of constants
                 out.extend(self.once.copy(s))
         return out
 
