@@ -65,13 +65,14 @@ How:
    stay scalar; the masks of masked ifs and what their pure arms set are always packed. Each
    lane of an f64x2 operation is the IEEE operation of the scalar code: bit-exact.
 7. **Traps**: before anything that may trap in lane L (a ``Trap``, a call that may trap) the
-   header slot LANE gets ``v__L``: a fault names the voice. Trap stores sit in the trap's own
-   branch, off the hot path; a call that may trap gets its store just before the statement.
+   header slot LANE gets ``v__L``: a fault names the voice (a trap stores its lane's ``nb``
+   in NODE too, its ``node``). Trap stores sit in the trap's own branch, off the hot path; a call that may trap gets its store just before the statement.
 
 Where lanes of one statement run side by side, the relative order of the lanes' memory effects
 changes; that is exact because the lanes touch disjoint memory (the group's contract) except
-uniform reads and the header slots NODE, SEGMENT, LANE, TRAP_SITE/CODE (equal values) and
-INTERRUPT (a count only summed). If several lanes would trap, the one reported is the first to
+uniform reads and the header slots SEGMENT, LANE, TRAP_SITE/CODE (equal values), NODE (the
+base of one member's node in each lane: a fault takes the voice from LANE) and INTERRUPT (a
+count only summed). If several lanes would trap, the one reported is the first to
 trap in the interleaved order (each lane's own trap is exact; which one comes first may differ
 from the voice-by-voice order). Other fixed addresses a body writes run once per lane, reads of
 them are varying; a store to a shared address that is not a constant is refused
