@@ -54,6 +54,18 @@ How:
    varying work (the sample loop) stays one structure with an interleaved body. Writes with a
    per-lane effect (the INTERRUPT count, calls of module functions) run once per lane, in lane
    order.
+5a. **Outlined arms**: an arm that runs lane by lane (a masked ``if``'s other arm, an arm of a
+   varying ``if`` copied per lane: trap paths, a call with its state flush and reload, a ramp
+   step) becomes one module function ``_lane_arm_<hash of its text>`` that every lane (and
+   every pair, every lane body with the same arm) calls in the arm's cold branch: parameters
+   the locals the arm may read before it sets them (and the voice index, for ``LANE`` before
+   what may trap inside), results the locals it sets that the body reads elsewhere or that the
+   arm itself reads (a value its next run sees). The function is the arm as the voice runs it
+   alone, so each lane computes, traps and names its voice as it did inline; it is used where
+   the lane's copy of the call (extracts and replaces included) is at least
+   OUTLINE_MIN_SAVING nodes smaller than its inline copy, and not for an arm that jumps out of
+   itself or holds a trap numbered by the caller's site table. The hot path keeps its tests;
+   what shrinks is the lane function Cranelift compiles (the arm once instead of W times).
 6. **Packing** (an even W): a varying ``x = e`` the lanes run side by side, ``e`` an f64
    operation with an f64x2 form, a select, a copy, a constant, a mask (f64 comparisons and
    and/or/not/select of masks), or a math call with an f64x2 form (simd's ``vector_main``: the
@@ -135,7 +147,7 @@ class LaneBody:
     locals: dict[str, T]
     functions: list[k.Function] = field(default_factory=list)
     """Module functions the body calls that the caller must add (the math library's f64x2
-    forms, which the shared math module does not hold)."""
+    forms, which the shared math module does not hold; the outlined arms, named by content)."""
 
 
 def lane_name(name: str, lane: int) -> str:
