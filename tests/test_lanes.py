@@ -223,8 +223,8 @@ def test_sample_loop_stays_one_loop_and_event_dispatch_is_per_lane() -> None:
 
 def test_small_pure_if_else_become_selects() -> None:
     vb = voice_body(sine_lowpass, 2)
-    with_sel = lanes(vb.body, vb.locals, 2)
-    without = lanes(vb.body, vb.locals, 2, selects=False)
+    with_sel = lanes(vb.body, vb.locals, 2, outline=False)  # the arms' selects stay in the body
+    without = lanes(vb.body, vb.locals, 2, selects=False, outline=False)
     n_with = sum(isinstance(x, k.Choose) for x in walk(with_sel.body))
     n_without = sum(isinstance(x, k.Choose) for x in walk(without.body))
     assert n_with > n_without

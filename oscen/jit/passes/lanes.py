@@ -54,6 +54,18 @@ How:
    varying work (the sample loop) stays one structure with an interleaved body. Writes with a
    per-lane effect (the INTERRUPT count, calls of module functions) run once per lane, in lane
    order.
+5a. **Outlined arms**: an arm that runs lane by lane (a masked ``if``'s other arm, an arm of a
+   varying ``if`` copied per lane: trap paths, a call with its state flush and reload, a ramp
+   step) becomes one module function ``_lane_arm_<hash of its text>`` that every lane (and
+   every pair, every lane body with the same arm) calls in the arm's cold branch: parameters
+   the locals the arm may read before it sets them (and the voice index, for ``LANE`` before
+   what may trap inside), results the locals it sets that the body reads elsewhere or that the
+   arm itself reads (a value its next run sees). The function is the arm as the voice runs it
+   alone, so each lane computes, traps and names its voice as it did inline; it is used where
+   the lane's copy of the call (extracts and replaces included) is at least
+   OUTLINE_MIN_SAVING nodes smaller than its inline copy, and not for an arm that jumps out of
+   itself or holds a trap numbered by the caller's site table. The hot path keeps its tests;
+   what shrinks is the lane function Cranelift compiles (the arm once instead of W times).
 6. **Packing** (an even W): a varying ``x = e`` the lanes run side by side, ``e`` an f64
    operation with an f64x2 form, a select, a copy, a constant, a mask (f64 comparisons and
    and/or/not/select of masks), or a math call with an f64x2 form (simd's ``vector_main``: the
@@ -83,9 +95,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from hashlib import sha1
 
 from .. import kernel as k
-from ..backends.wasm import code_sites
+from ..backends.wasm import code_sites, function_text
 from ..kernel import T
 from ..layout import LANE, NODE, SEGMENT, TRAP_CODE, TRAP_SITE
 from ..mathlib.registry import BY_WASM, ERROR_GLOBAL, MathFunction, functions_for, vector_main
@@ -135,7 +148,7 @@ class LaneBody:
     locals: dict[str, T]
     functions: list[k.Function] = field(default_factory=list)
     """Module functions the body calls that the caller must add (the math library's f64x2
-    forms, which the shared math module does not hold)."""
+    forms, which the shared math module does not hold; the outlined arms, named by content)."""
 
 
 def lane_name(name: str, lane: int) -> str:
@@ -1057,6 +1070,187 @@ def _calls_that_may_trap(s: k.Stmt) -> bool:
     )
 
 
+# =========================================================================== 5a. outlined arms
+OUTLINE_MIN_SAVING = 8
+"""An arm run lane by lane moves into a module function when its copy is at least this many
+expression nodes larger than the call that replaces it (see :class:`_Outline`)."""
+
+
+def _live_in(stmts: list[k.Stmt], defined: set[str], reads: set[str]) -> set[str]:
+    """Add to ``reads`` the locals ``stmts`` may read before setting them, ``defined`` set
+    before; returns the locals set on every path through them (a superset of the true live-in
+    is safe: a parameter whose value is never read)."""
+    for s in stmts:
+        defined = _live_stmt(s, defined, reads)
+    return defined
+
+
+def _live_expr(e: object, defined: set[str], reads: set[str]) -> set[str]:
+    if isinstance(e, k.Local):
+        if e.name not in defined:
+            reads.add(e.name)
+        return defined
+    if isinstance(e, k.Let):
+        defined = _live_expr(e.value, defined, reads)
+        return _live_expr(e.body, defined | {e.name}, reads)
+    if isinstance(e, k.Seq):
+        return _live_expr(e.value, _live_in(e.body, defined, reads), reads)
+    if isinstance(e, (k.Select, k.Logical)):  # the sides after the condition may not run
+        first, rest = (e.cond, (e.then, e.orelse)) if isinstance(e, k.Select) else (e.left, (e.right,))
+        defined = _live_expr(first, defined, reads)
+        for x in rest:
+            _live_expr(x, defined, reads)
+        return defined
+    if isinstance(e, k.Expr):
+        for v in e.__dict__.values():
+            if isinstance(v, k.Expr):
+                defined = _live_expr(v, defined, reads)
+            elif type(v) is list:
+                for x in v:
+                    if isinstance(x, k.Expr):
+                        defined = _live_expr(x, defined, reads)
+    return defined
+
+
+def _live_stmt(s: k.Stmt, defined: set[str], reads: set[str]) -> set[str]:
+    if isinstance(s, k.SetLocal):
+        return _live_expr(s.value, defined, reads) | {s.name}
+    if isinstance(s, k.Invoke):
+        for a in s.args:
+            defined = _live_expr(a, defined, reads)
+        return defined | set(s.targets)
+    if isinstance(s, k.If):
+        defined = _live_expr(s.cond, defined, reads)
+        return _live_in(s.body, defined, reads) & _live_in(s.orelse, defined, reads)
+    if isinstance(s, (k.Loop, k.Block)):
+        if isinstance(s, k.Loop) and s.cond is not None:
+            defined = _live_expr(s.cond, defined, reads)
+        _live_in(s.body, defined, reads)  # it may leave early: nothing it sets counts after
+        return defined
+    for v in s.__dict__.values():
+        if isinstance(v, k.Expr):
+            defined = _live_expr(v, defined, reads)
+        elif type(v) is list:
+            for x in v:
+                if isinstance(x, k.Expr):
+                    defined = _live_expr(x, defined, reads)
+    return defined
+
+
+def _sets(stmts: list[k.Stmt]) -> set[str]:
+    out: set[str] = set()
+    for x in walk(stmts):
+        if isinstance(x, (k.SetLocal, k.Let)):
+            out.add(x.name)
+        elif isinstance(x, k.Invoke):
+            out.update(x.targets)
+    return out
+
+
+def _names(tree: object, skip: int) -> set[str]:
+    """The locals read or set anywhere in ``tree`` outside the statement list with id ``skip``."""
+    out: set[str] = set()
+
+    def visit(x: object) -> None:
+        if type(x) is list:
+            if id(x) == skip:
+                return
+            for y in x:
+                visit(y)
+            return
+        if isinstance(x, k.Local):
+            out.add(x.name)
+        elif isinstance(x, (k.SetLocal, k.Let)):
+            out.add(x.name)
+        elif isinstance(x, k.Invoke):
+            out.update(x.targets)
+        if isinstance(x, (k.Expr, k.Stmt)):
+            for v in x.__dict__.values():
+                if isinstance(v, (k.Expr, k.Stmt)) or type(v) is list:
+                    visit(v)
+
+    visit(tree)
+    return out
+
+
+def _outlinable(arm: list[k.Stmt]) -> bool:
+    """Whether ``arm`` can run as a function of its own: no jump out of it, no trap numbered by
+    the caller's site table (a Code's own traps carry their number), nothing but local state."""
+    labels = {x.label for x in walk(arm) if isinstance(x, (k.Loop, k.Block))}
+    numbered = {id(x.trap) for x in walk(arm) if isinstance(x, _NumberedTrap)}
+    for x in walk(arm):
+        if isinstance(x, (k.Exit, k.Next)) and x.label not in labels:
+            return False
+        if isinstance(x, k.ReturnValues) or (isinstance(x, k.Trap) and id(x) not in numbered):
+            return False
+    return True
+
+
+class _Outline:
+    """Rare arms run lane by lane (a masked ``if``'s trap path, the biquad's coefficient
+    recompute with its state flush and reload, a ramp step) as ONE module function for every
+    lane: each lane's copy is a call in the arm's cold branch, its arguments the locals the arm
+    reads (extracted from their packed lane where held packed), its results the locals it sets
+    that the body uses elsewhere (replaced into their lane). The function is the arm as the
+    voice runs it alone, ``LANE`` stored from its ``v`` parameter before what may trap: so a
+    fault names the lane's voice, and every lane computes what it computed inline. The lane
+    function shrinks by the arm's size times the lanes, which is what Cranelift's compile time
+    follows; the hot path is unchanged (the call sits where the inline arm sat)."""
+
+    def __init__(self, tree: list[k.Stmt], types: dict[str, T], index: str, lane: _Lane) -> None:
+        self.tree = tree
+        self.lane = lane  # a lane's copier: what an arm costs in the lane function
+        self.types = types
+        self.index = index
+        self.functions: dict[str, k.Function] = {}
+        self.done: dict[int, list[k.Stmt]] = {}
+
+    def arm(self, arm: list[k.Stmt]) -> list[k.Stmt]:
+        """``arm`` or the call of its function, whichever is smaller (the same for every lane)."""
+        got = self.done.get(id(arm))
+        if got is None:
+            got = self.done[id(arm)] = self._make(arm)
+        return got
+
+    def _make(self, arm: list[k.Stmt]) -> list[k.Stmt]:
+        if not arm or not _outlinable(arm):
+            return arm
+        reads: set[str] = set()
+        defined = _live_in(arm, set(), reads)
+        outside = _names(self.tree, id(arm))
+        results = sorted(_sets(arm) & (outside | reads))  # reads: a value the next run may see
+        params = sorted((reads | (set(results) - defined) | {self.index}) & set(self.types) | {self.index})
+        scalar = _Lane(set(), None, self.index)
+        scalar.index = self.index  # LANE from the function's own parameter
+        body = _copies(scalar, arm)
+        bools = {x.name for x in walk(body) if isinstance(x, k.Local) and x.type == T.BOOL}
+        kind = {
+            n: (T.BOOL if n in bools and self.types.get(n, I32) == I32 else self.types.get(n, I32))
+            for n in params
+        }
+        names = _sets(body) | {x.name for x in walk(body) if isinstance(x, k.Local)}
+        locals_ = {
+            n: (T.BOOL if n in bools and self.types.get(n) == I32 else self.types[n])
+            for n in sorted(names - set(params))
+            if n in self.types
+        }
+        rtypes = tuple(T.BOOL if r in bools and self.types[r] == I32 else self.types[r] for r in results)
+        body.append(k.ReturnValues(values=[k.Local(t, r) for r, t in zip(results, rtypes, strict=True)]))
+        fn = k.Function("_lane_arm", [(p, kind[p]) for p in params], rtypes, locals_, body)
+        fn.name = "_lane_arm_" + sha1(function_text(fn).encode()).hexdigest()[:12]
+        call = k.Invoke(
+            func=fn.name,
+            args=[k.Local(kind[p], p) for p in params],
+            targets=list(results),
+            results=rtypes,
+        )
+        inline, called = (sum(1 for _ in walk(_copies(self.lane, x))) for x in (arm, [call]))
+        if inline < called + OUTLINE_MIN_SAVING:  # the call and its extracts cost about as much
+            return arm
+        self.functions.setdefault(fn.name, fn)
+        return [call]
+
+
 class _Emit:
     def __init__(self, u: _Uniformity, width: int, index: str, inputs: tuple[str, ...]) -> None:
         self.u = u
@@ -1076,6 +1270,7 @@ class _Emit:
         self.active: list[tuple[str, bool]] = []  # the masks (and arms) packed code runs under
         self.saves = 0
         self.safe: set[str] = set()  # locals holding a voice's base (see _safe_bases)
+        self.outline: _Outline | None = None  # rare per-lane arms as module functions
 
     # ------------------------------------------------------------------ packing (f64x2)
     def plan(self, tree: list[k.Stmt], types: dict[str, T], everything: bool = False) -> None:
@@ -1399,9 +1594,19 @@ class _Emit:
                 for g in range(self.width // 2):
                     out.extend(self.masked_if(s, g))  # type: ignore[arg-type]
             else:
+                s = self.outlined(s)
                 for lane in self.lanes:
                     out.extend(lane.copy(s))
         return out
+
+    def outlined(self, s: k.Stmt) -> k.Stmt:
+        """A varying ``if`` run lane by lane with its arms outlined (its test stays inline)."""
+        if self.outline is None or not isinstance(s, k.If):
+            return s
+        return k.If(s.site, s.cond, self.outline.arm(s.body), self.outline.arm(s.orelse))
+
+    def arm(self, arm: list[k.Stmt]) -> list[k.Stmt]:
+        return arm if self.outline is None else self.outline.arm(arm)
 
     # ------------------------------------------------------------------ masked ifs
     def lane_bit(self, mask: str, g: int, sub: int, taken: bool = True) -> k.Expr:
@@ -1496,14 +1701,16 @@ class _Emit:
                         _prim(Op.I32_AND, k.Local(I32, bits), k.Const(I32, 1 << sub)),
                         k.Const(I32, 0),
                     )
-                    out.append(k.If(s.site, bit, _copies(lane, s.body), _copies(lane, s.orelse)))
+                    out.append(
+                        k.If(s.site, bit, _copies(lane, self.arm(s.body)), _copies(lane, self.arm(s.orelse)))
+                    )
             else:
                 ((arm, taken),) = scalar
                 inner: list[k.Stmt] = []
                 for sub, lane in enumerate(lanes):
                     bit = _prim(Op.I32_AND, k.Local(I32, bits), k.Const(I32, 1 << sub))
                     bit = _prim(Op.I32_NE if taken else Op.I32_EQ, bit, k.Const(I32, 0))
-                    inner.append(k.If(s.site, bit, _copies(lane, arm), []))
+                    inner.append(k.If(s.site, bit, _copies(lane, self.arm(arm)), []))
                 none = _prim(Op.I32_NE, k.Local(I32, bits), k.Const(I32, 0 if taken else 3))
                 out.append(k.If(s.site, none, inner, []))
         return out
@@ -1550,6 +1757,7 @@ def lanes(
     index: str = "v",
     selects: bool = True,
     pack: bool | str = True,
+    outline: bool = True,
 ) -> LaneBody:
     """``body`` (primitive level, written for one voice) for ``width`` voices at once; see the
     module docstring. ``lane_inputs``: the I32 locals or parameters that differ between voices
@@ -1583,6 +1791,8 @@ def lanes(
             emit.lanes = [_Lane(u.varying, lane, index) for lane in range(width)]
         emit.ifs, emit.forced, emit.safe = masks.ifs, masks.forced, masks.safe
         emit.plan(tree, types, everything=pack == "all")
+    if outline:
+        emit.outline = _Outline(tree, types, index, emit.lanes[0])
     out = emit.body(tree)
     new_locals: dict[str, T] = {}
     for name, t in types.items():
@@ -1600,5 +1810,11 @@ def lanes(
     for x in walk(out):
         if isinstance(x, k.Local) and x.type == T.BOOL and new_locals.get(x.name) == I32:
             new_locals[x.name] = T.BOOL
+    used = _sets(out) | {x.name for x in walk(out) if isinstance(x, k.Local)}
+    used |= {lane_name(name, lane) for name in inputs for lane in range(width)}  # the caller sets them
+    new_locals = {n: t for n, t in new_locals.items() if n in used}  # outlined arms took some
     mains = sorted({m.wasm_name for sid, m in emit.calls.items() if sid in emit.packable})
-    return LaneBody(out, new_locals, functions_for(mains) if mains else [])
+    functions = functions_for(mains) if mains else []
+    if emit.outline is not None:
+        functions += emit.outline.functions.values()
+    return LaneBody(out, new_locals, functions)
