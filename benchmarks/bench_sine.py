@@ -1,6 +1,6 @@
 """The oscillators' sine, ``oscen.sine.sin_cycles``: accuracy, spectrum and speed, one table each.
 
-    python benchmarks/bench_sine.py [--quick] [--coefficients]
+    python benchmarks/bench_sine.py [--quick] [--coefficients] [--voices64]
 
 1. Accuracy on 2.1 million phases (2 million uniform in [0, 1), dense runs of consecutive floats
    around 0, 1/4, 1/2 and 3/4): max abs error of ``sin_cycles`` and of ``math.sin(2 pi p)`` against
@@ -18,6 +18,10 @@
 4. The recurrence against the polynomial: ``Oscillator.sine`` (interpreted) at 49 frequencies from
    0.15 Hz to 23.5 kHz at 48 kHz: the largest difference from ``sin_cycles`` of the phase over
    4 restarts, and the largest drift of the radius ``|(c, s)|`` from 1.
+
+5. With ``--voices64``: the "64 voices" patch's real-time factor per compiler configuration
+   (``CraneliftJit(max_block=256, lanes=2 or 1, voice_groups=True or False)``, best of 20 renders
+   of 0.25 s, CPU time).
 
 ``--coefficients`` rederives the polynomial (Remez exchange on the relative error of
 ``sin(2 pi x)`` on [0, 1/4], 60 digits; needs mpmath) and compares with ``SIN_COEFFICIENTS``.
@@ -264,6 +268,37 @@ def recurrence_drift() -> Table:
     return table
 
 
+def voices64(seconds: float, runs: int) -> Table:
+    """The "64 voices" patch (64 Oscillator.sine -> IirLowpass, summed): real-time factor of one
+    256-sample block at a time, per compiler configuration (lanes and voice groups)."""
+    from benchmarks.oscen_engine import voices_graph
+    from oscen.jit import CraneliftJit, GraphState
+
+    table = Table(
+        f"5. voices64, compiled, block 256, best CPU time of {runs} renders of {seconds:g} s each",
+        ["configuration", "real-time factor"],
+        align="lr",
+    )
+    n = 256
+    blocks = max(1, int(seconds * 44100.0 / n))
+    out = np.zeros((1, n))
+    for lanes, groups in ((2, True), (1, True), (2, False)):
+        graph = voices_graph(64)
+        ir = graph.to_ir()
+        compiled = CraneliftJit(max_block=n, lanes=lanes, voice_groups=groups).compile(ir)
+        state = GraphState.from_graph(graph, max_block=n, ir=ir)
+        for _ in range(20):
+            compiled.process_into(state, out)
+        best = math.inf
+        for _ in range(runs):
+            t0 = time.process_time()
+            for _ in range(blocks):
+                compiled.process_into(state, out)
+            best = min(best, time.process_time() - t0)
+        table.add(f"lanes={lanes}, voice_groups={groups}", fmt_rtf(blocks * n / 44100.0 / best))
+    return table
+
+
 def coefficients() -> Table:
     import mpmath as mp
 
@@ -305,6 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="fewer phases, shorter renders")
     parser.add_argument("--coefficients", action="store_true", help="rederive the polynomial (needs mpmath)")
+    parser.add_argument("--voices64", action="store_true", help="also the voices64 patch's real-time factor")
     args = parser.parse_args(argv)
     revision = source_revision()
     print(f"bench_sine{' (quick)' if args.quick else ''}" + (f"; code: {revision}" if revision else "") + "\n")
@@ -312,6 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_table(spectrum(minute=not args.quick))
     print_table(speed(1.0 if args.quick else 10.0, 2 if args.quick else 5))
     print_table(recurrence_drift())
+    if args.voices64:
+        print_table(voices64(0.25, 20))
     if args.coefficients:
         print_table(coefficients())
     return 0

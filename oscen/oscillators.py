@@ -117,7 +117,7 @@ class Oscillator(Node):
         self._phase = float(phase) % 1.0
         # The sine's rotation recurrence: (_c, _s) = (cos, sin)(2 pi _phase) and (_cw, _sw) =
         # (cos, sin)(2 pi _increment) while _left > 0; _increment is the previous sample's. The
-        # first sample takes the polynomial, the second resynchronises (see process and _resync).
+        # first sample takes the polynomial, the second restarts the recurrence (see process).
         self._c = 1.0
         self._s = 0.0
         self._cw = 1.0
@@ -194,12 +194,29 @@ class Oscillator(Node):
             # sin(2 pi p) by the rotation recurrence (see the module docstring): (_c, _s) is
             # (cos, sin)(2 pi phase), advanced each sample by the rotation (_cw, _sw) of 2 pi
             # increment. Common path: a countdown, two compares, six multiply-adds, straight
-            # line; the polynomial (_resync) only under a rare `if`. Written here rather than in
+            # line; the polynomial only under a rare `if`. Written here rather than in
             # a helper returning the value, so that it stays statements the lanes pass can pack.
             if self.pm != 0.0:  # compiled away when pm is unconnected
                 self._left = 0.0  # phase modulation: the polynomial of p, no recurrence
             if self._left <= 0.0 or increment != self._increment:
-                self._resync(p, increment, increment == self._increment and self.pm == 0.0)
+                # Rare: the polynomial's sine of the phase for this sample, and the recurrence
+                # restarted from it when this sample's increment repeats the last one's and there
+                # is no phase modulation (a steady sample after a change, or RESYNC_SAMPLES samples
+                # since the last restart); otherwise (FM, a ramp, a new frequency, PM) the
+                # polynomial again next sample, until the increment repeats. The helpers return
+                # tuples, which the JIT always inlines: no call, so the node's state stays in
+                # locals (a fault later in the block replays from the block's start).
+                if increment == self._increment and self.pm == 0.0:
+                    s, c, cw, sw = self._restart(p, increment)
+                    self._cw = cw
+                    self._sw = sw
+                    self._left = RESYNC_SAMPLES
+                else:
+                    s, c = self._polynomial(p)
+                    self._increment = increment
+                    self._left = 0.0
+                self._s = s
+                self._c = c
             c = self._c
             value = self._s
             self._c = c * self._cw - value * self._sw
@@ -259,23 +276,18 @@ class Oscillator(Node):
                 phase = 0.0
         self._phase = phase
 
-    def _resync(self, p: float, increment: float, steady: bool) -> None:
-        # The polynomial's sine of the phase for this sample, and the recurrence restarted from it
-        # when `steady`: this sample's increment repeats the last one's and there is no phase
-        # modulation (a steady sample after a change, or RESYNC_SAMPLES samples since the last
-        # restart); otherwise (FM, a ramp, a new frequency, phase modulation) the polynomial again
-        # next sample, until the increment repeats. It reads no input (`steady` is computed by the
-        # caller), so the JIT outlines it: one call under the rare `if`, whatever is connected.
-        self._s = self._sin_cycles(p)
-        if steady:
-            self._c = self._cos_cycles(p)
-            self._cw = self._cos_cycles(increment)
-            self._sw = self._sin_cycles(increment)
-            self._left = RESYNC_SAMPLES
-        else:
-            self._increment = increment
-            self._c = 0.0  # keeps the unused rotation bounded
-            self._left = 0.0
+    def _restart(self, p: float, increment: float) -> tuple[float, float, float, float]:
+        # (sin, cos)(2 pi p) and (cos, sin)(2 pi increment): the recurrence afresh
+        return (
+            self._sin_cycles(p),
+            self._cos_cycles(p),
+            self._cos_cycles(increment),
+            self._sin_cycles(increment),
+        )
+
+    def _polynomial(self, p: float) -> tuple[float, float]:
+        # sin(2 pi p), and 0.0 for the cosine the recurrence will not use (keeps it bounded)
+        return self._sin_cycles(p), 0.0
 
     def _blep_width(self, increment: float) -> float:
         # The residuals span one phase increment on each side of a discontinuity; the direction of

@@ -132,7 +132,25 @@ def subset_violations(node_obj: Node) -> list[str]:
         if fdef.args.vararg or fdef.args.kwarg or fdef.args.kwonlyargs or fdef.args.defaults:
             problems.append(f"{where}: only plain positional parameters")
         body_nodes = [n for stmt in fdef.body for n in ast.walk(stmt)]
+        # a helper's tuple (docs/jit.md, Helpers): `return a, b` and `a, b = self.helper(...)`
+        tuples = {
+            id(n.value) for n in body_nodes if isinstance(n, ast.Return) and isinstance(n.value, ast.Tuple)
+        }
+        tuples |= {
+            id(n.targets[0])
+            for n in body_nodes
+            if isinstance(n, ast.Assign)
+            and len(n.targets) == 1
+            and isinstance(n.targets[0], ast.Tuple)
+            and all(isinstance(t, ast.Name) for t in n.targets[0].elts)
+            and isinstance(n.value, ast.Call)
+            and isinstance(n.value.func, ast.Attribute)
+            and isinstance(n.value.func.value, ast.Name)
+            and n.value.func.value.id == "self"
+        }
         for n in body_nodes:
+            if isinstance(n, ast.Tuple) and id(n) in tuples:
+                continue
             if not isinstance(n, _ALLOWED_NODES):
                 problems.append(f"{where}: {type(n).__name__} at line {getattr(n, 'lineno', '?')}")
             elif isinstance(n, ast.Constant) and not (n.value is None or type(n.value) in _STATE_TYPES):
@@ -140,7 +158,11 @@ def subset_violations(node_obj: Node) -> list[str]:
             elif isinstance(n, ast.Compare) and len(n.ops) != 1:
                 problems.append(f"{where}: chained comparison at line {n.lineno}")
             elif isinstance(n, ast.Assign) and (
-                len(n.targets) != 1 or not isinstance(n.targets[0], (ast.Name, ast.Attribute, ast.Subscript))
+                len(n.targets) != 1
+                or not (
+                    isinstance(n.targets[0], (ast.Name, ast.Attribute, ast.Subscript))
+                    or id(n.targets[0]) in tuples
+                )
             ):
                 problems.append(f"{where}: assignment to several or unpacked targets at line {n.lineno}")
             elif isinstance(n, ast.Call):

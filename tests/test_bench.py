@@ -190,9 +190,17 @@ def test_bench_sine_tables_on_small_sizes() -> None:
     accuracy = bench_sine.accuracy(10_000)
     assert [row[0] for row in accuracy.rows][:2] == ["sin_cycles(p)"] * 2
     assert all(float(row[2]) <= 1e-15 for row in accuracy.rows)
-    spectrum = bench_sine.spectrum()  # also checks the compiled oscillator is sin_cycles of its phase
+    spectrum = bench_sine.spectrum(minute=False)
     assert [row[0] for row in spectrum.rows] == ["1000 Hz", "997 Hz"]
-    for row in spectrum.rows:
-        assert float(row[2].split()[0]) < -140.0 and float(row[5].split()[0]) > -140.0
+    for row in spectrum.rows:  # the oscillator (its recurrence) and sin_cycles clean, Taylor 9 not
+        assert float(row[3].split()[0]) < -140.0 and float(row[5].split()[0]) < -140.0
+        assert float(row[7].split()[0]) > -140.0 and float(row[8]) < 1e-12
     speed = bench_sine.speed(0.05, 1)
-    assert [row[0] for row in speed.rows] == ["math.sin(2 pi p)", "sin_cycles(p)"]
+    assert [row[0] for row in speed.rows] == [
+        "math.sin(2 pi p)",
+        "sin_cycles(p)",
+        "Oscillator.sine, polynomial (as before)",
+        "Oscillator.sine (recurrence)",
+    ]
+    drift = bench_sine.recurrence_drift()
+    assert float(drift.rows[0][0]) < 1e-12 and float(drift.rows[0][2]) < 1e-12
