@@ -15,6 +15,7 @@ from oscen.graph.ir import GraphIR
 from oscen.jit import CraneliftJit, JitGraph
 from oscen.jit import jitgraph as jitgraph_module
 from oscen.jit.frontend.typing import settled
+from oscen.jit.layout import Layout
 from oscen.jit.session import variant_key
 from oscen.jit.state import GraphState
 from oscen.oscillators import Oscillator
@@ -220,3 +221,19 @@ def test_shared_scalar_state_is_not_shared_across_types() -> None:
     b = _ir_of(_Pulse(True)).nodes[0]  # type: ignore[arg-type]
     assert [s.type for s in a.state if s.name == "level"] == ["f64"]
     assert [s.type for s in b.state if s.name == "level"] == ["bool"]
+
+
+def test_layouts_and_settled_types_of_shared_templates_equal_unshared_ones() -> None:
+    """to_ir lets nodes of one template share their state lists (and Layout.of and settled work
+    per distinct list): the same IR read back from JSON shares nothing, and must come out alike."""
+    from benchmarks.oscen_engine import polysynth_graph, voices_graph
+
+    for graph in (voices_graph(8), polysynth_graph(44100.0, 4)):
+        ir = graph.to_ir()
+        shared = settled(ir)
+        alone = settled(GraphIR.from_json(ir.to_json()))
+        assert len({id(n.state) for n in shared.nodes}) < len(shared.nodes)
+        assert len({id(n.state) for n in alone.nodes}) == len(alone.nodes)
+        assert shared.to_json() == alone.to_json() and shared.key() == alone.key()
+        assert Layout.of(shared, BLOCK).as_dict() == Layout.of(alone, BLOCK).as_dict()
+        assert Layout.of(shared, BLOCK) is Layout.of(shared, BLOCK)  # made once per IR

@@ -563,18 +563,24 @@ class JitGraph:
         while self._commands:
             kind, args = self._commands.popleft()
             cur = self._current
-            if kind == "set":
-                ep, value, ramp = args
-                if cur is not None and ep.node_id in cur.state.layout.nodes:
-                    cur.state.set_value(ep, value, ramp)
-                elif self.graph.has_node(ep.node_id):
-                    self.graph.set_value(ep, value, ramp)
-            else:
-                ep, offset, fields = args
-                if cur is not None and ep.node_id in cur.state.layout.nodes:
-                    cur.state.queue_event(ep, offset, fields)
-                elif self.graph.has_node(ep.node_id):
-                    self.graph.queue_event(ep, offset, fields)
+            try:
+                if kind == "set":
+                    ep, value, ramp = args
+                    if cur is not None and ep.node_id in cur.state.layout.nodes:
+                        cur.state.set_value(ep, value, ramp)
+                    elif self.graph.has_node(ep.node_id):
+                        self.graph.set_value(ep, value, ramp)
+                else:
+                    ep, offset, fields = args
+                    if cur is not None and ep.node_id in cur.state.layout.nodes:
+                        cur.state.queue_event(ep, offset, fields)
+                    elif self.graph.has_node(ep.node_id):
+                        self.graph.queue_event(ep, offset, fields)
+            except (GraphError, KeyError):
+                # another thread removed the node between the test and the call: the value or
+                # event goes with it (as it would had the removal come first)
+                if self.graph.has_node(args[0].node_id):
+                    raise
 
     def _current_version(self) -> int:
         return self._current.version if self._current is not None else -1
