@@ -237,3 +237,29 @@ def test_layouts_and_settled_types_of_shared_templates_equal_unshared_ones() -> 
         assert shared.to_json() == alone.to_json() and shared.key() == alone.key()
         assert Layout.of(shared, BLOCK).as_dict() == Layout.of(alone, BLOCK).as_dict()
         assert Layout.of(shared, BLOCK) is Layout.of(shared, BLOCK)  # made once per IR
+
+
+def test_a_replaced_state_is_freed_by_the_compiler_thread() -> None:
+    """A swap hands the replaced code and state to the compiler thread, which lets go of them (their
+    wasmtime store is freed there, not on the audio thread): they do not live on."""
+    import gc
+    import time
+    import weakref
+
+    graph, filt = _graph()
+    with JitGraph(graph, freeze_gc=False) as live:
+        assert live.wait_compiled(30.0), live.last_error
+        live.process_block(BLOCK)
+        old = weakref.ref(live._current.state)
+        tail = live.add_node(Gain(0.5))
+        live.connect(filt.output, tail.input)
+        live.set_output(tail.output)
+        assert live.wait_compiled(30.0), live.last_error
+        live.process_block(BLOCK)
+        assert live._current.state is not old()
+        deadline = time.perf_counter() + 5.0
+        while old() is not None and time.perf_counter() < deadline:
+            time.sleep(0.02)
+        alive = old() is not None
+        gc.collect()
+    assert not alive, "the replaced state outlived the compiler thread's next round"
