@@ -164,15 +164,14 @@ class GcPauses:
 
 
 def instrument(jit: JitGraph) -> dict[int, float]:
-    """Record when each version's code became ready (the compiler thread set it pending)."""
+    """Record when each version's code became ready (the compiler thread's compile returned,
+    just after it made the code pending: the player may swap it in before this records it)."""
     ready: dict[int, float] = {}
     compile_version = jit._compile_version
 
     def timed() -> int:
         version = compile_version()
-        pending = jit._peek_pending()
-        if pending is not None:
-            ready.setdefault(pending.version, time.perf_counter())
+        ready.setdefault(version, time.perf_counter())
         return version
 
     jit._compile_version = timed  # type: ignore[method-assign]
@@ -213,8 +212,11 @@ def measure(name: str, block: int, switch: float, gc_mode: str, changes: int) ->
                     time.sleep(0.0005)
                 swap = jit.swaps[-1]
                 run.compile.append(swap.compile_seconds)
-                run.prepare.append(ready[version] - edited - swap.compile_seconds)
-                run.boundary.append(swap.swapped_at - ready[version])
+                while version not in ready and time.perf_counter() < deadline:
+                    time.sleep(0.0005)  # swapped in before the compiler thread's call returned
+                done = min(ready[version], swap.swapped_at)
+                run.prepare.append(done - edited - swap.compile_seconds)
+                run.boundary.append(swap.swapped_at - done)
                 run.total.append(swap.swapped_at - edited)
                 time.sleep(0.03 + 2 * block / SR)  # let the swap block finish; the next edit comes later
         player.stop.set()

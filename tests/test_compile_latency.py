@@ -15,6 +15,7 @@ from oscen.graph.ir import GraphIR
 from oscen.jit import CraneliftJit, JitGraph
 from oscen.jit import jitgraph as jitgraph_module
 from oscen.jit.frontend.typing import settled
+from oscen.jit.layout import Layout
 from oscen.jit.session import variant_key
 from oscen.jit.state import GraphState
 from oscen.oscillators import Oscillator
@@ -220,3 +221,45 @@ def test_shared_scalar_state_is_not_shared_across_types() -> None:
     b = _ir_of(_Pulse(True)).nodes[0]  # type: ignore[arg-type]
     assert [s.type for s in a.state if s.name == "level"] == ["f64"]
     assert [s.type for s in b.state if s.name == "level"] == ["bool"]
+
+
+def test_layouts_and_settled_types_of_shared_templates_equal_unshared_ones() -> None:
+    """to_ir lets nodes of one template share their state lists (and Layout.of and settled work
+    per distinct list): the same IR read back from JSON shares nothing, and must come out alike."""
+    from benchmarks.oscen_engine import polysynth_graph, voices_graph
+
+    for graph in (voices_graph(8), polysynth_graph(44100.0, 4)):
+        ir = graph.to_ir()
+        shared = settled(ir)
+        alone = settled(GraphIR.from_json(ir.to_json()))
+        assert len({id(n.state) for n in shared.nodes}) < len(shared.nodes)
+        assert len({id(n.state) for n in alone.nodes}) == len(alone.nodes)
+        assert shared.to_json() == alone.to_json() and shared.key() == alone.key()
+        assert Layout.of(shared, BLOCK).as_dict() == Layout.of(alone, BLOCK).as_dict()
+        assert Layout.of(shared, BLOCK) is Layout.of(shared, BLOCK)  # made once per IR
+
+
+def test_a_replaced_state_is_freed_by_the_compiler_thread() -> None:
+    """A swap hands the replaced code and state to the compiler thread, which lets go of them (their
+    wasmtime store is freed there, not on the audio thread): they do not live on."""
+    import gc
+    import time
+    import weakref
+
+    graph, filt = _graph()
+    with JitGraph(graph, freeze_gc=False) as live:
+        assert live.wait_compiled(30.0), live.last_error
+        live.process_block(BLOCK)
+        old = weakref.ref(live._current.state)
+        tail = live.add_node(Gain(0.5))
+        live.connect(filt.output, tail.input)
+        live.set_output(tail.output)
+        assert live.wait_compiled(30.0), live.last_error
+        live.process_block(BLOCK)
+        assert live._current.state is not old()
+        deadline = time.perf_counter() + 5.0
+        while old() is not None and time.perf_counter() < deadline:
+            time.sleep(0.02)
+        alive = old() is not None
+        gc.collect()
+    assert not alive, "the replaced state outlived the compiler thread's next round"

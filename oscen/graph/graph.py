@@ -401,8 +401,9 @@ class Graph:
         """What a block may change, cheaply: a shallow copy of each node's attributes, its numpy
         arrays copied into buffers kept with the plan, ramps, bases, non-empty event queues."""
         if plan.arrays is None:
+            # tuple(...): a node removed meanwhile (another thread) loses its _oscen_graph entry
             plan.arrays = [
-                [(name, v.copy()) for name, v in step.state.items() if isinstance(v, np.ndarray)]
+                [(name, v.copy()) for name, v in tuple(step.state.items()) if isinstance(v, np.ndarray)]
                 for step in plan.steps
             ]
         dicts = []

@@ -10,6 +10,8 @@ from __future__ import annotations
 import ast
 import importlib
 import json
+import math
+import struct
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -139,26 +141,24 @@ class GraphIR:
                 )
             )
         ]
+        shared: dict[tuple[int, int, int], str] = {}  # the same, for state and constants
         for n in self.nodes:
             ep = endpoints.get(id(n.endpoints))
             if ep is None:
                 ep = endpoints[id(n.endpoints)] = repr(
                     [(e.name, e.kind, e.direction, float(e.default), int(e.arity)) for e in n.endpoints]
                 )
-            parts.append(
-                repr(
+            ids = (id(n.state), id(n.unsupported), id(n.constants))
+            body = shared.get(ids)
+            if body is None:
+                body = shared[ids] = repr(
                     (
-                        int(n.id),
-                        n.label,
-                        n.cls,
-                        ep,
                         [(st.name, st.type, st.length, st.cols) for st in n.state],
-                        bool(n.breaks_feedback),
                         sorted(n.unsupported.items()),
                         sorted((name, _plain(v)) for name, v in n.constants.items()),
                     )
                 )
-            )
+            parts.append(repr((int(n.id), n.label, n.cls, bool(n.breaks_feedback))) + ep + body)
         parts.extend(
             repr((c.source, c.source_endpoint, c.target, c.target_endpoint, c.kind, c.back_edge))
             for c in self.connections
@@ -357,6 +357,21 @@ def _endpoints_ir(node: Node) -> list[EndpointIR]:
     return endpoints
 
 
+def _same(a: dict[str, float | int | bool], b: dict[str, float | int | bool]) -> bool:
+    """Equal constants, told apart as variant keys tell them (1 from 1.0 and True, -0.0 from
+    0.0, NaNs by their bits), in the same order (the IR keeps the attributes' order)."""
+    if a.keys() != b.keys() or list(a) != list(b):
+        return False
+    for name, x in a.items():
+        y = b[name]
+        if type(x) is not type(y):
+            return False
+        if x != y or (type(x) is float and math.copysign(1.0, x) != math.copysign(1.0, y)):
+            if not (type(x) is float and x != x and struct.pack("<d", x) == struct.pack("<d", y)):
+                return False
+    return True
+
+
 def _plain(value: Any) -> float | int | bool:
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
@@ -427,6 +442,10 @@ def build_ir(graph: IRSource) -> GraphIR:
     """Extract the IR of a graph (what ``Graph.to_ir()`` returns)."""
     sched = graph.schedule()
     nodes = []
+    # Per class, the last node's state, unsupported and constants: the next node of the class
+    # with equal ones shares them (voices do), so that what is computed of them per variant (the
+    # IR key, variant keys, settled types) is computed once per distinct object.
+    last: dict[type, tuple[list[StateIR], dict[str, str], dict[str, float | int | bool]]] = {}
     for handle in graph.nodes:
         node = handle.node
         cls = type(node)
@@ -437,6 +456,11 @@ def build_ir(graph: IRSource) -> GraphIR:
         constants = {
             s.name: _plain(values[s.name]) for s in state if s.length is None and s.name not in assigned
         }
+        seen = last.get(cls)
+        if seen is not None and seen[0] == state and seen[1] == unsupported and _same(seen[2], constants):
+            state, unsupported, constants = seen
+        else:
+            last[cls] = (state, unsupported, constants)
         nodes.append(
             NodeIR(
                 handle.id,

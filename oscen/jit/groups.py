@@ -110,12 +110,21 @@ def find_groups(ir: GraphIR, min_voices: int = MIN_VOICES) -> list[VoiceGroup]:
     back = {c.target for c in ir.connections if c.back_edge} | {
         c.source for c in ir.connections if c.back_edge
     }
-    keys = {}
+    # Each variant as a small int (the same relation as the keys' equality): shapes are compared
+    # and hashed often, and a tuple's hash is not kept, so nested variant keys in them cost
+    # a walk of the whole key each time.
+    variants: dict[tuple, int] = {}
+    by_id: dict[int, int] = {}  # the same, by the key object's id (voices share one: variant_key)
+    keys: dict[int, int] = {}
     for n in ir.nodes:
         if n.id in in_cycle or n.id in back or n.unsupported:
             continue
-        keys[n.id] = variant_key(n, ir.sample_rate)
-    count: dict[tuple, int] = defaultdict(int)
+        vk = variant_key(n, ir.sample_rate)  # kept alive by the node: its id is not reused here
+        v = by_id.get(id(vk))
+        if v is None:
+            v = by_id[id(vk)] = variants.setdefault(vk, len(variants))
+        keys[n.id] = v
+    count: dict[int, int] = defaultdict(int)
     for key in keys.values():
         count[key] += 1
     candidates = {nid for nid, key in keys.items() if count[key] >= min_voices}

@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..graph.ir import GraphIR
+from ..graph.ir import GraphIR, NodeIR
 from ..graph.validation import MAX_EVENTS_PER_SAMPLE
 from .frontend.typing import settled
 
@@ -160,51 +160,96 @@ class Layout:
 
     @classmethod
     def of(cls, ir: GraphIR, max_block: int = MAX_BLOCK) -> Layout:
-        """The layout of ``ir`` with the attribute types the JIT compiles (see ``settled``)."""
+        """The layout of ``ir`` with the attribute types the JIT compiles (see ``settled``).
+
+        Made once per (settled) IR and block size, then shared: JitGraph lays out the state and
+        the compiler the code of one IR (a Layout is not changed after it is made)."""
         ir = settled(ir)
+        made = ir.__dict__.setdefault("_layouts", {})
+        got = made.get(max_block)
+        if got is None:
+            got = made[max_block] = cls._of(ir, max_block)
+        return got
+
+    @classmethod
+    def _of(cls, ir: GraphIR, max_block: int) -> Layout:
         addr = HEADER_BYTES
         nodes: dict[int, NodeLayout] = {}
-
-        def take(nbytes: int) -> int:
-            nonlocal addr
-            at = addr
-            addr += (nbytes + 7) // 8 * 8
-            return at
-
+        # Nodes of one template share their state and endpoint lists (build_ir, settled): their
+        # regions are laid out alike, so each distinct pair is laid out once, relative to 0.
+        templates: dict[tuple[int, int], tuple[NodeLayout, int]] = {}
         for n in ir.nodes:
-            nl = NodeLayout(base=addr)
-            for s in n.state:
-                if s.length is None:
-                    nl.scalars[s.name] = (take(8), s.type)
-            for e in n.endpoints:
-                if e.direction == "output" and e.kind != "event":
-                    nl.scalars[e.name] = (take(8), "f64")
-                elif e.direction == "input" and e.kind == "value":
-                    nl.params[e.name] = ParamSlots(take(8), take(8), take(8), take(8))
-            for s in n.state:
-                if s.length is not None:
-                    nl.arrays[s.name] = (take(8 * max(s.length, 1)), s.type, s.length)
-                    if s.cols:
-                        nl.shapes[s.name] = (s.length // s.cols, s.cols)
-            for e in n.endpoints:
-                if e.kind != "event":
-                    continue
-                if e.direction == "input":
-                    cap = EXTERNAL_QUEUE_CAPACITY
-                    nl.external_queues[e.name] = QueueSlots(take(8 + cap * EVENT_BYTES), cap)
-                else:
-                    # One event per sample on average: a chord is a burst, but each voice's gate
-                    # is its own output. Overflow traps with a clear error.
-                    cap = max_block
-                    nl.outboxes[e.name] = QueueSlots(take(8 + cap * EVENT_BYTES), cap)
-            for e in n.endpoints:
-                if e.direction == "output" and e.kind != "event":
-                    nl.buffers[e.name] = take(8 * max_block)
-            if addr == nl.base:  # no bytes of its own: one word, so that no two nodes share a base
-                take(8)
-            nodes[n.id] = nl
+            ids = (id(n.state), id(n.endpoints))
+            got = templates.get(ids)
+            if got is None:
+                got = templates[ids] = _node_template(n, max_block)
+            template, size = got
+            nodes[n.id] = _shifted(template, addr)
+            addr += size
         # Room for many blocks of the graph's outputs, so one call can render them all (offline
         # rendering without a Python round trip per block).
         render_samples = max(max_block, (RENDER_SAMPLES // max_block) * max_block)
-        render_area = take(8 * render_samples * max(len(ir.outputs), 1))
+        render_area = addr
+        addr += 8 * render_samples * max(len(ir.outputs), 1)
         return cls(max_block, nodes, addr, render_area, render_samples)
+
+
+def _node_template(n: NodeIR, max_block: int) -> tuple[NodeLayout, int]:
+    """A node's region laid out from address 0, and its size in bytes (a multiple of 8)."""
+    addr = 0
+
+    def take(nbytes: int) -> int:
+        nonlocal addr
+        at = addr
+        addr += (nbytes + 7) // 8 * 8
+        return at
+
+    nl = NodeLayout(base=0)
+    for s in n.state:
+        if s.length is None:
+            nl.scalars[s.name] = (take(8), s.type)
+    for e in n.endpoints:
+        if e.direction == "output" and e.kind != "event":
+            nl.scalars[e.name] = (take(8), "f64")
+        elif e.direction == "input" and e.kind == "value":
+            nl.params[e.name] = ParamSlots(take(8), take(8), take(8), take(8))
+    for s in n.state:
+        if s.length is not None:
+            nl.arrays[s.name] = (take(8 * max(s.length, 1)), s.type, s.length)
+            if s.cols:
+                nl.shapes[s.name] = (s.length // s.cols, s.cols)
+    for e in n.endpoints:
+        if e.kind != "event":
+            continue
+        if e.direction == "input":
+            cap = EXTERNAL_QUEUE_CAPACITY
+            nl.external_queues[e.name] = QueueSlots(take(8 + cap * EVENT_BYTES), cap)
+        else:
+            # One event per sample on average: a chord is a burst, but each voice's gate
+            # is its own output. Overflow traps with a clear error.
+            cap = max_block
+            nl.outboxes[e.name] = QueueSlots(take(8 + cap * EVENT_BYTES), cap)
+    for e in n.endpoints:
+        if e.direction == "output" and e.kind != "event":
+            nl.buffers[e.name] = take(8 * max_block)
+    # no bytes of its own: one word, so that no two nodes share a base (faults name a node by it)
+    return nl, max(addr, 8)
+
+
+def _shifted(t: NodeLayout, base: int) -> NodeLayout:
+    """The template ``t`` placed at ``base``."""
+    return NodeLayout(
+        base=base,
+        scalars={name: (a + base, ty) for name, (a, ty) in t.scalars.items()},
+        arrays={name: (a + base, ty, m) for name, (a, ty, m) in t.arrays.items()},
+        params={
+            name: ParamSlots(p.value + base, p.target + base, p.step + base, p.remaining + base)
+            for name, p in t.params.items()
+        },
+        external_queues={
+            name: QueueSlots(q.base + base, q.capacity) for name, q in t.external_queues.items()
+        },
+        outboxes={name: QueueSlots(q.base + base, q.capacity) for name, q in t.outboxes.items()},
+        buffers={name: a + base for name, a in t.buffers.items()},
+        shapes=dict(t.shapes),
+    )

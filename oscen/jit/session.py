@@ -40,6 +40,17 @@ def variant_key(node: NodeIR, sample_rate: float) -> tuple:
     got = node.__dict__.get("_variant_key")
     if got is not None and got[0] == sample_rate:
         return got[1]
+    # Nodes of one template share their state, constants and endpoint objects (build_ir): the
+    # key is made once per distinct set (checked by identity, the objects kept alive with it).
+    parts = (node.resolve_class(), node.state, node.constants, node.endpoints)
+    ids = (id(parts[0]), id(parts[1]), id(parts[2]), id(parts[3]), sample_rate)
+    shared = _SHARED_KEYS.get(ids)  # one dict read (atomic); writes are locked
+    if shared is not None:
+        made = shared[0]
+        if made[0] is parts[0] and made[1] is parts[1] and made[2] is parts[2] and made[3] is parts[3]:
+            key = shared[1]
+            node.__dict__["_variant_key"] = (sample_rate, key)
+            return key
     key = (
         node.resolve_class(),
         tuple((s.name, s.type, s.length, s.cols) for s in node.state),
@@ -48,7 +59,16 @@ def variant_key(node: NodeIR, sample_rate: float) -> tuple:
         sample_rate,
     )
     node.__dict__["_variant_key"] = (sample_rate, key)
+    with _SHARED_LOCK:
+        _SHARED_KEYS[ids] = (parts, key)
+        while len(_SHARED_KEYS) > VARIANT_CACHE:
+            _SHARED_KEYS.pop(next(iter(_SHARED_KEYS)))
     return key
+
+
+_SHARED_KEYS: dict[tuple, tuple[tuple, tuple]] = {}
+"""The newest variant keys by the ids of the objects they were made of (see variant_key)."""
+_SHARED_LOCK = threading.Lock()
 
 
 class CompileSession:

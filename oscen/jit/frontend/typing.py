@@ -52,7 +52,7 @@ from .sources import fingerprint, source_of
 from .visitor import FunctionVisitor
 
 if TYPE_CHECKING:
-    from ...graph.ir import GraphIR
+    from ...graph.ir import GraphIR, StateIR
 
 MAX_ROUNDS = 8
 """Rounds of the local-type fixed point (each round widens some local one step: a few suffice)."""
@@ -875,17 +875,29 @@ def settled(ir: GraphIR) -> GraphIR:
     if got is not None:
         return got
     nodes = []
+    # Nodes of one template share their state, constants and endpoints (build_ir): settle each
+    # distinct set once, and let the settled nodes share the widened state list as well.
+    done: dict[tuple[int, int, int, int], tuple[dict[str, str], list[StateIR] | None]] = {}
     for n in ir.nodes:
-        widened = widened_state_types(
-            n.resolve_class(),
-            [(s.name, s.type, s.length, s.cols) for s in n.state],
-            [(e.name, e.kind, e.direction, e.arity) for e in n.endpoints],
-            ir.sample_rate,
-            n.constants,
-        )
-        if widened:
-            state = [dataclasses.replace(s, type=widened.get(s.name, s.type)) for s in n.state]
-            n = dataclasses.replace(n, state=state)
+        cls = n.resolve_class()
+        ids = (id(cls), id(n.state), id(n.endpoints), id(n.constants))
+        got = done.get(ids)
+        if got is None:
+            widened = widened_state_types(
+                cls,
+                [(s.name, s.type, s.length, s.cols) for s in n.state],
+                [(e.name, e.kind, e.direction, e.arity) for e in n.endpoints],
+                ir.sample_rate,
+                n.constants,
+            )
+            state = (
+                [dataclasses.replace(s, type=widened.get(s.name, s.type)) for s in n.state]
+                if widened
+                else None
+            )
+            got = done[ids] = (widened, state)
+        if got[1] is not None:
+            n = dataclasses.replace(n, state=got[1])
         nodes.append(n)
     got = dataclasses.replace(ir, nodes=nodes, settled=True)
     ir.__dict__["_settled"] = got
