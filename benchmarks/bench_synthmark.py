@@ -200,20 +200,23 @@ def synthmark_binary(path: str | None) -> Path | None:
     return p
 
 
-def run_synthmark(binary: Path, seconds: int = 10) -> float:
-    """SynthMark's own VoiceMark_90 on this machine."""
-    result = subprocess.run(
-        [str(binary), "-tv", "-p90", f"-r{int(SR)}", f"-s{seconds}", "-a0", "-f0"],
-        capture_output=True,
-        text=True,
-        timeout=120 + 4 * seconds,
-        cwd=binary.parent,
-    )
-    match = re.search(r"VoiceMark_90\s*=\s*([0-9.]+)", result.stdout + result.stderr)
-    if match is None:
-        tail = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
-        raise RuntimeError(f"SynthMark printed no VoiceMark_90 (a busy machine makes it invalid):\n{tail}")
-    return float(match.group(1))
+def run_synthmark(binary: Path, seconds: int = 10, attempts: int = 3) -> float | None:
+    """SynthMark's own VoiceMark_90 on this machine, or None when no attempt gave one (SynthMark
+    declares its run invalid when other processes take its core: the tail of its output is printed)."""
+    for _ in range(attempts):
+        result = subprocess.run(
+            [str(binary), "-tv", "-p90", f"-r{int(SR)}", f"-s{seconds}", "-a0", "-f0"],
+            capture_output=True,
+            text=True,
+            timeout=120 + 4 * seconds,
+            cwd=binary.parent,
+        )
+        match = re.search(r"VoiceMark_90\s*=\s*([0-9.]+)", result.stdout + result.stderr)
+        if match is not None:
+            return float(match.group(1))
+    tail = "\n".join((result.stdout + result.stderr).splitlines()[-12:])
+    print(f"bench_synthmark: SynthMark printed no VoiceMark_90 in {attempts} runs (a busy machine):\n{tail}")
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthmark", help="path of a built synthmark.app, or the checkout holding it")
     parser.add_argument("--seconds", type=float, default=5.0, help="audio seconds per oscen run")
     parser.add_argument("--block", type=int, default=96, help="frames per block (SynthMark's burst: 96)")
-    parser.add_argument("--runs", type=int, default=3, help="runs per voice count (median)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per voice count (the best is kept)")
     parser.add_argument("--voices", type=int, nargs="+", default=[16, 64], help="voice counts for the fit")
     parser.add_argument(
         "--update-every",
@@ -286,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if sm is not None:
         results.add("SynthMark (C++, float32)", f"{sm:.0f}", "1.00")
+    elif binary is not None:
+        results.notes.append("SynthMark gave no valid VoiceMark_90 (its run is invalid on a busy machine)")
     else:
         results.notes.append(
             "SynthMark skipped: pass --synthmark PATH to a synthmark.app built from its checkout"
