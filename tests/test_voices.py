@@ -252,3 +252,48 @@ def test_the_compiled_allocator_grows_by_one_dispatch_per_voice() -> None:
     from one place, one voice adds its two dispatch leaves and its pitch's save/restore lines."""
     per_voice = (allocator_program_size(40) - allocator_program_size(8)) / 32
     assert per_voice < 3000, f"{per_voice:.0f} bytes of WAT per voice"
+
+
+def allocator_synth(voices: int) -> Graph:
+    """MidiParser -> VoiceAllocator -> envelope voices, with every voice's pitch as an output."""
+    from midi_support import envelope_voice
+
+    from oscen.midi import poly_voices
+
+    graph = Graph(SR)
+    synth = poly_voices(graph, lambda g: envelope_voice(g, attack=0.003), voices)
+    alloc = synth.allocator
+    graph.set_output(synth.output, *(getattr(alloc, f"pitch{k}") for k in range(voices)))
+    return graph
+
+
+@pytest.mark.parametrize(("voices", "blocks"), [(3, 64), (5, [1, 13, 200])])
+def test_allocator_compiled_equals_interpreted_on_random_midi(voices: int, blocks) -> None:
+    """Chords, steals, retriggers, velocity-0 note-ons, two channels, bends, the sustain pedal and
+    all-notes-off at random frames (several at one frame), and a bend range change: the compiled
+    allocator gates and tunes its voices exactly as the interpreter does."""
+    from jit_support import assert_jit_same, event, set_value
+
+    rng = np.random.default_rng(voices)
+    actions = []
+    for _ in range(70):
+        at, ch, r, note = (
+            int(rng.integers(0, 600)),
+            int(rng.integers(0, 2)),
+            rng.random(),
+            int(rng.integers(60, 67)),
+        )
+        if r < 0.4:
+            msg = note_on(note, int(rng.choice([0, 1, 64, 127])), channel=ch)
+        elif r < 0.7:
+            msg = note_off(note, channel=ch)
+        elif r < 0.8:
+            msg = pitch_bend(int(rng.integers(-8192, 8192)), channel=ch)
+        elif r < 0.9:
+            msg = control_change(64, int(rng.choice([0, 127])), channel=ch)
+        else:
+            msg = control_change(int(rng.choice([120, 123])), 0, channel=ch)
+        actions.append(event(at, "midi.midi", tuple(float(x) for x in msg)))
+    actions.append(set_value(350, "voices.bend_range", 7.0))
+    actions.sort(key=lambda a: a.at)
+    assert_jit_same(lambda: allocator_synth(voices), 650, actions, blocks=blocks)

@@ -126,42 +126,26 @@ class VoiceAllocator(Node):
         self.pending = 0
 
     # ---------------------------------------------------------------- events
+    # The handlers are thin: their work is in helpers called under an `if`, which the JIT compiles
+    # once, out of line, instead of pasting it into every handler that needs it.
     def on_note_on(self, note: float, velocity: float, channel: float) -> None:
         if velocity <= 0.0:
             self.on_note_off(note, 0.0, channel)
         else:
-            n = int(note)
-            ch = self.channel_of(channel)
-            key = n + 128 * ch
-            v = self.find_sounding(key)
-            if v < 0:
-                v = self.find_free()
-            if v < 0:
-                v = self.find_oldest()
-            self.key[v] = key
-            self.note[v] = n
-            self.channel[v] = ch
-            self.sounding[v] = 1
-            self.sustained[v] = 0
-            self.stamp[v] = self.tick()
-            self._set_pitch(v, self.pitch_of(n, ch))
-            self.queue_gate(v, velocity)
+            self.start_note(note, velocity, channel)
 
     def on_note_off(self, note: float, velocity: float, channel: float) -> None:
         ch = self.channel_of(channel)
         v = self.find_sounding(int(note) + 128 * ch)
         if v >= 0:
-            if self.pedal[ch] == 1:
-                self.sustained[v] = 1
-            else:
-                self.release(v)
+            self.end_note(v, ch)
 
     def on_pitch_bend(self, value: float, channel: float) -> None:
         ch = self.channel_of(channel)
-        self.bend[ch] = max(-1.0, min(1.0, value))
-        for v in range(self.n):
-            if self.key[v] != NO_NOTE and self.channel[v] == ch:
-                self._set_pitch(v, self.pitch_of(self.note[v], ch))
+        bend = max(-1.0, min(1.0, value))
+        if bend != self.bend[ch]:  # unchanged: every pitch of the channel is already this one
+            self.bend[ch] = bend
+            self.retune_channel(ch)
 
     def on_control_change(self, controller: float, value: float, channel: float) -> None:
         c = int(controller)
@@ -171,14 +155,10 @@ class VoiceAllocator(Node):
                 self.pedal[ch] = 1
             else:
                 self.pedal[ch] = 0
-                for v in range(self.n):
-                    if self.sounding[v] == 1 and self.sustained[v] == 1 and self.channel[v] == ch:
-                        self.release(v)
+                self.release_channel(ch, 1)
         elif c == ALL_SOUND_OFF or c == ALL_NOTES_OFF:
             self.pedal[ch] = 0
-            for v in range(self.n):
-                if self.sounding[v] == 1 and self.channel[v] == ch:
-                    self.release(v)
+            self.release_channel(ch, 0)
 
     def process(self, sample_rate: float) -> None:
         # bend_range may be set or ramped at any time: retune sounding and releasing voices then.
@@ -188,6 +168,44 @@ class VoiceAllocator(Node):
             self.send_gates()
 
     # ---------------------------------------------------------------- helpers
+    def start_note(self, note: float, velocity: float, channel: float) -> None:
+        """A note-on (velocity > 0): pick its voice (see the module doc), set its pitch, queue its gate."""
+        n = int(note)
+        ch = self.channel_of(channel)
+        key = n + 128 * ch
+        v = self.find_voice(key)
+        self.key[v] = key
+        self.note[v] = n
+        self.channel[v] = ch
+        self.sounding[v] = 1
+        self.sustained[v] = 0
+        self.stamp[v] = self.tick()
+        self._set_pitch(v, self.pitch_of(n, ch))
+        self.queue_gate(v, velocity)
+
+    def end_note(self, v: int, ch: int) -> None:
+        """The key of voice ``v`` went up: release it, or leave it to the channel's sustain pedal."""
+        if self.pedal[ch] == 1:
+            self.sustained[v] = 1
+        else:
+            self.release(v)
+
+    def release_channel(self, ch: int, sustained_only: int) -> None:
+        """Release the sounding voices of channel ``ch`` (only those the pedal holds, if asked), in voice order."""
+        for v in range(self.n):
+            if (
+                self.sounding[v] == 1
+                and self.channel[v] == ch
+                and (sustained_only == 0 or self.sustained[v] == 1)
+            ):
+                self.release(v)
+
+    def retune_channel(self, ch: int) -> None:
+        """New pitches for the voices playing channel ``ch`` (sounding or releasing), after a bend."""
+        for v in range(self.n):
+            if self.key[v] != NO_NOTE and self.channel[v] == ch:
+                self._set_pitch(v, self.pitch_of(self.note[v], ch))
+
     def tick(self) -> int:
         """The next time stamp: allocation order, not samples (several events share a sample)."""
         self.clock += 1
@@ -222,27 +240,29 @@ class VoiceAllocator(Node):
                 found = v
         return found
 
-    def find_free(self) -> int:
-        """The free voice released longest ago, or -1 when all voices sound."""
-        found = -1
-        best = 0
+    def find_voice(self, key: int) -> int:
+        """The voice for a note-on of ``key``, in one pass over the voices: the one sounding that
+        key; else the free voice released longest ago; else the one whose note started longest ago
+        (stolen). Ties go to the lowest voice number."""
+        sounding = -1
+        free = -1
+        free_stamp = 0
+        oldest = 0
         for v in range(self.n):
-            if self.sounding[v] == 0:
-                if found < 0:
-                    found = v
-                    best = self.stamp[v]
-                elif self.stamp[v] < best:
-                    found = v
-                    best = self.stamp[v]
-        return found
-
-    def find_oldest(self) -> int:
-        """The sounding voice whose note started longest ago: the one to steal."""
-        found = 0
-        for v in range(1, self.n):
-            if self.stamp[v] < self.stamp[found]:
-                found = v
-        return found
+            stamp = self.stamp[v]
+            if self.sounding[v] == 1:
+                if sounding < 0 and self.key[v] == key:
+                    sounding = v
+            elif free < 0 or stamp < free_stamp:
+                free = v
+                free_stamp = stamp
+            if stamp < self.stamp[oldest]:
+                oldest = v
+        if sounding >= 0:
+            return sounding
+        if free >= 0:
+            return free
+        return oldest
 
     def channel_of(self, channel: float) -> int:
         """A MIDI channel number as an index 0..15 (out-of-range values are clamped)."""
