@@ -33,6 +33,7 @@ SR = 1000.0
 def assert_same_memory(a: Runner, b: Runner, size: int) -> None:
     x, y = a.bytes[:size].copy(), b.bytes[:size].copy()
     x[LANE : LANE + 4] = y[LANE : LANE + 4] = 0
+    x[NODE : NODE + 4] = y[NODE : NODE + 4] = 0  # a lane's base: attributes a fault only
     diff = np.nonzero(x != y)[0]
     assert diff.size == 0, f"memory differs at bytes {diff[:8]} (of {diff.size})"
 
@@ -319,7 +320,9 @@ def test_the_rare_wrap_keeps_the_phase_packed() -> None:
     loop = sample_loop(lb.body)
     hot = hot_path(loop.body)
     assert lane_moves(hot, "phase") == 0
-    assert lane_moves(hot) <= 5  # the value inputs' gathers, the two lanes' output stores
+    # the two lanes' output stores; the value inputs (locals p0_*) are gathered only in the
+    # ramp step, behind the loop's one ramp test
+    assert lane_moves(hot) - lane_moves(hot, "p0_") <= 5
     assert any(isinstance(x, k.Prim) and x.op == Op.I64X2_BITMASK for x in walk(loop.body))
     phase = [name for name in lb.locals if name.endswith("phase__v0")]
     assert phase, sorted(lb.locals)
@@ -423,6 +426,7 @@ def test_the_reference_backend_runs_masked_ifs_as_wasmtime_does() -> None:
     inst.call("run", 40)
     x, y = wasm_run.bytes[: HEADER_BYTES + 2 * vb.vs].copy(), memory[: HEADER_BYTES + 2 * vb.vs].copy()
     x[LANE : LANE + 4] = y[LANE : LANE + 4] = 0
+    x[NODE : NODE + 4] = y[NODE : NODE + 4] = 0  # a lane's base: attributes a fault only
     assert (x == y).all()
 
 

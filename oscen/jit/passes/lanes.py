@@ -1122,6 +1122,8 @@ def _live_stmt(s: k.Stmt, defined: set[str], reads: set[str]) -> set[str]:
     if isinstance(s, k.If):
         defined = _live_expr(s.cond, defined, reads)
         return _live_in(s.body, defined, reads) & _live_in(s.orelse, defined, reads)
+    if isinstance(s, _NumberedTrap):  # its node (the base ``nb``) is stored on the trap path
+        return defined if s.trap.node is None else _live_expr(s.trap.node, defined, reads)
     if isinstance(s, (k.Loop, k.Block)):
         if isinstance(s, k.Loop) and s.cond is not None:
             defined = _live_expr(s.cond, defined, reads)
