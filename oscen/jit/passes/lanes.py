@@ -1202,6 +1202,8 @@ class _Outline:
     def __init__(self, tree: list[k.Stmt], types: dict[str, T], index: str, lane: _Lane) -> None:
         self.tree = tree
         self.lane = lane  # a lane's copier: what an arm costs in the lane function
+        # locals read as BOOL anywhere: declared bool in the lane body, so in the function too
+        self.bools = {x.name for x in walk(tree) if isinstance(x, k.Local) and x.type == T.BOOL}
         self.types = types
         self.index = index
         self.functions: dict[str, k.Function] = {}
@@ -1225,7 +1227,7 @@ class _Outline:
         scalar = _Lane(set(), None, self.index)
         scalar.index = self.index  # LANE from the function's own parameter
         body = _copies(scalar, arm)
-        bools = {x.name for x in walk(body) if isinstance(x, k.Local) and x.type == T.BOOL}
+        bools = self.bools | {x.name for x in walk(body) if isinstance(x, k.Local) and x.type == T.BOOL}
         kind = {
             n: (T.BOOL if n in bools and self.types.get(n, I32) == I32 else self.types.get(n, I32))
             for n in params
