@@ -217,8 +217,15 @@ def test_sample_loop_stays_one_loop_and_event_dispatch_is_per_lane() -> None:
     # NODE is written on trap paths only (a trap stores its lane's nb), never per sample
     (sample,) = [x for x in loops if x.label == "sample"]
     assert not [x for x in sample.body if isinstance(x, k.Store) and x.addr == c32(NODE)]
-    node_stores = [x for x in walk(lb.body) if isinstance(x, k.Store) and x.addr == c32(NODE)]
+    # inline trap paths store their own lane's base; outlined ones (the default) the base their
+    # lane passes in as the function's ``nb``
+    inline = lanes(vb.body, vb.locals, 2, outline=False)
+    node_stores = [x for x in walk(inline.body) if isinstance(x, k.Store) and x.addr == c32(NODE)]
     assert node_stores and {x.value.name for x in node_stores} <= {"nb__0", "nb__1"}
+    for fn in lb.functions:
+        if fn.name.startswith("_lane_arm_"):
+            stores = [x for x in walk(fn.body) if isinstance(x, k.Store) and x.addr == c32(NODE)]
+            assert all(x.value.name == "nb" and "nb" in dict(fn.params) for x in stores)
 
 
 def test_small_pure_if_else_become_selects() -> None:
