@@ -330,6 +330,25 @@ class Runner:
         return own or self.mathlib[wasm_math.ERROR_GLOBAL].value(self.store)
 
 
+def reference_memory(module: k.Module, vb: VoiceBody, voices: int, n: int, size: int) -> np.ndarray:
+    """The memory after ``run(n)`` of ``module`` on the reference backend (the IR's other
+    evaluator), from the voices' images as :class:`Runner` starts: compare with a Runner's."""
+    from oscen.jit.backends import reference as ref
+    from oscen.jit.backends.reference_graph import library
+
+    memory = np.zeros(size, dtype=np.uint8)
+    for v in range(voices):
+        at = vb.base + v * vb.vs
+        memory[at : at + vb.vs] = vb.images[v % len(vb.images)]
+    memory[INTERRUPT : INTERRUPT + 4] = np.array([LOOP_BUDGET], dtype=np.int32).view(np.uint8)
+    lib = library().instantiate()
+    inst = ref.CompiledModule(module).instantiate(
+        memory, {imp.name: lib.functions[imp.name] for imp in module.imports}
+    )
+    inst.call("run", n)
+    return memory
+
+
 # --------------------------------------------------------------------------- a voice of straight-line f64 work
 S = (6.283185307179586, -41.341702240399755, 81.60524927607341, -76.7058597527985, 42.05869392378516)
 

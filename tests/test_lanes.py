@@ -25,6 +25,7 @@ from lanes_support import (
     loc,
     p,
     poly_lowpass,
+    reference_memory,
     sequential_module,
     voice_body,
 )
@@ -673,22 +674,11 @@ def test_a_math_error_in_one_lane_names_that_lane(lane: int) -> None:
 def test_the_reference_backend_runs_lane_bodies_as_wasmtime_does(make, inline: bool) -> None:
     """The packed lane body on the reference backend (the IR's other evaluator): the same
     memory as wasmtime, bit for bit."""
-    from oscen.jit.backends import reference as ref
-    from oscen.jit.backends.reference_graph import library
-
     vb = voice_body(make, 2, inline_math=inline)
     module = lane_module(vb, 2, 2)
     wasm_run = Runner(module, vb, 2)
     wasm_run.run(16)
-    memory = np.zeros(len(wasm_run.bytes), dtype=np.uint8)
-    for v in range(2):
-        memory[HEADER_BYTES + v * vb.vs : HEADER_BYTES + (v + 1) * vb.vs] = vb.images[v]
-    memory[20:24] = np.array([2**31 - 1], dtype=np.int32).view(np.uint8)  # INTERRUPT: the budget
-    lib = library().instantiate()
-    inst = ref.CompiledModule(module).instantiate(
-        memory, {imp.name: lib.functions[imp.name] for imp in module.imports}
-    )
-    inst.call("run", 16)
+    memory = reference_memory(module, vb, 2, 16, len(wasm_run.bytes))
     assert_same_memory(wasm_run, memory, HEADER_BYTES + 2 * vb.vs)
 
 

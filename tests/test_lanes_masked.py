@@ -18,7 +18,15 @@ import math
 import numpy as np
 import pytest
 import wasmtime
-from lanes_support import HEADER_BYTES, Runner, VoiceBody, lane_module, sequential_module, voice_body
+from lanes_support import (
+    HEADER_BYTES,
+    Runner,
+    VoiceBody,
+    lane_module,
+    reference_memory,
+    sequential_module,
+    voice_body,
+)
 
 from oscen.graph import Graph, Node, StreamInput, StreamOutput, ValueInput
 from oscen.jit import kernel as k
@@ -406,24 +414,13 @@ def test_math_calls_under_a_mask_are_exact_and_set_no_error(width: int) -> None:
 
 def test_the_reference_backend_runs_masked_ifs_as_wasmtime_does() -> None:
     """any_true / all_true guards, blends and bitmask tests on the IR's other evaluator."""
-    from oscen.jit.backends import reference as ref
-    from oscen.jit.backends.reference_graph import library
-
     vb = voice_body(branchy, 2)
     module = lane_module(vb, 2, 2, lanes(vb.body, vb.locals, 2, selects=False))
     ops = {x.op for x in walk(module.functions[-1].body) if isinstance(x, k.Prim)}
     assert {Op.V128_ANY_TRUE, Op.I64X2_ALL_TRUE, Op.I64X2_BITMASK, Op.V128_BITSELECT} <= ops
     wasm_run = Runner(module, vb, 2)
     wasm_run.run(40)
-    memory = np.zeros(len(wasm_run.bytes), dtype=np.uint8)
-    for v in range(2):
-        memory[HEADER_BYTES + v * vb.vs : HEADER_BYTES + (v + 1) * vb.vs] = vb.images[v]
-    memory[20:24] = np.array([2**31 - 1], dtype=np.int32).view(np.uint8)  # INTERRUPT: the budget
-    lib = library().instantiate()
-    inst = ref.CompiledModule(module).instantiate(
-        memory, {imp.name: lib.functions[imp.name] for imp in module.imports}
-    )
-    inst.call("run", 40)
+    memory = reference_memory(module, vb, 2, 40, len(wasm_run.bytes))
     x, y = wasm_run.bytes[: HEADER_BYTES + 2 * vb.vs].copy(), memory[: HEADER_BYTES + 2 * vb.vs].copy()
     x[LANE : LANE + 4] = y[LANE : LANE + 4] = 0
     x[NODE : NODE + 4] = y[NODE : NODE + 4] = 0  # a lane's base: attributes a fault only
