@@ -337,6 +337,8 @@ def test_probe_catches_a_lost_block_and_a_rewound_state() -> None:
 RSS_BOUND_PER_EDIT = 20 * 1024
 """Generous (the issue's target is 1 KB per edit; the soak measures the real figure): enough to
 catch a leak of a state per swap without flaking on allocator noise."""
+WARM_UP_EDITS = 250
+"""Edits before the RSS windows: until the compiler's caches are full (see the test)."""
 
 
 def _edit_and_swap(jit: JitGraph, editor: RandomEditor, rig: Rig, rng: random.Random, k: int) -> None:
@@ -372,9 +374,13 @@ def test_rss_growth_per_edit_is_bounded(freeze_gc: bool) -> None:
     window = max(30, round(30 * SCALE))
     per_edit = []
     try:
-        # warm-up: fills the compile cache (16 entries) and the allocator's pools; RSS still grows
-        # ~20 KB per edit for the first ~100 edits (measured), then stays within a few KB
-        for k in range(100):
+        # warm-up: fills the compile cache (16 entries), the session's variant cache (64 node
+        # variants: the random edits bring many) and the allocator's pools. Traced Python memory
+        # (tracemalloc, 60-edit windows) grows 2-8 KB per edit over the first ~400 edits as those
+        # caches fill (edits 120-240 retain the same 2.6-2.7 MB on 960bd8d as with voices as
+        # lanes), then 1-2 KB. A full CI run once measured 21-23 KB of RSS per edit in the
+        # windows after a 100-edit warm-up: warm up longer
+        for k in range(WARM_UP_EDITS):
             _edit_and_swap(jit, editor, rig, rng, k)
         for _ in range(3):
             before = settled_rss()
@@ -385,7 +391,7 @@ def test_rss_growth_per_edit_is_bounded(freeze_gc: bool) -> None:
                 break  # the median is over the bound already: don't leak on for a third window
     finally:
         _close(jit)
-    assert jit.swap_count >= 100 + len(per_edit) * window
+    assert jit.swap_count >= WARM_UP_EDITS + len(per_edit) * window
     median = sorted(per_edit)[1]  # of two windows over the bound, the smaller
     assert median <= RSS_BOUND_PER_EDIT, (
         f"RSS grew {', '.join(f'{x / 1024:.1f}' for x in per_edit)} KB per edit in three windows of "
