@@ -1102,13 +1102,7 @@ def _live_expr(e: object, defined: set[str], reads: set[str]) -> set[str]:
             _live_expr(x, defined, reads)
         return defined
     if isinstance(e, k.Expr):
-        for v in e.__dict__.values():
-            if isinstance(v, k.Expr):
-                defined = _live_expr(v, defined, reads)
-            elif type(v) is list:
-                for x in v:
-                    if isinstance(x, k.Expr):
-                        defined = _live_expr(x, defined, reads)
+        return _live_fields(e, defined, reads)
     return defined
 
 
@@ -1129,13 +1123,18 @@ def _live_stmt(s: k.Stmt, defined: set[str], reads: set[str]) -> set[str]:
             defined = _live_expr(s.cond, defined, reads)
         _live_in(s.body, defined, reads)  # it may leave early: nothing it sets counts after
         return defined
-    for v in s.__dict__.values():
+    return _live_fields(s, defined, reads)
+
+
+def _live_fields(x: k.Expr | k.Stmt, defined: set[str], reads: set[str]) -> set[str]:
+    """The expressions among ``x``'s fields (lists of them too), in field order."""
+    for v in x.__dict__.values():
         if isinstance(v, k.Expr):
             defined = _live_expr(v, defined, reads)
         elif type(v) is list:
-            for x in v:
-                if isinstance(x, k.Expr):
-                    defined = _live_expr(x, defined, reads)
+            for y in v:
+                if isinstance(y, k.Expr):
+                    defined = _live_expr(y, defined, reads)
     return defined
 
 
