@@ -205,10 +205,11 @@ class Graph:
         for target in cut:
             self._release_base(target)
         self._successors.pop(handle.id, None)
-        for key in [k for k in self._ramps if k[0] == handle.id]:
-            del self._ramps[key]
-        for key in [k for k in self._external if k[0] == handle.id]:
-            del self._external[key]
+        # tuple() copies the keys in one C call: the playing thread may finish (pop) ramps meanwhile.
+        for key in [k for k in tuple(self._ramps) if k[0] == handle.id]:
+            self._ramps.pop(key, None)
+        for key in [k for k in tuple(self._external) if k[0] == handle.id]:
+            self._external.pop(key, None)
         del self._handles[handle.id]
         handle.node.__dict__.pop("_oscen_graph", None)
         self._changed()
