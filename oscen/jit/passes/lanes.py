@@ -1282,7 +1282,9 @@ def _name_counts(tree: object) -> dict[str, int]:
     return out
 
 
-def _outline_packed(body: list[k.Stmt], declared: dict[str, T], functions: dict[str, k.Function]) -> list[k.Stmt]:
+def _outline_packed(
+    body: list[k.Stmt], declared: dict[str, T], functions: dict[str, k.Function]
+) -> list[k.Stmt]:
     """``body`` (an emitted lane body) with each block marked :data:`PACKED_MARK` replaced by the
     call of a module function holding its statements (added to ``functions``, named by the hash
     of its text): parameters the locals it may read before setting them, results those it sets
@@ -1321,7 +1323,11 @@ def _outline_packed(body: list[k.Stmt], declared: dict[str, T], functions: dict[
         fn = k.Function("_lane_packed", [(p, declared[p]) for p in params], rtypes, locals_, fbody)
         fn.name = "_lane_packed_" + sha1(function_text(fn).encode()).hexdigest()[:12]
         functions.setdefault(fn.name, fn)
-        return [k.Invoke(func=fn.name, args=[k.Local(declared[p], p) for p in params], targets=results, results=rtypes)]
+        return [
+            k.Invoke(
+                func=fn.name, args=[k.Local(declared[p], p) for p in params], targets=results, results=rtypes
+            )
+        ]
 
     return rewrite(body)
 
@@ -1805,7 +1811,9 @@ class _Emit:
                 for x in targets:
                     self.extra[_vec_name(then[x], g)] = T.V128
                     out.append(k.SetLocal(site=s.site, name=_vec_name(then[x], g), value=_vec(x, g)))
-                run += [k.SetLocal(site=s.site, name=_vec_name(then[x], g), value=_vec(x, g)) for x in targets]
+                run += [
+                    k.SetLocal(site=s.site, name=_vec_name(then[x], g), value=_vec(x, g)) for x in targets
+                ]
                 run += [k.SetLocal(site=s.site, name=_vec_name(x, g), value=_vec(old[x], g)) for x in targets]
             elif len(packed) == 1:  # saved only when the arm runs, blended after it
                 run[:0] = saves
