@@ -18,6 +18,7 @@ import functools
 import math
 import re
 import struct
+import threading
 from collections.abc import Callable
 
 from .. import kernel as k
@@ -336,20 +337,59 @@ def signature(params: list[tuple[str, T]] | tuple[T, ...], results: tuple[T, ...
     return "".join(" " + x for x in parts)
 
 
+KEPT_TEXTS = 128
+"""Statement lists whose printing :func:`function_text` keeps (see :func:`keep_text`)."""
+_kept: dict[int, tuple[list[k.Stmt], str | None]] = {}
+_kept_lock = threading.Lock()
+
+
+def keep_text(body: list[k.Stmt]) -> None:
+    """Have :func:`function_text` keep the printing of ``body``, a statement list nobody changes
+    from now on (a lane body and its outlined arms, which the compile caches hand to every
+    compile of a graph with those voices): printed once, not once per compile. Kept only if its
+    printing does not depend on the caller's trap-site table (no site numbered by it); the
+    newest :data:`KEPT_TEXTS` lists are kept (each alive while it is)."""
+    with _kept_lock:
+        if id(body) not in _kept:
+            _kept[id(body)] = (body, None)
+            while len(_kept) > KEPT_TEXTS:
+                _kept.pop(next(iter(_kept)))
+
+
+def _body_text(body: list[k.Stmt], site_index: SiteIndex) -> str:
+    kept = _kept.get(id(body))  # one dict read (atomic); writes are locked
+    if kept is None or kept[0] is not body:
+        return "\n".join(Printer(site_index).stmts(body))
+    if kept[1] is not None:
+        return kept[1]
+    numbered = False
+
+    def sites(where: k.TrapSite | None) -> int:
+        nonlocal numbered
+        numbered = True
+        return site_index(where)
+
+    text = "\n".join(Printer(sites).stmts(body))
+    if not numbered:
+        with _kept_lock:
+            if id(body) in _kept:
+                _kept[id(body)] = (body, text)
+    return text
+
+
 def function_text(fn: k.Function, site_index: SiteIndex = _no_sites) -> str:
     """``(func $name (export "...") (param ...) (result ...) (local ...) body)``."""
-    printer = Printer(site_index)
     head = f"(func ${fn.name}"
     if fn.export:
         head += f' (export "{fn.export}")'
     head += signature(fn.params, fn.results)
     params = {n for n, _ in fn.params}
     decls = "".join(f" (local ${n} {WT[t]})" for n, t in fn.locals.items() if n not in params)
-    body = printer.stmts(fn.body)
+    body = _body_text(fn.body, site_index)
     tail = ""
     if fn.results and not (fn.body and isinstance(fn.body[-1], (k.ReturnValues, k.Trap))):
         tail = "\nunreachable"  # every path returned or trapped above
-    return head + decls + "\n" + "\n".join(body) + tail + ")"
+    return head + decls + "\n" + body + tail + ")"
 
 
 def module_text(module: k.Module, site_index: SiteIndex = _no_sites) -> str:

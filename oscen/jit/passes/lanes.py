@@ -98,7 +98,7 @@ from dataclasses import dataclass, field
 from hashlib import sha1
 
 from .. import kernel as k
-from ..backends.wasm import code_sites, function_text
+from ..backends.wasm import code_sites, function_text, keep_text
 from ..kernel import T
 from ..layout import LANE, NODE, SEGMENT, TRAP_CODE, TRAP_SITE
 from ..mathlib.registry import BY_WASM, ERROR_GLOBAL, MathFunction, functions_for, vector_main
@@ -1240,6 +1240,7 @@ class _Outline:
         rtypes = tuple(T.BOOL if r in bools and self.types[r] == I32 else self.types[r] for r in results)
         body.append(k.ReturnValues(values=[k.Local(t, r) for r, t in zip(results, rtypes, strict=True)]))
         fn = k.Function("_lane_arm", [(p, kind[p]) for p in params], rtypes, locals_, body)
+        keep_text(body)  # printed here for its name, again in every module that holds it
         fn.name = "_lane_arm_" + sha1(function_text(fn).encode()).hexdigest()[:12]
         call = k.Invoke(
             func=fn.name,
@@ -1321,6 +1322,7 @@ def _outline_packed(
         rtypes = tuple(declared[r] for r in results)
         fbody = [*section, k.ReturnValues(values=[k.Local(declared[r], r) for r in results])]
         fn = k.Function("_lane_packed", [(p, declared[p]) for p in params], rtypes, locals_, fbody)
+        keep_text(fbody)
         fn.name = "_lane_packed_" + sha1(function_text(fn).encode()).hexdigest()[:12]
         functions.setdefault(fn.name, fn)
         return [
@@ -1939,4 +1941,5 @@ def lanes(
     if emit.outline is not None:
         functions += emit.outline.functions.values()
     functions += packed_arms.values()
+    keep_text(out)  # the lane function's body: printed once for every module that holds it
     return LaneBody(out, new_locals, functions)
