@@ -93,6 +93,7 @@ them are varying; a store to a shared address that is not a constant is refused
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from hashlib import sha1
@@ -1148,32 +1149,6 @@ def _sets(stmts: list[k.Stmt]) -> set[str]:
     return out
 
 
-def _names(tree: object, skip: int) -> set[str]:
-    """The locals read or set anywhere in ``tree`` outside the statement list with id ``skip``."""
-    out: set[str] = set()
-
-    def visit(x: object) -> None:
-        if type(x) is list:
-            if id(x) == skip:
-                return
-            for y in x:
-                visit(y)
-            return
-        if isinstance(x, k.Local):
-            out.add(x.name)
-        elif isinstance(x, (k.SetLocal, k.Let)):
-            out.add(x.name)
-        elif isinstance(x, k.Invoke):
-            out.update(x.targets)
-        if isinstance(x, (k.Expr, k.Stmt)):
-            for v in x.__dict__.values():
-                if isinstance(v, (k.Expr, k.Stmt)) or type(v) is list:
-                    visit(v)
-
-    visit(tree)
-    return out
-
-
 def _outlinable(arm: list[k.Stmt]) -> bool:
     """Whether ``arm`` can run as a function of its own: no jump out of it, no trap numbered by
     the caller's site table (a Code's own traps carry their number), nothing but local state."""
@@ -1198,8 +1173,11 @@ class _Outline:
     function shrinks by the arm's size times the lanes, which is what Cranelift's compile time
     follows; the hot path is unchanged (the call sits where the inline arm sat)."""
 
-    def __init__(self, tree: list[k.Stmt], types: dict[str, T], index: str, lane: _Lane) -> None:
+    def __init__(
+        self, tree: list[k.Stmt], types: dict[str, T], index: str, lane: _Lane, names: dict[str, int]
+    ) -> None:
         self.tree = tree
+        self.names = names  # how often the tree names each local (_name_counts)
         self.lane = lane  # a lane's copier: what an arm costs in the lane function
         # locals read as BOOL anywhere: declared bool in the lane body, so in the function too
         self.bools = {x.name for x in walk(tree) if isinstance(x, k.Local) and x.type == T.BOOL}
@@ -1220,7 +1198,8 @@ class _Outline:
             return arm
         reads: set[str] = set()
         defined = _live_in(arm, set(), reads)
-        outside = _names(self.tree, id(arm))
+        inside = _name_counts(arm)
+        outside = {n for n in _sets(arm) if self.names.get(n, 0) > inside.get(n, 0)}  # named elsewhere
         results = sorted(_sets(arm) & (outside | reads))  # reads: a value the next run may see
         params = sorted((reads | (set(results) - defined) | {self.index}) & set(self.types) | {self.index})
         scalar = _Lane(set(), None, self.index)
@@ -1272,14 +1251,27 @@ def _size(stmts: list[k.Stmt]) -> int:
 
 
 def _name_counts(tree: object) -> dict[str, int]:
-    """How often each local is named (read or set) in ``tree``: one walk."""
+    """How often each local is named (read or set) in ``tree`` (the statements and expressions
+    in it, not the bodies of functions it calls): one pass, so that what a part of the tree
+    names elsewhere is a subtraction (the count in the whole minus the count in the part)."""
     out: dict[str, int] = {}
-    for x in walk(tree):
+    stack = [tree]
+    node = (k.Expr, k.Stmt)
+    while stack:
+        x = stack.pop()
+        if type(x) is list:
+            stack.extend(x)
+            continue
+        if not isinstance(x, node):  # an Invoke's targets, a Loop's label list ...
+            continue
         if isinstance(x, (k.Local, k.SetLocal, k.Let)):
             out[x.name] = out.get(x.name, 0) + 1
         elif isinstance(x, k.Invoke):
             for t in x.targets:
                 out[t] = out.get(t, 0) + 1
+        for v in x.__dict__.values():
+            if type(v) is list or isinstance(v, node):
+                stack.append(v)
     return out
 
 
@@ -1355,6 +1347,7 @@ class _Emit:
         self.safe: set[str] = set()  # locals holding a voice's base (see _safe_bases)
         self.outline: _Outline | None = None  # rare per-lane arms as module functions
         self.names: dict[str, int] | None = None  # how often the tree names each local
+        self._uniform: tuple[_Uniformity, dict[int, tuple[k.Expr, bool]]] = (u, {})
 
     # ------------------------------------------------------------------ packing (f64x2)
     def plan(self, tree: list[k.Stmt], types: dict[str, T], everything: bool = False) -> None:
@@ -1537,7 +1530,15 @@ class _Emit:
         return 2 * _ops(e) + (6 if mask else 2)  # both lanes scalar, then combined
 
     def uniform(self, e: k.Expr) -> bool:
-        return not self.u.expr(e, False, [])
+        """Whether ``e`` is the same in every lane (asked of each operand at each level of a
+        packed expression: kept per node, with the uniformity it was asked of)."""
+        if self._uniform[0] is not self.u:
+            self._uniform = (self.u, {})
+        seen = self._uniform[1]
+        got = seen.get(id(e))
+        if got is None or got[0] is not e:
+            got = seen[id(e)] = (e, not self.u.expr(e, False, []))
+        return got[1]
 
     def gather(self, e: k.Expr, g: int, splat: Op, replace: Op, convert=lambda x: x) -> k.Expr:
         a, b = (convert(lane.expr(e)) for lane in self.lanes[2 * g : 2 * g + 2])
@@ -1872,6 +1873,30 @@ def lanes(
     body: list[k.Stmt],
     locals_: dict[str, T],
     width: int = 2,
+    **options: object,
+) -> LaneBody:
+    """``body`` (primitive level, written for one voice) for ``width`` voices at once; see the
+    module docstring and :func:`_lanes` for the options. Raises :class:`NotLaneable`.
+
+    Python's cyclic collector is paused while the pass runs (if it was on): the pass allocates
+    some 10^5 nodes and nearly all of them die when it ends (trees, copies, acyclic), but their
+    number starts a full collection halfway, which scans the whole heap (measured 50-90 ms of
+    a 150 ms first compile of voices64 in a fresh process, the pass itself about 60 ms). What
+    survives (the lane body) is counted as usual afterwards."""
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        return _lanes(body, locals_, width, **options)  # type: ignore[arg-type]
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _lanes(
+    body: list[k.Stmt],
+    locals_: dict[str, T],
+    width: int = 2,
     *,
     lane_inputs: Sequence[str] = LANE_INPUTS,
     index: str = "v",
@@ -1911,9 +1936,9 @@ def lanes(
             emit.lanes = [_Lane(u.varying, lane, index) for lane in range(width)]
         emit.ifs, emit.forced, emit.safe = masks.ifs, masks.forced, masks.safe
         emit.plan(tree, types, everything=pack == "all")
-    if outline:
-        emit.outline = _Outline(tree, types, index, emit.lanes[0])
     emit.names = _name_counts(tree)
+    if outline:
+        emit.outline = _Outline(tree, types, index, emit.lanes[0], emit.names)
     out = emit.body(tree)
     new_locals: dict[str, T] = {}
     for name, t in types.items():
