@@ -101,7 +101,14 @@ class Printer:
 
     # ------------------------------------------------------------------ expressions
     def expr(self, e: k.Expr) -> str:
-        method = _EXPR.get(type(e))
+        cls = type(e)
+        if cls is k.Local:  # the commonest leaves first, without the table
+            return f"(local.get ${e.name})"  # type: ignore[attr-defined]
+        if cls is k.Const and e.type is T.I32:  # type: ignore[attr-defined]
+            v = e.value  # type: ignore[attr-defined]
+            if type(v) is int and 0 <= v < 0x80000000:
+                return f"(i32.const {v})"
+        method = _EXPR.get(cls)
         if method is None:
             raise PrintError(f"not a primitive-level expression: {type(e).__name__} ({e!r:.200})")
         return method(self, e)
@@ -115,7 +122,7 @@ class Printer:
     def _prim(self, e: k.Prim) -> str:
         if len(e.args) != e.op.arity:
             raise PrintError(f"{e.op.name} takes {e.op.arity} operands, got {len(e.args)}")
-        return f"({e.op.wasm} {' '.join(self.expr(a) for a in e.args)})"
+        return f"({e.op.wasm} {' '.join([self.expr(a) for a in e.args])})"
 
     def _choose(self, e: k.Choose) -> str:
         return f"(select {self.expr(e.a)} {self.expr(e.b)} {self.expr(e.cond)})"
@@ -145,7 +152,7 @@ class Printer:
         return f"(block (result {WT[e.type]})\n{body}\n{self.expr(e.value)})"
 
     def _call(self, e: k.CallFn) -> str:
-        args = "".join(" " + self.expr(a) for a in e.args)
+        args = "".join([" " + self.expr(a) for a in e.args])
         return f"(call ${e.func}{args})"
 
     def _global(self, e: k.GetGlobal) -> str:
@@ -153,10 +160,8 @@ class Printer:
 
     # ------------------------------------------------------------------ statements
     def stmts(self, body: list[k.Stmt]) -> list[str]:
-        out: list[str] = []
-        for s in body:
-            out.append(self.stmt(s))
-        return out
+        stmt = self.stmt
+        return [stmt(s) for s in body]
 
     def stmt(self, s: k.Stmt) -> str:
         method = _STMT.get(type(s))
@@ -202,7 +207,7 @@ class Printer:
         return f"(br ${s.label}__next)"
 
     def _invoke(self, s: k.Invoke) -> str:
-        args = "".join(" " + self.expr(a) for a in s.args)
+        args = "".join([" " + self.expr(a) for a in s.args])
         text = f"(call ${s.func}{args})"
         if s.targets and len(s.targets) != len(s.results):
             raise PrintError(f"call of {s.func}: {len(s.targets)} targets for {len(s.results)} results")
