@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable
+from hashlib import sha1
 from typing import Any
 
 from ..graph.ir import NodeIR
@@ -69,13 +70,19 @@ def variant_key(node: NodeIR, sample_rate: float) -> tuple:
 
 LANE_BODIES = 16
 """Lane bodies the process keeps for every compiler (least recently used go first), by the
-text of the voice body and the width: a patch has one or two voice groups; an entry is the
-lane body's kernel IR, a few hundred KB at most (voices64's: about 0.3 MB)."""
+digest of the voice body's text and the width: a patch has one or two voice groups; an entry
+is the lane body's kernel IR (voices64's: about 2,000 nodes, some 0.3 MB)."""
 _LANE_BODIES: dict[tuple, Any] = {}
 _LANE_LOCK = threading.Lock()
 
 
+def _shared_key(key: tuple) -> tuple:
+    """``key`` with its texts replaced by their digests (a voice body's text is tens of KB)."""
+    return tuple(sha1(x.encode()).digest() if isinstance(x, str) else x for x in key)
+
+
 def _recall_shared(key: tuple) -> Any:
+    key = _shared_key(key)
     with _LANE_LOCK:
         got = _LANE_BODIES.pop(key, None)
         if got is not None:
@@ -84,6 +91,7 @@ def _recall_shared(key: tuple) -> Any:
 
 
 def _remember_shared(key: tuple, body: Any) -> None:
+    key = _shared_key(key)
     with _LANE_LOCK:
         _LANE_BODIES.setdefault(key, body)  # made twice at once: the first one kept
         while len(_LANE_BODIES) > LANE_BODIES:

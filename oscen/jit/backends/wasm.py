@@ -342,7 +342,7 @@ def signature(params: list[tuple[str, T]] | tuple[T, ...], results: tuple[T, ...
     return "".join(" " + x for x in parts)
 
 
-KEPT_TEXTS = 128
+KEPT_TEXTS = 64
 """Statement lists whose printing :func:`function_text` keeps (see :func:`keep_text`)."""
 _kept: dict[int, tuple[list[k.Stmt], str | None]] = {}
 _kept_lock = threading.Lock()
