@@ -15,10 +15,15 @@ import math
 
 import pytest
 import wasmtime
+from jit_support import assert_engines_match
+from jit_support import run_both as run_engines_both
 from lanes_support import Runner, lane_module, sequential_module, voice_body
 from test_lanes_masked import branchy, hot_path, logs, run_both, sample_loop, wrappers
 
+from oscen.filters import IirLowpass
+from oscen.gain import Gain
 from oscen.graph import Graph, Node, StreamOutput, ValueInput
+from oscen.jit import CraneliftJit
 from oscen.jit import kernel as k
 from oscen.jit.backends import wasm
 from oscen.jit.layout import LANE, TRAP_CODE
@@ -171,3 +176,28 @@ def test_a_fault_in_an_outlined_packed_arm_names_that_voice(monkeypatch, lane: i
     assert lan.header(LANE)[0] == seq.header(LANE)[0] == lane
     assert lan.math_error() == seq.math_error() != 0
     assert lan.header(TRAP_CODE)[0] == seq.header(TRAP_CODE)[0]
+
+
+def fm_voices(n: int) -> Graph:
+    """``n`` sines, each frequency-modulated by a slow sine of its own (the restart arm runs
+    every sample, in the function), into lowpasses, one gain."""
+    g = Graph(48000.0)
+    mix = g.add_node(Gain(1.0 / n))
+    for v in range(n):
+        lfo = g.add_node(Oscillator.sine(3.0 + 0.5 * v, 4.0 * (v % 3)))  # voice 0, 3: no FM
+        osc = g.add_node(Oscillator.sine(110.0 * 2 ** (v / 12), 0.5))
+        lp = g.add_node(IirLowpass(300.0 + 90.0 * v, 0.9))
+        g.connect(lfo.output, osc.fm)
+        g.connect(osc.output, lp.input)
+        g.connect(lp.output, mix.input)
+    g.set_output(mix.output)
+    return g
+
+
+@pytest.mark.parametrize("lanes_", [2, 4])
+def test_frequency_modulated_voices_through_the_packed_function_equal_the_interpreter(lanes_: int) -> None:
+    jit = CraneliftJit(lanes=lanes_)
+    wat = jit.compile(fm_voices(6).to_ir()).wat
+    assert "(func $_lane_packed_" in wat and "(call $_lane_packed_" in wat
+    interp, compiled = run_engines_both(lambda: fm_voices(6), 3000, jit=jit, blocks=[256, 77, 512])
+    assert_engines_match(interp, compiled)
