@@ -143,7 +143,10 @@ class NotLaneable(Exception):
 
 @dataclass
 class LaneBody:
-    """The body for W lanes and every local it uses (lane inputs ``vb__L``, ``v__L`` included)."""
+    """The body for W lanes and every local it uses (lane inputs ``vb__L``, ``v__L`` included).
+    Shared by every compile of the process with the same voice body (:mod:`..session`) and its
+    printing kept by identity (:func:`~..backends.wasm.keep_text`): never changed once made (a
+    caller that needs another body builds a new list)."""
 
     body: list[k.Stmt]
     locals: dict[str, T]
