@@ -1,5 +1,6 @@
 """A compile session: what one compiler (a :class:`~.compiler.CraneliftJit`, and so a
-:class:`~.jitgraph.JitGraph`) keeps between compiles, and nothing process-wide.
+:class:`~.jitgraph.JitGraph`) keeps between compiles; only lane bodies are also kept for the
+whole process (:func:`CompileSession.lane_body`).
 
 A re-patch recompiles only the node variants that changed: the session keeps, per variant, the
 frontend's lowering and the passes' primitive code, least recently used first out. Keys are
@@ -15,6 +16,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable
+from hashlib import sha1
 from typing import Any
 
 from ..graph.ir import NodeIR
@@ -66,6 +68,36 @@ def variant_key(node: NodeIR, sample_rate: float) -> tuple:
     return key
 
 
+LANE_BODIES = 16
+"""Lane bodies the process keeps for every compiler (least recently used go first), by the
+digest of the voice body's text and the width: a patch has one or two voice groups; an entry
+is the lane body's kernel IR (voices64's: about 2,000 nodes, some 0.3 MB)."""
+_LANE_BODIES: dict[tuple, Any] = {}
+_LANE_LOCK = threading.Lock()
+
+
+def _shared_key(key: tuple) -> tuple:
+    """``key`` with its texts replaced by their digests (a voice body's text is tens of KB)."""
+    return tuple(sha1(x.encode()).digest() if isinstance(x, str) else x for x in key)
+
+
+def _recall_shared(key: tuple) -> Any:
+    key = _shared_key(key)
+    with _LANE_LOCK:
+        got = _LANE_BODIES.pop(key, None)
+        if got is not None:
+            _LANE_BODIES[key] = got  # most recently used last
+        return got
+
+
+def _remember_shared(key: tuple, body: Any) -> None:
+    key = _shared_key(key)
+    with _LANE_LOCK:
+        _LANE_BODIES.setdefault(key, body)  # made twice at once: the first one kept
+        while len(_LANE_BODIES) > LANE_BODIES:
+            _LANE_BODIES.pop(next(iter(_LANE_BODIES)))
+
+
 _SHARED_KEYS: dict[tuple, tuple[tuple, tuple]] = {}
 """The newest variant keys by the ids of the objects they were made of (see variant_key)."""
 _SHARED_LOCK = threading.Lock()
@@ -91,11 +123,18 @@ class CompileSession:
 
     def lane_body(self, key: tuple, make: Callable[[], Any]) -> Any:
         """A voice body made into lanes (:mod:`.passes.lanes`), by the text of the voice body it
-        came from: a recompile after an edit elsewhere reuses it (the pass is the slowest part
-        of compiling a voice group). ``make`` may raise; nothing is kept then."""
+        came from (and the width): a recompile after an edit elsewhere reuses it, and so does
+        any compiler of the process (:data:`LANE_BODIES`: a new ``CraneliftJit`` for a graph
+        with the same voices, the next patch of a batch), since the pass is the slowest part of
+        compiling a voice group. The text is the whole meaning of the body (every constant,
+        address and call spelled out), and a lane body is never changed once made, so sharing
+        it is exact. ``make`` may raise; nothing is kept then."""
         got = self._recall(self._lane_bodies, key)
         if got is None:
-            got = make()
+            got = _recall_shared(key)
+            if got is None:
+                got = make()
+                _remember_shared(key, got)
             self._remember(self._lane_bodies, key, got)
         return got
 

@@ -18,6 +18,7 @@ import functools
 import math
 import re
 import struct
+import threading
 from collections.abc import Callable
 
 from .. import kernel as k
@@ -100,7 +101,14 @@ class Printer:
 
     # ------------------------------------------------------------------ expressions
     def expr(self, e: k.Expr) -> str:
-        method = _EXPR.get(type(e))
+        cls = type(e)
+        if cls is k.Local:  # the commonest leaves first, without the table
+            return f"(local.get ${e.name})"  # type: ignore[attr-defined]
+        if cls is k.Const and e.type is T.I32:  # type: ignore[attr-defined]
+            v = e.value  # type: ignore[attr-defined]
+            if type(v) is int and 0 <= v < 0x80000000:
+                return f"(i32.const {v})"
+        method = _EXPR.get(cls)
         if method is None:
             raise PrintError(f"not a primitive-level expression: {type(e).__name__} ({e!r:.200})")
         return method(self, e)
@@ -114,7 +122,7 @@ class Printer:
     def _prim(self, e: k.Prim) -> str:
         if len(e.args) != e.op.arity:
             raise PrintError(f"{e.op.name} takes {e.op.arity} operands, got {len(e.args)}")
-        return f"({e.op.wasm} {' '.join(self.expr(a) for a in e.args)})"
+        return f"({e.op.wasm} {' '.join([self.expr(a) for a in e.args])})"
 
     def _choose(self, e: k.Choose) -> str:
         return f"(select {self.expr(e.a)} {self.expr(e.b)} {self.expr(e.cond)})"
@@ -144,7 +152,7 @@ class Printer:
         return f"(block (result {WT[e.type]})\n{body}\n{self.expr(e.value)})"
 
     def _call(self, e: k.CallFn) -> str:
-        args = "".join(" " + self.expr(a) for a in e.args)
+        args = "".join([" " + self.expr(a) for a in e.args])
         return f"(call ${e.func}{args})"
 
     def _global(self, e: k.GetGlobal) -> str:
@@ -152,10 +160,8 @@ class Printer:
 
     # ------------------------------------------------------------------ statements
     def stmts(self, body: list[k.Stmt]) -> list[str]:
-        out: list[str] = []
-        for s in body:
-            out.append(self.stmt(s))
-        return out
+        stmt = self.stmt
+        return [stmt(s) for s in body]
 
     def stmt(self, s: k.Stmt) -> str:
         method = _STMT.get(type(s))
@@ -201,7 +207,7 @@ class Printer:
         return f"(br ${s.label}__next)"
 
     def _invoke(self, s: k.Invoke) -> str:
-        args = "".join(" " + self.expr(a) for a in s.args)
+        args = "".join([" " + self.expr(a) for a in s.args])
         text = f"(call ${s.func}{args})"
         if s.targets and len(s.targets) != len(s.results):
             raise PrintError(f"call of {s.func}: {len(s.targets)} targets for {len(s.results)} results")
@@ -336,20 +342,59 @@ def signature(params: list[tuple[str, T]] | tuple[T, ...], results: tuple[T, ...
     return "".join(" " + x for x in parts)
 
 
+KEPT_TEXTS = 64
+"""Statement lists whose printing :func:`function_text` keeps (see :func:`keep_text`)."""
+_kept: dict[int, tuple[list[k.Stmt], str | None]] = {}
+_kept_lock = threading.Lock()
+
+
+def keep_text(body: list[k.Stmt]) -> None:
+    """Have :func:`function_text` keep the printing of ``body``, a statement list nobody changes
+    from now on (a lane body and its outlined arms, which the compile caches hand to every
+    compile of a graph with those voices): printed once, not once per compile. Kept only if its
+    printing does not depend on the caller's trap-site table (no site numbered by it); the
+    newest :data:`KEPT_TEXTS` lists are kept (each alive while it is)."""
+    with _kept_lock:
+        if id(body) not in _kept:
+            _kept[id(body)] = (body, None)
+            while len(_kept) > KEPT_TEXTS:
+                _kept.pop(next(iter(_kept)))
+
+
+def _body_text(body: list[k.Stmt], site_index: SiteIndex) -> str:
+    kept = _kept.get(id(body))  # one dict read (atomic); writes are locked
+    if kept is None or kept[0] is not body:
+        return "\n".join(Printer(site_index).stmts(body))
+    if kept[1] is not None:
+        return kept[1]
+    numbered = False
+
+    def sites(where: k.TrapSite | None) -> int:
+        nonlocal numbered
+        numbered = True
+        return site_index(where)
+
+    text = "\n".join(Printer(sites).stmts(body))
+    if not numbered:
+        with _kept_lock:
+            if id(body) in _kept:
+                _kept[id(body)] = (body, text)
+    return text
+
+
 def function_text(fn: k.Function, site_index: SiteIndex = _no_sites) -> str:
     """``(func $name (export "...") (param ...) (result ...) (local ...) body)``."""
-    printer = Printer(site_index)
     head = f"(func ${fn.name}"
     if fn.export:
         head += f' (export "{fn.export}")'
     head += signature(fn.params, fn.results)
     params = {n for n, _ in fn.params}
     decls = "".join(f" (local ${n} {WT[t]})" for n, t in fn.locals.items() if n not in params)
-    body = printer.stmts(fn.body)
+    body = _body_text(fn.body, site_index)
     tail = ""
     if fn.results and not (fn.body and isinstance(fn.body[-1], (k.ReturnValues, k.Trap))):
         tail = "\nunreachable"  # every path returned or trapped above
-    return head + decls + "\n" + "\n".join(body) + tail + ")"
+    return head + decls + "\n" + body + tail + ")"
 
 
 def module_text(module: k.Module, site_index: SiteIndex = _no_sites) -> str:

@@ -93,12 +93,13 @@ them are varying; a store to a shared address that is not a constant is refused
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from hashlib import sha1
 
 from .. import kernel as k
-from ..backends.wasm import code_sites, function_text
+from ..backends.wasm import code_sites, function_text, keep_text
 from ..kernel import T
 from ..layout import LANE, NODE, SEGMENT, TRAP_CODE, TRAP_SITE
 from ..mathlib.registry import BY_WASM, ERROR_GLOBAL, MathFunction, functions_for, vector_main
@@ -142,7 +143,10 @@ class NotLaneable(Exception):
 
 @dataclass
 class LaneBody:
-    """The body for W lanes and every local it uses (lane inputs ``vb__L``, ``v__L`` included)."""
+    """The body for W lanes and every local it uses (lane inputs ``vb__L``, ``v__L`` included).
+    Shared by every compile of the process with the same voice body (:mod:`..session`) and its
+    printing kept by identity (:func:`~..backends.wasm.keep_text`): never changed once made (a
+    caller that needs another body builds a new list)."""
 
     body: list[k.Stmt]
     locals: dict[str, T]
@@ -1148,32 +1152,6 @@ def _sets(stmts: list[k.Stmt]) -> set[str]:
     return out
 
 
-def _names(tree: object, skip: int) -> set[str]:
-    """The locals read or set anywhere in ``tree`` outside the statement list with id ``skip``."""
-    out: set[str] = set()
-
-    def visit(x: object) -> None:
-        if type(x) is list:
-            if id(x) == skip:
-                return
-            for y in x:
-                visit(y)
-            return
-        if isinstance(x, k.Local):
-            out.add(x.name)
-        elif isinstance(x, (k.SetLocal, k.Let)):
-            out.add(x.name)
-        elif isinstance(x, k.Invoke):
-            out.update(x.targets)
-        if isinstance(x, (k.Expr, k.Stmt)):
-            for v in x.__dict__.values():
-                if isinstance(v, (k.Expr, k.Stmt)) or type(v) is list:
-                    visit(v)
-
-    visit(tree)
-    return out
-
-
 def _outlinable(arm: list[k.Stmt]) -> bool:
     """Whether ``arm`` can run as a function of its own: no jump out of it, no trap numbered by
     the caller's site table (a Code's own traps carry their number), nothing but local state."""
@@ -1198,8 +1176,11 @@ class _Outline:
     function shrinks by the arm's size times the lanes, which is what Cranelift's compile time
     follows; the hot path is unchanged (the call sits where the inline arm sat)."""
 
-    def __init__(self, tree: list[k.Stmt], types: dict[str, T], index: str, lane: _Lane) -> None:
+    def __init__(
+        self, tree: list[k.Stmt], types: dict[str, T], index: str, lane: _Lane, names: dict[str, int]
+    ) -> None:
         self.tree = tree
+        self.names = names  # how often the tree names each local (_name_counts)
         self.lane = lane  # a lane's copier: what an arm costs in the lane function
         # locals read as BOOL anywhere: declared bool in the lane body, so in the function too
         self.bools = {x.name for x in walk(tree) if isinstance(x, k.Local) and x.type == T.BOOL}
@@ -1220,7 +1201,8 @@ class _Outline:
             return arm
         reads: set[str] = set()
         defined = _live_in(arm, set(), reads)
-        outside = _names(self.tree, id(arm))
+        inside = _name_counts(arm)
+        outside = {n for n in _sets(arm) if self.names.get(n, 0) > inside.get(n, 0)}  # named elsewhere
         results = sorted(_sets(arm) & (outside | reads))  # reads: a value the next run may see
         params = sorted((reads | (set(results) - defined) | {self.index}) & set(self.types) | {self.index})
         scalar = _Lane(set(), None, self.index)
@@ -1240,6 +1222,7 @@ class _Outline:
         rtypes = tuple(T.BOOL if r in bools and self.types[r] == I32 else self.types[r] for r in results)
         body.append(k.ReturnValues(values=[k.Local(t, r) for r, t in zip(results, rtypes, strict=True)]))
         fn = k.Function("_lane_arm", [(p, kind[p]) for p in params], rtypes, locals_, body)
+        keep_text(body)  # printed here for its name, again in every module that holds it
         fn.name = "_lane_arm_" + sha1(function_text(fn).encode()).hexdigest()[:12]
         call = k.Invoke(
             func=fn.name,
@@ -1252,6 +1235,98 @@ class _Outline:
             return arm
         self.functions.setdefault(fn.name, fn)
         return [call]
+
+
+PACKED_OUTLINE_MIN = 400
+"""A masked ``if``'s packed section (its pure arms run for a pair of lanes, with their saves and
+blends) of at least this many nodes becomes a module function called under its guard (see
+:func:`_outline_packed`): the oscillator's rotation restart, five polynomials, made the lane
+function four times larger, and Cranelift's time follows the size of its largest function."""
+PACKED_MARK = "_lane_packed"
+"""The label of the block marking a packed section for :func:`_outline_packed`."""
+SCRATCH = ("_lane_ok", "_lane_arg", "_lane_bits")
+"""Locals the emitted code sets just before it reads them, each time (a math call's results
+and arguments, a mask's bits): never live across statements of the source."""
+
+
+def _size(stmts: list[k.Stmt]) -> int:
+    return sum(1 for _ in walk(stmts))
+
+
+def _name_counts(tree: object) -> dict[str, int]:
+    """How often each local is named (read or set) in ``tree`` (the statements and expressions
+    in it, not the bodies of functions it calls): one pass, so that what a part of the tree
+    names elsewhere is a subtraction (the count in the whole minus the count in the part)."""
+    out: dict[str, int] = {}
+    stack = [tree]
+    node = (k.Expr, k.Stmt)
+    while stack:
+        x = stack.pop()
+        if type(x) is list:
+            stack.extend(x)
+            continue
+        if not isinstance(x, node):  # an Invoke's targets, a Loop's label list ...
+            continue
+        if isinstance(x, (k.Local, k.SetLocal, k.Let)):
+            out[x.name] = out.get(x.name, 0) + 1
+        elif isinstance(x, k.Invoke):
+            for t in x.targets:
+                out[t] = out.get(t, 0) + 1
+        for v in x.__dict__.values():
+            if type(v) is list or isinstance(v, node):
+                stack.append(v)
+    return out
+
+
+def _outline_packed(
+    body: list[k.Stmt], declared: dict[str, T], functions: dict[str, k.Function]
+) -> list[k.Stmt]:
+    """``body`` (an emitted lane body) with each block marked :data:`PACKED_MARK` replaced by the
+    call of a module function holding its statements (added to ``functions``, named by the hash
+    of its text): parameters the locals it may read before setting them, results those it sets
+    that the body names elsewhere or that it reads itself (a value its next run sees), all of
+    the types the lane body declares. The function runs the very statements the block held, so
+    each lane computes, traps and names its voice (LANE, NODE from the parameters) as inline;
+    what shrinks is the lane function Cranelift compiles. Other marked blocks (none are nested)
+    are unwrapped."""
+    total = _name_counts(body)
+
+    def rewrite(stmts: list[k.Stmt]) -> list[k.Stmt]:
+        out: list[k.Stmt] = []
+        for s in stmts:
+            if isinstance(s, k.Block) and s.label == PACKED_MARK:
+                out.extend(call(s.body))
+                continue
+            if isinstance(s, k.If):
+                s.body, s.orelse = rewrite(s.body), rewrite(s.orelse)
+            elif isinstance(s, (k.Loop, k.Block)):
+                s.body = rewrite(s.body)
+            out.append(s)
+        return out
+
+    def call(section: list[k.Stmt]) -> list[k.Stmt]:
+        inside = _name_counts(section)
+        reads: set[str] = set()
+        defined = _live_in(section, set(), reads)
+        outside = {n for n, c in inside.items() if total.get(n, 0) > c and not n.startswith(SCRATCH)}
+        results = sorted(_sets(section) & (outside | reads))
+        params = sorted((reads | (set(results) - defined)) & set(declared))
+        if any(n not in declared for n in inside):
+            return section  # a name the lane body does not declare (its caller's): keep it inline
+        locals_ = {n: declared[n] for n in sorted(set(inside) - set(params))}
+        rtypes = tuple(declared[r] for r in results)
+        fbody = [*section, k.ReturnValues(values=[k.Local(declared[r], r) for r in results])]
+        fn = k.Function("_lane_packed", [(p, declared[p]) for p in params], rtypes, locals_, fbody)
+        keep_text(fbody)
+        fn.name = "_lane_packed_" + sha1(function_text(fn).encode()).hexdigest()[:12]
+        functions.setdefault(fn.name, fn)
+        return [
+            k.Invoke(
+                func=fn.name, args=[k.Local(declared[p], p) for p in params], targets=results, results=rtypes
+            )
+        ]
+
+    return rewrite(body)
 
 
 class _Emit:
@@ -1274,6 +1349,8 @@ class _Emit:
         self.saves = 0
         self.safe: set[str] = set()  # locals holding a voice's base (see _safe_bases)
         self.outline: _Outline | None = None  # rare per-lane arms as module functions
+        self.names: dict[str, int] | None = None  # how often the tree names each local
+        self._uniform: tuple[_Uniformity, dict[int, tuple[k.Expr, bool]]] = (u, {})
 
     # ------------------------------------------------------------------ packing (f64x2)
     def plan(self, tree: list[k.Stmt], types: dict[str, T], everything: bool = False) -> None:
@@ -1456,7 +1533,15 @@ class _Emit:
         return 2 * _ops(e) + (6 if mask else 2)  # both lanes scalar, then combined
 
     def uniform(self, e: k.Expr) -> bool:
-        return not self.u.expr(e, False, [])
+        """Whether ``e`` is the same in every lane (asked of each operand at each level of a
+        packed expression: kept per node, with the uniformity it was asked of)."""
+        if self._uniform[0] is not self.u:
+            self._uniform = (self.u, {})
+        seen = self._uniform[1]
+        got = seen.get(id(e))
+        if got is None or got[0] is not e:
+            got = seen[id(e)] = (e, not self.u.expr(e, False, []))
+        return got[1]
 
     def gather(self, e: k.Expr, g: int, splat: Op, replace: Op, convert=lambda x: x) -> k.Expr:
         a, b = (convert(lane.expr(e)) for lane in self.lanes[2 * g : 2 * g + 2])
@@ -1635,10 +1720,12 @@ class _Emit:
 
     def masked_if(self, s: k.If, g: int) -> list[k.Stmt]:
         """A varying ``if`` on its mask, for pair ``g``. A pure arm runs packed for both lanes
-        when a lane takes it (``any_true``) and the locals it sets are blended with the mask
-        (``bitselect``): the lane that did not take it keeps its values. The other arms run lane
-        by lane under the mask's bits, their locals staying packed (an extract and a replace
-        where the scalar code reads and sets them); no lane taking them: skipped."""
+        when a lane takes it (``any_true``) and the locals it sets that are seen afterwards are
+        blended with the mask (``bitselect``, :meth:`blended`): the lane that did not take it
+        keeps its values. A large packed section (a rare restart with several polynomials) is
+        marked for a module function of its own (:func:`_outline_packed`). The other arms run
+        lane by lane under the mask's bits, their locals staying packed (an extract and a
+        replace where the scalar code reads and sets them); no lane taking them: skipped."""
         info = self.ifs[id(s)]
         arms = [
             (arm, taken, pure)
@@ -1649,49 +1736,14 @@ class _Emit:
         scalar = [(arm, taken) for arm, taken, pure in arms if not pure]
         out: list[k.Stmt] = []
         if packed:
-            targets = sorted({x.name for arm, _ in packed for x in walk(arm) if isinstance(x, k.SetLocal)})
-            self.saves += 1
-            old = {x: f"_lane_old{self.saves}_{x}" for x in targets}
-            then = {x: f"_lane_then{self.saves}_{x}" for x in targets}
-            for x in targets:
-                self.extra[_vec_name(old[x], g)] = T.V128
-                out.append(k.SetLocal(site=s.site, name=_vec_name(old[x], g), value=_vec(x, g)))
-            for arm, taken in packed:
-                self.active.append((info.mask, taken))
-                try:
-                    run = self.packed_arm(arm, g)
-                finally:
-                    self.active.pop()
-                guard = (
-                    _prim(Op.V128_ANY_TRUE, _vec(info.mask, g))
-                    if taken
-                    else _prim(Op.I32_EQZ, _prim(Op.I64X2_ALL_TRUE, _vec(info.mask, g)))
-                )
-                if len(packed) == 2 and taken:  # both arms: keep the then values, restore for else
-                    for x in targets:
-                        self.extra[_vec_name(then[x], g)] = T.V128
-                        out.append(k.SetLocal(site=s.site, name=_vec_name(then[x], g), value=_vec(x, g)))
-                    run += [
-                        k.SetLocal(site=s.site, name=_vec_name(then[x], g), value=_vec(x, g)) for x in targets
-                    ]
-                    run += [
-                        k.SetLocal(site=s.site, name=_vec_name(x, g), value=_vec(old[x], g)) for x in targets
-                    ]
-                elif len(packed) == 1:
-                    for x in targets:
-                        a, b = (x, old[x]) if taken else (old[x], x)
-                        blend = _prim(Op.V128_BITSELECT, _vec(a, g), _vec(b, g), _vec(info.mask, g))
-                        run.append(k.SetLocal(site=s.site, name=_vec_name(x, g), value=blend))
-                out.append(k.If(s.site, guard, run, []))
-            if len(packed) == 2:
-                out += [
-                    k.SetLocal(
-                        site=s.site,
-                        name=_vec_name(x, g),
-                        value=_prim(Op.V128_BITSELECT, _vec(then[x], g), _vec(x, g), _vec(info.mask, g)),
-                    )
-                    for x in targets
-                ]
+            section = self.packed_section(s, info, packed, g)
+            if not self.active and self.outline is not None and _size(section) >= PACKED_OUTLINE_MIN:
+                if len(packed) == 1:  # the call under the guard: nothing per sample but the test
+                    (guarded,) = section
+                    guarded.body = [k.Block(site=s.site, label=PACKED_MARK, body=guarded.body)]  # type: ignore[attr-defined]
+                else:  # an if/else: one of the arms runs for some lane anyway
+                    section = [k.Block(site=s.site, label=PACKED_MARK, body=section)]
+            out.extend(section)
         if scalar:
             bits = "_lane_bits"
             self.extra[bits] = I32
@@ -1716,6 +1768,75 @@ class _Emit:
                     inner.append(k.If(s.site, bit, _copies(lane, self.arm(arm)), []))
                 none = _prim(Op.I32_NE, k.Local(I32, bits), k.Const(I32, 0 if taken else 3))
                 out.append(k.If(s.site, none, inner, []))
+        return out
+
+    def blended(self, s: k.If, arms: list[list[k.Stmt]]) -> list[str]:
+        """The locals the packed ``arms`` of ``s`` set that are saved and blended: those the body
+        names outside ``s`` (seen after it, or again at the next sample) and those an arm may
+        read before it sets them (a value from before the ``if``: for the lane that did not take
+        it, for the other arm, for the arm's next run). An arm's own temporaries (the terms of
+        an inlined polynomial) are set before they are read and named nowhere else: what a lane
+        that did not take the arm computed in them is never seen."""
+        sets = sorted({x.name for arm in arms for x in walk(arm) if isinstance(x, k.SetLocal)})
+        if self.names is None:  # no counts of the body: all of them
+            return sets
+        reads: set[str] = set()
+        for arm in (s.body, s.orelse):  # a per-lane other arm reads what the packed one left
+            _live_in(arm, set(), reads)
+        inside = _name_counts([s])
+        return [x for x in sets if x in reads or self.names.get(x, 0) > inside.get(x, 0)]
+
+    def packed_section(
+        self, s: k.If, info: _Masked, packed: list[tuple[list[k.Stmt], bool]], g: int
+    ) -> list[k.Stmt]:
+        """The pure arms of the masked ``if`` ``s`` run packed for pair ``g``, each under its
+        guard, what they set blended with the mask (see :meth:`masked_if`)."""
+        out: list[k.Stmt] = []
+        targets = self.blended(s, [arm for arm, _ in packed])
+        self.saves += 1
+        old = {x: f"_lane_old{self.saves}_{x}" for x in targets}
+        then = {x: f"_lane_then{self.saves}_{x}" for x in targets}
+        saves: list[k.Stmt] = []
+        for x in targets:
+            self.extra[_vec_name(old[x], g)] = T.V128
+            saves.append(k.SetLocal(site=s.site, name=_vec_name(old[x], g), value=_vec(x, g)))
+        if len(packed) == 2:  # both arms run from the old values: saved before either
+            out += saves
+        for arm, taken in packed:
+            self.active.append((info.mask, taken))
+            try:
+                run = self.packed_arm(arm, g)
+            finally:
+                self.active.pop()
+            guard = (
+                _prim(Op.V128_ANY_TRUE, _vec(info.mask, g))
+                if taken
+                else _prim(Op.I32_EQZ, _prim(Op.I64X2_ALL_TRUE, _vec(info.mask, g)))
+            )
+            if len(packed) == 2 and taken:  # both arms: keep the then values, restore for else
+                for x in targets:
+                    self.extra[_vec_name(then[x], g)] = T.V128
+                    out.append(k.SetLocal(site=s.site, name=_vec_name(then[x], g), value=_vec(x, g)))
+                run += [
+                    k.SetLocal(site=s.site, name=_vec_name(then[x], g), value=_vec(x, g)) for x in targets
+                ]
+                run += [k.SetLocal(site=s.site, name=_vec_name(x, g), value=_vec(old[x], g)) for x in targets]
+            elif len(packed) == 1:  # saved only when the arm runs, blended after it
+                run[:0] = saves
+                for x in targets:
+                    a, b = (x, old[x]) if taken else (old[x], x)
+                    blend = _prim(Op.V128_BITSELECT, _vec(a, g), _vec(b, g), _vec(info.mask, g))
+                    run.append(k.SetLocal(site=s.site, name=_vec_name(x, g), value=blend))
+            out.append(k.If(s.site, guard, run, []))
+        if len(packed) == 2:
+            out += [
+                k.SetLocal(
+                    site=s.site,
+                    name=_vec_name(x, g),
+                    value=_prim(Op.V128_BITSELECT, _vec(then[x], g), _vec(x, g), _vec(info.mask, g)),
+                )
+                for x in targets
+            ]
         return out
 
     def structure(self, s: k.If | k.Loop | k.Block) -> list[k.Stmt]:
@@ -1752,6 +1873,30 @@ def _local_types(body: list[k.Stmt], locals_: dict[str, T], inputs: tuple[str, .
 
 
 def lanes(
+    body: list[k.Stmt],
+    locals_: dict[str, T],
+    width: int = 2,
+    **options: object,
+) -> LaneBody:
+    """``body`` (primitive level, written for one voice) for ``width`` voices at once; see the
+    module docstring and :func:`_lanes` for the options. Raises :class:`NotLaneable`.
+
+    Python's cyclic collector is paused while the pass runs (if it was on): the pass allocates
+    some 10^5 nodes and nearly all of them die when it ends (trees, copies, acyclic), but their
+    number starts a full collection halfway, which scans the whole heap (measured 50-90 ms of
+    a 150 ms first compile of voices64 in a fresh process, the pass itself about 60 ms). What
+    survives (the lane body) is counted as usual afterwards."""
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        return _lanes(body, locals_, width, **options)  # type: ignore[arg-type]
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _lanes(
     body: list[k.Stmt],
     locals_: dict[str, T],
     width: int = 2,
@@ -1794,8 +1939,9 @@ def lanes(
             emit.lanes = [_Lane(u.varying, lane, index) for lane in range(width)]
         emit.ifs, emit.forced, emit.safe = masks.ifs, masks.forced, masks.safe
         emit.plan(tree, types, everything=pack == "all")
+    emit.names = _name_counts(tree)
     if outline:
-        emit.outline = _Outline(tree, types, index, emit.lanes[0])
+        emit.outline = _Outline(tree, types, index, emit.lanes[0], emit.names)
     out = emit.body(tree)
     new_locals: dict[str, T] = {}
     for name, t in types.items():
@@ -1813,6 +1959,8 @@ def lanes(
     for x in walk(out):
         if isinstance(x, k.Local) and x.type == T.BOOL and new_locals.get(x.name) == I32:
             new_locals[x.name] = T.BOOL
+    packed_arms: dict[str, k.Function] = {}
+    out = _outline_packed(out, {**locals_, **new_locals}, packed_arms)
     used = _sets(out) | {x.name for x in walk(out) if isinstance(x, k.Local)}
     used |= {lane_name(name, lane) for name in inputs for lane in range(width)}  # the caller sets them
     new_locals = {n: t for n, t in new_locals.items() if n in used}  # outlined arms took some
@@ -1820,4 +1968,6 @@ def lanes(
     functions = functions_for(mains) if mains else []
     if emit.outline is not None:
         functions += emit.outline.functions.values()
+    functions += packed_arms.values()
+    keep_text(out)  # the lane function's body: printed once for every module that holds it
     return LaneBody(out, new_locals, functions)
