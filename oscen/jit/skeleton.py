@@ -32,6 +32,8 @@ from .ops import Op
 from .passes import VariantCode as PassesCode
 from .passes.lanes import NotLaneable, lane_name
 from .passes.lanes import lanes as lane_body
+from .passes.liveness import drop_dead_stores
+from .passes.mix import accumulate
 from .passes.runtime import trap_function
 from .protocol import (
     add_buffers_function,
@@ -42,6 +44,7 @@ from .protocol import (
     invoke,
     load,
     local,
+    mix_start_function,
     prim,
     protocol_functions,
     ramp_function,
@@ -189,6 +192,11 @@ class SkeletonBuilder:
     """Builds a GraphIR's module: segments, ``block``, the ``process``/``render`` exports, the
     memory protocol, and the library functions node code calls."""
 
+    fuse_mix = True
+    """A voice group's mix (see :meth:`find_reductions`) is added up by the voice bodies
+    themselves, into one buffer (:mod:`.passes.mix`); False: each voice stores its buffer and
+    the segment adds the buffers afterwards (``add_buffers``). Both give the same bits."""
+
     def __init__(
         self,
         ir: GraphIR,
@@ -220,6 +228,12 @@ class SkeletonBuilder:
         # voice 0's buffer, which the group's segment makes the sum of all (see reductions)
         self.reduced: dict[tuple[int, str], int] = {}
         self.reductions: dict[int, list[tuple[int, list[int]]]] = {}  # group segment -> (dst, srcs)
+        # the same mixes as the voices add them into the buffer themselves (``fuse_mix``, see
+        # :mod:`.passes.mix`): group segment -> (template node, output) -> the mix's buffer
+        self.mixes: dict[int, dict[tuple[int, str], int]] = {}
+        self.uses_mix_start = False
+        # while a group's body is built: (template node, output) -> the param naming its mix
+        self.mix_params: dict[tuple[int, str], str] = {}
         self.nodes = {n.id: n for n in ir.nodes}
         self._inputs: dict[tuple[int, str], list[tuple[int, str]]] = {}
         for c in ir.connections:
@@ -377,6 +391,11 @@ class SkeletonBuilder:
         # 5. outputs that leave the segment
         for e in node.endpoints:
             if e.direction == "output" and e.kind != "event" and (node.id, e.name) in self.buffered:
+                mix = self.mix_params.get((node.id, e.name))
+                if mix is not None:  # the voices' mix: made an addition (passes.mix)
+                    at = prim(Op.I32_ADD, local(I32, "i8"), local(I32, mix))
+                    out.append(store(F64, at, self.scalar(node.id, e.name)))
+                    continue
                 base, rel = self.place(node.id, nl.buffers[e.name])
                 at = local(I32, "i8")
                 if node.id not in self.voice_member:
@@ -509,12 +528,16 @@ class SkeletonBuilder:
                 name = f"x{len(lane_params)}"
                 lane_params.append(name)
                 self.lane_inputs[(template[ext.member], ext.endpoint, ext.term)] = name
+        mixes = self.mixes.get(index, {})
+        self.mix_params = {port: f"o{m}" for m, port in enumerate(mixes)}
+        mix_params = list(self.mix_params.values())
         try:
             locals_, body = self.sample_loop(template)
         finally:
             self.voice_member = {}
+            self.mix_params = {}
             lane_inputs, self.lane_inputs = self.lane_inputs, {}
-        inputs = ["v", *(f"b{j}" for j in range(len(template))), *lane_params]
+        inputs = ["v", *(f"b{j}" for j in range(len(template))), *lane_params, *mix_params]
         # whether a ramp of the voices called runs: the caller's test, the same for all lanes
         uniform = [("ramps", BOOL)] if self.ramp_steps else []
         voice = k.Function(
@@ -524,11 +547,16 @@ class SkeletonBuilder:
             locals_,
             [store(I32, i32(LANE), local(I32, "v")), *body],
         )
+        mixed = accumulate(voice, set(mix_params))
+        assert mixed is not None, "a voice body built here stores its mix only as passes.mix reads it"
+        voice = mixed
         functions = [voice]
         pairs = None
         width = self.lanes
         if width > 1 and len(group.voices) >= width:
             pairs = self.lane_function(f"voices{index}", inputs, locals_, body, uniform)
+            if pairs is not None:  # None: the lanes body stores the mix some other way
+                pairs = accumulate(pairs, {lane_name(o, lane) for o in mix_params for lane in range(width)})
         if pairs is not None:
             functions.append(pairs)
 
@@ -539,6 +567,7 @@ class SkeletonBuilder:
                     src, port = ext.sources[v]
                     sl = self.layout.nodes[src]
                     args.append(i32(sl.outboxes[port].base if ext.kind == "event" else sl.buffers[port]))
+            args.extend(i32(dst) for dst in mixes.values())  # every voice adds into the one mix
             return args
 
         # ``ramps<index>(b<j>...)``: the remaining steps of one voice's ramps, OR-ed (members
@@ -569,6 +598,9 @@ class SkeletonBuilder:
             return [prim(Op.I64_NE, running, i64(0))]
 
         calls: list[k.Stmt] = [store(I32, i32(SEGMENT), i32(index))]
+        for dst in mixes.values():
+            self.uses_mix_start = True
+            calls.append(invoke("mix_start", local(I32, "n"), i32(dst)))
         first = 0
         if pairs is not None:
             first = len(group.voices) - len(group.voices) % width
@@ -621,7 +653,10 @@ class SkeletonBuilder:
                         continue
                     nl = [self.layout.nodes[p[0]].buffers[p[1]] for p in ports]
                     self.reduced[(tid, tname)] = nl[0]
-                    self.reductions.setdefault(si, []).append((nl[0], nl[1:]))
+                    if self.fuse_mix:
+                        self.mixes.setdefault(si, {})[(nid, e.name)] = nl[0]
+                    else:
+                        self.reductions.setdefault(si, []).append((nl[0], nl[1:]))
 
     def lane_function(
         self,
@@ -641,17 +676,23 @@ class SkeletonBuilder:
         text = wasm.function_text(
             k.Function("voice", [*head, *((p, I32) for p in inputs)], (), locals_, body)
         )
-        try:
-            lb = self.session.lane_body(
-                (text, width), lambda: lane_body(body, typed, width, lane_inputs=inputs, index="v")
-            )
-        except NotLaneable:
-            return None
         params = [*head, *((lane_name(p, lane), I32) for p in inputs for lane in range(width))]
         taken = {p for p, _ in params}
-        for fn in lb.functions:
-            self.functions.setdefault(fn.name, fn)
-        return k.Function(name, params, (), {n: t for n, t in lb.locals.items() if n not in taken}, lb.body)
+
+        def make() -> tuple[list[k.Function], k.Function]:
+            lb = lane_body(body, typed, width, lane_inputs=inputs, index="v")
+            fn = k.Function(name, params, (), {n: t for n, t in lb.locals.items() if n not in taken}, lb.body)
+            # the pass's blends of arm-local temporaries nothing reads afterwards: each one
+            # would be a value carried around the sample loop (passes.liveness)
+            return lb.functions, drop_dead_stores(fn)
+
+        try:
+            helpers, fn = self.session.lane_body((text, width, name), make)
+        except NotLaneable:
+            return None
+        for helper in helpers:
+            self.functions.setdefault(helper.name, helper)
+        return fn
 
     def sample_loop(self, node_ids: list[int]) -> tuple[dict[str, T], list[k.Stmt]]:
         """The locals and statements of one loop over the block's samples running ``node_ids``,
@@ -810,6 +851,8 @@ class SkeletonBuilder:
         library_functions.append(copy_words_function())
         if self.uses_add_buffers:
             library_functions.append(add_buffers_function())
+        if self.uses_mix_start:
+            library_functions.append(mix_start_function())
         functions = [
             *library_functions,
             *protocol_functions(),
