@@ -32,6 +32,7 @@ from .ops import Op
 from .passes import VariantCode as PassesCode
 from .passes.lanes import NotLaneable, lane_name
 from .passes.lanes import lanes as lane_body
+from .passes.fastpath import fast_sample_loop
 from .passes.liveness import drop_dead_stores
 from .passes.mix import accumulate
 from .passes.runtime import trap_function
@@ -191,6 +192,11 @@ def _frame_now() -> k.Expr:
 class SkeletonBuilder:
     """Builds a GraphIR's module: segments, ``block``, the ``process``/``render`` exports, the
     memory protocol, and the library functions node code calls."""
+
+    fast_loops = True
+    """A lanes body's sample loop runs straight while none of its rare ifs (a ramp, a
+    resynchronisation, a coefficient update) fires, and leaves for the full body at the first
+    that does (:mod:`.passes.fastpath`); False: the ifs stay in the loop."""
 
     fuse_mix = True
     """A voice group's mix (see :meth:`find_reductions`) is added up by the voice bodies
@@ -684,10 +690,13 @@ class SkeletonBuilder:
             fn = k.Function(name, params, (), {n: t for n, t in lb.locals.items() if n not in taken}, lb.body)
             # the pass's blends of arm-local temporaries nothing reads afterwards: each one
             # would be a value carried around the sample loop (passes.liveness)
-            return lb.functions, drop_dead_stores(fn)
+            fn = drop_dead_stores(fn)
+            if self.fast_loops:  # the rare ifs out of the sample loop (passes.fastpath)
+                fn = drop_dead_stores(fast_sample_loop(fn))
+            return lb.functions, fn
 
         try:
-            helpers, fn = self.session.lane_body((text, width, name), make)
+            helpers, fn = self.session.lane_body((text, width, name, self.fast_loops), make)
         except NotLaneable:
             return None
         for helper in helpers:
