@@ -30,9 +30,9 @@ from .kernel import T, TrapSite
 from .layout import EVENT_BYTES, FRAME, LANE, SEGMENT, Layout
 from .ops import Op
 from .passes import VariantCode as PassesCode
+from .passes.fastpath import fast_sample_loop
 from .passes.lanes import NotLaneable, lane_name
 from .passes.lanes import lanes as lane_body
-from .passes.fastpath import fast_sample_loop
 from .passes.liveness import drop_dead_stores
 from .passes.mix import accumulate
 from .passes.runtime import trap_function
