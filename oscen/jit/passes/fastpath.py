@@ -32,7 +32,6 @@ from typing import Any
 from .. import kernel as k
 from ..ops import Op
 from .liveness import _Unknown, _uses
-from .walk import Rewriter, walk
 
 _COMPARE: dict[Any, Any] = {
     Op.F64_EQ: operator.eq, Op.F64_NE: operator.ne, Op.F64_LT: operator.lt,
@@ -41,23 +40,50 @@ _COMPARE: dict[Any, Any] = {
 """IEEE comparisons of two f64 constants, as Python's floats compare (NaN included)."""
 
 
-class _FoldConstantIfs(Rewriter):
-    """``if 0.0 != 0.0: ...`` (an unconnected input's default folded into node code, such as the
-    oscillator's ``if self.pm != 0.0``) is dropped, ``if 0.0 == 0.0: body`` becomes its body: a
-    test Cranelift would otherwise make on every sample."""
+def _constant(c: k.Expr) -> bool | None:
+    """The value of ``c`` where it compares two f64 constants, else None."""
+    if type(c) is k.Prim and c.op in _COMPARE and all(type(a) is k.Const for a in c.args):  # type: ignore[attr-defined]
+        a, b = (float(x.value) for x in c.args)  # type: ignore[attr-defined]
+        return bool(_COMPARE[c.op](a, b))  # type: ignore[attr-defined]
+    return None
 
-    def s_If(self, s: k.If) -> list[k.Stmt]:
-        c = s.cond
-        if type(c) is k.Prim and c.op in _COMPARE and all(type(a) is k.Const for a in c.args):  # type: ignore[attr-defined]
-            a, b = (float(x.value) for x in c.args)  # type: ignore[attr-defined]
-            return self.stmts(s.body if _COMPARE[c.op](a, b) else s.orelse)  # type: ignore[attr-defined]
-        return [self.children(s)]
+
+def _fold(stmts: list[k.Stmt]) -> list[k.Stmt]:
+    """``stmts`` without its ifs on two constants (``if 0.0 != 0.0: ...``, an unconnected input's
+    default folded into node code such as the oscillator's ``if self.pm != 0.0``: a test
+    Cranelift would otherwise make on every sample); the list itself when there is none. Only
+    statements are visited and copied (expressions are shared: this runs on every lanes body)."""
+    out: list[k.Stmt] = []
+    changed = False
+    for s in stmts:
+        t = type(s)
+        if t is k.If:
+            value = _constant(s.cond)  # type: ignore[attr-defined]
+            if value is not None:
+                out.extend(_fold(s.body if value else s.orelse))  # type: ignore[attr-defined]
+                changed = True
+                continue
+            body, orelse = _fold(s.body), _fold(s.orelse)  # type: ignore[attr-defined]
+            if body is not s.body or orelse is not s.orelse:  # type: ignore[attr-defined]
+                s = k.If(s.site, s.cond, body, orelse)  # type: ignore[attr-defined]
+                changed = True
+        elif t is k.Block or t is k.Loop:
+            body = _fold(s.body)  # type: ignore[attr-defined]
+            if body is not s.body:  # type: ignore[attr-defined]
+                s = (
+                    k.Block(site=s.site, label=s.label, body=body)  # type: ignore[attr-defined]
+                    if t is k.Block
+                    else k.Loop(site=s.site, label=s.label, cond=s.cond, body=body)  # type: ignore[attr-defined]
+                )
+                changed = True
+        out.append(s)
+    return out if changed else stmts
 
 
 def fold_constant_ifs(fn: k.Function) -> k.Function:
     """``fn`` without the ifs whose condition compares two f64 constants (the arm taken stays)."""
-    body = _FoldConstantIfs().stmts(fn.body)
-    return k.Function(fn.name, fn.params, fn.results, fn.locals, body, fn.export)
+    body = _fold(fn.body)
+    return fn if body is fn.body else k.Function(fn.name, fn.params, fn.results, fn.locals, body, fn.export)
 
 
 def _pure(e: k.Expr) -> bool:
@@ -75,7 +101,7 @@ def split_loop(loop: k.Loop) -> list[k.Stmt] | None:
     """The statements replacing ``loop`` (see the module docstring), or None when its body has no
     rare if or the loop is not of the shape the sample loops have (no ``cond``, no ``Next`` of its
     own label)."""
-    if loop.cond is not None or any(type(x) is k.Next and x.label == loop.label for x in walk(loop.body)):
+    if loop.cond is not None or any(type(x) is k.Next and x.label == loop.label for x in _statements(loop.body)):
         return None  # a Next of the loop would have no loop to go to
     ifs = [j for j, s in enumerate(loop.body) if _rare(s)]
     if not ifs:
@@ -91,6 +117,19 @@ def split_loop(loop: k.Loop) -> list[k.Stmt] | None:
         end = ifs[n + 1] if n + 1 < len(ifs) else len(loop.body)
         inner = [k.Block(label=f"_slow{n}", body=inner), *loop.body[j:end]]
     return [k.Block(label=loop.label, body=[k.Loop(label="_outer", cond=None, body=inner)])]
+
+
+def _statements(stmts: list[k.Stmt]):
+    """Every statement in ``stmts``, nested ones included (not expressions' ``Seq``: the lanes
+    bodies this runs on have none)."""
+    for s in stmts:
+        yield s
+        t = type(s)
+        if t is k.If:
+            yield from _statements(s.body)  # type: ignore[attr-defined]
+            yield from _statements(s.orelse)  # type: ignore[attr-defined]
+        elif t is k.Block or t is k.Loop:
+            yield from _statements(s.body)  # type: ignore[attr-defined]
 
 
 def _labels(stmts: list[k.Stmt], out: set[str]) -> None:

@@ -15,6 +15,8 @@ a function or may trap stays.
 
 from __future__ import annotations
 
+import threading
+
 from .. import kernel as k
 from ..ops import Op
 
@@ -58,11 +60,29 @@ def _uses(e: k.Expr, out: set[str]) -> bool:
     raise _Unknown(t.__name__)
 
 
+_local = threading.local()
+"""``memo``, during one :func:`drop_dead_stores` in this thread (compiles run on several threads):
+each expression's locals and purity, by ``id`` (the tree is alive meanwhile; a loop's fixed
+point walks its body several times)."""
+
+
+def _uses_memo(e: k.Expr) -> tuple[frozenset[str], bool]:
+    memo: dict[int, tuple[frozenset[str], bool]] | None = getattr(_local, "memo", None)
+    got = None if memo is None else memo.get(id(e))
+    if got is None:
+        used: set[str] = set()
+        pure = _uses(e, used)
+        got = (frozenset(used), pure)
+        if memo is not None:
+            memo[id(e)] = got
+    return got
+
+
 def _reads(*exprs: k.Expr | None) -> set[str]:
     out: set[str] = set()
     for e in exprs:
         if e is not None:
-            _uses(e, out)
+            out |= _uses_memo(e)[0]
     return out
 
 
@@ -82,8 +102,7 @@ def _body(stmts: list[k.Stmt], live: set[str], env: _Labels, rewrite: bool) -> t
     for s in reversed(stmts):
         t = type(s)
         if t is k.SetLocal:
-            used: set[str] = set()
-            pure = _uses(s.value, used)  # type: ignore[attr-defined]
+            used, pure = _uses_memo(s.value)  # type: ignore[attr-defined]
             if s.name not in live and pure:  # type: ignore[attr-defined]
                 continue
             live.discard(s.name)  # type: ignore[attr-defined]
@@ -168,10 +187,13 @@ def drop_dead_stores(fn: k.Function) -> k.Function:
     """``fn`` without the stores to locals that nothing reads afterwards, and without the locals
     no statement mentions any more; ``fn`` itself where the body holds something the analysis
     does not model."""
+    _local.memo = {}
     try:
         body, _ = _body(fn.body, set(), _Labels(), True)
     except _Unknown:
         return fn
+    finally:
+        _local.memo = None
     mentioned: set[str] = set()
     _mentions(body, mentioned)
     locals_ = {n: t for n, t in fn.locals.items() if n in mentioned}
