@@ -99,6 +99,7 @@ def make_engines(keys: Sequence[str], peers: Any, oscen_engine: Any) -> list[tup
         "faust": peers.DawDreamerEngine,
         "numba": peers.NumbaEngine,
         "c": peers.CEngine,
+        "c-rotation": lambda: peers.CEngine(osc="rotation"),  # oscen's sine algorithm
     }
     unknown = [k for k in keys if k not in factories]
     if unknown:

@@ -25,8 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ENGINE_KEYS: tuple[str, ...] = ("oscen", "oscen-interpreted", "signalflow", "pyo", "faust", "numba", "c")
-"""Names for ``--engines``: oscen compiled, oscen interpreted, then the peers' default engines."""
+ENGINE_KEYS: tuple[str, ...] = (
+    "oscen", "oscen-interpreted", "signalflow", "pyo", "faust", "numba", "c", "c-rotation",
+)  # fmt: skip
+"""Names for ``--engines``: oscen compiled, oscen interpreted, then the peers' default engines, and
+the C peer with oscen's sine algorithm (a rotation recurrence: "the same math" as oscen's)."""
 
 
 class BenchUnavailable(Exception):

@@ -25,6 +25,7 @@ from oscen.graph import Graph, Node, StreamInput, StreamOutput, ValueInput
 from oscen.jit import CraneliftJit, GraphState, NodeFault, kernel
 from oscen.jit.groups import find_groups
 from oscen.jit.passes.walk import walk
+from oscen.jit.skeleton import SkeletonBuilder
 from oscen.midi import SubGraph, poly_voices
 from oscen.oscillators import Oscillator
 from oscen.sine import sin_cycles
@@ -391,13 +392,18 @@ def test_the_sine_voices_polynomial_runs_two_voices_per_instruction() -> None:
     assert ops.count("F64X2_MUL") >= 9 + 4  # the degree-17 polynomial's 9 products and more
 
 
-def test_the_voices_mix_is_added_block_wise_unless_a_voice_output_is_read_elsewhere() -> None:
-    """The mix input of all voices reads one buffer that the group's segment sums (add_buffers,
-    voice after voice); a voice's output that is also a graph output keeps its own buffer."""
+@pytest.mark.parametrize("fuse", [True, False])
+def test_the_voices_mix_is_added_block_wise_unless_a_voice_output_is_read_elsewhere(monkeypatch, fuse: bool) -> None:
+    """The mix input of all voices reads one buffer: each voice body adds its output into it
+    (``fuse_mix``, passes.mix: the buffer starts at -0.0) or the group's segment sums the voices'
+    buffers (add_buffers, voice after voice); a voice's output that is also a graph output keeps
+    its own buffer."""
+    monkeypatch.setattr(SkeletonBuilder, "fuse_mix", fuse)
+    summing = "mix_start" if fuse else "add_buffers"
 
     def has_sum(graph: Graph) -> bool:
         program = CraneliftJit().program(graph.to_ir())
-        return any(f.name == "add_buffers" for f in program.module.functions)
+        return any(f.name == summing for f in program.module.functions)
 
     assert has_sum(sines_into_lowpasses(6))
     graph = sines_into_lowpasses(6)

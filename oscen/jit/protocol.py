@@ -150,6 +150,30 @@ def add_buffers_function() -> k.Function:
     )
 
 
+def mix_start_function() -> k.Function:
+    """``mix_start(n, dst)``: ``dst[i] = -0.0`` for the block's ``n`` samples, the start of a
+    voices' mix that each voice then adds its output to (see :mod:`.passes.mix`): ``-0.0 + x``
+    is ``x`` for every ``x`` (``+0.0 + -0.0`` would not be), so the first voice's addition gives
+    its own output, and the sum is the interpreter's left-to-right sum bit for bit."""
+    i = local(I32, "i")
+    return k.Function(
+        "mix_start",
+        [("n", I32), ("dst", I32)],
+        (),
+        {"i": I32},
+        [
+            k.Loop(
+                label="fill",
+                cond=prim(Op.I32_LT_U, i, prim(Op.I32_SHL, local(I32, "n"), i32(3))),
+                body=[
+                    store(I64, prim(Op.I32_ADD, local(I32, "dst"), i), i64(-(2**63))),
+                    set_local("i", prim(Op.I32_ADD, i, i32(8))),
+                ],
+            )
+        ],
+    )
+
+
 def set_param_function() -> k.Function:
     """``set_param(slot, value, seconds, rate)`` (see the module docstring), exported."""
     slot, value, steps = local(I32, "slot"), local(F64, "value"), local(I64, "steps")

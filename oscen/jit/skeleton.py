@@ -30,8 +30,12 @@ from .kernel import T, TrapSite
 from .layout import EVENT_BYTES, FRAME, LANE, SEGMENT, Layout
 from .ops import Op
 from .passes import VariantCode as PassesCode
+from .passes.fastpath import fast_sample_loop
+from .passes.interleave import interleave, loop_size
 from .passes.lanes import NotLaneable, lane_name
 from .passes.lanes import lanes as lane_body
+from .passes.liveness import drop_dead_stores
+from .passes.mix import accumulate
 from .passes.runtime import trap_function
 from .protocol import (
     add_buffers_function,
@@ -42,6 +46,7 @@ from .protocol import (
     invoke,
     load,
     local,
+    mix_start_function,
     prim,
     protocol_functions,
     ramp_function,
@@ -111,6 +116,11 @@ per node); larger ones call them, keeping compile time within ~0.25 ms per node.
 
 LANES = 2
 """Voices of a group its lane function runs at once, by default (a pair: one f64x2)."""
+
+WIDE_LOOP_NODES = 320
+"""A pair body's fast sample loop of at most this many IR nodes runs two pairs per loop. Measured:
+the 64-voice body (199 nodes) 78x -> 85-92x real time; a polysynth voice (568) gains nothing
+(its values no longer fit in registers), nor did `lanes=4` before the rare ifs left the loop."""
 
 FUSE_NODES = 4
 """Nodes per segment loop: neighbours in one loop hand values over without a buffer and let the CPU
@@ -189,6 +199,21 @@ class SkeletonBuilder:
     """Builds a GraphIR's module: segments, ``block``, the ``process``/``render`` exports, the
     memory protocol, and the library functions node code calls."""
 
+    fast_loops = True
+    """A lanes body's sample loop runs straight while none of its rare ifs (a ramp, a
+    resynchronisation, a coefficient update) fires, and leaves for the full body at the first
+    that does (:mod:`.passes.fastpath`); False: the ifs stay in the loop."""
+
+    interleave = True
+    """Where a group's pair body has a small sample loop (at most :data:`WIDE_LOOP_NODES` IR
+    nodes), its voices run four per call, two pairs per loop (:mod:`.passes.interleave`); only
+    with ``lanes=2``, the default."""
+
+    fuse_mix = True
+    """A voice group's mix (see :meth:`find_reductions`) is added up by the voice bodies
+    themselves, into one buffer (:mod:`.passes.mix`); False: each voice stores its buffer and
+    the segment adds the buffers afterwards (``add_buffers``). Both give the same bits."""
+
     def __init__(
         self,
         ir: GraphIR,
@@ -220,6 +245,12 @@ class SkeletonBuilder:
         # voice 0's buffer, which the group's segment makes the sum of all (see reductions)
         self.reduced: dict[tuple[int, str], int] = {}
         self.reductions: dict[int, list[tuple[int, list[int]]]] = {}  # group segment -> (dst, srcs)
+        # the same mixes as the voices add them into the buffer themselves (``fuse_mix``, see
+        # :mod:`.passes.mix`): group segment -> (template node, output) -> the mix's buffer
+        self.mixes: dict[int, dict[tuple[int, str], int]] = {}
+        self.uses_mix_start = False
+        # while a group's body is built: (template node, output) -> the param naming its mix
+        self.mix_params: dict[tuple[int, str], str] = {}
         self.nodes = {n.id: n for n in ir.nodes}
         self._inputs: dict[tuple[int, str], list[tuple[int, str]]] = {}
         for c in ir.connections:
@@ -377,6 +408,11 @@ class SkeletonBuilder:
         # 5. outputs that leave the segment
         for e in node.endpoints:
             if e.direction == "output" and e.kind != "event" and (node.id, e.name) in self.buffered:
+                mix = self.mix_params.get((node.id, e.name))
+                if mix is not None:  # the voices' mix: made an addition (passes.mix)
+                    at = prim(Op.I32_ADD, local(I32, "i8"), local(I32, mix))
+                    out.append(store(F64, at, self.scalar(node.id, e.name)))
+                    continue
                 base, rel = self.place(node.id, nl.buffers[e.name])
                 at = local(I32, "i8")
                 if node.id not in self.voice_member:
@@ -509,12 +545,16 @@ class SkeletonBuilder:
                 name = f"x{len(lane_params)}"
                 lane_params.append(name)
                 self.lane_inputs[(template[ext.member], ext.endpoint, ext.term)] = name
+        mixes = self.mixes.get(index, {})
+        self.mix_params = {port: f"o{m}" for m, port in enumerate(mixes)}
+        mix_params = list(self.mix_params.values())
         try:
             locals_, body = self.sample_loop(template)
         finally:
             self.voice_member = {}
+            self.mix_params = {}
             lane_inputs, self.lane_inputs = self.lane_inputs, {}
-        inputs = ["v", *(f"b{j}" for j in range(len(template))), *lane_params]
+        inputs = ["v", *(f"b{j}" for j in range(len(template))), *lane_params, *mix_params]
         # whether a ramp of the voices called runs: the caller's test, the same for all lanes
         uniform = [("ramps", BOOL)] if self.ramp_steps else []
         voice = k.Function(
@@ -524,13 +564,25 @@ class SkeletonBuilder:
             locals_,
             [store(I32, i32(LANE), local(I32, "v")), *body],
         )
+        mixed = accumulate(voice, set(mix_params))
+        assert mixed is not None, "a voice body built here stores its mix only as passes.mix reads it"
+        voice = mixed
         functions = [voice]
-        pairs = None
+        # the lanes bodies, widest first: (function, voices per call)
+        bodies: list[tuple[k.Function, int]] = []
         width = self.lanes
         if width > 1 and len(group.voices) >= width:
-            pairs = self.lane_function(f"voices{index}", inputs, locals_, body, uniform)
-        if pairs is not None:
-            functions.append(pairs)
+            got = self.lane_function(f"voices{index}", inputs, locals_, body, uniform, mix_params)
+            if got is not None:
+                pairs, wide = got
+                if wide is not None and len(group.voices) >= 2 * width:
+                    bodies.append((wide, 2 * width))
+                    if len(group.voices) % (2 * width) >= width:  # a pair left over
+                        pairs = k.Function(f"{pairs.name}p", pairs.params, pairs.results, pairs.locals, pairs.body)
+                        bodies.append((pairs, width))
+                else:
+                    bodies.append((pairs, width))
+        functions.extend(f for f, _ in bodies)
 
         def voice_args(v: int) -> list[k.Expr]:
             args: list[k.Expr] = [i32(v), *(i32(self.layout.nodes[nid].base) for nid in group.voices[v])]
@@ -539,6 +591,7 @@ class SkeletonBuilder:
                     src, port = ext.sources[v]
                     sl = self.layout.nodes[src]
                     args.append(i32(sl.outboxes[port].base if ext.kind == "event" else sl.buffers[port]))
+            args.extend(i32(dst) for dst in mixes.values())  # every voice adds into the one mix
             return args
 
         # ``ramps<index>(b<j>...)``: the remaining steps of one voice's ramps, OR-ed (members
@@ -569,14 +622,18 @@ class SkeletonBuilder:
             return [prim(Op.I64_NE, running, i64(0))]
 
         calls: list[k.Stmt] = [store(I32, i32(SEGMENT), i32(index))]
+        for dst in mixes.values():
+            self.uses_mix_start = True
+            calls.append(invoke("mix_start", local(I32, "n"), i32(dst)))
         first = 0
-        if pairs is not None:
-            first = len(group.voices) - len(group.voices) % width
-            for v in range(0, first, width):
-                each = [voice_args(v + lane) for lane in range(width)]
+        for fn, lanes in bodies:
+            last = first + (len(group.voices) - first) // lanes * lanes
+            for v in range(first, last, lanes):
+                each = [voice_args(v + lane) for lane in range(lanes)]
                 # the lane function's params: each lane input for every lane in turn
                 args = [a for per_input in zip(*each, strict=True) for a in per_input]
-                calls.append(invoke(pairs.name, local(I32, "n"), *ramps(range(v, v + width)), *args))
+                calls.append(invoke(fn.name, local(I32, "n"), *ramps(range(v, v + lanes)), *args))
+            first = last
         for v in range(first, len(group.voices)):
             calls.append(invoke(voice.name, local(I32, "n"), *ramps(range(v, v + 1)), *voice_args(v)))
         if first == len(group.voices):  # every voice runs in a lane: Cranelift needn't see the body
@@ -621,7 +678,10 @@ class SkeletonBuilder:
                         continue
                     nl = [self.layout.nodes[p[0]].buffers[p[1]] for p in ports]
                     self.reduced[(tid, tname)] = nl[0]
-                    self.reductions.setdefault(si, []).append((nl[0], nl[1:]))
+                    if self.fuse_mix:
+                        self.mixes.setdefault(si, {})[(nid, e.name)] = nl[0]
+                    else:
+                        self.reductions.setdefault(si, []).append((nl[0], nl[1:]))
 
     def lane_function(
         self,
@@ -630,10 +690,13 @@ class SkeletonBuilder:
         locals_: dict[str, T],
         body: list[k.Stmt],
         uniform: list[tuple[str, T]] | None = None,
-    ) -> k.Function | None:
+        mixes: list[str] | None = None,
+    ) -> tuple[k.Function, k.Function | None] | None:
         """The voice body for ``self.lanes`` voices at once (:mod:`.passes.lanes`), or None
-        where the body cannot run as lanes: then the voices run one by one. ``uniform``: params
-        the same for all lanes (after ``n``)."""
+        where the body cannot run as lanes (or store the voices' mixes, the params ``mixes``, as
+        :mod:`.passes.mix` reads them): then the voices run one by one. ``uniform``: params the
+        same for all lanes (after ``n``). With it, the same body for twice the voices where its
+        sample loop is small (:mod:`.passes.interleave`, two pairs per loop), else None."""
         width = self.lanes
         uniform = uniform or []
         typed = {**locals_, "n": I32, **dict(uniform), **dict.fromkeys(inputs, I32)}
@@ -641,17 +704,40 @@ class SkeletonBuilder:
         text = wasm.function_text(
             k.Function("voice", [*head, *((p, I32) for p in inputs)], (), locals_, body)
         )
-        try:
-            lb = self.session.lane_body(
-                (text, width), lambda: lane_body(body, typed, width, lane_inputs=inputs, index="v")
-            )
-        except NotLaneable:
-            return None
         params = [*head, *((lane_name(p, lane), I32) for p in inputs for lane in range(width))]
         taken = {p for p, _ in params}
-        for fn in lb.functions:
-            self.functions.setdefault(fn.name, fn)
-        return k.Function(name, params, (), {n: t for n, t in lb.locals.items() if n not in taken}, lb.body)
+
+        def make() -> tuple[list[k.Function], k.Function, k.Function | None]:
+            lb = lane_body(body, typed, width, lane_inputs=inputs, index="v")
+            fn = k.Function(name, params, (), {n: t for n, t in lb.locals.items() if n not in taken}, lb.body)
+            mixed = accumulate(fn, {lane_name(o, lane) for o in mixes or () for lane in range(width)})
+            if mixed is None:  # each lane's mix store is not one passes.mix understands
+                raise NotLaneable(f"{name}: the voices' mix")
+            fn = mixed
+            # the pass's blends of arm-local temporaries nothing reads afterwards: each one
+            # would be a value carried around the sample loop (passes.liveness)
+            fn = drop_dead_stores(fn)
+
+            def finish(f: k.Function) -> k.Function:
+                if self.fast_loops:  # the rare ifs out of the sample loop (passes.fastpath)
+                    f = drop_dead_stores(fast_sample_loop(f))
+                return f
+
+            pairs = finish(fn)
+            wide = None
+            if self.interleave and width == 2 and loop_size(pairs) <= WIDE_LOOP_NODES:
+                merged = interleave(fn, inputs, width, lane_name)
+                wide = None if merged is None else finish(merged)
+            return lb.functions, pairs, wide
+
+        try:
+            key = (text, width, name, self.fast_loops, self.interleave, tuple(mixes or ()))
+            helpers, fn, wide = self.session.lane_body(key, make)
+        except NotLaneable:
+            return None
+        for helper in helpers:
+            self.functions.setdefault(helper.name, helper)
+        return fn, wide
 
     def sample_loop(self, node_ids: list[int]) -> tuple[dict[str, T], list[k.Stmt]]:
         """The locals and statements of one loop over the block's samples running ``node_ids``,
@@ -810,6 +896,8 @@ class SkeletonBuilder:
         library_functions.append(copy_words_function())
         if self.uses_add_buffers:
             library_functions.append(add_buffers_function())
+        if self.uses_mix_start:
+            library_functions.append(mix_start_function())
         functions = [
             *library_functions,
             *protocol_functions(),
