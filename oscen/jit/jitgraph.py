@@ -54,10 +54,17 @@ from .compiler import CompiledGraph, CraneliftJit, NodeFault, NodeTimeout, _faul
 from .frontend import JitError
 from .frontend.typing import settled
 from .state import CopyPlan, GraphState
+from .worker import WorkerUnavailable
+from .worker import enabled as worker_enabled
+from .worker import shared as shared_worker
 
 
 class JitFallbackWarning(UserWarning):
     """The graph runs interpreted because its code could not be compiled or faulted."""
+
+
+class JitWorkerWarning(UserWarning):
+    """The compile worker failed; compiles run in the playing process instead (still compiled)."""
 
 
 @dataclass
@@ -229,12 +236,23 @@ class JitGraph:
         crossfade: float = 0.0,
         cache_size: int = 16,
         freeze_gc: bool = True,
+        compile_worker: bool | None = None,
     ) -> None:
         self.graph = graph if graph is not None else Graph(sample_rate)
         self.jit = jit or CraneliftJit()
         self.background = background
         self.crossfade = float(crossfade)
         self.freeze_gc = freeze_gc
+        self.compile_worker = (
+            worker_enabled() if compile_worker is None else bool(compile_worker)
+        ) and background
+        """Background compiles of built-in nodes run in the process's compile worker
+        (:mod:`.worker`: no GIL held here while they run); None: unless ``OSCEN_COMPILE_WORKER=0``."""
+        self.worker_compiles = 0
+        """Compiles the worker did for this JitGraph (the others ran in-process)."""
+        self.worker_error: Exception | None = None
+        """Why the newest compile meant for the worker ran in-process instead, when something went
+        wrong (the worker died, timed out, erred); None when it was only busy or starting."""
         self._edit_lock = threading.Lock()
         self._processing = threading.Lock()
         self._commands: deque[tuple[str, Any]] = deque()
@@ -266,6 +284,11 @@ class JitGraph:
             # when another JitGraph froze the collector already.
             gc.collect()
             self._worker.freeze()
+        if self.compile_worker:
+            try:
+                shared_worker().start()  # it imports oscen meanwhile; compiles go in-process till then
+            except Exception as exc:  # noqa: BLE001 - no worker (no subprocesses here?): compile in-process
+                self._worker_failed(exc)
         if background:
             self._thread = threading.Thread(
                 target=_compile_thread, args=(weakref.ref(self), self._worker), name="oscen-jit", daemon=True
@@ -675,6 +698,33 @@ class JitGraph:
             )
             self._failed_version = version
 
+    def _compile_ir(self, ir: GraphIR) -> CompiledGraph:
+        """``jit.compile(ir)``: in the compile worker for a background compile when it can, else
+        here (the worker's failures are reported in ``worker_error``, never raised)."""
+        if self.compile_worker and threading.current_thread() is self._thread:
+            try:
+                compiled, _ = shared_worker().compile(ir, self.jit)
+            except WorkerUnavailable as exc:
+                if exc.failed:
+                    self._worker_failed(exc)
+            except Exception as exc:  # noqa: BLE001 - a bug of ours: compile here, say why
+                self._worker_failed(exc)
+            else:
+                self.worker_compiles += 1
+                return compiled
+        return self.jit.compile(ir)
+
+    def _worker_failed(self, exc: Exception) -> None:
+        """Say once per JitGraph that the worker failed (and keep the newest reason)."""
+        first = self.worker_error is None
+        self.worker_error = exc
+        if first:
+            warnings.warn(
+                f"oscen: compiling in-process, the compile worker failed: {exc}",
+                JitWorkerWarning,
+                stacklevel=3,
+            )
+
     def _compile_version(self) -> int:
         """Compile the graph as it is now; returns the version compiled (or that failed)."""
         requested = self._requested_at
@@ -693,7 +743,7 @@ class JitGraph:
             key = ir.key()
             compiled = self._cache.get(key)
             if compiled is None:
-                compiled = self.jit.compile(ir)
+                compiled = self._compile_ir(ir)
                 self._cache[key] = compiled
                 while len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
