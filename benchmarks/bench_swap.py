@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import inspect
 import os
 import statistics
 import sys
@@ -53,6 +54,8 @@ from oscen.jit import JitGraph
 from oscen.oscillators import Oscillator
 
 SR = 44100.0
+REALTIME_PRIORITY = 10
+"""SCHED_FIFO priority of the player with ``--player realtime`` (audio servers use 10-90)."""
 BUFFER_BLOCKS = 2
 """A device buffering two blocks: a block finished later than two periods after it was asked for
 would be an xrun."""
@@ -95,11 +98,16 @@ class Run:
     boundary: list[float] = field(default_factory=list)
     total: list[float] = field(default_factory=list)
     swap_block: list[float] = field(default_factory=list)
+    compiler: str = "worker"
+    player: str = "normal"
     max_gap: float = 0.0
     max_gap_plain: float = 0.0
+    stalls: list[float] = field(default_factory=list)
     late: int = 0
     blocks: int = 0
     max_gc: float = 0.0
+    worker_compiles: int = 0
+    control: bool = False
 
     @property
     def period(self) -> float:
@@ -113,22 +121,29 @@ class Player(threading.Thread):
     sleeps until a block is asked for, and a block that ends after it was due is an xrun, after
     which the schedule restarts from then, as a device that ran dry does."""
 
-    def __init__(self, jit: JitGraph, block: int) -> None:
+    def __init__(self, jit: JitGraph, block: int, realtime: bool = False) -> None:
         super().__init__(name="bench-player", daemon=True)
+        self.realtime = realtime
         self.jit = jit
         self.block = block
         self.period = block / SR
         self.log: list[tuple[float, float, int]] = []
+        self.due: list[float] = []
+        """When each block was asked for (the player woke for it, or the previous block ended late)."""
         self.late = 0
         self.stop = threading.Event()
 
     def run(self) -> None:
         jit, n, period, log = self.jit, self.block, self.period, self.log
         out = np.empty((1, n))
+        if self.realtime:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(REALTIME_PRIORITY))
         t0 = time.perf_counter()
         k = 0
+        asked = t0
         while not self.stop.is_set():
             start = time.perf_counter()
+            self.due.append(min(start, max(asked, self.log[-1][1] if self.log else start)))
             jit.process_into(out)  # the real-time path: the newest code plays while one compiles
             end = time.perf_counter()
             log.append((start, end, len(jit.swaps)))
@@ -178,26 +193,60 @@ def instrument(jit: JitGraph) -> dict[int, float]:
     return ready
 
 
-def measure(name: str, block: int, switch: float, gc_mode: str, changes: int) -> Run:
-    """One row: ``changes`` uncached topology changes under a real-time player."""
-    run = Run(name, block, switch, gc_mode)
+def make_jit(graph: Graph, gc_mode: str, compiler: str) -> JitGraph:
+    """The JitGraph of a row; ``compiler`` "worker" or "thread" (an oscen without the compile worker
+    has only the thread: its rows say "thread")."""
+    options: dict[str, object] = {"freeze_gc": gc_mode == "frozen"}
+    if "compile_worker" in inspect.signature(JitGraph).parameters:
+        options["compile_worker"] = compiler == "worker"
+    elif compiler == "worker":
+        raise SystemExit("this oscen has no compile worker: run with --compiler thread")
+    return JitGraph(graph, **options)  # type: ignore[arg-type]
+
+
+def warm_worker() -> None:
+    """Start the compile worker and wait until it is ready (JitGraph never waits for it: its first
+    compiles run in-process meanwhile)."""
+    try:
+        from oscen.jit import worker
+    except ImportError:
+        return
+    if not worker.shared().wait_ready(60.0):
+        raise SystemExit("the compile worker did not start")
+
+
+def measure(
+    name: str,
+    block: int,
+    switch: float,
+    gc_mode: str,
+    changes: int,
+    compiler: str = "worker",
+    player_mode: str = "normal",
+    control: bool = False,
+) -> Run:
+    """One row: ``changes`` uncached topology changes under a real-time player (``control``: the
+    same player for as long, without edits, to show what the machine's load alone costs)."""
+    run = Run(name, block, switch, gc_mode, compiler=compiler, player=player_mode, control=control)
     old_switch = sys.getswitchinterval()
     sys.setswitchinterval(switch)
     graph, feed = GRAPHS[name]()
     tail = graph.add_node(Gain(0.8))
     graph.connect(feed.output, tail.input)
     graph.set_output(tail.output)
-    jit = JitGraph(graph, freeze_gc=gc_mode == "frozen")
+    if compiler == "worker":
+        warm_worker()
+    jit = make_jit(graph, gc_mode, compiler)
     gc_pauses = GcPauses()
     try:
         assert jit.wait_compiled(60.0), jit.last_error
         jit.process_block(block)
         ready = instrument(jit)
-        player = Player(jit, block)
+        player = Player(jit, block, realtime=player_mode == "realtime")
         player.start()
         time.sleep(0.2)
         with gc_pauses:
-            for _ in range(changes):
+            for _ in range(0 if control else changes):
                 edited = time.perf_counter()
                 new_tail = jit.add_node(Gain(0.8))  # a new node id: a new IR, compiled from scratch
                 jit.connect(feed.output, new_tail.input)
@@ -219,17 +268,21 @@ def measure(name: str, block: int, switch: float, gc_mode: str, changes: int) ->
                 run.boundary.append(swap.swapped_at - done)
                 run.total.append(swap.swapped_at - edited)
                 time.sleep(0.03 + 2 * block / SR)  # let the swap block finish; the next edit comes later
+            if control:
+                time.sleep(max(1.0, 0.08 * changes))
         player.stop.set()
-        player.join()
+        player.join(timeout=10.0)
     finally:
         jit.close()
         sys.setswitchinterval(old_switch)
+    run.worker_compiles = getattr(jit, "worker_compiles", 0)
     log = player.log
     # a swap block is one during which the swap count went up (it swapped and bound the new code)
     swapped = [i > 0 and log[i][2] != log[i - 1][2] for i in range(len(log))]
     for i, (start, end, _) in enumerate(log):
         if swapped[i]:
             run.swap_block.append(end - start)
+        run.stalls.append(end - player.due[i])
         if i:
             gap = end - log[i - 1][1]
             run.max_gap = max(run.max_gap, gap)
@@ -247,20 +300,34 @@ def ms(x: float) -> str:
 
 
 def med_max(values: list[float]) -> str:
-    return f"{ms(statistics.median(values))} / {ms(max(values))}"
+    return f"{ms(statistics.median(values))} / {ms(max(values))}" if values else "-"
+
+
+def stall_summary(values: list[float]) -> str:
+    """99th percentile / worst, and how many blocks were more than 3 ms late."""
+    if not values:
+        return "-"
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    over = sum(1 for v in values if v > 0.003)
+    return f"{ms(p99)} / {ms(ordered[-1])} ({over} > 3 ms)"
 
 
 def table(runs: list[Run]) -> str:
     header = (
-        "| graph | block (period) | switch | gc | compile | prepare | boundary | to new code | swap block "
-        "| max gap | gap w/o swap | max GC | late |"
+        "| graph | block (period) | switch | gc | compiler | player | compile | prepare | boundary | to new code "
+        "| swap block | max gap | gap w/o swap | stall p99 / max | max GC | late |"
     )
     lines = [header, "|" + "|".join("---" for _ in range(header.count("|") - 1)) + "|"]
     for r in runs:
+        compiler = "none (control)" if r.control else r.compiler
+        if r.compiler == "worker" and not r.control:
+            compiler += f" ({r.worker_compiles}/{len(r.compile)})"
         lines.append(
-            f"| {r.graph} | {r.block} ({ms(r.period)} ms) | {r.switch * 1e3:g} ms | {r.gc_mode} | {med_max(r.compile)} "
-            f"| {med_max(r.prepare)} | {med_max(r.boundary)} | {med_max(r.total)} | {med_max(r.swap_block)} "
-            f"| {ms(r.max_gap)} | {ms(r.max_gap_plain)} | {ms(r.max_gc)} | {r.late}/{r.blocks} |"
+            f"| {r.graph} | {r.block} ({ms(r.period)} ms) | {r.switch * 1e3:g} ms | {r.gc_mode} | {compiler} "
+            f"| {r.player} | {med_max(r.compile)} | {med_max(r.prepare)} | {med_max(r.boundary)} "
+            f"| {med_max(r.total)} | {med_max(r.swap_block)} | {ms(r.max_gap)} | {ms(r.max_gap_plain)} "
+            f"| {stall_summary(r.stalls)} | {ms(r.max_gc)} | {r.late}/{r.blocks} |"
         )
     return "\n".join(lines)
 
@@ -272,17 +339,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blocks", nargs="+", type=int, default=[64, 256])
     parser.add_argument("--switch", nargs="+", type=float, default=[sys.getswitchinterval(), 0.001])
     parser.add_argument("--gc", nargs="+", choices=("frozen", "unfrozen"), default=["frozen"])
+    parser.add_argument(
+        "--compiler",
+        nargs="+",
+        choices=("worker", "thread"),
+        default=["worker"],
+        help="where background compiles run: the compile worker process, or the compiler thread alone",
+    )
+    parser.add_argument(
+        "--player",
+        nargs="+",
+        choices=("normal", "realtime"),
+        default=["normal"],
+        help="the player thread's scheduling: normal, or SCHED_FIFO as an audio thread has (needs the right)",
+    )
+    parser.add_argument(
+        "--control", action="store_true", help="also a row per setting with the player alone, no edits"
+    )
     args = parser.parse_args(argv)
     runs = []
     for name in args.graphs:
         for block in args.blocks:
             for switch in args.switch:
                 for gc_mode in args.gc:
-                    runs.append(measure(name, block, switch, gc_mode, args.changes))
-                    print(
-                        f"  {name} block {block} switch {switch * 1e3:g} ms gc {gc_mode}: done",
-                        file=sys.stderr,
-                    )
+                    for player_mode in args.player:
+                        rows = [(c, False) for c in args.compiler] + (
+                            [("thread", True)] if args.control else []
+                        )
+                        for compiler, control in rows:
+                            runs.append(
+                                measure(
+                                    name, block, switch, gc_mode, args.changes, compiler, player_mode, control
+                                )
+                            )
+                            print(
+                                f"  {name} block {block} switch {switch * 1e3:g} ms gc {gc_mode} {compiler} "
+                                f"{player_mode}{' control' if control else ''}: done",
+                                file=sys.stderr,
+                            )
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
         f"bench_swap: {args.changes} topology changes per row, times in ms as median / worst; "

@@ -53,6 +53,7 @@ from ..graph.node import Node
 from .compiler import CompiledGraph, CraneliftJit, NodeFault, NodeTimeout, _fault_type
 from .frontend import JitError
 from .frontend.typing import settled
+from .layout import Layout
 from .state import CopyPlan, GraphState
 from .worker import WorkerUnavailable
 from .worker import enabled as worker_enabled
@@ -78,6 +79,28 @@ class _Ready:
     plan: CopyPlan | None = None
     """What the swap copies from the state that played when the compile finished (if it still
     plays at the swap; else the swap works it out)."""
+    loaded: bool = False
+    """``state`` holds the graph's values of what ``plan`` does not copy (nodes the plan only
+    partly covers; fresh nodes are loaded at the swap). Until then it holds zeros: a swap with
+    another plan loads every node from the graph first."""
+
+
+def _partly_covered(state: GraphState, old: GraphState) -> set[int]:
+    """Nodes of ``state`` that ``old`` has too, but with a field a copy plan from ``old`` leaves
+    out (as :meth:`GraphState.copy_plan` decides): those take that field from the node objects."""
+    partial: set[int] = set()
+    for nid, nl in state.layout.nodes.items():
+        src = old.layout.nodes.get(nid)
+        if src is None:
+            continue  # fresh: loaded at the swap
+        if (
+            any(name not in src.scalars for name in nl.scalars)
+            or any(name not in src.arrays or src.arrays[name][2] != a[2] for name, a in nl.arrays.items())
+            or any(name not in src.params for name in nl.params)
+            or any(name not in src.external_queues for name in nl.external_queues)
+        ):
+            partial.add(nid)
+    return partial
 
 
 SWAP_HISTORY = 256
@@ -619,7 +642,10 @@ class JitGraph:
         # do in the code playing now: it is still the newest code there is.
         if old is not None:
             plan = ready.plan
-            if plan is None or not plan.fits(old.state):
+            if plan is None or not plan.fits(old.state) or not ready.loaded:
+                # Not the state the compile thread planned for (rare): every node's values from
+                # the graph first, then the copy over them (GraphState.from_graph's order).
+                ready.state.load_from_graph(self.graph)
                 plan = ready.state.copy_plan(old.state)
             ready.state.copy_nodes_from(old.state, plan)
             # Nodes the old code did not run: take their latest values from the node objects.
@@ -736,9 +762,16 @@ class JitGraph:
                     return version
                 try:
                     ir = settled(self.graph.to_ir())
-                    state = GraphState.from_graph(self.graph, self.jit.max_block, ir)
                 except GraphError:
                     return version
+                graph_uid = self.graph.uid
+            # The state's values are not loaded here: a hot swap copies them from the state that
+            # plays (the plan below) and loads the rest from the node objects (see _Ready.loaded).
+            try:
+                state = GraphState(ir, Layout.of(ir, self.jit.max_block))
+            except GraphError:
+                return version
+            state.graph_uid = graph_uid
             t0 = time.perf_counter()
             key = ir.key()
             compiled = self._cache.get(key)
@@ -771,6 +804,14 @@ class JitGraph:
         if cur is not None:
             try:
                 ready.plan = state.copy_plan(cur.state)
+                # What the plan leaves out of nodes the playing state has (an array of another
+                # length, a new attribute...) comes from the node objects, loaded here; the swap
+                # then copies the rest over it.
+                partial = _partly_covered(state, cur.state)
+                if partial:
+                    with self._edit_lock:
+                        state.load_from_graph(self.graph, partial)
+                ready.loaded = True
             except Exception:  # noqa: BLE001 - only a head start: the swap works it out (and says why)
                 ready.plan = None
         self._pending.append(ready)
