@@ -56,6 +56,10 @@ from oscen.oscillators import Oscillator
 SR = 44100.0
 REALTIME_PRIORITY = 10
 """SCHED_FIFO priority of the player with ``--player realtime`` (audio servers use 10-90)."""
+POLL = 0.002
+"""Seconds between the editing thread's looks at whether its edit plays (the swap's time comes from
+JitGraph's SwapRecord, not from this): every look takes the GIL, and an editor polling at 2 kHz
+was one more thread the OS could preempt holding it."""
 BUFFER_BLOCKS = 2
 """A device buffering two blocks: a block finished later than two periods after it was asked for
 would be an xrun."""
@@ -258,11 +262,11 @@ def measure(
                 while jit.compiled_version != version:
                     if time.perf_counter() > deadline:
                         raise RuntimeError(f"version {version} never swapped in: {jit.last_error!r}")
-                    time.sleep(0.0005)
+                    time.sleep(POLL)
                 swap = jit.swaps[-1]
                 run.compile.append(swap.compile_seconds)
                 while version not in ready and time.perf_counter() < deadline:
-                    time.sleep(0.0005)  # swapped in before the compiler thread's call returned
+                    time.sleep(POLL)  # swapped in before the compiler thread's call returned
                 done = min(ready[version], swap.swapped_at)
                 run.prepare.append(done - edited - swap.compile_seconds)
                 run.boundary.append(swap.swapped_at - done)
