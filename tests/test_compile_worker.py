@@ -229,3 +229,29 @@ def test_generated_classes_compile_in_process(ready_worker: worker.CompileWorker
         worker.fingerprints(settled(graph.to_ir()))
     assert not info.value.failed and cls.__module__ in str(info.value)
     graph.remove_node(node)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_a_forked_child_does_not_use_the_parents_worker(ready_worker: worker.CompileWorker) -> None:
+    pid = os.fork()
+    if pid == 0:  # the child: only check, then leave at once (no cleanup of the parent's things)
+        os._exit(0 if worker._shared is None and worker.shared() is not ready_worker else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert ready_worker.alive  # the parent's worker is untouched
+
+
+def test_close_does_not_wait_long_for_a_busy_worker() -> None:
+    own = worker.CompileWorker()
+    try:
+        assert own.wait_ready(TIMEOUT)
+        proc = own._proc
+        assert proc is not None
+        assert own._lock.acquire(timeout=1.0)  # as a compile under way on another thread holds it
+        try:
+            own.close(timeout=0.2)
+        finally:
+            own._lock.release()
+        assert proc.poll() is not None and not own.alive
+    finally:
+        own.close()

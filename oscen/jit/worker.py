@@ -309,18 +309,25 @@ class CompileWorker:
                 pass
 
     def close(self, timeout: float = 2.0) -> None:
-        """Stop the worker process (it is started again by a later compile)."""
-        with self._lock:
+        """Stop the worker process (it is started again by a later compile). A compile under way
+        on another thread is waited for ``timeout`` seconds at most, then the worker is killed
+        (that compile then runs in-process)."""
+        locked = self._lock.acquire(timeout=timeout)
+        try:
             proc = self._proc
             if proc is None:
                 return
-            try:
-                assert proc.stdin is not None
-                proc.stdin.close()  # the worker exits at end of file
-                proc.wait(timeout=timeout)
-            except Exception:  # noqa: BLE001 - did not exit in time: kill it
-                pass
+            if locked:
+                try:
+                    assert proc.stdin is not None
+                    proc.stdin.close()  # the worker exits at end of file
+                    proc.wait(timeout=timeout)
+                except Exception:  # noqa: BLE001 - did not exit in time: kill it
+                    pass
             self._kill(failed=False)
+        finally:
+            if locked:
+                self._lock.release()
 
     @property
     def alive(self) -> bool:
@@ -470,6 +477,18 @@ def shared() -> CompileWorker:
         if _shared is None:
             _shared = CompileWorker()
         return _shared
+
+
+def _forget_after_fork() -> None:
+    """In a forked child: the parent's worker (its pipes, its lock) is not this process's to use;
+    the child starts its own when it needs one."""
+    global _shared, _shared_lock
+    _shared = None
+    _shared_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def shutdown() -> None:
