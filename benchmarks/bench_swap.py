@@ -9,27 +9,42 @@ lowpass -> gain, 3 nodes) and ``voices64`` (64 sines, each through its own lowpa
 nodes). Block sizes 64 and 256, each with Python's default GIL switch interval (5 ms) and with
 ``sys.setswitchinterval(0.001)``.
 
+Each row is one setting; ``--compiler worker thread`` compares JitGraph's compile worker process
+(the default) with compiling on the compiler thread alone (``compile_worker=False``; an oscen
+without the worker has only that), ``--player normal realtime`` a player at the default CPU
+priority with one at SCHED_FIFO (as an audio thread under JACK or a real-time PortAudio host has;
+needs the right to), and ``--control`` adds a row per setting with the same player alone for as
+long, no edits: what the machine's other load costs by itself (on a shared, loaded machine that
+alone can exceed the targets at normal priority). The editing thread looks at whether its edit
+plays every ``POLL`` seconds.
+
 Columns
 -------
-* ``compile``: ``jit.compile`` alone (``SwapRecord.compile_seconds``: lowering in Python, then
-  Cranelift, which runs without the GIL).
+* ``compiler``: where the compiles ran: "worker (k/n)" is k of the n compiles in the worker.
+* ``compile``: ``jit.compile`` (or the worker's round trip, deserialising included) alone
+  (``SwapRecord.compile_seconds``).
 * ``prepare``: from the edit to the code being ready, minus the compile: the compiler thread's
-  2 ms coalescing pause, IR extraction and building the new GraphState.
+  2 ms coalescing pause, IR extraction, the bind and the copy plan (each started just after a
+  block ends, see ``jitgraph._Beat``).
 * ``boundary``: ready -> swapped in at the next block boundary (on average half a period).
 * ``to new code``: edit -> the block that runs the new code starts (median / worst).
-* ``swap block``: how long that first block takes to process (it binds the new code to its state).
-* ``max gap``: the longest time between two consecutive block completions, over the whole run,
-  against the period; ``gap w/o swap`` excludes the swap blocks, leaving the player's stalls
-  while the compiler thread holds the GIL. ``late`` counts blocks finished after their due time
-  plus two periods of device buffer (what would be heard as an xrun); the player's schedule then
-  restarts, as a device's does.
+* ``swap block``: how long that first block takes to process (the swap copies the state over).
+* ``max gap``: the longest time between two consecutive block completions, over the whole run;
+  it includes the player's sleep, so it is at least one period (1.5 ms at 64, 5.8 ms at 256).
+  ``gap w/o swap`` excludes the swap blocks.
+* ``stall p99 / max``: per block, from when it was due (the player woke for it, or the block
+  before ended late) to its end: the time the processing thread was held up plus its own work
+  (0.1-0.5 ms), the 99th percentile and the worst, and how many blocks took more than 3 ms.
+* ``late`` counts blocks finished after their due time plus two periods of device buffer (what
+  would be heard as an xrun); the player's schedule then restarts, as a device's does.
 * ``max GC``: the longest garbage collection during the changes (it stops every thread, the
   player's too). ``--gc frozen`` (the default) is JitGraph's default (``freeze_gc=True``: one full
   collection when the JitGraph is made, then ``gc.freeze()``, and after each compile a collection
   of what is new since, then freeze again); ``--gc unfrozen`` rows use ``freeze_gc=False``.
 
 Usage: python benchmarks/bench_swap.py [--changes 50] [--graphs seed voices64] [--blocks 64 256]
-       [--switch 0.005 0.001] [--gc frozen unfrozen]
+       [--switch 0.005 0.001] [--gc frozen unfrozen] [--compiler worker thread]
+       [--player normal realtime] [--control]
 """
 
 from __future__ import annotations
