@@ -156,7 +156,10 @@ class Player(threading.Thread):
         jit, n, period, log = self.jit, self.block, self.period, self.log
         out = np.empty((1, n))
         if self.realtime:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(REALTIME_PRIORITY))
+            try:
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(REALTIME_PRIORITY))
+            except (OSError, AttributeError):  # no right to (or no such call here): normal priority
+                self.realtime = False
         t0 = time.perf_counter()
         k = 0
         asked = t0
@@ -261,6 +264,7 @@ def measure(
         assert jit.wait_compiled(60.0), jit.last_error
         jit.process_block(block)
         ready = instrument(jit)
+        worker_before = getattr(jit, "worker_compiles", 0)
         player = Player(jit, block, realtime=player_mode == "realtime")
         player.start()
         time.sleep(0.2)
@@ -294,7 +298,9 @@ def measure(
     finally:
         jit.close()
         sys.setswitchinterval(old_switch)
-    run.worker_compiles = getattr(jit, "worker_compiles", 0)
+    run.worker_compiles = getattr(jit, "worker_compiles", 0) - worker_before
+    if player_mode == "realtime" and not player.realtime:
+        run.player = "realtime refused: normal"
     log = player.log
     # a swap block is one during which the swap count went up (it swapped and bound the new code)
     swapped = [i > 0 and log[i][2] != log[i - 1][2] for i in range(len(log))]
