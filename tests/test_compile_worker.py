@@ -133,7 +133,7 @@ def test_unanswering_worker_times_out_and_is_stopped() -> None:
         assert own.wait_ready(TIMEOUT)
         proc = own._proc
         assert proc is not None
-        os.kill(proc.pid, signal.SIGSTOP)  # alive, but never answers
+        os.kill(proc.pid, signal.SIGSTOP)  # alive, but never reads nor answers
         graph, _, _ = voices(2)
         ir = settled(graph.to_ir())
         started = time.perf_counter()
@@ -255,3 +255,16 @@ def test_close_does_not_wait_long_for_a_busy_worker() -> None:
         assert proc.poll() is not None and not own.alive
     finally:
         own.close()
+
+
+def test_a_request_larger_than_the_pipe_does_not_hang_on_a_reader_that_stopped() -> None:
+    read, write = os.pipe()
+    try:
+        os.set_blocking(write, False)
+        started = time.perf_counter()
+        with pytest.raises(worker.WorkerUnavailable, match="did not take the request"):
+            worker._write_all(write, bytes(1 << 20), time.perf_counter() + 0.3)
+        assert time.perf_counter() - started < TIMEOUT
+    finally:
+        os.close(read)
+        os.close(write)
