@@ -784,6 +784,9 @@ class JitGraph:
     def _worker_failed(self, exc: Exception) -> None:
         """Say once per JitGraph that the worker failed (and keep the newest reason)."""
         first = self.worker_error is None
+        # without its traceback: its frames hold this JitGraph, and a cycle through a frozen
+        # JitGraph (gc.freeze) would keep it, and its compiler thread, alive for good
+        exc.__traceback__ = exc.__context__ = exc.__cause__ = None
         self.worker_error = exc
         if first:
             warnings.warn(

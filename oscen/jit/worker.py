@@ -44,16 +44,19 @@ from typing import Any, BinaryIO
 
 from ..graph.ir import GraphIR, resolve_node_class
 
-NICE = 10
-"""How much lower the worker's CPU priority is (``os.nice``): the processing thread, when it wakes,
-preempts the worker's compile (both its Python and Cranelift's threads) rather than wait for a CPU."""
+NICE = 5
+"""How much lower the worker's CPU priority is (``os.nice``, once it has imported oscen): the
+processing thread, when it wakes, preempts the worker's compile (its Python and Cranelift's
+threads) rather than wait for a CPU. Mild: on a loaded machine a worker at nice 10 was starved
+for seconds."""
 
-START_TIMEOUT = 20.0
+START_TIMEOUT = 60.0
 """Seconds a starting worker may take to import oscen before it counts as failed."""
 
-COMPILE_TIMEOUT = 5.0
-"""Seconds one compile may take in the worker; then it is stopped (it is stuck or starved) and the
-compile runs in-process. A cold 256-voice compile takes well under a second."""
+COMPILE_TIMEOUT = 20.0
+"""Seconds one compile may take in the worker; then it is stopped (it is stuck) and the compile
+runs in-process. A cold 256-voice compile takes well under a second on a quiet machine; the
+bound is for a worker that stopped, not for a slow one (redoing its work here is no faster)."""
 
 MAX_FAILURES = 3
 """Worker processes that may fail (die, hang, garble) per process before the worker is given up on."""
@@ -270,8 +273,9 @@ class CompileWorker:
         if self._failures >= MAX_FAILURES:
             raise WorkerUnavailable(f"the compile worker failed {self._failures} times; compiling in-process")
         env = dict(os.environ)
-        paths = [p for p in sys.path if p and os.path.isdir(p)]
-        env["PYTHONPATH"] = os.pathsep.join(paths)
+        # the worker imports this very oscen (a checkout on the path, say), and only oscen's nodes
+        home = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (home, env.get("PYTHONPATH", "")) if p)
         try:
             proc = subprocess.Popen(
                 # not ``-m``: the worker's classes must pickle as oscen.jit.worker's, not __main__'s
@@ -598,6 +602,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a stray print must not corrupt the protocol
+    from . import compiler  # noqa: F401 - imported at the parent's priority: a quick start
+
     try:
         os.nice(int(args[0]) if args else NICE)
     except (OSError, ValueError):
