@@ -44,7 +44,10 @@ Columns
 
 Usage: python benchmarks/bench_swap.py [--changes 50] [--graphs seed voices64] [--blocks 64 256]
        [--switch 0.005 0.001] [--gc frozen unfrozen] [--compiler worker thread]
-       [--player normal realtime] [--control]
+       [--player normal realtime] [--control] [--trace N]
+
+``--trace N`` adds, per row, the N longest stalls and what the other threads ran during each
+(``swap_trace.py``); tracing perturbs what it measures a little.
 """
 
 from __future__ import annotations
@@ -67,6 +70,11 @@ from oscen.gain import Gain
 from oscen.graph import Graph, NodeHandle
 from oscen.jit import JitGraph
 from oscen.oscillators import Oscillator
+
+try:
+    import swap_trace  # run as a script: benchmarks/ is on the path
+except ImportError:  # imported as benchmarks.bench_swap
+    from benchmarks import swap_trace
 
 SR = 44100.0
 REALTIME_PRIORITY = 10
@@ -127,6 +135,7 @@ class Run:
     max_gc: float = 0.0
     worker_compiles: int = 0
     control: bool = False
+    trace: str = ""
 
     @property
     def period(self) -> float:
@@ -140,9 +149,12 @@ class Player(threading.Thread):
     sleeps until a block is asked for, and a block that ends after it was due is an xrun, after
     which the schedule restarts from then, as a device that ran dry does."""
 
-    def __init__(self, jit: JitGraph, block: int, realtime: bool = False) -> None:
+    def __init__(self, jit: JitGraph, block: int, realtime: bool = False, trace: bool = False) -> None:
         super().__init__(name="bench-player", daemon=True)
         self.realtime = realtime
+        self.trace = trace
+        self.sched: list[tuple[float, float]] = []
+        """With ``trace``: the player's (CPU seconds, runnable-waiting seconds) after each block."""
         self.jit = jit
         self.block = block
         self.period = block / SR
@@ -169,6 +181,8 @@ class Player(threading.Thread):
             jit.process_into(out)  # the real-time path: the newest code plays while one compiles
             end = time.perf_counter()
             log.append((start, end, len(jit.swaps)))
+            if self.trace:
+                self.sched.append(swap_trace.schedstat())
             if end > t0 + (k + BUFFER_BLOCKS) * period:
                 self.late += 1
                 t0, k = end, 0
@@ -246,6 +260,7 @@ def measure(
     compiler: str = "worker",
     player_mode: str = "normal",
     control: bool = False,
+    trace: int = 0,
 ) -> Run:
     """One row: ``changes`` uncached topology changes under a real-time player (``control``: the
     same player for as long, without edits, to show what the machine's load alone costs)."""
@@ -265,7 +280,10 @@ def measure(
         jit.process_block(block)
         ready = instrument(jit)
         worker_before = getattr(jit, "worker_compiles", 0)
-        player = Player(jit, block, realtime=player_mode == "realtime")
+        player = Player(jit, block, realtime=player_mode == "realtime", trace=trace > 0)
+        tracer = swap_trace.Tracer()
+        if trace:
+            tracer.__enter__()
         player.start()
         time.sleep(0.2)
         with gc_pauses:
@@ -296,6 +314,8 @@ def measure(
         player.stop.set()
         player.join(timeout=10.0)
     finally:
+        if trace:
+            tracer.__exit__()
         jit.close()
         sys.setswitchinterval(old_switch)
     run.worker_compiles = getattr(jit, "worker_compiles", 0) - worker_before
@@ -315,6 +335,11 @@ def measure(
                 run.max_gap_plain = max(run.max_gap_plain, gap)
     run.late = player.late
     run.blocks = len(log)
+    if trace and len(player.sched) == len(log) > 1:
+        blocks = [
+            (player.due[i], log[i][1], *player.sched[i - 1], *player.sched[i]) for i in range(1, len(log))
+        ]
+        run.trace = swap_trace.table(tracer.spans, blocks, trace)
     run.max_gc = max((p for _, p in gc_pauses.pauses), default=0.0)
     return run
 
@@ -381,6 +406,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--control", action="store_true", help="also a row per setting with the player alone, no edits"
     )
+    parser.add_argument(
+        "--trace",
+        type=int,
+        default=0,
+        metavar="N",
+        help="per row, the N longest stalls: the player's CPU / runqueue / blocked time and the stages "
+        "the other threads ran meanwhile (swap_trace.py; Linux)",
+    )
     args = parser.parse_args(argv)
     runs = []
     for name in args.graphs:
@@ -394,7 +427,15 @@ def main(argv: list[str] | None = None) -> int:
                         for compiler, control in rows:
                             runs.append(
                                 measure(
-                                    name, block, switch, gc_mode, args.changes, compiler, player_mode, control
+                                    name,
+                                    block,
+                                    switch,
+                                    gc_mode,
+                                    args.changes,
+                                    compiler,
+                                    player_mode,
+                                    control,
+                                    args.trace,
                                 )
                             )
                             print(
@@ -408,6 +449,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} CPUs, load average {load:.2f} at the end"
     )
     print(table(runs))
+    for r in runs:
+        if r.trace:
+            compiler = "control" if r.control else r.compiler
+            print(
+                f"\nLongest stalls: {r.graph}, block {r.block}, switch {r.switch * 1e3:g} ms, {compiler}, {r.player}"
+            )
+            print(r.trace)
     return 0
 
 
