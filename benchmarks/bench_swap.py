@@ -9,33 +9,52 @@ lowpass -> gain, 3 nodes) and ``voices64`` (64 sines, each through its own lowpa
 nodes). Block sizes 64 and 256, each with Python's default GIL switch interval (5 ms) and with
 ``sys.setswitchinterval(0.001)``.
 
+Each row is one setting; ``--compiler worker thread`` compares JitGraph's compile worker process
+(the default) with compiling on the compiler thread alone (``compile_worker=False``; an oscen
+without the worker has only that), ``--player normal realtime`` a player at the default CPU
+priority with one at SCHED_FIFO (as an audio thread under JACK or a real-time PortAudio host has;
+needs the right to), and ``--control`` adds a row per setting with the same player alone for as
+long, no edits: what the machine's other load costs by itself (on a shared, loaded machine that
+alone can exceed the targets at normal priority). The editing thread looks at whether its edit
+plays every ``POLL`` seconds.
+
 Columns
 -------
-* ``compile``: ``jit.compile`` alone (``SwapRecord.compile_seconds``: lowering in Python, then
-  Cranelift, which runs without the GIL).
+* ``compiler``: where the compiles ran: "worker (k/n)" is k of the n compiles in the worker.
+* ``compile``: ``jit.compile`` (or the worker's round trip, deserialising included) alone
+  (``SwapRecord.compile_seconds``).
 * ``prepare``: from the edit to the code being ready, minus the compile: the compiler thread's
-  2 ms coalescing pause, IR extraction and building the new GraphState.
+  2 ms coalescing pause, IR extraction, the bind and the copy plan (each started just after a
+  block ends, see ``jitgraph._Beat``).
 * ``boundary``: ready -> swapped in at the next block boundary (on average half a period).
 * ``to new code``: edit -> the block that runs the new code starts (median / worst).
-* ``swap block``: how long that first block takes to process (it binds the new code to its state).
-* ``max gap``: the longest time between two consecutive block completions, over the whole run,
-  against the period; ``gap w/o swap`` excludes the swap blocks, leaving the player's stalls
-  while the compiler thread holds the GIL. ``late`` counts blocks finished after their due time
-  plus two periods of device buffer (what would be heard as an xrun); the player's schedule then
-  restarts, as a device's does.
+* ``swap block``: how long that first block takes to process (the swap copies the state over).
+* ``max gap``: the longest time between two consecutive block completions, over the whole run;
+  it includes the player's sleep, so it is at least one period (1.5 ms at 64, 5.8 ms at 256).
+  ``gap w/o swap`` excludes the swap blocks.
+* ``stall p99 / max``: per block, from when it was due (the player woke for it, or the block
+  before ended late) to its end: the time the processing thread was held up plus its own work
+  (0.1-0.5 ms), the 99th percentile and the worst, and how many blocks took more than 3 ms.
+* ``late`` counts blocks finished after their due time plus two periods of device buffer (what
+  would be heard as an xrun); the player's schedule then restarts, as a device's does.
 * ``max GC``: the longest garbage collection during the changes (it stops every thread, the
   player's too). ``--gc frozen`` (the default) is JitGraph's default (``freeze_gc=True``: one full
   collection when the JitGraph is made, then ``gc.freeze()``, and after each compile a collection
   of what is new since, then freeze again); ``--gc unfrozen`` rows use ``freeze_gc=False``.
 
 Usage: python benchmarks/bench_swap.py [--changes 50] [--graphs seed voices64] [--blocks 64 256]
-       [--switch 0.005 0.001] [--gc frozen unfrozen]
+       [--switch 0.005 0.001] [--gc frozen unfrozen] [--compiler worker thread]
+       [--player normal realtime] [--control] [--trace N]
+
+``--trace N`` adds, per row, the N longest stalls and what the other threads ran during each
+(``swap_trace.py``); tracing perturbs what it measures a little.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import inspect
 import os
 import statistics
 import sys
@@ -52,7 +71,18 @@ from oscen.graph import Graph, NodeHandle
 from oscen.jit import JitGraph
 from oscen.oscillators import Oscillator
 
+try:
+    import swap_trace  # run as a script: benchmarks/ is on the path
+except ImportError:  # imported as benchmarks.bench_swap
+    from benchmarks import swap_trace
+
 SR = 44100.0
+REALTIME_PRIORITY = 10
+"""SCHED_FIFO priority of the player with ``--player realtime`` (audio servers use 10-90)."""
+POLL = 0.002
+"""Seconds between the editing thread's looks at whether its edit plays (the swap's time comes from
+JitGraph's SwapRecord, not from this): every look takes the GIL, and an editor polling at 2 kHz
+was one more thread the OS could preempt holding it."""
 BUFFER_BLOCKS = 2
 """A device buffering two blocks: a block finished later than two periods after it was asked for
 would be an xrun."""
@@ -95,11 +125,17 @@ class Run:
     boundary: list[float] = field(default_factory=list)
     total: list[float] = field(default_factory=list)
     swap_block: list[float] = field(default_factory=list)
+    compiler: str = "worker"
+    player: str = "normal"
     max_gap: float = 0.0
     max_gap_plain: float = 0.0
+    stalls: list[float] = field(default_factory=list)
     late: int = 0
     blocks: int = 0
     max_gc: float = 0.0
+    worker_compiles: int = 0
+    control: bool = False
+    trace: str = ""
 
     @property
     def period(self) -> float:
@@ -113,25 +149,40 @@ class Player(threading.Thread):
     sleeps until a block is asked for, and a block that ends after it was due is an xrun, after
     which the schedule restarts from then, as a device that ran dry does."""
 
-    def __init__(self, jit: JitGraph, block: int) -> None:
+    def __init__(self, jit: JitGraph, block: int, realtime: bool = False, trace: bool = False) -> None:
         super().__init__(name="bench-player", daemon=True)
+        self.realtime = realtime
+        self.trace = trace
+        self.sched: list[tuple[float, float]] = []
+        """With ``trace``: the player's (CPU seconds, runnable-waiting seconds) after each block."""
         self.jit = jit
         self.block = block
         self.period = block / SR
         self.log: list[tuple[float, float, int]] = []
+        self.due: list[float] = []
+        """When each block was asked for (the player woke for it, or the previous block ended late)."""
         self.late = 0
         self.stop = threading.Event()
 
     def run(self) -> None:
         jit, n, period, log = self.jit, self.block, self.period, self.log
         out = np.empty((1, n))
+        if self.realtime:
+            try:
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(REALTIME_PRIORITY))
+            except (OSError, AttributeError):  # no right to (or no such call here): normal priority
+                self.realtime = False
         t0 = time.perf_counter()
         k = 0
+        asked = t0
         while not self.stop.is_set():
             start = time.perf_counter()
+            self.due.append(min(start, max(asked, self.log[-1][1] if self.log else start)))
             jit.process_into(out)  # the real-time path: the newest code plays while one compiles
             end = time.perf_counter()
             log.append((start, end, len(jit.swaps)))
+            if self.trace:
+                self.sched.append(swap_trace.schedstat())
             if end > t0 + (k + BUFFER_BLOCKS) * period:
                 self.late += 1
                 t0, k = end, 0
@@ -178,26 +229,65 @@ def instrument(jit: JitGraph) -> dict[int, float]:
     return ready
 
 
-def measure(name: str, block: int, switch: float, gc_mode: str, changes: int) -> Run:
-    """One row: ``changes`` uncached topology changes under a real-time player."""
-    run = Run(name, block, switch, gc_mode)
+def make_jit(graph: Graph, gc_mode: str, compiler: str) -> JitGraph:
+    """The JitGraph of a row; ``compiler`` "worker" or "thread" (an oscen without the compile worker
+    has only the thread: its rows say "thread")."""
+    options: dict[str, object] = {"freeze_gc": gc_mode == "frozen"}
+    if "compile_worker" in inspect.signature(JitGraph).parameters:
+        options["compile_worker"] = compiler == "worker"
+    elif compiler == "worker":
+        raise SystemExit("this oscen has no compile worker: run with --compiler thread")
+    return JitGraph(graph, **options)  # type: ignore[arg-type]
+
+
+def warm_worker() -> None:
+    """Start the compile worker and wait until it is ready (JitGraph never waits for it: its first
+    compiles run in-process meanwhile)."""
+    try:
+        from oscen.jit import worker
+    except ImportError:
+        return
+    if not worker.shared().wait_ready(60.0):
+        raise SystemExit("the compile worker did not start")
+
+
+def measure(
+    name: str,
+    block: int,
+    switch: float,
+    gc_mode: str,
+    changes: int,
+    compiler: str = "worker",
+    player_mode: str = "normal",
+    control: bool = False,
+    trace: int = 0,
+) -> Run:
+    """One row: ``changes`` uncached topology changes under a real-time player (``control``: the
+    same player for as long, without edits, to show what the machine's load alone costs)."""
+    run = Run(name, block, switch, gc_mode, compiler=compiler, player=player_mode, control=control)
     old_switch = sys.getswitchinterval()
     sys.setswitchinterval(switch)
     graph, feed = GRAPHS[name]()
     tail = graph.add_node(Gain(0.8))
     graph.connect(feed.output, tail.input)
     graph.set_output(tail.output)
-    jit = JitGraph(graph, freeze_gc=gc_mode == "frozen")
+    if compiler == "worker":
+        warm_worker()
+    jit = make_jit(graph, gc_mode, compiler)
     gc_pauses = GcPauses()
     try:
         assert jit.wait_compiled(60.0), jit.last_error
         jit.process_block(block)
         ready = instrument(jit)
-        player = Player(jit, block)
+        worker_before = getattr(jit, "worker_compiles", 0)
+        player = Player(jit, block, realtime=player_mode == "realtime", trace=trace > 0)
+        tracer = swap_trace.Tracer()
+        if trace:
+            tracer.__enter__()
         player.start()
         time.sleep(0.2)
         with gc_pauses:
-            for _ in range(changes):
+            for _ in range(0 if control else changes):
                 edited = time.perf_counter()
                 new_tail = jit.add_node(Gain(0.8))  # a new node id: a new IR, compiled from scratch
                 jit.connect(feed.output, new_tail.input)
@@ -209,27 +299,35 @@ def measure(name: str, block: int, switch: float, gc_mode: str, changes: int) ->
                 while jit.compiled_version != version:
                     if time.perf_counter() > deadline:
                         raise RuntimeError(f"version {version} never swapped in: {jit.last_error!r}")
-                    time.sleep(0.0005)
+                    time.sleep(POLL)
                 swap = jit.swaps[-1]
                 run.compile.append(swap.compile_seconds)
                 while version not in ready and time.perf_counter() < deadline:
-                    time.sleep(0.0005)  # swapped in before the compiler thread's call returned
+                    time.sleep(POLL)  # swapped in before the compiler thread's call returned
                 done = min(ready[version], swap.swapped_at)
                 run.prepare.append(done - edited - swap.compile_seconds)
                 run.boundary.append(swap.swapped_at - done)
                 run.total.append(swap.swapped_at - edited)
                 time.sleep(0.03 + 2 * block / SR)  # let the swap block finish; the next edit comes later
+            if control:
+                time.sleep(max(1.0, 0.08 * changes))
         player.stop.set()
-        player.join()
+        player.join(timeout=10.0)
     finally:
+        if trace:
+            tracer.__exit__()
         jit.close()
         sys.setswitchinterval(old_switch)
+    run.worker_compiles = getattr(jit, "worker_compiles", 0) - worker_before
+    if player_mode == "realtime" and not player.realtime:
+        run.player = "realtime refused: normal"
     log = player.log
     # a swap block is one during which the swap count went up (it swapped and bound the new code)
     swapped = [i > 0 and log[i][2] != log[i - 1][2] for i in range(len(log))]
     for i, (start, end, _) in enumerate(log):
         if swapped[i]:
             run.swap_block.append(end - start)
+        run.stalls.append(end - player.due[i])
         if i:
             gap = end - log[i - 1][1]
             run.max_gap = max(run.max_gap, gap)
@@ -237,6 +335,11 @@ def measure(name: str, block: int, switch: float, gc_mode: str, changes: int) ->
                 run.max_gap_plain = max(run.max_gap_plain, gap)
     run.late = player.late
     run.blocks = len(log)
+    if trace and len(player.sched) == len(log) > 1:
+        blocks = [
+            (player.due[i], log[i][1], *player.sched[i - 1], *player.sched[i]) for i in range(1, len(log))
+        ]
+        run.trace = swap_trace.table(tracer.spans, blocks, trace)
     run.max_gc = max((p for _, p in gc_pauses.pauses), default=0.0)
     return run
 
@@ -247,20 +350,34 @@ def ms(x: float) -> str:
 
 
 def med_max(values: list[float]) -> str:
-    return f"{ms(statistics.median(values))} / {ms(max(values))}"
+    return f"{ms(statistics.median(values))} / {ms(max(values))}" if values else "-"
+
+
+def stall_summary(values: list[float]) -> str:
+    """99th percentile / worst, and how many blocks were more than 3 ms late."""
+    if not values:
+        return "-"
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    over = sum(1 for v in values if v > 0.003)
+    return f"{ms(p99)} / {ms(ordered[-1])} ({over} > 3 ms)"
 
 
 def table(runs: list[Run]) -> str:
     header = (
-        "| graph | block (period) | switch | gc | compile | prepare | boundary | to new code | swap block "
-        "| max gap | gap w/o swap | max GC | late |"
+        "| graph | block (period) | switch | gc | compiler | player | compile | prepare | boundary | to new code "
+        "| swap block | max gap | gap w/o swap | stall p99 / max | max GC | late |"
     )
     lines = [header, "|" + "|".join("---" for _ in range(header.count("|") - 1)) + "|"]
     for r in runs:
+        compiler = "none (control)" if r.control else r.compiler
+        if r.compiler == "worker" and not r.control:
+            compiler += f" ({r.worker_compiles}/{len(r.compile)})"
         lines.append(
-            f"| {r.graph} | {r.block} ({ms(r.period)} ms) | {r.switch * 1e3:g} ms | {r.gc_mode} | {med_max(r.compile)} "
-            f"| {med_max(r.prepare)} | {med_max(r.boundary)} | {med_max(r.total)} | {med_max(r.swap_block)} "
-            f"| {ms(r.max_gap)} | {ms(r.max_gap_plain)} | {ms(r.max_gc)} | {r.late}/{r.blocks} |"
+            f"| {r.graph} | {r.block} ({ms(r.period)} ms) | {r.switch * 1e3:g} ms | {r.gc_mode} | {compiler} "
+            f"| {r.player} | {med_max(r.compile)} | {med_max(r.prepare)} | {med_max(r.boundary)} "
+            f"| {med_max(r.total)} | {med_max(r.swap_block)} | {ms(r.max_gap)} | {ms(r.max_gap_plain)} "
+            f"| {stall_summary(r.stalls)} | {ms(r.max_gc)} | {r.late}/{r.blocks} |"
         )
     return "\n".join(lines)
 
@@ -272,23 +389,73 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blocks", nargs="+", type=int, default=[64, 256])
     parser.add_argument("--switch", nargs="+", type=float, default=[sys.getswitchinterval(), 0.001])
     parser.add_argument("--gc", nargs="+", choices=("frozen", "unfrozen"), default=["frozen"])
+    parser.add_argument(
+        "--compiler",
+        nargs="+",
+        choices=("worker", "thread"),
+        default=["worker"],
+        help="where background compiles run: the compile worker process, or the compiler thread alone",
+    )
+    parser.add_argument(
+        "--player",
+        nargs="+",
+        choices=("normal", "realtime"),
+        default=["normal"],
+        help="the player thread's scheduling: normal, or SCHED_FIFO as an audio thread has (needs the right)",
+    )
+    parser.add_argument(
+        "--control", action="store_true", help="also a row per setting with the player alone, no edits"
+    )
+    parser.add_argument(
+        "--trace",
+        type=int,
+        default=0,
+        metavar="N",
+        help="per row, the N longest stalls: the player's CPU / runqueue / blocked time and the stages "
+        "the other threads ran meanwhile (swap_trace.py; Linux)",
+    )
     args = parser.parse_args(argv)
     runs = []
     for name in args.graphs:
         for block in args.blocks:
             for switch in args.switch:
                 for gc_mode in args.gc:
-                    runs.append(measure(name, block, switch, gc_mode, args.changes))
-                    print(
-                        f"  {name} block {block} switch {switch * 1e3:g} ms gc {gc_mode}: done",
-                        file=sys.stderr,
-                    )
+                    for player_mode in args.player:
+                        rows = [(c, False) for c in args.compiler] + (
+                            [("thread", True)] if args.control else []
+                        )
+                        for compiler, control in rows:
+                            runs.append(
+                                measure(
+                                    name,
+                                    block,
+                                    switch,
+                                    gc_mode,
+                                    args.changes,
+                                    compiler,
+                                    player_mode,
+                                    control,
+                                    args.trace,
+                                )
+                            )
+                            print(
+                                f"  {name} block {block} switch {switch * 1e3:g} ms gc {gc_mode} {compiler} "
+                                f"{player_mode}{' control' if control else ''}: done",
+                                file=sys.stderr,
+                            )
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
         f"bench_swap: {args.changes} topology changes per row, times in ms as median / worst; "
         f"{os.cpu_count()} CPUs, load average {load:.2f} at the end"
     )
     print(table(runs))
+    for r in runs:
+        if r.trace:
+            compiler = "control" if r.control else r.compiler
+            print(
+                f"\nLongest stalls: {r.graph}, block {r.block}, switch {r.switch * 1e3:g} ms, {compiler}, {r.player}"
+            )
+            print(r.trace)
     return 0
 
 

@@ -26,6 +26,11 @@ Faults: compiled code that faults hands the rest of the block to the interpreter
 due in it), except for a :class:`NodeTimeout`, which is raised: the interpreter has no time limit,
 and replaying an endless loop there would hang the caller. Faults raised name the node and line.
 
+Background compiles of built-in nodes run in the process's compile worker (:mod:`.worker`), so
+that the frontend and Cranelift hold no GIL here; what stays on the compiler thread (to_ir, the
+bind, the copy plan) starts just after a live block ends. See docs/jit.md, "What a background
+compile costs the audio thread".
+
 Lifetime: :meth:`close` (or ``with JitGraph(...)``) stops the compiler thread; edits after it raise.
 A JitGraph dropped without closing stops its thread too (the thread holds it only weakly).
 """
@@ -53,11 +58,19 @@ from ..graph.node import Node
 from .compiler import CompiledGraph, CraneliftJit, NodeFault, NodeTimeout, _fault_type
 from .frontend import JitError
 from .frontend.typing import settled
+from .layout import Layout
 from .state import CopyPlan, GraphState
+from .worker import WorkerUnavailable
+from .worker import enabled as worker_enabled
+from .worker import shared as shared_worker
 
 
 class JitFallbackWarning(UserWarning):
     """The graph runs interpreted because its code could not be compiled or faulted."""
+
+
+class JitWorkerWarning(UserWarning):
+    """The compile worker failed; compiles run in the playing process instead (still compiled)."""
 
 
 @dataclass
@@ -71,6 +84,28 @@ class _Ready:
     plan: CopyPlan | None = None
     """What the swap copies from the state that played when the compile finished (if it still
     plays at the swap; else the swap works it out)."""
+    loaded: bool = False
+    """``state`` holds the graph's values of what ``plan`` does not copy (nodes the plan only
+    partly covers; fresh nodes are loaded at the swap). Until then it holds zeros: a swap with
+    another plan loads every node from the graph first."""
+
+
+def _partly_covered(state: GraphState, old: GraphState) -> set[int]:
+    """Nodes of ``state`` that ``old`` has too, but with a field a copy plan from ``old`` leaves
+    out (as :meth:`GraphState.copy_plan` decides): those take that field from the node objects."""
+    partial: set[int] = set()
+    for nid, nl in state.layout.nodes.items():
+        src = old.layout.nodes.get(nid)
+        if src is None:
+            continue  # fresh: loaded at the swap
+        if (
+            any(name not in src.scalars for name in nl.scalars)
+            or any(name not in src.arrays or src.arrays[name][2] != a[2] for name, a in nl.arrays.items())
+            or any(name not in src.params for name in nl.params)
+            or any(name not in src.external_queues for name in nl.external_queues)
+        ):
+            partial.add(nid)
+    return partial
 
 
 SWAP_HISTORY = 256
@@ -138,14 +173,17 @@ _freezers = 0
 _freezers_lock = threading.RLock()  # reentrant: a finalizer may run while it is held
 
 
-COMPILE_SWITCH_INTERVAL = 0.0005
+COMPILE_SWITCH_INTERVAL = 0.0002
 """Seconds of Python's thread switch interval while a compiler thread works (if it is longer).
 
-The compile's Python stage holds the GIL for tens of milliseconds; a processing thread that wants
-it back (after every call into the kernel and every sleep) waits up to one switch interval each
+A compile's Python steps in this process (to_ir, the bind, the copy plan; the whole frontend
+when it compiles in-process) hold the GIL for milliseconds; a processing thread that wants it
+back (after every call into the kernel and every sleep) waits up to one switch interval each
 time, 5 ms by default: two waits per block made gaps of 10 ms and more. While any JitGraph
 compiles in the background, the interval is at most this; then it is put back (unless someone
-changed it meanwhile). Cranelift itself runs without the GIL."""
+changed it meanwhile). With the compile worker (:mod:`.worker`) those steps are ~6 ms per
+compile for 64 voices, so switching this often costs little (0.5 ms before: stalls of 2-4 ms
+with a real-time player, 0.2 ms: 1-2 ms in bench_swap). Cranelift runs without the GIL."""
 
 _switching_lock = threading.Lock()
 _switching = 0
@@ -176,6 +214,40 @@ class _FastSwitching:
                 _switch_saved = None
                 if sys.getswitchinterval() == lowered:  # else someone set their own since: theirs
                     sys.setswitchinterval(before)
+
+
+class _Beat:
+    """When the processing thread last finished a live block (``process_into``), so that the
+    compiler thread can start each of its GIL-holding steps just after one: the processing thread
+    then sleeps until its next block, and the step is usually done before it wants the GIL back.
+    (A background thread holding the GIL when the OS preempts it stalls the audio thread until it
+    runs again: measured 5-30 ms on a loaded machine.)"""
+
+    IDLE = 0.05
+    """Seconds without a live block after which nothing counts as playing (no waiting then)."""
+    LIMIT = 0.02
+    """Seconds the compiler thread waits for a block end at most (a block of 512 samples is 12 ms)."""
+
+    def __init__(self) -> None:
+        self.last = 0.0
+        self._cond = threading.Condition(threading.Lock())
+
+    def tick(self) -> None:
+        """A live block ended (the processing thread: never waits for the lock)."""
+        self.last = time.perf_counter()
+        if self._cond.acquire(blocking=False):
+            try:
+                self._cond.notify_all()
+            finally:
+                self._cond.release()
+
+    def after_block(self) -> None:
+        """Wait until a live block has just ended (at most LIMIT); at once when none plays."""
+        start = time.perf_counter()
+        if start - self.last > self.IDLE:
+            return
+        with self._cond:
+            self._cond.wait_for(lambda: self.last >= start, timeout=self.LIMIT)
 
 
 _EXIT = (SystemExit, KeyboardInterrupt)
@@ -229,15 +301,27 @@ class JitGraph:
         crossfade: float = 0.0,
         cache_size: int = 16,
         freeze_gc: bool = True,
+        compile_worker: bool | None = None,
     ) -> None:
         self.graph = graph if graph is not None else Graph(sample_rate)
         self.jit = jit or CraneliftJit()
         self.background = background
         self.crossfade = float(crossfade)
         self.freeze_gc = freeze_gc
+        self.compile_worker = (
+            worker_enabled() if compile_worker is None else bool(compile_worker)
+        ) and background
+        """Background compiles of built-in nodes run in the process's compile worker
+        (:mod:`.worker`: no GIL held here while they run); None: unless ``OSCEN_COMPILE_WORKER=0``."""
+        self.worker_compiles = 0
+        """Compiles the worker did for this JitGraph (the others ran in-process)."""
+        self.worker_error: Exception | None = None
+        """Why the newest compile meant for the worker ran in-process instead, when something went
+        wrong (the worker died, timed out, erred); None when it was only busy or starting."""
         self._edit_lock = threading.Lock()
         self._processing = threading.Lock()
         self._commands: deque[tuple[str, Any]] = deque()
+        self._beat = _Beat()
         self._worker = _Worker()
         self._wake = self._worker.wake
         self._pending: deque[_Ready] = deque(maxlen=1)
@@ -266,6 +350,11 @@ class JitGraph:
             # when another JitGraph froze the collector already.
             gc.collect()
             self._worker.freeze()
+        if self.compile_worker:
+            try:
+                shared_worker().start()  # it imports oscen meanwhile; compiles go in-process till then
+            except Exception as exc:  # noqa: BLE001 - no worker (no subprocesses here?): compile in-process
+                self._worker_failed(exc)
         if background:
             self._thread = threading.Thread(
                 target=_compile_thread, args=(weakref.ref(self), self._worker), name="oscen-jit", daemon=True
@@ -447,9 +536,12 @@ class JitGraph:
                 "process it from one thread only"
             )
         try:
-            return self._process_locked(int(n), live)
+            out = self._process_locked(int(n), live)
         finally:
             self._processing.release()
+        if live:
+            self._beat.tick()
+        return out
 
     def _process_locked(self, n: int, live: bool) -> np.ndarray:
         self._at_block_boundary(live)
@@ -596,7 +688,10 @@ class JitGraph:
         # do in the code playing now: it is still the newest code there is.
         if old is not None:
             plan = ready.plan
-            if plan is None or not plan.fits(old.state):
+            if plan is None or not plan.fits(old.state) or not ready.loaded:
+                # Not the state the compile thread planned for (rare): every node's values from
+                # the graph first, then the copy over them (GraphState.from_graph's order).
+                ready.state.load_from_graph(self.graph)
                 plan = ready.state.copy_plan(old.state)
             ready.state.copy_nodes_from(old.state, plan)
             # Nodes the old code did not run: take their latest values from the node objects.
@@ -675,25 +770,65 @@ class JitGraph:
             )
             self._failed_version = version
 
+    def _compile_ir(self, ir: GraphIR) -> CompiledGraph:
+        """``jit.compile(ir)``: in the compile worker for a background compile when it can, else
+        here (the worker's failures are reported in ``worker_error``, never raised)."""
+        if self.compile_worker and threading.current_thread() is self._thread:
+            try:
+                compiled, _ = shared_worker().compile(ir, self.jit)
+            except WorkerUnavailable as exc:
+                if exc.failed:
+                    self._worker_failed(exc)
+            except Exception as exc:  # noqa: BLE001 - a bug of ours: compile here, say why
+                self._worker_failed(exc)
+            else:
+                self.worker_compiles += 1
+                return compiled
+        return self.jit.compile(ir)
+
+    def _worker_failed(self, exc: Exception) -> None:
+        """Say once per JitGraph that the worker failed (and keep the newest reason)."""
+        first = self.worker_error is None
+        # without its traceback: its frames hold this JitGraph, and a cycle through a frozen
+        # JitGraph (gc.freeze) would keep it, and its compiler thread, alive for good
+        exc.__traceback__ = exc.__context__ = exc.__cause__ = None
+        self.worker_error = exc
+        if first:
+            warnings.warn(
+                f"oscen: compiling in-process, the compile worker failed: {exc}",
+                JitWorkerWarning,
+                stacklevel=3,
+            )
+
     def _compile_version(self) -> int:
         """Compile the graph as it is now; returns the version compiled (or that failed)."""
         requested = self._requested_at
         version = self.graph.version
+        background = threading.current_thread() is self._thread
         try:
+            if background:
+                self._beat.after_block()  # to_ir holds the GIL for milliseconds
             with self._edit_lock:
                 version = self.graph.version
                 if not self.graph.nodes:
                     return version
                 try:
                     ir = settled(self.graph.to_ir())
-                    state = GraphState.from_graph(self.graph, self.jit.max_block, ir)
                 except GraphError:
                     return version
+                graph_uid = self.graph.uid
+            # The state's values are not loaded here: a hot swap copies them from the state that
+            # plays (the plan below) and loads the rest from the node objects (see _Ready.loaded).
+            try:
+                state = GraphState(ir, Layout.of(ir, self.jit.max_block))
+            except GraphError:
+                return version
+            state.graph_uid = graph_uid
             t0 = time.perf_counter()
             key = ir.key()
             compiled = self._cache.get(key)
             if compiled is None:
-                compiled = self.jit.compile(ir)
+                compiled = self._compile_ir(ir)
                 self._cache[key] = compiled
                 while len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
@@ -702,12 +837,16 @@ class JitGraph:
                 self._cache.move_to_end(key)
                 seconds = 0.0
             # Instantiate the kernel on its state here, not on the processing thread at the swap.
+            if background:
+                self._beat.after_block()
             compiled._bind(state)
         except _EXIT:
             raise
         except BaseException as exc:  # noqa: BLE001 - reported; later edits compile again
             self._compile_failed(version, exc)
             return version
+        if background:
+            self._beat.after_block()  # a collection cannot be interrupted, and the plan takes ~1 ms
         if self.freeze_gc:
             # The graph, the IR and the compiled code are long-lived: moving everything alive now
             # out of the collector's reach keeps its full collections, which hold the GIL and so
@@ -721,6 +860,14 @@ class JitGraph:
         if cur is not None:
             try:
                 ready.plan = state.copy_plan(cur.state)
+                # What the plan leaves out of nodes the playing state has (an array of another
+                # length, a new attribute...) comes from the node objects, loaded here; the swap
+                # then copies the rest over it.
+                partial = _partly_covered(state, cur.state)
+                if partial:
+                    with self._edit_lock:
+                        state.load_from_graph(self.graph, partial)
+                ready.loaded = True
             except Exception:  # noqa: BLE001 - only a head start: the swap works it out (and says why)
                 ready.plan = None
         self._pending.append(ready)
