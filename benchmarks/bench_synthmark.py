@@ -73,6 +73,7 @@ Q = 2.0
 PITCHES = (60.0, 64.0, 67.0, 69.0)
 LOAD = 0.9  # VoiceMark_90: voices in 90% of one core
 LN2_OVER_12 = math.log(2.0) / 12.0
+C3, C4, C5, C6 = 1.0 / 6.0, 1.0 / 24.0, 1.0 / 120.0, 1.0 / 720.0  # e ** x's Taylor coefficients
 
 
 class PitchToFrequency(Node):
@@ -81,7 +82,8 @@ class PitchToFrequency(Node):
     ``440 * 2 ** ((pitch + semitones - 69) / 12)``, computed as the note's frequency (exact, once
     per pitch change) times the modulation's factor ``e ** x``, ``x = semitones * ln 2 / 12``: for
     |x| <= 0.05 (0.87 semitones; SynthMark's vibrato is 0.03) a degree-6 Taylor polynomial, within
-    2e-13 of ``e ** x``, in plain arithmetic that runs packed across voices; beyond, ``math.exp``.
+    2e-13 of ``e ** x``, in plain arithmetic that runs packed across voices (Estrin's form: a
+    short dependency chain); beyond, ``math.exp``.
     SynthMark itself looks 2 ** x up in a float table."""
 
     pitch = ValueInput(69.0)
@@ -97,9 +99,12 @@ class PitchToFrequency(Node):
             self._pitch = self.pitch
             self._hz = 440.0 * math.exp2((self.pitch - 69.0) / 12.0)
         x = self.semitones * LN2_OVER_12
-        factor = 1.0 + x * (
-            1.0 + x * (0.5 + x * (1.0 / 6.0 + x * (1.0 / 24.0 + x * (1.0 / 120.0 + x / 720.0))))
-        )
+        # Estrin's scheme: the powers and the pairs of terms are independent, so the latency
+        # from the LFO to the frequency (which the oscillators, the filter and the VCA wait on
+        # within the sample) is four multiply-adds deep rather than seven, and no division.
+        x2 = x * x
+        x4 = x2 * x2
+        factor = ((1.0 + x) + x2 * (0.5 + x * C3)) + x4 * ((C4 + x * C5) + x2 * C6)
         if x > 0.05 or x < -0.05:  # a deep modulation: the library
             factor = math.exp(x)
         self.output = self._hz * factor

@@ -14,6 +14,8 @@ on the sustain level).
 
 from __future__ import annotations
 
+import math
+
 from .graph.endpoints import EventInput, StreamOutput, ValueInput
 from .graph.node import Node
 
@@ -81,6 +83,7 @@ class AdsrEnvelope(Node):
         self._slope = 0.0  # (target - start) / length: the level's step per sample
         self._peak = 0.0
         self._level = 0.0  # the last output
+        self._sustain_seen = math.nan  # the sustain value the held level was computed for
 
     def __repr__(self) -> str:
         return f"AdsrEnvelope({self.attack!r}, {self.decay!r}, {self.sustain!r}, {self.release!r})"
@@ -91,10 +94,11 @@ class AdsrEnvelope(Node):
         return STAGE_NAMES[self._stage]
 
     # ---------------------------------------------------------------- compiled code
-    # The per-sample path is straight-line f64 arithmetic and one select, so voices run packed
-    # across SIMD lanes; stage changes (a gate, the end of a timed stage) are the rare `if` in
-    # process. The ramp is evaluated in every stage (in idle start = slope = 0 gives 0.0, in sustain
-    # it is discarded for the live sustain level), so no per-stage branch is needed.
+    # The per-sample path is straight-line f64 arithmetic, so voices run packed across SIMD
+    # lanes; stage changes (a gate, the end of a timed stage) and a change of ``sustain`` are the
+    # rare `if` in process. Every stage is a ramp: in idle start = slope = 0 gives 0.0, in sustain
+    # start is the held level ``sustain * peak`` (recomputed when ``sustain`` changes) and slope 0,
+    # so no per-stage branch or select is needed.
     def on_gate(self, velocity: float) -> None:
         if velocity > 0.0:
             self._peak = min(velocity, 1.0)
@@ -112,16 +116,20 @@ class AdsrEnvelope(Node):
         self._length = -1.0
 
     def process(self, sample_rate: float) -> None:
-        if self._count >= self._length:  # a stage ends at this sample, or a gate started one
+        # Rare: a stage ends at this sample, a gate started one, or the sustain level moved
+        # (sustain is a ramp of slope 0 from the held level, updated when ``sustain`` changes).
+        if self._count >= self._length or self.sustain != self._sustain_seen:
             self._change_stage(sample_rate)
-        ramp = self._start + self._slope * self._count
-        held = min(max(self.sustain, 0.0), 1.0) * self._peak
-        level = held if self._stage == SUSTAIN else ramp
+        level = self._start + self._slope * self._count
         self._count = self._count + 1.0
         self._level = level
         self.output = level
 
     def _change_stage(self, sample_rate: float) -> None:
+        self._sustain_seen = self.sustain
+        if self._stage == SUSTAIN:  # holds the live sustain level
+            self._start = self._sustain_level()
+            self._target = self._start
         if self._length < 0.0:
             self._length = self._stage_length(self._stage, sample_rate)
         # Leave every timed stage whose end falls on this sample (several if some have length 0);
@@ -154,6 +162,8 @@ class AdsrEnvelope(Node):
             self._length = self._stage_length(DECAY, sample_rate)
         elif stage == DECAY:
             self._stage = SUSTAIN
+            self._start = self._sustain_level()  # the live level (the decay's target was latched)
+            self._target = self._start
             self._length = FOREVER
         else:
             self._stage = IDLE

@@ -18,6 +18,7 @@ import numpy as np
 
 from .graph.endpoints import StreamInput, StreamOutput, ValueInput
 from .graph.node import Node
+from .sine import cos_cycles, sin_cycles
 
 TWO_PI = 2.0 * math.pi
 
@@ -26,6 +27,9 @@ MIN_CUTOFF_HZ = 0.01
 the cookbook formulas degenerate (poles on the unit circle)."""
 MAX_CUTOFF_RATIO = 0.49
 MIN_Q = 0.01
+TINY = 5e-324
+"""The smallest positive float: ``max(x, TINY)`` is ``x`` for every positive ``x`` (and a NaN stays
+NaN), and shows the compiler a divisor is never zero."""
 """Q is clamped to at least MIN_Q (alpha = sin(w0) / 2Q)."""
 DENORMAL = 1.0e-30
 """Outputs below this magnitude are flushed to zero: a filter ringing out into silence would
@@ -89,8 +93,11 @@ class Biquad(Node):
         # The parameter check is a rare branch (taken when a parameter changed): compares and a
         # skipped `if`; the recomputation, outlined by the JIT, sits under it.
         if self.update_every > 1:  # a constant: only one of the two forms is compiled
+            # Both tests are evaluated every sample (they are pure compares): a statement and a
+            # select-free `and` of two predicates, which voice lanes pack into one mask.
             wait = self._wait
-            if wait <= 0.0 and self._changed(sample_rate):
+            stale = self._changed(sample_rate)
+            if stale and wait <= 0.0:
                 self._recompute(sample_rate)
                 wait = float(self.update_every)
             self._wait = max(wait - 1.0, 0.0)
@@ -119,17 +126,25 @@ class Biquad(Node):
         self._last_sample_rate = sample_rate
         self._update_coefficients(sample_rate)
 
-    def _omega(self, sample_rate: float) -> float:
-        # w0 = 2 pi f0 / Fs, with f0 clamped into the usable range
-        f0 = min(max(self.cutoff, MIN_CUTOFF_HZ), MAX_CUTOFF_RATIO * sample_rate)
-        return TWO_PI * f0 / sample_rate
+    _sin_cycles = staticmethod(sin_cycles)  # sin(2 pi p) in plain arithmetic: exact in both engines
+    _cos_cycles = staticmethod(cos_cycles)
 
-    def _alpha(self, w0: float) -> float:
-        return math.sin(w0) / (2.0 * max(self.q, MIN_Q))
+    def _sin_cos(self, sample_rate: float) -> tuple[float, float]:
+        # (sin, cos)(w0) for w0 = 2 pi f0 / Fs, f0 clamped into the usable range: of the cutoff in
+        # cycles per sample, by the polynomial the oscillators use (within 3.2e-16 of the exact
+        # values; plain arithmetic, so a recomputation packs across voice lanes: no call, no branch)
+        # (the sample rate is positive: max with the smallest positive float changes nothing and
+        # lets the compiler drop the division's zero check, so the arm stays pure arithmetic)
+        f0 = min(max(self.cutoff, MIN_CUTOFF_HZ), MAX_CUTOFF_RATIO * sample_rate)
+        cycles = f0 / max(sample_rate, TINY)
+        return self._sin_cycles(cycles), self._cos_cycles(cycles)
+
+    def _alpha(self, sin_w0: float) -> float:
+        return sin_w0 / (2.0 * max(self.q, MIN_Q))
 
     def _set(self, b0: float, b1: float, b2: float, a0: float, a1: float, a2: float) -> None:
         # store the coefficients normalized by a0 (a0 > 0 for every cookbook type with Q > 0)
-        inv = 1.0 / a0
+        inv = 1.0 / max(a0, TINY)  # a0 > 0: max only shows the compiler it is not zero (as above)
         self._b0 = b0 * inv
         self._b1 = b1 * inv
         self._b2 = b2 * inv
@@ -144,9 +159,8 @@ class IirLowpass(Biquad):
     """RBJ lowpass: H(s) = 1 / (s^2 + s/Q + 1). Unity gain at DC, -3 dB at ``cutoff`` for Q = 0.7071."""
 
     def _update_coefficients(self, sample_rate: float) -> None:
-        w0 = self._omega(sample_rate)
-        cos_w0 = math.cos(w0)
-        alpha = self._alpha(w0)
+        sin_w0, cos_w0 = self._sin_cos(sample_rate)
+        alpha = self._alpha(sin_w0)
         b1 = 1.0 - cos_w0
         self._set(0.5 * b1, b1, 0.5 * b1, 1.0 + alpha, -2.0 * cos_w0, 1.0 - alpha)
 
@@ -155,9 +169,8 @@ class IirHighpass(Biquad):
     """RBJ highpass: H(s) = s^2 / (s^2 + s/Q + 1). Unity gain at Nyquist."""
 
     def _update_coefficients(self, sample_rate: float) -> None:
-        w0 = self._omega(sample_rate)
-        cos_w0 = math.cos(w0)
-        alpha = self._alpha(w0)
+        sin_w0, cos_w0 = self._sin_cos(sample_rate)
+        alpha = self._alpha(sin_w0)
         b0 = 0.5 * (1.0 + cos_w0)
         self._set(b0, -2.0 * b0, b0, 1.0 + alpha, -2.0 * cos_w0, 1.0 - alpha)
 
@@ -166,18 +179,17 @@ class IirBandpass(Biquad):
     """RBJ bandpass with constant 0 dB peak gain: H(s) = (s/Q) / (s^2 + s/Q + 1); Q sets the bandwidth."""
 
     def _update_coefficients(self, sample_rate: float) -> None:
-        w0 = self._omega(sample_rate)
-        alpha = self._alpha(w0)
-        self._set(alpha, 0.0, -alpha, 1.0 + alpha, -2.0 * math.cos(w0), 1.0 - alpha)
+        sin_w0, cos_w0 = self._sin_cos(sample_rate)
+        alpha = self._alpha(sin_w0)
+        self._set(alpha, 0.0, -alpha, 1.0 + alpha, -2.0 * cos_w0, 1.0 - alpha)
 
 
 class IirNotch(Biquad):
     """RBJ notch: H(s) = (s^2 + 1) / (s^2 + s/Q + 1); zero gain at ``cutoff``, unity far from it."""
 
     def _update_coefficients(self, sample_rate: float) -> None:
-        w0 = self._omega(sample_rate)
-        cos_w0 = math.cos(w0)
-        alpha = self._alpha(w0)
+        sin_w0, cos_w0 = self._sin_cos(sample_rate)
+        alpha = self._alpha(sin_w0)
         self._set(1.0, -2.0 * cos_w0, 1.0, 1.0 + alpha, -2.0 * cos_w0, 1.0 - alpha)
 
 
@@ -226,9 +238,8 @@ class IirPeak(GainBiquad):
     """RBJ peaking EQ: boost or cut of ``gain_db`` at ``cutoff``, bandwidth set by Q; unity far away."""
 
     def _update_coefficients(self, sample_rate: float) -> None:
-        w0 = self._omega(sample_rate)
-        cos_w0 = math.cos(w0)
-        alpha = self._alpha(w0)
+        sin_w0, cos_w0 = self._sin_cos(sample_rate)
+        alpha = self._alpha(sin_w0)
         a = self._amplitude()
         self._set(
             1.0 + alpha * a, -2.0 * cos_w0, 1.0 - alpha * a, 1.0 + alpha / a, -2.0 * cos_w0, 1.0 - alpha / a
@@ -256,10 +267,9 @@ class IirLowShelf(GainBiquad):
         return cls(cutoff, shelf_q(slope, gain_db), gain_db)
 
     def _update_coefficients(self, sample_rate: float) -> None:
-        w0 = self._omega(sample_rate)
-        cos_w0 = math.cos(w0)
+        sin_w0, cos_w0 = self._sin_cos(sample_rate)
         a = self._amplitude()
-        k = 2.0 * math.sqrt(a) * self._alpha(w0)
+        k = 2.0 * math.sqrt(a) * self._alpha(sin_w0)
         ap1 = a + 1.0
         am1 = a - 1.0
         self._set(
@@ -283,10 +293,9 @@ class IirHighShelf(GainBiquad):
         return cls(cutoff, shelf_q(slope, gain_db), gain_db)
 
     def _update_coefficients(self, sample_rate: float) -> None:
-        w0 = self._omega(sample_rate)
-        cos_w0 = math.cos(w0)
+        sin_w0, cos_w0 = self._sin_cos(sample_rate)
         a = self._amplitude()
-        k = 2.0 * math.sqrt(a) * self._alpha(w0)
+        k = 2.0 * math.sqrt(a) * self._alpha(sin_w0)
         ap1 = a + 1.0
         am1 = a - 1.0
         self._set(

@@ -246,10 +246,14 @@ class Oscillator(Node):
                     # rising jump at phase 0, falling jump at phase `width`
                     fall = p - width  # in (-1, 1)
                     fall = fall + 1.0 if fall < 0.0 else fall
-                    if p < dt or p > 1.0 - dt:
-                        value = value + self._polyblep(p, dt)
-                    if fall < dt or fall > 1.0 - dt:
-                        value = value - self._polyblep(fall, dt)
+                    # one rare test for both jumps (a branch less per sample), then each jump's
+                    rise_near = p < dt or p > 1.0 - dt
+                    fall_near = fall < dt or fall > 1.0 - dt
+                    if rise_near or fall_near:
+                        if rise_near:
+                            value = value + self._polyblep(p, dt)
+                        if fall_near:
+                            value = value - self._polyblep(fall, dt)
             else:
                 q = p + 0.25  # in [0.25, 1.25)
                 q = q - 1.0 if q >= 1.0 else q

@@ -186,3 +186,16 @@ def test_a_stage_change_is_the_only_branch_of_a_sample() -> None:
     ifs = [n for n in ast.walk(tree) if isinstance(n, ast.If)]
     assert len(ifs) == 1 and len(ifs[0].body) == 1
     assert not [n for n in ast.walk(tree) if isinstance(n, (ast.While, ast.For))]
+
+
+def test_the_held_level_follows_a_sustain_that_moves_every_sample() -> None:
+    """Sustain is a ramp of slope 0 from the held level, recomputed when ``sustain`` changes: a
+    sustain that moves every sample (and out of [0, 1]) still gives clamp(sustain) * peak at every
+    held sample, exactly, and the release starts from the last held level."""
+    sr = 1000.0
+    env = AdsrEnvelope(0.002, 0.003, 0.5, 0.004)
+    sustain = np.r_[np.full(10, 0.5), np.linspace(0.9, -0.2, 30), np.full(20, 1.4)]
+    y = run(env, 60, sr, inputs={"sustain": sustain}, events=[(0, "gate", (0.8,)), (50, "gate", (0.0,))])["output"]
+    held = np.clip(sustain, 0.0, 1.0) * 0.8
+    np.testing.assert_array_equal(y[5:51], held[5:51])  # the gate-off sample still outputs it
+    assert y[51] == pytest.approx(held[50] * 3 / 4, abs=1e-15) and y[54] == 0.0

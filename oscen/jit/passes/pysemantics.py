@@ -13,6 +13,7 @@ its own (see :class:`~..kernel.TrapSite`).
 from __future__ import annotations
 
 import math
+import operator
 
 from .. import kernel as k
 from .. import wasm_math
@@ -59,6 +60,14 @@ _W_CMP = {
     "==": Op.I32_EQ,
     "!=": Op.I32_NE,
 }
+_FOLD = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
 _MIRROR = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 _ROUND = {"floor": Op.F64_FLOOR, "ceil": Op.F64_CEIL, "trunc": Op.F64_TRUNC, "round": Op.F64_NEAREST}
 _CHECKED = {
@@ -71,6 +80,53 @@ _CHECKED = {
     "<<": Builder.i_shl,
     ">>": Builder.i_shr,
 }
+
+
+def _positive(e: k.Expr) -> bool:
+    """Whether float ``e`` is > 0 or NaN whatever its operands: a positive constant, ``max`` with a
+    positive operand (Python's ``max(a, b)`` is ``b if b > a else a``: the positive one, something
+    larger, or a NaN first operand), or a constant >= 1 times such a value (no underflow)."""
+    if isinstance(e, k.Const):
+        return isinstance(e.value, float | int) and not isinstance(e.value, bool) and e.value > 0
+    operands = _max_operands(e)
+    if operands is not None:
+        return _positive(operands[0]) or _positive(operands[1])
+    if isinstance(e, k.Binary) and e.op == "*":
+        for c, x in ((e.left, e.right), (e.right, e.left)):
+            if isinstance(c, k.Const) and isinstance(c.value, float) and c.value >= 1.0 and _positive(x):
+                return True
+    return False
+
+
+def _max_operands(e: k.Expr) -> tuple[k.Expr, k.Expr] | None:
+    """(a, b) when ``e`` is ``max(a, b)`` as the frontend lowers it (builtins._min_max, its Lets
+    already sequences here): ``t1 = a; t2 = b; t2 if t2 > t1 else t1``; else None."""
+    if not (isinstance(e, k.Seq) and len(e.body) == 1 and isinstance(e.value, k.Seq)):
+        return None
+    inner = e.value
+    first, second, pick = e.body[0], inner.body[0] if len(inner.body) == 1 else None, inner.value
+    if not (isinstance(first, k.SetLocal) and isinstance(second, k.SetLocal) and isinstance(pick, k.Select)):
+        return None
+    a, b = k.Local(first.value.type, first.name), k.Local(second.value.type, second.name)
+    cond = pick.cond
+    if (
+        isinstance(cond, k.Prim)
+        and cond.op == Op.F64_GT
+        and cond.args == [b, a]
+        and pick.then == b
+        and pick.orelse == a
+    ):
+        return first.value, second.value
+    return None
+
+
+def _never_zero(e: k.Expr) -> bool:
+    """Whether a float divisor can never be zero, so that ``/`` needs no ZeroDivisionError check
+    (which would keep a voice-lane arm from running packed): a non-zero constant or a
+    :func:`_positive` expression."""
+    if isinstance(e, k.Const):
+        return float(e.value) != 0.0
+    return _positive(e)
 
 
 class PySemantics(Rewriter):
@@ -118,7 +174,7 @@ class PySemantics(Rewriter):
             if op == "sq":
                 return self.square(a, e.site)
             if op == "/":
-                if isinstance(e.right, k.Const) and float(e.right.value) != 0.0:
+                if _never_zero(e.right):
                     return p(Op.F64_DIV, a, b)
                 return self.b.f_div(a, b, self.site(e.site))
             if op == "%" and isinstance(e.right, k.Const) and _small_power_of_two(float(e.right.value)):
@@ -174,6 +230,10 @@ class PySemantics(Rewriter):
             }[op]()
         a, b = self.expr(e.left), self.expr(e.right)
         t = e.left.type
+        if t == F and isinstance(a, k.Const) and isinstance(b, k.Const):
+            # two constants (``self.pm != 0.0`` where pm is unconnected): the answer, so that no
+            # compare and branch is left for the backend to fold (Cranelift keeps float compares)
+            return k.Const(B, _FOLD[e.op](float(a.value), float(b.value)))  # type: ignore[arg-type]
         table = _F_CMP if t == F else _I_CMP if t == L else _W_CMP
         return p(table[e.op], a, b)
 
