@@ -108,9 +108,8 @@ def test_fast_loops_off_gives_the_same_bits(monkeypatch) -> None:
     assert_engines_match(slow, fast, exact=True, what="fast loops vs none")
 
 
-@pytest.mark.parametrize("voice", [1, 2, 4])
-def test_a_fault_inside_a_rare_arm_names_the_voice(voice: int) -> None:
-    graph = tickers()
+def fault_of_voice(graph: Graph, voice: int) -> NodeFault:
+    """The fault of compiled ``graph`` after one block, once voice ``voice``'s divisor is 0."""
     ir = graph.to_ir()
     compiled = CraneliftJit().compile(ir)
     state = GraphState.from_graph(graph, ir=ir)
@@ -120,8 +119,14 @@ def test_a_fault_inside_a_rare_arm_names_the_voice(voice: int) -> None:
     state.set_value(tick.divisor, 0.0)
     with pytest.raises(NodeFault) as info:
         compiled.process_block(state, 64)
-    assert isinstance(info.value, ZeroDivisionError)
-    assert info.value.node == f"tick{voice}"
+    return info.value
+
+
+@pytest.mark.parametrize("voice", [1, 2, 4])
+def test_a_fault_inside_a_rare_arm_names_the_voice(voice: int) -> None:
+    fault = fault_of_voice(tickers(), voice)
+    assert isinstance(fault, ZeroDivisionError)
+    assert fault.node == f"tick{voice}"
 
 
 def test_loops_the_split_does_not_understand_are_left_alone() -> None:
