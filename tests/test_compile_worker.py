@@ -268,3 +268,16 @@ def test_a_request_larger_than_the_pipe_does_not_hang_on_a_reader_that_stopped()
     finally:
         os.close(read)
         os.close(write)
+
+
+def test_the_worker_is_on_by_default_only_on_posix_and_env_turns_it_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OSCEN_COMPILE_WORKER", raising=False)
+    monkeypatch.setattr(worker.os, "name", "posix")
+    assert worker.enabled()
+    monkeypatch.setenv("OSCEN_COMPILE_WORKER", "0")
+    assert not worker.enabled()
+    monkeypatch.delenv("OSCEN_COMPILE_WORKER")
+    monkeypatch.setattr(worker.os, "name", "nt")  # select() cannot wait on Windows pipes
+    assert not worker.enabled()

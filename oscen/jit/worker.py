@@ -534,7 +534,10 @@ atexit.register(shutdown)
 
 
 def enabled() -> bool:
-    """Whether JitGraphs compile in the worker by default (``OSCEN_COMPILE_WORKER=0``: never)."""
+    """Whether JitGraphs compile in the worker by default (``OSCEN_COMPILE_WORKER=0``: never).
+    POSIX only: the bounded waits ``select`` on the child's pipes, which Windows does not allow."""
+    if os.name != "posix":
+        return False
     return os.environ.get("OSCEN_COMPILE_WORKER", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
