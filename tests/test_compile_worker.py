@@ -111,6 +111,10 @@ def test_killed_worker_falls_back_in_process_and_restarts(ready_worker: worker.C
         pid = ready_worker.pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + TIMEOUT  # dead before the next compile asks (a race before)
+        while ready_worker.alive and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not ready_worker.alive
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             tail = replace_tail(jit, mix, tail, 0.7)

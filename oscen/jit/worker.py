@@ -402,8 +402,13 @@ class CompileWorker:
             raise WorkerUnavailable("the compile worker is busy with another graph", failed=False)
         try:
             if self._proc is None or self._proc.poll() is not None:
-                self._kill(failed=self._proc is not None)
+                dead = self._proc
+                self._kill(failed=dead is not None)
                 self._start()
+                if dead is not None:  # found dead between compiles: as much a failure as mid-compile
+                    raise WorkerUnavailable(
+                        f"the compile worker died (exit status {dead.returncode}); a new one is starting"
+                    )
             if not self._ready:
                 self._check_ready()
             result = self._request(ir, jit, prints)
