@@ -26,64 +26,8 @@ loop's body itself, has no ``else`` and a pure condition; every other statement 
 
 from __future__ import annotations
 
-import operator
-from typing import Any
-
 from .. import kernel as k
-from ..ops import Op
 from .liveness import _Unknown, _uses
-
-_COMPARE: dict[Any, Any] = {
-    Op.F64_EQ: operator.eq, Op.F64_NE: operator.ne, Op.F64_LT: operator.lt,
-    Op.F64_LE: operator.le, Op.F64_GT: operator.gt, Op.F64_GE: operator.ge,
-}  # fmt: skip
-"""IEEE comparisons of two f64 constants, as Python's floats compare (NaN included)."""
-
-
-def _constant(c: k.Expr) -> bool | None:
-    """The value of ``c`` where it compares two f64 constants, else None."""
-    if type(c) is k.Prim and c.op in _COMPARE and all(type(a) is k.Const for a in c.args):  # type: ignore[attr-defined]
-        a, b = (float(x.value) for x in c.args)  # type: ignore[attr-defined]
-        return bool(_COMPARE[c.op](a, b))  # type: ignore[attr-defined]
-    return None
-
-
-def _fold(stmts: list[k.Stmt]) -> list[k.Stmt]:
-    """``stmts`` without its ifs on two constants (``if 0.0 != 0.0: ...``, an unconnected input's
-    default folded into node code such as the oscillator's ``if self.pm != 0.0``: a test
-    Cranelift would otherwise make on every sample); the list itself when there is none. Only
-    statements are visited and copied (expressions are shared: this runs on every lanes body)."""
-    out: list[k.Stmt] = []
-    changed = False
-    for s in stmts:
-        t = type(s)
-        if t is k.If:
-            value = _constant(s.cond)  # type: ignore[attr-defined]
-            if value is not None:
-                out.extend(_fold(s.body if value else s.orelse))  # type: ignore[attr-defined]
-                changed = True
-                continue
-            body, orelse = _fold(s.body), _fold(s.orelse)  # type: ignore[attr-defined]
-            if body is not s.body or orelse is not s.orelse:  # type: ignore[attr-defined]
-                s = k.If(s.site, s.cond, body, orelse)  # type: ignore[attr-defined]
-                changed = True
-        elif t is k.Block or t is k.Loop:
-            body = _fold(s.body)  # type: ignore[attr-defined]
-            if body is not s.body:  # type: ignore[attr-defined]
-                s = (
-                    k.Block(site=s.site, label=s.label, body=body)  # type: ignore[attr-defined]
-                    if t is k.Block
-                    else k.Loop(site=s.site, label=s.label, cond=s.cond, body=body)  # type: ignore[attr-defined]
-                )
-                changed = True
-        out.append(s)
-    return out if changed else stmts
-
-
-def fold_constant_ifs(fn: k.Function) -> k.Function:
-    """``fn`` without the ifs whose condition compares two f64 constants (the arm taken stays)."""
-    body = _fold(fn.body)
-    return fn if body is fn.body else k.Function(fn.name, fn.params, fn.results, fn.locals, body, fn.export)
 
 
 def _pure(e: k.Expr) -> bool:
@@ -152,7 +96,6 @@ def fast_sample_loop(fn: k.Function, label: str = "sample") -> k.Function:
     _labels(fn.body, taken)
     if any(t == "_fast" or t == "_outer" or t.startswith("_slow") for t in taken):
         return fn
-    fn = fold_constant_ifs(fn)
     j = at[0]
     split = split_loop(fn.body[j])  # type: ignore[arg-type]
     if split is None:
