@@ -9,8 +9,9 @@ a. Interpreted vs compiled, on the seed graph and the demo patch: real-time fact
 b. Compile latency (frontend + codegen, Cranelift, total; median of 5) for chains and parallel
    voices of 10, 100 and 1000 nodes, with a straight-line fit so linear growth (or not) shows;
    then the voices64 shape at 8, 16, 64 and 256 voices (N sines, each into its own IirLowpass,
-   summed by one Gain) and the 101-node graph (50 sine -> lowpass pairs into one gain): compile
-   latency and the compiled real-time factor at block 256.
+   summed by one Gain) and the 101-node graph (50 sine -> lowpass pairs into one gain): latency
+   from patch to playable (the quick tier), of the optimized tier after it, and the real-time
+   factor of each tier at block 256.
 c. The hand-written C of seed and voices64 (``cc -O3 -march=native``) against oscen compiled: the
    ratio says how far oscen is from what plain C does with the same math; a second C row (rotation
    oscillator, voices interleaved) is this machine's practical limit for the patches.
@@ -273,16 +274,72 @@ def section_b(
     return tables, data
 
 
+def tier_latency(jit: Any, build: Callable[[], Any], runs: int) -> tuple[int, dict[str, Any], Any, Any]:
+    """(nodes, medians over ``runs`` fresh graphs, the last graph, the last quick and optimized
+    code) of what JitGraph does for a new topology: ``to_ir``, ``compile_first`` (the quick tier:
+    playable), then ``optimize`` of it (the optimized tier, swapped in when ready)."""
+    samples: dict[str, list[float]] = {
+        k: [] for k in ("to_ir", "frontend", "cranelift", "quick", "playable", "optimized", "opt_frontend")
+    }
+    nodes, graph, first, best = 0, None, None, None
+    for _ in range(runs):
+        graph = build()
+        nodes = len(graph.nodes)
+        gc.collect()
+        t0 = time.perf_counter()
+        ir = graph.to_ir()
+        t1 = time.perf_counter()
+        first = jit.compile_first(ir)
+        t2 = time.perf_counter()
+        best = jit.optimize(first)
+        t3 = time.perf_counter()
+        samples["to_ir"].append(t1 - t0)
+        samples["frontend"].append(first.stats.frontend_seconds)
+        samples["cranelift"].append(first.stats.wasm_seconds)
+        samples["quick"].append(first.stats.total_seconds)
+        samples["playable"].append(t2 - t0)
+        samples["optimized"].append(t3 - t2)
+        samples["opt_frontend"].append(best.stats.frontend_seconds)
+    med: dict[str, Any] = {k: statistics.median(v) for k, v in samples.items()}
+    med.update(
+        first_tier=first.tier,
+        wat_quick=first.stats.wat_bytes,
+        wat_optimized=best.stats.wat_bytes,
+        same_program=best.program is first.program,
+    )
+    return nodes, med, graph, (first, best)
+
+
+def render_times(compiled: Any, graph: Any, seconds: float, runs: int) -> list[float]:
+    """Wall seconds of ``runs`` renders of ``seconds`` by ``compiled`` at block 256 from t = 0 (the
+    state's memory restored before each), after one warm-up render."""
+    from oscen.jit import GraphState
+
+    state = GraphState.from_graph(graph, max_block=BLOCK, ir=compiled.ir)
+    out = np.empty((len(compiled.ir.outputs) or 1, int(round(seconds * SR))))
+    compiled.process_into(state, out[:, :0])
+    snapshot = state.bytes.copy()
+    times = []
+    for r in range(runs + 1):
+        state.bytes[:] = snapshot
+        t = timed(lambda: compiled.process_into(state, out))
+        if r:
+            times.append(t)
+    return times
+
+
 def voice_graph_rows(s: Settings, jit: Any, voice_graphs: Sequence[int]) -> tuple[Table, list[dict[str, Any]]]:
-    """The voices64 shape at each size, and the 101-node graph: compile latency, then the compiled
-    code's real-time factor at block 256 (median of ``runs`` renders, restarting at t = 0)."""
+    """The voices64 shape at each size, and the 101-node graph: latency of the code that plays
+    first (the quick tier) and of the optimized tier that JitGraph swaps in after it, and each
+    tier's real-time factor at block 256 (median of ``runs`` renders, restarting at t = 0)."""
     table = Table(
-        f"b. Voice graphs, {SR:g} Hz: compile latency (ms, median of {s.compile_runs}; the Python stage is to_ir "
-        f"and frontend + codegen, the wasmtime stage Cranelift; total = frontend + codegen + Cranelift, as "
-        f"above) and compiled real-time factor at block {BLOCK} (median of {s.runs} renders of {s.voice_seconds:g} s)",
-        ["graph", "nodes", "to_ir", "frontend+codegen", "Cranelift", "total", "WAT (KiB)", "real-time factor",
-         "ns per voice-sample"],  # fmt: skip
-        align="lrrrrrrrr",
+        f"b. Voice graphs, {SR:g} Hz: latency (ms, median of {s.compile_runs}) from patch to playable (to_ir, then "
+        f"the quick tier: frontend + codegen, Cranelift) and of the optimized tier compiled after it (what "
+        f"JitGraph swaps in); real-time factor of each tier at block {BLOCK} (median of {s.runs} renders of "
+        f"{s.voice_seconds:g} s)",
+        ["graph", "nodes", "to_ir", "quick: frontend+codegen", "quick: Cranelift", "playable", "optimized",
+         "WAT KiB quick / opt", "rtf quick", "rtf optimized", "ns per voice-sample (opt)"],  # fmt: skip
+        align="lrrrrrrrrrr",
     )
     builders: list[tuple[str, int, Callable[[], Any]]] = [
         (f"{n} voices (sine → lowpass, one Gain)", n, lambda n=n: voices_graph(n, SR)) for n in voice_graphs
@@ -290,27 +347,33 @@ def voice_graph_rows(s: Settings, jit: Any, voice_graphs: Sequence[int]) -> tupl
     builders.append(("50 sine → lowpass pairs → gain", 50, lambda: parallel_graph(101, SR)))
     rows = []
     for name, voices, build in builders:
-        nodes, wat, med = compile_latency(jit, build, s.compile_runs)
-        engine = OscenEngine(compiled=True)
-        engine.load(build(), BLOCK)
-        engine.render(s.voice_seconds)  # warm-up
-        times = [timed(lambda engine=engine: engine.render(s.voice_seconds)) for _ in range(s.runs)]
-        engine.close()
-        r = rtf(s.voice_seconds, times)
+        nodes, med, graph, (first, best) = tier_latency(jit, build, s.compile_runs)
+        quick_times = render_times(first, graph, s.voice_seconds, s.runs)
+        times = render_times(best, graph, s.voice_seconds, s.runs)
+        r_quick, r = rtf(s.voice_seconds, quick_times), rtf(s.voice_seconds, times)
         per_voice_sample = statistics.median(times) / (s.voice_seconds * SR * voices) * 1e9
+        first_tier = "" if med["first_tier"] == "quick" else f" ({med['first_tier']})"
         table.add(
             name,
             nodes,
             fmt_ms(med["to_ir"]),
             fmt_ms(med["frontend"]),
             fmt_ms(med["cranelift"]),
-            fmt_ms(med["total"]),
-            f"{wat / 1024:,.0f}",
+            fmt_ms(med["playable"]) + first_tier,
+            fmt_ms(med["optimized"]) + (" (Cranelift only)" if med["same_program"] else ""),
+            f"{med['wat_quick'] / 1024:,.0f} / {med['wat_optimized'] / 1024:,.0f}",
+            fmt_rtf(r_quick),
             fmt_rtf(r),
             f"{per_voice_sample:.1f}",
         )
-        rows.append({"graph": name, "voices": voices, "nodes": nodes, "wat_bytes": wat, **med, "rtf": r,
-                     "render_times": times})  # fmt: skip
+        rows.append({"graph": name, "voices": voices, "nodes": nodes, **med, "rtf_quick": r_quick, "rtf": r,
+                     "render_times": times, "quick_render_times": quick_times})  # fmt: skip
+    table.notes.append(
+        "playable = to_ir + the quick tier's compile (CraneliftJit.compile_first: plain voice bodies, Cranelift opt "
+        "level none with the single-pass register allocator); optimized = CraneliftJit.optimize of it, run after "
+        "(the fast loop and four-voice copy, Cranelift opt level speed). Both tiers lay the state out alike: JitGraph "
+        "plays the quick tier at once and swaps the optimized one in at a block boundary, state kept."
+    )
     table.notes.append(
         "ns per voice-sample = render wall time / (samples × voices): one sine and one biquad, plus a share "
         "of the mix. The machine is shared: expect 10-30 % noise between runs."

@@ -21,12 +21,12 @@ from ..graph import validation as check
 from ..graph.graph import GraphError
 from ..graph.ir import GraphIR
 from . import validate, wasm_math
-from .engine import engine, math_module, watch
+from .engine import TIERS, compile_module, math_module, watch
 from .frontend import JitError
 from .frontend.typing import settled
 from .groups import find_groups
 from .layout import INTERRUPT, LOOP_BUDGET, MAX_BLOCK, NODE, TRAP_SITE, Layout
-from .session import CompileSession
+from .session import CompileSession, SessionView
 from .skeleton import FUSE_NODES, INLINE_MATH_NODES, LANES, Program, SkeletonBuilder
 from .state import GraphState
 from .traps import MATH, TIMEOUT, TRAP_MESSAGES
@@ -74,7 +74,14 @@ class CompiledGraph:
     """Machine code for a whole graph. Run it with ``process_block(state, n)``."""
 
     def __init__(
-        self, ir: GraphIR, program: Any, module: wasmtime.Module, stats: CompileStats, timeout: float
+        self,
+        ir: GraphIR,
+        program: Any,
+        module: wasmtime.Module,
+        stats: CompileStats,
+        timeout: float,
+        tier: str = "optimized",
+        tier_independent: bool = False,
     ) -> None:
         self.ir = ir
         self.program = program
@@ -82,6 +89,11 @@ class CompiledGraph:
         self.module = module
         self.stats = stats
         self.timeout = timeout
+        self.tier = tier
+        """What the code was compiled for: "optimized" or "quick" (see :data:`.engine.TIERS`)."""
+        self.tier_independent = tier_independent
+        """The program (its WebAssembly) is the same for every tier: only Cranelift's settings
+        differ, so :meth:`CraneliftJit.optimize` reuses it (no voice group made a lanes body)."""
         self._outputs = [self.layout.nodes[n].buffers[e] for n, e in ir.outputs]
         self.key = ir.key()
 
@@ -376,6 +388,13 @@ class CraneliftJit:
     at once by its body (:mod:`.passes.lanes`: interleaved, packed in f64x2 pairs); 1 runs them one
     by one.
 
+    ``tier``: what the code is for (docs/jit.md, "Tiers"). "optimized" (the default) runs
+    fastest. "quick" is playable soonest: voice groups' bodies without the fast loop and the
+    four-voice copy (:mod:`.passes.fastpath`, :mod:`.passes.interleave`), and Cranelift at opt
+    level "none" with its single-pass register allocator; it runs slower (~0.6x). Both tiers lay
+    the state out identically, so a state runs on either and a swap between them keeps it
+    (JitGraph plays the quick tier first, then swaps in the optimized one, see :meth:`optimize`).
+
     Each compiler has its own :class:`~.session.CompileSession` (``session``): the node variants it
     has compiled, so that a recompile after an edit redoes only what changed. Compilers share
     nothing mutable; one compiler may compile on several threads at once.
@@ -389,6 +408,7 @@ class CraneliftJit:
         state_in_locals: bool | None = None,
         voice_groups: bool = True,
         lanes: int = LANES,
+        tier: str = "optimized",
     ) -> None:
         self.max_block = check.max_block(max_block, "CraneliftJit")
         self.fuse = check.positive_int(fuse, "CraneliftJit", "fuse")
@@ -398,11 +418,28 @@ class CraneliftJit:
         self.lanes = check.positive_int(lanes, "CraneliftJit", "lanes")
         if self.lanes > 1 and self.lanes % 2:
             raise GraphError(f"CraneliftJit: lanes must be 1 or an even number (f64x2 pairs), got {lanes!r}")
+        self.tier = _tier(tier, "CraneliftJit")
         self.session = CompileSession()
 
-    def program(self, ir: GraphIR) -> Program:
+    def options(self) -> dict[str, Any]:
+        """The constructor's arguments that shape the code (what the compile worker is sent)."""
+        return {
+            "max_block": self.max_block,
+            "fuse": self.fuse,
+            "timeout": self.timeout,
+            "state_in_locals": self.state_in_locals,
+            "voice_groups": self.voice_groups,
+            "lanes": self.lanes,
+            "tier": self.tier,
+        }
+
+    def program(self, ir: GraphIR, tier: str | None = None) -> Program:
         """The whole program for ``ir`` (settled) as kernel IR and its WebAssembly text, before
         Cranelift: what every backend runs (the reference backend takes ``program.module``)."""
+        return self._program(ir, self.tier if tier is None else _tier(tier, "CraneliftJit.program"))[0]
+
+    def _program(self, ir: GraphIR, tier: str) -> tuple[Program, bool]:
+        """(the program for ``tier``, whether it is the same for every tier)."""
         layout = Layout.of(ir, self.max_block)
         groups = find_groups(ir) if self.voice_groups else []
         # Nodes whose code the module holds: a voice group's body counts once.
@@ -410,32 +447,88 @@ class CraneliftJit:
         in_locals = self.state_in_locals
         if in_locals is None:  # faster node code for ordinary graphs, faster compiles for huge ones
             in_locals = compiled <= INLINE_MATH_NODES
-        program = SkeletonBuilder(
+        view = SessionView(self.session)  # counts the lanes bodies this compile asks for
+        builder = SkeletonBuilder(
             ir,
             layout,
             self.fuse,
             in_locals,
-            self.session,
+            view,  # type: ignore[arg-type]
             groups,
             inline_math=compiled <= INLINE_MATH_NODES,
             lanes=self.lanes,
-        ).build()
+        )
+        if tier == "quick":  # the plain lanes body: about 0.7x the WebAssembly for Cranelift
+            builder.fast_loops = False
+            builder.interleave = False
+        program = builder.build()
         if validate.ENABLED:  # the tests' switch (OSCEN_VALIDATE_IR): every kernel they build
             validate.check_program(ir, program, self.session)
-        return program
+        return program, view.lane_bodies == 0
 
-    def compile(self, ir: GraphIR) -> CompiledGraph:
-        """Compile ``ir``. Raises :class:`JitError` for node code outside the compilable subset."""
+    def compile(self, ir: GraphIR, tier: str | None = None) -> CompiledGraph:
+        """Compile ``ir`` (for ``tier``, this compiler's by default). Raises :class:`JitError` for
+        node code outside the compilable subset."""
         if not isinstance(ir, GraphIR):
             raise TypeError(f"compile takes a GraphIR (graph.to_ir()), got {type(ir).__name__}")
+        tier = self.tier if tier is None else _tier(tier, "CraneliftJit.compile")
         t0 = time.perf_counter()
         ir = settled(ir)  # the attribute types every assignment in the node code needs
-        program = self.program(ir)
+        program, independent = self._program(ir, tier)
+        return self._finish(ir, program, independent, tier, t0)
+
+    def compile_first(self, ir: GraphIR) -> CompiledGraph:
+        """The code to play first (what JitGraph compiles for a new topology): the quick tier when
+        its program has at least :data:`QUICK_TIER_WAT` bytes of WebAssembly, where the optimized
+        tier would keep the graph waiting noticeably longer; else the optimized tier at once (one
+        compile, no swap later). A compiler made for the quick tier gives the quick tier."""
+        if not isinstance(ir, GraphIR):
+            raise TypeError(f"compile_first takes a GraphIR (graph.to_ir()), got {type(ir).__name__}")
+        t0 = time.perf_counter()
+        ir = settled(ir)
+        program, independent = self._program(ir, "quick")
+        tier = "quick"
+        if self.tier == "optimized" and len(program.wat) < QUICK_TIER_WAT:
+            tier = "optimized"
+            if not independent:  # small, but its lanes bodies differ: the optimized program
+                program, independent = self._program(ir, tier)
+        return self._finish(ir, program, independent, tier, t0)
+
+    def _finish(self, ir: GraphIR, program: Program, independent: bool, tier: str, t0: float) -> CompiledGraph:
         t1 = time.perf_counter()
-        try:
-            module = wasmtime.Module(engine(), program.wat)
-        except wasmtime.WasmtimeError as exc:  # a bug of ours, not the user's: say so
-            raise JitError(f"internal error: generated WebAssembly did not compile: {exc}") from exc
+        module = _machine_code(program.wat, tier)
         t2 = time.perf_counter()
         stats = CompileStats(t1 - t0, t2 - t1, len(program.wat), len(program.segments))
-        return CompiledGraph(ir, program, module, stats, self.timeout)
+        return CompiledGraph(ir, program, module, stats, self.timeout, tier, independent)
+
+    def optimize(self, compiled: CompiledGraph) -> CompiledGraph:
+        """The optimized tier of ``compiled`` (itself if it is one): the same graph, the same state
+        layout. Where the program does not depend on the tier only Cranelift runs again, on the
+        same WebAssembly (no Python stage)."""
+        if compiled.tier == "optimized":
+            return compiled
+        if not compiled.tier_independent:
+            return self.compile(compiled.ir, "optimized")
+        t0 = time.perf_counter()
+        module = _machine_code(compiled.program.wat, "optimized")
+        stats = CompileStats(0.0, time.perf_counter() - t0, compiled.stats.wat_bytes, compiled.stats.segments)
+        return CompiledGraph(compiled.ir, compiled.program, module, stats, self.timeout, "optimized", True)
+
+
+QUICK_TIER_WAT = 64 * 1024
+"""Bytes of WebAssembly from which :meth:`CraneliftJit.compile_first` starts with the quick tier.
+Below it (a seed patch: one sine, one biquad, 48 KiB) the optimized compile is only ~3 ms
+slower than the quick one, less than a second compile and a swap are worth."""
+
+
+def _tier(tier: Any, call: str) -> str:
+    if tier not in TIERS:
+        raise GraphError(f"{call}: tier must be one of {', '.join(map(repr, TIERS))}, got {tier!r}")
+    return str(tier)
+
+
+def _machine_code(wat: str, tier: str) -> wasmtime.Module:
+    try:
+        return compile_module(wat, tier)
+    except wasmtime.WasmtimeError as exc:  # a bug of ours, not the user's: say so
+        raise JitError(f"internal error: generated WebAssembly did not compile: {exc}") from exc

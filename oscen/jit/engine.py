@@ -29,19 +29,66 @@ watchdog_errors: list[BaseException] = []
 """Errors the watchdog survived (the newest few), for tests and debugging."""
 
 
+TIERS = ("optimized", "quick")
+"""What a compile is for (see docs/jit.md, "Tiers"): ``optimized`` runs fastest (Cranelift at
+opt level "speed", its backtracking register allocator); ``quick`` is playable soonest (opt level
+"none", the single-pass register allocator: 2-3x less Cranelift time, code that runs ~0.6x as
+fast)."""
+
+QUICK_OPT_LEVEL = "none"
+QUICK_REGALLOC = "single_pass"
+
+
+def _config(tier: str) -> wasmtime.Config:
+    config = wasmtime.Config()
+    # SIMD is on by default; relaxed SIMD (f64x2.relaxed_madd) is not. Deterministic:
+    # the same (fused) result on every host, as the reference backend computes it.
+    config.wasm_relaxed_simd = True
+    config.wasm_relaxed_simd_deterministic = True
+    if tier == "quick":
+        # Neither setting is one wasmtime checks when code moves between engines: the quick
+        # engine's machine code loads into the optimized one (see compile_module).
+        config.cranelift_opt_level = QUICK_OPT_LEVEL
+        config.cranelift_flag_set("regalloc_algorithm", QUICK_REGALLOC)
+    else:
+        config.cranelift_opt_level = "speed"
+    return config
+
+
 def engine() -> wasmtime.Engine:
+    """The engine every store, and so every running kernel, belongs to (the optimized tier's)."""
     global _engine
     with _lock:
         if _engine is None:
-            config = wasmtime.Config()
-            config.cranelift_opt_level = "speed"
-            # SIMD is on by default; relaxed SIMD (f64x2.relaxed_madd) is not. Deterministic:
-            # the same (fused) result on every host, as the reference backend computes it.
-            config.wasm_relaxed_simd = True
-            config.wasm_relaxed_simd_deterministic = True
-            _engine = wasmtime.Engine(config)
+            _engine = wasmtime.Engine(_config("optimized"))
             threading.Thread(target=_watch, name="oscen-watchdog", daemon=True).start()
         return _engine
+
+
+_quick_engine: wasmtime.Engine | None = None
+
+
+def quick_engine() -> wasmtime.Engine:
+    """The engine that compiles the quick tier. Nothing runs in it: a wasmtime store belongs to
+    one engine, and a graph's state keeps its store across swaps between tiers, so its modules
+    are moved into :func:`engine` (``serialize``/``deserialize``, ~0.3 ms for 64 voices)."""
+    global _quick_engine
+    engine()
+    with _lock:
+        if _quick_engine is None:
+            _quick_engine = wasmtime.Engine(_config("quick"))
+        return _quick_engine
+
+
+def compile_module(wat: str | bytes, tier: str = "optimized") -> wasmtime.Module:
+    """Machine code for a module (text or binary) compiled for ``tier``, loadable in :func:`engine`'s
+    stores. Releases the GIL while Cranelift works (wasmtime's C API)."""
+    if tier == "optimized":
+        return wasmtime.Module(engine(), wat)
+    if tier != "quick":
+        raise ValueError(f"tier must be one of {', '.join(TIERS)}, got {tier!r}")
+    quick = wasmtime.Module(quick_engine(), wat)
+    return wasmtime.Module.deserialize(engine(), quick.serialize())
 
 
 def watch(binding: Any) -> None:

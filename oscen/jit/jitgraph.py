@@ -73,6 +73,10 @@ class JitWorkerWarning(UserWarning):
     """The compile worker failed; compiles run in the playing process instead (still compiled)."""
 
 
+class JitTierWarning(UserWarning):
+    """The optimized tier could not be compiled: the quick tier plays on (still compiled)."""
+
+
 @dataclass
 class _Ready:
     version: int
@@ -302,9 +306,16 @@ class JitGraph:
         cache_size: int = 16,
         freeze_gc: bool = True,
         compile_worker: bool | None = None,
+        tiered: bool | None = None,
     ) -> None:
         self.graph = graph if graph is not None else Graph(sample_rate)
         self.jit = jit or CraneliftJit()
+        self.tiered = (type(self.jit) is CraneliftJit if tiered is None else bool(tiered)) and background
+        """A new topology plays the quick tier first (``CraneliftJit.compile_first``), and the
+        optimized tier swaps in when the compiler thread has it (docs/jit.md, "Tiers"). None:
+        with a plain CraneliftJit (a subclass's ``compile`` is called as it is), in the background."""
+        self.tier_error: Exception | None = None
+        """Why the newest optimized tier did not compile (the quick tier played on), if it failed."""
         self.background = background
         self.crossfade = float(crossfade)
         self.freeze_gc = freeze_gc
@@ -333,6 +344,8 @@ class JitGraph:
         self._failed_version = -1
         self._requested_at = time.perf_counter()
         self._cache: OrderedDict[str, CompiledGraph] = OrderedDict()
+        self._quick: CompiledGraph | None = None  # the quick tier being optimized (compiler thread)
+        self._done_version = -1  # the newest version whose compiles (every tier) are over
         self._cache_size = cache_size
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -484,16 +497,22 @@ class JitGraph:
         except IndexError:
             return None
 
-    def wait_compiled(self, timeout: float = 10.0) -> bool:
+    def wait_compiled(self, timeout: float = 10.0, first: bool = False) -> bool:
         """Block until code for the current topology is ready (or compiling failed); for offline
-        rendering and tests. Returns True if compiled code is ready or running."""
+        rendering and tests. Returns True if compiled code is ready or running. With tiers, the
+        final code (the optimized tier, or the quick one if that failed); ``first``: whichever
+        code comes first (the quick tier)."""
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline:
             version = self.graph.version
             if self._failed_version == version:
                 return False
             ready = self._peek_pending() or self._current
-            if ready is not None and ready.version == version:
+            if (
+                ready is not None
+                and ready.version == version
+                and (first or ready.compiled.tier == self.jit.tier or self._done_version >= version)
+            ):
                 return True
             if not self.background:
                 self._compile_version()
@@ -770,12 +789,14 @@ class JitGraph:
             )
             self._failed_version = version
 
-    def _compile_ir(self, ir: GraphIR) -> CompiledGraph:
-        """``jit.compile(ir)``: in the compile worker for a background compile when it can, else
-        here (the worker's failures are reported in ``worker_error``, never raised)."""
+    def _compile_ir(self, ir: GraphIR, step: str = "") -> CompiledGraph:
+        """``jit.compile(ir)``, or with ``step`` "first" ``jit.compile_first(ir)`` and "optimized"
+        the optimized tier of the quick code ``_quick`` holds: in the compile worker for a
+        background compile when it can, else here (the worker's failures are reported in
+        ``worker_error``, never raised)."""
         if self.compile_worker and threading.current_thread() is self._thread:
             try:
-                compiled, _ = shared_worker().compile(ir, self.jit)
+                compiled, _ = shared_worker().compile(ir, self.jit, step or None)
             except WorkerUnavailable as exc:
                 if exc.failed:
                     self._worker_failed(exc)
@@ -784,6 +805,10 @@ class JitGraph:
             else:
                 self.worker_compiles += 1
                 return compiled
+        if step == "first":
+            return self.jit.compile_first(ir)
+        if step == "optimized" and self._quick is not None and self._quick.key == ir.key():
+            return self.jit.optimize(self._quick)
         return self.jit.compile(ir)
 
     def _worker_failed(self, exc: Exception) -> None:
@@ -801,7 +826,17 @@ class JitGraph:
             )
 
     def _compile_version(self) -> int:
-        """Compile the graph as it is now; returns the version compiled (or that failed)."""
+        """Compile the graph as it is now; returns the version compiled (or that failed). With
+        tiers, the quick tier is made ready first, then the optimized one (unless an edit came
+        meanwhile: the newer topology is compiled first, and its optimized tier after it)."""
+        version = self.graph.version
+        try:
+            version = self._compile_tiers()
+        finally:
+            self._done_version = max(self._done_version, version)
+        return version
+
+    def _compile_tiers(self) -> int:
         requested = self._requested_at
         version = self.graph.version
         background = threading.current_thread() is self._thread
@@ -817,34 +852,100 @@ class JitGraph:
                 except GraphError:
                     return version
                 graph_uid = self.graph.uid
-            # The state's values are not loaded here: a hot swap copies them from the state that
-            # plays (the plan below) and loads the rest from the node objects (see _Ready.loaded).
-            try:
-                state = GraphState(ir, Layout.of(ir, self.jit.max_block))
-            except GraphError:
-                return version
-            state.graph_uid = graph_uid
             t0 = time.perf_counter()
             key = ir.key()
             compiled = self._cache.get(key)
             if compiled is None:
-                compiled = self._compile_ir(ir)
-                self._cache[key] = compiled
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
+                step = "first" if self.tiered and self.jit.tier == "optimized" else ""
+                compiled = self._compile_ir(ir, step)
+                self._remember(key, compiled)
                 seconds = time.perf_counter() - t0
             else:
                 self._cache.move_to_end(key)
                 seconds = 0.0
-            # Instantiate the kernel on its state here, not on the processing thread at the swap.
-            if background:
-                self._beat.after_block()
-            compiled._bind(state)
+            if not self._make_ready(version, ir, graph_uid, compiled, seconds, requested, background):
+                return version
         except _EXIT:
             raise
         except BaseException as exc:  # noqa: BLE001 - reported; later edits compile again
             self._compile_failed(version, exc)
             return version
+        if compiled.tier == "quick" and self.jit.tier == "optimized":
+            self._optimize(version, ir, graph_uid, compiled, requested, background)
+        return version
+
+    def _remember(self, key: str, compiled: CompiledGraph) -> None:
+        self._cache[key] = compiled
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def _optimize(
+        self, version: int, ir: GraphIR, graph_uid: int, quick: CompiledGraph, requested: float, background: bool
+    ) -> None:
+        """The optimized tier of ``quick``'s topology, made ready to swap in after it, unless the
+        graph changed meanwhile (the newer topology first) or the JitGraph closed. A failure is
+        reported (``tier_error``, one JitTierWarning per JitGraph) and the quick tier plays on."""
+        if self.graph.version != version or self._worker.closed:
+            return
+        t0 = time.perf_counter()
+        self._quick = quick
+        try:
+            compiled = self._compile_ir(ir, "optimized")
+            if compiled.layout.size != quick.layout.size or compiled.key != quick.key:
+                raise JitError("internal error: the optimized tier laid the state out differently")
+        except _EXIT:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - the quick tier plays on; say why once
+            self._tier_failed(exc)
+            return
+        finally:
+            self._quick = None
+        key = ir.key()
+        if self._cache.get(key) is quick:
+            self._remember(key, compiled)
+        try:
+            self._make_ready(version, ir, graph_uid, compiled, time.perf_counter() - t0, requested, background)
+        except _EXIT:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - as above
+            self._tier_failed(exc)
+
+    def _tier_failed(self, exc: BaseException) -> None:
+        first = self.tier_error is None
+        err = exc if isinstance(exc, Exception) else JitError(f"{type(exc).__name__}: {exc}")
+        err.__traceback__ = None  # its frames hold this JitGraph (see _worker_failed)
+        self.tier_error = err
+        if first:
+            warnings.warn(
+                f"oscen: the optimized code did not compile, the quick tier plays on: {err}",
+                JitTierWarning,
+                stacklevel=3,
+            )
+
+    def _make_ready(
+        self,
+        version: int,
+        ir: GraphIR,
+        graph_uid: int,
+        compiled: CompiledGraph,
+        seconds: float,
+        requested: float,
+        background: bool,
+    ) -> bool:
+        """A state for ``compiled``, bound to it, with its copy plan from the state that plays:
+        then pending, for the processing thread to swap in. False if there is no state to make."""
+        # The state's values are not loaded here: a hot swap copies them from the state that
+        # plays (the plan below) and loads the rest from the node objects (see _Ready.loaded).
+        try:
+            state = GraphState(ir, Layout.of(ir, self.jit.max_block))
+        except GraphError:
+            return False
+        state.graph_uid = graph_uid
+        # Instantiate the kernel on its state here, not on the processing thread at the swap.
+        if background:
+            self._beat.after_block()
+        compiled._bind(state)
         if background:
             self._beat.after_block()  # a collection cannot be interrupted, and the plan takes ~1 ms
         if self.freeze_gc:
@@ -871,4 +972,4 @@ class JitGraph:
             except Exception:  # noqa: BLE001 - only a head start: the swap works it out (and says why)
                 ready.plan = None
         self._pending.append(ready)
-        return version
+        return True

@@ -98,6 +98,20 @@ def _remember_shared(key: tuple, body: Any) -> None:
             _LANE_BODIES.pop(next(iter(_LANE_BODIES)))
 
 
+def _keep_texts(made: Any) -> None:
+    """Have the printer keep the text of every function a lane body's maker returned (the lane
+    functions themselves, after the passes that follow the lanes pass, and their helpers): they
+    are never changed, and printing voices64's pair body took ~0.5 ms per compile."""
+    from .backends.wasm import keep_text
+    from .kernel import Function
+
+    for item in made if isinstance(made, (tuple, list)) else (made,):
+        if isinstance(item, Function):
+            keep_text(item.body)
+        elif isinstance(item, (tuple, list)):
+            _keep_texts(item)
+
+
 _SHARED_KEYS: dict[tuple, tuple[tuple, tuple]] = {}
 """The newest variant keys by the ids of the objects they were made of (see variant_key)."""
 _SHARED_LOCK = threading.Lock()
@@ -134,6 +148,7 @@ class CompileSession:
             got = _recall_shared(key)
             if got is None:
                 got = make()
+                _keep_texts(got)
                 _remember_shared(key, got)
             self._remember(self._lane_bodies, key, got)
         return got
@@ -190,3 +205,25 @@ class CompileSession:
                 raise
             self._remember(self._codes, key, code)
         return code
+
+
+class SessionView:
+    """One compile's view of a :class:`CompileSession`: the same caches, and a count of the voice
+    bodies made into lanes that this compile asked for. None means the program does not depend
+    on the tier (the tiers differ only in what lanes bodies get, see ``CraneliftJit(tier=...)``).
+    Made per compile, so concurrent compiles on one session count apart."""
+
+    def __init__(self, session: CompileSession) -> None:
+        self.session = session
+        self.lane_bodies = 0
+
+    def lane_body(self, key: tuple, make: Callable[[], Any]) -> Any:
+        got = self.session.lane_body(key, make)
+        self.lane_bodies += 1
+        return got
+
+    def variant(self, *args: Any, **kwargs: Any) -> VariantCode:
+        return self.session.variant(*args, **kwargs)
+
+    def lowering_for(self, node: NodeIR, sample_rate: float) -> NodeLowering:
+        return self.session.lowering_for(node, sample_rate)

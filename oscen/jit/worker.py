@@ -97,6 +97,8 @@ class WorkerResult:
     frontend_seconds: float
     wasm_seconds: float
     pid: int
+    tier: str = "optimized"
+    tier_independent: bool = False
 
 
 # ------------------------------------------------------------------------------ framing
@@ -390,9 +392,10 @@ class CompileWorker:
         return False
 
     # -- compiling
-    def compile(self, ir: GraphIR, jit: Any) -> tuple[Any, WorkerResult]:
+    def compile(self, ir: GraphIR, jit: Any, tier: str | None = None) -> tuple[Any, WorkerResult]:
         """(CompiledGraph, what the worker sent) for a settled ``ir``, compiled by the worker with
-        ``jit``'s options; raises WorkerUnavailable if the worker cannot do it now."""
+        ``jit``'s options (for ``tier``: the compiler's by default); raises WorkerUnavailable if
+        the worker cannot do it now."""
         from .compiler import CompiledGraph, CompileStats, CraneliftJit
 
         if type(jit) is not CraneliftJit:
@@ -411,7 +414,7 @@ class CompileWorker:
                     )
             if not self._ready:
                 self._check_ready()
-            result = self._request(ir, jit, prints)
+            result = self._request(ir, jit, prints, jit.tier if tier is None else tier)
         finally:
             self._lock.release()
         module = _deserialize(result.module)
@@ -420,21 +423,17 @@ class CompileWorker:
             result.frontend_seconds, result.wasm_seconds, len(result.wat), len(result.segments)
         )
         self.compiles += 1
-        return CompiledGraph(ir, program, module, stats, jit.timeout), result
+        compiled = CompiledGraph(
+            ir, program, module, stats, jit.timeout, result.tier, result.tier_independent
+        )
+        return compiled, result
 
-    def _request(self, ir: GraphIR, jit: Any, prints: dict[str, str]) -> WorkerResult:
+    def _request(self, ir: GraphIR, jit: Any, prints: dict[str, str], tier: str) -> WorkerResult:
         proc = self._proc
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
         self._next_id += 1
         rid = self._next_id
-        options = {
-            "max_block": jit.max_block,
-            "fuse": jit.fuse,
-            "timeout": jit.timeout,
-            "state_in_locals": jit.state_in_locals,
-            "voice_groups": jit.voice_groups,
-            "lanes": jit.lanes,
-        }
+        options = {**jit.options(), "tier": tier}
         deadline = time.perf_counter() + self.compile_timeout
         try:
             data = pickle.dumps(
@@ -574,6 +573,10 @@ def _serve(inp: BinaryIO, out: BinaryIO) -> None:
             _send(out, ("error", rid, f"{type(exc).__name__}: {exc}"))
 
 
+_last_quick: dict[str, Any] = {}
+"""The worker's newest quick-tier compile, by IR key (see _compile)."""
+
+
 def _compile(
     compilers: dict[tuple[Any, ...], Any], data: bytes, options: dict[str, Any], prints: dict[str, str]
 ) -> WorkerResult:
@@ -584,11 +587,22 @@ def _compile(
     for node in ir.nodes:
         if prints.get(node.cls) != class_fingerprint(node.resolve_class()):
             raise _Mismatch(f"{node.cls} differs in the worker from the parent's")
-    key = tuple(sorted(options.items()))
+    options = dict(options)
+    tier = options.pop("tier", "optimized")
+    key = tuple(sorted(options.items()))  # one compiler (one session's caches) for both tiers
     jit = compilers.get(key)
     if jit is None:
         jit = compilers[key] = CraneliftJit(**options)
-    compiled = jit.compile(ir)
+    quick = _last_quick.pop(ir.key(), None) if tier == "optimized" else None
+    if quick is not None and quick.tier_independent:  # only Cranelift again (CraneliftJit.optimize)
+        compiled = jit.optimize(quick)
+    elif tier == "first":  # JitGraph's first code for a topology (CraneliftJit.compile_first)
+        compiled = jit.compile_first(ir)
+    else:
+        compiled = jit.compile(ir, tier)
+    if compiled.tier == "quick":
+        _last_quick.clear()  # JitGraph asks for the optimized tier of the quick one it just got
+        _last_quick[ir.key()] = compiled
     program = compiled.program
     return WorkerResult(
         module=compiled.module.serialize(),
@@ -602,6 +616,8 @@ def _compile(
         frontend_seconds=compiled.stats.frontend_seconds,
         wasm_seconds=compiled.stats.wasm_seconds,
         pid=os.getpid(),
+        tier=compiled.tier,
+        tier_independent=compiled.tier_independent,
     )
 
 
