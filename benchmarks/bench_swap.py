@@ -20,7 +20,9 @@ plays every ``POLL`` seconds.
 
 Columns
 -------
-* ``compiler``: where the compiles ran: "worker (k/n)" is k of the n compiles in the worker.
+* ``compiler``: where the compiles ran: "worker (k/n)" is k compiles in the worker for n edits
+  (with tiers an edit has two: the quick tier it is first heard in, then the optimized one);
+  "m optimized" counts the swaps to the optimized tier. Timing columns are the quick tier's.
 * ``compile``: ``jit.compile`` (or the worker's round trip, deserialising included) alone
   (``SwapRecord.compile_seconds``).
 * ``prepare``: from the edit to the code being ready, minus the compile: the compiler thread's
@@ -134,6 +136,8 @@ class Run:
     blocks: int = 0
     max_gc: float = 0.0
     worker_compiles: int = 0
+    optimized: int = 0
+    """Swaps to the optimized tier (after the quick one an edit is first heard in, see JitGraph)."""
     control: bool = False
     trace: str = ""
 
@@ -218,6 +222,16 @@ def instrument(jit: JitGraph) -> dict[int, float]:
     """Record when each version's code became ready (the compiler thread's compile returned,
     just after it made the code pending: the player may swap it in before this records it)."""
     ready: dict[int, float] = {}
+    make_ready = getattr(jit, "_make_ready", None)
+    if make_ready is not None:  # with tiers: when the first code of each version (the quick) was ready
+
+        def timed_ready(version: int, *args: object) -> bool:
+            made = make_ready(version, *args)
+            ready.setdefault(version, time.perf_counter())
+            return made
+
+        jit._make_ready = timed_ready  # type: ignore[method-assign]
+        return ready
     compile_version = jit._compile_version
 
     def timed() -> int:
@@ -286,6 +300,7 @@ def measure(
             tracer.__enter__()
         player.start()
         time.sleep(0.2)
+        edits_from = time.perf_counter()
         with gc_pauses:
             for _ in range(0 if control else changes):
                 edited = time.perf_counter()
@@ -319,6 +334,7 @@ def measure(
         jit.close()
         sys.setswitchinterval(old_switch)
     run.worker_compiles = getattr(jit, "worker_compiles", 0) - worker_before
+    run.optimized = sum(getattr(s, "tier", "") == "optimized" and s.swapped_at >= edits_from for s in jit.swaps)
     if player_mode == "realtime" and not player.realtime:
         run.player = "realtime refused: normal"
     log = player.log
@@ -373,6 +389,8 @@ def table(runs: list[Run]) -> str:
         compiler = "none (control)" if r.control else r.compiler
         if r.compiler == "worker" and not r.control:
             compiler += f" ({r.worker_compiles}/{len(r.compile)})"
+        if r.optimized and not r.control:
+            compiler += f", {r.optimized} optimized"
         lines.append(
             f"| {r.graph} | {r.block} ({ms(r.period)} ms) | {r.switch * 1e3:g} ms | {r.gc_mode} | {compiler} "
             f"| {r.player} | {med_max(r.compile)} | {med_max(r.prepare)} | {med_max(r.boundary)} "

@@ -125,6 +125,8 @@ class SwapRecord:
     swapped_at: float
     compile_seconds: float
     cached: bool
+    tier: str = "optimized"
+    """The tier of the code swapped in ("quick" first, then "optimized", with tiers)."""
 
 
 class _Worker:
@@ -253,6 +255,11 @@ class _Beat:
         with self._cond:
             self._cond.wait_for(lambda: self.last >= start, timeout=self.LIMIT)
 
+
+OPTIMIZE_DELAY = 0.05
+"""Seconds the compiler thread waits, once the quick tier of a topology is ready, before it
+compiles the optimized tier: an edit meanwhile (live patching comes in bursts) makes a newer
+topology, whose quick tier is then compiled first and the optimized one of this never."""
 
 _EXIT = (SystemExit, KeyboardInterrupt)
 """Exceptions the compiler passes on: everything else is reported and the thread carries on."""
@@ -733,6 +740,7 @@ class JitGraph:
                 time.perf_counter(),
                 ready.compile_seconds,
                 ready.compile_seconds == 0.0,
+                ready.compiled.tier,
             )
         )
 
@@ -886,6 +894,11 @@ class JitGraph:
         """The optimized tier of ``quick``'s topology, made ready to swap in after it, unless the
         graph changed meanwhile (the newer topology first) or the JitGraph closed. A failure is
         reported (``tier_error``, one JitTierWarning per JitGraph) and the quick tier plays on."""
+        if background:  # a burst of edits: only its last topology gets the optimized tier
+            with self._wake:
+                self._wake.wait_for(
+                    lambda: self.graph.version != version or self._worker.closed, timeout=OPTIMIZE_DELAY
+                )
         if self.graph.version != version or self._worker.closed:
             return
         t0 = time.perf_counter()
