@@ -724,7 +724,8 @@ class JitGraph:
             fresh = set(plan.fresh)
             if fresh:
                 ready.state.load_from_graph(self.graph, fresh)
-            if self.crossfade > 0:
+            if self.crossfade > 0 and old.compiled.key != ready.compiled.key:
+                # (not between two tiers of one topology: the same samples, nothing to fade)
                 fade = max(1, round(self.crossfade * self.sample_rate))
                 self._fading = (old.compiled, old.state, fade, fade)
         else:

@@ -227,3 +227,6 @@ class SessionView:
 
     def lowering_for(self, node: NodeIR, sample_rate: float) -> NodeLowering:
         return self.session.lowering_for(node, sample_rate)
+
+    def __getattr__(self, name: str) -> Any:  # anything else a builder asks of its session
+        return getattr(self.session, name)
