@@ -15,6 +15,7 @@ What is checked, by behaviour (no timings):
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import warnings
@@ -25,7 +26,7 @@ import pytest
 from oscen.filters import IirLowpass
 from oscen.gain import Gain
 from oscen.graph import Graph, GraphError
-from oscen.jit import CompiledGraph, CraneliftJit, GraphState, JitGraph
+from oscen.jit import CompiledGraph, CraneliftJit, GraphState, JitGraph, worker
 from oscen.jit.compiler import QUICK_TIER_WAT
 from oscen.jit.jitgraph import JitTierWarning
 from oscen.oscillators import Oscillator
@@ -259,3 +260,40 @@ def test_an_edit_while_the_quick_tier_plays_compiles_the_newer_topology_first() 
     finally:
         jit.gate.set()
         live.close()
+
+
+def long_chain(n: int = 30) -> Graph:
+    """A sine and ``n`` alternating lowpasses and gains in series: scalar code of 64 KiB and more
+    (so it starts with the quick tier), the same program for both tiers."""
+    graph = Graph(SR)
+    prev = graph.add_node(Oscillator.sine(220.0, 0.5), "osc")
+    for i in range(n):
+        node = graph.add_node(IirLowpass(800.0 + 40.0 * i, 0.8) if i % 2 == 0 else Gain(0.99), f"n{i}")
+        graph.connect(prev.output, node.input)
+        prev = node
+    graph.set_output(prev.output)
+    return graph
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the compile worker's pipes use select()")
+@pytest.mark.parametrize("build", [voices, long_chain], ids=["voice-group", "scalar"])
+def test_both_tiers_compile_in_the_worker_and_play_the_interpreters_bits(build: object) -> None:
+    """Through the compile worker: the quick tier, then the optimized one (for a program that is
+    the same for both, only Cranelift again in the worker: no frontend time), samples exact."""
+    assert worker.shared().wait_ready(TIMEOUT)
+    graph = build()  # type: ignore[operator]
+    live = JitGraph(graph, jit=CraneliftJit(max_block=BLOCK), compile_worker=True)
+    try:
+        assert live.tiered and live.wait_compiled(TIMEOUT)
+        out = [live.process_block(BLOCK) for _ in range(8)]
+        current = live._current
+        assert current is not None and current.compiled.tier == "optimized"
+        assert [s.tier for s in live.swaps][-1] == "optimized"
+        assert live.worker_compiles == 2 and live.worker_error is None and live.tier_error is None
+        assert (current.compiled.stats.frontend_seconds == 0.0) == (build is long_chain)
+    finally:
+        live.close()
+    reference = build()  # type: ignore[operator]
+    np.testing.assert_array_equal(
+        np.concatenate(out), np.concatenate([reference.process_block(BLOCK) for _ in range(8)])
+    )
