@@ -44,7 +44,7 @@ Columns
   collection when the JitGraph is made, then ``gc.freeze()``, and after each compile a collection
   of what is new since, then freeze again); ``--gc unfrozen`` rows use ``freeze_gc=False``.
 
-Usage: python benchmarks/bench_swap.py [--changes 50] [--graphs seed voices64] [--blocks 64 256]
+Usage: python benchmarks/bench_swap.py [--changes 50] [--pause 0.03] [--graphs seed voices64] [--blocks 64 256]
        [--switch 0.005 0.001] [--gc frozen unfrozen] [--compiler worker thread]
        [--player normal realtime] [--control] [--trace N]
 
@@ -275,9 +275,11 @@ def measure(
     player_mode: str = "normal",
     control: bool = False,
     trace: int = 0,
+    pause: float = 0.03,
 ) -> Run:
     """One row: ``changes`` uncached topology changes under a real-time player (``control``: the
-    same player for as long, without edits, to show what the machine's load alone costs)."""
+    same player for as long, without edits, to show what the machine's load alone costs);
+    ``pause`` seconds (plus two periods) after each edit is heard before the next."""
     run = Run(name, block, switch, gc_mode, compiler=compiler, player=player_mode, control=control)
     old_switch = sys.getswitchinterval()
     sys.setswitchinterval(switch)
@@ -323,7 +325,7 @@ def measure(
                 run.prepare.append(done - edited - swap.compile_seconds)
                 run.boundary.append(swap.swapped_at - done)
                 run.total.append(swap.swapped_at - edited)
-                time.sleep(0.03 + 2 * block / SR)  # let the swap block finish; the next edit comes later
+                time.sleep(pause + 2 * block / SR)  # let the swap block finish; the next edit comes later
             if control:
                 time.sleep(max(1.0, 0.08 * changes))
         player.stop.set()
@@ -403,6 +405,13 @@ def table(runs: list[Run]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--changes", type=int, default=50, help="topology changes per run (default: 50)")
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=0.03,
+        help="seconds between an edit being heard and the next edit (default: 0.03; with tiers, above "
+        "JitGraph's OPTIMIZE_DELAY, 0.05 s, every edit also gets its optimized tier compiled and swapped in)",
+    )
     parser.add_argument("--graphs", nargs="+", choices=list(GRAPHS), default=list(GRAPHS))
     parser.add_argument("--blocks", nargs="+", type=int, default=[64, 256])
     parser.add_argument("--switch", nargs="+", type=float, default=[sys.getswitchinterval(), 0.001])
@@ -454,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
                                     player_mode,
                                     control,
                                     args.trace,
+                                    args.pause,
                                 )
                             )
                             print(
