@@ -256,6 +256,11 @@ class _Beat:
             self._cond.wait_for(lambda: self.last >= start, timeout=self.LIMIT)
 
 
+def _tier(obj: Any) -> str:
+    """A compiler's or compiled code's tier ("optimized" for those from before tiers)."""
+    return getattr(obj, "tier", "optimized")
+
+
 OPTIMIZE_DELAY = 0.05
 """Seconds the compiler thread waits, once the quick tier of a topology is ready, before it
 compiles the optimized tier: an edit meanwhile (live patching comes in bursts) makes a newer
@@ -518,7 +523,7 @@ class JitGraph:
             if (
                 ready is not None
                 and ready.version == version
-                and (first or ready.compiled.tier == self.jit.tier or self._done_version >= version)
+                and (first or _tier(ready.compiled) == _tier(self.jit) or self._done_version >= version)
             ):
                 return True
             if not self.background:
@@ -741,7 +746,7 @@ class JitGraph:
                 time.perf_counter(),
                 ready.compile_seconds,
                 ready.compile_seconds == 0.0,
-                ready.compiled.tier,
+                _tier(ready.compiled),
             )
         )
 
@@ -865,7 +870,7 @@ class JitGraph:
             key = ir.key()
             compiled = self._cache.get(key)
             if compiled is None:
-                step = "first" if self.tiered and self.jit.tier == "optimized" else ""
+                step = "first" if self.tiered and _tier(self.jit) == "optimized" else ""
                 compiled = self._compile_ir(ir, step)
                 self._remember(key, compiled)
                 seconds = time.perf_counter() - t0
@@ -879,7 +884,7 @@ class JitGraph:
         except BaseException as exc:  # noqa: BLE001 - reported; later edits compile again
             self._compile_failed(version, exc)
             return version
-        if compiled.tier == "quick" and self.jit.tier == "optimized":
+        if _tier(compiled) == "quick" and _tier(self.jit) == "optimized":
             self._optimize(version, ir, graph_uid, compiled, requested, background)
         return version
 
