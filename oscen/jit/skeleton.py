@@ -261,6 +261,9 @@ class SkeletonBuilder:
         # param ``b<j>``), and the outside input terms that differ per voice -> param ``x<k>``.
         self.voice_member: dict[int, int] = {}
         self.lane_inputs: dict[tuple[int, str, int], str] = {}
+        # While a voice group's body is built: the queues its ``due`` gate covers, in order:
+        # ("external", (member, input)), ("lane", lane input param) or ("outbox", address).
+        self.due_queues: list[tuple[str, Any]] = []
 
     def place(self, nid: int, addr: int) -> tuple[k.Expr, int]:
         """Address ``addr`` of node ``nid`` as (base expression, offset): absolute, or relative to
@@ -389,20 +392,43 @@ class SkeletonBuilder:
                     terms.insert(0, load(F64, nb, nl.rel(nl.params[e.name].value)))
             locals_[f"in_{e.name}"] = F64
             out.extend(self.sum_into(f"in_{e.name}", terms))
-        # 3. events due at this sample: external ones first, then each source's in connection order
+        # 3. events due at this sample: external ones first, then each source's in connection order.
+        # In a voice group's body, the queues filled before the group runs (external ones, and
+        # the outboxes of sources outside the voice) are read only from the first sample one of
+        # them is due at (the param ``due``, see group_segment): one test per sample for all.
+        gated: list[k.Stmt] = []
+
+        def dispatch(d: k.Stmt, early: tuple[str, Any] | None) -> None:
+            if early is not None and self.voice_member:
+                self.due_queues.append(early)
+                gated.append(d)
+                return
+            if gated:
+                out.append(self.due_gate(gated[:]))
+                gated.clear()
+            out.append(d)
+
         for e in node.endpoints:
             if e.direction != "input" or e.kind != "event":
                 continue
             handler = code.handlers[e.name]
             q = nl.external_queues[e.name]
-            out.append(self.dispatch_external(self.place(node.id, q.base), instance(handler)))
+            dispatch(
+                self.dispatch_external(self.place(node.id, q.base), instance(handler)),
+                ("external", (self.voice_member.get(node.id), e.name)),
+            )
             for t, (src, port) in enumerate(self.sources(node.id, e.name)):
                 outbox = self.layout.nodes[src].outboxes[port]
                 lane_input = self.lane_inputs.get((node.id, e.name, t))
                 at = (local(I32, lane_input), 0) if lane_input else self.place(src, outbox.base)
                 head = f"head{len(heads)}"
                 heads.append(head)
-                out.append(self.dispatch_outbox(at, head, instance(handler)))
+                early = None
+                if src not in members:  # filled by an earlier segment, complete for the block
+                    early = ("lane", lane_input) if lane_input else ("outbox", outbox.base)
+                dispatch(self.dispatch_outbox(at, head, instance(handler)), early)
+        if gated:
+            out.append(self.due_gate(gated))
         # 4. process
         out.append(instance(code.process))
         # 5. outputs that leave the segment
@@ -508,6 +534,39 @@ class SkeletonBuilder:
         )
 
     @staticmethod
+    def due_gate(dispatches: list[k.Stmt]) -> k.Stmt:
+        """``dispatches`` (of queues complete when a voice group runs) from the first sample one of
+        them is due: before it none of them holds an event due (the caller's ``due``)."""
+        return if_(prim(Op.I32_GE_U, local(I32, "i"), local(I32, "due")), dispatches)
+
+    def due_function(self, name: str, kinds: list[str]) -> k.Function:
+        """``name(d, q...)``: the first sample of the block at which one of the queues ``q``
+        (addresses; ``kinds``: "external" for an external queue, read from its head, else an
+        outbox, read from its first entry) holds a due event, if before ``d``; else ``d`` (the
+        block's length ``n``, or the bound of the voices before)."""
+        d, r, h = local(I32, "d"), local(I64, "r"), local(I32, "h")
+        body: list[k.Stmt] = []
+
+        def earliest(entry: k.Expr) -> list[k.Stmt]:
+            # the entry's frame relative to the block's first; a late one is due at sample 0
+            at = k.Choose(I32, prim(Op.I64_LT_S, r, i64(0)), i32(0), prim(Op.I32_WRAP_I64, r))
+            return [
+                set_local("r", prim(Op.I64_SUB, load(I64, entry), load(I64, i32(FRAME)))),
+                if_(prim(Op.I64_LT_S, r, prim(Op.I64_EXTEND_I32_U, d)), [set_local("d", at)]),
+            ]
+
+        for j, kind in enumerate(kinds):
+            q = local(I32, f"q{j}")
+            if kind == "external":
+                body.append(set_local("h", load(I32, q, 4)))
+                body.append(if_(prim(Op.I32_LT_U, h, load(I32, q)), earliest(_entry(q, 0, h))))
+            else:  # an outbox: each reader starts from its first entry
+                body.append(if_(prim(Op.I32_NE, load(I32, q), i32(0)), earliest(_entry(q, 0, i32(0)))))
+        body.append(k.ReturnValues(values=[d]))
+        params = [("d", I32), *((f"q{j}", I32) for j in range(len(kinds)))]
+        return k.Function(name, params, (I32,), {"r": I64, "h": I32}, body)
+
+    @staticmethod
     def dispatch_outbox(q: tuple[k.Expr, int], head_name: str, handler: k.Stmt) -> k.Stmt:
         """Handle the events a source node emitted up to now in this block, with this input's own
         read position (a local: outboxes are filled and read within one block)."""
@@ -548,15 +607,20 @@ class SkeletonBuilder:
         mixes = self.mixes.get(index, {})
         self.mix_params = {port: f"o{m}" for m, port in enumerate(mixes)}
         mix_params = list(self.mix_params.values())
+        self.due_queues = []
         try:
             locals_, body = self.sample_loop(template)
         finally:
             self.voice_member = {}
             self.mix_params = {}
             lane_inputs, self.lane_inputs = self.lane_inputs, {}
+            due_queues, self.due_queues = self.due_queues, []
         inputs = ["v", *(f"b{j}" for j in range(len(template))), *lane_params, *mix_params]
-        # whether a ramp of the voices called runs: the caller's test, the same for all lanes
+        # whether a ramp of the voices called runs: the caller's test, the same for all lanes;
+        # the first sample an event is due at in one of their queues read under the gate
         uniform = [("ramps", BOOL)] if self.ramp_steps else []
+        if due_queues:
+            uniform.append(("due", I32))
         voice = k.Function(
             f"voice{index}",
             [("n", I32), *uniform, *((name, I32) for name in inputs)],
@@ -597,7 +661,7 @@ class SkeletonBuilder:
         # ``ramps<index>(b<j>...)``: the remaining steps of one voice's ramps, OR-ed (members
         # with parameters), from its bases: a few bytes per call where the voices run
         ramped = [j for j, nid in enumerate(template) if self.layout.nodes[nid].params]
-        if uniform:
+        if self.ramp_steps:
             running: k.Expr | None = None
             for j in ramped:
                 nl = self.layout.nodes[template[j]]
@@ -610,8 +674,33 @@ class SkeletonBuilder:
                 k.Function(f"ramps{index}", params, (I64,), {}, [k.ReturnValues(values=[running])])
             )
 
+        if due_queues:
+            functions.append(self.due_function(f"due{index}", [kind for kind, _ in due_queues]))
+
+        def queue_addresses(v: int) -> list[k.Expr]:
+            """Voice ``v``'s queues under the gate, in the order of ``due_queues``."""
+            args = voice_args(v)
+            out: list[k.Expr] = []
+            for kind, what in due_queues:
+                if kind == "external":
+                    j, name = what
+                    out.append(i32(self.layout.nodes[group.voices[v][j]].external_queues[name].base))
+                elif kind == "lane":
+                    out.append(args[inputs.index(what)])
+                else:
+                    out.append(i32(what))
+            return out
+
+        def due(voices: range) -> list[k.Expr]:
+            if not due_queues:
+                return []
+            first: k.Expr = local(I32, "n")
+            for v in voices:  # each voice's call lowers the bound so far
+                first = k.CallFn(I32, f"due{index}", [first, *queue_addresses(v)])
+            return [first]
+
         def ramps(voices: range) -> list[k.Expr]:
-            if not uniform:
+            if not self.ramp_steps:
                 return []
             running: k.Expr | None = None
             for v in voices:
@@ -632,10 +721,12 @@ class SkeletonBuilder:
                 each = [voice_args(v + lane) for lane in range(lanes)]
                 # the lane function's params: each lane input for every lane in turn
                 args = [a for per_input in zip(*each, strict=True) for a in per_input]
-                calls.append(invoke(fn.name, local(I32, "n"), *ramps(range(v, v + lanes)), *args))
+                voices = range(v, v + lanes)
+                calls.append(invoke(fn.name, local(I32, "n"), *ramps(voices), *due(voices), *args))
             first = last
         for v in range(first, len(group.voices)):
-            calls.append(invoke(voice.name, local(I32, "n"), *ramps(range(v, v + 1)), *voice_args(v)))
+            voices = range(v, v + 1)
+            calls.append(invoke(voice.name, local(I32, "n"), *ramps(voices), *due(voices), *voice_args(v)))
         if first == len(group.voices):  # every voice runs in a lane: Cranelift needn't see the body
             functions.remove(voice)
         for dst, srcs in self.reductions.get(index, ()):

@@ -95,11 +95,18 @@ class Bind(Rewriter):
                 return seq([self.v.trap(INDEX, ts)], i32(0))
             return p(Op.I32_ADD, NB, i32(8 * i))
         ix = self.unit.local(self.v.fresh("_ix"), L)
+        # One unsigned compare on the usual path (an index in [0, length)); a negative index is
+        # a large unsigned one, so it is wrapped, and checked again, only under that test.
         return seq(
             [
                 setl(ix, self.expr(index)),
-                if_(p(Op.I64_LT_S, ix, i64(0)), [setl(ix, p(Op.I64_ADD, ix, i64(length)))]),
-                if_(p(Op.I64_GE_U, ix, i64(length)), [self.v.trap(INDEX, ts)]),
+                if_(
+                    p(Op.I64_GE_U, ix, i64(length)),
+                    [
+                        if_(p(Op.I64_LT_S, ix, i64(0)), [setl(ix, p(Op.I64_ADD, ix, i64(length)))]),
+                        if_(p(Op.I64_GE_U, ix, i64(length)), [self.v.trap(INDEX, ts)]),
+                    ],
+                ),
             ],
             p(Op.I32_ADD, NB, p(Op.I32_WRAP_I64, p(Op.I64_SHL, ix, i64(3)))),
         )

@@ -68,12 +68,16 @@ class _Frame(Rewriter):
         self.ret_label = ret_label
         self.ret_local = ret_local
         self.ret_locals = ret_locals or []
+        self.consts: dict[str, k.Const] = {}  # parameters that stand for their constant argument
 
     def name(self, n: str) -> str:
         return f"{self.prefix}_{n}"
 
     # -------------------------------------------------------------- names
     def x_Local(self, e: k.Local) -> k.Expr:
+        c = self.consts.get(e.name)
+        if c is not None:
+            return c
         return self.unit.local(self.name(e.name), e.type)
 
     def x_Let(self, e: k.Let) -> k.Expr:
@@ -163,15 +167,43 @@ def _bind(
     ret_local: k.Local | None = None,
     ret_locals: list[k.Local] | None = None,
 ) -> tuple[_Frame, list[k.Stmt]]:
-    """A frame for ``fn``'s body and the statements that pass it ``args``."""
+    """A frame for ``fn``'s body and the statements that pass it ``args``.
+
+    A parameter the body never assigns, passed a constant, is that constant wherever the body
+    reads it (``self._comb(3, x)``: ``self._store[c]`` becomes an element at a fixed address,
+    with no index check, ``c + 8`` folds): the same values as a local holding it, and Cranelift
+    folds neither an integer compare nor an f64 one of constants held in locals."""
     frame = _Frame(v, unit, prefix, v.fresh("_ret"), ret_local, ret_locals)
     lines: list[k.Stmt] = []
+    assigned: set[str] | None = None
     for (pname, ptype), arg in zip(fn.params, args, strict=True):
+        if type(arg) is k.Const and arg.type == ptype:
+            if assigned is None:
+                assigned = _assigned(fn.body)
+            if pname not in assigned:
+                frame.consts[pname] = arg
+                continue
         loc = unit.local(frame.name(pname), ptype)
         lines.append(k.SetLocal(name=loc.name, value=arg))
     for lname, ltype in fn.locals.items():
         unit.local(frame.name(lname), ltype)
     return frame, lines
+
+
+def _assigned(body: list[k.Stmt]) -> set[str]:
+    """Names of the locals ``body`` may set (over-approximated: a called helper's count too)."""
+    out: set[str] = set()
+    for x in walk(body):
+        t = type(x)
+        if t is k.Assign and type(x.target) is k.Local:  # type: ignore[attr-defined]
+            out.add(x.target.name)  # type: ignore[attr-defined]
+        elif t is k.ForRange:
+            out.add(x.var.name)  # type: ignore[attr-defined]
+        elif t is k.UnpackCall:
+            out.update(v.name for v in x.targets)  # type: ignore[attr-defined]
+        elif t is k.SetLocal or t is k.Let:
+            out.add(x.name)  # type: ignore[attr-defined]
+    return out
 
 
 def inline_statement(v: Variant, unit: Unit, fn: k.KFunction, args: list[k.Expr]) -> list[k.Stmt]:
