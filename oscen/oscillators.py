@@ -115,6 +115,8 @@ class Oscillator(Node):
         self.waveform = int(waveform)
         self.band_limited = bool(band_limited)
         self._phase = float(phase) % 1.0
+        if self._phase >= 1.0:  # a tiny negative phase: % rounded up to 1.0; process needs [0, 1)
+            self._phase = 0.0
         # The sine's rotation recurrence: (_c, _s) = (cos, sin)(2 pi _phase) and (_cw, _sw) =
         # (cos, sin)(2 pi _increment) while _left > 0; _increment is the previous sample's. The
         # first sample takes the polynomial, the second restarts the recurrence (see process).
@@ -270,14 +272,21 @@ class Oscillator(Node):
                         value = value + 8.0 * dt * (self._polyblamp(d2, dt) - self._polyblamp(d1, dt))
         self.output = self.amplitude * value
         phase = self._phase + increment
-        # The usual wrap is one subtraction, written as a select (branch-free, a short dependency
-        # chain from sample to sample); floor only when a large or negative increment (FM) jumps
-        # further, a rare branch.
+        # The usual wrap, for an increment of less than a cycle either way: with _phase in
+        # [0, 1), phase is in (-1, 2), and two selects (branch-free, a short dependency chain
+        # from sample to sample) bring it into [0, 1): the IEEE additions of floor's 1 or -1, so
+        # the same floats as `phase - floor(phase)` (a tiny negative phase + 1.0 rounds to 1.0,
+        # then 0.0, as below). floor only for a jump of a cycle or more (FM, a frequency beyond
+        # the sample rate, NaN): a rare branch whose test reads only the increment, so the JIT's
+        # sample loop tests it once for a run of samples with the same increment
+        # (passes.fastpath), not every sample.
+        phase = phase + 1.0 if phase < 0.0 else phase
         phase = phase - 1.0 if phase >= 1.0 else phase
-        if phase >= 1.0 or phase < 0.0:
-            phase = phase - math.floor(phase)
-            if phase >= 1.0:
-                phase = 0.0
+        if not (increment > -1.0 and increment < 1.0):  # NaN too
+            if phase >= 1.0 or phase < 0.0:
+                phase = phase - math.floor(phase)
+                if phase >= 1.0:
+                    phase = 0.0
         self._phase = phase
 
     def _restart(self, p: float, increment: float) -> tuple[float, float, float, float]:

@@ -27,6 +27,8 @@ loop's body itself, has no ``else`` and a pure condition; every other statement 
 from __future__ import annotations
 
 from .. import kernel as k
+from ..kernel import T
+from . import unswitch
 from .liveness import _Unknown, _uses
 
 
@@ -41,11 +43,15 @@ def _rare(s: k.Stmt) -> bool:
     return type(s) is k.If and not s.orelse and _pure(s.cond)  # type: ignore[attr-defined]
 
 
-def split_loop(loop: k.Loop) -> list[k.Stmt] | None:
+def split_loop(loop: k.Loop, unswitch: bool = False) -> list[k.Stmt] | None:
     """The statements replacing ``loop`` (see the module docstring), or None when its body has no
     rare if or the loop is not of the shape the sample loops have (no ``cond``, no ``Next`` of its
-    own label)."""
-    if loop.cond is not None or any(type(x) is k.Next and x.label == loop.label for x in _statements(loop.body)):
+    own label). ``unswitch``: exits the fast loop never needs to test inside leave it
+    (:mod:`.unswitch`; the caller has the local :data:`.unswitch.STOP` and the label ``_enter``
+    free)."""
+    if loop.cond is not None or any(
+        type(x) is k.Next and x.label == loop.label for x in _statements(loop.body)
+    ):
         return None  # a Next of the loop would have no loop to go to
     ifs = [j for j, s in enumerate(loop.body) if _rare(s)]
     if not ifs:
@@ -57,10 +63,33 @@ def split_loop(loop: k.Loop) -> list[k.Stmt] | None:
         else:
             fast.append(s)
     inner: list[k.Stmt] = [k.Loop(label="_fast", cond=None, body=fast)]
+    if unswitch:
+        inner = _unswitched(fast, loop.label, loop.body[: ifs[0]]) or inner
     for n, j in enumerate(ifs):
         end = ifs[n + 1] if n + 1 < len(ifs) else len(loop.body)
         inner = [k.Block(label=f"_slow{n}", body=inner), *loop.body[j:end]]
     return [k.Block(label=loop.label, body=[k.Loop(label="_outer", cond=None, body=inner)])]
+
+
+def _unswitched(fast: list[k.Stmt], label: str, head: list[k.Stmt]) -> list[k.Stmt] | None:
+    """The fast loop without the exits it never needs to test inside, run after their tests
+    (any holds: the sample runs the full body, whose first statements ``head`` follow), cut at
+    the countdowns' trip count (:mod:`.unswitch`); None when no exit goes."""
+    exits = [j for j, s in enumerate(fast) if type(s) is k.Exit and s.label.startswith("_slow")]  # type: ignore[attr-defined]
+    count = unswitch.counter(fast, label)
+    plan = unswitch.plan(fast, exits, count is not None)
+    if not plan.removed:
+        return None
+    body = [s for j, s in enumerate(fast) if j not in plan.removed]
+    pre: list[k.Stmt] = [k.Exit(label="_enter", cond=t) for t in plan.tests]
+    if plan.countdowns:
+        assert count is not None
+        i, n, op = count
+        pre.append(unswitch.stop(i, n, plan.countdowns))
+        body[0] = k.Exit(
+            label="_enter", cond=k.Prim(op.result, op, [k.Local(T.I32, i), k.Local(T.I32, unswitch.STOP)])
+        )
+    return [k.Block(label="_enter", body=[*pre, k.Loop(label="_fast", cond=None, body=body)]), *head]
 
 
 def _statements(stmts: list[k.Stmt]):
@@ -86,9 +115,10 @@ def _labels(stmts: list[k.Stmt], out: set[str]) -> None:
             _labels(s.orelse, out)  # type: ignore[attr-defined]
 
 
-def fast_sample_loop(fn: k.Function, label: str = "sample") -> k.Function:
+def fast_sample_loop(fn: k.Function, label: str = "sample", unswitched: bool = False) -> k.Function:
     """``fn`` with its top-level loop ``label`` split (:func:`split_loop`); ``fn`` itself when
-    there is no such loop, nothing to split, or the new labels are taken."""
+    there is no such loop, nothing to split, or the new labels are taken. ``unswitched``: with
+    the exits :mod:`.unswitch` takes out of the fast loop."""
     at = [j for j, s in enumerate(fn.body) if type(s) is k.Loop and s.label == label]  # type: ignore[attr-defined]
     if len(at) != 1:
         return fn
@@ -96,9 +126,16 @@ def fast_sample_loop(fn: k.Function, label: str = "sample") -> k.Function:
     _labels(fn.body, taken)
     if any(t == "_fast" or t == "_outer" or t.startswith("_slow") for t in taken):
         return fn
+    free = (
+        unswitched
+        and "_enter" not in taken
+        and unswitch.STOP not in fn.locals
+        and unswitch.STOP not in dict(fn.params)
+    )
     j = at[0]
-    split = split_loop(fn.body[j])  # type: ignore[arg-type]
+    split = split_loop(fn.body[j], unswitch=free)  # type: ignore[arg-type]
     if split is None:
         return fn
     body = [*fn.body[:j], *split, *fn.body[j + 1 :]]
-    return k.Function(fn.name, fn.params, fn.results, fn.locals, body, fn.export)
+    locals_ = {**fn.locals, unswitch.STOP: T.I32} if free else fn.locals
+    return k.Function(fn.name, fn.params, fn.results, locals_, body, fn.export)
