@@ -100,6 +100,7 @@ def make_engines(keys: Sequence[str], peers: Any, oscen_engine: Any) -> list[tup
         "numba": peers.NumbaEngine,
         "c": peers.CEngine,
         "c-rotation": lambda: peers.CEngine(osc="rotation"),  # oscen's sine algorithm
+        "c-same": lambda: peers.CEngine(osc="same"),  # oscen's arithmetic exactly (seed only)
     }
     unknown = [k for k in keys if k not in factories]
     if unknown:
@@ -294,6 +295,8 @@ def run_bench(
             for block in config.blocks:
                 active: list[tuple[Measurement, Any]] = []
                 for key, engine in ready:
+                    if not _has_patch(engine, patch):
+                        continue
                     m = Measurement(engine.name, key, patch, block, report.versions[engine.name])
                     m.seconds = seconds_for(engine, patch)
                     report.measurements.append(m)
@@ -337,6 +340,12 @@ def run_bench(
     return report
 
 
+def _has_patch(engine: Any, patch: str) -> bool:
+    """Whether ``engine`` renders ``patch``: an engine made for some patches only (the C peer with
+    oscen's arithmetic, ``c-same``) says so with ``patches``; it is left out of the others' rows."""
+    return patch in getattr(engine, "patches", (patch,))
+
+
 def _measure_latency(
     config: BenchConfig, engines: list[tuple[str, Any]], log: Callable[[str], None]
 ) -> list[Latency]:
@@ -344,8 +353,9 @@ def _measure_latency(
     block = config.blocks[-1]
     out: list[Latency] = []
     for patch in config.patches:
-        lats = [Latency(engine.name, key, patch) for key, engine in engines]
-        pairs = list(zip(lats, (e for _, e in engines), strict=True))
+        having = [(key, engine) for key, engine in engines if _has_patch(engine, patch)]
+        lats = [Latency(engine.name, key, patch) for key, engine in having]
+        pairs = list(zip(lats, (e for _, e in having), strict=True))
         for order in _rotations(pairs, config.latency_repeats):
             for lat, engine in order:
                 if lat.error:

@@ -6,8 +6,9 @@
 Why beside bench_peers (wall time, median): on a machine other processes share, wall time mostly
 measures them (a render of 5 s at 60x takes 80 ms, long enough to be preempted; one at 4,000x is
 not), so A/B comparisons of oscen builds need CPU time and the best of several renders. The
-engines: oscen compiled, the C peer with libm's sine and with oscen's sine algorithm (a rotation
-recurrence), Faust through DawDreamer where it is installed.
+engines: oscen compiled, the C peer with libm's sine, with oscen's sine algorithm (a rotation
+recurrence) and with exactly oscen's arithmetic (seed only), Faust through DawDreamer where it is
+installed.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def engines() -> list[tuple[str, object]]:
         ("oscen (compiled)", oscen_engine.OscenEngine(compiled=True)),
         ("C, libm sine", peers.CEngine()),
         ("C, rotation sine", peers.CEngine(osc="rotation")),
+        ("C, oscen's math", peers.CEngine(osc="same")),  # bit for bit oscen's (seed only)
     ]
     try:
         import dawdreamer  # noqa: F401
@@ -51,12 +53,13 @@ def main() -> None:
     found = engines()
     rows: dict[str, dict[str, float]] = {name: {} for name, _ in found}
     for patch in patches:
-        for _, engine in found:
+        having = [(name, e) for name, e in found if patch in getattr(e, "patches", (patch,))]
+        for _, engine in having:
             engine.prepare(patch, 44100.0, args.block)  # type: ignore[attr-defined]
             engine.render(0.5)  # type: ignore[attr-defined]
-        best = {name: float("inf") for name, _ in found}
+        best = {name: float("inf") for name, _ in having}
         for rep in range(args.repeats):
-            order = found[rep % len(found) :] + found[: rep % len(found)]
+            order = having[rep % len(having) :] + having[: rep % len(having)]
             for name, engine in order:
                 t = time.process_time()
                 engine.render(args.seconds)  # type: ignore[attr-defined]
@@ -68,7 +71,10 @@ def main() -> None:
     width = max(len(name) for name in rows)
     print(f"{'engine':<{width}}  " + "  ".join(f"{p:>10}" for p in patches))
     for name, values in rows.items():
-        print(f"{name:<{width}}  " + "  ".join(f"{values[p]:>9,.1f}x" for p in patches))
+        print(
+            f"{name:<{width}}  "
+            + "  ".join(f"{values[p]:>9,.1f}x" if p in values else f"{'-':>10}" for p in patches)
+        )
 
 
 if __name__ == "__main__":

@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 ENGINE_KEYS: tuple[str, ...] = (
-    "oscen", "oscen-interpreted", "signalflow", "pyo", "faust", "numba", "c", "c-rotation",
+    "oscen", "oscen-interpreted", "signalflow", "pyo", "faust", "numba", "c", "c-rotation", "c-same",
 )  # fmt: skip
 """Names for ``--engines``: oscen compiled, oscen interpreted, then the peers' default engines, and
-the C peer with oscen's sine algorithm (a rotation recurrence: "the same math" as oscen's)."""
+the C peer with oscen's sine algorithm (a rotation recurrence), and the C peer doing exactly
+oscen's arithmetic ("c-same", the seed patch only: bit for bit oscen's output)."""
 
 
 class BenchUnavailable(Exception):

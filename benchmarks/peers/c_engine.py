@@ -10,7 +10,11 @@ calling ``*_process_block`` once per block, writing straight into the numpy floa
 Oscillator (``osc``): ``"libm"`` (default) computes ``sin(2 pi phase)`` per sample, the same
 math as the reference and as SignalFlow; ``"rotation"`` (``-DPEER_OSC_ROTATION``) uses a
 quadrature recurrence with no transcendental per sample, the cheapest exact-enough sine, i.e.
-the practical upper bound (table-lookup oscillators like Faust's ``os.osc`` sit in between).
+the practical upper bound (table-lookup oscillators like Faust's ``os.osc`` sit in between);
+``"same"`` (seed only) builds ``benchmarks/c/seed_same.c``, the patch doing exactly oscen's
+arithmetic (its rotation sine with the polynomial resync and phase tracking, the biquad's
+parameter test and denormal flush), always with ``-ffp-contract=off``: its output is bit for bit
+oscen's (``tests/test_peer_c_same.py``), so it is "the C -O3 version with the same math".
 
 Voice layout (``layout``, voices64 only): ``"voice"`` (default) runs each voice over the whole
 block, like an engine with one node per voice; ``"interleaved"`` (``-DPEER_VOICES_INTERLEAVED``)
@@ -57,10 +61,14 @@ FLAG_VARIANTS: dict[str, tuple[str, ...]] = {
     "native-nocontract": ("-O3", "-march=native", "-ffp-contract=off"),
 }
 
-OSCILLATORS: tuple[str, ...] = ("libm", "rotation")
+OSCILLATORS: tuple[str, ...] = ("libm", "rotation", "same")
+SAME_PATCHES: tuple[str, ...] = ("seed",)
+"""The patches ``osc="same"`` has (a C file doing oscen's arithmetic exactly)."""
+NO_CONTRACT = "-ffp-contract=off"
 LAYOUTS: tuple[str, ...] = ("voice", "interleaved")
 
 _SOURCES = {"seed": "seed.c", "voices64": "voices.c"}
+_SAME_SOURCES = {"seed": "seed_same.c"}
 _PREFIX = {"seed": "seed", "voices64": "voices"}
 
 
@@ -83,10 +91,17 @@ class CEngine:
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         self.flags: tuple[str, ...] = FLAG_VARIANTS[flags] if isinstance(flags, str) else tuple(flags)
+        if osc == "same" and NO_CONTRACT not in self.flags:  # FMA would round differently from oscen
+            self.flags = (*self.flags, NO_CONTRACT)
         self.osc, self.layout = osc, layout
+        self.patches: tuple[str, ...] = SAME_PATCHES if osc == "same" else tuple(_SOURCES)
         extras = [
             e
-            for e, on in (("rotation osc", osc == "rotation"), ("interleaved", layout == "interleaved"))
+            for e, on in (
+                ("rotation osc", osc == "rotation"),
+                ("oscen's math", osc == "same"),
+                ("interleaved", layout == "interleaved"),
+            )
             if on
         ]
         self.name = f"C (cc {' '.join(self.flags)})" + "".join(f", {e}" for e in extras)
@@ -101,7 +116,7 @@ class CEngine:
     def available(self) -> str | None:
         if compiler() is None:
             return "no C compiler found ($CC or cc; apt-get install gcc)"
-        missing = [s for s in _SOURCES.values() if not (C_DIR / s).is_file()]
+        missing = [s for s in (*_SOURCES.values(), *_SAME_SOURCES.values()) if not (C_DIR / s).is_file()]
         if missing:
             return f"C sources missing in {C_DIR}: {missing}"
         return None
@@ -116,6 +131,10 @@ class CEngine:
     def prepare(self, patch: str, sample_rate: float, block_size: int) -> float:
         check_patch(patch)
         check_block_size(block_size)
+        if self.osc == "same" and patch not in SAME_PATCHES:
+            raise ValueError(
+                f"CEngine(osc='same') has only the {', '.join(SAME_PATCHES)} patch, not {patch!r}"
+            )
         self.close()
         cc = compiler()
         if cc is None:
@@ -131,7 +150,7 @@ class CEngine:
             *defines,
             "-shared",
             "-fPIC",
-            str(C_DIR / _SOURCES[patch]),
+            str(C_DIR / (_SAME_SOURCES if self.osc == "same" else _SOURCES)[patch]),
             "-o",
             str(lib_path),
             "-lm",
