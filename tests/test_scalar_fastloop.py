@@ -304,3 +304,12 @@ def test_labels_taken_leave_the_loop_alone() -> None:
     body = [kernel.Block(label="_fast", body=[])]
     fn = kernel.Function("seg9", [("n", i32)], (), {}, [kernel.Loop(label="sample", cond=None, body=body)])
     assert scalarloop.scalar_fast_loop(fn) == [fn]
+
+
+def test_a_fast_loop_with_too_many_values_stays_in_its_segment(monkeypatch) -> None:
+    monkeypatch.setattr(scalarloop, "MAX_VALUES", 3)
+    fns = functions(seed())
+    assert "seg0_fast" not in fns
+    assert any(isinstance(s, kernel.Loop) and s.label == "_fast" for s in _walk(fns["seg0"].body))
+    outs = run_engines(seed, 3000, SEED_ACTIONS[:3], engines=("interpreted", "state"), blocks=BLOCKS)
+    assert_engines_match(outs["interpreted"], outs["state"], exact=True, what="inline fast loop")

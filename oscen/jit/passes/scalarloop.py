@@ -413,6 +413,11 @@ def _invariant_defs(before: list[k.Stmt], written: set[str]) -> dict[str, k.Expr
     return {n: e for n, e in defs.items() if seen.get(n) == 1}
 
 
+MAX_VALUES = 200
+"""A fast loop with more parameters or results than this stays in its segment: WebAssembly
+engines bound a function's values (wasmtime: 1,000), and past a few dozen they go through
+memory anyway."""
+
 EXIT = "_fast_exit"
 """The local a segment keeps its fast loop's answer in: 0 the block is done, k > 0 the rare if
 ``k`` fired (see :func:`_outlined`)."""
@@ -485,7 +490,7 @@ def _outlined(
         used = _names(fbody, mode="all")
     except _Opaque:
         return None
-    if not used <= types.keys():
+    if not used <= types.keys() or len(params) > MAX_VALUES or len(results) > MAX_VALUES:
         return None
     result_types = (k.T.I32, *(types[n] for n in results))
     function = k.Function(
