@@ -39,6 +39,7 @@ from .walk import walk
 
 _KEY = "scalarloop.pieces"
 _SYNCS = "scalarloop.syncs"
+_STEPS = "scalarloop.steps"
 
 # A piece: ("run", Code) statements as they were, or ("if", cond, Code) a rare if at loop level.
 _Piece = tuple[str, Any] | tuple[str, k.Expr, k.Code]
@@ -223,10 +224,7 @@ def open_instance(inst: k.Instance) -> list[k.Stmt] | None:
         return None
 
     def like(code: k.Code) -> k.Instance:
-        syncs = code.derived.get(_SYNCS)
-        if syncs is None:
-            syncs = code.derived[_SYNCS] = any(type(x) is k.SyncState for x in walk(code.body))
-        if not syncs:  # no marks: the piece prints no state syncs
+        if not _has_syncs(code):  # no marks: the piece prints no state syncs
             return k.Instance(site=inst.site, code=code, renames=inst.renames)
         return k.Instance(
             site=inst.site, code=code, renames=inst.renames, flush=inst.flush, reload=inst.reload
@@ -304,15 +302,52 @@ def _names(
                 out.update(rn(n) for n in x.targets)  # type: ignore[attr-defined]
         elif t is k.Instance:
             code = x.code  # type: ignore[attr-defined]
-            if not code.body and code.derived.get("wat"):
-                raise _Opaque()
-            inner = _names(code.body, None, None, mode)
-            if mode == "all":  # what the function must declare: the Code's locals too
-                inner.update(code.locals)
-            if any(type(y) is k.SyncState for y in walk(code.body)):  # its marks print its syncs
+            names, syncs = _code_names(code, mode)
+            inner = set(names)
+            if syncs:  # its marks print its syncs
                 _names([*x.flush, *x.reload], None, inner, mode)  # type: ignore[attr-defined]
             out.update(rn(x.renames.get(n, n)) for n in inner)  # type: ignore[attr-defined]
     return out
+
+
+def _code_names(code: k.Code, mode: str) -> tuple[frozenset[str], bool]:
+    """:func:`_names` of a Code's body (its own names; with "all" its declared locals too) and
+    whether it has state-sync marks: kept on the Code (shared and never changed), so that the
+    nodes of a variant and the compiles of a session do the walk once."""
+    key = f"scalarloop.names.{mode}"
+    got = code.derived.get(key)
+    if got is None:
+        if not code.body and code.derived.get("wat"):
+            raise _Opaque()
+        names = _names(code.body, None, None, mode)
+        if mode == "all":  # what the function must declare: the Code's locals too
+            names.update(code.locals)
+        got = code.derived[key] = (frozenset(names), _has_syncs(code))
+    return got
+
+
+def _has_syncs(code: k.Code) -> bool:
+    got = code.derived.get(_SYNCS)
+    if got is None:
+        got = code.derived[_SYNCS] = any(type(x) is k.SyncState for x in walk(code.body))
+    return got
+
+
+def _steps(code: k.Code) -> list[tuple[frozenset[str], frozenset[str], str | None]]:
+    """Per top-level statement of a Code: the locals it reads, those it sets, and the local it
+    sets if it is a ``SetLocal`` (the Code's own names; kept on the Code)."""
+    got = code.derived.get(_STEPS)
+    if got is None:
+        got = [
+            (
+                frozenset(_names([x], None, None, "reads")),
+                frozenset(_names([x], None, None, "writes")),
+                x.name if type(x) is k.SetLocal else None,  # type: ignore[attr-defined]
+            )
+            for x in code.body
+        ]
+        code.derived[_STEPS] = got
+    return got
 
 
 def _must(s: k.Stmt) -> set[str]:
@@ -335,14 +370,16 @@ def _exposed(stmts: list[k.Stmt], after: set[str], leave: str = "sample") -> set
     out: set[str] = set()
     written: set[str] = set()
     for s in stmts:
-        if any(type(x) in (k.Exit, k.Next) and x.label == leave for x in walk([s])):  # type: ignore[attr-defined]
+        if type(s) is k.Instance:  # node code: it cannot leave the sample loop
+            if not _has_syncs(s.code):  # type: ignore[attr-defined]
+                rn = s.renames  # type: ignore[attr-defined]
+                for reads, _, sets in _steps(s.code):  # type: ignore[attr-defined]
+                    out |= {rn.get(n, n) for n in reads} - written
+                    if sets is not None:
+                        written.add(rn.get(sets, sets))
+                continue
+        elif any(type(x) in (k.Exit, k.Next) and x.label == leave for x in walk([s])):  # type: ignore[attr-defined]
             out |= after - written
-        if type(s) is k.Instance and not any(type(y) is k.SyncState for y in walk(s.code.body)):  # type: ignore[attr-defined]
-            for x in s.code.body:  # statement by statement (a piece holds many)
-                out |= _names([x], s.renames, None, "reads") - written  # type: ignore[attr-defined]
-                if type(x) is k.SetLocal:
-                    written.add(s.renames.get(x.name, x.name))  # type: ignore[attr-defined]
-            continue
         out |= _names([s], mode="reads") - written
         written |= _must(s)
     return out | (after - written)
@@ -383,34 +420,51 @@ def _any(parts: list[k.Expr]) -> k.Expr:
     return out
 
 
-def _invariant_defs(before: list[k.Stmt], written: set[str]) -> dict[str, k.Expr]:
-    """Locals that ``before`` (the loop's statements before a rare if) sets once, at its top
-    level, to a pure expression of locals the fast loop never sets, and nothing else in the
-    fast loop sets: each holds the same value in every sample of the fast loop, that
-    expression (renamed as printed), which a test hoisted before the loop can use instead."""
+def _invariant_defs(body: list[k.Stmt], at: list[int], written: set[str]) -> dict[int, dict[str, k.Expr]]:
+    """For each index ``j`` in ``at`` (the rare ifs): the locals that ``body[:j]`` sets once, at
+    its top level, to a pure expression of locals the fast loop never sets, and that nothing
+    else in the fast loop sets: each holds the same value in every sample of the fast loop,
+    that expression (renamed as printed), which a test hoisted before the loop can use."""
+    out: dict[int, dict[str, k.Expr]] = {}
     defs: dict[str, k.Expr] = {}
     seen: dict[str, int] = {}
-    for s in before:
-        if type(s) is k.Instance:
-            renames = s.renames  # type: ignore[attr-defined]
-            stmts = s.code.body  # type: ignore[attr-defined]
-        else:
-            renames, stmts = {}, [s]
-        rename = _Rename(renames)
-        for x in stmts:
-            try:
-                names = _names([x], renames)
-            except _Opaque:
-                return {}
-            for n in names:
+    marks = set(at)
+    try:
+        for j, s in enumerate(body):
+            if j in marks:
+                out[j] = {n: e for n, e in defs.items() if seen.get(n) == 1}
+            if type(s) is k.Instance:
+                renames = s.renames  # type: ignore[attr-defined]
+                code = s.code  # type: ignore[attr-defined]
+                steps = _steps(code) if not _has_syncs(code) else None
+                if steps is None:
+                    for n in _names([s]):
+                        seen[n] = seen.get(n, 0) + 1
+                    continue
+                rename = _Rename(renames)
+                for x, (_, writes, sets) in zip(code.body, steps, strict=True):
+                    for n in writes:
+                        n = renames.get(n, n)
+                        seen[n] = seen.get(n, 0) + 1
+                    if sets is not None:
+                        _define(defs, renames.get(sets, sets), x.value, rename, written)  # type: ignore[attr-defined]
+                continue
+            for n in _names([s]):
                 seen[n] = seen.get(n, 0) + 1
-            if type(x) is k.SetLocal:
-                value = rename.expr(x.value) if _reads(x.value) is not None else None  # type: ignore[attr-defined]
-                reads = None if value is None else _reads(value)
-                if reads is not None and not reads & written:
-                    defs[renames.get(x.name, x.name)] = value  # type: ignore[attr-defined, assignment]
-    # set anywhere else in the fast loop (or twice): not one value
-    return {n: e for n, e in defs.items() if seen.get(n) == 1}
+            if type(s) is k.SetLocal:
+                _define(defs, s.name, s.value, _Rename({}), written)  # type: ignore[attr-defined]
+    except _Opaque:
+        return {j: {} for j in at}
+    return out
+
+
+def _define(defs: dict[str, k.Expr], name: str, value: k.Expr, rename: _Rename, written: set[str]) -> None:
+    if _reads(value) is None:
+        return
+    renamed = rename.expr(value)
+    reads = _reads(renamed)
+    if reads is not None and not reads & written:
+        defs[name] = renamed
 
 
 MAX_VALUES = 200
@@ -552,12 +606,13 @@ def split_scalar_loop(
     written = _writes([s for j, s in enumerate(body) if j not in rare])
     entry_parts: list[k.Expr] = []  # the invariant parts of the rare ifs' conditions
     exit_conds: dict[int, k.Expr] = {}  # rare if -> what the fast loop tests for it
+    defs_at = {} if written is None else _invariant_defs(body, rare, written)
     for j in rare:
         cond = body[j].cond  # type: ignore[attr-defined]
         if written is None:
             exit_conds[j] = cond
             continue
-        defs = _invariant_defs(body[:j], written)
+        defs = defs_at[j]
         variant: list[k.Expr] = []
         for part in _disjuncts(cond):
             hoisted = _subst(part, defs)
