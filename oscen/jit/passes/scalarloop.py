@@ -467,6 +467,11 @@ def _define(defs: dict[str, k.Expr], name: str, value: k.Expr, rename: _Rename, 
         defs[name] = renamed
 
 
+MAX_RARE = 6
+"""Rare ifs of one loop split out at most (the first ones; later ones stay ifs of the fast
+loop): each is a block around the fast loop and a cut of the full body, and nesting deeper
+than this stops paying (and the reference backend's Python cannot nest 20 blocks)."""
+
 MAX_VALUES = 200
 """A fast loop with more parameters or results than this stays in its segment: WebAssembly
 engines bound a function's values (wasmtime: 1,000), and past a few dozen they go through
@@ -599,7 +604,7 @@ def split_scalar_loop(
     if loop.cond is not None or any(type(x) is k.Next and x.label == loop.label for x in walk(loop.body)):
         return None
     body = loop.body
-    rare = [j for j, s in enumerate(body) if _rare(s)]
+    rare = [j for j, s in enumerate(body) if _rare(s)][:MAX_RARE]
     if not rare:
         return None
     # What the fast loop sets: every statement but the rare ifs (their arms run only in the tails).
