@@ -66,24 +66,39 @@ def test_program_module_prints_to_the_programs_wat_and_exports_the_protocol(in_l
     assert [imp.name for imp in program.module.imports] == program.math_imports
 
 
-def test_one_code_serves_every_node_of_a_variant():
+def _sines_codes(n: int) -> list:
     g = Graph(SR)
     mix = g.add_node(Gain(0.25))
-    for k in range(4):
+    for k in range(n):
         osc = g.add_node(Oscillator.sine(110.0 * (k + 1), 0.5))
         g.connect(osc.output, mix.input)
     g.set_output(mix.output)
     # node by node (one voice group holds one Instance of each Code: tests/test_voice_groups.py)
     module = CraneliftJit(voice_groups=False).compile(g.to_ir()).program.module
-    codes = [
+    return [
         s.code
         for fn in module.functions
         if fn.name.startswith("seg")
         for s in _walk(fn.body)
         if type(s).__name__ == "Instance"
     ]
+
+
+def test_one_code_serves_every_node_of_a_variant(monkeypatch):
+    from oscen.jit.skeleton import SkeletonBuilder
+
+    monkeypatch.setattr(SkeletonBuilder, "scalar_fast_loops", False)
+    codes = _sines_codes(4)
     assert len(codes) == 10  # per node: its parameter ramps, its process
     assert len({id(c) for c in codes}) == 4  # the same two Codes for the four sines, two for the gain
+
+
+def test_one_code_serves_every_node_of_a_variant_in_a_fast_loop():
+    # the scalar fast loop (passes.scalarloop) pastes each process as pieces, made once per Code:
+    # the nodes of a variant share them, so the distinct Codes do not grow with the nodes
+    four, eight = _sines_codes(4), _sines_codes(8)
+    assert len(eight) > len(four) > 10
+    assert len({id(c) for c in four}) == len({id(c) for c in eight})
 
 
 def _walk(body):

@@ -38,6 +38,7 @@ from .passes.liveness import drop_dead_stores
 from .passes.mix import accumulate
 from .passes.outline import halves, outline_run
 from .passes.runtime import trap_function
+from .passes.scalarloop import scalar_fast_loop
 from .protocol import (
     add_buffers_function,
     copy_words_function,
@@ -217,6 +218,14 @@ class SkeletonBuilder:
     fast loop, the run goes into a function of its own and the full body into another, both
     called from the voice function (:mod:`.passes.outline`): Cranelift then keeps the run's
     values in registers."""
+
+    scalar_fast_loops = True
+    """The same for a scalar segment's sample loop (with ``fast_loops``): its nodes' steps are
+    opened so that their rare ifs are statements of the loop (:mod:`.passes.scalarloop`)."""
+
+    outline_fast_loops = True
+    """A scalar segment's fast loop is a module function of its own, called with the loop's
+    locals (:mod:`.passes.scalarloop`): its values stay in registers."""
 
     interleave = True
     """Where a group's pair body has a small sample loop (at most :data:`WIDE_LOOP_NODES` IR
@@ -601,9 +610,14 @@ class SkeletonBuilder:
 
     def segment(self, index: int, node_ids: list[int]) -> k.Function:
         locals_, body = self.sample_loop(node_ids)
-        return k.Function(
+        fn = k.Function(
             f"seg{index}", [("n", I32)], (), locals_, [store(I32, i32(SEGMENT), i32(index)), *body]
         )
+        if self.fast_loops and self.scalar_fast_loops:  # the nodes' rare ifs out of the loop
+            fn, *fast = scalar_fast_loop(fn, outline=self.outline_fast_loops)
+            for f in fast:  # its fast loop as a function of its own
+                self.functions[f.name] = f
+        return fn
 
     def group_segment(self, index: int, group: VoiceGroup) -> list[k.Function]:
         """A voice group's segment: one function for a voice (voice 0's nodes, every address of
@@ -958,12 +972,13 @@ class SkeletonBuilder:
         body: list[k.Stmt] = [invoke("block", size)]
         for j, (nid, name) in enumerate(self.ir.outputs):
             area = self.layout.render_area + 8 * j * self.layout.render_samples
+            # memory.copy, not the copy_words loop: a word-by-word copy of every output sample
+            # cost ~9 % of the seed's render (a loop of 6 instructions a sample)
             body.append(
-                invoke(
-                    "copy_words",
-                    prim(Op.I32_ADD, i32(area), prim(Op.I32_SHL, prim(Op.I32_MUL, b, size), i32(3))),
-                    i32(self.layout.nodes[nid].buffers[name]),
-                    prim(Op.I32_SHL, size, i32(3)),
+                k.MemCopy(
+                    dst=prim(Op.I32_ADD, i32(area), prim(Op.I32_SHL, prim(Op.I32_MUL, b, size), i32(3))),
+                    src=i32(self.layout.nodes[nid].buffers[name]),
+                    nbytes=prim(Op.I32_SHL, size, i32(3)),
                 )
             )
         body.append(set_local("b", prim(Op.I32_ADD, b, i32(1))))
