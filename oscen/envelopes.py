@@ -82,7 +82,7 @@ class AdsrEnvelope(Node):
         self._target = 0.0  # level at the stage's end (idle: start = target = 0)
         self._slope = 0.0  # (target - start) / length: the level's step per sample
         self._peak = 0.0
-        self._level = 0.0  # the last output
+        self._level = 0.0  # the level the last gate started from (see on_gate)
         self._sustain_seen = math.nan  # the sustain value the held level was computed for
 
     def __repr__(self) -> str:
@@ -110,7 +110,13 @@ class AdsrEnvelope(Node):
             self._stage = RELEASE
             self._target = 0.0
         # The handler has no sample rate: the stage length is latched by the next process call,
-        # which comes at this same sample.
+        # which comes at this same sample. The level it starts from is the last output: process
+        # keeps no copy of it (a store per sample, and in voice lanes a value to carry), so it is
+        # recomputed here from the ramp the last sample used, the same operations on the same
+        # values (bit for bit); at count 0 (before any sample, or a second gate at one sample)
+        # it is the level a previous gate or the initial state left.
+        if self._count > 0.0:
+            self._level = self._start + self._slope * (self._count - 1.0)
         self._start = self._level
         self._count = 0.0
         self._length = -1.0
@@ -122,7 +128,6 @@ class AdsrEnvelope(Node):
             self._change_stage(sample_rate)
         level = self._start + self._slope * self._count
         self._count = self._count + 1.0
-        self._level = level
         self.output = level
 
     def _change_stage(self, sample_rate: float) -> None:

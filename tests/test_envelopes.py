@@ -199,3 +199,29 @@ def test_the_held_level_follows_a_sustain_that_moves_every_sample() -> None:
     held = np.clip(sustain, 0.0, 1.0) * 0.8
     np.testing.assert_array_equal(y[5:51], held[5:51])  # the gate-off sample still outputs it
     assert y[51] == pytest.approx(held[50] * 3 / 4, abs=1e-15) and y[54] == 0.0
+
+
+def test_two_gates_at_one_sample_and_a_gate_before_any_sample_start_from_the_last_output() -> None:
+    """The level a gate starts from is recomputed from the last sample's ramp (process keeps no
+    copy of it): a second gate at the same sample, and one before the first sample, still start
+    from the level last output."""
+    sr = 1000.0
+    env = AdsrEnvelope(0.010, 0.010, 0.4, 0.050)
+    y = render(env, 120, [(0, 1.0), (30, 0.0), (45, 0.8), (45, 0.0), (45, 0.9)], sr)
+    assert y[45] == y[44] and y[45] > 0.0  # three gates at 45: the last one's attack, from y[44]
+    np.testing.assert_allclose(y[45:56], y[44] + (0.9 - y[44]) * np.arange(11) / 10.0, atol=1e-15)
+    z = render(AdsrEnvelope(0.010, 0.010, 0.4, 0.050), 20, [(0, 0.0), (0, 1.0)], sr)
+    assert z[0] == 0.0 and z[10] == 1.0
+
+
+def test_process_keeps_no_per_sample_copy_of_the_level() -> None:
+    """In a voice group's fast sample loop (the voices of test_voice_events: saw -> ADSR -> VCA),
+    the envelope's level is not carried per lane: no extract of it per sample."""
+    from test_voice_events import _fast_loops, voices
+
+    from oscen.jit import CraneliftJit
+
+    wat = CraneliftJit(max_block=256).compile(voices().to_ir()).wat
+    loops = _fast_loops(wat)
+    assert loops
+    assert not any("__level__" in loop for loop in loops)
