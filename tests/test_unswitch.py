@@ -71,7 +71,6 @@ def _fast_loops(fn: kernel.Function) -> list[kernel.Loop]:
 
 def test_every_exit_of_the_voice_pairs_fast_loop_leaves_it(monkeypatch) -> None:
     monkeypatch.setattr(SkeletonBuilder, "unswitch", True)
-    monkeypatch.setattr(SkeletonBuilder, "outline", False)  # the run in the voice function itself
     program = CraneliftJit().program(voices().to_ir())
     bodies = [f for f in program.module.functions if f.name.startswith("voices0")]
     assert bodies
@@ -84,7 +83,6 @@ def test_every_exit_of_the_voice_pairs_fast_loop_leaves_it(monkeypatch) -> None:
 
 @pytest.mark.parametrize("lanes", [2, 4])
 def test_runs_match_the_loop_without_the_pass(monkeypatch, lanes: int) -> None:
-    monkeypatch.setattr(SkeletonBuilder, "outline", False)  # passes.outline: tests/test_outline.py
     off = run_engines(voices, 3000, ACTIONS, engines=("state",), blocks=BLOCKS, jit=CraneliftJit(lanes=lanes))
     monkeypatch.setattr(SkeletonBuilder, "unswitch", True)
     on = run_engines(

@@ -36,7 +36,6 @@ from .passes.lanes import NotLaneable, lane_name
 from .passes.lanes import lanes as lane_body
 from .passes.liveness import drop_dead_stores
 from .passes.mix import accumulate
-from .passes.outline import halves, outline_run
 from .passes.runtime import trap_function
 from .passes.scalarloop import scalar_fast_loop
 from .protocol import (
@@ -212,12 +211,6 @@ class SkeletonBuilder:
     (:mod:`.passes.unswitch`). Off: on the 64-voice body it takes every exit out of the fast
     loop and 17 % of the instructions, yet Cranelift then keeps more of the loop's values on
     the stack and the body ran 5-7 % slower (process time, alternated A/B, Dec 2026)."""
-
-    outline = True
-    """With ``fast_loops``, where :mod:`.passes.unswitch` takes every exit out of a lanes body's
-    fast loop, the run goes into a function of its own and the full body into another, both
-    called from the voice function (:mod:`.passes.outline`): Cranelift then keeps the run's
-    values in registers."""
 
     scalar_fast_loops = True
     """The same for a scalar segment's sample loop (with ``fast_loops``): its nodes' steps are
@@ -837,31 +830,20 @@ class SkeletonBuilder:
             # would be a value carried around the sample loop (passes.liveness)
             fn = drop_dead_stores(fn)
 
-            outlined: list[k.Function] = []
+            def finish(f: k.Function) -> k.Function:
+                if self.fast_loops:  # the rare ifs out of the sample loop (passes.fastpath)
+                    f = drop_dead_stores(fast_sample_loop(f, unswitched=self.unswitch))
+                return f
 
-            def finish(f: k.Function, stem: str) -> k.Function:
-                if not self.fast_loops:
-                    return f
-                if self.outline:  # the run without exits in a function of its own (passes.outline)
-                    got = outline_run(drop_dead_stores(fast_sample_loop(f, unswitched=True)), f, stem)
-                    if got is not None:
-                        driver, parts = got
-                        outlined.extend(parts)
-                        return driver
-                # the rare ifs out of the sample loop (passes.fastpath)
-                return drop_dead_stores(fast_sample_loop(f, unswitched=self.unswitch))
-
-            pairs = finish(fn, f"{name}_pair")
+            pairs = finish(fn)
             wide = None
-            if self.interleave and width == 2 and loop_size(pairs if not outlined else outlined[0]) <= WIDE_LOOP_NODES:
+            if self.interleave and width == 2 and loop_size(pairs) <= WIDE_LOOP_NODES:
                 merged = interleave(fn, inputs, width, lane_name)
-                wide = None if merged is None else finish(merged, f"{name}_wide")
-                if len(outlined) == 4:  # both outlined: the wide body's full samples are the pair's, twice
-                    outlined[3] = halves(outlined[3], outlined[1], inputs, width, lane_name)
-            return [*lb.functions, *outlined], pairs, wide
+                wide = None if merged is None else finish(merged)
+            return lb.functions, pairs, wide
 
         try:
-            key = (text, width, name, self.fast_loops, self.unswitch, self.outline, self.interleave, tuple(mixes or ()))
+            key = (text, width, name, self.fast_loops, self.unswitch, self.interleave, tuple(mixes or ()))
             helpers, fn, wide = self.session.lane_body(key, make)
         except NotLaneable:
             return None
