@@ -88,9 +88,12 @@ def test_an_event_at_a_block_s_first_and_last_sample_and_none_for_a_while() -> N
 
 
 def _fast_loops(wat: str) -> list[str]:
-    """The text of each voice body's fast sample loop (passes.fastpath)."""
+    """The text of each voice body's fast sample loop (passes.fastpath), not the scalar
+    segments' (passes.scalarloop: functions ``seg<k>_fast``)."""
     loops = []
     for m in re.finditer(r"\(block \$_fast \(loop \$_fast__next\n", wat):
+        if wat.rfind("(func $seg", 0, m.start()) > wat.rfind("(func $voices", 0, m.start()):
+            continue
         end = wat.index("(br $_fast__next)", m.end())
         loops.append(wat[m.end() : end])
     return loops
