@@ -18,6 +18,13 @@ from oscen.jit.passes.lanes import lane_name
 from oscen.jit.skeleton import SkeletonBuilder
 
 
+@pytest.fixture(autouse=True)
+def _per_pair_calls(monkeypatch) -> None:
+    """These tests are about the per-pair calls: without the voice-inner form, which replaces
+    them for groups of two pairs or more (tests/test_voiceinner.py)."""
+    monkeypatch.setattr(SkeletonBuilder, "voice_inner", False)
+
+
 def calls(graph) -> list[tuple[str, int]]:
     """(function, voice indices' first argument) of each voice call in the group's segment."""
     program = CraneliftJit().program(graph.to_ir())

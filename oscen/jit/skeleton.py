@@ -38,6 +38,7 @@ from .passes.liveness import drop_dead_stores
 from .passes.mix import accumulate
 from .passes.runtime import trap_function
 from .passes.scalarloop import scalar_fast_loop
+from .passes.voiceinner import VoiceInner, voice_inner
 from .protocol import (
     add_buffers_function,
     copy_words_function,
@@ -224,6 +225,15 @@ class SkeletonBuilder:
     """Where a group's pair body has a small sample loop (at most :data:`WIDE_LOOP_NODES` IR
     nodes), its voices run four per call, two pairs per loop (:mod:`.passes.interleave`); only
     with ``lanes=2``, the default."""
+
+    voice_inner = True
+    """With ``fast_loops`` and two lanes, a group of at least two pairs runs its voices as the
+    inner loop (:mod:`.passes.voiceinner`: per sample, a loop over the pairs, state in memory)
+    for the parts of a block its pairs' unswitched tests allow, and per pair otherwise."""
+
+    vi_scratch = 0
+    """Bytes past the layout that the voice-inner runs keep their pairs' records in (the
+    largest group's; set while the module is built)."""
 
     fuse_mix = True
     """A voice group's mix (see :meth:`find_reductions`) is added up by the voice bodies
@@ -656,10 +666,11 @@ class SkeletonBuilder:
         # the lanes bodies, widest first: (function, voices per call)
         bodies: list[tuple[k.Function, int]] = []
         width = self.lanes
+        inner: VoiceInner | None = None
         if width > 1 and len(group.voices) >= width:
             got = self.lane_function(f"voices{index}", inputs, locals_, body, uniform, mix_params)
             if got is not None:
-                pairs, wide = got
+                pairs, wide, inner = got
                 if wide is not None and len(group.voices) >= 2 * width:
                     bodies.append((wide, 2 * width))
                     if len(group.voices) % (2 * width) >= width:  # a pair left over
@@ -735,16 +746,37 @@ class SkeletonBuilder:
         for dst in mixes.values():
             self.uses_mix_start = True
             calls.append(invoke("mix_start", local(I32, "n"), i32(dst)))
+        def lane_args(v: int, lanes: int) -> list[k.Expr]:
+            """Voices ``v...`` as a lane function's params: each lane input for every lane in turn."""
+            each = [voice_args(v + lane) for lane in range(lanes)]
+            return [a for per_input in zip(*each, strict=True) for a in per_input]
+
+        per_pair: list[k.Stmt] = []
         first = 0
         for fn, lanes in bodies:
             last = first + (len(group.voices) - first) // lanes * lanes
             for v in range(first, last, lanes):
-                each = [voice_args(v + lane) for lane in range(lanes)]
-                # the lane function's params: each lane input for every lane in turn
-                args = [a for per_input in zip(*each, strict=True) for a in per_input]
                 voices = range(v, v + lanes)
-                calls.append(invoke(fn.name, local(I32, "n"), *ramps(voices), *due(voices), *args))
+                per_pair.append(invoke(fn.name, local(I32, "n"), *ramps(voices), *due(voices), *lane_args(v, lanes)))
             first = last
+        seg_locals: dict[str, T] = {}
+        if inner is not None and not due_queues and first // width >= 2:
+            # the voices as the inner loop; per pair (the pair function from sample 0) for a
+            # block with a ramp running
+            for fn, _ in bodies:
+                functions.remove(fn)
+            functions.extend([inner.gate, inner.pack, inner.unpack, inner.run, inner.step])
+            starts = range(0, first, width)
+            per_pair = [
+                invoke(inner.step.name, local(I32, "n"), i32(0), *ramps(range(v, v + width)), *lane_args(v, width))
+                for v in starts
+            ]
+            pairs_args = [lane_args(v, width) for v in starts]
+            mix_at = list(mixes.values())
+            calls.extend(self.voice_inner_calls(inner, pairs_args, uniform, mix_at, per_pair, ramps(range(first))))
+            seg_locals = {"_vi_i": I32, "_vi_stop": I32, "_vi_zero": I32}
+        else:
+            calls.extend(per_pair)
         for v in range(first, len(group.voices)):
             voices = range(v, v + 1)
             calls.append(invoke(voice.name, local(I32, "n"), *ramps(voices), *due(voices), *voice_args(v)))
@@ -756,7 +788,48 @@ class SkeletonBuilder:
         for nodes in group.voices:
             for j, nid in enumerate(nodes):
                 self.sites[nid] = self.sites[template[j]]
-        return [*functions, k.Function(f"seg{index}", [("n", I32)], (), {}, calls)]
+        return [*functions, k.Function(f"seg{index}", [("n", I32)], (), seg_locals, calls)]
+
+    def voice_inner_calls(
+        self,
+        inner: VoiceInner,
+        pairs: list[list[k.Expr]],
+        uniform: list[tuple[str, T]],
+        mixes: list[int],
+        per_pair: list[k.Stmt],
+        ramps: list[k.Expr],
+    ) -> list[k.Stmt]:
+        """A group's pairs for one block with the voices as the inner loop (:mod:`.passes.voiceinner`):
+        runs while every pair's gate allows, the sample a run stops at per pair (``step``), and
+        the block per pair as before (``per_pair``) when a ramp runs, or for the rest of the block
+        once runs keep stopping at once (a test that stays true: each sample would pay the
+        gates, records and steps)."""
+        base = (self.layout.size + 15) // 16 * 16
+        self.vi_scratch = max(self.vi_scratch, len(pairs) * inner.stride)
+        n, i, stop, zero = (local(I32, x) for x in ("n", "_vi_i", "_vi_stop", "_vi_zero"))
+        off = [k.Const(t, False if t is BOOL else 0) for _, t in uniform]  # no ramp runs, no event is due
+        recs = [i32(base + p * inner.stride) for p in range(len(pairs))]
+        run_pairs: list[k.Stmt] = [invoke(inner.pack.name, *off, *a, r) for a, r in zip(pairs, recs, strict=True)]
+        run_pairs.append(invoke(inner.run.name, i, stop, i32(base), i32(len(pairs)), *(i32(m) for m in mixes)))
+        run_pairs += [invoke(inner.unpack.name, *off, *a, r) for a, r in zip(pairs, recs, strict=True)]
+        chunk: list[k.Stmt] = [set_local("_vi_stop", n)]
+        chunk += [set_local("_vi_stop", k.CallFn(I32, inner.gate.name, [i, stop, *off, *a])) for a in pairs]
+        chunk.append(if_(prim(Op.I32_GT_U, stop, i), run_pairs, [set_local("_vi_zero", prim(Op.I32_ADD, zero, i32(1)))]))
+        chunk.append(k.Exit(label="_vi_block", cond=prim(Op.I32_GE_U, stop, n)))
+        rest = [invoke(inner.step.name, n, stop, *off, *a) for a in pairs]
+        chunk.append(if_(prim(Op.I32_GT_U, zero, i32(3)), [*rest, k.Exit(label="_vi_block")]))
+        one = prim(Op.I32_ADD, stop, i32(1))
+        chunk += [invoke(inner.step.name, one, stop, *off, *a) for a in pairs]
+        chunk.append(set_local("_vi_i", one))
+        chunk.append(k.Exit(label="_vi_block", cond=prim(Op.I32_GE_U, i, n)))
+        vi: list[k.Stmt] = [
+            set_local("_vi_i", i32(0)),
+            set_local("_vi_zero", i32(0)),
+            k.Block(label="_vi_block", body=[k.Loop(label="_vi_chunk", cond=None, body=chunk)]),
+        ]
+        if ramps:
+            return [if_(ramps[0], per_pair, vi)]
+        return vi
 
     def find_reductions(self, segs: list[list[int] | VoiceGroup]) -> None:
         """Stream inputs that add exactly one output of every voice of a group, in voice order
@@ -803,12 +876,13 @@ class SkeletonBuilder:
         body: list[k.Stmt],
         uniform: list[tuple[str, T]] | None = None,
         mixes: list[str] | None = None,
-    ) -> tuple[k.Function, k.Function | None] | None:
+    ) -> tuple[k.Function, k.Function | None, VoiceInner | None] | None:
         """The voice body for ``self.lanes`` voices at once (:mod:`.passes.lanes`), or None
         where the body cannot run as lanes (or store the voices' mixes, the params ``mixes``, as
         :mod:`.passes.mix` reads them): then the voices run one by one. ``uniform``: params the
         same for all lanes (after ``n``). With it, the same body for twice the voices where its
-        sample loop is small (:mod:`.passes.interleave`, two pairs per loop), else None."""
+        sample loop is small (:mod:`.passes.interleave`, two pairs per loop), else None; and the
+        pair's voice-inner form (:mod:`.passes.voiceinner`) where it has one, else None."""
         width = self.lanes
         uniform = uniform or []
         typed = {**locals_, "n": I32, **dict(uniform), **dict.fromkeys(inputs, I32)}
@@ -819,7 +893,7 @@ class SkeletonBuilder:
         params = [*head, *((lane_name(p, lane), I32) for p in inputs for lane in range(width))]
         taken = {p for p, _ in params}
 
-        def make() -> tuple[list[k.Function], k.Function, k.Function | None]:
+        def make() -> tuple[list[k.Function], k.Function, k.Function | None, VoiceInner | None]:
             lb = lane_body(body, typed, width, lane_inputs=inputs, index="v")
             fn = k.Function(name, params, (), {n: t for n, t in lb.locals.items() if n not in taken}, lb.body)
             mixed = accumulate(fn, {lane_name(o, lane) for o in mixes or () for lane in range(width)})
@@ -836,20 +910,27 @@ class SkeletonBuilder:
                 return f
 
             pairs = finish(fn)
-            wide = None
-            if self.interleave and width == 2 and loop_size(pairs) <= WIDE_LOOP_NODES:
+            inner = None
+            if self.fast_loops and self.voice_inner and width == 2:
+                unswitched = drop_dead_stores(fast_sample_loop(fn, unswitched=True))
+                inner = voice_inner(pairs, unswitched, uniform, list(mixes or ()), width, lane_name)
+            wide = None  # not wanted with the voice-inner form: group_segment uses it then
+            if inner is None and self.interleave and width == 2 and loop_size(pairs) <= WIDE_LOOP_NODES:
                 merged = interleave(fn, inputs, width, lane_name)
                 wide = None if merged is None else finish(merged)
-            return lb.functions, pairs, wide
+            return lb.functions, pairs, wide, inner
 
         try:
-            key = (text, width, name, self.fast_loops, self.unswitch, self.interleave, tuple(mixes or ()))
-            helpers, fn, wide = self.session.lane_body(key, make)
+            key = (
+                text, width, name, self.fast_loops, self.unswitch, self.interleave, self.voice_inner,
+                tuple(mixes or ()),
+            )  # fmt: skip
+            helpers, fn, wide, inner = self.session.lane_body(key, make)
         except NotLaneable:
             return None
         for helper in helpers:
             self.functions.setdefault(helper.name, helper)
-        return fn, wide
+        return fn, wide, inner
 
     def sample_loop(self, node_ids: list[int]) -> tuple[dict[str, T], list[k.Stmt]]:
         """The locals and statements of one loop over the block's samples running ``node_ids``,
@@ -1024,7 +1105,7 @@ class SkeletonBuilder:
             functions,
             imports=self.imports(),
             globals=[k.Global(wasm_math.ERROR_GLOBAL, I32, 0, mutable=True, export="math_error")],
-            memory_pages=(self.layout.size + 65535) // 65536,
+            memory_pages=((self.layout.size + 15) // 16 * 16 + self.vi_scratch + 65535) // 65536,
         )
         return module, seg_nodes
 
