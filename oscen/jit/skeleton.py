@@ -197,6 +197,34 @@ def _frame_now() -> k.Expr:
     return prim(Op.I64_ADD, load(I64, i32(FRAME)), prim(Op.I64_EXTEND_I32_U, local(I32, "i")))
 
 
+SEG_COUNTER = "_seg_k"
+"""The local a group's segment counts its calls in, where it loops over them (:func:`for_each`)."""
+
+
+def for_each(rows: list[list[k.Expr]], make: Any) -> list[k.Stmt]:
+    """``make(args, p)`` for each row of call args (``p``: the row's index, an expression): one
+    WASM loop over ``p`` (in :data:`SEG_COUNTER`) where every arg is a constant ``start + p * step``
+    and there are more than two rows, so the segment's code does not grow with the voices; the
+    calls one by one otherwise."""
+    if len(rows) > 2 and all(type(a) is k.Const and type(a.value) is int for row in rows for a in row):
+        starts = [a.value for a in rows[0]]  # type: ignore[attr-defined]
+        steps = [b.value - a for a, b in zip(starts, rows[1], strict=True)]  # type: ignore[attr-defined]
+        if all(
+            a.value == s + p * d  # type: ignore[attr-defined]
+            for p, row in enumerate(rows)
+            for a, s, d in zip(row, starts, steps, strict=True)
+        ):
+            p = local(I32, SEG_COUNTER)
+            args = [
+                i32(s) if d == 0 else prim(Op.I32_ADD, i32(s), prim(Op.I32_MUL, p, i32(d)))
+                for s, d in zip(starts, steps, strict=True)
+            ]
+            body = [*make(args, p), set_local(SEG_COUNTER, prim(Op.I32_ADD, p, i32(1)))]
+            body.append(k.Exit(label="_seg_calls", cond=prim(Op.I32_GE_U, p, i32(len(rows)))))
+            return [set_local(SEG_COUNTER, i32(0)), k.Loop(label="_seg_calls", cond=None, body=body)]
+    return [s for p, row in enumerate(rows) for s in make(row, i32(p))]
+
+
 class SkeletonBuilder:
     """Builds a GraphIR's module: segments, ``block``, the ``process``/``render`` exports, the
     memory protocol, and the library functions node code calls."""
@@ -751,30 +779,54 @@ class SkeletonBuilder:
             each = [voice_args(v + lane) for lane in range(lanes)]
             return [a for per_input in zip(*each, strict=True) for a in per_input]
 
+        def ramps_of(args: list[k.Expr], lanes: int) -> list[k.Expr]:
+            """:func:`ramps` of the voices whose lane args are ``args`` (constants or expressions)."""
+            if not self.ramp_steps:
+                return []
+            running: k.Expr | None = None
+            for lane in range(lanes):
+                bases = [args[inputs.index(f"b{j}") * lanes + lane] for j in ramped]
+                one = k.CallFn(I64, f"ramps{index}", bases)
+                running = one if running is None else prim(Op.I64_OR, running, one)
+            assert running is not None
+            return [prim(Op.I64_NE, running, i64(0))]
+
         per_pair: list[k.Stmt] = []
         first = 0
         for fn, lanes in bodies:
             last = first + (len(group.voices) - first) // lanes * lanes
-            for v in range(first, last, lanes):
-                voices = range(v, v + lanes)
-                per_pair.append(invoke(fn.name, local(I32, "n"), *ramps(voices), *due(voices), *lane_args(v, lanes)))
+            if due_queues:  # each call's due bound, chained over its voices: unrolled
+                for v in range(first, last, lanes):
+                    voices = range(v, v + lanes)
+                    per_pair.append(
+                        invoke(fn.name, local(I32, "n"), *ramps(voices), *due(voices), *lane_args(v, lanes))
+                    )
+            else:
+                rows = [lane_args(v, lanes) for v in range(first, last, lanes)]
+                per_pair += for_each(
+                    rows, lambda a, _, f=fn.name, w=lanes: [invoke(f, local(I32, "n"), *ramps_of(a, w), *a)]
+                )
             first = last
-        seg_locals: dict[str, T] = {}
+        seg_locals: dict[str, T] = {SEG_COUNTER: I32}
         if inner is not None and not due_queues and first // width >= 2:
             # the voices as the inner loop; per pair (the pair function from sample 0) for a
             # block with a ramp running
             for fn, _ in bodies:
                 functions.remove(fn)
             functions.extend([inner.gate, inner.pack, inner.unpack, inner.run, inner.step])
-            starts = range(0, first, width)
-            per_pair = [
-                invoke(inner.step.name, local(I32, "n"), i32(0), *ramps(range(v, v + width)), *lane_args(v, width))
-                for v in starts
-            ]
-            pairs_args = [lane_args(v, width) for v in starts]
-            mix_at = list(mixes.values())
-            calls.extend(self.voice_inner_calls(inner, pairs_args, uniform, mix_at, per_pair, ramps(range(first))))
-            seg_locals = {"_vi_i": I32, "_vi_stop": I32, "_vi_zero": I32}
+            rows = [lane_args(v, width) for v in range(0, first, width)]
+            step = inner.step.name
+            per_pair = for_each(rows, lambda a, _: [invoke(step, local(I32, "n"), i32(0), *ramps_of(a, width), *a)])
+            any_ramp: list[k.Stmt] = []
+            if self.ramp_steps:
+                r = local(I32, "_vi_r")  # whether a ramp of any pair runs
+                any_ramp = [
+                    set_local("_vi_r", i32(0)),
+                    *for_each(rows, lambda a, _: [set_local("_vi_r", prim(Op.I32_OR, r, ramps_of(a, width)[0]))]),
+                ]
+            calls += any_ramp
+            calls.extend(self.voice_inner_calls(inner, rows, uniform, list(mixes.values()), per_pair, bool(any_ramp)))
+            seg_locals.update({"_vi_i": I32, "_vi_stop": I32, "_vi_zero": I32, "_vi_r": I32})
         else:
             calls.extend(per_pair)
         for v in range(first, len(group.voices)):
@@ -797,7 +849,7 @@ class SkeletonBuilder:
         uniform: list[tuple[str, T]],
         mixes: list[int],
         per_pair: list[k.Stmt],
-        ramps: list[k.Expr],
+        ramped: bool,
     ) -> list[k.Stmt]:
         """A group's pairs for one block with the voices as the inner loop (:mod:`.passes.voiceinner`):
         runs while every pair's gate allows, the sample a run stops at per pair (``step``), and
@@ -808,18 +860,21 @@ class SkeletonBuilder:
         self.vi_scratch = max(self.vi_scratch, len(pairs) * inner.stride)
         n, i, stop, zero = (local(I32, x) for x in ("n", "_vi_i", "_vi_stop", "_vi_zero"))
         off = [k.Const(t, False if t is BOOL else 0) for _, t in uniform]  # no ramp runs, no event is due
-        recs = [i32(base + p * inner.stride) for p in range(len(pairs))]
-        run_pairs: list[k.Stmt] = [invoke(inner.pack.name, *off, *a, r) for a, r in zip(pairs, recs, strict=True)]
+
+        def rec(p: k.Expr) -> k.Expr:  # pair p's record
+            return prim(Op.I32_ADD, i32(base), prim(Op.I32_MUL, p, i32(inner.stride)))
+
+        run_pairs: list[k.Stmt] = for_each(pairs, lambda a, p: [invoke(inner.pack.name, *off, *a, rec(p))])
         run_pairs.append(invoke(inner.run.name, i, stop, i32(base), i32(len(pairs)), *(i32(m) for m in mixes)))
-        run_pairs += [invoke(inner.unpack.name, *off, *a, r) for a, r in zip(pairs, recs, strict=True)]
+        run_pairs += for_each(pairs, lambda a, p: [invoke(inner.unpack.name, *off, *a, rec(p))])
         chunk: list[k.Stmt] = [set_local("_vi_stop", n)]
-        chunk += [set_local("_vi_stop", k.CallFn(I32, inner.gate.name, [i, stop, *off, *a])) for a in pairs]
+        chunk += for_each(pairs, lambda a, _: [set_local("_vi_stop", k.CallFn(I32, inner.gate.name, [i, stop, *off, *a]))])
         chunk.append(if_(prim(Op.I32_GT_U, stop, i), run_pairs, [set_local("_vi_zero", prim(Op.I32_ADD, zero, i32(1)))]))
         chunk.append(k.Exit(label="_vi_block", cond=prim(Op.I32_GE_U, stop, n)))
-        rest = [invoke(inner.step.name, n, stop, *off, *a) for a in pairs]
+        rest = for_each(pairs, lambda a, _: [invoke(inner.step.name, n, stop, *off, *a)])
         chunk.append(if_(prim(Op.I32_GT_U, zero, i32(3)), [*rest, k.Exit(label="_vi_block")]))
         one = prim(Op.I32_ADD, stop, i32(1))
-        chunk += [invoke(inner.step.name, one, stop, *off, *a) for a in pairs]
+        chunk += for_each(pairs, lambda a, _: [invoke(inner.step.name, one, stop, *off, *a)])
         chunk.append(set_local("_vi_i", one))
         chunk.append(k.Exit(label="_vi_block", cond=prim(Op.I32_GE_U, i, n)))
         vi: list[k.Stmt] = [
@@ -827,8 +882,8 @@ class SkeletonBuilder:
             set_local("_vi_zero", i32(0)),
             k.Block(label="_vi_block", body=[k.Loop(label="_vi_chunk", cond=None, body=chunk)]),
         ]
-        if ramps:
-            return [if_(ramps[0], per_pair, vi)]
+        if ramped:
+            return [if_(prim(Op.I32_NE, local(I32, "_vi_r"), i32(0)), per_pair, vi)]
         return vi
 
     def find_reductions(self, segs: list[list[int] | VoiceGroup]) -> None:
