@@ -21,6 +21,7 @@ from oscen.filters import IirLowpass
 from oscen.gain import Gain
 from oscen.graph import Graph, Node, StreamInput, StreamOutput, ValueInput
 from oscen.jit import CraneliftJit, GraphState, NodeFault, kernel
+from oscen.jit.ops import Op
 from oscen.jit.passes import scalarloop
 from oscen.jit.passes.walk import walk
 from oscen.jit.skeleton import SkeletonBuilder
@@ -314,3 +315,146 @@ def test_a_fast_loop_with_too_many_values_stays_in_its_segment(monkeypatch) -> N
     assert any(isinstance(s, kernel.Loop) and s.label == "_fast" for s in _walk(fns["seg0"].body))
     outs = run_engines(seed, 3000, SEED_ACTIONS[:3], engines=("interpreted", "state"), blocks=BLOCKS)
     assert_engines_match(outs["interpreted"], outs["state"], exact=True, what="inline fast loop")
+
+
+# ------------------------------------------------------------------------------ register pressure
+def _deep(stmts):
+    """Every node, into node code (an Instance's Code) too."""
+    for x in walk(stmts):
+        yield x
+        if isinstance(x, kernel.Instance):
+            yield from _deep(x.code.body)
+
+
+def _around(stmts, pred):
+    """(the statement list holding the first statement ``pred`` accepts, its index there)."""
+    for j, s in enumerate(stmts):
+        if pred(s):
+            return stmts, j
+        for name in ("body", "orelse"):
+            inner = getattr(s, name, None)
+            if isinstance(inner, list):
+                got = _around(inner, pred)
+                if got is not None:
+                    return got
+    return None
+
+
+def _is_answer(s: kernel.Stmt, code: int) -> bool:
+    return (
+        isinstance(s, kernel.If)
+        and len(s.body) == 1
+        and isinstance(s.body[0], kernel.ReturnValues)
+        and s.body[0].values[0] == kernel.Const(kernel.T.I32, code)
+    )
+
+
+def test_the_seeds_fast_loop_takes_only_the_state_it_carries() -> None:
+    fns = functions(seed())
+    fast, seg = fns["seg0_fast"], fns["seg0"]
+    params = {n for n, _ in fast.params}
+    # the oscillator's and the filter's state and the nodes' outputs: no coefficient, no
+    # parameter, no temporary the full body would set before reading it (the restart's c, the
+    # floor's rnd: read in the rare arms only after they set them)
+    assert params == {
+        "i", "n", "n0__c", "n0__s", "n0__left", "n0__phase", "n0_output",
+        "n1__s1", "n1__s2", "n1_output", "n2_output",
+    }  # fmt: skip
+    # the values it reads and never sets come from globals, each read in the loop itself
+    read = {x.name for x in walk(fast.body) if isinstance(x, kernel.GetGlobal)}
+    invariants = {"n0__cw", "n0__sw", "n1__b0", "n1__b1", "n1__b2", "n1__a1", "n1__a2", "p2_gain"}
+    assert {f"seg0_fast.{n}" for n in invariants} <= read
+    (loop,) = [s for s in fast.body if isinstance(s, kernel.Loop)]
+    inside = {x.name for x in walk(loop.body) if isinstance(x, kernel.GetGlobal)}
+    assert inside == read
+    # ... which the segment sets from its locals right before the call, every time it calls
+    stmts, j = _around(seg.body, lambda s: isinstance(s, kernel.Invoke) and s.func == "seg0_fast")
+    sets = {s.name: s.value for s in stmts[:j] if isinstance(s, kernel.SetGlobal)}
+    assert set(sets) == read
+    assert all(v == kernel.Local(kernel.T.F64, g.split(".", 1)[1]) for g, v in sets.items())
+    module = CraneliftJit().program(seed().to_ir()).module
+    assert read <= {g.name for g in module.globals}
+
+
+def test_the_seeds_fast_loop_tests_the_block_end_after_each_sample() -> None:
+    fast = functions(seed())["seg0_fast"]
+    (loop,) = [s for s in fast.body if isinstance(s, kernel.Loop)]
+    # i >= n once before the first sample, then at the end of each: the outputs the answer
+    # returns are fresh there, not carried around the back edge to a test at the top
+    assert _is_answer(fast.body[0], 0) and _is_answer(loop.body[-1], 0)
+    assert not any(_is_answer(s, 0) for s in loop.body[:-1])
+    assert fast.body[0].cond == loop.body[-1].cond
+
+
+def test_the_seeds_phase_floor_is_not_in_its_fast_loop() -> None:
+    # the guard of the oscillator's floor (``not (-1 < increment < 1)``) reads only the
+    # increment: tested before the fast loop, so its arm and its test leave the loop
+    fast = functions(seed())["seg0_fast"]
+    assert not any(isinstance(x, kernel.Prim) and x.op.wasm == "f64.floor" for x in _deep(fast.body))
+    assert not any(isinstance(x, kernel.Logical) for x in _deep(fast.body))
+
+
+def test_without_reloading_the_invariants_are_parameters_again(monkeypatch) -> None:
+    monkeypatch.setattr(SkeletonBuilder, "reload_invariants", False)
+    fast = functions(seed())["seg0_fast"]
+    assert {"n0__cw", "n1__b0", "p2_gain"} <= {n for n, _ in fast.params}
+    assert not any(isinstance(x, kernel.GetGlobal) for x in walk(fast.body))
+    outs = run_engines(seed, 4000, SEED_ACTIONS, engines=("interpreted", "state"), blocks=BLOCKS)
+    assert_engines_match(outs["interpreted"], outs["state"], exact=True, what="invariants as parameters")
+
+
+# ------------------------------------------------------------------------------ exposed reads
+F64, BOOL = kernel.T.F64, kernel.T.BOOL
+
+
+def _set(name: str, value: kernel.Expr) -> kernel.Stmt:
+    return kernel.SetLocal(name=name, value=value)
+
+
+def _x(name: str) -> kernel.Local:
+    return kernel.Local(F64, name)
+
+
+ONE = kernel.Const(F64, 1.0)
+COND = kernel.Local(BOOL, "c")
+
+
+def _if(body, orelse=()) -> kernel.Stmt:
+    return kernel.If(site=kernel.NOSITE, cond=COND, body=list(body), orelse=list(orelse))
+
+
+AB = {"a", "b"}  # what is read after the statements (and where an Exit(sample) among them goes)
+
+
+@pytest.mark.parametrize(
+    ("stmts", "exposed"),
+    [
+        ([_if([_set("x", ONE)], [_set("x", ONE)]), _set("y", _x("x"))], {"c"} | AB),  # set on both arms
+        ([_if([_set("x", ONE)]), _set("y", _x("x"))], {"c", "x"} | AB),  # on one arm only
+        ([_if([_set("x", ONE), _set("y", _x("x"))])], {"c"} | AB),  # read in the arm after its set
+        (
+            [_set("y", kernel.Seq(F64, [_set("t", ONE)], kernel.Prim(F64, Op.F64_ADD, [_x("t"), _x("t")])))],
+            AB,
+        ),  # a Seq's statements run before its value
+        (
+            [
+                _set("y", kernel.Select(F64, COND, kernel.Seq(F64, [_set("t", ONE)], _x("t")), ONE)),
+                _set("z", _x("t")),
+            ],
+            {"c", "t"} | AB,
+        ),  # a lazy side's sets may not have run
+        (
+            [
+                kernel.Block(label="b", body=[kernel.Exit(label="b", cond=COND), _set("x", ONE)]),
+                _set("y", _x("x")),
+            ],
+            {"c", "x"} | AB,
+        ),  # an exit out of the block before the set
+        ([kernel.Block(label="b", body=[_set("x", ONE)]), _set("y", _x("x"))], AB),
+        # where it leaves for the next statements, ``a`` is set already, ``b`` not yet
+        ([_set("a", ONE), kernel.Exit(label="sample", cond=COND), _set("b", ONE)], {"c", "b"}),
+    ],
+    ids=["both-arms", "one-arm", "in-arm", "seq", "lazy-side", "block-exit", "block", "leave"],
+)
+def test_exposed_reads_follow_every_path(stmts, exposed) -> None:
+    assert scalarloop._exposed(stmts, AB) == exposed

@@ -249,6 +249,12 @@ class SkeletonBuilder:
     """A scalar segment's fast loop is a module function of its own, called with the loop's
     locals (:mod:`.passes.scalarloop`): its values stay in registers."""
 
+    reload_invariants = True
+    """An outlined scalar fast loop reads the f64 locals it never sets (coefficients, parameters)
+    from module globals the segment sets before the call, each just before its first use in
+    every sample, instead of holding them in registers across the loop
+    (:func:`.passes.scalarloop._reload`): the carried state keeps the registers."""
+
     interleave = True
     """Where a group's pair body has a small sample loop (at most :data:`WIDE_LOOP_NODES` IR
     nodes), its voices run four per call, two pairs per loop (:mod:`.passes.interleave`); only
@@ -303,6 +309,7 @@ class SkeletonBuilder:
         # :mod:`.passes.mix`): group segment -> (template node, output) -> the mix's buffer
         self.mixes: dict[int, dict[tuple[int, str], int]] = {}
         self.uses_mix_start = False
+        self.fast_globals: list[k.Global] = []  # what outlined scalar fast loops read invariants from
         # while a group's body is built: (template node, output) -> the param naming its mix
         self.mix_params: dict[tuple[int, str], str] = {}
         self.nodes = {n.id: n for n in ir.nodes}
@@ -645,7 +652,8 @@ class SkeletonBuilder:
             f"seg{index}", [("n", I32)], (), locals_, [store(I32, i32(SEGMENT), i32(index)), *body]
         )
         if self.fast_loops and self.scalar_fast_loops:  # the nodes' rare ifs out of the loop
-            fn, *fast = scalar_fast_loop(fn, outline=self.outline_fast_loops)
+            globals_ = self.fast_globals if self.reload_invariants else None
+            fn, *fast = scalar_fast_loop(fn, outline=self.outline_fast_loops, globals_out=globals_)
             for f in fast:  # its fast loop as a function of its own
                 self.functions[f.name] = f
         return fn
@@ -1159,7 +1167,10 @@ class SkeletonBuilder:
         module = k.Module(
             functions,
             imports=self.imports(),
-            globals=[k.Global(wasm_math.ERROR_GLOBAL, I32, 0, mutable=True, export="math_error")],
+            globals=[
+                k.Global(wasm_math.ERROR_GLOBAL, I32, 0, mutable=True, export="math_error"),
+                *self.fast_globals,
+            ],
             memory_pages=((self.layout.size + 15) // 16 * 16 + self.vi_scratch + 65535) // 65536,
         )
         return module, seg_nodes

@@ -72,6 +72,12 @@ def eager(e: k.Expr) -> k.Expr | None:
             return None
         op = Op.BOOL_AND if e.op == "and" else Op.BOOL_OR  # type: ignore[attr-defined]
         return k.Prim(k.T.BOOL, op, [left, right])
+    if type(e) is k.Prim and any(type(a) is k.Logical for a in e.args):  # type: ignore[attr-defined]
+        # ``not (a and b)``: the oscillator's guard of its rare floor, on the increment only
+        args = [eager(a) for a in e.args]  # type: ignore[attr-defined]
+        if any(a is None for a in args):
+            return None
+        e = k.Prim(e.type, e.op, args)  # type: ignore[attr-defined,arg-type]
     return e if _pure(e) else None
 
 
@@ -363,26 +369,176 @@ def _must(s: k.Stmt) -> set[str]:
     return set()
 
 
+_FLOW = "scalarloop.flow"
+
+
+class _Flow:
+    """Forward over statements in execution order: the locals read before every path to the
+    read has set them (``out``), given the locals set on every path so far (``written``, which
+    each step updates). Structured: an ``if``'s arms and a lazy expression's sides each start
+    from what is set before them, and after them only what both (or every path out of a block)
+    set counts as set. Node code (an :class:`~..kernel.Instance`) is summarised once per Code
+    (what its body reads before setting, what it sets on every path) and renamed; with state
+    syncs, the syncs are walked where its marks put them. Anything else is read whole."""
+
+    def __init__(self, after: set[str], leave: str | None) -> None:
+        self.out: set[str] = set()
+        self.after = after
+        self.leave = leave
+        self.exits: dict[str, list[set[str]]] = {}  # enclosing block label -> what is set at its exits
+
+    def read(self, name: str, written: set[str]) -> None:
+        if name not in written:
+            self.out.add(name)
+
+    def expr(self, e: k.Expr, rn: dict[str, str], written: set[str]) -> None:
+        t = type(e)
+        if t is k.Local:
+            self.read(rn.get(e.name, e.name), written)  # type: ignore[attr-defined]
+        elif t is k.Const or t is k.GetGlobal:
+            return
+        elif t is k.Prim or t is k.CallFn:
+            for a in e.args:  # type: ignore[attr-defined]
+                self.expr(a, rn, written)
+        elif t is k.Load:
+            self.expr(e.addr, rn, written)  # type: ignore[attr-defined]
+        elif t is k.Choose:  # eager: a, b, then the condition
+            for a in (e.a, e.b, e.cond):  # type: ignore[attr-defined]
+                self.expr(a, rn, written)
+        elif t is k.Seq:
+            self.stmts(e.body, rn, written)  # type: ignore[attr-defined]
+            self.expr(e.value, rn, written)  # type: ignore[attr-defined]
+        elif t is k.Select:
+            self.expr(e.cond, rn, written)  # type: ignore[attr-defined]
+            a, b = set(written), set(written)
+            self.expr(e.then, rn, a)  # type: ignore[attr-defined]
+            self.expr(e.orelse, rn, b)  # type: ignore[attr-defined]
+            written |= a & b
+        elif t is k.Logical:
+            self.expr(e.left, rn, written)  # type: ignore[attr-defined]
+            self.expr(e.right, rn, set(written))  # type: ignore[attr-defined]
+        elif t is k.Let:
+            self.expr(e.value, rn, written)  # type: ignore[attr-defined]
+            written.add(rn.get(e.name, e.name))  # type: ignore[attr-defined]
+            self.expr(e.body, rn, written)  # type: ignore[attr-defined]
+        else:  # not modelled: everything it reads, nothing it sets
+            for x in walk(e):
+                if type(x) is k.Local:
+                    self.read(rn.get(x.name, x.name), written)  # type: ignore[attr-defined]
+
+    def stmts(self, stmts: list[k.Stmt], rn: dict[str, str], written: set[str]) -> None:
+        for s in stmts:
+            self.stmt(s, rn, written)
+
+    def stmt(self, s: k.Stmt, rn: dict[str, str], written: set[str]) -> None:  # noqa: C901
+        t = type(s)
+        if t is k.SetLocal:
+            self.expr(s.value, rn, written)  # type: ignore[attr-defined]
+            written.add(rn.get(s.name, s.name))  # type: ignore[attr-defined]
+        elif t is k.Store:
+            self.expr(s.addr, rn, written)  # type: ignore[attr-defined]
+            self.expr(s.value, rn, written)  # type: ignore[attr-defined]
+        elif t is k.If:
+            self.expr(s.cond, rn, written)  # type: ignore[attr-defined]
+            a, b = set(written), set(written)
+            self.stmts(s.body, rn, a)  # type: ignore[attr-defined]
+            self.stmts(s.orelse, rn, b)  # type: ignore[attr-defined]
+            written |= a & b
+        elif t is k.Block or t is k.Loop:
+            label = s.label  # type: ignore[attr-defined]
+            saved = self.exits.get(label)
+            self.exits[label] = []
+            inner = set(written)
+            if t is k.Loop and s.cond is not None:  # type: ignore[attr-defined]
+                self.expr(s.cond, rn, inner)  # type: ignore[attr-defined]
+            self.stmts(s.body, rn, inner)  # type: ignore[attr-defined]
+            exits = self.exits.pop(label)
+            if saved is not None:
+                self.exits[label] = saved
+            if t is k.Block:  # set on every way out: the end of its body and each exit
+                for e in exits:
+                    inner &= e
+                written |= inner
+        elif t is k.Exit:
+            if s.cond is not None:  # type: ignore[attr-defined]
+                self.expr(s.cond, rn, written)  # type: ignore[attr-defined]
+            label = s.label  # type: ignore[attr-defined]
+            if label in self.exits:
+                self.exits[label].append(set(written))
+            elif label == self.leave:
+                self.out |= self.after - written
+            else:  # out of what is analysed, somewhere unknown: as conservative as can be
+                raise _Opaque()
+        elif t is k.Next:
+            if s.label not in self.exits:  # type: ignore[attr-defined]
+                raise _Opaque()
+        elif t is k.Invoke:
+            for a in s.args:  # type: ignore[attr-defined]
+                self.expr(a, rn, written)
+            written.update(rn.get(n, n) for n in s.targets)  # type: ignore[attr-defined]
+        elif t is k.Instance:
+            self.instance(s, rn, written)  # type: ignore[arg-type]
+        elif t is k.ReturnValues:
+            for a in s.values:  # type: ignore[attr-defined]
+                self.expr(a, rn, written)
+        elif t is k.SetGlobal or t is k.ExprStmt:
+            self.expr(s.value, rn, written)  # type: ignore[attr-defined]
+        elif t is k.MemCopy:
+            for a in (s.dst, s.src, s.nbytes):  # type: ignore[attr-defined]
+                self.expr(a, rn, written)
+        elif t is k.Trap:
+            if s.node is not None:  # type: ignore[attr-defined]
+                self.expr(s.node, rn, written)  # type: ignore[attr-defined]
+        elif t is not k.Unreachable:  # not modelled: everything it reads, nothing it sets
+            for x in walk([s]):
+                if type(x) is k.Local:
+                    self.read(rn.get(x.name, x.name), written)  # type: ignore[attr-defined]
+
+    def instance(self, s: k.Instance, rn: dict[str, str], written: set[str]) -> None:
+        inner = s.renames
+        if rn:  # nested: its names renamed by it, then by the enclosing Instance
+            inner = {**rn, **{n: rn.get(m, m) for n, m in s.renames.items()}}
+        code = s.code
+        if not code.body and code.derived.get("wat"):
+            raise _Opaque()
+        if _has_syncs(code):  # its syncs where its marks are: walked with it
+            _Synced(self, s).stmts(code.body, inner, written)
+            return
+        summary = code.derived.get(_FLOW)
+        if summary is None:
+            flow = _Flow(set(), None)
+            sets: set[str] = set()
+            flow.stmts(code.body, {}, sets)
+            summary = code.derived[_FLOW] = (frozenset(flow.out), frozenset(sets))
+        reads, sets = summary
+        for n in reads:
+            self.read(inner.get(n, n), written)
+        written.update(inner.get(n, n) for n in sets)
+
+
+class _Synced(_Flow):
+    """:class:`_Flow` inside an Instance with state syncs: its marks read and set what its
+    flush and reload statements do (printed there, renamed with it)."""
+
+    def __init__(self, outer: _Flow, inst: k.Instance) -> None:
+        self.__dict__.update(outer.__dict__)
+        self.inst = inst
+
+    def stmt(self, s: k.Stmt, rn: dict[str, str], written: set[str]) -> None:
+        if type(s) is k.SyncState:
+            self.stmts(self.inst.flush if s.direction == "flush" else self.inst.reload, rn, written)  # type: ignore[attr-defined]
+        else:
+            super().stmt(s, rn, written)
+
+
 def _exposed(stmts: list[k.Stmt], after: set[str], leave: str = "sample") -> set[str]:
     """The locals whose values on entry ``stmts`` (then whatever reads ``after``, also where an
-    ``Exit(leave)`` among them goes there) may read: read before any unconditional set of them
-    (a superset of what is live there)."""
-    out: set[str] = set()
+    ``Exit(leave)`` among them goes there) may read: read before every path to the read has
+    set them (a superset of what is live there). Raises :class:`_Opaque` where it cannot see."""
+    flow = _Flow(after, leave)
     written: set[str] = set()
-    for s in stmts:
-        if type(s) is k.Instance:  # node code: it cannot leave the sample loop
-            if not _has_syncs(s.code):  # type: ignore[attr-defined]
-                rn = s.renames  # type: ignore[attr-defined]
-                for reads, _, sets in _steps(s.code):  # type: ignore[attr-defined]
-                    out |= {rn.get(n, n) for n in reads} - written
-                    if sets is not None:
-                        written.add(rn.get(sets, sets))
-                continue
-        elif any(type(x) in (k.Exit, k.Next) and x.label == leave for x in walk([s])):  # type: ignore[attr-defined]
-            out |= after - written
-        out |= _names([s], mode="reads") - written
-        written |= _must(s)
-    return out | (after - written)
+    flow.stmts(stmts, {}, written)
+    return flow.out | (after - written)
 
 
 def _writes(stmts: list[k.Stmt]) -> set[str] | None:
@@ -482,6 +638,33 @@ EXIT = "_fast_exit"
 ``k`` fired (see :func:`_outlined`)."""
 
 
+MIN_INVARIANTS = 1
+"""With ``globals_out``, a fast loop that reads at least this many f64 locals it never sets
+takes them through module globals (see :func:`_reload`) instead of as parameters."""
+
+
+def _reload(loop: list[k.Stmt], globals_: dict[str, str]) -> list[k.Stmt]:
+    """``loop`` (a fast loop's body) with each local of ``globals_`` set from its global just
+    before the first statement that may read it.
+
+    Why: a parameter the loop only reads is a value Cranelift keeps for the whole loop, across
+    its back edge; with the oscillator's and the filter's coefficients (ten of them for the
+    seed) and the state the loop carries, that is more f64 values than x86 has registers, and
+    the register allocator then spills the carried state too (a store and a load in the filter's
+    recurrence each sample). Read from its global in each sample, a coefficient is a load near
+    its use, live only within the sample: the carried state keeps its registers. The caller
+    sets the globals from the same locals right before the call: the same values."""
+    out: list[k.Stmt] = []
+    pending = dict(globals_)
+    for s in loop:
+        if pending:
+            reads = _names([s], mode="reads")
+            for n in [n for n in pending if n in reads]:
+                out.append(k.SetLocal(name=n, value=k.GetGlobal(k.T.F64, pending.pop(n))))
+        out.append(s)
+    return out
+
+
 def _zero(t: k.T) -> k.Const:
     return k.Const(t, 0.0 if t is k.T.F64 else False if t is k.T.BOOL else 0)
 
@@ -493,6 +676,7 @@ def _outlined(
     name: str,
     types: dict[str, k.T],
     after: set[str],
+    globals_out: list[k.Global] | None = None,
 ) -> tuple[list[k.Stmt], k.Function] | None:
     """The fast loop (its statements ``fast``) as module function ``name``, and its call.
 
@@ -533,22 +717,42 @@ def _outlined(
         values += [k.Local(types[n], n) if n in live[code] else _zero(types[n]) for n in results]
         return k.ReturnValues(values=values)
 
-    loop: list[k.Stmt] = []
-    for s in fast:
+    def convert(s: k.Stmt) -> k.Stmt:
         if type(s) is k.Exit and s.label in targets:  # type: ignore[attr-defined]
             code = 0 if s.label == label else int(s.label[len("_slow") :])  # type: ignore[attr-defined]
             cond = s.cond  # type: ignore[attr-defined]
-            loop.append(
-                answer(code) if cond is None else k.If(site=s.site, cond=cond, body=[answer(code)], orelse=[])
-            )
-        else:
-            loop.append(s)
-    fbody: list[k.Stmt] = [k.Loop(label="_fast", cond=None, body=loop)]
+            if cond is None:
+                return answer(code)
+            return k.If(site=s.site, cond=cond, body=[answer(code)], orelse=[])
+        return s
+
+    loop = [convert(s) for s in fast]
+    head: list[k.Stmt] = []
+    first = fast[0] if fast else None
+    if type(first) is k.Exit and first.label == label and first.cond is not None:  # type: ignore[attr-defined]
+        # rotated: the block's end tested after each sample (and once before the first), so
+        # that what the answer returns there (the nodes' outputs) is not also carried around
+        # the loop's back edge to a test at its top: the same tests in the same order
+        head = [loop[0]]
+        loop = [*loop[1:], convert(first)]
     try:
-        params = sorted(_exposed(loop, set()))
+        written_all = _names([*head, *loop])
+        params = sorted(_exposed([*head, k.Loop(label="_fast", cond=None, body=loop)], set()))
+    except _Opaque:
+        return None
+    hoisted: list[str] = []
+    if globals_out is not None:
+        hoisted = [n for n in params if n not in written_all and types.get(n) is k.T.F64]
+        if len(hoisted) < MIN_INVARIANTS:
+            hoisted = []
+    if hoisted:
+        loop = _reload(loop, {n: f"{name}.{n}" for n in hoisted})
+    fbody: list[k.Stmt] = [*head, k.Loop(label="_fast", cond=None, body=loop)]
+    try:
         used = _names(fbody, mode="all")
     except _Opaque:
         return None
+    params = [n for n in params if n not in hoisted]
     if not used <= types.keys() or len(params) > MAX_VALUES or len(results) > MAX_VALUES:
         return None
     result_types = (k.T.I32, *(types[n] for n in results))
@@ -559,14 +763,17 @@ def _outlined(
         {n: types[n] for n in sorted(used - set(params))},
         fbody,
     )
+    if globals_out is not None:
+        globals_out.extend(k.Global(f"{name}.{n}", k.T.F64, 0.0) for n in hoisted)
     got = k.Local(k.T.I32, EXIT)
     call: list[k.Stmt] = [
+        *(k.SetGlobal(name=f"{name}.{n}", value=k.Local(k.T.F64, n)) for n in hoisted),
         k.Invoke(
             func=name,
             args=[k.Local(types[n], n) for n in params],
             targets=[EXIT, *results],
             results=result_types,
-        )
+        ),
     ]
     for code in range(exits):
         to = label if code == 0 else f"_slow{code}"
@@ -579,6 +786,7 @@ def split_scalar_loop(
     loop: k.Loop,
     outline: tuple[str, dict[str, k.T], set[str]] | None = None,
     outlined: list[k.Function] | None = None,
+    globals_out: list[k.Global] | None = None,
 ) -> list[k.Stmt] | None:
     """The statements replacing ``loop`` (its body opened already, see :func:`open_loop`), or
     None when there is no rare if.
@@ -639,7 +847,7 @@ def split_scalar_loop(
     inner: list[k.Stmt] = [*entry, k.Loop(label="_fast", cond=None, body=fast)]
     cuts = [0, *exits, len(body)]
     if outline is not None and loop.label == "sample":
-        got = _outlined(fast, body, cuts[:-1], *outline)
+        got = _outlined(fast, body, cuts[:-1], *outline, globals_out=globals_out)
         if got is not None:
             call, function = got
             inner = [*entry, *call]
@@ -649,11 +857,17 @@ def split_scalar_loop(
     return [k.Block(label=loop.label, body=[k.Loop(label="_outer", cond=None, body=inner)])]
 
 
-def scalar_fast_loop(fn: k.Function, label: str = "sample", outline: bool = True) -> list[k.Function]:
+def scalar_fast_loop(
+    fn: k.Function,
+    label: str = "sample",
+    outline: bool = True,
+    globals_out: list[k.Global] | None = None,
+) -> list[k.Function]:
     """``fn`` (a scalar segment) with its sample loop's node steps opened and the loop split
     (:func:`split_scalar_loop`), and with ``outline`` its fast loop as a function of its own,
     named ``<fn>_fast`` (listed after ``fn``); ``[fn]`` itself when there is nothing to split
-    or the split's labels are taken."""
+    or the split's labels are taken. With ``globals_out``, the outlined loop reads the f64
+    locals it never sets from module globals, appended there (see :func:`_reload`)."""
     at = [j for j, s in enumerate(fn.body) if type(s) is k.Loop and s.label == label]  # type: ignore[attr-defined]
     if len(at) != 1:
         return [fn]
@@ -670,7 +884,7 @@ def scalar_fast_loop(fn: k.Function, label: str = "sample", outline: bool = True
     except _Opaque:
         outline = False
     plan = (f"{fn.name}_fast", types, after) if outline else None
-    replaced = split_scalar_loop(open_loop(loop), plan, outlined)
+    replaced = split_scalar_loop(open_loop(loop), plan, outlined, globals_out)
     if replaced is None:
         return [fn]
     body = [*fn.body[:j], *replaced, *fn.body[j + 1 :]]
