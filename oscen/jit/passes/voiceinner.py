@@ -224,6 +224,7 @@ def voice_inner(
     shared = {"i", "i8", *accs}
     if pro_reads & {"i", "i8", "n", "_stop"} or tail & {"i", "i8", "n", "_stop"}:
         return None
+    middle, per, hoisted = _hoist(middle, per, shared)
     loaded: list[str] = []  # read before any write in the sample: carried, or the same every sample
     killed: set[str] = set()
     for r, _, always in per:
@@ -237,13 +238,14 @@ def voice_inner(
     for s in shape.prologue:
         _rw(s, set(), pro_writes)
     params_of = {p for p, _ in fn.params}
-    if any(name not in params_of and name not in pro_writes for name in loaded):
+    made = {h.name for h in hoisted}  # type: ignore[attr-defined]
+    if any(name not in params_of and name not in pro_writes and name not in made for name in loaded):
         return None  # carried from sample to sample but not state: a pair run in pieces would differ
     written = [name for _, w, _ in per for name in sorted(w)]
     if any(x in loaded and x not in tail for x in written):
         return None  # carried, and not stored back at the block's end: as above
     stored = list(dict.fromkeys(x for x in written if x not in shared and (x in loaded or x in tail)))
-    slots = list(dict.fromkeys([*loaded, *stored]))
+    slots = list(dict.fromkeys([*loaded, *stored, *(h.name for h in hoisted)]))  # type: ignore[attr-defined]
     offset = {name: SLOT * j for j, name in enumerate(slots)}
     stride = SLOT * max(1, len(slots))
     if any(types[name] not in _WIDTH for name in slots):
@@ -273,7 +275,9 @@ def voice_inner(
         ],
     )
     rest = [*uniform, *lane_params, ("q", i32)]
-    pack = k.Function(f"{fn.name}_pack", rest, (), own, [*shape.prologue, *(store(s, "q") for s in slots)])
+    pack = k.Function(
+        f"{fn.name}_pack", rest, (), own, [*shape.prologue, *hoisted, *(store(s, "q") for s in slots)]
+    )
     unpack = k.Function(
         f"{fn.name}_unpack",
         rest,
@@ -334,6 +338,39 @@ def voice_inner(
     if step is None:
         return None
     return VoiceInner(gate, pack, unpack, run, step, stride)
+
+
+def _hoist(
+    middle: list[k.Stmt], per: list[tuple[set[str], set[str], set[str]]], shared: set[str]
+) -> tuple[list[k.Stmt], list[tuple[set[str], set[str], set[str]]], list[k.Stmt]]:
+    """The fast statements without those whose value is the same at every sample (``x = e``, ``e``
+    pure and reading only locals no fast statement writes, ``x`` written nowhere else and read
+    by no statement before it: an oscillator's increment from its frequency), and those, which
+    ``pack`` runs once per run: the record carries ``x``."""
+    writes: dict[str, int] = {}
+    for _, w, _ in per:
+        for name in w:
+            writes[name] = writes.get(name, 0) + 1
+    keep: list[k.Stmt] = []
+    kept: list[tuple[set[str], set[str], set[str]]] = []
+    hoisted: list[k.Stmt] = []
+    seen: set[str] = set()  # read by the statements before
+    for s, rw in zip(middle, per, strict=True):
+        r = rw[0]
+        if (
+            type(s) is k.SetLocal
+            and writes.get(s.name) == 1  # type: ignore[attr-defined]
+            and s.name not in seen  # type: ignore[attr-defined]
+            and s.name not in shared  # type: ignore[attr-defined]
+            and not r & (set(writes) | shared)
+            and _uses(s.value, set())  # type: ignore[attr-defined]
+        ):
+            hoisted.append(s)
+            continue
+        seen |= r
+        keep.append(s)
+        kept.append(rw)
+    return keep, kept, hoisted
 
 
 def _from_start(fn: k.Function) -> k.Function | None:
