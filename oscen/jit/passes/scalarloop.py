@@ -656,9 +656,10 @@ EXIT = "_fast_exit"
 ``k`` fired (see :func:`_outlined`)."""
 
 
-MIN_INVARIANTS = 1
-"""With ``globals_out``, a fast loop that reads at least this many f64 locals it never sets
-takes them through module globals (see :func:`_reload`) instead of as parameters."""
+REGISTER_VALUES = 12
+"""With ``globals_out``, a fast loop that takes more f64 values than this (the state it carries
+and the locals it only reads) reads the latter from module globals (see :func:`_reload`); with
+fewer, they fit x86-64's 16 xmm registers next to the loop's temporaries, and stay parameters."""
 
 
 def _reload(loop: list[k.Stmt], globals_: dict[str, str]) -> list[k.Stmt]:
@@ -760,9 +761,8 @@ def _outlined(
         return None
     hoisted: list[str] = []
     if globals_out is not None:
-        hoisted = [n for n in params if n not in written_all and types.get(n) is k.T.F64]
-        if len(hoisted) < MIN_INVARIANTS:
-            hoisted = []
+        if sum(types.get(n) is k.T.F64 for n in params) > REGISTER_VALUES:
+            hoisted = [n for n in params if n not in written_all and types.get(n) is k.T.F64]
     if hoisted:
         loop = _reload(loop, {n: f"{name}.{n}" for n in hoisted})
     fbody: list[k.Stmt] = [*head, k.Loop(label="_fast", cond=None, body=loop)]
