@@ -458,3 +458,15 @@ AB = {"a", "b"}  # what is read after the statements (and where an Exit(sample) 
 )
 def test_exposed_reads_follow_every_path(stmts, exposed) -> None:
     assert scalarloop._exposed(stmts, AB) == exposed
+
+
+def test_a_small_fast_loop_keeps_its_invariants_in_parameters() -> None:
+    # a sine alone: its state and its coefficients fit the registers; nothing goes through globals
+    graph = Graph(SR)
+    osc = graph.add_node(Oscillator.sine(440.0, 0.5), "osc")
+    graph.set_output(osc.output)
+    fast = functions(graph)["seg0_fast"]
+    params = {n for n, t in fast.params if t is kernel.T.F64}
+    assert {"n0__cw", "n0__sw", "p0_amplitude"} <= params
+    assert len(params) <= scalarloop.REGISTER_VALUES
+    assert not any(isinstance(x, kernel.GetGlobal) for x in walk(fast.body))

@@ -34,7 +34,7 @@ from typing import Any
 
 from .. import kernel as k
 from ..ops import Op
-from .liveness import _Unknown, _uses
+from .liveness import _TRAPPING, _Unknown, _uses
 from .walk import walk
 
 _KEY = "scalarloop.pieces"
@@ -339,19 +339,24 @@ def _has_syncs(code: k.Code) -> bool:
     return got
 
 
-def _steps(code: k.Code) -> list[tuple[frozenset[str], frozenset[str], str | None]]:
-    """Per top-level statement of a Code: the locals it reads, those it sets, and the local it
-    sets if it is a ``SetLocal`` (the Code's own names; kept on the Code)."""
+def _steps(code: k.Code) -> list[tuple[frozenset[str], frozenset[str], str | None, frozenset[str] | None]]:
+    """Per top-level statement of a Code: the locals it reads, those it sets, the local it sets
+    if it is a ``SetLocal``, and then the locals its value reads if that is pure and load-free
+    (None otherwise) (the Code's own names; kept on the Code)."""
     got = code.derived.get(_STEPS)
     if got is None:
-        got = [
-            (
-                frozenset(_names([x], None, None, "reads")),
-                frozenset(_names([x], None, None, "writes")),
-                x.name if type(x) is k.SetLocal else None,  # type: ignore[attr-defined]
+        got = []
+        for x in code.body:
+            setlocal = type(x) is k.SetLocal
+            value = _reads(x.value) if setlocal else None  # type: ignore[attr-defined]
+            got.append(
+                (
+                    frozenset(_names([x], None, None, "reads")),
+                    frozenset(_names([x], None, None, "writes")),
+                    x.name if setlocal else None,  # type: ignore[attr-defined]
+                    None if value is None else frozenset(value),
+                )
             )
-            for x in code.body
-        ]
         code.derived[_STEPS] = got
     return got
 
@@ -554,13 +559,22 @@ def _rare(s: k.Stmt) -> bool:
 
 def _reads(e: k.Expr) -> set[str] | None:
     """The locals a pure, load-free expression reads (None: it loads or is not pure)."""
-    if any(type(x) is k.Load for x in walk(e)):
-        return None
     out: set[str] = set()
-    try:
-        return out if _uses(e, out) else None
-    except _Unknown:
-        return None
+    return out if _pure_reads(e, out) else None
+
+
+def _pure_reads(e: k.Expr, out: set[str]) -> bool:
+    t = type(e)
+    if t is k.Local:
+        out.add(e.name)  # type: ignore[attr-defined]
+        return True
+    if t is k.Const or t is k.GetGlobal:
+        return True
+    if t is k.Prim:
+        return e.op not in _TRAPPING and all(_pure_reads(a, out) for a in e.args)  # type: ignore[attr-defined]
+    if t is k.Choose:
+        return _pure_reads(e.cond, out) and _pure_reads(e.a, out) and _pure_reads(e.b, out)  # type: ignore[attr-defined]
+    return False  # a load, a call, anything not modelled
 
 
 def _disjuncts(e: k.Expr) -> list[k.Expr]:
@@ -576,13 +590,19 @@ def _any(parts: list[k.Expr]) -> k.Expr:
     return out
 
 
-def _invariant_defs(body: list[k.Stmt], at: list[int], written: set[str]) -> dict[int, dict[str, k.Expr]]:
+_Def = tuple[k.Expr, dict[str, str]]
+"""A local's defining expression in its Code's names, with the Instance's renames (renamed
+only when a hoisted test uses it: most are not)."""
+
+
+def _invariant_defs(body: list[k.Stmt], at: list[int], written: set[str]) -> dict[int, dict[str, _Def]]:
     """For each index ``j`` in ``at`` (the rare ifs): the locals that ``body[:j]`` sets once, at
     its top level, to a pure expression of locals the fast loop never sets, and that nothing
     else in the fast loop sets: each holds the same value in every sample of the fast loop,
-    that expression (renamed as printed), which a test hoisted before the loop can use."""
-    out: dict[int, dict[str, k.Expr]] = {}
-    defs: dict[str, k.Expr] = {}
+    that expression (see :data:`_Def`; :func:`_defined` renames it as printed), which a test
+    hoisted before the loop can use."""
+    out: dict[int, dict[str, _Def]] = {}
+    defs: dict[str, _Def] = {}
     seen: dict[str, int] = {}
     marks = set(at)
     try:
@@ -597,30 +617,28 @@ def _invariant_defs(body: list[k.Stmt], at: list[int], written: set[str]) -> dic
                     for n in _names([s]):
                         seen[n] = seen.get(n, 0) + 1
                     continue
-                rename = _Rename(renames)
-                for x, (_, writes, sets) in zip(code.body, steps, strict=True):
+                for x, (_, writes, sets, value) in zip(code.body, steps, strict=True):
                     for n in writes:
                         n = renames.get(n, n)
                         seen[n] = seen.get(n, 0) + 1
-                    if sets is not None:
-                        _define(defs, renames.get(sets, sets), x.value, rename, written)  # type: ignore[attr-defined]
+                    if value is not None and not {renames.get(n, n) for n in value} & written:
+                        defs[renames.get(sets, sets)] = (x.value, renames)  # type: ignore[arg-type,attr-defined]
                 continue
             for n in _names([s]):
                 seen[n] = seen.get(n, 0) + 1
             if type(s) is k.SetLocal:
-                _define(defs, s.name, s.value, _Rename({}), written)  # type: ignore[attr-defined]
+                value = _reads(s.value)  # type: ignore[attr-defined]
+                if value is not None and not value & written:
+                    defs[s.name] = (s.value, {})  # type: ignore[attr-defined]
     except _Opaque:
         return {j: {} for j in at}
     return out
 
 
-def _define(defs: dict[str, k.Expr], name: str, value: k.Expr, rename: _Rename, written: set[str]) -> None:
-    if _reads(value) is None:
-        return
-    renamed = rename.expr(value)
-    reads = _reads(renamed)
-    if reads is not None and not reads & written:
-        defs[name] = renamed
+def _defined(defs: dict[str, _Def], e: k.Expr) -> dict[str, k.Expr]:
+    """The definitions in ``defs`` of the locals ``e`` reads, renamed as printed."""
+    names = {x.name for x in walk(e) if type(x) is k.Local}  # type: ignore[attr-defined]
+    return {n: _Rename(defs[n][1]).expr(defs[n][0]) for n in names & defs.keys()}
 
 
 MAX_RARE = 6
@@ -638,9 +656,10 @@ EXIT = "_fast_exit"
 ``k`` fired (see :func:`_outlined`)."""
 
 
-MIN_INVARIANTS = 1
-"""With ``globals_out``, a fast loop that reads at least this many f64 locals it never sets
-takes them through module globals (see :func:`_reload`) instead of as parameters."""
+REGISTER_VALUES = 12
+"""With ``globals_out``, a fast loop that takes more f64 values than this (the state it carries
+and the locals it only reads) reads the latter from module globals (see :func:`_reload`); with
+fewer, they fit x86-64's 16 xmm registers next to the loop's temporaries, and stay parameters."""
 
 
 def _reload(loop: list[k.Stmt], globals_: dict[str, str]) -> list[k.Stmt]:
@@ -742,9 +761,8 @@ def _outlined(
         return None
     hoisted: list[str] = []
     if globals_out is not None:
-        hoisted = [n for n in params if n not in written_all and types.get(n) is k.T.F64]
-        if len(hoisted) < MIN_INVARIANTS:
-            hoisted = []
+        if sum(types.get(n) is k.T.F64 for n in params) > REGISTER_VALUES:
+            hoisted = [n for n in params if n not in written_all and types.get(n) is k.T.F64]
     if hoisted:
         loop = _reload(loop, {n: f"{name}.{n}" for n in hoisted})
     fbody: list[k.Stmt] = [*head, k.Loop(label="_fast", cond=None, body=loop)]
@@ -828,7 +846,7 @@ def split_scalar_loop(
         defs = defs_at[j]
         variant: list[k.Expr] = []
         for part in _disjuncts(cond):
-            hoisted = _subst(part, defs)
+            hoisted = _subst(part, _defined(defs, part))
             reads = _reads(hoisted)
             if reads is not None and not reads & written:
                 entry_parts.append(hoisted)
