@@ -118,6 +118,26 @@ per node); larger ones call them, keeping compile time within ~0.25 ms per node.
 LANES = 2
 """Voices of a group its lane function runs at once, by default (a pair: one f64x2)."""
 
+LOOP_CALLS = 5
+"""Calls of one voice body in a group's segment from which they are one loop over the calls
+(when their constants step evenly, see :func:`_strides`); fewer stay one call each (about as
+much code as the loop's own)."""
+
+
+def _strides(rows: list[list[int]]) -> tuple[list[int], list[int]] | None:
+    """(first row, step) where row ``c`` of ``rows`` is ``first + c * step`` element by element
+    (every row as long), else None."""
+    if len(rows) < 2:
+        return None
+    first = rows[0]
+    step = [b - a for a, b in zip(first, rows[1], strict=True)]
+    for c, row in enumerate(rows[2:], 2):
+        for a, s, x in zip(first, step, row, strict=True):
+            if x != a + c * s:
+                return None
+    return first, step
+
+
 WIDE_LOOP_NODES = 320
 """A pair body's fast sample loop of at most this many IR nodes runs two pairs per loop. Measured:
 the 64-voice body (199 nodes) 78x -> 85-92x real time; a polysynth voice (568) gains nothing
@@ -669,14 +689,15 @@ class SkeletonBuilder:
                     bodies.append((pairs, width))
         functions.extend(f for f, _ in bodies)
 
-        def voice_args(v: int) -> list[k.Expr]:
-            args: list[k.Expr] = [i32(v), *(i32(self.layout.nodes[nid].base) for nid in group.voices[v])]
+        def voice_args(v: int) -> list[int]:
+            """Voice ``v``'s arguments (``inputs``): all addresses and indices, i32 constants."""
+            args = [v, *(self.layout.nodes[nid].base for nid in group.voices[v])]
             for ext in group.externals:
                 if (template[ext.member], ext.endpoint, ext.term) in lane_inputs:
                     src, port = ext.sources[v]
                     sl = self.layout.nodes[src]
-                    args.append(i32(sl.outboxes[port].base if ext.kind == "event" else sl.buffers[port]))
-            args.extend(i32(dst) for dst in mixes.values())  # every voice adds into the one mix
+                    args.append(sl.outboxes[port].base if ext.kind == "event" else sl.buffers[port])
+            args.extend(mixes.values())  # every voice adds into the one mix
             return args
 
         # ``ramps<index>(b<j>...)``: the remaining steps of one voice's ramps, OR-ed (members
@@ -698,56 +719,85 @@ class SkeletonBuilder:
         if due_queues:
             functions.append(self.due_function(f"due{index}", [kind for kind, _ in due_queues]))
 
-        def queue_addresses(v: int) -> list[k.Expr]:
+        def queue_addresses(v: int, args: list[int]) -> list[int]:
             """Voice ``v``'s queues under the gate, in the order of ``due_queues``."""
-            args = voice_args(v)
-            out: list[k.Expr] = []
+            out: list[int] = []
             for kind, what in due_queues:
                 if kind == "external":
                     j, name = what
-                    out.append(i32(self.layout.nodes[group.voices[v][j]].external_queues[name].base))
+                    out.append(self.layout.nodes[group.voices[v][j]].external_queues[name].base)
                 elif kind == "lane":
                     out.append(args[inputs.index(what)])
                 else:
-                    out.append(i32(what))
+                    out.append(what)
             return out
 
-        def due(voices: range) -> list[k.Expr]:
-            if not due_queues:
-                return []
-            first: k.Expr = local(I32, "n")
-            for v in voices:  # each voice's call lowers the bound so far
-                first = k.CallFn(I32, f"due{index}", [first, *queue_addresses(v)])
-            return [first]
+        def call_ints(v: int, lanes: int) -> list[int]:
+            """Every constant of the call for voices ``v .. v + lanes - 1``, in the order
+            :func:`call` takes them: the ramped members' bases, the queues under the gate (per
+            voice), then the lane function's params (each input for every lane in turn)."""
+            each = [voice_args(v + lane) for lane in range(lanes)]
+            out: list[int] = []
+            if self.ramp_steps:
+                for args in each:
+                    out.extend(args[1 + j] for j in ramped)
+            if due_queues:
+                for lane, args in enumerate(each):
+                    out.extend(queue_addresses(v + lane, args))
+            out.extend(a for per_input in zip(*each, strict=True) for a in per_input)
+            return out
 
-        def ramps(voices: range) -> list[k.Expr]:
-            if not self.ramp_steps:
-                return []
-            running: k.Expr | None = None
-            for v in voices:
-                bases = [i32(self.layout.nodes[group.voices[v][j]].base) for j in ramped]
-                one = k.CallFn(I64, f"ramps{index}", bases)
-                running = one if running is None else prim(Op.I64_OR, running, one)
-            assert running is not None
-            return [prim(Op.I64_NE, running, i64(0))]
+        def call(name: str, lanes: int, values: list[k.Expr]) -> k.Stmt:
+            """The call of ``name`` for ``lanes`` voices from ``values`` (see call_ints)."""
+            at = iter(values)
+            extra: list[k.Expr] = []
+            if self.ramp_steps:
+                running: k.Expr | None = None
+                for _ in range(lanes):
+                    one = k.CallFn(I64, f"ramps{index}", [next(at) for _ in ramped])
+                    running = one if running is None else prim(Op.I64_OR, running, one)
+                assert running is not None
+                extra.append(prim(Op.I64_NE, running, i64(0)))  # whether a ramp of the voices runs
+            if due_queues:
+                first: k.Expr = local(I32, "n")
+                for _ in range(lanes):  # each voice's queues lower the bound so far
+                    first = k.CallFn(I32, f"due{index}", [first, *(next(at) for _ in due_queues)])
+                extra.append(first)
+            return invoke(name, local(I32, "n"), *extra, *at)
 
         calls: list[k.Stmt] = [store(I32, i32(SEGMENT), i32(index))]
+        seg_locals: dict[str, T] = {}
         for dst in mixes.values():
             self.uses_mix_start = True
             calls.append(invoke("mix_start", local(I32, "n"), i32(dst)))
         first = 0
         for fn, lanes in bodies:
             last = first + (len(group.voices) - first) // lanes * lanes
-            for v in range(first, last, lanes):
-                each = [voice_args(v + lane) for lane in range(lanes)]
-                # the lane function's params: each lane input for every lane in turn
-                args = [a for per_input in zip(*each, strict=True) for a in per_input]
-                voices = range(v, v + lanes)
-                calls.append(invoke(fn.name, local(I32, "n"), *ramps(voices), *due(voices), *args))
+            count = (last - first) // lanes
+            steps = _strides([call_ints(v, lanes) for v in range(first, last, lanes)])
+            if count >= LOOP_CALLS and steps is not None:
+                # every constant steps evenly from call to call (voices laid out one after
+                # another): one loop over the calls, not one call each (code per template, not
+                # per voice: flat WebAssembly, and Cranelift time, in the voice count)
+                start, step = steps
+                c = local(I32, "call")
+                values = [i32(a) if s == 0 else prim(Op.I32_ADD, i32(a), prim(Op.I32_MUL, c, i32(s)))
+                          for a, s in zip(start, step, strict=True)]  # fmt: skip
+                seg_locals["call"] = I32
+                calls.append(set_local("call", i32(0)))
+                calls.append(
+                    k.Loop(
+                        label=f"calls_{fn.name}",
+                        cond=prim(Op.I32_LT_U, c, i32(count)),
+                        body=[call(fn.name, lanes, values), set_local("call", prim(Op.I32_ADD, c, i32(1)))],
+                    )
+                )
+            else:
+                for v in range(first, last, lanes):
+                    calls.append(call(fn.name, lanes, [i32(a) for a in call_ints(v, lanes)]))
             first = last
         for v in range(first, len(group.voices)):
-            voices = range(v, v + 1)
-            calls.append(invoke(voice.name, local(I32, "n"), *ramps(voices), *due(voices), *voice_args(v)))
+            calls.append(call(voice.name, 1, [i32(a) for a in call_ints(v, 1)]))
         if first == len(group.voices):  # every voice runs in a lane: Cranelift needn't see the body
             functions.remove(voice)
         for dst, srcs in self.reductions.get(index, ()):
@@ -756,7 +806,7 @@ class SkeletonBuilder:
         for nodes in group.voices:
             for j, nid in enumerate(nodes):
                 self.sites[nid] = self.sites[template[j]]
-        return [*functions, k.Function(f"seg{index}", [("n", I32)], (), {}, calls)]
+        return [*functions, k.Function(f"seg{index}", [("n", I32)], (), seg_locals, calls)]
 
     def find_reductions(self, segs: list[list[int] | VoiceGroup]) -> None:
         """Stream inputs that add exactly one output of every voice of a group, in voice order
