@@ -263,3 +263,39 @@ def test_a_replaced_state_is_freed_by_the_compiler_thread() -> None:
         alive = old() is not None
         gc.collect()
     assert not alive, "the replaced state outlived the compiler thread's next round"
+
+
+def test_node_regions_made_lazily_are_placed_and_disjoint() -> None:
+    """Layout.of places one template per distinct node shape and makes each node's fields when
+    first read (layout._Shifted): every slot read back is the node's own, inside its region, and
+    no two slots of any nodes overlap; a node's layout equals the eager one read back from JSON."""
+    from benchmarks.oscen_engine import polysynth_graph, voices_graph
+    from oscen.jit.layout import EVENT_BYTES, NodeLayout
+
+    for graph in (voices_graph(8), polysynth_graph(44100.0, 4)):
+        layout = Layout.of(settled(graph.to_ir()), BLOCK)
+        bases = sorted(nl.base for nl in layout.nodes.values())
+        ends = dict(zip(bases, [*bases[1:], layout.render_area], strict=True))
+        spans = []
+        for nid, nl in layout.nodes.items():
+            own = [(a, 8) for a, _ in nl.scalars.values()]
+            own += [(a, 8 * max(m, 1)) for a, _, m in nl.arrays.values()]
+            own += [
+                (getattr(p, f), 8)
+                for p in nl.params.values()
+                for f in ("value", "target", "step", "remaining")
+            ]
+            own += [
+                (q.base, 8 + q.capacity * EVENT_BYTES)
+                for q in (*nl.external_queues.values(), *nl.outboxes.values())
+            ]
+            own += [(a, 8 * BLOCK) for a in nl.buffers.values()]
+            for a, size in own:
+                assert nl.base <= a and a + size <= ends[nl.base], (nid, a, size)
+            spans += own
+        spans.sort()
+        for (a, size), (b, _) in zip(spans, spans[1:], strict=False):
+            assert a + size <= b, (a, size, b)
+        back = Layout.from_json(layout.to_json())
+        for nid, nl in layout.nodes.items():
+            assert type(back.nodes[nid]) is NodeLayout and back.nodes[nid] == nl and nl == back.nodes[nid]
