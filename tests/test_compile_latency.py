@@ -299,3 +299,29 @@ def test_node_regions_made_lazily_are_placed_and_disjoint() -> None:
         back = Layout.from_json(layout.to_json())
         for nid, nl in layout.nodes.items():
             assert type(back.nodes[nid]) is NodeLayout and back.nodes[nid] == nl and nl == back.nodes[nid]
+
+
+def test_state_described_per_class_and_types_checks_each_node_s_ints() -> None:
+    """to_ir describes a node's attributes once per (class, names, types) (ir._DESCRIBED): an
+    int too wide for 64 bits is unsupported in its node only, whichever node came first, and
+    another type of an attribute gives its own state."""
+
+    def described(*levels: object) -> list[tuple[list[tuple[str, str]], dict[str, str]]]:
+        graph = Graph(44100.0)
+        for level in levels:
+            h = graph.add_node(_Pulse(level))  # type: ignore[arg-type]
+            graph.set_output(h.output)
+        return [([(s.name, s.type) for s in n.state], dict(n.unsupported)) for n in graph.to_ir().nodes]
+
+    from oscen.graph import ir as ir_module
+
+    wide, ok = 2**70, 5
+    for first, second in ((ok, wide), (wide, ok), (ok, ok)):
+        ir_module._DESCRIBED.clear()  # whichever node is described first
+        for (state, unsupported), level in zip(described(first, second), (first, second), strict=True):
+            if level == wide:
+                assert "level" in unsupported and ("level", "i64") not in state
+            else:
+                assert unsupported == {} and ("level", "i64") in state
+    (a, _), (b, _), (c, _) = described(1.5, True, 7)
+    assert ("level", "f64") in a and ("level", "bool") in b and ("level", "i64") in c

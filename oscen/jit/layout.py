@@ -182,9 +182,11 @@ class Layout:
             ids = (id(n.state), id(n.endpoints))
             got = templates.get(ids)
             if got is None:
-                got = templates[ids] = _node_template(n, max_block)
-            template, size = got
-            nodes[n.id] = _shifted(template, addr)
+                template, size = _node_template(n, max_block)
+                empty = tuple(name for name in _SHIFT if not getattr(template, name))
+                got = templates[ids] = (template, size, empty)
+            template, size, empty = got
+            nodes[n.id] = _shifted(template, addr, empty)
             addr += size
         # Room for many blocks of the graph's outputs, so one call can render them all (offline
         # rendering without a Python round trip per block).
@@ -236,15 +238,18 @@ def _node_template(n: NodeIR, max_block: int) -> tuple[NodeLayout, int]:
     return nl, max(addr, 8)
 
 
-def _shifted(t: NodeLayout, base: int) -> NodeLayout:
+def _shifted(t: NodeLayout, base: int, empty: tuple[str, ...] = ()) -> NodeLayout:
     """The template ``t`` placed at ``base``: a :class:`_Shifted` whose fields are made when
     first read. A compile reads the regions of a voice group's template and only the bases of
     its other voices (one loop calls them all), so laying out 256 voices no longer builds 3,000
-    dicts the compile never looks at; a state reads each node's once."""
+    dicts the compile never looks at; a state reads each node's once. ``empty``: the fields
+    empty in ``t``, set at once (the block function reads every node's queues)."""
     nl = _new(_Shifted)
     d = nl.__dict__
     d["base"] = base
     d["_template"] = t
+    for name in empty:
+        d[name] = {}
     return nl
 
 
