@@ -325,3 +325,39 @@ def test_state_described_per_class_and_types_checks_each_node_s_ints() -> None:
                 assert unsupported == {} and ("level", "i64") in state
     (a, _), (b, _), (c, _) = described(1.5, True, 7)
     assert ("level", "f64") in a and ("level", "bool") in b and ("level", "i64") in c
+
+
+def test_copy_plans_by_template_equal_field_by_field_plans() -> None:
+    """copy_plan works out the runs between two nodes laid out from templates once per pair of
+    templates (state._template_runs); states whose layouts were read back from JSON (no templates)
+    take the field-by-field path: both plans, and what they copy, must be the same, with a fresh
+    node, a value input connected since (its base restarts at 0) and event queues."""
+    from benchmarks.oscen_engine import polysynth_graph, voices_graph
+    from oscen.jit.state import _template_runs  # noqa: F401 - the path under test exists
+
+    jit = CraneliftJit(max_block=BLOCK)
+    for graph in (voices_graph(8), polysynth_graph(44100.0, 4)):
+        old = _played_state(graph, jit)
+        lfo = graph.add_node(Oscillator.sine(3.0, 5.0))
+        target = next(
+            (h, name)
+            for h in graph.nodes
+            for name, spec in type(h.node)._endpoints.items()
+            if spec.kind.value == "value" and spec.direction.value == "input" and h.id != lfo.id
+        )
+        graph.connect(lfo.output, getattr(target[0], target[1]))
+        graph.nodes[-2].node.extra = 0.25  # a node of another shape now: its fields move
+        ir = settled(graph.to_ir())
+        lazy = GraphState.from_graph(graph, BLOCK, ir)
+        eager = GraphState(ir, Layout.from_json(lazy.layout.to_json()))
+        eager.load_from_graph(graph)
+        old_eager = GraphState(old.ir, Layout.from_json(old.layout.to_json()))
+        old_eager.bytes[:] = old.bytes
+        by_template, by_field = lazy.copy_plan(old), eager.copy_plan(old_eager)
+        assert by_template.runs == by_field.runs and by_template.fresh == by_field.fresh == {lfo.id}
+        assert list(by_template.zero) == list(by_field.zero) and by_field.zero
+        assert list(by_template.queues) == list(by_field.queues)
+        assert by_field.queues or graph.nodes[1].label.startswith("osc")  # the polysynth has queues
+        lazy.copy_nodes_from(old, by_template)
+        eager.copy_nodes_from(old_eager, by_field)
+        assert np.array_equal(lazy.bytes, eager.bytes)
