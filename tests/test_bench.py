@@ -70,6 +70,7 @@ def test_bench_jit_quick_section_b_on_tiny_graphs(tmp_path: Path, capsys: pytest
     voices = data["b"]["voices"]
     assert [(row["voices"], row["nodes"]) for row in voices] == [(2, 5), (50, 101)]
     assert all(row["rtf"] > 0 and row["cranelift"] > 0 and row["frontend"] > 0 for row in voices)
+    assert all(0 < row["playable_cpu_best"] <= max(row["playable"], row["playable_cpu"]) for row in voices)
 
 
 def test_oscen_bench_quick_prints_tables_and_draws_a_chart(

@@ -285,3 +285,31 @@ def test_the_worker_is_on_by_default_only_on_posix_and_env_turns_it_off(
     monkeypatch.delenv("OSCEN_COMPILE_WORKER")
     monkeypatch.setattr(worker.os, "name", "nt")  # select() cannot wait on Windows pipes
     assert not worker.enabled()
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is Linux's")
+def test_the_worker_compiles_on_one_thread_under_sched_batch() -> None:
+    """The worker process leaves the audio thread a core (engine.PARALLEL_COMPILATION off before
+    it makes an engine) and is preempted by it at once (SCHED_BATCH, at its nice value)."""
+    import subprocess
+
+    probe = (
+        "import os, sys\n"
+        "from oscen.jit import engine, worker\n"
+        "def serve(inp, out):\n"
+        "    print(engine.PARALLEL_COMPILATION, engine._engine is None, os.sched_getscheduler(0),\n"
+        "          os.sched_getscheduler(0) == os.SCHED_BATCH, os.nice(0), file=sys.__stdout__, flush=True)\n"
+        "worker._serve = serve\n"
+        "worker.main(['3'])\n"
+    )
+    home = os.path.dirname(os.path.dirname(os.path.abspath(worker.__file__ + "/..")))
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in (home, os.environ.get("PYTHONPATH", "")) if p),
+    }
+    got = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, env=env, check=True
+    ).stdout.split()
+    parallel, no_engine_yet, _, batch, nice = got
+    assert (parallel, no_engine_yet, batch) == ("False", "True", "True")
+    assert int(nice) >= 3

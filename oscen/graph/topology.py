@@ -112,7 +112,8 @@ def schedule(
     for a, b in edge_list:
         if (a, b) not in back:
             fwd[a].append(b)
-    for comp in _strongly_connected(nodes, fwd):
+    # without back edges the forward graph is the whole graph: its components are known
+    for comp in _strongly_connected(nodes, fwd) if back else comps:
         if len(comp) > 1 or comp[0] in fwd[comp[0]]:
             cycle = _find_cycle(set(comp), fwd)
             names = " -> ".join(label(v) for v in [*cycle, cycle[0]])

@@ -38,6 +38,13 @@ fast)."""
 QUICK_OPT_LEVEL = "none"
 QUICK_REGALLOC = "single_pass"
 
+PARALLEL_COMPILATION = True
+"""Whether Cranelift compiles a module's functions on several threads (one per core). The
+compile worker turns it off (:func:`oscen.jit.worker.main`, before it makes an engine): its
+compile then takes one core, and the playing process's audio thread keeps the other instead of
+waiting for a CPU (bench_swap's stalls were mostly that, "runqueue" in ``--trace``). Not a
+setting wasmtime checks when machine code moves between engines."""
+
 
 def _config(tier: str) -> wasmtime.Config:
     config = wasmtime.Config()
@@ -45,6 +52,7 @@ def _config(tier: str) -> wasmtime.Config:
     # the same (fused) result on every host, as the reference backend computes it.
     config.wasm_relaxed_simd = True
     config.wasm_relaxed_simd_deterministic = True
+    config.parallel_compilation = PARALLEL_COMPILATION
     if tier == "quick":
         # Neither setting is one wasmtime checks when code moves between engines: the quick
         # engine's machine code loads into the optimized one (see compile_module).

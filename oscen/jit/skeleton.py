@@ -924,12 +924,13 @@ class SkeletonBuilder:
                     kind = next(x.kind for x in self.nodes[tid].endpoints if x.name == tname)
                     if kind != "stream" or tid in seg.members or self.sources(tid, tname) != ports:
                         continue
-                    nl = [self.layout.nodes[p[0]].buffers[p[1]] for p in ports]
-                    self.reduced[(tid, tname)] = nl[0]
+                    dst = self.layout.nodes[ports[0][0]].buffers[ports[0][1]]
+                    self.reduced[(tid, tname)] = dst
                     if self.fuse_mix:
-                        self.mixes.setdefault(si, {})[(nid, e.name)] = nl[0]
+                        self.mixes.setdefault(si, {})[(nid, e.name)] = dst
                     else:
-                        self.reductions.setdefault(si, []).append((nl[0], nl[1:]))
+                        srcs = [self.layout.nodes[p[0]].buffers[p[1]] for p in ports[1:]]
+                        self.reductions.setdefault(si, []).append((dst, srcs))
 
     def lane_function(
         self,

@@ -440,10 +440,34 @@ class GraphState:
         zero: list[ParamSlots] = []
         queues: list[tuple[QueueSlots, QueueSlots]] = []
         fresh: list[int] = []
+        # Nodes laid out from a template (layout._Shifted) copy their scalars and arrays by the
+        # runs between their two templates, worked out once per pair of templates and placed at
+        # the bases: a voice's fields are not each looked at (nor made) for every voice.
+        relative: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
+        connected, other_connected = self._connected, other._connected
         for nid, nl in self.layout.nodes.items():
             src = other.layout.nodes.get(nid)
             if src is None:
                 fresh.append(nid)
+                continue
+            t, st = nl.__dict__.get("_template"), src.__dict__.get("_template")
+            if t is not None and st is not None:
+                key = (id(t), id(st))
+                rel = relative.get(key)
+                if rel is None:
+                    rel = relative[key] = _template_runs(t, st)
+                base, src_base = nl.base, src.base
+                for d, s, size in rel:
+                    run(base + d, src_base + s, size)
+                for name, p in t.params.items():
+                    if (nid, name) in connected and (nid, name) not in other_connected:
+                        zero.append(nl.params[name])  # connected since: its base restarted at 0
+                    elif name in st.params:
+                        run(base + p.value, src_base + st.params[name].value, 32)
+                if t.external_queues:
+                    for name, q in nl.external_queues.items():
+                        if name in src.external_queues:
+                            queues.append((q, src.external_queues[name]))
                 continue
             for name, (addr, _) in nl.scalars.items():
                 if name in src.scalars:
@@ -491,6 +515,20 @@ class GraphState:
                 self._overflow[q.base] = list(later)
                 self._overflow_count += len(later)
         self.frame = other.frame
+
+
+def _template_runs(t: Any, st: Any) -> list[tuple[int, int, int]]:
+    """The scalar and array runs :meth:`GraphState.copy_plan` copies from a node laid out as
+    ``st`` into one laid out as ``t``, relative to their bases (the same fields in the same order
+    as for any node)."""
+    out = []
+    for name, (addr, _) in t.scalars.items():
+        if name in st.scalars:
+            out.append((addr, st.scalars[name][0], 8))
+    for name, (addr, _, length) in t.arrays.items():
+        if name in st.arrays and st.arrays[name][2] == length:
+            out.append((addr, st.arrays[name][0], 8 * length))
+    return out
 
 
 @dataclass(frozen=True)

@@ -621,17 +621,34 @@ def _compile(
     )
 
 
+def batch(pid: int) -> bool:
+    """Put process ``pid`` (0: this one, and the threads it starts later) under ``SCHED_BATCH``
+    where the OS has it (Linux): at the same share of the CPU as its nice value gives, but a
+    thread that wakes (the audio thread, after its sleep until the next block) preempts it at
+    once rather than at the end of its time slice. False where that is not possible."""
+    policy = getattr(os, "SCHED_BATCH", None)
+    if policy is None or not hasattr(os, "sched_setscheduler"):
+        return False
+    try:
+        os.sched_setscheduler(pid, policy, os.sched_param(0))
+    except OSError:
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     """The worker process (``python -c "...worker import main; main()" [nice]``)."""
     args = sys.argv[1:] if argv is None else argv
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a stray print must not corrupt the protocol
-    from . import compiler  # noqa: F401 - imported at the parent's priority: a quick start
+    from . import compiler, engine  # noqa: F401 - imported at the parent's priority: a quick start
 
+    engine.PARALLEL_COMPILATION = False  # one core for Cranelift here: the other plays
     try:
         os.nice(int(args[0]) if args else NICE)
     except (OSError, ValueError):
         pass  # at the parent's priority, then
+    batch(0)
     try:
         _serve(inp, out)
     except (BrokenPipeError, KeyboardInterrupt):
