@@ -70,9 +70,7 @@ def test_rows_that_step_evenly_are_one_loop() -> None:
     assert not isinstance(call.args[0], kernel.Const) and not isinstance(call.args[1], kernel.Const)
 
 
-@pytest.mark.parametrize(
-    "rows", [([0, 10], [2, 30], [4, 51]), ([1, 2],), ([3], [1]), ([0], [1], [3], [4])]
-)
+@pytest.mark.parametrize("rows", [([0, 10], [2, 30], [4, 51]), ([1, 2],), ([3], [1]), ([0], [1], [3], [4])])
 def test_uneven_or_few_rows_stay_one_call_each(rows) -> None:
     made = _made(_rows(*rows))
     assert [type(s) for s in made] == [kernel.Invoke] * len(rows)
@@ -152,7 +150,11 @@ def test_the_loop_gives_the_unrolled_calls_bits(monkeypatch) -> None:
 
     looped = run_engines(lambda: spread_voices(23), 900, engines=("state",), blocks=[256, 41])["state"]
     monkeypatch.setattr(
-        skeleton, "for_each", lambda rows, make: [s for p, row in enumerate(rows) for s in make(row, kernel.Const(kernel.T.I32, p))]
+        skeleton,
+        "for_each",
+        lambda rows, make: [
+            s for p, row in enumerate(rows) for s in make(row, kernel.Const(kernel.T.I32, p))
+        ],
     )
     assert loops(spread_voices(23), CraneliftJit(tier="quick")) == []
     calls = run_engines(lambda: spread_voices(23), 900, engines=("state",), blocks=[256, 41])["state"]
