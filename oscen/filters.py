@@ -366,7 +366,10 @@ class TptFilter(Node):
             k = 1.0 / max(self.q, MIN_Q)
             self._g = g
             self._k = k
-            self._denominator = 1.0 / (1.0 + k * g + g * g)
+            # >= 1 (g > 0 for fc in [0.01 Hz, 0.49 fs], k > 0), so the max changes nothing (NaN
+            # stays NaN) but proves the divisor non-zero: no ZeroDivisionError check, and in voice
+            # lanes this whole update runs packed (two voices' tan at once)
+            self._denominator = 1.0 / max(1.0 + k * g + g * g, 1.0)
         g = self._g
         k = self._k
         s1 = self._s1

@@ -156,9 +156,12 @@ def run_both(vb: VoiceBody, voices: int, width: int, n: int) -> tuple[Runner, Ru
 
 
 def assert_same_memory(a: Runner | np.ndarray, b: Runner | np.ndarray, size: int) -> None:
-    """The first ``size`` bytes of two memories (runners' or arrays) are equal, LANE apart."""
+    """The first ``size`` bytes of two memories (runners' or arrays) are equal, LANE and NODE apart
+    (a packed math call stores its pair's first lane's node base in NODE, once, where the voices
+    one by one store each voice's before its call: a fault takes the voice from LANE)."""
     x, y = (getattr(m, "bytes", m)[:size].copy() for m in (a, b))
     x[LANE : LANE + 4] = y[LANE : LANE + 4] = 0
+    x[NODE : NODE + 4] = y[NODE : NODE + 4] = 0
     diff = np.nonzero(x != y)[0]
     assert diff.size == 0, f"memory differs at bytes {diff[:8]} (of {diff.size})"
 

@@ -143,6 +143,7 @@ def _raises(name: str, *args: float) -> bool:
 THRESHOLDS = {  # where a function's scalar code changes path (high words, or values)
     "sin": [_f(0x3E500000 << 32), dsl.from_words(0x413921FB), math.pi / 4, math.pi / 2],
     "cos": [_f(0x3E500000 << 32), dsl.from_words(0x413921FB), math.pi / 4, math.pi / 2],
+    "tan": [_f(0x3E400000 << 32), dsl.from_words(0x413921FB), dsl.from_words(0x3FE59428), 0.75, math.pi / 2],
     "exp": [dsl.from_words(0x4086232B), 709.782712893384, -745.1332191019412, 0.5 * math.log(2)],
     "exp2": [1022.0, 1024.0, -1080.0, 0.5],
     "expm1": [dsl.from_words(0x3FD62E43), dsl.from_words(0x3FF0A2B2), dsl.from_words(0x4043687A), 2.0**-54],
@@ -161,6 +162,7 @@ Y_AUDIO = (-4.0, 4.0)
 AUDIO = {  # the arguments audio meets: the main path must cover these
     "sin": (-1e4, 1e4),
     "cos": (-1e4, 1e4),
+    "tan": (-1.55, 1.55),  # prewarping (TPT filters): pi fc / fs up to 0.49 pi
     "exp": (-700.0, 700.0),
     "exp2": (-1000.0, 1000.0),
     "expm1": (-30.0, 30.0),
@@ -189,7 +191,7 @@ def arguments(name: str, n: int, seed: int) -> np.ndarray:
         b = struct.unpack("<Q", struct.pack("<d", t))[0]
         for d in range(-20, 21):
             edges += [_f(b + d), -_f(b + d)]
-    if name in ("sin", "cos"):
+    if name in ("sin", "cos", "tan"):
         for m in [*range(1, 400), *rng.integers(1, 600000, 400).tolist()]:
             b = struct.unpack("<Q", struct.pack("<d", m * math.pi / 2))[0]
             edges += [_f(b + d) for d in range(-3, 4)]
@@ -323,6 +325,7 @@ def test_reference_backend_runs_the_vector_forms_as_wasmtime(name: str) -> None:
 TRAPS = [
     ("sin", math.inf),
     ("cos", -math.inf),
+    ("tan", math.inf),
     ("exp", 1000.0),
     ("exp2", 2000.0),
     ("expm1", 800.0),

@@ -173,14 +173,53 @@ Main = tuple[list[Stmt], Var, Expr]
 """A main path: its statements, the variable holding the lanes' results, the mask of lanes on it."""
 
 
+def _reduce_medium(f: VFn, x: Var, ax: Var) -> tuple[list[Stmt], Var, Var, Var]:
+    """fdlibm's medium-range Cody-Waite reduction ``x = fn*pi/2 + (y0 + y1)`` (the scalar
+    ``trig._reduce_pio2`` for ``|x| < 2^20 pi/2``), its second and third steps (taken where
+    cancellation ate more than 16, then 49 bits) computed in the lanes that take them, when any
+    does. ``ax`` must hold ``|x|``. Returns (statements, fn, y0, y1)."""
+    fn, r, w, y0, y1 = f.vars("fn r w y0 y1")
+
+    def lost() -> Expr:  # exponent bits cancelled so far
+        return isub(shr_u(ax, 52), vand(shr_u(y0, 52), 0x7FF))
+
+    def step(i: int, p: float, pt: float, after: int, then: list[Stmt]) -> list[Stmt]:
+        """The scalar code's extra step ``if lost() > after: ...; then``, in the lanes that
+        take it, when any lane does (rare below |x| ~ 2^7: skipping it is most of the gain)."""
+        take, t_, w_, r_, y_ = f.vars(f"take{i} t{i} w{i} r{i} y{i}")
+        return [
+            take.set(igt(lost(), after)),
+            if_(Expr(k.Prim(k.T.BOOL, Op.V128_ANY_TRUE, [take.node])), [
+                t_.set(r),
+                w_.set(fn * p),
+                r_.set(t_ - w_),
+                w_.set(fn * pt - ((t_ - r_) - w_)),
+                y_.set(r_ - w_),
+                r.set(pick(r_, r, take)),
+                w.set(pick(w_, w, take)),
+                y0.set(pick(y_, y0, take)),
+                *then,
+            ]),
+        ]  # fmt: skip
+
+    stmts = [
+        fn.set(vnearest(x * trig.INVPIO2)),
+        r.set(x - fn * trig.PIO2_1),
+        w.set(fn * trig.PIO2_1T),
+        y0.set(r - w),
+        *step(2, trig.PIO2_2, trig.PIO2_2T, 16, step(3, trig.PIO2_3, trig.PIO2_3T, 49, [])),
+        y1.set((r - y0) - w),
+    ]
+    return stmts, fn, y0, y1
+
+
 def _sincos(name: str) -> Callable[[VFn, Var], Main]:
-    """sin/cos: fdlibm's medium-range Cody-Waite reduction with its second and third steps
-    (taken where cancellation ate more than 16, then 49 bits) computed in every lane and
-    selected, both kernels computed, the quadrant's choice a select."""
+    """sin/cos: fdlibm's medium-range Cody-Waite reduction (:func:`_reduce_medium`), both
+    kernels computed, the quadrant's choice a select."""
 
     def build(f: VFn, x: Var) -> Main:
-        ax, fn, ts, tc, t, res, ok = f.vars("ax fn ts tc t res ok")
-        r, w, y0, y1 = f.vars("r w y0 y1")
+        ax, ts, tc, t, res, ok = f.vars("ax ts tc t res ok")
+        red, fn, y0, y1 = _reduce_medium(f, x, ax)
         z, zz = f.local("kz"), f.local("kw")
         sin_k, _ = trig._sincos_kernels(f, y0, y1, ts)
         _, cos_k = trig._sincos_kernels(f, y0, y1, tc)
@@ -190,38 +229,10 @@ def _sincos(name: str) -> Callable[[VFn, Var], Main]:
             use_cos, neg = odd, _prim(Op.I64X2_EQ, vand(nb, 2), isplat(2))
         else:
             use_cos, neg = vnot(odd), _prim(Op.I64X2_EQ, vand(iadd(nb, 1), 2), isplat(2))
-
-        def lost() -> Expr:  # exponent bits cancelled so far
-            return isub(shr_u(ax, 52), vand(shr_u(y0, 52), 0x7FF))
-
-        def step(i: int, p: float, pt: float, after: int, then: list[Stmt]) -> list[Stmt]:
-            """The scalar code's extra step ``if lost() > after: ...; then``, in the lanes that
-            take it, when any lane does (rare below |x| ~ 2^7: skipping it is most of the gain)."""
-            take, t_, w_, r_, y_ = f.vars(f"take{i} t{i} w{i} r{i} y{i}")
-            return [
-                take.set(igt(lost(), after)),
-                if_(Expr(k.Prim(k.T.BOOL, Op.V128_ANY_TRUE, [take.node])), [
-                    t_.set(r),
-                    w_.set(fn * p),
-                    r_.set(t_ - w_),
-                    w_.set(fn * pt - ((t_ - r_) - w_)),
-                    y_.set(r_ - w_),
-                    r.set(pick(r_, r, take)),
-                    w.set(pick(w_, w, take)),
-                    y0.set(pick(y_, y0, take)),
-                    *then,
-                ]),
-            ]  # fmt: skip
-
         stmts = [
             ax.set(vabs(x)),
             ok.set(vand(ax >= from_words(0x3E500000), ax < from_words(trig.MEDIUM_LIMIT))),
-            fn.set(vnearest(x * trig.INVPIO2)),
-            r.set(x - fn * trig.PIO2_1),
-            w.set(fn * trig.PIO2_1T),
-            y0.set(r - w),
-            *step(2, trig.PIO2_2, trig.PIO2_2T, 16, step(3, trig.PIO2_3, trig.PIO2_3T, 49, [])),
-            y1.set((r - y0) - w),
+            *red,
             z.set(y0 * y0),
             zz.set(z * z),
             *sin_k,
@@ -232,6 +243,62 @@ def _sincos(name: str) -> Callable[[VFn, Var], Main]:
         return stmts, res, ok
 
     return build
+
+
+def _tan(f: VFn, x: Var) -> Main:
+    """tan (fdlibm __kernel_tan, as ``trig.define_tan``) for 2^-27 <= |x| < 2^20 pi/2.
+
+    What a TPT filter asks (``tan(pi fc / fs)``, 0 < x < 0.49 pi, mostly below 0.6744) takes
+    the short way: the reduction only when a lane has |x| >= 0.75 (below, the scalar reduction
+    gives n = 0, y0 = x, y1 = +0.0 exactly), the kernel, and each of its other two endings
+    (|y| >= 0.6744 by pi/4 - y; an odd quadrant's -1/(y + r) in hi/lo halves) only when a lane
+    takes it, selected per lane as the scalar code branches."""
+    T = trig.TAN_T
+    ax, neg, big, odd, by0, z, w, r, v, s, vv, bres, zc, vo, a, tt, ores, res, ok = f.vars(
+        "ax neg big odd by0 tz tw tr tv ts tvv bres tzc tvo ta ttt ores res ok"
+    )
+    red, fn, y0, y1 = _reduce_medium(f, x, ax)
+
+    def any_(mask: Expr) -> Expr:
+        return Expr(k.Prim(k.T.BOOL, Op.V128_ANY_TRUE, [mask.node]))
+
+    stmts = [
+        ax.set(vabs(x)),
+        ok.set(vand(ax >= from_words(0x3E400000), ax < from_words(trig.MEDIUM_LIMIT))),
+        y0.set(x),
+        y1.set(0.0),
+        odd.set(isplat(0)),
+        if_(any_(ax >= 0.75), [*red, odd.set(_prim(Op.I64X2_EQ, vand(lane_int(fn), 1), isplat(1)))]),
+        neg.set(y0 < 0.0),  # the scalar hx < 0 (y0 is not -0.0 where it matters: |y0| >= 0.67)
+        big.set(vabs(y0) >= from_words(0x3FE59428)),
+        if_(any_(big), [
+            by0.set((trig.PIO4 - pick(-y0, y0, neg)) + (trig.PIO4LO - pick(-y1, y1, neg))),
+            y0.set(pick(by0, y0, big)),
+            y1.set(pick(0.0, y1, big)),
+        ]),
+        z.set(y0 * y0),
+        w.set(z * z),
+        r.set(horner(w, [T[1], T[3], T[5], T[7], T[9], T[11]])),
+        v.set(z * horner(w, [T[2], T[4], T[6], T[8], T[10], T[12]])),
+        s.set(z * y0),
+        r.set(y1 + z * (s * (r + v) + y1) + T[0] * s),
+        w.set(y0 + r),
+        res.set(w),
+        if_(any_(big), [
+            vv.set(pick(-1.0, 1.0, odd)),
+            bres.set(pick(-1.0, 1.0, neg) * (vv - 2.0 * (y0 - (w * w / (w + vv) - r)))),
+            res.set(pick(bres, res, big)),
+        ]),
+        if_(any_(vand(odd, vnot(big))), [
+            zc.set(clear_lo(w)),
+            vo.set(r - (zc - y0)),
+            a.set(-1.0 / w),
+            tt.set(clear_lo(a)),
+            ores.set(tt + a * ((1.0 + tt * zc) + tt * vo)),
+            res.set(pick(ores, res, vand(odd, vnot(big)))),
+        ]),
+    ]  # fmt: skip
+    return stmts, res, ok
 
 
 def _exp(f: VFn, x: Var) -> Main:
@@ -619,6 +686,7 @@ def _define(name: str, build: Callable[..., Main], params: tuple[str, ...] = ("x
 def define_vector() -> None:
     _define("sin", _sincos("sin"))
     _define("cos", _sincos("cos"))
+    _define("tan", _tan)
     _define("exp", _exp)
     _define("exp2", _exp2)
     _define("expm1", _expm1)
