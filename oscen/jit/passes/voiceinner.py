@@ -42,6 +42,7 @@ from typing import NamedTuple
 from .. import kernel as k
 from ..kernel import T
 from ..ops import Op
+from .fastpath import _statements
 from .liveness import _Unknown, _uses
 
 SLOT = 16
@@ -78,15 +79,23 @@ class _Shape(NamedTuple):
     epilogue: list[k.Stmt]
 
 
-def _shape(fn: k.Function) -> _Shape | None:
-    """The parts of an unswitched pair function (:func:`.fastpath.split_loop` with
-    ``unswitch``): None where it is not of that shape or its fast loop kept an exit."""
+
+def _sample_loop_at(fn: k.Function) -> int | None:
+    """Where ``fn``'s one top-level sample loop (block ``sample``) is, right after ``i = <const>``;
+    None where the function is not of that shape."""
     at = [j for j, s in enumerate(fn.body) if type(s) is k.Block and s.label == "sample"]  # type: ignore[attr-defined]
     if len(at) != 1 or at[0] == 0:
         return None
-    j = at[0]
-    init = fn.body[j - 1]
+    init = fn.body[at[0] - 1]
     if not (type(init) is k.SetLocal and init.name == "i" and type(init.value) is k.Const):  # type: ignore[attr-defined]
+        return None
+    return at[0]
+
+def _shape(fn: k.Function) -> _Shape | None:
+    """The parts of an unswitched pair function (:func:`.fastpath.split_loop` with
+    ``unswitch``): None where it is not of that shape or its fast loop kept an exit."""
+    j = _sample_loop_at(fn)
+    if j is None:
         return None
     enter = [s for s in _statements(fn.body[j].body) if type(s) is k.Block and s.label == "_enter"]  # type: ignore[attr-defined]
     if len(enter) != 1 or not enter[0].body:  # type: ignore[attr-defined]
@@ -108,16 +117,6 @@ def _shape(fn: k.Function) -> _Shape | None:
         return None
     return _Shape(fn.body[: j - 1], tests, stop, fb[2:-1], fn.body[j + 1 :])
 
-
-def _statements(stmts: list[k.Stmt]):
-    for s in stmts:
-        yield s
-        t = type(s)
-        if t is k.If:
-            yield from _statements(s.body)  # type: ignore[attr-defined]
-            yield from _statements(s.orelse)  # type: ignore[attr-defined]
-        elif t is k.Block or t is k.Loop:
-            yield from _statements(s.body)  # type: ignore[attr-defined]
 
 
 def _rw(s: k.Stmt, reads: set[str], writes: set[str]) -> set[str]:
@@ -375,13 +374,10 @@ def _hoist(
 
 def _from_start(fn: k.Function) -> k.Function | None:
     """``fn`` with a param ``start`` after ``n``: its sample loop begins there, not at 0."""
-    at = [j for j, s in enumerate(fn.body) if type(s) is k.Block and s.label == "sample"]  # type: ignore[attr-defined]
-    if len(at) != 1 or at[0] == 0:
+    j = _sample_loop_at(fn)
+    if j is None:
         return None
-    j = at[0]
     init = fn.body[j - 1]
-    if not (type(init) is k.SetLocal and init.name == "i" and type(init.value) is k.Const):  # type: ignore[attr-defined]
-        return None
     body = [*fn.body[: j - 1], k.SetLocal(site=init.site, name="i", value=_loc(T.I32, "start")), *fn.body[j:]]
     params = [fn.params[0], ("start", T.I32), *fn.params[1:]]
     return k.Function(f"{fn.name}_step", params, fn.results, fn.locals, body, fn.export)
