@@ -265,10 +265,6 @@ class SkeletonBuilder:
     inner loop (:mod:`.passes.voiceinner`: per sample, a loop over the pairs, state in memory)
     for the parts of a block its pairs' unswitched tests allow, and per pair otherwise."""
 
-    vi_scratch = 0
-    """Bytes past the layout that the voice-inner runs keep their pairs' records in (the
-    largest group's; set while the module is built)."""
-
     fuse_mix = True
     """A voice group's mix (see :meth:`find_reductions`) is added up by the voice bodies
     themselves, into one buffer (:mod:`.passes.mix`); False: each voice stores its buffer and
@@ -310,6 +306,9 @@ class SkeletonBuilder:
         self.mixes: dict[int, dict[tuple[int, str], int]] = {}
         self.uses_mix_start = False
         self.fast_globals: list[k.Global] = []  # what outlined scalar fast loops read invariants from
+        # bytes past the layout (from records_base) the voice-inner runs keep their pairs'
+        # records in: the largest group's
+        self.vi_scratch = 0
         # while a group's body is built: (template node, output) -> the param naming its mix
         self.mix_params: dict[tuple[int, str], str] = {}
         self.nodes = {n.id: n for n in ir.nodes}
@@ -767,28 +766,19 @@ class SkeletonBuilder:
                 first = k.CallFn(I32, f"due{index}", [first, *queue_addresses(v)])
             return [first]
 
-        def ramps(voices: range) -> list[k.Expr]:
-            if not self.ramp_steps:
-                return []
-            running: k.Expr | None = None
-            for v in voices:
-                bases = [i32(self.layout.nodes[group.voices[v][j]].base) for j in ramped]
-                one = k.CallFn(I64, f"ramps{index}", bases)
-                running = one if running is None else prim(Op.I64_OR, running, one)
-            assert running is not None
-            return [prim(Op.I64_NE, running, i64(0))]
-
         calls: list[k.Stmt] = [store(I32, i32(SEGMENT), i32(index))]
         for dst in mixes.values():
             self.uses_mix_start = True
             calls.append(invoke("mix_start", local(I32, "n"), i32(dst)))
+
         def lane_args(v: int, lanes: int) -> list[k.Expr]:
             """Voices ``v...`` as a lane function's params: each lane input for every lane in turn."""
             each = [voice_args(v + lane) for lane in range(lanes)]
             return [a for per_input in zip(*each, strict=True) for a in per_input]
 
         def ramps_of(args: list[k.Expr], lanes: int) -> list[k.Expr]:
-            """:func:`ramps` of the voices whose lane args are ``args`` (constants or expressions)."""
+            """Whether a ramp of the voices whose lane args are ``args`` (constants or expressions)
+            runs, from ``ramps<index>`` of each voice's ramped members' bases: none without ramps."""
             if not self.ramp_steps:
                 return []
             running: k.Expr | None = None
@@ -805,10 +795,8 @@ class SkeletonBuilder:
             last = first + (len(group.voices) - first) // lanes * lanes
             if due_queues:  # each call's due bound, chained over its voices: unrolled
                 for v in range(first, last, lanes):
-                    voices = range(v, v + lanes)
-                    per_pair.append(
-                        invoke(fn.name, local(I32, "n"), *ramps(voices), *due(voices), *lane_args(v, lanes))
-                    )
+                    a = lane_args(v, lanes)
+                    per_pair.append(invoke(fn.name, local(I32, "n"), *ramps_of(a, lanes), *due(range(v, v + lanes)), *a))
             else:
                 rows = [lane_args(v, lanes) for v in range(first, last, lanes)]
                 per_pair += for_each(
@@ -838,8 +826,8 @@ class SkeletonBuilder:
         else:
             calls.extend(per_pair)
         for v in range(first, len(group.voices)):
-            voices = range(v, v + 1)
-            calls.append(invoke(voice.name, local(I32, "n"), *ramps(voices), *due(voices), *voice_args(v)))
+            a = voice_args(v)
+            calls.append(invoke(voice.name, local(I32, "n"), *ramps_of(a, 1), *due(range(v, v + 1)), *a))
         if first == len(group.voices):  # every voice runs in a lane: Cranelift needn't see the body
             functions.remove(voice)
         for dst, srcs in self.reductions.get(index, ()):
@@ -864,7 +852,7 @@ class SkeletonBuilder:
         the block per pair as before (``per_pair``) when a ramp runs, or for the rest of the block
         once runs keep stopping at once (a test that stays true: each sample would pay the
         gates, records and steps)."""
-        base = (self.layout.size + 15) // 16 * 16
+        base = self.records_base()
         self.vi_scratch = max(self.vi_scratch, len(pairs) * inner.stride)
         n, i, stop, zero = (local(I32, x) for x in ("n", "_vi_i", "_vi_stop", "_vi_zero"))
         off = [k.Const(t, False if t is BOOL else 0) for _, t in uniform]  # no ramp runs, no event is due
@@ -893,6 +881,10 @@ class SkeletonBuilder:
         if ramped:
             return [if_(prim(Op.I32_NE, local(I32, "_vi_r"), i32(0)), per_pair, vi)]
         return vi
+
+    def records_base(self) -> int:
+        """Where the voice-inner runs' pair records start: past the layout, 16-byte aligned."""
+        return (self.layout.size + 15) // 16 * 16
 
     def find_reductions(self, segs: list[list[int] | VoiceGroup]) -> None:
         """Stream inputs that add exactly one output of every voice of a group, in voice order
@@ -975,7 +967,9 @@ class SkeletonBuilder:
 
             pairs = finish(fn)
             inner = None
-            if self.fast_loops and self.voice_inner and width == 2:
+            # not for a group with event queues (a ``due`` param): group_segment runs those per
+            # pair, so its four-voice copy (below) stays available to them
+            if self.fast_loops and self.voice_inner and width == 2 and "due" not in dict(uniform):
                 unswitched = drop_dead_stores(fast_sample_loop(fn, unswitched=True))
                 inner = voice_inner(pairs, unswitched, uniform, list(mixes or ()), width, lane_name)
             wide = None  # not wanted with the voice-inner form: group_segment uses it then
@@ -1172,7 +1166,7 @@ class SkeletonBuilder:
                 k.Global(wasm_math.ERROR_GLOBAL, I32, 0, mutable=True, export="math_error"),
                 *self.fast_globals,
             ],
-            memory_pages=((self.layout.size + 15) // 16 * 16 + self.vi_scratch + 65535) // 65536,
+            memory_pages=(self.records_base() + self.vi_scratch + 65535) // 65536,
         )
         return module, seg_nodes
 

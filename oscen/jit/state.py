@@ -451,38 +451,26 @@ class GraphState:
                 fresh.append(nid)
                 continue
             t, st = nl.__dict__.get("_template"), src.__dict__.get("_template")
-            if t is not None and st is not None:
+            if t is None or st is None:  # laid out on its own: its fields are absolute
+                t, st, base, src_base = nl, src, 0, 0
+                rel = _template_runs(nl, src)
+            else:
+                base, src_base = nl.base, src.base
                 key = (id(t), id(st))
                 rel = relative.get(key)
                 if rel is None:
                     rel = relative[key] = _template_runs(t, st)
-                base, src_base = nl.base, src.base
-                for d, s, size in rel:
-                    run(base + d, src_base + s, size)
-                for name, p in t.params.items():
-                    if (nid, name) in connected and (nid, name) not in other_connected:
-                        zero.append(nl.params[name])  # connected since: its base restarted at 0
-                    elif name in st.params:
-                        run(base + p.value, src_base + st.params[name].value, 32)
-                if t.external_queues:
-                    for name, q in nl.external_queues.items():
-                        if name in src.external_queues:
-                            queues.append((q, src.external_queues[name]))
-                continue
-            for name, (addr, _) in nl.scalars.items():
-                if name in src.scalars:
-                    run(addr, src.scalars[name][0], 8)
-            for name, (addr, _, length) in nl.arrays.items():
-                if name in src.arrays and src.arrays[name][2] == length:
-                    run(addr, src.arrays[name][0], 8 * length)
-            for name, slots in nl.params.items():
-                if (nid, name) in self._connected and (nid, name) not in other._connected:
-                    zero.append(slots)  # connected since: connecting started its base at 0
-                elif name in src.params:
-                    run(slots.value, src.params[name].value, 32)  # value, target, step, remaining
-            for name, q in nl.external_queues.items():
-                if name in src.external_queues:
-                    queues.append((q, src.external_queues[name]))
+            for d, s, size in rel:
+                run(base + d, src_base + s, size)
+            for name, p in t.params.items():
+                if (nid, name) in connected and (nid, name) not in other_connected:
+                    zero.append(nl.params[name])  # connected since: its base restarted at 0
+                elif name in st.params:  # value, target, step, remaining
+                    run(base + p.value, src_base + st.params[name].value, 32)
+            if t.external_queues:
+                for name, q in nl.external_queues.items():
+                    if name in src.external_queues:
+                        queues.append((q, src.external_queues[name]))
         return CopyPlan(
             other.layout,
             other._connected,
@@ -519,8 +507,8 @@ class GraphState:
 
 def _template_runs(t: Any, st: Any) -> list[tuple[int, int, int]]:
     """The scalar and array runs :meth:`GraphState.copy_plan` copies from a node laid out as
-    ``st`` into one laid out as ``t``, relative to their bases (the same fields in the same order
-    as for any node)."""
+    ``st`` into one laid out as ``t``: relative to their bases for two templates, absolute for
+    two nodes' own layouts."""
     out = []
     for name, (addr, _) in t.scalars.items():
         if name in st.scalars:
