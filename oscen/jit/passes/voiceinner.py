@@ -79,7 +79,6 @@ class _Shape(NamedTuple):
     epilogue: list[k.Stmt]
 
 
-
 def _sample_loop_at(fn: k.Function) -> int | None:
     """Where ``fn``'s one top-level sample loop (block ``sample``) is, right after ``i = <const>``;
     None where the function is not of that shape."""
@@ -90,6 +89,7 @@ def _sample_loop_at(fn: k.Function) -> int | None:
     if not (type(init) is k.SetLocal and init.name == "i" and type(init.value) is k.Const):  # type: ignore[attr-defined]
         return None
     return at[0]
+
 
 def _shape(fn: k.Function) -> _Shape | None:
     """The parts of an unswitched pair function (:func:`.fastpath.split_loop` with
@@ -116,7 +116,6 @@ def _shape(fn: k.Function) -> _Shape | None:
     if not (type(fb[-1]) is k.SetLocal and fb[-1].name == "i"):  # type: ignore[attr-defined]
         return None
     return _Shape(fn.body[: j - 1], tests, stop, fb[2:-1], fn.body[j + 1 :])
-
 
 
 def _rw(s: k.Stmt, reads: set[str], writes: set[str]) -> set[str]:
@@ -174,7 +173,8 @@ def voice_inner(
     its fast loop keeps a test or holds a statement the run cannot (see :func:`_rw`), or the
     voices' mixes are used other than as :mod:`.mix` stores them."""
     shape = _shape(unswitched)
-    if shape is None:
+    step = _from_start(fn)
+    if shape is None or step is None:
         return None
     head = ["n", *(p for p, _ in uniform)]
     if [p for p, _ in fn.params[: len(head)]] != head or fn.params != unswitched.params:
@@ -216,8 +216,9 @@ def voice_inner(
         for s in shape.epilogue:
             _rw(s, tail, set())
         pro_reads: set[str] = set()
+        pro_writes: set[str] = set()
         for s in shape.prologue:
-            _rw(s, pro_reads, set())
+            _rw(s, pro_reads, pro_writes)
     except _Unknown:
         return None
     shared = {"i", "i8", *accs}
@@ -233,9 +234,6 @@ def voice_inner(
         killed |= always
     if any(name in mix_lanes or name in head or name == "_stop" or name not in types for name in loaded):
         return None  # a mix read otherwise, the block's length, or a test's local: not for a run
-    pro_writes: set[str] = set()
-    for s in shape.prologue:
-        _rw(s, set(), pro_writes)
     params_of = {p for p, _ in fn.params}
     made = {h.name for h in hoisted}  # type: ignore[attr-defined]
     if any(name not in params_of and name not in pro_writes and name not in made for name in loaded):
@@ -333,9 +331,6 @@ def voice_inner(
         run_locals,
         [k.Loop(label="_vi_sample", cond=None, body=sample)],
     )
-    step = _from_start(fn)
-    if step is None:
-        return None
     return VoiceInner(gate, pack, unpack, run, step, stride)
 
 
