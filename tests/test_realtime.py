@@ -127,6 +127,24 @@ def test_fake_stream_delivers_exactly_the_offline_render(
     assert "no xruns" in stats.summary()
 
 
+def test_summary_reports_late_blocks_apart_from_xruns() -> None:
+    """A late block the device's buffer absorbed is not an xrun: the summary says both (CI once
+    failed on "1 late block" replacing "no xruns" when a busy machine delayed one callback)."""
+    stats = realtime.PlayStats(
+        sample_rate=SR,
+        block_size=BLOCK,
+        channels=2,
+        blocks=10,
+        frames=10 * BLOCK,
+        xruns=0,
+        late_blocks=1,
+        max_callback_seconds=0.0125,
+    )
+    assert "no xruns, 1 late block;" in stats.summary()
+    stats.xruns, stats.late_blocks = 2, 0
+    assert "2 xruns (device underflows);" in stats.summary() and "late" not in stats.summary()
+
+
 class SlowGraph:
     """A graph-like that misses its deadline now and then: it sleeps ten block periods, more than
     the eight blocks the recording fixture's fake device buffers."""

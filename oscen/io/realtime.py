@@ -206,12 +206,14 @@ class PlayStats:
         return self.block_size / self.sample_rate
 
     def summary(self) -> str:
-        problems = []
+        # Xruns (the device ran dry) and late blocks (a callback overran its budget) are reported
+        # apart: a late block that the device's buffer absorbed is not an xrun.
         if self.xruns:
-            problems.append(f"{self.xruns} xrun{'s' if self.xruns != 1 else ''} (device underflows)")
+            health = f"{self.xruns} xrun{'s' if self.xruns != 1 else ''} (device underflows)"
+        else:
+            health = "no xruns"
         if self.late_blocks:
-            problems.append(f"{self.late_blocks} late block{'s' if self.late_blocks != 1 else ''}")
-        health = ", ".join(problems) if problems else "no xruns"
+            health += f", {self.late_blocks} late block{'s' if self.late_blocks != 1 else ''}"
         return (
             f"played {self.seconds:.2f} s in {self.blocks} blocks of {self.block_size} at {self.sample_rate:g} Hz: "
             f"{health}; slowest callback {self.max_callback_seconds * 1e3:.2f} ms of {self.block_seconds * 1e3:.2f} ms"
