@@ -130,45 +130,67 @@ def find_groups(ir: GraphIR, min_voices: int = MIN_VOICES) -> list[VoiceGroup]:
     candidates = {nid for nid, key in keys.items() if count[key] >= min_voices}
     if not candidates:
         return []
-    inputs: dict[tuple[int, str], list] = defaultdict(list)  # (target, endpoint) -> connections in order
+    # per target node, its inputs' connections in order (node ids and endpoint names only)
+    inputs: dict[int, dict[str, list[tuple[int, str, str]]]] = {}
+    edges = []
     for c in ir.connections:
-        inputs[(c.target, c.target_endpoint)].append(c)
-    edges = [
-        (c.source, c.target) for c in ir.connections if c.source in candidates and c.target in candidates
-    ]
+        source, target = c.source, c.target
+        by_input = inputs.get(target)
+        if by_input is None:
+            by_input = inputs[target] = {}
+        terms = by_input.get(c.target_endpoint)
+        if terms is None:
+            by_input[c.target_endpoint] = [(source, c.source_endpoint, c.kind)]
+        else:
+            terms.append((source, c.source_endpoint, c.kind))
+        if source in candidates and target in candidates:
+            edges.append((source, target))
+    # per endpoints list (shared by a class's nodes, build_ir): its inputs' names, and the shape
+    # of its inputs when none is connected
+    input_names: dict[int, tuple[tuple[str, ...], tuple]] = {}
+    # Shapes as small ints (equal shapes, equal ints): a shape is a nested tuple whose hash is
+    # not kept, and components are counted and sorted by shape several times.
+    shape_ids: dict[tuple, int] = {}
+    shapes: dict[frozenset[int], tuple[int, list[int], list]] = {}
 
-    shapes: dict[frozenset[int], tuple[tuple, list[int], list]] = {}
-
-    def shape_of(comp: set[int]) -> tuple[tuple, list[int], list]:
+    def shape_of(comp: set[int]) -> tuple[int, list[int], list]:
         key = frozenset(comp)
         got = shapes.get(key)
         if got is None:
             got = shapes[key] = _shape(key)
         return got
 
-    def _shape(comp: frozenset[int]) -> tuple[tuple, list[int], list]:
+    def _shape(comp: frozenset[int]) -> tuple[int, list[int], list]:
         members = sorted(comp, key=pos.__getitem__)
         index = {nid: j for j, nid in enumerate(members)}
         shape: list = []
         externals: list = []  # (member, endpoint, term, kind, (node, port))
         for j, nid in enumerate(members):
+            endpoints = nodes[nid].endpoints
+            named = input_names.get(id(endpoints))
+            if named is None:
+                names = tuple(e.name for e in endpoints if e.direction == "input")
+                named = input_names[id(endpoints)] = (names, tuple((name, ()) for name in names))
+            by_input = inputs.get(nid)
+            if by_input is None:
+                shape.append((keys[nid], named[1]))
+                continue
             ins = []
-            for e in nodes[nid].endpoints:
-                if e.direction != "input":
-                    continue
+            for name in named[0]:
                 terms = []
-                for t, c in enumerate(inputs.get((nid, e.name), ())):
-                    if c.source in index:
-                        terms.append(("member", index[c.source], c.source_endpoint, c.kind))
+                for t, (source, port, kind) in enumerate(by_input.get(name, ())):
+                    member = index.get(source)
+                    if member is not None:
+                        terms.append(("member", member, port, kind))
                     else:
-                        terms.append(("outside", c.kind))
-                        externals.append((j, e.name, t, c.kind, (c.source, c.source_endpoint)))
-                ins.append((e.name, tuple(terms)))
+                        terms.append(("outside", kind))
+                        externals.append((j, name, t, kind, (source, port)))
+                ins.append((name, tuple(terms)))
             shape.append((keys[nid], tuple(ins)))
-        return tuple(shape), members, externals
+        return shape_ids.setdefault(tuple(shape), len(shape_ids)), members, externals
 
     comps = _split_at_hubs(_components(candidates, edges), edges, shape_of)
-    by_shape: dict[tuple, list[tuple[list[int], list]]] = defaultdict(list)
+    by_shape: dict[int, list[tuple[list[int], list]]] = defaultdict(list)
     for comp in comps:
         shape, members, externals = shape_of(comp)
         by_shape[shape].append((members, externals))
@@ -194,7 +216,7 @@ def _split_at_hubs(comps: list[set[int]], edges: list[tuple[int, int]], shape_of
     falls into at least two parts of one shape, those parts are voices and the node is outside
     (tried best-connected first: the shared node has at least as many neighbours as there are
     voices, and a voice's own nodes may have as many)."""
-    counts: dict[tuple, int] = defaultdict(int)
+    counts: dict[int, int] = defaultdict(int)
     for comp in comps:
         counts[shape_of(comp)[0]] += 1
     out: list[set[int]] = []
@@ -224,7 +246,7 @@ def _split_at_hubs(comps: list[set[int]], edges: list[tuple[int, int]], shape_of
         for hub in sorted(hubs, key=lambda n: -len(degree[n]))[:HUB_TRIES]:
             rest = comp - {hub}
             parts = _components(rest, [(a, b) for a, b in edges if a in rest and b in rest])
-            shapes: dict[tuple, int] = defaultdict(int)
+            shapes: dict[int, int] = defaultdict(int)
             for part in parts:
                 shapes[shape_of(part)[0]] += 1
             if len(parts) >= 2 and max(shapes.values()) >= 2:
