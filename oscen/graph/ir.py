@@ -36,6 +36,7 @@ def parse_python(text: str) -> ast.Module:
     with _PARSE_LOCK:
         return ast.parse(text)
 
+
 INTERNAL_ATTRS = frozenset({"_oscen_graph"})
 
 
@@ -482,16 +483,42 @@ def build_ir(graph: IRSource) -> GraphIR:
     # with equal ones shares them (voices do), so that what is computed of them per variant (the
     # IR key, variant keys, settled types) is computed once per distinct object.
     last: dict[type, tuple[list[StateIR], dict[str, str], dict[str, float | int | bool]]] = {}
+    # Per class, for this build: its endpoints' IR (for nodes without handlers of their own),
+    # its event handlers' names, assigned attributes and path; per (class, state list) the names
+    # of its constants. Voices of a class ask these once, not once per node.
+    classes: dict[type, list[Any]] = {}
+    constant_names: dict[tuple[type, int], tuple[list[StateIR], tuple[str, ...]]] = {}
     for handle in graph.nodes:
         node = handle.node
         cls = type(node)
-        endpoints = _endpoints_ir(node)
-        state, unsupported = describe_state(node)
-        assigned = assigned_attributes(cls)
         values = node.__dict__
-        constants = {
-            s.name: _plain(values[s.name]) for s in state if s.length is None and s.name not in assigned
-        }
+        known = classes.get(cls)
+        if known is None:
+            handlers = tuple(
+                f"on_{name}"
+                for name, spec in cls._endpoints.items()
+                if spec.kind is Kind.EVENT and spec.direction is Direction.INPUT
+            )
+            known = classes[cls] = [None, handlers, assigned_attributes(cls), class_path(cls)]
+        if known[1] and any(h in values for h in known[1]):  # a handler of the node's own
+            endpoints = _endpoints_ir(node)
+        else:
+            endpoints = known[0]
+            if endpoints is None:
+                endpoints = known[0] = _endpoints_ir(node)
+        state, unsupported = describe_state(node)
+        names_of = constant_names.get((cls, id(state)))
+        if names_of is None or names_of[0] is not state:  # (kept with the list: its id is not reused)
+            assigned = known[2]
+            names_of = constant_names[(cls, id(state))] = (
+                state,
+                tuple(s.name for s in state if s.length is None and s.name not in assigned),
+            )
+        constants = {}
+        for name in names_of[1]:
+            value = values[name]
+            kind = type(value)
+            constants[name] = value if kind is float or kind is int or kind is bool else _plain(value)
         seen = last.get(cls)
         if seen is not None and seen[0] == state and seen[1] == unsupported and _same(seen[2], constants):
             state, unsupported, constants = seen
@@ -501,7 +528,7 @@ def build_ir(graph: IRSource) -> GraphIR:
             NodeIR(
                 handle.id,
                 handle.label,
-                class_path(cls),
+                known[3],
                 endpoints,
                 state,
                 cls.breaks_feedback,
