@@ -23,7 +23,7 @@ from typing import Any
 from ..graph.ir import GraphIR, NodeIR
 from . import kernel as k
 from . import wasm_math
-from .backends import wasm
+from .backends import wasm, wasm_binary
 from .frontend import deep_recursion, too_deep
 from .groups import VoiceGroup, find_groups, unit_order
 from .kernel import T, TrapSite
@@ -69,7 +69,9 @@ SUM_CHUNK = 64
 
 @dataclass
 class Program:
-    wat: str
+    text: str | None
+    """The module's WebAssembly text; None: printed from ``module`` when :attr:`wat` is first
+    read (a compile needs only :attr:`binary`)."""
     layout: Layout
     sites: dict[int, list[TrapSite]]  # node id -> its variant's trap sites (ids are per variant)
     segments: list[list[int]]  # node ids per segment
@@ -81,9 +83,20 @@ class Program:
     voices: dict[int, list[int]] = field(default_factory=dict)
     """Voice groups compiled as one body: a template node (voice 0's) -> that member's node in
     each voice. A trap in such code names the node of the voice in the LANE slot."""
+    binary: bytes | None = field(default=None, repr=False)
+    """The module in WebAssembly's binary format, printed from ``module`` (what Cranelift is
+    given: no text to parse); None where only the text is known."""
     _fault_nodes: dict[int, tuple[int, list[int] | None]] | None = field(
         default=None, repr=False, compare=False
     )
+
+    @property
+    def wat(self) -> str:
+        """The module's WebAssembly text (for debugging, error messages, the web export)."""
+        if self.text is None:
+            with deep_recursion():
+                self.text = wasm.module_text(self.module)  # type: ignore[arg-type]
+        return self.text
 
     def fault_node(self, base: int, lane: int) -> int | None:
         """The node a trap names: the one whose base its trap path stored in the NODE slot (no
@@ -1174,11 +1187,11 @@ class SkeletonBuilder:
         with deep_recursion():  # deeply nested node code prints through as deep a recursion
             try:
                 module, segs = self.module()
-                wat = wasm.module_text(module)
+                binary = wasm_binary.module_binary(module)
             except RecursionError:
                 raise too_deep(None) from None
         return Program(
-            wat,
+            None,
             self.layout,
             self.sites,
             segs,
@@ -1186,4 +1199,5 @@ class SkeletonBuilder:
             [imp.name for imp in module.imports],
             module,
             {nid: [voice[j] for voice in g.voices] for g in self.groups for j, nid in enumerate(g.template)},
+            binary,
         )
