@@ -27,7 +27,7 @@ from oscen.filters import IirLowpass
 from oscen.gain import Gain
 from oscen.graph import Graph, GraphError
 from oscen.jit import CompiledGraph, CraneliftJit, GraphState, JitGraph, worker
-from oscen.jit.compiler import QUICK_TIER_WAT
+from oscen.jit.compiler import QUICK_TIER_WASM
 from oscen.jit.jitgraph import JitTierWarning
 from oscen.jit.skeleton import SkeletonBuilder
 from oscen.oscillators import Oscillator
@@ -158,7 +158,7 @@ def test_compile_first_gives_small_graphs_the_optimized_tier_at_once() -> None:
     small = Graph(SR)
     small.add_node(Gain(0.5), "g")
     first = jit.compile_first(small.to_ir())
-    assert len(first.wat) < QUICK_TIER_WAT and first.tier == "optimized"
+    assert len(first.program.binary) < QUICK_TIER_WASM and first.tier == "optimized"
     big = jit.compile_first(voices().to_ir())
     assert big.tier == "quick"
     assert CraneliftJit(max_block=BLOCK, tier="quick").compile_first(small.to_ir()).tier == "quick"

@@ -21,6 +21,7 @@ from ..graph import validation as check
 from ..graph.graph import GraphError
 from ..graph.ir import GraphIR
 from . import validate, wasm_math
+from .backends import wasm_binary
 from .engine import TIERS, compile_module, math_module, watch
 from .frontend import JitError
 from .frontend.typing import settled
@@ -62,8 +63,16 @@ class NodeTimeout(NodeFault, TimeoutError):
 class CompileStats:
     frontend_seconds: float
     wasm_seconds: float
-    wat_bytes: int
+    wat: int | Callable[[], int]
+    """The WebAssembly text's size in bytes, or what gives it: a compile prints no text (it
+    hands Cranelift the binary), so the stats print it only when asked (:attr:`wat_bytes`)."""
     segments: int
+
+    @property
+    def wat_bytes(self) -> int:
+        if callable(self.wat):
+            self.wat = self.wat()
+        return self.wat
 
     @property
     def total_seconds(self) -> float:
@@ -464,6 +473,7 @@ class CraneliftJit:
         program = builder.build()
         if validate.ENABLED:  # the tests' switch (OSCEN_VALIDATE_IR): every kernel they build
             validate.check_program(ir, program, self.session)
+            same_module(program)
         # a scalar segment's fast loop (passes.scalarloop) is the optimized tier's only: with it
         # on, the tiers' programs differ even without lanes bodies
         scalar_differs = SkeletonBuilder.fast_loops and SkeletonBuilder.scalar_fast_loops
@@ -482,7 +492,7 @@ class CraneliftJit:
 
     def compile_first(self, ir: GraphIR) -> CompiledGraph:
         """The code to play first (what JitGraph compiles for a new topology): the quick tier when
-        its program has at least :data:`QUICK_TIER_WAT` bytes of WebAssembly, where the optimized
+        its program has at least :data:`QUICK_TIER_WASM` bytes of WebAssembly, where the optimized
         tier would keep the graph waiting noticeably longer; else the optimized tier at once (one
         compile, no swap later). A compiler made for the quick tier gives the quick tier."""
         if not isinstance(ir, GraphIR):
@@ -491,17 +501,19 @@ class CraneliftJit:
         ir = settled(ir)
         program, independent = self._program(ir, "quick")
         tier = "quick"
-        if self.tier == "optimized" and len(program.wat) < QUICK_TIER_WAT:
+        if self.tier == "optimized" and _wasm_size(program) < QUICK_TIER_WASM:
             tier = "optimized"
             if not independent:  # small, but its lanes bodies differ: the optimized program
                 program, independent = self._program(ir, tier)
         return self._finish(ir, program, independent, tier, t0)
 
-    def _finish(self, ir: GraphIR, program: Program, independent: bool, tier: str, t0: float) -> CompiledGraph:
+    def _finish(
+        self, ir: GraphIR, program: Program, independent: bool, tier: str, t0: float
+    ) -> CompiledGraph:
         t1 = time.perf_counter()
-        module = _machine_code(program.wat, tier)
+        module = _machine_code(program, tier)
         t2 = time.perf_counter()
-        stats = CompileStats(t1 - t0, t2 - t1, len(program.wat), len(program.segments))
+        stats = CompileStats(t1 - t0, t2 - t1, lambda: len(program.wat), len(program.segments))
         return CompiledGraph(ir, program, module, stats, self.timeout, tier, independent)
 
     def optimize(self, compiled: CompiledGraph) -> CompiledGraph:
@@ -513,15 +525,43 @@ class CraneliftJit:
         if not compiled.tier_independent:
             return self.compile(compiled.ir, "optimized")
         t0 = time.perf_counter()
-        module = _machine_code(compiled.program.wat, "optimized")
-        stats = CompileStats(0.0, time.perf_counter() - t0, compiled.stats.wat_bytes, compiled.stats.segments)
+        module = _machine_code(compiled.program, "optimized")
+        stats = CompileStats(0.0, time.perf_counter() - t0, compiled.stats.wat, compiled.stats.segments)
         return CompiledGraph(compiled.ir, compiled.program, module, stats, self.timeout, "optimized", True)
 
 
+QUICK_TIER_WASM = 7680
+"""Bytes of binary WebAssembly from which :meth:`CraneliftJit.compile_first` starts with the
+quick tier. Below it (a seed patch: one sine, one biquad, 5.2 KiB; 48 KiB of text) the optimized
+compile is only ~3 ms slower than the quick one, less than a second compile and a swap are
+worth. (It was 64 KiB of text, :data:`QUICK_TIER_WAT`, when the compile printed text: the text
+is 8.2-9.4 times the binary, and both thresholds split the graphs of the tests and benchmarks
+alike: the seed 5.2 KiB and the feedback loop 6.7 KiB below, two voices 8.4 KiB and a chain of
+ten nodes 8.0 KiB above.)"""
 QUICK_TIER_WAT = 64 * 1024
-"""Bytes of WebAssembly from which :meth:`CraneliftJit.compile_first` starts with the quick tier.
-Below it (a seed patch: one sine, one biquad, 48 KiB) the optimized compile is only ~3 ms
-slower than the quick one, less than a second compile and a swap are worth."""
+"""The threshold in bytes of text, for a program that has no binary (a worker's)."""
+
+
+def _wasm_size(program: Program) -> int:
+    if program.binary is not None:
+        return len(program.binary)
+    return len(program.wat) * QUICK_TIER_WASM // QUICK_TIER_WAT
+
+
+def same_module(program: Program) -> None:
+    """Check that the program's binary is the module wat2wasm makes of its text, section by
+    section (the custom ``name`` sections aside: wat2wasm's also names the locals): the binary
+    printer (:mod:`.backends.wasm_binary`) must write what the text printer says."""
+    if program.binary is None:
+        return
+    ours = [s for s in wasm_binary.sections(program.binary) if s[0] != 0]
+    theirs = [s for s in wasm_binary.sections(bytes(wasmtime.wat2wasm(program.wat))) if s[0] != 0]
+    if ours != theirs:
+        where = next(
+            (f"section {a[0]}" for a, b in zip(ours, theirs, strict=False) if a != b),
+            f"{len(ours)} sections, wat2wasm's {len(theirs)}",
+        )
+        raise JitError(f"internal error: the binary module differs from its text's assembly ({where})")
 
 
 def _tier(tier: Any, call: str) -> str:
@@ -530,8 +570,9 @@ def _tier(tier: Any, call: str) -> str:
     return str(tier)
 
 
-def _machine_code(wat: str, tier: str) -> wasmtime.Module:
+def _machine_code(program: Program, tier: str) -> wasmtime.Module:
+    """Cranelift's code for the program's binary (its text where it has none)."""
     try:
-        return compile_module(wat, tier)
+        return compile_module(program.wat if program.binary is None else program.binary, tier)
     except wasmtime.WasmtimeError as exc:  # a bug of ours, not the user's: say so
         raise JitError(f"internal error: generated WebAssembly did not compile: {exc}") from exc
