@@ -221,7 +221,8 @@ def section_b(
     jit.compile(chain_graph(4).to_ir())  # warm-up: first-use imports and caches are not latency
     table = Table(
         f"b. Compile latency (ms), median of {s.compile_runs}: frontend + codegen (Python → kernel IR → "
-        "WebAssembly text), Cranelift (wasmtime: WAT → machine code), total = the two",
+        "binary WebAssembly), Cranelift (wasmtime: wasm → machine code), total = the two; WAT = the size the module's "
+        "text would have (printed only for this column)",
         ["shape", "nodes", "to_ir", "frontend+codegen", "Cranelift", "total", "total per node", "WAT (KiB)"],
         align="lrrrrrrr",
     )

@@ -185,3 +185,24 @@ def test_the_text_is_printed_when_asked_and_kept(monkeypatch: pytest.MonkeyPatch
     text = compiled.wat
     assert text.startswith("(module") and compiled.program.text is text
     assert compiled.stats.wat_bytes == len(text)
+
+
+def test_kept_bytes_name_their_callees_in_each_module() -> None:
+    """A helper's bytes are kept with its call as a name: in a module where the callee sits at
+    another index the call follows it; in one without the callee the printer says so."""
+    helper = k.Function("h", [], (), {}, [k.Instance(code=k.Code([k.Invoke("g", [])], {}))])
+    g = k.Function("g", [], (), {}, [])
+    other = k.Function("other", [], (), {}, [])
+    first = k.Module([g, helper])
+    second = k.Module([other, g, helper])
+    assert_same(first)
+    assert_same(second)  # the kept bytes, with g's index 1 now
+    with pytest.raises(wasm.PrintError, match="'g'"):
+        wasm_binary.module_binary(k.Module([other, helper]))
+
+
+def test_the_math_library_module() -> None:
+    """Every math function (the ops the graphs call out of line, globals, exports)."""
+    from oscen.jit import mathlib
+
+    assert_same(mathlib.library_module())

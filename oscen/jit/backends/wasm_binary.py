@@ -652,24 +652,30 @@ def module_binary(module: k.Module, site_index: SiteIndex = _no_sites) -> bytes:
     keep = site_index is _no_sites
     indices = {"func": funcs, "global": globals_}
     for fn in module.functions:
-        body = b"".join(
-            [p if type(p) is bytes else _u(indices[p[0]][p[1]]) for p in function_body(printer, fn, keep)]
-        )
+        parts = function_body(printer, fn, keep)
+        try:
+            body = b"".join([p if type(p) is bytes else _u(indices[p[0]][p[1]]) for p in parts])
+        except KeyError as exc:  # a kept body calling what this module does not have
+            raise PrintError(f"${fn.name} names {exc.args[0]!r}, which the module does not have") from None
         bodies.append(_u(len(body)) + body)
         if fn.export:
             exports.append(_name(fn.export) + b"\x00" + _u(funcs[fn.name]))
     out = bytearray(b"\0asm\1\0\0\0")
-    out += _section(1, _vec(list(types)))
+    if types:  # (wat2wasm writes no empty section)
+        out += _section(1, _vec(list(types)))
     if imports:
         out += _section(2, _vec(imports))
-    out += _section(3, _vec(declared))
+    if declared:
+        out += _section(3, _vec(declared))
     if module.memory_pages:
         pages = _u(module.memory_pages)
         out += _section(5, b"\x01\x01" + pages + pages)
     if global_entries:
         out += _section(6, _vec(global_entries))
-    out += _section(7, _vec(exports))
-    out += _section(10, _vec(bodies))
+    if exports:
+        out += _section(7, _vec(exports))
+    if bodies:
+        out += _section(10, _vec(bodies))
     names = _vec([_u(i) + _name(name) for name, i in funcs.items()])
     out += _section(0, _name("name") + b"\x01" + _u(len(names)) + names)
     return bytes(out)
