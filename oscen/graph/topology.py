@@ -83,6 +83,26 @@ def _find_cycle(members: set[int], succ: dict[int, list[int]]) -> list[int]:
         v = nxt
 
 
+def _kahn(nodes: Sequence[int], succ: dict[int, list[int]]) -> tuple[int, ...]:
+    """Kahn's algorithm with a stack: a node that became ready by the last emitted node goes next,
+    so each chain follows its head whatever the insertion order. Nodes on a cycle of ``succ``
+    (and those after one) are left out."""
+    indegree = dict.fromkeys(nodes, 0)
+    for a in nodes:
+        for b in succ[a]:
+            indegree[b] += 1
+    ready = [n for n in reversed(nodes) if indegree[n] == 0]
+    emitted: list[int] = []
+    while ready:
+        v = ready.pop()
+        emitted.append(v)
+        for w in reversed(succ[v]):
+            indegree[w] -= 1
+            if indegree[w] == 0:
+                ready.append(w)
+    return tuple(emitted)
+
+
 def schedule(
     nodes: Sequence[int],
     edges: Iterable[tuple[int, int]],
@@ -99,6 +119,9 @@ def schedule(
     succ: dict[int, list[int]] = {n: [] for n in nodes}
     for a, b in edge_list:
         succ[a].append(b)
+    order = _kahn(nodes, succ)
+    if len(order) == len(nodes):  # no cycle at all (most patches): no components to find
+        return Schedule(order=order, back_edges=frozenset(), components=())
     comp_of: dict[int, int] = {}
     comps = _strongly_connected(nodes, succ)
     for ci, comp in enumerate(comps):
@@ -121,21 +144,6 @@ def schedule(
                 f"cycle without a feedback breaker: {names}; route it through a node that breaks "
                 "feedback (such as oscen.delay.Delay)"
             )
-    # Kahn's algorithm with a stack: a node that became ready by the last emitted node goes next,
-    # so each chain follows its head whatever the insertion order.
-    indegree = {n: 0 for n in nodes}
-    for a in nodes:
-        for b in fwd[a]:
-            indegree[b] += 1
-    ready = [n for n in reversed(nodes) if indegree[n] == 0]
-    emitted: list[int] = []
-    while ready:
-        v = ready.pop()
-        emitted.append(v)
-        for w in reversed(fwd[v]):
-            indegree[w] -= 1
-            if indegree[w] == 0:
-                ready.append(w)
-    order = tuple(emitted)
+    order = _kahn(nodes, fwd)
     cyclic = tuple(tuple(sorted(c, key=order.index)) for c in comps if len(c) > 1 or c[0] in succ[c[0]])
     return Schedule(order=order, back_edges=frozenset(back), components=cyclic)
