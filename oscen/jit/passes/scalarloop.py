@@ -256,8 +256,27 @@ def open_loop(loop: k.Loop) -> k.Loop:
     return k.Loop(site=loop.site, label=loop.label, cond=loop.cond, body=body)
 
 
-def _labels(stmts: list[k.Stmt]) -> set[str]:
-    return {x.label for x in walk(stmts) if type(x) in (k.Block, k.Loop)}  # type: ignore[attr-defined]
+class _Control:
+    """What one walk of a sample loop's (opened) body finds of its control flow: the labels of
+    its blocks and loops, whether a ``Next`` to the loop's own label is in it, and which of its
+    statements hold an ``Exit`` or ``Next`` to that label below their top (an outlined fast
+    loop can only answer the loop's exits at its top level). One walk: the analysis asked these
+    in three walks of the same statements."""
+
+    def __init__(self, body: list[k.Stmt], label: str) -> None:
+        self.labels: set[str] = set()
+        self.next = False
+        self.deep: set[int] = set()
+        for j, s in enumerate(body):
+            for x in _shallow(s):  # not into an Instance's syncs: stores and loads only
+                t = type(x)
+                if t is k.Block or t is k.Loop:
+                    self.labels.add(x.label)  # type: ignore[attr-defined]
+                elif (t is k.Exit or t is k.Next) and x.label == label:  # type: ignore[attr-defined]
+                    if t is k.Next:
+                        self.next = True
+                    if t is k.Next or x is not s:
+                        self.deep.add(j)
 
 
 class _Opaque(Exception):
@@ -314,6 +333,92 @@ def _names(
                 _names([*x.flush, *x.reload], None, inner, mode)  # type: ignore[attr-defined]
             out.update(rn(x.renames.get(n, n)) for n in inner)  # type: ignore[attr-defined]
     return out
+
+
+_MODES = ("reads", "writes", "all")
+
+
+class _Names:
+    """:func:`_names` of statements, remembered per statement (by identity) for one segment's
+    analysis, the three modes from one walk.
+
+    Why: the split asks what the same statements read or set many times (what the fast loop
+    writes, the invariant definitions, the outlined function's parameters, results and locals,
+    the reloads, what follows the loop), each over statement lists rebuilt around the same
+    statements (the converted exits, the new fast loop); walked for each question, every segment
+    of a 1,000-node chain cost 2-3 ms here. A compound statement (``If``, ``Block``, ``Loop``) is
+    its condition's names and its children's, so a new loop around remembered statements costs
+    their lookups. The statements are kept, so that no id is reused while the memo lives."""
+
+    def __init__(self) -> None:
+        self.memo: dict[int, tuple[k.Stmt, tuple[frozenset[str], frozenset[str], frozenset[str]]]] = {}
+        self.walked = 0  # statements summarised (not looked up): what the tests bound
+
+    def __call__(self, stmts: list[k.Stmt], mode: str = "writes") -> set[str]:
+        at = _MODES.index(mode)
+        out: set[str] = set()
+        for s in stmts:
+            out |= self.summary(s)[at]
+        return out
+
+    def stmt(self, s: k.Stmt, mode: str) -> frozenset[str]:
+        return self.summary(s)[_MODES.index(mode)]
+
+    def summary(self, s: k.Stmt) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+        """What ``s`` reads, what it sets, and both with the locals its node code declares."""
+        got = self.memo.get(id(s))
+        if got is not None:
+            return got[1]
+        self.walked += 1
+        reads: set[str] = set()
+        writes: set[str] = set()
+        declared: set[str] = set()
+        t = type(s)
+        if t is k.If or t is k.Block or t is k.Loop:
+            cond = getattr(s, "cond", None)
+            if cond is not None:
+                self._walk(cond, reads, writes, declared)
+            for part in (s.body, s.orelse) if t is k.If else (s.body,):  # type: ignore[attr-defined]
+                for x in part:
+                    r, w, a = self.summary(x)
+                    reads |= r
+                    writes |= w
+                    declared |= a
+        elif t is k.Store and type(s.value) is k.Local and type(s.addr) in (k.Const, k.Local):  # type: ignore[attr-defined]
+            reads.add(s.value.name)  # type: ignore[attr-defined]  # the epilogue's stores
+            if type(s.addr) is k.Local:  # type: ignore[attr-defined]
+                reads.add(s.addr.name)  # type: ignore[attr-defined]
+        else:
+            self._walk(s, reads, writes, declared)
+        value = (frozenset(reads), frozenset(writes), frozenset(reads | writes | declared))
+        self.memo[id(s)] = (s, value)
+        return value
+
+    def _walk(self, obj: object, reads: set[str], writes: set[str], declared: set[str]) -> None:
+        for x in _shallow(obj):
+            t = type(x)
+            if t is k.Local:
+                reads.add(x.name)  # type: ignore[attr-defined]
+            elif t is k.SetLocal or t is k.Let:
+                writes.add(x.name)  # type: ignore[attr-defined]
+            elif t is k.Invoke:
+                writes.update(x.targets)  # type: ignore[attr-defined]
+            elif t is k.Instance:
+                r, w, a = self._instance(x)  # type: ignore[arg-type]
+                reads |= r
+                writes |= w
+                declared |= a
+
+    def _instance(self, x: k.Instance) -> tuple[set[str], set[str], set[str]]:
+        code = x.code
+        got = []
+        for mode in _MODES:
+            names, syncs = _code_names(code, mode)
+            if syncs:  # its marks print its syncs, renamed with it
+                names = set(names) | self([*x.flush, *x.reload], mode)
+            got.append(names)
+        ren = x.renames
+        return tuple({ren.get(n, n) for n in names} for names in got)  # type: ignore[return-value]
 
 
 def _code_names(code: k.Code, mode: str) -> tuple[frozenset[str], bool]:
@@ -546,9 +651,29 @@ def _exposed(stmts: list[k.Stmt], after: set[str], leave: str = "sample") -> set
     return flow.out | (after - written)
 
 
-def _writes(stmts: list[k.Stmt]) -> set[str] | None:
+def _tails_exposed(
+    body: list[k.Stmt], starts: list[int], after: set[str], leave: str = "sample"
+) -> list[set[str]]:
+    """``[_exposed(body[j:], after, leave) for j in starts]`` (``starts`` increasing), each
+    statement walked once: from the last tail back, a tail's exposed locals are what its first
+    piece (up to the next start) reads before setting, and those of the next tail that the
+    piece does not set on every path (the forward analysis starts from what is set before a
+    piece and only ever adds to it, so a piece's walk does not depend on it)."""
+    out: list[set[str]] = []
+    exposed = set(after)
+    ends = [*starts[1:], len(body)] if starts else []
+    for start, end in zip(reversed(starts), reversed(ends), strict=True):
+        flow = _Flow(after, leave)
+        written: set[str] = set()
+        flow.stmts(body[start:end], {}, written)
+        exposed = flow.out | (exposed - written)
+        out.append(exposed)
+    return out[::-1]
+
+
+def _writes(stmts: list[k.Stmt], names: _Names) -> set[str] | None:
     try:
-        return _names(stmts)
+        return names(stmts)
     except _Opaque:
         return None
 
@@ -595,7 +720,9 @@ _Def = tuple[k.Expr, dict[str, str]]
 only when a hoisted test uses it: most are not)."""
 
 
-def _invariant_defs(body: list[k.Stmt], at: list[int], written: set[str]) -> dict[int, dict[str, _Def]]:
+def _invariant_defs(
+    body: list[k.Stmt], at: list[int], written: set[str], names: _Names
+) -> dict[int, dict[str, _Def]]:
     """For each index ``j`` in ``at`` (the rare ifs): the locals that ``body[:j]`` sets once, at
     its top level, to a pure expression of locals the fast loop never sets, and that nothing
     else in the fast loop sets: each holds the same value in every sample of the fast loop,
@@ -614,7 +741,7 @@ def _invariant_defs(body: list[k.Stmt], at: list[int], written: set[str]) -> dic
                 code = s.code  # type: ignore[attr-defined]
                 steps = _steps(code) if not _has_syncs(code) else None
                 if steps is None:
-                    for n in _names([s]):
+                    for n in names.stmt(s, "writes"):
                         seen[n] = seen.get(n, 0) + 1
                     continue
                 for x, (_, writes, sets, value) in zip(code.body, steps, strict=True):
@@ -624,7 +751,7 @@ def _invariant_defs(body: list[k.Stmt], at: list[int], written: set[str]) -> dic
                     if value is not None and not {renames.get(n, n) for n in value} & written:
                         defs[renames.get(sets, sets)] = (x.value, renames)  # type: ignore[arg-type,attr-defined]
                 continue
-            for n in _names([s]):
+            for n in names.stmt(s, "writes"):
                 seen[n] = seen.get(n, 0) + 1
             if type(s) is k.SetLocal:
                 value = _reads(s.value)  # type: ignore[attr-defined]
@@ -662,7 +789,7 @@ and the locals it only reads) reads the latter from module globals (see :func:`_
 fewer, they fit x86-64's 16 xmm registers next to the loop's temporaries, and stay parameters."""
 
 
-def _reload(loop: list[k.Stmt], globals_: dict[str, str]) -> list[k.Stmt]:
+def _reload(loop: list[k.Stmt], globals_: dict[str, str], names: _Names) -> list[k.Stmt]:
     """``loop`` (a fast loop's body) with each local of ``globals_`` set from its global just
     before the first statement that may read it.
 
@@ -677,7 +804,7 @@ def _reload(loop: list[k.Stmt], globals_: dict[str, str]) -> list[k.Stmt]:
     pending = dict(globals_)
     for s in loop:
         if pending:
-            reads = _names([s], mode="reads")
+            reads = names.stmt(s, "reads")
             for n in [n for n in pending if n in reads]:
                 out.append(k.SetLocal(name=n, value=k.GetGlobal(k.T.F64, pending.pop(n))))
         out.append(s)
@@ -696,6 +823,7 @@ def _outlined(
     types: dict[str, k.T],
     after: set[str],
     globals_out: list[k.Global] | None = None,
+    names: _Names | None = None,
 ) -> tuple[list[k.Stmt], k.Function] | None:
     """The fast loop (its statements ``fast``) as module function ``name``, and its call.
 
@@ -717,14 +845,11 @@ def _outlined(
     label = "sample"
     slow = {f"_slow{j}" for j in range(1, exits + 1)}
     targets = slow | {label}
-    top = {id(s) for s in fast}
-    for x in walk(fast):
-        if type(x) in (k.Exit, k.Next) and x.label in targets and (type(x) is k.Next or id(x) not in top):  # type: ignore[attr-defined]
-            return None
+    names = _Names() if names is None else names
     try:
-        written = _names(fast)
+        written = names(fast)
         full = _exposed(body, after)
-        live = [after] + [_exposed(body[cuts[j] :], full) for j in range(1, exits + 1)]
+        live = [after, *_tails_exposed(body, cuts[1:], full)]
     except _Opaque:
         return None
     results = sorted(written & set().union(*live))
@@ -755,7 +880,7 @@ def _outlined(
         head = [loop[0]]
         loop = [*loop[1:], convert(first)]
     try:
-        written_all = _names([*head, *loop])
+        written_all = names([*head, *loop])
         params = sorted(_exposed([*head, k.Loop(label="_fast", cond=None, body=loop)], set()))
     except _Opaque:
         return None
@@ -764,10 +889,10 @@ def _outlined(
         if sum(types.get(n) is k.T.F64 for n in params) > REGISTER_VALUES:
             hoisted = [n for n in params if n not in written_all and types.get(n) is k.T.F64]
     if hoisted:
-        loop = _reload(loop, {n: f"{name}.{n}" for n in hoisted})
+        loop = _reload(loop, {n: f"{name}.{n}" for n in hoisted}, names)
     fbody: list[k.Stmt] = [*head, k.Loop(label="_fast", cond=None, body=loop)]
     try:
-        used = _names(fbody, mode="all")
+        used = names(fbody, mode="all")
     except _Opaque:
         return None
     params = [n for n in params if n not in hoisted]
@@ -805,6 +930,8 @@ def split_scalar_loop(
     outline: tuple[str, dict[str, k.T], set[str]] | None = None,
     outlined: list[k.Function] | None = None,
     globals_out: list[k.Global] | None = None,
+    names: _Names | None = None,
+    control: _Control | None = None,
 ) -> list[k.Stmt] | None:
     """The statements replacing ``loop`` (its body opened already, see :func:`open_loop`), or
     None when there is no rare if.
@@ -827,17 +954,19 @@ def split_scalar_loop(
             end slow_1: body[if_1 : if_2] ...
             end slow_K: body[if_K :]
     """
-    if loop.cond is not None or any(type(x) is k.Next and x.label == loop.label for x in walk(loop.body)):
+    control = _Control(loop.body, loop.label) if control is None else control
+    if loop.cond is not None or control.next:
         return None
     body = loop.body
     rare = [j for j, s in enumerate(body) if _rare(s)][:MAX_RARE]
     if not rare:
         return None
     # What the fast loop sets: every statement but the rare ifs (their arms run only in the tails).
-    written = _writes([s for j, s in enumerate(body) if j not in rare])
+    names = _Names() if names is None else names
+    written = _writes([s for j, s in enumerate(body) if j not in rare], names)
     entry_parts: list[k.Expr] = []  # the invariant parts of the rare ifs' conditions
     exit_conds: dict[int, k.Expr] = {}  # rare if -> what the fast loop tests for it
-    defs_at = {} if written is None else _invariant_defs(body, rare, written)
+    defs_at = {} if written is None else _invariant_defs(body, rare, written, names)
     for j in rare:
         cond = body[j].cond  # type: ignore[attr-defined]
         if written is None:
@@ -864,8 +993,9 @@ def split_scalar_loop(
     entry: list[k.Stmt] = [k.Exit(label="_slow0", cond=_any(entry_parts))] if entry_parts else []
     inner: list[k.Stmt] = [*entry, k.Loop(label="_fast", cond=None, body=fast)]
     cuts = [0, *exits, len(body)]
-    if outline is not None and loop.label == "sample":
-        got = _outlined(fast, body, cuts[:-1], *outline, globals_out=globals_out)
+    deep = any(j not in rare for j in control.deep)  # an exit the outlined loop cannot answer
+    if outline is not None and loop.label == "sample" and not deep:
+        got = _outlined(fast, body, cuts[:-1], *outline, globals_out=globals_out, names=names)
         if got is not None:
             call, function = got
             inner = [*entry, *call]
@@ -890,19 +1020,21 @@ def scalar_fast_loop(
     if len(at) != 1:
         return [fn]
     j = at[0]
-    loop: k.Loop = fn.body[j]  # type: ignore[assignment]
-    taken = _labels(loop.body)
+    loop = open_loop(fn.body[j])  # type: ignore[arg-type]
+    control = _Control(loop.body, loop.label)
+    taken = control.labels  # opening adds none: its ifs have no label, its Codes are printed apart
     ours = ("_slow", "_ret")
     if "_fast" in taken or "_outer" in taken or any(t.startswith(ours) for t in taken) or EXIT in fn.locals:
         return [fn]
     types = {**fn.locals, **dict(fn.params)}
     outlined: list[k.Function] = []
+    names = _Names()
     try:
-        after = _names(fn.body[j + 1 :], mode="reads")
+        after = names(fn.body[j + 1 :], mode="reads")
     except _Opaque:
         outline = False
     plan = (f"{fn.name}_fast", types, after) if outline else None
-    replaced = split_scalar_loop(open_loop(loop), plan, outlined, globals_out)
+    replaced = split_scalar_loop(loop, plan, outlined, globals_out, names, control)
     if replaced is None:
         return [fn]
     body = [*fn.body[:j], *replaced, *fn.body[j + 1 :]]
