@@ -804,15 +804,27 @@ class SkeletonBuilder:
                 )
             first = last
         seg_locals: dict[str, T] = {SEG_COUNTER: I32}
-        if inner is not None and not due_queues and first // width >= 2:
+        if inner is not None and (inner.gate is None or not due_queues) and first // width >= 2:
             # the voices as the inner loop; per pair (the pair function from sample 0) for a
             # block with a ramp running
             for fn, _ in bodies:
                 functions.remove(fn)
-            functions.extend([inner.gate, inner.pack, inner.unpack, inner.run, inner.step])
+            functions.extend(f for f in (inner.gate, inner.pack, inner.unpack, inner.run, inner.step) if f)
+            functions.extend(inner.rests)
             rows = [lane_args(v, width) for v in range(0, first, width)]
             step = inner.step.name
-            per_pair = for_each(rows, lambda a, _: [invoke(step, local(I32, "n"), i32(0), *ramps_of(a, width), *a)])
+            dues: list[k.Expr] = []
+            if inner.gate is None and due_queues:  # the inline form: the due bound of all the pairs
+                d = local(I32, "_vi_d")
+                calls.append(set_local("_vi_d", local(I32, "n")))
+                calls += for_each(
+                    [queue_addresses(v) for v in range(first)],
+                    lambda a, _: [set_local("_vi_d", k.CallFn(I32, f"due{index}", [d, *a]))],
+                )
+                dues = [d]
+            per_pair = for_each(
+                rows, lambda a, _: [invoke(step, local(I32, "n"), i32(0), *ramps_of(a, width), *dues, *a)]
+            )
             any_ramp: list[k.Stmt] = []
             if self.ramp_steps:
                 r = local(I32, "_vi_r")  # whether a ramp of any pair runs
@@ -821,8 +833,12 @@ class SkeletonBuilder:
                     *for_each(rows, lambda a, _: [set_local("_vi_r", prim(Op.I32_OR, r, ramps_of(a, width)[0]))]),
                 ]
             calls += any_ramp
-            calls.extend(self.voice_inner_calls(inner, rows, uniform, list(mixes.values()), per_pair, bool(any_ramp)))
-            seg_locals.update({"_vi_i": I32, "_vi_stop": I32, "_vi_zero": I32, "_vi_r": I32})
+            mix_at = list(mixes.values())
+            if inner.gate is None:
+                calls.extend(self.voice_inner_inline(inner, rows, uniform, mix_at, per_pair, bool(any_ramp)))
+            else:
+                calls.extend(self.voice_inner_calls(inner, rows, uniform, mix_at, per_pair, bool(any_ramp)))
+            seg_locals.update({"_vi_i": I32, "_vi_stop": I32, "_vi_zero": I32, "_vi_r": I32, "_vi_d": I32})
         else:
             calls.extend(per_pair)
         for v in range(first, len(group.voices)):
@@ -877,6 +893,42 @@ class SkeletonBuilder:
             set_local("_vi_i", i32(0)),
             set_local("_vi_zero", i32(0)),
             k.Block(label="_vi_block", body=[k.Loop(label="_vi_chunk", cond=None, body=chunk)]),
+        ]
+        if ramped:
+            return [if_(prim(Op.I32_NE, local(I32, "_vi_r"), i32(0)), per_pair, vi)]
+        return vi
+
+    def voice_inner_inline(
+        self,
+        inner: VoiceInner,
+        pairs: list[list[k.Expr]],
+        uniform: list[tuple[str, T]],
+        mixes: list[int],
+        per_pair: list[k.Stmt],
+        ramped: bool,
+    ) -> list[k.Stmt]:
+        """A group's pairs for one block with the voices as the inner loop, every rare if inside
+        the run (:mod:`.passes.voiceinner`'s inline form): the run from sample 0 to the first
+        sample an event is due at for one of the voices (``_vi_d``: the block's length when none
+        is), then each pair from there on (``step``, which dispatches the events); the block per
+        pair (``per_pair``) when a ramp runs."""
+        base = self.records_base()
+        self.vi_scratch = max(self.vi_scratch, len(pairs) * inner.stride)
+        n = local(I32, "n")
+        d = local(I32, "_vi_d") if any(name == "due" for name, _ in uniform) else n
+        off = [k.Const(t, False if t is BOOL else 0) for _, t in uniform]  # for pack, unpack: unread
+        steps = [i32(0) if name == "ramps" else d for name, _ in uniform]  # no ramp; events from d
+
+        def rec(p: k.Expr) -> k.Expr:  # pair p's record
+            return prim(Op.I32_ADD, i32(base), prim(Op.I32_MUL, p, i32(inner.stride)))
+
+        run: list[k.Stmt] = for_each(pairs, lambda a, p: [invoke(inner.pack.name, *off, *a, rec(p))])
+        run.append(invoke(inner.run.name, i32(0), d, i32(base), i32(len(pairs)), *(i32(m) for m in mixes)))
+        run += for_each(pairs, lambda a, p: [invoke(inner.unpack.name, *off, *a, rec(p))])
+        rest = for_each(pairs, lambda a, _: [invoke(inner.step.name, n, d, *steps, *a)])
+        vi: list[k.Stmt] = [
+            if_(prim(Op.I32_NE, d, i32(0)), run),
+            if_(prim(Op.I32_LT_U, d, n), rest),
         ]
         if ramped:
             return [if_(prim(Op.I32_NE, local(I32, "_vi_r"), i32(0)), per_pair, vi)]
@@ -967,11 +1019,11 @@ class SkeletonBuilder:
 
             pairs = finish(fn)
             inner = None
-            # not for a group with event queues (a ``due`` param): group_segment runs those per
-            # pair, so its four-voice copy (below) stays available to them
-            if self.fast_loops and self.voice_inner and width == 2 and "due" not in dict(uniform):
+            # its unswitched form where every exit goes, else its inline form (every rare if in
+            # the run; groups with event queues too)
+            if self.fast_loops and self.voice_inner and width == 2:
                 unswitched = drop_dead_stores(fast_sample_loop(fn, unswitched=True))
-                inner = voice_inner(pairs, unswitched, uniform, list(mixes or ()), width, lane_name)
+                inner = voice_inner(pairs, unswitched, uniform, list(mixes or ()), width, lane_name, plain=fn)
             wide = None  # not wanted with the voice-inner form: group_segment uses it then
             if inner is None and self.interleave and width == 2 and loop_size(pairs) <= WIDE_LOOP_NODES:
                 merged = interleave(fn, inputs, width, lane_name)
