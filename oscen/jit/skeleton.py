@@ -265,6 +265,14 @@ class SkeletonBuilder:
     inner loop (:mod:`.passes.voiceinner`: per sample, a loop over the pairs, state in memory)
     for the parts of a block its pairs' unswitched tests allow, and per pair otherwise."""
 
+    voice_inner_inline = False
+    """With ``voice_inner``, where the pair's unswitched fast loop keeps a test (a group with
+    event queues, an oscillator's band-limiting, an envelope's stage change): the inline form,
+    every rare if in the run as an arm calling a function of its own (:mod:`.passes.voiceinner`).
+    Off: on the SynthMark voice it ran slower than the pairs' own loops (33 against 29 ns per
+    voice-sample, alternated in one process, Dec 2026): that voice has enough independent work
+    per pair, and the records cost loads and stores."""
+
     fuse_mix = True
     """A voice group's mix (see :meth:`find_reductions`) is added up by the voice bodies
     themselves, into one buffer (:mod:`.passes.mix`); False: each voice stores its buffer and
@@ -835,10 +843,12 @@ class SkeletonBuilder:
             calls += any_ramp
             mix_at = list(mixes.values())
             if inner.gate is None:
-                calls.extend(self.voice_inner_inline(inner, rows, uniform, mix_at, per_pair, bool(any_ramp)))
+                calls.extend(self.inline_calls(inner, rows, uniform, mix_at, per_pair, bool(any_ramp)))
             else:
                 calls.extend(self.voice_inner_calls(inner, rows, uniform, mix_at, per_pair, bool(any_ramp)))
-            seg_locals.update({"_vi_i": I32, "_vi_stop": I32, "_vi_zero": I32, "_vi_r": I32, "_vi_d": I32})
+            seg_locals.update({"_vi_i": I32, "_vi_stop": I32, "_vi_zero": I32, "_vi_r": I32})
+            if dues:
+                seg_locals["_vi_d"] = I32
         else:
             calls.extend(per_pair)
         for v in range(first, len(group.voices)):
@@ -898,7 +908,7 @@ class SkeletonBuilder:
             return [if_(prim(Op.I32_NE, local(I32, "_vi_r"), i32(0)), per_pair, vi)]
         return vi
 
-    def voice_inner_inline(
+    def inline_calls(
         self,
         inner: VoiceInner,
         pairs: list[list[k.Expr]],
@@ -1023,7 +1033,8 @@ class SkeletonBuilder:
             # the run; groups with event queues too)
             if self.fast_loops and self.voice_inner and width == 2:
                 unswitched = drop_dead_stores(fast_sample_loop(fn, unswitched=True))
-                inner = voice_inner(pairs, unswitched, uniform, list(mixes or ()), width, lane_name, plain=fn)
+                plain = fn if self.voice_inner_inline else None
+                inner = voice_inner(pairs, unswitched, uniform, list(mixes or ()), width, lane_name, plain=plain)
             wide = None  # not wanted with the voice-inner form: group_segment uses it then
             if inner is None and self.interleave and width == 2 and loop_size(pairs) <= WIDE_LOOP_NODES:
                 merged = interleave(fn, inputs, width, lane_name)
@@ -1033,6 +1044,7 @@ class SkeletonBuilder:
         try:
             key = (
                 text, width, name, self.fast_loops, self.unswitch, self.interleave, self.voice_inner,
+                self.voice_inner_inline,
                 tuple(mixes or ()),
             )  # fmt: skip
             helpers, fn, wide, inner = self.session.lane_body(key, make)

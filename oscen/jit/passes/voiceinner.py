@@ -379,31 +379,46 @@ def _build(
     run_locals.update({acc: T.F64 for acc in accs})
     run_locals.update({"q": i32, "_vi_p": i32})
     slow: list[k.Function] = []
-    if inline:  # each rare if a way to the rest of the pair's sample, a function of its own
+    full = per
+    if inline:  # each rare if's arm a call, its loads and stores in the arm
         per = [((_reads(x.cond), set(), set()) if _rare(x) else rw) for x, rw in zip(middle, per, strict=True)]  # type: ignore[attr-defined]
         fast_loaded, load_at = _loads(per, shared)
-        assert set(fast_loaded) <= set(loaded)
+        if not set(fast_loaded) <= set(loaded):
+            return None
         loaded = fast_loaded
     # the run: loads sunk to their first use, stores right after their last write
     last_write: dict[str, int] = {}
-    for j, (_, w, _) in enumerate(per):
+    writers: dict[str, int] = {}
+    for j, (_, w, _) in enumerate(full):
         for name in w:
             last_write[name] = j
-    inner: list[k.Stmt] = []
+            writers[name] = writers.get(name, 0) + 1
+    inner: list[k.Stmt | None] = []
+    arms: list[tuple[int, int]] = []  # (position in inner, statement)
+    held: set[str] = set()  # the locals the run holds in registers at each statement
+    held_at: dict[int, set[str]] = {}
     for j, s in enumerate(middle):
-        inner += [load(name, "q") for name in loaded if load_at[name] == j]
+        here = [name for name in loaded if load_at[name] == j]
+        inner += [load(name, "q") for name in here]
+        held |= set(here)
         if inline and _rare(s):
-            got = _rest(fn.name, j, middle, per, loaded, load_at, set(slots), stored, accs, types, run_locals, load, store)
-            if got is None:
-                return None
-            call, rest = got
-            slow.append(rest)
-            inner.append(k.If(s.site, s.cond, call, []))  # type: ignore[attr-defined]
+            held_at[j] = set(held)
+            arms.append((len(inner), j))
+            inner.append(None)
+            after = [x for x in stored if last_write.get(x) == j and x in held]
         else:
             inner.append(s)
-        inner += [store(name, "q") for name in stored if last_write.get(name) == j]
-    if inline:
-        inner = [k.Block(label="_vi_one", body=inner)]
+            held |= per[j][1]
+            after = [x for x in stored if last_write.get(x) == j]
+        inner += [store(name, "q") for name in after]
+    slow: list[k.Function] = []
+    if arms:
+        types.update({acc: T.F64 for acc in accs})  # kept around an arm's call like the rest
+        got = _arm_calls(fn.name, middle, full, inner, arms, held_at, set(slots), stored, shared, accs, mix_lanes, types, own, offset, load, store)
+        if got is None:
+            return None
+        slow, stride = got
+    i, i8, p, q = _loc(i32, "i"), _loc(i32, "i8"), _loc(i32, "_vi_p"), _loc(i32, "q")
     i, i8, p, q = _loc(i32, "i"), _loc(i32, "i8"), _loc(i32, "_vi_p"), _loc(i32, "q")
     mixp = [f"_vi_mix{m}" for m in range(len(mixes))]
     at = [_prim(Op.I32_ADD, i8, _loc(i32, mp)) for mp in mixp]
@@ -465,70 +480,102 @@ def _loads(per: list[tuple[set[str], set[str], set[str]]], shared: set[str]) -> 
     return loaded, at
 
 
-def _rest(
+def _dbg(n, loc):
+    import os
+    if os.environ.get("VI_DEBUG"):
+        print("ARM none", n, {k_: loc.get(k_) for k_ in ("j",)}, loc.get("reads", set()) - loc.get("held", set()) - loc.get("slots", set()) if n == 3 else "", set(loc.get("keep", [])) - loc.get("held", set()) if n == 4 else "")
+
+
+def _arm_calls(
     name: str,
-    j: int,
     middle: list[k.Stmt],
-    per: list[tuple[set[str], set[str], set[str]]],
-    loaded: list[str],
-    load_at: dict[str, int],
+    full: list[tuple[set[str], set[str], set[str]]],
+    inner: list[k.Stmt | None],
+    arms: list[tuple[int, int]],
+    held_at: dict[int, set[str]],
     slots: set[str],
     stored: list[str],
+    shared: set[str],
     accs: list[str],
+    mix_lanes: dict[str, int],
     types: dict[str, T],
-    run_locals: dict[str, T],
+    own: dict[str, T],
+    offset: dict[str, int],
     load,
     store,
-) -> tuple[list[k.Stmt], k.Function] | None:
-    """The inline form's way out at rare if ``middle[j]``: ``(arm, function)``. The function runs
-    the pair's sample from that if on (``middle[j:]``, every if in it) with the locals the run
-    holds there as params, the rest of what it reads from the record, and stores to the record
-    every slot it holds; it returns the mix registers. The arm calls it and leaves the pair's
-    sample (``_vi_one``). None where it would read a local neither the run nor the record has."""
+) -> tuple[list[k.Function], int] | None:
+    """The inline form's rare ifs, in place in ``inner`` (the run's statements; ``None`` where
+    ``middle[j]`` goes, for each ``(position, j)`` of ``arms``): each becomes ``if cond: ...``
+    calling ``<name>_arm<j>``, a function holding the if itself (its params what the if reads
+    or may set, its results what it may set). Around the call, in the arm only, the values the
+    run holds and reads afterwards go to the record and come back (a call clobbers every
+    vector register: without this, Cranelift keeps them on the stack on the common path too),
+    what the if reads that the run does not hold comes from the record, and what it sets that
+    the run does not hold goes back to it. Returns the arm functions and the record's new
+    stride (scratch slots for the values kept around a call that are not in it); None where an
+    if reads a local the run has nowhere, or touches the mix."""
     i32 = T.I32
-    held = {x for x in loaded if load_at[x] <= j}
-    for _, w, _ in per[:j]:
-        held |= w
-    rest = middle[j:]
-    reads: set[str] = set()
-    writes: set[str] = set()
-    killed: set[str] = set()
+    loop_vars = {"i", "i8", "q", "_vi_p"}
+    # liveness after each position of inner, backwards; the mix registers are live throughout
+    live_after: dict[int, set[str]] = {}
+    live: set[str] = set(accs)
+    arm_at = dict(arms)
     try:
-        for x in rest:
+        for t in range(len(inner) - 1, -1, -1):
+            live_after[t] = set(live)
+            x = inner[t]
             r: set[str] = set()
-            always = _rw(x, r, writes)
-            reads |= r - killed
-            killed |= always
+            if x is None:  # the test, and what the arm is passed from the registers
+                j = arm_at[t]
+                _uses(middle[j].cond, r)  # type: ignore[attr-defined]
+                r |= (full[j][0] | full[j][1]) & held_at[j]
+                always = set()
+            else:
+                always = _rw(x, r, set())
+            live = (live - always) | r
     except _Unknown:
-        return None
-    shared = {"i", "i8", *accs}
-    reads -= shared
-    keep = set(stored)
-    if reads - held - slots:
-        return None
-    params = sorted((held - shared) & (reads | keep))
-    fetch = sorted(slots & (reads | writes) - set(params) - shared)
-    put = [x for x in stored if x in set(params) | set(fetch) | writes]
-    f = f"{name}_rest{j}"
-    body: list[k.Stmt] = [
-        k.SetLocal(name="i8", value=_prim(Op.I32_SHL, _loc(i32, "i"), k.Const(i32, 3))),
-        *(load(x, "q") for x in fetch),
-        *rest,
-        *(store(x, "q") for x in put),
-        k.ReturnValues(values=[_loc(T.F64, a) for a in accs]),
-    ]
-    fparams = [("q", i32), ("i", i32), *((a, T.F64) for a in accs), *((x, types[x]) for x in params)]
-    taken = {p for p, _ in fparams}
-    flocals = {x: t for x, t in run_locals.items() if x not in taken and x not in ("_vi_p",)}
-    flocals["i8"] = i32
-    fn = k.Function(f, fparams, tuple(T.F64 for _ in accs), flocals, body)
-    args = [_loc(i32, "q"), _loc(i32, "i"), *(_loc(T.F64, a) for a in accs), *(_loc(types[x], x) for x in params)]
-    call: list[k.Stmt] = [
-        k.Invoke(func=f, args=args, targets=list(accs), results=tuple(T.F64 for _ in accs)),
-        k.Exit(label="_vi_one"),
-    ]
-    return call, fn
-
+        _dbg(1, locals()); return None
+    functions: list[k.Function] = []
+    next_off = SLOT * len(offset)
+    for t, j in arms:
+        s = middle[j]
+        reads, writes, _ = full[j]
+        if (reads | writes) & (set(accs) | set(mix_lanes)):
+            _dbg(2, locals()); return None
+        held = held_at[j]
+        fetch = sorted((reads | writes) & slots - held - shared)
+        if reads - held - slots - shared:
+            _dbg(3, locals()); return None  # read, and neither held nor in the record
+        keep = sorted(live_after[t] - writes - loop_vars)
+        if set(keep) - held - set(accs):
+            _dbg(4, locals()); return None
+        for x in keep:
+            if x not in offset:
+                offset[x] = next_off
+                next_off += SLOT
+        put = [x for x in stored if x in writes and x not in held]
+        args = sorted(reads | writes)
+        results = sorted(writes)
+        f = f"{name}_arm{j}"
+        body: list[k.Stmt] = [s, k.ReturnValues(values=[_loc(types[x], x) for x in results])]
+        fparams = [(x, types[x]) for x in args]
+        flocals = {x: tt for x, tt in own.items() if x not in set(args)}
+        functions.append(k.Function(f, fparams, tuple(types[x] for x in results), flocals, body))
+        call = k.Invoke(
+            func=f,
+            args=[_loc(types[x], x) for x in args],
+            targets=results,
+            results=tuple(types[x] for x in results),
+        )
+        arm: list[k.Stmt] = [
+            *(load(x, "q") for x in fetch),
+            *(store(x, "q") for x in keep),
+            call,
+            *(load(x, "q") for x in keep),
+            *(store(x, "q") for x in put),
+        ]
+        inner[t] = k.If(s.site, s.cond, arm, [])  # type: ignore[attr-defined]
+    return functions, max(SLOT, next_off)
 
 def _hoist(
     middle: list[k.Stmt], per: list[tuple[set[str], set[str], set[str]]], shared: set[str], consts: bool = True
