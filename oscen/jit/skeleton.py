@@ -32,6 +32,7 @@ from .ops import Op
 from .passes import VariantCode as PassesCode
 from .passes.fastpath import fast_sample_loop
 from .passes.interleave import interleave, loop_size
+from .passes.invariants import invariants_in_globals
 from .passes.lanes import NotLaneable, lane_name
 from .passes.lanes import lanes as lane_body
 from .passes.liveness import drop_dead_stores
@@ -265,13 +266,10 @@ class SkeletonBuilder:
     inner loop (:mod:`.passes.voiceinner`: per sample, a loop over the pairs, state in memory)
     for the parts of a block its pairs' unswitched tests allow, and per pair otherwise."""
 
-    voice_inner_inline = False
-    """With ``voice_inner``, where the pair's unswitched fast loop keeps a test (a group with
-    event queues, an oscillator's band-limiting, an envelope's stage change): the inline form,
-    every rare if in the run as an arm calling a function of its own (:mod:`.passes.voiceinner`).
-    Off: on the SynthMark voice it ran slower than the pairs' own loops (33 against 29 ns per
-    voice-sample, alternated in one process, Dec 2026): that voice has enough independent work
-    per pair, and the records cost loads and stores."""
+    invariant_globals = True
+    """With ``fast_loops``, a lanes body's fast loop that only reads more vector and f64 locals
+    than twice the registers keeps those in module globals (:mod:`.passes.invariants`), so that
+    the state it carries is not spilled for them."""
 
     fuse_mix = True
     """A voice group's mix (see :meth:`find_reductions`) is added up by the voice bodies
@@ -717,7 +715,9 @@ class SkeletonBuilder:
                 if wide is not None and len(group.voices) >= 2 * width:
                     bodies.append((wide, 2 * width))
                     if len(group.voices) % (2 * width) >= width:  # a pair left over
-                        pairs = k.Function(f"{pairs.name}p", pairs.params, pairs.results, pairs.locals, pairs.body)
+                        pairs = k.Function(
+                            f"{pairs.name}p", pairs.params, pairs.results, pairs.locals, pairs.body
+                        )
                         bodies.append((pairs, width))
                 else:
                     bodies.append((pairs, width))
@@ -804,7 +804,9 @@ class SkeletonBuilder:
             if due_queues:  # each call's due bound, chained over its voices: unrolled
                 for v in range(first, last, lanes):
                     a = lane_args(v, lanes)
-                    per_pair.append(invoke(fn.name, local(I32, "n"), *ramps_of(a, lanes), *due(range(v, v + lanes)), *a))
+                    per_pair.append(
+                        invoke(fn.name, local(I32, "n"), *ramps_of(a, lanes), *due(range(v, v + lanes)), *a)
+                    )
             else:
                 rows = [lane_args(v, lanes) for v in range(first, last, lanes)]
                 per_pair += for_each(
@@ -812,43 +814,31 @@ class SkeletonBuilder:
                 )
             first = last
         seg_locals: dict[str, T] = {SEG_COUNTER: I32}
-        if inner is not None and (inner.gate is None or not due_queues) and first // width >= 2:
+        if inner is not None and not due_queues and first // width >= 2:
             # the voices as the inner loop; per pair (the pair function from sample 0) for a
             # block with a ramp running
             for fn, _ in bodies:
                 functions.remove(fn)
-            functions.extend(f for f in (inner.gate, inner.pack, inner.unpack, inner.run, inner.step) if f)
-            functions.extend(inner.rests)
+            functions.extend([inner.gate, inner.pack, inner.unpack, inner.run, inner.step])
             rows = [lane_args(v, width) for v in range(0, first, width)]
             step = inner.step.name
-            dues: list[k.Expr] = []
-            if inner.gate is None and due_queues:  # the inline form: the due bound of all the pairs
-                d = local(I32, "_vi_d")
-                calls.append(set_local("_vi_d", local(I32, "n")))
-                calls += for_each(
-                    [queue_addresses(v) for v in range(first)],
-                    lambda a, _: [set_local("_vi_d", k.CallFn(I32, f"due{index}", [d, *a]))],
-                )
-                dues = [d]
             per_pair = for_each(
-                rows, lambda a, _: [invoke(step, local(I32, "n"), i32(0), *ramps_of(a, width), *dues, *a)]
+                rows, lambda a, _: [invoke(step, local(I32, "n"), i32(0), *ramps_of(a, width), *a)]
             )
             any_ramp: list[k.Stmt] = []
             if self.ramp_steps:
                 r = local(I32, "_vi_r")  # whether a ramp of any pair runs
                 any_ramp = [
                     set_local("_vi_r", i32(0)),
-                    *for_each(rows, lambda a, _: [set_local("_vi_r", prim(Op.I32_OR, r, ramps_of(a, width)[0]))]),
+                    *for_each(
+                        rows, lambda a, _: [set_local("_vi_r", prim(Op.I32_OR, r, ramps_of(a, width)[0]))]
+                    ),
                 ]
             calls += any_ramp
-            mix_at = list(mixes.values())
-            if inner.gate is None:
-                calls.extend(self.inline_calls(inner, rows, uniform, mix_at, per_pair, bool(any_ramp)))
-            else:
-                calls.extend(self.voice_inner_calls(inner, rows, uniform, mix_at, per_pair, bool(any_ramp)))
+            calls.extend(
+                self.voice_inner_calls(inner, rows, uniform, list(mixes.values()), per_pair, bool(any_ramp))
+            )
             seg_locals.update({"_vi_i": I32, "_vi_stop": I32, "_vi_zero": I32, "_vi_r": I32})
-            if dues:
-                seg_locals["_vi_d"] = I32
         else:
             calls.extend(per_pair)
         for v in range(first, len(group.voices)):
@@ -887,11 +877,19 @@ class SkeletonBuilder:
             return prim(Op.I32_ADD, i32(base), prim(Op.I32_MUL, p, i32(inner.stride)))
 
         run_pairs: list[k.Stmt] = for_each(pairs, lambda a, p: [invoke(inner.pack.name, *off, *a, rec(p))])
-        run_pairs.append(invoke(inner.run.name, i, stop, i32(base), i32(len(pairs)), *(i32(m) for m in mixes)))
+        run_pairs.append(
+            invoke(inner.run.name, i, stop, i32(base), i32(len(pairs)), *(i32(m) for m in mixes))
+        )
         run_pairs += for_each(pairs, lambda a, p: [invoke(inner.unpack.name, *off, *a, rec(p))])
         chunk: list[k.Stmt] = [set_local("_vi_stop", n)]
-        chunk += for_each(pairs, lambda a, _: [set_local("_vi_stop", k.CallFn(I32, inner.gate.name, [i, stop, *off, *a]))])
-        chunk.append(if_(prim(Op.I32_GT_U, stop, i), run_pairs, [set_local("_vi_zero", prim(Op.I32_ADD, zero, i32(1)))]))
+        chunk += for_each(
+            pairs, lambda a, _: [set_local("_vi_stop", k.CallFn(I32, inner.gate.name, [i, stop, *off, *a]))]
+        )
+        chunk.append(
+            if_(
+                prim(Op.I32_GT_U, stop, i), run_pairs, [set_local("_vi_zero", prim(Op.I32_ADD, zero, i32(1)))]
+            )
+        )
         chunk.append(k.Exit(label="_vi_block", cond=prim(Op.I32_GE_U, stop, n)))
         rest = for_each(pairs, lambda a, _: [invoke(inner.step.name, n, stop, *off, *a)])
         chunk.append(if_(prim(Op.I32_GT_U, zero, i32(3)), [*rest, k.Exit(label="_vi_block")]))
@@ -903,42 +901,6 @@ class SkeletonBuilder:
             set_local("_vi_i", i32(0)),
             set_local("_vi_zero", i32(0)),
             k.Block(label="_vi_block", body=[k.Loop(label="_vi_chunk", cond=None, body=chunk)]),
-        ]
-        if ramped:
-            return [if_(prim(Op.I32_NE, local(I32, "_vi_r"), i32(0)), per_pair, vi)]
-        return vi
-
-    def inline_calls(
-        self,
-        inner: VoiceInner,
-        pairs: list[list[k.Expr]],
-        uniform: list[tuple[str, T]],
-        mixes: list[int],
-        per_pair: list[k.Stmt],
-        ramped: bool,
-    ) -> list[k.Stmt]:
-        """A group's pairs for one block with the voices as the inner loop, every rare if inside
-        the run (:mod:`.passes.voiceinner`'s inline form): the run from sample 0 to the first
-        sample an event is due at for one of the voices (``_vi_d``: the block's length when none
-        is), then each pair from there on (``step``, which dispatches the events); the block per
-        pair (``per_pair``) when a ramp runs."""
-        base = self.records_base()
-        self.vi_scratch = max(self.vi_scratch, len(pairs) * inner.stride)
-        n = local(I32, "n")
-        d = local(I32, "_vi_d") if any(name == "due" for name, _ in uniform) else n
-        off = [k.Const(t, False if t is BOOL else 0) for _, t in uniform]  # for pack, unpack: unread
-        steps = [i32(0) if name == "ramps" else d for name, _ in uniform]  # no ramp; events from d
-
-        def rec(p: k.Expr) -> k.Expr:  # pair p's record
-            return prim(Op.I32_ADD, i32(base), prim(Op.I32_MUL, p, i32(inner.stride)))
-
-        run: list[k.Stmt] = for_each(pairs, lambda a, p: [invoke(inner.pack.name, *off, *a, rec(p))])
-        run.append(invoke(inner.run.name, i32(0), d, i32(base), i32(len(pairs)), *(i32(m) for m in mixes)))
-        run += for_each(pairs, lambda a, p: [invoke(inner.unpack.name, *off, *a, rec(p))])
-        rest = for_each(pairs, lambda a, _: [invoke(inner.step.name, n, d, *steps, *a)])
-        vi: list[k.Stmt] = [
-            if_(prim(Op.I32_NE, d, i32(0)), run),
-            if_(prim(Op.I32_LT_U, d, n), rest),
         ]
         if ramped:
             return [if_(prim(Op.I32_NE, local(I32, "_vi_r"), i32(0)), per_pair, vi)]
@@ -1022,36 +984,44 @@ class SkeletonBuilder:
             # would be a value carried around the sample loop (passes.liveness)
             fn = drop_dead_stores(fn)
 
+            lane_globals: list[k.Global] = []
+
             def finish(f: k.Function) -> k.Function:
                 if self.fast_loops:  # the rare ifs out of the sample loop (passes.fastpath)
                     f = drop_dead_stores(fast_sample_loop(f, unswitched=self.unswitch))
+                    if self.invariant_globals:  # its read-only values out of the registers
+                        f, made = invariants_in_globals(f)
+                        lane_globals.extend(made)
                 return f
 
             pairs = finish(fn)
             inner = None
-            # its unswitched form where every exit goes, else its inline form (every rare if in
-            # the run; groups with event queues too)
-            if self.fast_loops and self.voice_inner and width == 2:
+            # not for a group with event queues (a ``due`` param): group_segment runs those per
+            # pair, so its four-voice copy (below) stays available to them
+            if self.fast_loops and self.voice_inner and width == 2 and "due" not in dict(uniform):
                 unswitched = drop_dead_stores(fast_sample_loop(fn, unswitched=True))
-                plain = fn if self.voice_inner_inline else None
-                inner = voice_inner(pairs, unswitched, uniform, list(mixes or ()), width, lane_name, plain=plain)
+                inner = voice_inner(pairs, unswitched, uniform, list(mixes or ()), width, lane_name)
             wide = None  # not wanted with the voice-inner form: group_segment uses it then
             if inner is None and self.interleave and width == 2 and loop_size(pairs) <= WIDE_LOOP_NODES:
                 merged = interleave(fn, inputs, width, lane_name)
                 wide = None if merged is None else finish(merged)
-            return lb.functions, pairs, wide, inner
+            return [*lb.functions, *lane_globals], pairs, wide, inner
 
         try:
             key = (
                 text, width, name, self.fast_loops, self.unswitch, self.interleave, self.voice_inner,
-                self.voice_inner_inline,
+                self.invariant_globals,
                 tuple(mixes or ()),
             )  # fmt: skip
             helpers, fn, wide, inner = self.session.lane_body(key, make)
         except NotLaneable:
             return None
         for helper in helpers:
-            self.functions.setdefault(helper.name, helper)
+            if isinstance(helper, k.Global):  # passes.invariants: a pair body's invariant
+                if all(g.name != helper.name for g in self.fast_globals):
+                    self.fast_globals.append(helper)
+            else:
+                self.functions.setdefault(helper.name, helper)
         return fn, wide, inner
 
     def sample_loop(self, node_ids: list[int]) -> tuple[dict[str, T], list[k.Stmt]]:

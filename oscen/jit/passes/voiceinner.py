@@ -42,7 +42,7 @@ from typing import NamedTuple
 from .. import kernel as k
 from ..kernel import T
 from ..ops import Op
-from .fastpath import _rare, _statements
+from .fastpath import _statements
 from .liveness import _Unknown, _uses
 
 SLOT = 16
@@ -54,18 +54,13 @@ _WIDTH = {T.V128: 16, T.F64: 8, T.I64: 8, T.I32: 4, T.BOOL: 4}
 class VoiceInner(NamedTuple):
     """The functions of one group's voice-inner form (see the module docstring)."""
 
-    gate: k.Function | None
-    """None for the inline form (every rare if in the run): a run stops only at the block's
-    end or its first due event."""
+    gate: k.Function
     pack: k.Function
     unpack: k.Function
     run: k.Function
     step: k.Function
     stride: int
     """Bytes of one pair's record."""
-    rests: tuple[k.Function, ...] = ()
-    """The inline form's ways out of the run: for its ``K``-th rare if, ``_rest<K>`` runs the
-    pair's sample from that if on (full body: arms, events), on the record."""
 
 
 def _prim(op: Op, *args: k.Expr) -> k.Prim:
@@ -123,64 +118,9 @@ def _shape(fn: k.Function) -> _Shape | None:
     return _Shape(fn.body[: j - 1], tests, stop, fb[2:-1], fn.body[j + 1 :])
 
 
-def _is_local(e: k.Expr, name: str) -> bool:
-    return type(e) is k.Local and e.name == name  # type: ignore[attr-defined]
-
-
-def _gated(s: k.Stmt, uniform: set[str]) -> bool:
-    """Whether ``s`` is a group body's ``if ramps: ...`` (no ramp runs in a voice-inner block) or
-    ``if i >= due: ...`` (the run ends at ``due``): statements a run never executes."""
-    if type(s) is not k.If or s.orelse:  # type: ignore[attr-defined]
-        return False
-    c = s.cond  # type: ignore[attr-defined]
-    if "ramps" in uniform and _is_local(c, "ramps"):
-        return True
-    return (
-        "due" in uniform
-        and type(c) is k.Prim
-        and c.op is Op.I32_GE_U  # type: ignore[attr-defined]
-        and _is_local(c.args[0], "i")  # type: ignore[attr-defined]
-        and _is_local(c.args[1], "due")  # type: ignore[attr-defined]
-    )
-
-
-def _never(s: k.Stmt) -> bool:
-    """An ``if`` on a constant false (an unconnected input's test the frontend left)."""
-    return type(s) is k.If and type(s.cond) is k.Const and not s.cond.value and not s.orelse  # type: ignore[attr-defined]
-
-
-def _plain_shape(fn: k.Function, uniform: set[str]) -> _Shape | None:
-    """The parts of pair function ``fn`` before :mod:`.fastpath` split its sample loop: every
-    rare ``if`` stays in the fast statements (the run holds them), without the ramps' and the
-    due events' ifs (:func:`_gated`). None where ``fn`` is not of that shape."""
-    at = [j for j, s in enumerate(fn.body) if type(s) is k.Loop and s.label == "sample"]  # type: ignore[attr-defined]
-    if len(at) != 1 or at[0] == 0:
-        return None
-    j = at[0]
-    init = fn.body[j - 1]
-    if not (type(init) is k.SetLocal and init.name == "i" and type(init.value) is k.Const):  # type: ignore[attr-defined]
-        return None
-    loop = fn.body[j]
-    body = loop.body  # type: ignore[attr-defined]
-    if loop.cond is not None or len(body) < 3:  # type: ignore[attr-defined]
-        return None
-    top, i8, step = body[0], body[1], body[-1]
-    if not (type(top) is k.Exit and top.label == "sample" and top.cond is not None):  # type: ignore[attr-defined]
-        return None
-    c = top.cond  # type: ignore[attr-defined]
-    if not (type(c) is k.Prim and c.op is Op.I32_GE_U and _is_local(c.args[0], "i") and _is_local(c.args[1], "n")):
-        return None
-    if not (type(i8) is k.SetLocal and i8.name == "i8" and type(step) is k.SetLocal and step.name == "i"):  # type: ignore[attr-defined]
-        return None
-    middle = [s for s in body[2:-1] if not _gated(s, uniform) and not _never(s)]
-    stop = k.SetLocal(name="_stop", value=_loc(T.I32, "n"))
-    return _Shape(fn.body[: j - 1], [], stop, middle, fn.body[j + 1 :])
-
-
 def _rw(s: k.Stmt, reads: set[str], writes: set[str]) -> set[str]:
-    """Add what ``s`` reads before writing it and what it writes; return the locals it writes
-    on every path. Raises :class:`_Unknown` for a statement the run may not hold (a way out, a
-    loop)."""
+    """Add what ``s`` reads and writes; return the locals it writes on every path. Raises
+    :class:`_Unknown` for a statement the run may not hold (a way out, a loop, a call)."""
     t = type(s)
     if t is k.SetLocal:
         _uses(s.value, reads)  # type: ignore[attr-defined]
@@ -192,21 +132,9 @@ def _rw(s: k.Stmt, reads: set[str], writes: set[str]) -> set[str]:
         return set()
     if t is k.If:
         _uses(s.cond, reads)  # type: ignore[attr-defined]
-        arms = []
-        for arm in (s.body, s.orelse):  # type: ignore[attr-defined]
-            killed: set[str] = set()  # written on every path of the arm so far: not read from before
-            for x in arm:
-                r: set[str] = set()
-                always = _rw(x, r, writes)
-                reads |= r - killed
-                killed |= always
-            arms.append(killed)
-        return arms[0] & arms[1]
-    if t is k.Invoke:  # a lanes arm or packed section, a math call: reads its args, sets its targets
-        for a in s.args:  # type: ignore[attr-defined]
-            _uses(a, reads)
-        writes.update(s.targets)  # type: ignore[attr-defined]
-        return set(s.targets)  # type: ignore[attr-defined]
+        for x in (*s.body, *s.orelse):  # type: ignore[attr-defined]
+            _rw(x, reads, writes)
+        return set()
     if t is k.Trap:
         if s.node is not None:  # type: ignore[attr-defined]
             _uses(s.node, reads)  # type: ignore[attr-defined]
@@ -239,31 +167,12 @@ def voice_inner(
     mixes: list[str],
     width: int,
     lane_name,
-    plain: k.Function | None = None,
 ) -> VoiceInner | None:
     """The voice-inner pieces of pair function ``fn`` (params ``n``, ``uniform``, then the lane
     params), read off ``unswitched`` (the same body, split with :mod:`.unswitch`); None where
     its fast loop keeps a test or holds a statement the run cannot (see :func:`_rw`), or the
     voices' mixes are used other than as :mod:`.mix` stores them."""
-    got = _build(fn, unswitched, _shape(unswitched), False, uniform, mixes, width, lane_name)
-    if got is None and plain is not None and plain.params == fn.params:
-        shape = _plain_shape(plain, {p for p, _ in uniform})
-        got = _build(fn, plain, shape, True, uniform, mixes, width, lane_name)
-    return got
-
-
-def _build(
-    fn: k.Function,
-    unswitched: k.Function,
-    shape: _Shape | None,
-    inline: bool,
-    uniform: list[tuple[str, T]],
-    mixes: list[str],
-    width: int,
-    lane_name,
-) -> VoiceInner | None:
-    """The pieces from ``shape``, the parts of ``unswitched`` (or of the unsplit pair function
-    for the ``inline`` form)."""
+    shape = _shape(unswitched)
     step = _from_start(fn)
     if shape is None or step is None:
         return None
@@ -315,23 +224,22 @@ def _build(
     shared = {"i", "i8", *accs}
     if pro_reads & {"i", "i8", "n", "_stop"} or tail & {"i", "i8", "n", "_stop"}:
         return None
-    middle, per, hoisted = _hoist(middle, per, shared, consts=not inline)
-    # read before any write in the sample: carried, or the same every sample
-    loaded, load_at = _loads(per, shared)
+    middle, per, hoisted = _hoist(middle, per, shared)
+    loaded: list[str] = []  # read before any write in the sample: carried, or the same every sample
+    killed: set[str] = set()
+    for r, _, always in per:
+        for name in sorted(r - killed - shared):
+            if name not in loaded:
+                loaded.append(name)
+        killed |= always
     if any(name in mix_lanes or name in head or name == "_stop" or name not in types for name in loaded):
         return None  # a mix read otherwise, the block's length, or a test's local: not for a run
     params_of = {p for p, _ in fn.params}
     made = {h.name for h in hoisted}  # type: ignore[attr-defined]
-    # A local carried from sample to sample that is not state (an arm's old value passed to a
-    # lanes call for its blend) starts at 0 in the pair function at each call: a run in pieces
-    # would differ. The inline form's run is the block up to its first due event, from sample
-    # 0 with it 0 in the record (pack does not set it): as the pair function on a block cut there.
-    if not inline and any(
-        name not in params_of and name not in pro_writes and name not in made for name in loaded
-    ):
-        return None
+    if any(name not in params_of and name not in pro_writes and name not in made for name in loaded):
+        return None  # carried from sample to sample but not state: a pair run in pieces would differ
     written = [name for _, w, _ in per for name in sorted(w)]
-    if not inline and any(x in loaded and x not in tail for x in written):
+    if any(x in loaded and x not in tail for x in written):
         return None  # carried, and not stored back at the block's end: as above
     stored = list(dict.fromkeys(x for x in written if x not in shared and (x in loaded or x in tail)))
     slots = list(dict.fromkeys([*loaded, *stored, *(h.name for h in hoisted)]))  # type: ignore[attr-defined]
@@ -350,7 +258,7 @@ def _build(
 
     own = {n: t for n, t in unswitched.locals.items() if n not in params_of}
     i32 = T.I32
-    gate = None if inline else k.Function(
+    gate = k.Function(
         f"{fn.name}_gate",
         [("i", i32), *((p, t) for p, t in fn.params)],
         (i32,),
@@ -374,51 +282,19 @@ def _build(
         own,
         [*shape.prologue, *(load(s, "q") for s in slots if s not in params_of), *shape.epilogue],
     )
-    run_locals = {n: t for n, t in own.items() if n not in ("i",)}
-    run_locals.update({name: types[name] for name in slots if name in params_of})
-    run_locals.update({acc: T.F64 for acc in accs})
-    run_locals.update({"q": i32, "_vi_p": i32})
-    slow: list[k.Function] = []
-    full = per
-    if inline:  # each rare if's arm a call, its loads and stores in the arm
-        per = [((_reads(x.cond), set(), set()) if _rare(x) else rw) for x, rw in zip(middle, per, strict=True)]  # type: ignore[attr-defined]
-        fast_loaded, load_at = _loads(per, shared)
-        if not set(fast_loaded) <= set(loaded):
-            return None
-        loaded = fast_loaded
     # the run: loads sunk to their first use, stores right after their last write
+    first_read: dict[str, int] = {}
     last_write: dict[str, int] = {}
-    writers: dict[str, int] = {}
-    for j, (_, w, _) in enumerate(full):
+    for j, (r, w, _) in enumerate(per):
+        for name in r:
+            first_read.setdefault(name, j)
         for name in w:
             last_write[name] = j
-            writers[name] = writers.get(name, 0) + 1
-    inner: list[k.Stmt | None] = []
-    arms: list[tuple[int, int]] = []  # (position in inner, statement)
-    held: set[str] = set()  # the locals the run holds in registers at each statement
-    held_at: dict[int, set[str]] = {}
+    inner: list[k.Stmt] = []
     for j, s in enumerate(middle):
-        here = [name for name in loaded if load_at[name] == j]
-        inner += [load(name, "q") for name in here]
-        held |= set(here)
-        if inline and _rare(s):
-            held_at[j] = set(held)
-            arms.append((len(inner), j))
-            inner.append(None)
-            after = [x for x in stored if last_write.get(x) == j and x in held]
-        else:
-            inner.append(s)
-            held |= per[j][1]
-            after = [x for x in stored if last_write.get(x) == j]
-        inner += [store(name, "q") for name in after]
-    slow: list[k.Function] = []
-    if arms:
-        types.update({acc: T.F64 for acc in accs})  # kept around an arm's call like the rest
-        got = _arm_calls(fn.name, middle, full, inner, arms, held_at, set(slots), stored, shared, accs, mix_lanes, types, own, offset, load, store)
-        if got is None:
-            return None
-        slow, stride = got
-    i, i8, p, q = _loc(i32, "i"), _loc(i32, "i8"), _loc(i32, "_vi_p"), _loc(i32, "q")
+        inner += [load(name, "q") for name in loaded if first_read[name] == j]
+        inner.append(s)
+        inner += [store(name, "q") for name in stored if last_write[name] == j]
     i, i8, p, q = _loc(i32, "i"), _loc(i32, "i8"), _loc(i32, "_vi_p"), _loc(i32, "q")
     mixp = [f"_vi_mix{m}" for m in range(len(mixes))]
     at = [_prim(Op.I32_ADD, i8, _loc(i32, mp)) for mp in mixp]
@@ -444,6 +320,10 @@ def _build(
         ),
         k.SetLocal(name="i", value=_prim(Op.I32_ADD, i, k.Const(i32, 1))),
     ]
+    run_locals = {n: t for n, t in own.items() if n not in ("i",)}
+    run_locals.update({name: types[name] for name in slots if name in params_of})
+    run_locals.update({acc: T.F64 for acc in accs})
+    run_locals.update({"q": i32, "_vi_p": i32})
     run = k.Function(
         f"{fn.name}_run",
         [("i", i32), ("stop", i32), ("q0", i32), ("pairs", i32), *((mp, i32) for mp in mixp)],
@@ -451,134 +331,11 @@ def _build(
         run_locals,
         [k.Loop(label="_vi_sample", cond=None, body=sample)],
     )
-    return VoiceInner(gate, pack, unpack, run, step, stride, tuple(slow))
+    return VoiceInner(gate, pack, unpack, run, step, stride)
 
-
-def _reads(e: k.Expr) -> set[str]:
-    out: set[str] = set()
-    _uses(e, out)
-    return out
-
-
-def _loads(per: list[tuple[set[str], set[str], set[str]]], shared: set[str]) -> tuple[list[str], dict[str, int]]:
-    """The locals statements ``per`` (reads before writes, writes, sure writes) read before the
-    sample writes them, in order, and the statement each must be loaded before: its first read,
-    or an earlier statement that may write it (an ``if``'s arm; the value read after it is that
-    arm's or the one before the sample)."""
-    loaded: list[str] = []
-    at: dict[str, int] = {}
-    maybe: dict[str, int] = {}
-    killed: set[str] = set()
-    for j, (r, w, always) in enumerate(per):
-        for name in sorted(r - killed - shared):
-            if name not in at:
-                loaded.append(name)
-                at[name] = maybe.get(name, j)
-        for name in w - always - killed:
-            maybe.setdefault(name, j)
-        killed |= always
-    return loaded, at
-
-
-def _dbg(n, loc):
-    import os
-    if os.environ.get("VI_DEBUG"):
-        print("ARM none", n, {k_: loc.get(k_) for k_ in ("j",)}, loc.get("reads", set()) - loc.get("held", set()) - loc.get("slots", set()) if n == 3 else "", set(loc.get("keep", [])) - loc.get("held", set()) if n == 4 else "")
-
-
-def _arm_calls(
-    name: str,
-    middle: list[k.Stmt],
-    full: list[tuple[set[str], set[str], set[str]]],
-    inner: list[k.Stmt | None],
-    arms: list[tuple[int, int]],
-    held_at: dict[int, set[str]],
-    slots: set[str],
-    stored: list[str],
-    shared: set[str],
-    accs: list[str],
-    mix_lanes: dict[str, int],
-    types: dict[str, T],
-    own: dict[str, T],
-    offset: dict[str, int],
-    load,
-    store,
-) -> tuple[list[k.Function], int] | None:
-    """The inline form's rare ifs, in place in ``inner`` (the run's statements; ``None`` where
-    ``middle[j]`` goes, for each ``(position, j)`` of ``arms``): each becomes ``if cond: ...``
-    calling ``<name>_arm<j>``, a function holding the if itself (its params what the if reads
-    or may set, its results what it may set). Around the call, in the arm only, the values the
-    run holds and reads afterwards go to the record and come back (a call clobbers every
-    vector register: without this, Cranelift keeps them on the stack on the common path too),
-    what the if reads that the run does not hold comes from the record, and what it sets that
-    the run does not hold goes back to it. Returns the arm functions and the record's new
-    stride (scratch slots for the values kept around a call that are not in it); None where an
-    if reads a local the run has nowhere, or touches the mix."""
-    i32 = T.I32
-    loop_vars = {"i", "i8", "q", "_vi_p"}
-    # liveness after each position of inner, backwards; the mix registers are live throughout
-    live_after: dict[int, set[str]] = {}
-    live: set[str] = set(accs)
-    arm_at = dict(arms)
-    try:
-        for t in range(len(inner) - 1, -1, -1):
-            live_after[t] = set(live)
-            x = inner[t]
-            r: set[str] = set()
-            if x is None:  # the test, and what the arm is passed from the registers
-                j = arm_at[t]
-                _uses(middle[j].cond, r)  # type: ignore[attr-defined]
-                r |= (full[j][0] | full[j][1]) & held_at[j]
-                always = set()
-            else:
-                always = _rw(x, r, set())
-            live = (live - always) | r
-    except _Unknown:
-        _dbg(1, locals()); return None
-    functions: list[k.Function] = []
-    next_off = SLOT * len(offset)
-    for t, j in arms:
-        s = middle[j]
-        reads, writes, _ = full[j]
-        if (reads | writes) & (set(accs) | set(mix_lanes)):
-            _dbg(2, locals()); return None
-        held = held_at[j]
-        fetch = sorted((reads | writes) & slots - held - shared)
-        if reads - held - slots - shared:
-            _dbg(3, locals()); return None  # read, and neither held nor in the record
-        keep = sorted(live_after[t] - writes - loop_vars)
-        if set(keep) - held - set(accs):
-            _dbg(4, locals()); return None
-        for x in keep:
-            if x not in offset:
-                offset[x] = next_off
-                next_off += SLOT
-        put = [x for x in stored if x in writes and x not in held]
-        args = sorted(reads | writes)
-        results = sorted(writes)
-        f = f"{name}_arm{j}"
-        body: list[k.Stmt] = [s, k.ReturnValues(values=[_loc(types[x], x) for x in results])]
-        fparams = [(x, types[x]) for x in args]
-        flocals = {x: tt for x, tt in own.items() if x not in set(args)}
-        functions.append(k.Function(f, fparams, tuple(types[x] for x in results), flocals, body))
-        call = k.Invoke(
-            func=f,
-            args=[_loc(types[x], x) for x in args],
-            targets=results,
-            results=tuple(types[x] for x in results),
-        )
-        arm: list[k.Stmt] = [
-            *(load(x, "q") for x in fetch),
-            *(store(x, "q") for x in keep),
-            call,
-            *(load(x, "q") for x in keep),
-            *(store(x, "q") for x in put),
-        ]
-        inner[t] = k.If(s.site, s.cond, arm, [])  # type: ignore[attr-defined]
-    return functions, max(SLOT, next_off)
 
 def _hoist(
-    middle: list[k.Stmt], per: list[tuple[set[str], set[str], set[str]]], shared: set[str], consts: bool = True
+    middle: list[k.Stmt], per: list[tuple[set[str], set[str], set[str]]], shared: set[str]
 ) -> tuple[list[k.Stmt], list[tuple[set[str], set[str], set[str]]], list[k.Stmt]]:
     """The fast statements without those whose value is the same at every sample (``x = e``, ``e``
     pure and reading only locals no fast statement writes, ``x`` written nowhere else and read
@@ -601,7 +358,6 @@ def _hoist(
             and s.name not in shared  # type: ignore[attr-defined]
             and not r & (set(writes) | shared)
             and _uses(s.value, set())  # type: ignore[attr-defined]
-            and (consts or type(s.value) is not k.Const)  # type: ignore[attr-defined]
         ):
             hoisted.append(s)
             continue
