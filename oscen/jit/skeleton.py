@@ -32,6 +32,7 @@ from .ops import Op
 from .passes import VariantCode as PassesCode
 from .passes.fastpath import fast_sample_loop
 from .passes.interleave import interleave, loop_size
+from .passes.invariants import invariants_in_globals
 from .passes.lanes import NotLaneable, lane_name
 from .passes.lanes import lanes as lane_body
 from .passes.liveness import drop_dead_stores
@@ -277,6 +278,11 @@ class SkeletonBuilder:
     """With ``fast_loops`` and two lanes, a group of at least two pairs runs its voices as the
     inner loop (:mod:`.passes.voiceinner`: per sample, a loop over the pairs, state in memory)
     for the parts of a block its pairs' unswitched tests allow, and per pair otherwise."""
+
+    invariant_globals = True
+    """With ``fast_loops``, a lanes body's fast loop that only reads more vector and f64 locals
+    than twice the registers keeps those in module globals (:mod:`.passes.invariants`), so that
+    the state it carries is not spilled for them."""
 
     fuse_mix = True
     """A voice group's mix (see :meth:`find_reductions`) is added up by the voice bodies
@@ -973,9 +979,14 @@ class SkeletonBuilder:
             # would be a value carried around the sample loop (passes.liveness)
             fn = drop_dead_stores(fn)
 
+            lane_globals: list[k.Global] = []
+
             def finish(f: k.Function) -> k.Function:
                 if self.fast_loops:  # the rare ifs out of the sample loop (passes.fastpath)
                     f = drop_dead_stores(fast_sample_loop(f, unswitched=self.unswitch))
+                    if self.invariant_globals:  # its read-only values out of the registers
+                        f, made = invariants_in_globals(f)
+                        lane_globals.extend(made)
                 return f
 
             pairs = finish(fn)
@@ -989,18 +1000,23 @@ class SkeletonBuilder:
             if inner is None and self.interleave and width == 2 and loop_size(pairs) <= WIDE_LOOP_NODES:
                 merged = interleave(fn, inputs, width, lane_name)
                 wide = None if merged is None else finish(merged)
-            return lb.functions, pairs, wide, inner
+            return [*lb.functions, *lane_globals], pairs, wide, inner
 
         try:
             key = (
                 text, width, name, self.fast_loops, self.unswitch, self.interleave, self.voice_inner,
+                self.invariant_globals,
                 tuple(mixes or ()),
             )  # fmt: skip
             helpers, fn, wide, inner = self.session.lane_body(key, make)
         except NotLaneable:
             return None
         for helper in helpers:
-            self.functions.setdefault(helper.name, helper)
+            if isinstance(helper, k.Global):  # passes.invariants: a pair body's invariant
+                if all(g.name != helper.name for g in self.fast_globals):
+                    self.fast_globals.append(helper)
+            else:
+                self.functions.setdefault(helper.name, helper)
         return fn, wide, inner
 
     def sample_loop(self, node_ids: list[int]) -> tuple[dict[str, T], list[k.Stmt]]:

@@ -187,8 +187,10 @@ class Validator:
             if g.name in self.globals:
                 self.problem(f"global {g.name!r} defined twice")
             self.globals[g.name] = g
-            if g.type == T.V128:
-                self.problem(f"global {g.name!r}: globals of type v128 are not supported")
+            if g.type == T.V128 and (g.export or not g.mutable):  # JS cannot read one; init is 0
+                self.problem(f"global {g.name!r}: a v128 global is a mutable one the module keeps")
+            if g.type == T.V128 and not isinstance(g.init, (bytes, bytearray)):
+                self.problem(f"global {g.name!r}: a v128 global starts from 16 bytes")
                 continue
             self.const_value(g.type, g.init, f"global {g.name!r}")
         exports = [f.export for f in module.functions if f.export] + [

@@ -1205,7 +1205,10 @@ class Instance:
             ns["M" + fmt] = memoryview(memory).cast("B").cast(fmt) if len(memory) else None
         ns["K"] = compiled.consts
         for g in module.globals:
-            ns[f"G_{_ident(g.name)}"] = float(g.init) if g.type == T.F64 else int(g.init)
+            if g.type == T.V128:  # its 16 bytes, as the backend holds a V128 (an int)
+                ns[f"G_{_ident(g.name)}"] = int.from_bytes(bytes(g.init), "little") if g.init else 0  # type: ignore[arg-type]
+            else:
+                ns[f"G_{_ident(g.name)}"] = float(g.init) if g.type == T.F64 else int(g.init)
         for name, py in compiled.import_names.items():
             if name not in imports:
                 raise ReferenceError_(f"reference backend: import {name!r} is not provided")

@@ -1484,8 +1484,8 @@ class _Emit:
             elif isinstance(x, k.Invoke):
                 for t in x.targets:
                     uses[t] = uses.get(t, 0.0) + weight
-            if isinstance(x, k.Loop):
-                weight = max(weight, 1.0)
+            if isinstance(x, k.Loop):  # the sample loop; a loop under an if (events) keeps its weight
+                weight = 1.0 if weight == 0.0 else weight
             if isinstance(x, k.If):
                 if id(x) not in self.ifs:
                     visit(x.cond, weight, uses)
