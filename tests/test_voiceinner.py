@@ -115,7 +115,18 @@ def test_the_record_holds_what_the_run_reads_and_carries() -> None:
         assert name in stored
     # the run holds no way out but its own loops' ends: no exit to a full body, no call
     loops = [s for s in run.body if isinstance(s, kernel.Loop)]
-    assert len(loops) == 1
+    assert [x.label for x in loops] == ["_vi_sample", "_vi_pair"]  # the samples, then the last one
+
+    # a node's output (written every sample, read by none before) is stored in the last sample only
+    def stores(stmts) -> set[str]:
+        return {
+            x.value.name
+            for x in _walk(stmts)
+            if isinstance(x, kernel.Store) and isinstance(x.value, kernel.Local)
+        }
+
+    assert "n2__s1__v0" in stores(loops[0].body) and "n2__s1__v0" in stores(loops[1].body)
+    assert "n1_output__v0" not in stores(loops[0].body) and "n1_output__v0" in stores(loops[1].body)
     exits = [x for x in _walk(run.body) if isinstance(x, kernel.Exit)]
     assert {x.label for x in exits} == {"_vi_sample", "_vi_pair"}
     assert not any(isinstance(x, kernel.Invoke) for x in _walk(run.body))

@@ -290,36 +290,65 @@ def voice_inner(
             first_read.setdefault(name, j)
         for name in w:
             last_write[name] = j
-    inner: list[k.Stmt] = []
-    for j, s in enumerate(middle):
-        inner += [load(name, "q") for name in loaded if first_read[name] == j]
-        inner.append(s)
-        inner += [store(name, "q") for name in stored if last_write[name] == j]
+    # A local written on every path of each sample and never read before (a node's output) is
+    # in the record only for the block's end (unpack's epilogue): stored in the run's last
+    # sample only, the samples before it without those stores.
+    sure: set[str] = set()
+    for _, _, always in per:
+        sure |= always
+    last_only = {name for name in stored if name not in loaded and name in sure}
+
+    def pair_body(skip: set[str]) -> list[k.Stmt]:
+        out: list[k.Stmt] = []
+        for j, s in enumerate(middle):
+            out += [load(name, "q") for name in loaded if first_read[name] == j]
+            out.append(s)
+            out += [store(name, "q") for name in stored if last_write[name] == j and name not in skip]
+        return out
+
     i, i8, p, q = _loc(i32, "i"), _loc(i32, "i8"), _loc(i32, "_vi_p"), _loc(i32, "q")
     mixp = [f"_vi_mix{m}" for m in range(len(mixes))]
     at = [_prim(Op.I32_ADD, i8, _loc(i32, mp)) for mp in mixp]
-    sample = [
-        k.Exit(label="_vi_sample", cond=_prim(Op.I32_GE_U, i, _loc(i32, "stop"))),
-        k.SetLocal(name="i8", value=_prim(Op.I32_SHL, i, k.Const(i32, 3))),
-        *(k.SetLocal(name=acc, value=k.Load(T.F64, a, 0)) for acc, a in zip(accs, at, strict=True)),
-        k.SetLocal(name="q", value=_loc(i32, "q0")),
-        k.SetLocal(name="_vi_p", value=_loc(i32, "pairs")),
-        k.Loop(
-            label="_vi_pair",
-            cond=None,
-            body=[
-                *inner,
-                k.SetLocal(name="q", value=_prim(Op.I32_ADD, q, k.Const(i32, stride))),
-                k.SetLocal(name="_vi_p", value=_prim(Op.I32_SUB, p, k.Const(i32, 1))),
-                k.Exit(label="_vi_pair", cond=_prim(Op.I32_EQZ, p)),
-            ],
-        ),
-        *(
-            k.Store(type=T.F64, addr=a, offset=0, value=_loc(T.F64, acc))
-            for acc, a in zip(accs, at, strict=True)
-        ),
-        k.SetLocal(name="i", value=_prim(Op.I32_ADD, i, k.Const(i32, 1))),
-    ]
+
+    def one_sample(inner: list[k.Stmt]) -> list[k.Stmt]:
+        return [
+            k.SetLocal(name="i8", value=_prim(Op.I32_SHL, i, k.Const(i32, 3))),
+            *(k.SetLocal(name=acc, value=k.Load(T.F64, a, 0)) for acc, a in zip(accs, at, strict=True)),
+            k.SetLocal(name="q", value=_loc(i32, "q0")),
+            k.SetLocal(name="_vi_p", value=_loc(i32, "pairs")),
+            k.Loop(
+                label="_vi_pair",
+                cond=None,
+                body=[
+                    *inner,
+                    k.SetLocal(name="q", value=_prim(Op.I32_ADD, q, k.Const(i32, stride))),
+                    k.SetLocal(name="_vi_p", value=_prim(Op.I32_SUB, p, k.Const(i32, 1))),
+                    k.Exit(label="_vi_pair", cond=_prim(Op.I32_EQZ, p)),
+                ],
+            ),
+            *(
+                k.Store(type=T.F64, addr=a, offset=0, value=_loc(T.F64, acc))
+                for acc, a in zip(accs, at, strict=True)
+            ),
+            k.SetLocal(name="i", value=_prim(Op.I32_ADD, i, k.Const(i32, 1))),
+        ]
+
+    if last_only:  # the samples before the last (the run has one at least: stop > i)
+        last = _prim(Op.I32_SUB, _loc(i32, "stop"), k.Const(i32, 1))
+        sample = [
+            k.Exit(label="_vi_sample", cond=_prim(Op.I32_GE_U, i, last)),
+            *one_sample(pair_body(last_only)),
+        ]
+        run_body: list[k.Stmt] = [
+            k.Loop(label="_vi_sample", cond=None, body=sample),
+            *one_sample(pair_body(set())),
+        ]
+    else:
+        sample = [
+            k.Exit(label="_vi_sample", cond=_prim(Op.I32_GE_U, i, _loc(i32, "stop"))),
+            *one_sample(pair_body(set())),
+        ]
+        run_body = [k.Loop(label="_vi_sample", cond=None, body=sample)]
     run_locals = {n: t for n, t in own.items() if n not in ("i",)}
     run_locals.update({name: types[name] for name in slots if name in params_of})
     run_locals.update({acc: T.F64 for acc in accs})
@@ -329,7 +358,7 @@ def voice_inner(
         [("i", i32), ("stop", i32), ("q0", i32), ("pairs", i32), *((mp, i32) for mp in mixp)],
         (),
         run_locals,
-        [k.Loop(label="_vi_sample", cond=None, body=sample)],
+        run_body,
     )
     return VoiceInner(gate, pack, unpack, run, step, stride)
 
