@@ -212,13 +212,7 @@ class BinaryPrinter:
         return _u(index)
 
     def depth(self, label: str) -> bytes:
-        if self.renames:
-            label = self.name(label)
-        labels = self.labels
-        for i in range(len(labels) - 1, -1, -1):
-            if labels[i] == label:
-                return _u(len(labels) - 1 - i)
-        raise PrintError(f"branch to ${label}, which no enclosing block has")
+        return self.depth_of(self.name(label) if self.renames else label, "block")
 
     # ------------------------------------------------------------------ expressions
     def expr(self, e: k.Expr) -> None:
@@ -408,12 +402,13 @@ class BinaryPrinter:
         self.out.append(_BR)
         self.out += self.depth_of(label + "__next")
 
-    def depth_of(self, label: str) -> bytes:
+    def depth_of(self, label: str, what: str = "loop") -> bytes:
+        """The branch depth of an enclosing label already renamed (innermost first)."""
         labels = self.labels
         for i in range(len(labels) - 1, -1, -1):
             if labels[i] == label:
                 return _u(len(labels) - 1 - i)
-        raise PrintError(f"branch to ${label}, which no enclosing loop has")
+        raise PrintError(f"branch to ${label}, which no enclosing {what} has")
 
     def _invoke(self, s: k.Invoke) -> None:
         if s.targets and len(s.targets) != len(s.results):

@@ -71,7 +71,7 @@ def _scan(stmts: list[k.Stmt], reads: set[str], writes: set[str]) -> None:
             _scan(s.body, reads, writes)  # type: ignore[attr-defined]
             _scan(s.orelse, reads, writes)  # type: ignore[attr-defined]
         elif t in (k.Block, k.Loop):
-            if s.cond is not None if t is k.Loop else False:  # type: ignore[attr-defined]
+            if t is k.Loop and s.cond is not None:  # type: ignore[attr-defined]
                 _uses(s.cond, reads)  # type: ignore[attr-defined]
             _scan(s.body, reads, writes)  # type: ignore[attr-defined]
         elif t is k.Exit:

@@ -333,22 +333,12 @@ def voice_inner(
             k.SetLocal(name="i", value=_prim(Op.I32_ADD, i, k.Const(i32, 1))),
         ]
 
-    if last_only:  # the samples before the last (the run has one at least: stop > i)
-        last = _prim(Op.I32_SUB, _loc(i32, "stop"), k.Const(i32, 1))
-        sample = [
-            k.Exit(label="_vi_sample", cond=_prim(Op.I32_GE_U, i, last)),
-            *one_sample(pair_body(last_only)),
-        ]
-        run_body: list[k.Stmt] = [
-            k.Loop(label="_vi_sample", cond=None, body=sample),
-            *one_sample(pair_body(set())),
-        ]
-    else:
-        sample = [
-            k.Exit(label="_vi_sample", cond=_prim(Op.I32_GE_U, i, _loc(i32, "stop"))),
-            *one_sample(pair_body(set())),
-        ]
-        run_body = [k.Loop(label="_vi_sample", cond=None, body=sample)]
+    # with outputs stored in the last sample only, the loop runs the samples before it
+    end = _prim(Op.I32_SUB, _loc(i32, "stop"), k.Const(i32, 1)) if last_only else _loc(i32, "stop")
+    sample = [k.Exit(label="_vi_sample", cond=_prim(Op.I32_GE_U, i, end)), *one_sample(pair_body(last_only))]
+    run_body: list[k.Stmt] = [k.Loop(label="_vi_sample", cond=None, body=sample)]
+    if last_only:  # the run's last sample (it has one at least: stop > i), with those stores
+        run_body += one_sample(pair_body(set()))
     run_locals = {n: t for n, t in own.items() if n not in ("i",)}
     run_locals.update({name: types[name] for name in slots if name in params_of})
     run_locals.update({acc: T.F64 for acc in accs})
