@@ -741,6 +741,24 @@ class Spinner(Node):
         self.output = float(self.n + k)
 
 
+def test_the_watchdog_interrupt_is_not_lost_in_a_tight_loop() -> None:
+    """The kernel counts loops down with a plain load and store of the budget slot, so a single
+    write of the watchdog's 1 that lands between them is lost; one write per tick made a 0.2 s
+    limit take 0.3-3 s (median ~1 s) to hit. With a burst per tick it ends within a few ticks."""
+    graph = Graph(1000.0)
+    node = graph.add_node(Spinner(), "spinner")
+    compiled, state = compile_graph(graph, timeout=0.2)
+    compiled.process_block(state, 1)
+    times = []
+    for _ in range(5):
+        state.set_value(node.spin, 1.0)
+        t0 = time.perf_counter()
+        with pytest.raises(NodeTimeout):
+            compiled.process_block(state, 10)
+        times.append(time.perf_counter() - t0)
+    assert sorted(times)[2] < 0.6, f"the 0.2 s limit took {', '.join(f'{t:.2f}' for t in times)} s"
+
+
 def test_endless_loop_times_out_and_the_graph_keeps_running() -> None:
     graph = Graph(1000.0)
     node = graph.add_node(Spinner(), "spinner")
