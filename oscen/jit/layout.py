@@ -16,7 +16,7 @@ from .frontend.typing import settled
 
 MAX_BLOCK = 1024
 """Samples per kernel call; longer blocks are processed in chunks of this size."""
-RENDER_SAMPLES = 8192
+RENDER_SAMPLES = 32768
 """Samples of output one `render` call can collect (several blocks in one call into the kernel)."""
 EVENT_FIELDS = 4
 EVENT_BYTES = 8 + 8 * EVENT_FIELDS  # frame (i64) + fields (f64)

@@ -29,7 +29,17 @@ from ..kernel import T
 from ..layout import NODE, TRAP_CODE, TRAP_SITE
 from ..ops import Op
 from . import wasm as wasm_text
-from .wasm import MATH_ERROR_GLOBAL, WT, PrintError, SiteIndex, _no_sites, code_sites, int_const
+from .wasm import (
+    ABS_COMPARE_OPS,
+    MATH_ERROR_GLOBAL,
+    WT,
+    PrintError,
+    SiteIndex,
+    _no_sites,
+    abs_compare,
+    code_sites,
+    int_const,
+)
 
 VALTYPE = {T.F64: 0x7C, T.I64: 0x7E, T.BOOL: 0x7F, T.I32: 0x7F, T.V128: 0x7B}
 _WT_CODE = {"i32": 0x7F, "i64": 0x7E, "f64": 0x7C, "v128": 0x7B}
@@ -248,6 +258,8 @@ class BinaryPrinter:
     def _prim(self, e: k.Prim) -> None:
         if len(e.args) != e.op.arity:
             raise PrintError(f"{e.op.name} takes {e.op.arity} operands, got {len(e.args)}")
+        if e.op in ABS_COMPARE_OPS:
+            e = abs_compare(e) or e
         expr = self.expr
         for a in e.args:
             expr(a)
