@@ -6,7 +6,8 @@ So that ``oscen bench`` times oscen exactly like SignalFlow, pyo, Faust, numba a
 * ``OscenEngine(compiled=True)``, "oscen (compiled)": ``graph.to_ir()`` →
   ``CraneliftJit(max_block=block).compile(ir)`` → ``GraphState``; ``render`` calls
   ``compiled.process_into`` once, which runs the blocks of ``block_size`` samples inside the kernel
-  (its ``render`` export, up to 8192 samples per call), as the peers run their block loops natively.
+  (its ``render`` export, up to ``layout.RENDER_SAMPLES`` = 32,768 samples per call), as the
+  peers run their block loops natively.
   ``prepare`` returns graph building + ``to_ir`` + compile + state creation: everything between
   "here is a patch" and "it can play", comparable to Faust's and numba's compile latency.
   Every ``render`` restarts from t = 0 by copying a snapshot of the state's linear memory back
