@@ -261,23 +261,24 @@ class _Beat:
         """Live blocks are being processed (one ended less than IDLE seconds ago)."""
         return time.perf_counter() - self.last <= self.IDLE
 
-    def after_block(self) -> None:
+    def after_block(self, fresh: bool = False) -> None:
         """Wait until a live block has just ended (at most LIMIT); at once when none plays, when
-        the blocks are short (SHORT) or when one ended just now (WINDOW)."""
+        the blocks are short (SHORT) or, unless ``fresh``, when one ended just now (WINDOW)."""
         start = time.perf_counter()
         since = start - self.last
-        if since > self.IDLE or 0.0 < self.period < self.SHORT or since < self.WINDOW * self.period:
+        if since > self.IDLE or 0.0 < self.period < self.SHORT or (not fresh and since < self.WINDOW * self.period):
             return  # (a period not known yet, after a single block, is not short)
         with self._cond:
             self._cond.wait_for(lambda: self.last >= start, timeout=self.LIMIT)
 
-    def quiet(self, step: Callable[[], _T]) -> _T:
+    def quiet(self, step: Callable[[], _T], fresh: bool = False) -> _T:
         """``step()``, started just after a live block ends (see :meth:`after_block`): for the
         compiler thread's steps that hold the GIL for a millisecond or more (to_ir, loading the
         worker's reply, making and binding a state, a collection, the copy plan, freeing a
         replaced state), so that they run while the processing thread sleeps rather than in the
-        middle of one of its blocks."""
-        self.after_block()
+        middle of one of its blocks. ``fresh``: after a block end that comes after this call (one
+        step per block end), not the one just before it."""
+        self.after_block(fresh)
         return step()
 
 
@@ -340,11 +341,13 @@ def _free_retired(worker: _Worker) -> None:
     live edit. One per block end, so that a burst of swaps does not free several in one gap."""
 
     def drop() -> None:
-        if worker.retired:  # stop() may have cleared it meanwhile
+        try:
             worker.retired.popleft()  # the last reference: freed here, inside the quiet step
+        except IndexError:  # stop() cleared it meanwhile
+            pass
 
     with _FastSwitching():
-        worker.beat.quiet(drop)
+        worker.beat.quiet(drop, fresh=True)
 
 
 class JitGraph:
