@@ -27,9 +27,10 @@ due in it), except for a :class:`NodeTimeout`, which is raised: the interpreter 
 and replaying an endless loop there would hang the caller. Faults raised name the node and line.
 
 Background compiles of built-in nodes run in the process's compile worker (:mod:`.worker`), so
-that the frontend and Cranelift hold no GIL here; what stays on the compiler thread (to_ir, the
-bind, the copy plan) starts just after a live block ends. See docs/jit.md, "What a background
-compile costs the audio thread".
+that the frontend and Cranelift hold no GIL here; each step that stays on the compiler thread
+(to_ir, the worker's reply load, the new state, the bind, the copy plan) starts just after a live
+block ends (:meth:`_Beat.quiet`), and the states swaps replace are freed there too, when it is
+idle, one per block end. See docs/jit.md, "What a background compile costs the audio thread".
 
 Lifetime: :meth:`close` (or ``with JitGraph(...)``) stops the compiler thread; edits after it raise.
 A JitGraph dropped without closing stops its thread too (the thread holds it only weakly).
