@@ -151,22 +151,27 @@ class Tracer:
         return timed
 
     def _sample(self) -> None:
-        """Every SAMPLE_INTERVAL, the innermost frames of every other thread that is not waiting:
-        one in a known wait (IDLE_CALLS), or at the very instruction of the sample before (asleep
-        in a C call: a thread holding the GIL in one would keep the sampler out)."""
+        """Every SAMPLE_INTERVAL, the innermost frames of every other thread that ran since the
+        sample before (its CPU clock moved; Linux) and is not in a known wait (IDLE_CALLS): a
+        sleeping thread's stack says nothing about who held the GIL."""
         me = threading.get_ident()
         samples = self.samples
         frame = f = None
-        before: dict[int, tuple[int, int]] = {}
+        before: dict[int, float] = {}
         while not self._sampling.wait(SAMPLE_INTERVAL):
             now = time.perf_counter()
             names = {t.ident: t.name for t in threading.enumerate()}
             for ident, frame in sys._current_frames().items():
                 name = names.get(ident, "?")
-                where = (id(frame), frame.f_lasti)
-                still = before.get(ident) == where
-                before[ident] = where
-                if ident == me or name == "bench-player" or still or frame.f_code.co_name in IDLE_CALLS:
+                if ident == me or name == "bench-player" or frame.f_code.co_name in IDLE_CALLS:
+                    continue
+                try:
+                    cpu = time.clock_gettime(time.pthread_getcpuclockid(ident))
+                except (AttributeError, OSError):  # no per-thread clocks here: sample it anyway
+                    cpu = now
+                ran = before.get(ident) != cpu
+                before[ident] = cpu
+                if not ran:
                     continue
                 parts = []
                 f: Any = frame
@@ -175,7 +180,7 @@ class Tracer:
                     parts.append(f"{code.co_name} ({os.path.basename(code.co_filename)}:{f.f_lineno})")
                     f = f.f_back
                 samples.append((now, name, " < ".join(parts)))
-            del frame, f
+            frame = f = None  # (no frame kept alive between samples)
 
 
 class _ModuleShim:
