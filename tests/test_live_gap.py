@@ -257,6 +257,30 @@ def test_the_worker_reply_load_runs_through_quiet() -> None:
     np.testing.assert_allclose(compiled.process_block(state, 64), voices(2)[0].process_block(64), atol=1e-9)
 
 
+def test_a_class_the_worker_cannot_import_is_not_a_failure_of_the_worker() -> None:
+    """Regression: with the request's pickling made a quiet step, the fingerprints of a class
+    defined in a test (not importable by the worker) raised inside the request, where every
+    WorkerUnavailable kills the worker and counts as one of its failures: after three, every
+    JitGraph of the process compiled in-process."""
+    from test_jitgraph_background import Table
+
+    from oscen.jit import CraneliftJit, worker
+    from oscen.jit.frontend.typing import settled
+
+    shared = worker.shared()
+    if not shared.wait_ready(60.0):
+        pytest.skip("no compile worker here")
+    graph = Graph(SR)
+    table = graph.add_node(Table(np.zeros(4)))
+    graph.set_output(table.output)
+    failures, pid = shared._failures, shared.pid
+    for _ in range(4):
+        with pytest.raises(worker.WorkerUnavailable) as refused:
+            shared.compile(settled(graph.to_ir()), CraneliftJit(), quiet=lambda step: step())
+        assert not refused.value.failed
+    assert shared._failures == failures and shared.pid == pid and shared.alive
+
+
 def two_layouts() -> tuple[GraphState, GraphState]:
     graph, mix = voices(4)
     old = GraphState.from_graph(graph)
