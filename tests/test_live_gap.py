@@ -185,6 +185,38 @@ def test_no_states_stay_alive_after_many_edits(live: Callable[..., JitGraph]) ->
     assert not alive, f"{len(alive)} of {len(states)} replaced states are still alive"
 
 
+def test_a_compile_starts_with_few_replaced_states_waiting(live: Callable[..., JitGraph]) -> None:
+    """Replaced states wait for the compiler thread's idle time, but not without bound: edits that
+    keep it busy (never idle) would pile them up. Beyond MAX_RETIRED it frees the oldest before
+    its next compile (at once here: no live block plays)."""
+    graph, mix = voices(2)
+    jit = live(graph)
+    assert jit.wait_compiled(TIMEOUT), repr(jit.last_error)
+    jit.process_block(BLOCK)
+    for _ in range(1000):  # until the compiler thread is idle with nothing to free
+        if not jit._worker.retired and jit._done_version >= graph.version:
+            break
+        time.sleep(0.005)
+    waiting: list[int] = []
+    compile_version = jit._compile_version
+
+    def counted() -> int:
+        waiting.append(len(jit._worker.retired))
+        return compile_version()
+
+    jit._compile_version = counted  # type: ignore[method-assign]
+
+    class Garbage:
+        pass
+
+    with jit._wake:  # the compiler thread sees the edit and the garbage at once: not idle
+        for _ in range(3 * jitgraph.MAX_RETIRED):
+            jit._worker.retire(Garbage())
+        edit(jit, mix, None)
+    assert jit.wait_compiled(TIMEOUT), repr(jit.last_error)
+    assert waiting and waiting[0] <= jitgraph.MAX_RETIRED, waiting
+
+
 def ticking(beat: jitgraph._Beat, period: float) -> tuple[threading.Thread, threading.Event, list[int]]:
     """A thread ending a live block every ``period`` seconds (and counting them) until stopped."""
     stop = threading.Event()

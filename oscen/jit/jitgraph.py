@@ -319,6 +319,8 @@ def _compile_thread(ref: weakref.ref[JitGraph], worker: _Worker) -> None:
         if idle:
             _free_retired(worker)
             continue
+        while len(worker.retired) > MAX_RETIRED:  # edits with no idle moment between: bounded
+            _free_retired(worker)
         time.sleep(_COALESCE)
         jit = ref()
         if jit is None or worker.closed:
@@ -333,6 +335,12 @@ def _compile_thread(ref: weakref.ref[JitGraph], worker: _Worker) -> None:
             jit._compile_failed(version, exc)
             done = version
         jit = None
+
+
+MAX_RETIRED = 4
+"""Replaced states and code kept for the compiler thread's idle time at most: beyond it (edits
+back to back, the compiler never idle) it frees the oldest before its next compile, still one
+per live block end. Each holds a state's memory or a module (~75 KB per edit kept otherwise)."""
 
 
 def _free_retired(worker: _Worker) -> None:
