@@ -217,6 +217,35 @@ def test_a_compile_starts_with_few_replaced_states_waiting(live: Callable[..., J
     assert waiting and waiting[0] <= jitgraph.MAX_RETIRED, waiting
 
 
+def test_replaced_states_are_freed_while_the_optimized_tier_waits(
+    live: Callable[..., JitGraph], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wait before the optimized tier (OPTIMIZE_DELAY) is idle time too: with edits every
+    ~50 ms (bench_swap's) the compiler thread never got back to its idle loop, so replaced states
+    waited for MAX_RETIRED, freed before the next compile (11 ms more from edit to ready)."""
+    monkeypatch.setattr(jitgraph, "OPTIMIZE_DELAY", 60.0)
+    graph, mix = voices(2)
+    jit = live(graph, tiered=True)
+    edit(jit, mix, None)
+    assert jit.wait_compiled(TIMEOUT, first=True), repr(jit.last_error)
+
+    class Garbage:
+        pass
+
+    freed: list[int] = []
+    for _ in range(2):
+        obj = Garbage()
+        weakref.finalize(obj, lambda: freed.append(1))
+        jit._worker.retire(obj)
+        del obj
+    for _ in range(2000):
+        if len(freed) == 2:
+            break
+        time.sleep(0.005)
+    assert len(freed) == 2, "not freed while the compiler thread waited to optimize"
+    assert jit._done_version < graph.version, "(the optimized tier was not waiting after all)"
+
+
 def ticking(beat: jitgraph._Beat, period: float) -> tuple[threading.Thread, threading.Event, list[int]]:
     """A thread ending a live block every ``period`` seconds (and counting them) until stopped."""
     stop = threading.Event()

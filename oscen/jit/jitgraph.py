@@ -985,10 +985,20 @@ class JitGraph:
         graph changed meanwhile (the newer topology first) or the JitGraph closed. A failure is
         reported (``tier_error``, one JitTierWarning per JitGraph) and the quick tier plays on."""
         if background:  # a burst of edits: only its last topology gets the optimized tier
-            with self._wake:
-                self._wake.wait_for(
-                    lambda: self.graph.version != version or self._worker.closed, timeout=OPTIMIZE_DELAY
-                )
+            # The wait is the compiler thread's idle time when edits come every ~50 ms (it never
+            # gets back to its loop's idle wait then): it frees replaced states meanwhile, one per
+            # live block end, rather than leave them all to the next compile (MAX_RETIRED).
+            deadline = time.perf_counter() + OPTIMIZE_DELAY
+            changed = lambda: self.graph.version != version or self._worker.closed  # noqa: E731
+            while not changed():
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    break
+                if self._worker.retired:
+                    _free_retired(self._worker)
+                    continue
+                with self._wake:  # (in slices: a swap retires without waking it)
+                    self._wake.wait_for(changed, timeout=min(left, 0.02))
         if self.graph.version != version or self._worker.closed:
             return
         t0 = time.perf_counter()
