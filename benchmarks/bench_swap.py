@@ -48,8 +48,9 @@ Usage: python benchmarks/bench_swap.py [--changes 50] [--pause 0.03] [--graphs s
        [--switch 0.005 0.001] [--gc frozen unfrozen] [--compiler worker thread]
        [--player normal realtime] [--control] [--trace N]
 
-``--trace N`` adds, per row, the N longest stalls and what the other threads ran during each
-(``swap_trace.py``); tracing perturbs what it measures a little.
+``--trace N`` adds, per row, the N longest stalls: how long the player took to start the block,
+its CPU / runqueue / blocked time, the stages the other threads ran during each and the stacks
+a sampler saw the GIL holder in (``swap_trace.py``); tracing perturbs what it measures a little.
 """
 
 from __future__ import annotations
@@ -355,9 +356,10 @@ def measure(
     run.blocks = len(log)
     if trace and len(player.sched) == len(log) > 1:
         blocks = [
-            (player.due[i], log[i][1], *player.sched[i - 1], *player.sched[i]) for i in range(1, len(log))
+            (player.due[i], log[i][0], log[i][1], *player.sched[i - 1], *player.sched[i])
+            for i in range(1, len(log))
         ]
-        run.trace = swap_trace.table(tracer.spans, blocks, trace)
+        run.trace = swap_trace.table(tracer.spans, blocks, trace, tracer.samples)
     run.max_gc = max((p for _, p in gc_pauses.pauses), default=0.0)
     return run
 

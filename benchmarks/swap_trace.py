@@ -11,21 +11,35 @@ the table splits the stall into
 * ``blocked``: neither (waiting for the GIL, almost always: the player only sleeps before the
   block, and that sleep is not counted),
 
-and lists the stages of the other threads that overlapped it. Reading schedstat costs the player
-GIL hand-overs of its own, so traced stalls are somewhat longer than untraced ones.
+and lists the stages of the other threads that overlapped it, ``to start`` (from when the block
+was due to when the player began it: the wake-up and getting the GIL back after its sleep), and the
+stacks a sampler thread saw other threads run during the stall (sampled every
+``SAMPLE_INTERVAL``, idle waits left out): the GIL holder's code, as the sampler gets the GIL
+only when that thread lets it go. Reading schedstat and sampling cost the player GIL hand-overs
+of their own, so traced stalls are somewhat longer than untraced ones.
 """
 
 from __future__ import annotations
 
+import bisect
 import gc
+import os
+import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 SCHEDSTAT = "/proc/thread-self/schedstat"
+SAMPLE_INTERVAL = 0.0005
+"""Seconds between the sampler's looks at the other threads' stacks."""
+IDLE_CALLS = frozenset({"wait", "select", "sleep", "_wait_for_tstate_lock", "wait_for", "_read_exactly", "acquire"})
+"""Innermost functions of a thread that waits (it does not hold the GIL there): not sampled."""
+STACK_DEPTH = 4
 
 Span = tuple[str, str, float, float]  # thread name, stage, start, end
+Sample = tuple[float, str, str]  # time, thread name, stack (innermost first)
 
 
 class Tracer:
@@ -33,8 +47,10 @@ class Tracer:
 
     def __init__(self) -> None:
         self.spans: list[Span] = []
+        self.samples: list[Sample] = []
         self._undo: list[Callable[[], None]] = []
         self._gc_start: dict[str, float] = {}
+        self._sampling = threading.Event()
 
     def wrap(self, owner: Any, name: str, label: str) -> None:
         original = owner.__dict__[name] if name in getattr(owner, "__dict__", {}) else getattr(owner, name)
@@ -76,6 +92,17 @@ class Tracer:
         self.wrap(state.GraphState, "load_from_graph", "load from graph")
         self.wrap(jitgraph.JitGraph, "_swap_in", "swap")
         self.wrap(jitgraph._Beat, "after_block", "waits for a block end")
+        self.wrap(state.GraphState, "__init__", "new state")
+        for name, label in (
+            ("_snapshot", "to_ir (edit lock)"),
+            ("_collect", "collect+freeze"),
+            ("_plan_copy", "plan+partial load"),
+            ("_fall_back", "fall back"),
+        ):
+            if hasattr(jitgraph.JitGraph, name):
+                self.wrap(jitgraph.JitGraph, name, label)
+        if hasattr(jitgraph, "_free_retired"):
+            self.wrap(jitgraph, "_free_retired", "free retired (waits included)")
         try:
             from oscen.jit import worker
         except ImportError:
@@ -83,6 +110,11 @@ class Tracer:
         else:
             self.wrap(worker.CompileWorker, "_request", "worker round trip")
             self.wrap(worker, "_deserialize", "deserialize")
+            self.wrap(worker, "_program", "worker program")
+            shim = _ModuleShim(worker.pickle, None)
+            shim.loads = self._timed(worker.pickle.loads, "reply load")  # type: ignore[attr-defined]
+            worker.pickle = shim  # type: ignore[assignment]
+            self._undo.append(lambda: setattr(worker, "pickle", shim._real))
         module_cls = compiler.wasmtime.Module
         spans = self.spans
 
@@ -97,19 +129,67 @@ class Tracer:
         self._undo.append(lambda: setattr(compiler, "wasmtime", compiler.wasmtime._real))
         gc.callbacks.append(self._gc)
         self._undo.append(lambda: gc.callbacks.remove(self._gc))
+        sampler = threading.Thread(target=self._sample, name="trace-sampler", daemon=True)
+        sampler.start()
+        self._undo.append(lambda: (self._sampling.set(), sampler.join(1.0)))
         return self
 
     def __exit__(self, *exc: object) -> None:
         while self._undo:
             self._undo.pop()()
 
+    def _timed(self, fn: Callable[..., Any], label: str) -> Callable[..., Any]:
+        spans = self.spans
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spans.append((threading.current_thread().name, label, t0, time.perf_counter()))
+
+        return timed
+
+    def _sample(self) -> None:
+        """Every SAMPLE_INTERVAL, the innermost frames of every other thread that ran since the
+        sample before (its CPU clock moved; Linux) and is not in a known wait (IDLE_CALLS): a
+        sleeping thread's stack says nothing about who held the GIL."""
+        me = threading.get_ident()
+        samples = self.samples
+        frame = f = None
+        before: dict[int, float] = {}
+        while not self._sampling.wait(SAMPLE_INTERVAL):
+            now = time.perf_counter()
+            names = {t.ident: t.name for t in threading.enumerate()}
+            for ident, frame in sys._current_frames().items():
+                name = names.get(ident, "?")
+                if ident == me or name == "bench-player" or frame.f_code.co_name in IDLE_CALLS:
+                    continue
+                try:
+                    cpu = time.clock_gettime(time.pthread_getcpuclockid(ident))
+                except (AttributeError, OSError):  # no per-thread clocks here: sample it anyway
+                    cpu = now
+                ran = before.get(ident) != cpu
+                before[ident] = cpu
+                if not ran:
+                    continue
+                parts = []
+                f: Any = frame
+                while f is not None and len(parts) < STACK_DEPTH:
+                    code = f.f_code
+                    parts.append(f"{code.co_name} ({os.path.basename(code.co_filename)}:{f.f_lineno})")
+                    f = f.f_back
+                samples.append((now, name, " < ".join(parts)))
+            frame = f = None  # (no frame kept alive between samples)
+
 
 class _ModuleShim:
     """compiler.wasmtime with ``Module(engine, wat)`` timed (the rest passes through)."""
 
-    def __init__(self, real: Any, module: Callable[..., Any]) -> None:
+    def __init__(self, real: Any, module: Callable[..., Any] | None) -> None:
         self._real = real
-        self.Module = module
+        if module is not None:
+            self.Module = module
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
@@ -122,10 +202,16 @@ def schedstat() -> tuple[float, float]:
     return int(run) / 1e9, int(wait) / 1e9
 
 
-def table(spans: list[Span], blocks: list[tuple[float, float, float, float, float, float]], top: int) -> str:
-    """The ``top`` longest stalls: ``blocks`` are (due, end, run0, wait0, run1, wait1) per block."""
+def table(
+    spans: list[Span],
+    blocks: list[tuple[float, float, float, float, float, float, float]],
+    top: int,
+    samples: list[Sample] | None = None,
+) -> str:
+    """The ``top`` longest stalls: ``blocks`` are (due, start, end, run0, wait0, run1, wait1) per
+    block; ``samples`` the sampler's stacks (the two most seen during each stall are listed)."""
     rows = []
-    for due, end, run0, wait0, run1, wait1 in blocks:
+    for due, start, end, run0, wait0, run1, wait1 in blocks:
         stall = end - due
         run, queue = run1 - run0, wait1 - wait0
         overlap: dict[str, float] = {}
@@ -134,16 +220,23 @@ def table(spans: list[Span], blocks: list[tuple[float, float, float, float, floa
             if o > 0 and thread != "bench-player":
                 key = f"{label} ({'compiler' if thread == 'oscen-jit' else thread})"
                 overlap[key] = overlap.get(key, 0.0) + o
-        rows.append((stall, run, queue, stall - run - queue, overlap))
+        rows.append((stall, start - due, run, queue, stall - run - queue, overlap, due, end))
     rows.sort(key=lambda r: -r[0])
     lines = [
-        "| stall | run | runqueue | blocked | other threads' stages during it (ms) |",
-        "|---|---|---|---|---|",
+        "| stall | to start | run | runqueue | blocked | other threads' stages during it (ms) | stacks seen (samples) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for stall, run, queue, blocked, overlap in rows[:top]:
+    ordered = sorted(samples or [])
+    times = [t for t, _, _ in ordered]
+    for stall, to_start, run, queue, blocked, overlap, due, end in rows[:top]:
         stages = ", ".join(f"{k} {v * 1e3:.1f}" for k, v in sorted(overlap.items(), key=lambda kv: -kv[1]))
+        seen = Counter(
+            f"{name}: {stack}"
+            for _, name, stack in ordered[bisect.bisect_left(times, due) : bisect.bisect_right(times, end)]
+        )
+        stacks = "; ".join(f"{k} ({n})" for k, n in seen.most_common(2))
         lines.append(
-            f"| {stall * 1e3:.1f} | {run * 1e3:.1f} | {queue * 1e3:.1f} | {max(blocked, 0.0) * 1e3:.1f} "
-            f"| {stages or '-'} |"
+            f"| {stall * 1e3:.1f} | {to_start * 1e3:.1f} | {run * 1e3:.1f} | {queue * 1e3:.1f} "
+            f"| {max(blocked, 0.0) * 1e3:.1f} | {stages or '-'} | {stacks or '-'} |"
         )
     return "\n".join(lines)

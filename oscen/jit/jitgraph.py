@@ -27,9 +27,10 @@ due in it), except for a :class:`NodeTimeout`, which is raised: the interpreter 
 and replaying an endless loop there would hang the caller. Faults raised name the node and line.
 
 Background compiles of built-in nodes run in the process's compile worker (:mod:`.worker`), so
-that the frontend and Cranelift hold no GIL here; what stays on the compiler thread (to_ir, the
-bind, the copy plan) starts just after a live block ends. See docs/jit.md, "What a background
-compile costs the audio thread".
+that the frontend and Cranelift hold no GIL here; each step that stays on the compiler thread
+(to_ir, the worker's reply load, the new state, the bind, the copy plan) starts just after a live
+block ends (:meth:`_Beat.quiet`), and the states swaps replace are freed there too, when it is
+idle, one per block end. See docs/jit.md, "What a background compile costs the audio thread".
 
 Lifetime: :meth:`close` (or ``with JitGraph(...)``) stops the compiler thread; edits after it raise.
 A JitGraph dropped without closing stops its thread too (the thread holds it only weakly).
@@ -46,7 +47,7 @@ import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -63,6 +64,8 @@ from .state import CopyPlan, GraphState
 from .worker import WorkerUnavailable
 from .worker import enabled as worker_enabled
 from .worker import shared as shared_worker
+
+_T = TypeVar("_T")
 
 
 class JitFallbackWarning(UserWarning):
@@ -94,24 +97,6 @@ class _Ready:
     another plan loads every node from the graph first."""
 
 
-def _partly_covered(state: GraphState, old: GraphState) -> set[int]:
-    """Nodes of ``state`` that ``old`` has too, but with a field a copy plan from ``old`` leaves
-    out (as :meth:`GraphState.copy_plan` decides): those take that field from the node objects."""
-    partial: set[int] = set()
-    for nid, nl in state.layout.nodes.items():
-        src = old.layout.nodes.get(nid)
-        if src is None:
-            continue  # fresh: loaded at the swap
-        if (
-            any(name not in src.scalars for name in nl.scalars)
-            or any(name not in src.arrays or src.arrays[name][2] != a[2] for name, a in nl.arrays.items())
-            or any(name not in src.params for name in nl.params)
-            or any(name not in src.external_queues for name in nl.external_queues)
-        ):
-            partial.add(nid)
-    return partial
-
-
 SWAP_HISTORY = 256
 """How many SwapRecords a JitGraph keeps (``swap_count`` counts them all)."""
 
@@ -139,15 +124,26 @@ class _Worker:
         self.closed = False
         self.froze = False
         """The JitGraph froze the collector's generations (``gc.freeze``)."""
+        self.beat = _Beat()
+        """The processing thread's live block ends (see :class:`_Beat`)."""
         self.retired: deque[Any] = deque()
-        """What a swap replaced, for the compiler thread to let go of: freeing a state frees its
-        wasmtime store and memory (about 1 ms for 64 voices), not work for the audio thread."""
+        """What a swap replaced (or a newer compile made obsolete), for the compiler thread to let
+        go of: freeing a state frees its wasmtime store, instance and memory (about 1 ms for 64
+        voices, with the GIL held for much of it), not work for the audio thread nor for a moment
+        inside one of its blocks. The compiler thread frees them when it is idle, one per live
+        block end (:func:`_free_retired`)."""
 
     def stop(self) -> None:
         with self.wake:
             self.closed = True
             self.wake.notify_all()
         self.retired.clear()
+
+    def retire(self, obj: Any) -> None:
+        """Hand ``obj`` (a replaced :class:`_Ready`, a state) to the compiler thread to free; a
+        deque append, safe from the processing thread (it takes no lock)."""
+        if not self.closed:
+            self.retired.append(obj)
 
     def freeze(self) -> None:
         """``gc.freeze()``, counting this JitGraph among those that want the collector frozen."""
@@ -224,36 +220,67 @@ class _FastSwitching:
 
 class _Beat:
     """When the processing thread last finished a live block (``process_into``), so that the
-    compiler thread can start each of its GIL-holding steps just after one: the processing thread
-    then sleeps until its next block, and the step is usually done before it wants the GIL back.
-    (A background thread holding the GIL when the OS preempts it stalls the audio thread until it
-    runs again: measured 5-30 ms on a loaded machine.)"""
+    compiler thread can run each of its GIL-holding steps (:meth:`quiet`) just after one: the
+    processing thread then sleeps until its next block, and the step is usually done before it
+    wants the GIL back. (A background thread holding the GIL when the OS preempts it stalls the
+    audio thread until it runs again: measured 5-30 ms on a loaded machine; a step that starts
+    at an arbitrary moment lands inside a block as often as not.)"""
 
     IDLE = 0.05
     """Seconds without a live block after which nothing counts as playing (no waiting then)."""
     LIMIT = 0.02
     """Seconds the compiler thread waits for a block end at most (a block of 512 samples is 12 ms)."""
+    SHORT = 0.003
+    """Block periods (seconds) below which steps run at once: a step of a few milliseconds spans
+    the next block anyway, and waiting for a block end only made the compile later (block 64 at
+    44.1 kHz, 1.5 ms, was slower with the wait in bench_swap)."""
+    WINDOW = 0.25
+    """The fraction of a period after a block end in which a step still starts at once (the step
+    before it was short): it has most of the sleep before the next block left."""
 
     def __init__(self) -> None:
         self.last = 0.0
+        self.period = 0.0
+        """The live blocks' period in seconds (smoothed over block ends; 0 until two were seen)."""
         self._cond = threading.Condition(threading.Lock())
 
     def tick(self) -> None:
         """A live block ended (the processing thread: never waits for the lock)."""
-        self.last = time.perf_counter()
+        now = time.perf_counter()
+        interval = now - self.last
+        if interval <= self.IDLE:
+            # smoothed: a block that ran late and the catch-up block after it average out
+            self.period = interval if self.period == 0.0 else self.period + 0.25 * (interval - self.period)
+        self.last = now
         if self._cond.acquire(blocking=False):
             try:
                 self._cond.notify_all()
             finally:
                 self._cond.release()
 
-    def after_block(self) -> None:
-        """Wait until a live block has just ended (at most LIMIT); at once when none plays."""
+    def playing(self) -> bool:
+        """Live blocks are being processed (one ended less than IDLE seconds ago)."""
+        return time.perf_counter() - self.last <= self.IDLE
+
+    def after_block(self, fresh: bool = False) -> None:
+        """Wait until a live block has just ended (at most LIMIT); at once when none plays, when
+        the blocks are short (SHORT) or, unless ``fresh``, when one ended just now (WINDOW)."""
         start = time.perf_counter()
-        if start - self.last > self.IDLE:
-            return
+        since = start - self.last
+        if since > self.IDLE or 0.0 < self.period < self.SHORT or (not fresh and since < self.WINDOW * self.period):
+            return  # (a period not known yet, after a single block, is not short)
         with self._cond:
             self._cond.wait_for(lambda: self.last >= start, timeout=self.LIMIT)
+
+    def quiet(self, step: Callable[[], _T], fresh: bool = False) -> _T:
+        """``step()``, started just after a live block ends (see :meth:`after_block`): for the
+        compiler thread's steps that hold the GIL for a millisecond or more (to_ir, loading the
+        worker's reply, making and binding a state, a collection, the copy plan, freeing a
+        replaced state), so that they run while the processing thread sleeps rather than in the
+        middle of one of its blocks. ``fresh``: after a block end that comes after this call (one
+        step per block end), not the one just before it."""
+        self.after_block(fresh)
+        return step()
 
 
 def _tier(obj: Any) -> str:
@@ -278,16 +305,22 @@ def _compile_thread(ref: weakref.ref[JitGraph], worker: _Worker) -> None:
     JitGraph is gone. Holds the JitGraph only while compiling, and survives its own errors."""
     done = -1
     while True:
-        worker.retired.clear()
         with worker.wake:
             jit = ref()
             if jit is None or worker.closed:
                 return
             idle = jit.graph.version == done
+            swap_coming = bool(jit._pending)
             jit = None
-            if idle:
-                worker.wake.wait(0.5)
+            if idle and not worker.retired:
+                # a compile not swapped in yet will leave a state to free: look again soon
+                worker.wake.wait(0.02 if swap_coming else 0.5)
                 continue
+        if idle:
+            _free_retired(worker)
+            continue
+        while len(worker.retired) > MAX_RETIRED:  # edits with no idle moment between: bounded
+            _free_retired(worker)
         time.sleep(_COALESCE)
         jit = ref()
         if jit is None or worker.closed:
@@ -302,6 +335,28 @@ def _compile_thread(ref: weakref.ref[JitGraph], worker: _Worker) -> None:
             jit._compile_failed(version, exc)
             done = version
         jit = None
+
+
+MAX_RETIRED = 4
+"""Replaced states and code kept for the compiler thread's idle time at most: beyond it (edits
+back to back, the compiler never idle) it frees the oldest before its next compile, still one
+per live block end. Each holds a state's memory or a module (~75 KB per edit kept otherwise)."""
+
+
+def _free_retired(worker: _Worker) -> None:
+    """Free one replaced state (the oldest), just after a live block ends and with the short
+    switch interval: freeing a 64-voice state's wasmtime store takes about 1 ms, which inside a
+    block (or freed on the processing thread itself, at the swap) was one of the long gaps of a
+    live edit. One per block end, so that a burst of swaps does not free several in one gap."""
+
+    def drop() -> None:
+        try:
+            worker.retired.popleft()  # the last reference: freed here, inside the quiet step
+        except IndexError:  # stop() cleared it meanwhile
+            pass
+
+    with _FastSwitching():
+        worker.beat.quiet(drop, fresh=True)
 
 
 class JitGraph:
@@ -344,8 +399,8 @@ class JitGraph:
         self._edit_lock = threading.Lock()
         self._processing = threading.Lock()
         self._commands: deque[tuple[str, Any]] = deque()
-        self._beat = _Beat()
         self._worker = _Worker()
+        self._beat = self._worker.beat
         self._wake = self._worker.wake
         self._pending: deque[_Ready] = deque(maxlen=1)
         """The newest finished compile not yet swapped in (a newer one replaces it)."""
@@ -676,8 +731,12 @@ class JitGraph:
         if ready is not None:
             if ready.version >= self._heard_version() and (live or ready.version == version):
                 self._swap_in(ready)
-            # else: older than what is heard (it would revert edits), or not the topology in force
-            # for an offline block: dropped; the compiler thread compiles the newest anyway.
+            else:
+                # Older than what is heard (it would revert edits), or not the topology in force
+                # for an offline block: dropped (the compiler thread compiles the newest anyway),
+                # and freed there, not here.
+                self._retire(ready)
+            ready = None
         cur = self._current
         if cur is not None and cur.version != version and (not live or self._closed):
             # Offline, or no compile will come (closed): play the topology in force, interpreted
@@ -736,8 +795,8 @@ class JitGraph:
         else:
             ready.state.load_from_graph(self.graph)
         self._current = ready
-        if old is not None and self.background and not self._worker.closed:
-            self._worker.retired.append(old)  # freed on the compiler thread (see _Worker)
+        if old is not None:
+            self._retire(old)  # freed on the compiler thread, between blocks (see _Worker)
         self.swap_count += 1
         self.swaps.append(
             SwapRecord(
@@ -766,6 +825,8 @@ class JitGraph:
         w = np.clip((pos + 1) / total, 0.0, 1.0)
         left -= n
         self._fading = None if left <= 0 else (compiled, state, left, total)
+        if left <= 0:
+            self._retire(state)  # the faded-out state: freed on the compiler thread
         return old * (1.0 - w) + out * w
 
     def _fall_back(self, cur: _Ready, error: Exception | None = None) -> None:
@@ -778,6 +839,13 @@ class JitGraph:
         cur.state.save_to_graph(self.graph)
         self._current = None
         self._fading = None
+        self._retire(cur)
+
+    def _retire(self, obj: Any) -> None:
+        """Let go of ``obj`` (code or a state that no longer plays): on the compiler thread when
+        there is one (see ``_Worker.retired``), else here."""
+        if self.background:
+            self._worker.retire(obj)
 
     # ------------------------------------------------------------------ compiling (background)
     def _request(self) -> None:
@@ -810,7 +878,7 @@ class JitGraph:
         ``worker_error``, never raised)."""
         if self.compile_worker and threading.current_thread() is self._thread:
             try:
-                compiled, _ = shared_worker().compile(ir, self.jit, step or None)
+                compiled, _ = shared_worker().compile(ir, self.jit, step or None, quiet=self._beat.quiet)
             except WorkerUnavailable as exc:
                 if exc.failed:
                     self._worker_failed(exc)
@@ -855,17 +923,11 @@ class JitGraph:
         version = self.graph.version
         background = threading.current_thread() is self._thread
         try:
-            if background:
-                self._beat.after_block()  # to_ir holds the GIL for milliseconds
-            with self._edit_lock:
-                version = self.graph.version
-                if not self.graph.nodes:
-                    return version
-                try:
-                    ir = settled(self.graph.to_ir())
-                except GraphError:
-                    return version
-                graph_uid = self.graph.uid
+            # to_ir holds the GIL for milliseconds: between two live blocks
+            got = self._quiet(self._snapshot, background)
+            if got is None:
+                return self.graph.version
+            version, ir, graph_uid = got
             t0 = time.perf_counter()
             key = ir.key()
             compiled = self._cache.get(key)
@@ -888,11 +950,33 @@ class JitGraph:
             self._optimize(version, ir, graph_uid, compiled, requested, background)
         return version
 
+    def _snapshot(self) -> tuple[int, GraphIR, int] | None:
+        """(version, settled IR, graph uid) of the graph now, under the edit lock; None if there
+        is nothing to compile (no nodes, or a graph to_ir refuses)."""
+        with self._edit_lock:
+            version = self.graph.version
+            if not self.graph.nodes:
+                return None
+            try:
+                ir = settled(self.graph.to_ir())
+            except GraphError:
+                return None
+            graph_uid = self.graph.uid
+        ir.key()  # (cached on the IR: ~1 ms for 64 voices, in this step rather than the next)
+        return version, ir, graph_uid
+
+    def _quiet(self, step: Callable[[], _T], background: bool = True) -> _T:
+        """``step()``: on the compiler thread between two live blocks (``_Beat.quiet``), else
+        at once (a compile on the caller's thread has no block to keep out of)."""
+        if background:
+            return self._beat.quiet(step)
+        return step()
+
     def _remember(self, key: str, compiled: CompiledGraph) -> None:
         self._cache[key] = compiled
         self._cache.move_to_end(key)
         while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+            self._retire(self._cache.popitem(last=False))  # its module freed when idle
 
     def _optimize(
         self, version: int, ir: GraphIR, graph_uid: int, quick: CompiledGraph, requested: float, background: bool
@@ -901,10 +985,20 @@ class JitGraph:
         graph changed meanwhile (the newer topology first) or the JitGraph closed. A failure is
         reported (``tier_error``, one JitTierWarning per JitGraph) and the quick tier plays on."""
         if background:  # a burst of edits: only its last topology gets the optimized tier
-            with self._wake:
-                self._wake.wait_for(
-                    lambda: self.graph.version != version or self._worker.closed, timeout=OPTIMIZE_DELAY
-                )
+            # The wait is the compiler thread's idle time when edits come every ~50 ms (it never
+            # gets back to its loop's idle wait then): it frees replaced states meanwhile, one per
+            # live block end, rather than leave them all to the next compile (MAX_RETIRED).
+            deadline = time.perf_counter() + OPTIMIZE_DELAY
+            changed = lambda: self.graph.version != version or self._worker.closed  # noqa: E731
+            while not changed():
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    break
+                if self._worker.retired:
+                    _free_retired(self._worker)
+                    continue
+                with self._wake:  # (in slices: a swap retires without waking it)
+                    self._wake.wait_for(changed, timeout=min(left, 0.02))
         if self.graph.version != version or self._worker.closed:
             return
         t0 = time.perf_counter()
@@ -929,6 +1023,24 @@ class JitGraph:
             raise
         except BaseException as exc:  # noqa: BLE001 - as above
             self._tier_failed(exc)
+
+    def _collect(self) -> None:
+        gc.collect()
+        self._worker.freeze()
+
+    def _plan_copy(self, ready: _Ready, playing: GraphState) -> None:
+        """``ready``'s copy plan from the state that plays, and the values of what that plan
+        leaves out of nodes the playing state has (an array of another length, a new
+        attribute...), loaded from the node objects: the swap then copies the rest over them."""
+        state = ready.state
+        try:
+            ready.plan = plan = state.copy_plan(playing)
+            if plan.partial:
+                with self._edit_lock:
+                    state.load_from_graph(self.graph, set(plan.partial))
+            ready.loaded = True
+        except Exception:  # noqa: BLE001 - only a head start: the swap works it out (and says why)
+            ready.plan = None
 
     def _tier_failed(self, exc: BaseException) -> None:
         first = self.tier_error is None
@@ -956,39 +1068,34 @@ class JitGraph:
         then pending, for the processing thread to swap in. False if there is no state to make."""
         # The state's values are not loaded here: a hot swap copies them from the state that
         # plays (the plan below) and loads the rest from the node objects (see _Ready.loaded).
-        try:
-            state = GraphState(ir, Layout.of(ir, self.jit.max_block))
-        except GraphError:
+        # Each step below holds the GIL for about a millisecond (64 voices): each starts just
+        # after a live block ends (_quiet).
+        def make_state() -> GraphState | None:
+            try:
+                made = GraphState(ir, Layout.of(ir, self.jit.max_block))
+            except GraphError:
+                return None
+            made.graph_uid = graph_uid
+            return made
+
+        state = self._quiet(make_state, background)
+        if state is None:
             return False
-        state.graph_uid = graph_uid
         # Instantiate the kernel on its state here, not on the processing thread at the swap.
-        if background:
-            self._beat.after_block()
-        compiled._bind(state)
-        if background:
-            self._beat.after_block()  # a collection cannot be interrupted, and the plan takes ~1 ms
+        self._quiet(lambda: compiled._bind(state), background)
         if self.freeze_gc:
             # The graph, the IR and the compiled code are long-lived: moving everything alive now
             # out of the collector's reach keeps its full collections, which hold the GIL and so
             # stall the audio thread, short (they scanned tens of thousands of objects). Garbage
             # cycles the compile left are collected first (this scans only what is not frozen
-            # yet), or freezing would keep them forever.
-            gc.collect()
-            self._worker.freeze()
+            # yet), or freezing would keep them forever. A collection cannot be interrupted.
+            self._quiet(self._collect, background)
         ready = _Ready(version, ir, compiled, state, seconds, requested)
         cur = self._current  # what plays now will most likely be what the swap replaces
         if cur is not None:
-            try:
-                ready.plan = state.copy_plan(cur.state)
-                # What the plan leaves out of nodes the playing state has (an array of another
-                # length, a new attribute...) comes from the node objects, loaded here; the swap
-                # then copies the rest over it.
-                partial = _partly_covered(state, cur.state)
-                if partial:
-                    with self._edit_lock:
-                        state.load_from_graph(self.graph, partial)
-                ready.loaded = True
-            except Exception:  # noqa: BLE001 - only a head start: the swap works it out (and says why)
-                ready.plan = None
+            self._quiet(lambda: self._plan_copy(ready, cur.state), background)
+        replaced = self._take_pending()  # not swapped in yet: a newer compile replaces it
         self._pending.append(ready)
+        if replaced is not None:
+            self._retire(replaced)
         return True

@@ -440,10 +440,11 @@ class GraphState:
         zero: list[ParamSlots] = []
         queues: list[tuple[QueueSlots, QueueSlots]] = []
         fresh: list[int] = []
+        partial: list[int] = []
         # Nodes laid out from a template (layout._Shifted) copy their scalars and arrays by the
-        # runs between their two templates, worked out once per pair of templates and placed at
-        # the bases: a voice's fields are not each looked at (nor made) for every voice.
-        relative: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
+        # runs between their two templates, worked out once per pair of templates (PairPlan,
+        # kept on the template) and placed at the bases: a voice's fields are not each looked at
+        # (nor made) for every voice, nor for every plan between the same two layouts.
         connected, other_connected = self._connected, other._connected
         for nid, nl in self.layout.nodes.items():
             src = other.layout.nodes.get(nid)
@@ -453,14 +454,13 @@ class GraphState:
             t, st = nl.__dict__.get("_template"), src.__dict__.get("_template")
             if t is None or st is None:  # laid out on its own: its fields are absolute
                 t, st, base, src_base = nl, src, 0, 0
-                rel = _template_runs(nl, src)
+                pair = _pair_plan(nl, src)
             else:
                 base, src_base = nl.base, src.base
-                key = (id(t), id(st))
-                rel = relative.get(key)
-                if rel is None:
-                    rel = relative[key] = _template_runs(t, st)
-            for d, s, size in rel:
+                pair = pair_plan(t, st)
+            if pair.partial:
+                partial.append(nid)
+            for d, s, size in pair.runs:
                 run(base + d, src_base + s, size)
             for name, p in t.params.items():
                 if (nid, name) in connected and (nid, name) not in other_connected:
@@ -478,6 +478,7 @@ class GraphState:
             tuple(zero),
             tuple(queues),
             frozenset(fresh),
+            frozenset(partial),
         )
 
     def copy_nodes_from(self, other: GraphState, plan: CopyPlan | None = None) -> None:
@@ -503,6 +504,49 @@ class GraphState:
                 self._overflow[q.base] = list(later)
                 self._overflow_count += len(later)
         self.frame = other.frame
+
+
+@dataclass(frozen=True)
+class PairPlan:
+    """What :meth:`GraphState.copy_plan` copies between two node layouts (two templates, or two
+    nodes' own layouts), worked out once per pair."""
+
+    runs: tuple[tuple[int, int, int], ...]
+    """(destination, source, bytes) of the scalars and arrays, relative to the bases for two
+    templates."""
+    partial: bool
+    """The destination has a field the copy leaves out (a new attribute, parameter or event
+    input, an array of another length): the swap loads that node's values from the node objects
+    first (see ``JitGraph._plan_copy``)."""
+
+
+def pair_plan(t: Any, st: Any) -> PairPlan:
+    """The :class:`PairPlan` from template ``st`` to template ``t``, cached on ``t`` (weakly
+    keyed by ``st``: a template never keeps the one before it, nor so every layout ever played,
+    alive). Every swap between two layouts of one voice graph used to redo this per node (a
+    Python loop over each field of each of 129 nodes, each field first made from its template:
+    about 4 ms of the compiler thread's GIL for 64 voices); now once per pair of templates."""
+    cache = t.__dict__.get("_pairs")
+    if cache is None:
+        cache = t.__dict__["_pairs"] = {}
+    got = cache.get(id(st))
+    if got is not None and got[0]() is st:
+        return got[1]
+    plan = _pair_plan(t, st)
+    for key in [k for k, (ref, _) in cache.items() if ref() is None]:
+        del cache[key]  # templates of layouts gone since
+    cache[id(st)] = (weakref.ref(st), plan)
+    return plan
+
+
+def _pair_plan(t: Any, st: Any) -> PairPlan:
+    partial = (
+        any(name not in st.scalars for name in t.scalars)
+        or any(name not in st.arrays or st.arrays[name][2] != a[2] for name, a in t.arrays.items())
+        or any(name not in st.params for name in t.params)
+        or any(name not in st.external_queues for name in t.external_queues)
+    )
+    return PairPlan(tuple(_template_runs(t, st)), partial)
 
 
 def _template_runs(t: Any, st: Any) -> list[tuple[int, int, int]]:
@@ -532,6 +576,9 @@ class CopyPlan:
     queues: tuple[tuple[QueueSlots, QueueSlots], ...]  # (destination, source) event queues
     fresh: frozenset[int]
     """Nodes of the destination the source does not have."""
+    partial: frozenset[int] = frozenset()
+    """Nodes of both with a field the copy leaves out (see :attr:`PairPlan.partial`): the swap
+    takes those nodes' values from the node objects first, then copies the rest over them."""
 
     def fits(self, other: GraphState) -> bool:
         return other.layout is self.layout and other._connected is self.connected
