@@ -439,18 +439,19 @@ class CompileWorker:
             stats = CompileStats(
                 result.frontend_seconds, result.wasm_seconds, len(result.wat), len(result.segments)
             )
-            return CompiledGraph(ir, program, module, stats, jit.timeout, result.tier, result.tier_independent)
+            return CompiledGraph(
+                ir, program, module, stats, jit.timeout, result.tier, result.tier_independent
+            )
 
         compiled = run(load)
         self.compiles += 1
         return compiled, result
 
     def _request(
-        self, encoded: bytes, prints: dict[str, str], jit: Any, tier: str, run: Quiet | None = None
+        self, encoded: bytes, prints: dict[str, str], jit: Any, tier: str, run: Quiet
     ) -> WorkerResult:
         """Send the compile request (``encoded``: :func:`encode_ir`'s bytes) and wait for the
         reply, the GIL released while waiting; ``run`` runs the reply's unpickling."""
-        run = run or _at_once
         proc = self._proc
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
         self._next_id += 1

@@ -7,7 +7,11 @@ are refused with an error naming them (a bug of ours if it happens).
 
 What the printer decides on its own is only spelling: labels, exact hex floats, NaN payloads,
 ``offset=`` immediates, and how a ``Trap`` is written (inline stores and ``unreachable``, or a call
-of a shared function when the pass asked for it with ``Trap.via``). A :class:`~oscen.jit.kernel.Code`
+of a shared function when the pass asked for it with ``Trap.via``). One choice of instruction is
+made here too: ``abs(x) < c`` against a constant becomes an integer test on x's bits
+(:func:`abs_compare`, also used by the binary printer). It is not a pass because the lanes pass
+must still see the float form (it has f64x2 forms for it, none for the integer one), and the
+printers meet every compare anyway: a pass would walk each module once more for it. A :class:`~oscen.jit.kernel.Code`
 is printed once and its text kept on the Code (``derived``), so a variant's code costs one
 printing however many nodes paste it; an :class:`~oscen.jit.kernel.Instance` then only renames.
 """
