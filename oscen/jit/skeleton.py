@@ -1161,7 +1161,8 @@ class SkeletonBuilder:
             area = self.layout.render_area + 8 * j * self.layout.render_samples
             buffer = self.layout.nodes[nid].buffers[name]
             if (nid, name) in self.direct:  # its stores land at area + at (see find_direct)
-                body.append(k.SetGlobal(name=render_global(j), value=prim(Op.I32_ADD, i32(area - buffer), at)))
+                offset = prim(Op.I32_ADD, i32(area - buffer), at)
+                body.append(k.SetGlobal(name=render_global(j), value=offset))
                 continue
             # memory.copy, not the copy_words loop: a word-by-word copy of every output sample
             # cost ~9 % of the seed's render (a loop of 6 instructions a sample)
@@ -1186,7 +1187,8 @@ class SkeletonBuilder:
         """``process(n)``: one block, its outputs in their buffers: the render offsets set to 0
         first (a ``render`` call leaves them at its last block's, a trap in it anywhere)."""
         zero = [k.SetGlobal(name=render_global(j), value=i32(0)) for j in sorted(self.direct.values())]
-        return k.Function("process", [("n", I32)], (), {}, [*zero, invoke("block", local(I32, "n"))], export="process")
+        body = [*zero, invoke("block", local(I32, "n"))]
+        return k.Function("process", [("n", I32)], (), {}, body, export="process")
 
     def find_direct(self, segs: list[list[int] | VoiceGroup]) -> None:
         """The graph outputs ``render`` has written straight into its area (:attr:`direct`):
