@@ -127,6 +127,7 @@ def faulty() -> Graph:
 # name -> (build, compiler options, which outputs render writes straight into its area)
 CASES: dict[str, tuple[Callable[[], Graph], dict[str, Any], list[bool]]] = {
     "seed": (seed, {}, [True]),
+    "seed_state_in_memory": (seed, {"state_in_locals": False, "fuse": 2}, [True]),
     "stereo": (stereo, {}, [True, True, True]),
     "read_output": (read_output, {"fuse": 1}, [True, True]),
     "voices": (voices, {}, [False, True, False]),
