@@ -355,10 +355,11 @@ def test_the_seeds_fast_loop_takes_only_the_state_it_carries() -> None:
     params = {n for n, _ in fast.params}
     # the oscillator's and the filter's state and the nodes' outputs: no coefficient, no
     # parameter, no temporary the full body would set before reading it (the restart's c, the
-    # floor's rnd: read in the rare arms only after they set them)
+    # floor's rnd: read in the rare arms only after they set them); and r0, the graph output's
+    # render offset (an i32 its buffer stores add, skeleton.find_direct)
     assert params == {
         "i", "n", "n0__c", "n0__s", "n0__left", "n0__phase", "n0_output",
-        "n1__s1", "n1__s2", "n1_output", "n2_output",
+        "n1__s1", "n1__s2", "n1_output", "n2_output", "r0",
     }  # fmt: skip
     # the values it reads and never sets come from globals, each read in the loop itself
     read = {x.name for x in walk(fast.body) if isinstance(x, kernel.GetGlobal)}

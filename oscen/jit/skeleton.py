@@ -211,6 +211,11 @@ def _frame_now() -> k.Expr:
     return prim(Op.I64_ADD, load(I64, i32(FRAME)), prim(Op.I64_EXTEND_I32_U, local(I32, "i")))
 
 
+def render_global(j: int) -> str:
+    """The global holding graph output ``j``'s render offset (:meth:`SkeletonBuilder.find_direct`)."""
+    return f"render_out{j}"
+
+
 SEG_COUNTER = "_seg_k"
 """The local a group's segment counts its calls in, where it loops over them (:func:`for_each`)."""
 
@@ -289,6 +294,12 @@ class SkeletonBuilder:
     themselves, into one buffer (:mod:`.passes.mix`); False: each voice stores its buffer and
     the segment adds the buffers afterwards (``add_buffers``). Both give the same bits."""
 
+    direct_render = True
+    """``render`` has the graph outputs written straight into the render area where it can
+    (:meth:`find_direct`): the node's buffer stores, and its readers' loads, go through the
+    output's offset global (0 in ``process``), so no ``memory.copy`` of each block is needed
+    (~3 % of the seed's render). False: every output is stored in its buffer and copied."""
+
     def __init__(
         self,
         ir: GraphIR,
@@ -325,6 +336,10 @@ class SkeletonBuilder:
         self.mixes: dict[int, dict[tuple[int, str], int]] = {}
         self.uses_mix_start = False
         self.fast_globals: list[k.Global] = []  # what outlined scalar fast loops read invariants from
+        # graph outputs ``render`` has written straight into its render area (see find_direct):
+        # (node, output) -> its index in ir.outputs; and those the segment being built addresses
+        self.direct: dict[tuple[int, str], int] = {}
+        self.seg_direct: set[int] = set()
         # bytes past the layout (from records_base) the voice-inner runs keep their pairs'
         # records in: the largest group's
         self.vi_scratch = 0
@@ -522,6 +537,7 @@ class SkeletonBuilder:
                 at = local(I32, "i8")
                 if node.id not in self.voice_member:
                     rel = nl.buffers[e.name]
+                    at = self.sample_at((node.id, e.name))
                 else:
                     at = prim(Op.I32_ADD, at, base)
                 out.append(store(F64, at, self.scalar(node.id, e.name), rel))
@@ -568,7 +584,19 @@ class SkeletonBuilder:
             return self.scalar(src, port)
         if lane_input is not None:  # a voice's own source outside the group: its buffer's address
             return load(F64, prim(Op.I32_ADD, local(I32, "i8"), local(I32, lane_input)))
-        return load(F64, local(I32, "i8"), self.layout.nodes[src].buffers[port])
+        return load(F64, self.sample_at((src, port)), self.layout.nodes[src].buffers[port])
+
+    def sample_at(self, port: tuple[int, str]) -> k.Expr:
+        """What a scalar segment adds the buffer address of ``port`` to for this sample's word:
+        ``i8``, or for an output ``render`` writes straight into its area (:meth:`find_direct`)
+        ``i8 + r<j>``, the local the segment loads output ``j``'s offset global into."""
+        i8 = local(I32, "i8")
+        j = self.direct.get(port)
+        if j is None:
+            return i8
+        assert not self.voice_member, "find_direct leaves out the ports voice groups read or write"
+        self.seg_direct.add(j)
+        return prim(Op.I32_ADD, i8, local(I32, f"r{j}"))
 
     def sync(self, nid: int, inst: k.Instance, variant: VariantCode) -> None:
         """A node's state write-back around its outlined helpers: its locals in this segment
@@ -665,9 +693,14 @@ class SkeletonBuilder:
         )
 
     def segment(self, index: int, node_ids: list[int]) -> k.Function:
+        self.seg_direct = set()
         locals_, body = self.sample_loop(node_ids)
+        # the offsets of the outputs render writes straight into its area, read once per block
+        # (a local: an outlined fast loop takes it as a parameter, in a register)
+        offsets = [set_local(f"r{j}", k.GetGlobal(I32, render_global(j))) for j in sorted(self.seg_direct)]
+        locals_.update({f"r{j}": I32 for j in self.seg_direct})
         fn = k.Function(
-            f"seg{index}", [("n", I32)], (), locals_, [store(I32, i32(SEGMENT), i32(index)), *body]
+            f"seg{index}", [("n", I32)], (), locals_, [store(I32, i32(SEGMENT), i32(index)), *offsets, *body]
         )
         if self.fast_loops and self.scalar_fast_loops:  # the nodes' rare ifs out of the loop
             globals_ = self.fast_globals if self.reload_invariants else None
@@ -1117,29 +1150,74 @@ class SkeletonBuilder:
     def render_function(self) -> k.Function:
         """``render(blocks, size)``: ``blocks`` blocks of ``size`` samples in one call, each block's
         outputs appended to the render area: the same samples as ``blocks`` calls of ``process``,
-        without the trips."""
-        b, size = local(I32, "b"), local(I32, "size")
-        body: list[k.Stmt] = [invoke("block", size)]
+        without the trips. An output of :attr:`direct` is written there by its node (its offset
+        global set before each block, see :meth:`find_direct`); the others are copied from their
+        buffers after the block. The globals stay set after the call (or a trap in it): the
+        ``process`` export sets them to 0 before its block (:meth:`process_function`)."""
+        b, size, at = local(I32, "b"), local(I32, "size"), local(I32, "at")
+        body: list[k.Stmt] = [set_local("at", prim(Op.I32_SHL, prim(Op.I32_MUL, b, size), i32(3)))]
+        copies: list[k.Stmt] = []
         for j, (nid, name) in enumerate(self.ir.outputs):
             area = self.layout.render_area + 8 * j * self.layout.render_samples
+            buffer = self.layout.nodes[nid].buffers[name]
+            if (nid, name) in self.direct:  # its stores land at area + at (see find_direct)
+                offset = prim(Op.I32_ADD, i32(area - buffer), at)
+                body.append(k.SetGlobal(name=render_global(j), value=offset))
+                continue
             # memory.copy, not the copy_words loop: a word-by-word copy of every output sample
             # cost ~9 % of the seed's render (a loop of 6 instructions a sample)
-            body.append(
+            copies.append(
                 k.MemCopy(
-                    dst=prim(Op.I32_ADD, i32(area), prim(Op.I32_SHL, prim(Op.I32_MUL, b, size), i32(3))),
-                    src=i32(self.layout.nodes[nid].buffers[name]),
+                    dst=prim(Op.I32_ADD, i32(area), at),
+                    src=i32(buffer),
                     nbytes=prim(Op.I32_SHL, size, i32(3)),
                 )
             )
-        body.append(set_local("b", prim(Op.I32_ADD, b, i32(1))))
+        body += [invoke("block", size), *copies, set_local("b", prim(Op.I32_ADD, b, i32(1)))]
         return k.Function(
             "render",
             [("blocks", I32), ("size", I32)],
             (),
-            {"b": I32},
+            {"b": I32, "at": I32},
             [k.Loop(label="next", cond=prim(Op.I32_LT_U, b, local(I32, "blocks")), body=body)],
             export="render",
         )
+
+    def process_function(self) -> k.Function:
+        """``process(n)``: one block, its outputs in their buffers: the render offsets set to 0
+        first (a ``render`` call leaves them at its last block's, a trap in it anywhere)."""
+        zero = [k.SetGlobal(name=render_global(j), value=i32(0)) for j in sorted(self.direct.values())]
+        body = [*zero, invoke("block", local(I32, "n"))]
+        return k.Function("process", [("n", I32)], (), {}, body, export="process")
+
+    def find_direct(self, segs: list[list[int] | VoiceGroup]) -> None:
+        """The graph outputs ``render`` has written straight into its area (:attr:`direct`):
+        those of a scalar segment's node that are graph outputs once and that only scalar
+        segments read (through :meth:`source_value`).
+
+        Why: copying each block's outputs from their buffers into the render area cost ~3 % of
+        the seed's render. The node's buffer stores, and the loads of its readers in later
+        segments (same block: no buffer is read in another block), address the buffer through
+        ``i8 + r<j>``, where ``r<j>`` holds output ``j``'s offset global: 0 in ``process``, and
+        in ``render`` the distance from the buffer to block ``b``'s place in the area. So every
+        reader sees the same samples as before, wherever they are stored. Left out (copied as
+        before): outputs of voice group members and outputs a voice group reads (a lanes body
+        addresses them from its parameters, shared by every voice), and a port listed twice
+        among the outputs (one store, two places)."""
+        self.direct = {}
+        if not self.direct_render:
+            return
+        scalar = {nid for seg in segs if not isinstance(seg, VoiceGroup) for nid in seg}
+        counts: dict[tuple[int, str], int] = {}
+        for port in self.ir.outputs:
+            counts[port] = counts.get(port, 0) + 1
+        readers: dict[tuple[int, str], list[int]] = {}
+        for c in self.ir.connections:
+            if c.kind != "event":
+                readers.setdefault((c.source, c.source_endpoint), []).append(c.target)
+        for j, port in enumerate(self.ir.outputs):
+            if counts[port] == 1 and port[0] in scalar and all(t in scalar for t in readers.get(port, ())):
+                self.direct[port] = j
 
     def imports(self) -> list[k.Import]:
         """The math functions node code calls out of line, from the shared library (engine.py)."""
@@ -1163,6 +1241,7 @@ class SkeletonBuilder:
                         if (nid, e.name) in self.buffered:
                             self.buffered.add((g.template[j], e.name))
         self.find_reductions(segs)
+        self.find_direct(segs)
         seg_functions: list[k.Function] = []
         for si, seg in enumerate(segs):
             if isinstance(seg, VoiceGroup):
@@ -1185,7 +1264,7 @@ class SkeletonBuilder:
             *self.functions.values(),
             *seg_functions,
             self.block_function(len(segs)),
-            k.Function("process", [("n", I32)], (), {}, [invoke("block", local(I32, "n"))], export="process"),
+            self.process_function(),
             self.render_function(),
         ]
         module = k.Module(
@@ -1194,6 +1273,7 @@ class SkeletonBuilder:
             globals=[
                 k.Global(wasm_math.ERROR_GLOBAL, I32, 0, mutable=True, export="math_error"),
                 *self.fast_globals,
+                *(k.Global(render_global(j), I32, 0) for j in sorted(self.direct.values())),
             ],
             memory_pages=(self.records_base() + self.vi_scratch + 65535) // 65536,
         )
