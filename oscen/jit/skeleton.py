@@ -761,7 +761,9 @@ class SkeletonBuilder:
                 if wide is not None and len(group.voices) >= 2 * width:
                     bodies.append((wide, 2 * width))
                     if len(group.voices) % (2 * width) >= width:  # a pair left over
-                        pairs = k.Function(f"{pairs.name}p", pairs.params, pairs.results, pairs.locals, pairs.body)
+                        pairs = k.Function(
+                            f"{pairs.name}p", pairs.params, pairs.results, pairs.locals, pairs.body
+                        )
                         bodies.append((pairs, width))
                 else:
                     bodies.append((pairs, width))
@@ -848,7 +850,9 @@ class SkeletonBuilder:
             if due_queues:  # each call's due bound, chained over its voices: unrolled
                 for v in range(first, last, lanes):
                     a = lane_args(v, lanes)
-                    per_pair.append(invoke(fn.name, local(I32, "n"), *ramps_of(a, lanes), *due(range(v, v + lanes)), *a))
+                    per_pair.append(
+                        invoke(fn.name, local(I32, "n"), *ramps_of(a, lanes), *due(range(v, v + lanes)), *a)
+                    )
             else:
                 rows = [lane_args(v, lanes) for v in range(first, last, lanes)]
                 per_pair += for_each(
@@ -864,16 +868,22 @@ class SkeletonBuilder:
             functions.extend([inner.gate, inner.pack, inner.unpack, inner.run, inner.step])
             rows = [lane_args(v, width) for v in range(0, first, width)]
             step = inner.step.name
-            per_pair = for_each(rows, lambda a, _: [invoke(step, local(I32, "n"), i32(0), *ramps_of(a, width), *a)])
+            per_pair = for_each(
+                rows, lambda a, _: [invoke(step, local(I32, "n"), i32(0), *ramps_of(a, width), *a)]
+            )
             any_ramp: list[k.Stmt] = []
             if self.ramp_steps:
                 r = local(I32, "_vi_r")  # whether a ramp of any pair runs
                 any_ramp = [
                     set_local("_vi_r", i32(0)),
-                    *for_each(rows, lambda a, _: [set_local("_vi_r", prim(Op.I32_OR, r, ramps_of(a, width)[0]))]),
+                    *for_each(
+                        rows, lambda a, _: [set_local("_vi_r", prim(Op.I32_OR, r, ramps_of(a, width)[0]))]
+                    ),
                 ]
             calls += any_ramp
-            calls.extend(self.voice_inner_calls(inner, rows, uniform, list(mixes.values()), per_pair, bool(any_ramp)))
+            calls.extend(
+                self.voice_inner_calls(inner, rows, uniform, list(mixes.values()), per_pair, bool(any_ramp))
+            )
             seg_locals.update({"_vi_i": I32, "_vi_stop": I32, "_vi_zero": I32, "_vi_r": I32})
         else:
             calls.extend(per_pair)
@@ -913,11 +923,19 @@ class SkeletonBuilder:
             return prim(Op.I32_ADD, i32(base), prim(Op.I32_MUL, p, i32(inner.stride)))
 
         run_pairs: list[k.Stmt] = for_each(pairs, lambda a, p: [invoke(inner.pack.name, *off, *a, rec(p))])
-        run_pairs.append(invoke(inner.run.name, i, stop, i32(base), i32(len(pairs)), *(i32(m) for m in mixes)))
+        run_pairs.append(
+            invoke(inner.run.name, i, stop, i32(base), i32(len(pairs)), *(i32(m) for m in mixes))
+        )
         run_pairs += for_each(pairs, lambda a, p: [invoke(inner.unpack.name, *off, *a, rec(p))])
         chunk: list[k.Stmt] = [set_local("_vi_stop", n)]
-        chunk += for_each(pairs, lambda a, _: [set_local("_vi_stop", k.CallFn(I32, inner.gate.name, [i, stop, *off, *a]))])
-        chunk.append(if_(prim(Op.I32_GT_U, stop, i), run_pairs, [set_local("_vi_zero", prim(Op.I32_ADD, zero, i32(1)))]))
+        chunk += for_each(
+            pairs, lambda a, _: [set_local("_vi_stop", k.CallFn(I32, inner.gate.name, [i, stop, *off, *a]))]
+        )
+        chunk.append(
+            if_(
+                prim(Op.I32_GT_U, stop, i), run_pairs, [set_local("_vi_zero", prim(Op.I32_ADD, zero, i32(1)))]
+            )
+        )
         chunk.append(k.Exit(label="_vi_block", cond=prim(Op.I32_GE_U, stop, n)))
         rest = for_each(pairs, lambda a, _: [invoke(inner.step.name, n, stop, *off, *a)])
         chunk.append(if_(prim(Op.I32_GT_U, zero, i32(3)), [*rest, k.Exit(label="_vi_block")]))
