@@ -19,7 +19,13 @@ Method, and why:
   buffers), and compiled engines get one more untimed render of full length.
 * Timed renders alternate engines: repetition ``r`` goes round the engines starting at engine
   ``r mod E``, so a slow drift of the machine (other jobs, thermal limits) affects every engine
-  alike instead of whichever engine happened to run during it. The figure is the median
+  alike instead of whichever engine happened to run during it.
+* Each timed render of a compiled engine comes right after a short untimed one of the same
+  engine (``WARM_SECONDS``), so that no engine's figure depends on which engines ran just
+  before it. Without it the same-math C, which the rotation always runs right after the two
+  other C peers, started with its code paths warm, and oscen (after the C) with wasmtime's
+  cold: ~40 us more in its first kernel call, 5 % of the seed's 0.75 ms render (it read 0.94x
+  of that C in the full roster, 1.0-1.02x with any two of the peers). The figure is the median
   real-time factor (audio seconds / wall seconds); the best run is kept in the JSON.
 * The cyclic garbage collector is off while a render is timed (as ``timeit`` does), so a
   collection triggered by one engine's garbage is not charged to another.
@@ -237,6 +243,10 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
+WARM_SECONDS = 0.05
+"""Audio seconds of the untimed render before each timed one (see the module docstring)."""
+
+
 def _timed_render(engine: Any, seconds: float) -> float:
     was_enabled = gc.isenabled()
     gc.disable()
@@ -328,6 +338,8 @@ def run_bench(
                         if not m.ok:
                             continue
                         try:
+                            if not getattr(engine, "interpreted", False):
+                                engine.render(WARM_SECONDS)  # its own code paths warm, untimed
                             m.times.append(_timed_render(engine, m.seconds))
                         except Exception as exc:
                             m.status, m.reason, m.times = "FAILED", _error(exc), []
