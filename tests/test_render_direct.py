@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 from jit_support import assert_engines_match, run_engines
+from test_scalar_fastloop import seed  # the seed patch: sine -> lowpass -> gain
 
 from oscen.filters import IirLowpass
 from oscen.gain import Gain
@@ -30,17 +31,6 @@ SR = 44100.0
 MAX_BLOCK = 64
 N = 46 * MAX_BLOCK + 23  # many blocks, and a tail block of its own
 TIERS = ("quick", "optimized")
-
-
-def seed() -> Graph:
-    graph = Graph(SR)
-    osc = graph.add_node(Oscillator.sine(440.0, 0.5), "osc")
-    lowpass = graph.add_node(IirLowpass(1000.0, 0.707), "lowpass")
-    gain = graph.add_node(Gain(0.8), "gain")
-    graph.connect(osc.output, lowpass.input)
-    graph.connect(lowpass.output, gain.input)
-    graph.set_output(gain.output)
-    return graph
 
 
 def stereo() -> Graph:
