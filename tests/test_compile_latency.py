@@ -123,8 +123,8 @@ def test_switch_interval_is_lowered_while_compiling_and_put_back() -> None:
             sys.setswitchinterval(0.002)
         assert sys.getswitchinterval() == 0.002
         # an interval shorter already is left alone
-        sys.setswitchinterval(1e-4)
-        short = sys.getswitchinterval()  # microseconds inside: 1e-4 reads back a hair off
+        sys.setswitchinterval(jitgraph_module.COMPILE_SWITCH_INTERVAL / 2)
+        short = sys.getswitchinterval()  # microseconds inside: reads back a hair off
         with jitgraph_module._FastSwitching():
             assert sys.getswitchinterval() == short
         assert sys.getswitchinterval() == short

@@ -175,7 +175,7 @@ _freezers = 0
 _freezers_lock = threading.RLock()  # reentrant: a finalizer may run while it is held
 
 
-COMPILE_SWITCH_INTERVAL = 0.0002
+COMPILE_SWITCH_INTERVAL = 0.00005
 """Seconds of Python's thread switch interval while a compiler thread works (if it is longer).
 
 A compile's Python steps in this process (to_ir, the bind, the copy plan; the whole frontend
@@ -185,7 +185,14 @@ time, 5 ms by default: two waits per block made gaps of 10 ms and more. While an
 compiles in the background, the interval is at most this; then it is put back (unless someone
 changed it meanwhile). With the compile worker (:mod:`.worker`) those steps are ~6 ms per
 compile for 64 voices, so switching this often costs little (0.5 ms before: stalls of 2-4 ms
-with a real-time player, 0.2 ms: 1-2 ms in bench_swap). Cranelift runs without the GIL."""
+with a real-time player, 0.2 ms: 1-2 ms in bench_swap). Cranelift runs without the GIL.
+
+50 us rather than 200 us: a real-time player waits on the GIL, not for a CPU, when it stalls
+(its thread was seen in a futex wait while the compiler thread held the GIL, runnable but not
+running), and how long the holder keeps it once asked is this interval plus however long the OS
+leaves it off the CPU. bench_swap, 64 voices, player at SCHED_FIFO, alternated runs: rows with a
+stall over 3 ms 1 of 22 at 50 us against 8 of 22 at 200 us; p99 at block 64 0.5-0.6 ms against
+0.7-0.9; compile and prepare times the same."""
 
 _switching_lock = threading.Lock()
 _switching = 0
@@ -267,7 +274,11 @@ class _Beat:
         the blocks are short (SHORT) or, unless ``fresh``, when one ended just now (WINDOW)."""
         start = time.perf_counter()
         since = start - self.last
-        if since > self.IDLE or 0.0 < self.period < self.SHORT or (not fresh and since < self.WINDOW * self.period):
+        if (
+            since > self.IDLE
+            or 0.0 < self.period < self.SHORT
+            or (not fresh and since < self.WINDOW * self.period)
+        ):
             return  # (a period not known yet, after a single block, is not short)
         with self._cond:
             self._cond.wait_for(lambda: self.last >= start, timeout=self.LIMIT)
@@ -979,7 +990,13 @@ class JitGraph:
             self._retire(self._cache.popitem(last=False))  # its module freed when idle
 
     def _optimize(
-        self, version: int, ir: GraphIR, graph_uid: int, quick: CompiledGraph, requested: float, background: bool
+        self,
+        version: int,
+        ir: GraphIR,
+        graph_uid: int,
+        quick: CompiledGraph,
+        requested: float,
+        background: bool,
     ) -> None:
         """The optimized tier of ``quick``'s topology, made ready to swap in after it, unless the
         graph changed meanwhile (the newer topology first) or the JitGraph closed. A failure is
@@ -1018,7 +1035,9 @@ class JitGraph:
         if self._cache.get(key) is quick:
             self._remember(key, compiled)
         try:
-            self._make_ready(version, ir, graph_uid, compiled, time.perf_counter() - t0, requested, background)
+            self._make_ready(
+                version, ir, graph_uid, compiled, time.perf_counter() - t0, requested, background
+            )
         except _EXIT:
             raise
         except BaseException as exc:  # noqa: BLE001 - as above
@@ -1066,6 +1085,7 @@ class JitGraph:
     ) -> bool:
         """A state for ``compiled``, bound to it, with its copy plan from the state that plays:
         then pending, for the processing thread to swap in. False if there is no state to make."""
+
         # The state's values are not loaded here: a hot swap copies them from the state that
         # plays (the plan below) and loads the rest from the node objects (see _Ready.loaded).
         # Each step below holds the GIL for about a millisecond (64 voices): each starts just
