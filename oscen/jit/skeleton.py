@@ -17,6 +17,7 @@ advance the frame), the ``process`` and ``render`` exports, and the memory proto
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1226,9 +1227,7 @@ class SkeletonBuilder:
         if not self.direct_render:
             return
         scalar = {nid for seg in segs if not isinstance(seg, VoiceGroup) for nid in seg}
-        counts: dict[tuple[int, str], int] = {}
-        for port in self.ir.outputs:
-            counts[port] = counts.get(port, 0) + 1
+        counts = Counter(self.ir.outputs)
         readers: dict[tuple[int, str], list[int]] = {}
         for c in self.ir.connections:
             if c.kind != "event":
