@@ -37,6 +37,10 @@ Columns
 * ``stall p99 / max``: per block, from when it was due (the player woke for it, or the block
   before ended late) to its end: the time the processing thread was held up plus its own work
   (0.1-0.5 ms), the 99th percentile and the worst, and how many blocks took more than 3 ms.
+* ``VM steal``: on a virtual machine, the milliseconds its CPUs were taken by the host while the
+  row ran (both CPUs summed, from ``/proc/stat`` in 10 ms ticks; the share of the row's time in
+  brackets): a stall can be that alone, at any priority, and no design of ours can avoid it; the
+  control rows show what it and the rest of the machine's load cost without any compile.
 * ``late`` counts blocks finished after their due time plus two periods of device buffer (what
   would be heard as an xrun); the player's schedule then restarts, as a device's does.
 * ``max GC``: the longest garbage collection during the changes (it stops every thread, the
@@ -141,6 +145,10 @@ class Run:
     """Swaps to the optimized tier (after the quick one an edit is first heard in, see JitGraph)."""
     control: bool = False
     trace: str = ""
+    steal: float | None = None
+    """Seconds the host took this VM's CPUs away while the player ran (all CPUs, /proc/stat)."""
+    seconds: float = 0.0
+    """How long the player ran."""
 
     @property
     def period(self) -> float:
@@ -301,6 +309,8 @@ def measure(
         tracer = swap_trace.Tracer()
         if trace:
             tracer.__enter__()
+        steal_before = vm_steal()
+        started = time.perf_counter()
         player.start()
         time.sleep(0.2)
         edits_from = time.perf_counter()
@@ -331,13 +341,19 @@ def measure(
                 time.sleep(max(1.0, 0.08 * changes))
         player.stop.set()
         player.join(timeout=10.0)
+        run.seconds = time.perf_counter() - started
+        steal_after = vm_steal()
+        if steal_before is not None and steal_after is not None:
+            run.steal = steal_after - steal_before
     finally:
         if trace:
             tracer.__exit__()
         jit.close()
         sys.setswitchinterval(old_switch)
     run.worker_compiles = getattr(jit, "worker_compiles", 0) - worker_before
-    run.optimized = sum(getattr(s, "tier", "") == "optimized" and s.swapped_at >= edits_from for s in jit.swaps)
+    run.optimized = sum(
+        getattr(s, "tier", "") == "optimized" and s.swapped_at >= edits_from for s in jit.swaps
+    )
     if player_mode == "realtime" and not player.realtime:
         run.player = "realtime refused: normal"
     log = player.log
@@ -364,6 +380,26 @@ def measure(
     return run
 
 
+def vm_steal() -> float | None:
+    """Seconds of steal time of all CPUs so far (``/proc/stat``; None where there is none): time a
+    virtual machine's CPUs were runnable but the host ran something else. The guest sees it as
+    lost wall time in whatever ran then: with the kernel's paravirtual steal accounting it is not
+    counted as the player's run time, so in ``--trace`` it lands in "blocked" with the GIL waits.
+    In ticks of 1/CLK_TCK (10 ms): a row's total is meaningful, one stall's is not."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK") if fields[0] == "cpu" and len(fields) > 8 else None
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def steal_summary(r: Run) -> str:
+    if r.steal is None or r.seconds <= 0.0:
+        return "-"
+    return f"{r.steal * 1e3:.0f} ({100.0 * r.steal / r.seconds:.1f} %)"
+
+
 # ------------------------------------------------------------------------------------ report
 def ms(x: float) -> str:
     return f"{x * 1e3:.1f}"
@@ -386,7 +422,7 @@ def stall_summary(values: list[float]) -> str:
 def table(runs: list[Run]) -> str:
     header = (
         "| graph | block (period) | switch | gc | compiler | player | compile | prepare | boundary | to new code "
-        "| swap block | max gap | gap w/o swap | stall p99 / max | max GC | late |"
+        "| swap block | max gap | gap w/o swap | stall p99 / max | max GC | late | VM steal |"
     )
     lines = [header, "|" + "|".join("---" for _ in range(header.count("|") - 1)) + "|"]
     for r in runs:
@@ -399,7 +435,7 @@ def table(runs: list[Run]) -> str:
             f"| {r.graph} | {r.block} ({ms(r.period)} ms) | {r.switch * 1e3:g} ms | {r.gc_mode} | {compiler} "
             f"| {r.player} | {med_max(r.compile)} | {med_max(r.prepare)} | {med_max(r.boundary)} "
             f"| {med_max(r.total)} | {med_max(r.swap_block)} | {ms(r.max_gap)} | {ms(r.max_gap_plain)} "
-            f"| {stall_summary(r.stalls)} | {ms(r.max_gc)} | {r.late}/{r.blocks} |"
+            f"| {stall_summary(r.stalls)} | {ms(r.max_gc)} | {r.late}/{r.blocks} | {steal_summary(r)} |"
         )
     return "\n".join(lines)
 

@@ -8,7 +8,9 @@ the table splits the stall into
 
 * ``run``: the player's own CPU time,
 * ``runqueue``: runnable but waiting for a CPU (the OS ran something else: CPU starvation),
-* ``blocked``: neither (waiting for the GIL, almost always: the player only sleeps before the
+* ``blocked``: neither (waiting for the GIL, or on a virtual machine whose kernel accounts steal
+  time (``CONFIG_PARAVIRT_TIME_ACCOUNTING``, as KVM guests have) the host having taken the CPU:
+  bench_swap's ``VM steal`` column tells how much there was; the player only sleeps before the
   block, and that sleep is not counted),
 
 and lists the stages of the other threads that overlapped it, ``to start`` (from when the block
@@ -34,7 +36,9 @@ from typing import Any
 SCHEDSTAT = "/proc/thread-self/schedstat"
 SAMPLE_INTERVAL = 0.0005
 """Seconds between the sampler's looks at the other threads' stacks."""
-IDLE_CALLS = frozenset({"wait", "select", "sleep", "_wait_for_tstate_lock", "wait_for", "_read_exactly", "acquire"})
+IDLE_CALLS = frozenset(
+    {"wait", "select", "sleep", "_wait_for_tstate_lock", "wait_for", "_read_exactly", "acquire"}
+)
 """Innermost functions of a thread that waits (it does not hold the GIL there): not sampled."""
 STACK_DEPTH = 4
 

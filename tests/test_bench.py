@@ -205,3 +205,46 @@ def test_bench_sine_tables_on_small_sizes() -> None:
     ]
     drift = bench_sine.recurrence_drift()
     assert float(drift.rows[0][0]) < 1e-12 and float(drift.rows[0][2]) < 1e-12
+
+
+def test_bench_swap_reads_the_vm_s_steal_time_and_says_so_per_row(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmarks import bench_swap
+
+    stat = "cpu  125050 3941 15361 315163 1016 0 382 6971 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n"
+    real_open = open
+
+    def fake_open(path: object, *args: object, **kwargs: object) -> object:
+        if path == "/proc/stat":
+            import io
+
+            return io.StringIO(stat)
+        return real_open(path, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr("builtins.open", fake_open)
+    ticks = bench_swap.os.sysconf("SC_CLK_TCK")
+    assert bench_swap.vm_steal() == pytest.approx(6971 / ticks)
+    stat = "intr 1 2 3\n"  # no cpu line: nothing to say
+    assert bench_swap.vm_steal() is None
+    monkeypatch.setattr("builtins.open", real_open)
+
+    row = bench_swap.Run("seed", 256, 0.005, "frozen", steal=0.04, seconds=2.0)
+    assert bench_swap.steal_summary(row) == "40 (2.0 %)"
+    assert bench_swap.steal_summary(bench_swap.Run("seed", 256, 0.005, "frozen")) == "-"
+    assert bench_swap.table([row]).splitlines()[0].endswith("| late | VM steal |")
+
+
+def test_bench_swap_runs_a_row_and_its_control_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import bench_swap
+
+    argv = ["--graphs", "seed", "--blocks", "256", "--switch", "0.005", "--changes", "2", "--control"]
+    assert bench_swap.main(argv) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| seed |")]
+    assert len(rows) == 2 and "none (control)" in rows[1]
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert cells[4].startswith("worker (")
+    late, blocks = map(int, cells[-2].split("/"))
+    assert blocks > 0 and 0 <= late <= blocks
+    steal = cells[-1]
+    assert steal == "-" or steal.endswith("%)")
