@@ -117,7 +117,9 @@ def edit(jit: JitGraph, feed: NodeHandle, tail: NodeHandle | None) -> NodeHandle
     return new
 
 
-def test_replaced_states_are_freed_by_the_compiler_thread_between_blocks(live: Callable[..., JitGraph]) -> None:
+def test_replaced_states_are_freed_by_the_compiler_thread_between_blocks(
+    live: Callable[..., JitGraph],
+) -> None:
     graph, mix = voices()
     jit = live(graph)
     blocks = Blocks(jit)
@@ -370,6 +372,47 @@ def test_copy_plans_are_worked_out_once_per_pair_of_templates(monkeypatch: pytes
     t = new.layout.nodes[1].__dict__["_template"]
     st = old.layout.nodes[1].__dict__["_template"]
     assert state_mod.pair_plan(t, st) is state_mod.pair_plan(t, st)
+
+
+def test_a_swap_copies_many_runs_by_one_gather_of_words_with_the_same_bytes() -> None:
+    """64 voices left 129 runs (one per node: their output buffers lie between them), copied by
+    one numpy slice each on the audio thread at every swap (110-200 us); the plan now carries the
+    words' indices and copies them by one gather. The bytes must be those of the run-by-run copy."""
+    import dataclasses
+
+    old, new = two_layouts()
+    plan = new.copy_plan(old)
+    assert len(plan.runs) >= state_mod.WORD_INDEX_RUNS and plan.words is not None
+    ends = [(d + size, s + size) for d, s, size in plan.runs]
+    assert all(plan.runs[i + 1][0] >= ends[i][0] for i in range(len(ends) - 1)), (
+        "runs not in destination order"
+    )
+    assert not any(ends[i] == plan.runs[i + 1][:2] for i in range(len(ends) - 1)), (
+        "continuing runs not merged"
+    )
+    old.bytes[:] = np.random.default_rng(7).integers(0, 256, old.bytes.size, dtype=np.uint8)
+    before = new.bytes.copy()
+    new.copy_nodes_from(old, plan)
+    gathered = new.bytes.copy()
+    new.bytes[:] = before
+    new.copy_nodes_from(old, dataclasses.replace(plan, words=None))
+    assert np.array_equal(gathered, new.bytes)
+    assert not np.array_equal(gathered, before)  # (something was copied at all)
+
+
+def test_copy_runs_merge_in_destination_order_and_keep_overlaps_in_their_order() -> None:
+    lanes = [[0 + 8 * v, 1000 + 8 * v, 8] for v in (2, 0, 3, 1)]  # one field of four voices, any order
+    assert state_mod._merged(lanes) == ((0, 1000, 32),)
+    apart = [[0, 1000, 8], [8, 2000, 8]]  # adjacent destinations, sources apart: two runs
+    assert state_mod._merged(apart) == ((0, 1000, 8), (8, 2000, 8))
+    overlap = [[8, 100, 16], [0, 200, 16]]  # the second overwrites part of the first: order kept
+    assert state_mod._merged(overlap) == ((8, 100, 16), (0, 200, 16))
+    words = state_mod._word_indices(tuple((8 * k * 3, 8 * k * 2, 16) for k in range(8)))
+    assert words is not None
+    to, of = words
+    assert to.tolist()[:4] == [0, 1, 3, 4] and of.tolist()[:4] == [0, 1, 2, 3] and len(to) == len(of) == 16
+    assert state_mod._word_indices(((0, 0, 8),) * 3) is None  # few runs: slice copies
+    assert state_mod._word_indices(tuple((16 * k, 16 * k + 4, 8) for k in range(8))) is None  # unaligned
 
 
 def test_a_node_with_a_longer_array_is_partly_covered() -> None:

@@ -22,7 +22,7 @@ import ctypes
 import itertools
 import threading
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -471,14 +471,16 @@ class GraphState:
                 for name, q in nl.external_queues.items():
                     if name in src.external_queues:
                         queues.append((q, src.external_queues[name]))
+        merged = _merged(runs)
         return CopyPlan(
             other.layout,
             other._connected,
-            tuple(tuple(r) for r in runs),
+            merged,
             tuple(zero),
             tuple(queues),
             frozenset(fresh),
             frozenset(partial),
+            _word_indices(merged),
         )
 
     def copy_nodes_from(self, other: GraphState, plan: CopyPlan | None = None) -> None:
@@ -488,8 +490,12 @@ class GraphState:
         if plan is None or not plan.fits(other):
             plan = self.copy_plan(other)
         dst, src = self.bytes, other.bytes
-        for d, s, size in plan.runs:
-            dst[d : d + size] = src[s : s + size]
+        if plan.words is not None and not (len(dst) % 8 or len(src) % 8):
+            to, of = plan.words
+            dst.view(np.uint64)[to] = src.view(np.uint64)[of]
+        else:
+            for d, s, size in plan.runs:
+                dst[d : d + size] = src[s : s + size]
         for slots in plan.zero:
             self._f64(slots.value)[0] = 0.0
             self._i64(slots.remaining)[0] = 0
@@ -504,6 +510,48 @@ class GraphState:
                 self._overflow[q.base] = list(later)
                 self._overflow_count += len(later)
         self.frame = other.frame
+
+
+def _merged(runs: list[list[int]]) -> tuple[tuple[int, int, int], ...]:
+    """The runs in destination order, each merged with the next where both sides continue. Voices
+    laid out lane by lane (structure of arrays) put one field of consecutive voices side by side,
+    so node by node every field of every voice was a run of its own: ~1,000 slice copies of 8
+    bytes for 64 voices, 0.4 ms of the audio thread at each swap; sorted, a field's voices are one
+    run. Runs whose destinations overlap (none are made so) keep their order, as the copy's result
+    would depend on it."""
+    ordered = sorted(runs, key=lambda r: r[0])
+    out: list[list[int]] = []
+    for d, s, size in ordered:
+        if out:
+            last = out[-1]
+            end = last[0] + last[2]
+            if d < end:  # overlapping destinations: the given order decides, keep it
+                return tuple(tuple(r) for r in runs)  # type: ignore[misc]
+            if end == d and last[1] + last[2] == s:
+                last[2] += size
+                continue
+        out.append([d, s, size])
+    return tuple((d, s, size) for d, s, size in out)
+
+
+WORD_INDEX_RUNS = 8
+"""Runs from which a copy plan copies by one gather of 8-byte words rather than run by run: a
+voice graph's nodes each leave a run of their own (their output buffers lie between them and are
+not copied), 129 for 64 voices; one numpy slice copy each was ~0.85 us, 110-200 us of the audio
+thread at a swap, the gather of their 2,821 words ~15 us."""
+
+
+def _word_indices(runs: tuple[tuple[int, int, int], ...]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(destination, source) indices of every 8-byte word the runs copy, for runs that are all
+    whole, aligned words and many enough (WORD_INDEX_RUNS); else None (copied run by run)."""
+    if len(runs) < WORD_INDEX_RUNS or any(d % 8 or s % 8 or size % 8 for d, s, size in runs):
+        return None
+    counts = np.fromiter((size // 8 for _, _, size in runs), dtype=np.intp, count=len(runs))
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    within = np.arange(int(counts.sum()), dtype=np.intp) - starts
+    to = np.repeat(np.fromiter((d // 8 for d, _, _ in runs), dtype=np.intp, count=len(runs)), counts) + within
+    of = np.repeat(np.fromiter((s // 8 for _, s, _ in runs), dtype=np.intp, count=len(runs)), counts) + within
+    return to, of
 
 
 @dataclass(frozen=True)
@@ -579,6 +627,9 @@ class CopyPlan:
     partial: frozenset[int] = frozenset()
     """Nodes of both with a field the copy leaves out (see :attr:`PairPlan.partial`): the swap
     takes those nodes' values from the node objects first, then copies the rest over them."""
+    words: tuple[np.ndarray, np.ndarray] | None = field(default=None, compare=False, repr=False)
+    """The runs as (destination, source) indices of 8-byte words, when there are many
+    (:data:`WORD_INDEX_RUNS`): one gather copies them all."""
 
     def fits(self, other: GraphState) -> bool:
         return other.layout is self.layout and other._connected is self.connected
