@@ -492,6 +492,8 @@ class GraphState:
         dst, src = self.bytes, other.bytes
         if plan.words is not None and not (len(dst) % 8 or len(src) % 8):
             to, of = plan.words
+            # (one 8-byte word per index, ~22 KB for 64 voices, through numpy's small-block
+            # allocator: np.take into a buffer of the plan's own measured slower, 18-20 us vs 12)
             dst.view(np.uint64)[to] = src.view(np.uint64)[of]
         else:
             for d, s, size in plan.runs:
