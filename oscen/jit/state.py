@@ -515,12 +515,11 @@ class GraphState:
 
 
 def _merged(runs: list[list[int]]) -> tuple[tuple[int, int, int], ...]:
-    """The runs in destination order, each merged with the next where both sides continue. Voices
-    laid out lane by lane (structure of arrays) put one field of consecutive voices side by side,
-    so node by node every field of every voice was a run of its own: ~1,000 slice copies of 8
-    bytes for 64 voices, 0.4 ms of the audio thread at each swap; sorted, a field's voices are one
-    run. Runs whose destinations overlap (none are made so) keep their order, as the copy's result
-    would depend on it."""
+    """The runs in destination order, each merged with the next where both sides continue. Made
+    node by node (a node's scalars, then its arrays, then its parameters), runs that touch in
+    memory were not next to each other in the list: 386 runs for 64 voices, 129 sorted (one per
+    node; their output buffers lie between them). Runs whose destinations overlap (none are made
+    so) keep their order, as the copy's result would depend on it."""
     ordered = sorted(runs, key=lambda r: r[0])
     out: list[list[int]] = []
     for d, s, size in ordered:
