@@ -22,6 +22,7 @@ import ctypes
 import itertools
 import threading
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -514,7 +515,7 @@ class GraphState:
         self.frame = other.frame
 
 
-def _merged(runs: list[list[int]]) -> tuple[tuple[int, int, int], ...]:
+def _merged(runs: Sequence[Sequence[int]]) -> tuple[tuple[int, int, int], ...]:
     """The runs in destination order, each merged with the next where both sides continue. Made
     node by node (a node's scalars, then its arrays, then its parameters), runs that touch in
     memory were not next to each other in the list: 386 runs for 64 voices, 129 sorted (one per
@@ -527,7 +528,7 @@ def _merged(runs: list[list[int]]) -> tuple[tuple[int, int, int], ...]:
             last = out[-1]
             end = last[0] + last[2]
             if d < end:  # overlapping destinations: the given order decides, keep it
-                return tuple(tuple(r) for r in runs)  # type: ignore[misc]
+                return tuple((r[0], r[1], r[2]) for r in runs)
             if end == d and last[1] + last[2] == s:
                 last[2] += size
                 continue
@@ -595,7 +596,7 @@ def _pair_plan(t: Any, st: Any) -> PairPlan:
         or any(name not in st.params for name in t.params)
         or any(name not in st.external_queues for name in t.external_queues)
     )
-    return PairPlan(tuple(_template_runs(t, st)), partial)
+    return PairPlan(_merged(_template_runs(t, st)), partial)  # (its fields' runs merged once per pair)
 
 
 def _template_runs(t: Any, st: Any) -> list[tuple[int, int, int]]:
