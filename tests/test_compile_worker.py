@@ -104,6 +104,22 @@ def test_worker_code_plays_like_in_process_code_through_swaps(ready_worker: work
     assert np.abs(results[0]).max() > 0.01
 
 
+def test_the_worker_sends_the_binary_not_the_text_and_wat_prints_here(
+    ready_worker: worker.CompileWorker,
+) -> None:
+    """Printing the text took the worker 1-5 ms per compile of 64 voices, for a reply nothing on
+    the running side reads; it sends the binary, and ``wat`` prints the same text here when asked."""
+    graph, _, _ = voices()
+    ir = settled(graph.to_ir())
+    jit = CraneliftJit(max_block=BLOCK)
+    compiled, result = ready_worker.compile(ir, jit, "first")
+    here = jit.compile_first(ir)
+    assert not hasattr(result, "wat") and result.binary == here.program.binary
+    assert compiled.program.binary == here.program.binary and compiled.program.text is None
+    assert compiled.wat == here.program.wat and "(func" in compiled.wat
+    assert compiled.stats.wat_bytes == len(here.program.wat)
+
+
 def test_killed_worker_falls_back_in_process_and_restarts(ready_worker: worker.CompileWorker) -> None:
     graph, mix, tail = voices()
     with JitGraph(graph) as jit:

@@ -18,6 +18,7 @@ advance the frame), the ``process`` and ``render`` exports, and the memory proto
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,13 +92,19 @@ class Program:
     _fault_nodes: dict[int, tuple[int, list[int] | None]] | None = field(
         default=None, repr=False, compare=False
     )
+    text_source: Callable[[], str] | None = field(default=None, repr=False, compare=False)
+    """Where :attr:`wat` comes from for a program with neither text nor ``module`` (one the
+    compile worker made: it sends the binary, and the text is printed here if it is asked for)."""
 
     @property
     def wat(self) -> str:
         """The module's WebAssembly text (for debugging, error messages, the web export)."""
         if self.text is None:
-            with deep_recursion():
-                self.text = wasm.module_text(self.module)  # type: ignore[arg-type]
+            if self.module is None and self.text_source is not None:
+                self.text, self.text_source = self.text_source(), None
+            else:
+                with deep_recursion():
+                    self.text = wasm.module_text(self.module)  # type: ignore[arg-type]
         return self.text
 
     def fault_node(self, base: int, lane: int) -> int | None:

@@ -92,7 +92,10 @@ class WorkerResult:
     side needs (trap sites, segments, labels, imports, voices), the layout size to check."""
 
     module: bytes
-    wat: str
+    binary: bytes
+    """The module's WebAssembly binary (not its text: printing that took the worker 1-5 ms per
+    compile for 64 voices, and nothing on the running side needs it; ``Program.wat`` prints it
+    there on demand)."""
     sites: dict[int, list[Any]]
     segments: list[list[int]]
     node_labels: dict[int, str]
@@ -435,9 +438,9 @@ class CompileWorker:
 
         def load() -> Any:
             module = _deserialize(result.module)
-            program = _program(ir, jit.max_block, result)
+            program = _program(ir, jit.max_block, result, lambda: jit.program(ir, result.tier).wat)
             stats = CompileStats(
-                result.frontend_seconds, result.wasm_seconds, len(result.wat), len(result.segments)
+                result.frontend_seconds, result.wasm_seconds, lambda: len(program.wat), len(result.segments)
             )
             return CompiledGraph(
                 ir, program, module, stats, jit.timeout, result.tier, result.tier_independent
@@ -510,7 +513,9 @@ def _deserialize(data: bytes) -> Any:
         raise WorkerUnavailable(f"the worker's machine code does not load here ({exc})") from None
 
 
-def _program(ir: GraphIR, max_block: int, result: WorkerResult) -> Any:
+def _program(ir: GraphIR, max_block: int, result: WorkerResult, text: Callable[[], str]) -> Any:
+    """The running side's Program for the worker's ``result``; ``text`` prints its WebAssembly
+    text when someone reads ``wat`` (the same compile again, here: a deterministic frontend)."""
     from .layout import Layout
     from .skeleton import Program
 
@@ -520,13 +525,15 @@ def _program(ir: GraphIR, max_block: int, result: WorkerResult) -> Any:
             f"the worker laid the graph out differently ({result.layout_size} bytes, here {layout.size})"
         )
     return Program(
-        result.wat,
+        None,
         layout,
         result.sites,
         result.segments,
         result.node_labels,
         result.math_imports,
         voices=result.voices,
+        binary=result.binary,
+        text_source=text,
     )
 
 
@@ -634,7 +641,7 @@ def _compile(
     program = compiled.program
     return WorkerResult(
         module=compiled.module.serialize(),
-        wat=program.wat,
+        binary=program.binary if program.binary is not None else _assembled(program.wat),
         sites={nid: list(s) for nid, s in program.sites.items()},
         segments=[list(s) for s in program.segments],
         node_labels=dict(program.node_labels),
@@ -647,6 +654,13 @@ def _compile(
         tier=compiled.tier,
         tier_independent=compiled.tier_independent,
     )
+
+
+def _assembled(text: str) -> bytes:
+    """The binary of a program known only as text (none of CraneliftJit's are)."""
+    import wasmtime
+
+    return bytes(wasmtime.wat2wasm(text))
 
 
 def batch(pid: int) -> bool:
