@@ -438,7 +438,8 @@ class CompileWorker:
 
         def load() -> Any:
             module = _deserialize(result.module)
-            program = _program(ir, jit.max_block, result, lambda: jit.program(ir, result.tier).wat)
+            made_as = result.tier  # (the text's source keeps only this of the reply alive)
+            program = _program(ir, jit.max_block, result, lambda: jit.program(ir, made_as).wat)
             stats = CompileStats(
                 result.frontend_seconds, result.wasm_seconds, lambda: len(program.wat), len(result.segments)
             )
