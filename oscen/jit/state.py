@@ -428,15 +428,8 @@ class GraphState:
         connections), worked out ahead: a hot swap does it on the audio thread, where one Python
         loop over every field of every node cost ~2 ms for 64 voices; the plan is a few byte runs.
         JitGraph's compiler thread makes it for the state playing while it compiles."""
-        runs: list[list[int]] = []  # [dst, src, bytes], merged where both sides continue
-
-        def run(dst: int, src: int, size: int) -> None:
-            if runs:
-                last = runs[-1]
-                if last[0] + last[2] == dst and last[1] + last[2] == src:
-                    last[2] += size
-                    return
-            runs.append([dst, src, size])
+        runs: list[tuple[int, int, int]] = []  # (dst, src, bytes), merged at the end (_merged)
+        run = runs.append
 
         zero: list[ParamSlots] = []
         queues: list[tuple[QueueSlots, QueueSlots]] = []
@@ -462,12 +455,12 @@ class GraphState:
             if pair.partial:
                 partial.append(nid)
             for d, s, size in pair.runs:
-                run(base + d, src_base + s, size)
+                run((base + d, src_base + s, size))
             for name, p in t.params.items():
                 if (nid, name) in connected and (nid, name) not in other_connected:
                     zero.append(nl.params[name])  # connected since: its base restarted at 0
                 elif name in st.params:  # value, target, step, remaining
-                    run(base + p.value, src_base + st.params[name].value, 32)
+                    run((base + p.value, src_base + st.params[name].value, 32))
             if t.external_queues:
                 for name, q in nl.external_queues.items():
                     if name in src.external_queues:
@@ -516,11 +509,11 @@ class GraphState:
 
 
 def _merged(runs: Sequence[Sequence[int]]) -> tuple[tuple[int, int, int], ...]:
-    """The runs in destination order, each merged with the next where both sides continue. Made
+    """The runs in destination order, each merged with the next where both sides continue: made
     node by node (a node's scalars, then its arrays, then its parameters), runs that touch in
-    memory were not next to each other in the list: 386 runs for 64 voices, 129 sorted (one per
-    node; their output buffers lie between them). Runs whose destinations overlap (none are made
-    so) keep their order, as the copy's result would depend on it."""
+    memory are not next to each other in the list (64 voices: 386 runs merged only in list order,
+    129 sorted, one per node; their output buffers lie between them). Runs whose destinations
+    overlap (none are made so) keep their order, as the copy's result would depend on it."""
     ordered = sorted(runs, key=lambda r: r[0])
     out: list[list[int]] = []
     for d, s, size in ordered:
