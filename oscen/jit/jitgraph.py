@@ -1096,6 +1096,7 @@ class JitGraph:
             except GraphError:
                 return None
             made.graph_uid = graph_uid
+            made.plan_load()  # here, not at the swap: a first swap loads every node by it
             return made
 
         state = self._quiet(make_state, background)
