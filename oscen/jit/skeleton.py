@@ -52,6 +52,7 @@ from .protocol import (
     load,
     local,
     mix_start_function,
+    node_ramps_function,
     prim,
     protocol_functions,
     ramp_function,
@@ -165,7 +166,9 @@ class VariantCode:
     called: frozenset[str]
     sites: list[Any]
     params_used: frozenset[str] = frozenset()  # value inputs its code reads as locals ``P_<name>``
-    ramps: dict[frozenset[str], k.Code] = field(default_factory=dict)  # held params -> ramps' step
+    ramps: dict[tuple[frozenset[str], bool], k.Code] = field(
+        default_factory=dict
+    )  # (held params, one call) -> ramps' step
     syncs: dict[tuple, tuple[k.Code, k.Code]] = field(default_factory=dict)  # state -> flush, reload
 
 
@@ -462,15 +465,29 @@ class SkeletonBuilder:
         # every node of the variant: one Code, printed once.
         if nl.params:
             self.uses_ramp = True
-            ramps = code.ramps.get(frozenset(held))
+            # a quick-tier voice body: one call steps the node's ramps (see node_ramps_function);
+            # the optimized tier keeps an if per parameter, which its fast loop moves out
+            one_call = bool(self.voice_member) and not self.fast_loops
+            if one_call:
+                values = tuple(nl.rel(slots.value) for slots in nl.params.values())
+                fname = "ramps_at_" + "_".join(map(str, values))
+                self.functions.setdefault(fname, node_ramps_function(fname, values))
+            ramps = code.ramps.get((frozenset(held), one_call))
             if ramps is None:
                 steps: list[k.Stmt] = []
+                if one_call:
+                    steps.append(invoke(fname, nb))
                 for name, slots in nl.params.items():
+                    reload = set_local(f"P_{name}", load(F64, nb, nl.rel(slots.value)))
+                    if one_call:
+                        if name in held:  # its value slot is the parameter's value, ramp or not
+                            steps.append(reload)
+                        continue
                     step: list[k.Stmt] = [invoke("ramp", nb, i32(nl.rel(slots.value)))]
                     if name in held:
-                        step.append(set_local(f"P_{name}", load(F64, nb, nl.rel(slots.value))))
+                        step.append(reload)
                     steps.append(if_(prim(Op.I64_NE, load(I64, nb, nl.rel(slots.remaining)), i64(0)), step))
-                ramps = code.ramps[frozenset(held)] = k.Code(steps, {})
+                ramps = code.ramps[(frozenset(held), one_call)] = k.Code(steps, {})
             self.ramp_steps.append((node.id, k.Instance(code=ramps, renames=renames)))
         # 2. connected inputs, summed left to right; a value input starts from its base (what
         # set_value set), as the interpreter does
