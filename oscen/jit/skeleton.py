@@ -231,28 +231,43 @@ SEG_COUNTER = "_seg_k"
 """The local a group's segment counts its calls in, where it loops over them (:func:`for_each`)."""
 
 
-def for_each(rows: list[list[k.Expr]], make: Any) -> list[k.Stmt]:
+@dataclass
+class CallRows:
+    """The args of a run of calls, one row of int constants per call, and the step of each arg
+    from one row to the next when every arg steps evenly over more than two rows (else None):
+    worked out once, however many loops over the calls a segment makes of them."""
+
+    rows: list[list[int]]
+    steps: list[int] | None
+
+    @classmethod
+    def of(cls, rows: list[list[int]]) -> CallRows:
+        steps = None
+        if len(rows) > 2:
+            starts = rows[0]
+            d = [b - a for a, b in zip(starts, rows[1], strict=True)]
+            if all(
+                a == s + p * dd for p, row in enumerate(rows) for a, s, dd in zip(row, starts, d, strict=True)
+            ):
+                steps = d
+        return cls(rows, steps)
+
+
+def for_each(rows: CallRows, make: Any) -> list[k.Stmt]:
     """``make(args, p)`` for each row of call args (``p``: the row's index, an expression): one
     WASM loop over ``p`` (in :data:`SEG_COUNTER`) where every arg is a constant ``start + p * step``
     and there are more than two rows, so the segment's code does not grow with the voices; the
     calls one by one otherwise."""
-    if len(rows) > 2 and all(type(a) is k.Const and type(a.value) is int for row in rows for a in row):
-        starts = [a.value for a in rows[0]]  # type: ignore[attr-defined]
-        steps = [b.value - a for a, b in zip(starts, rows[1], strict=True)]  # type: ignore[attr-defined]
-        if all(
-            a.value == s + p * d  # type: ignore[attr-defined]
-            for p, row in enumerate(rows)
-            for a, s, d in zip(row, starts, steps, strict=True)
-        ):
-            p = local(I32, SEG_COUNTER)
-            args = [
-                i32(s) if d == 0 else prim(Op.I32_ADD, i32(s), prim(Op.I32_MUL, p, i32(d)))
-                for s, d in zip(starts, steps, strict=True)
-            ]
-            body = [*make(args, p), set_local(SEG_COUNTER, prim(Op.I32_ADD, p, i32(1)))]
-            body.append(k.Exit(label="_seg_calls", cond=prim(Op.I32_GE_U, p, i32(len(rows)))))
-            return [set_local(SEG_COUNTER, i32(0)), k.Loop(label="_seg_calls", cond=None, body=body)]
-    return [s for p, row in enumerate(rows) for s in make(row, i32(p))]
+    if rows.steps is not None:
+        p = local(I32, SEG_COUNTER)
+        args = [
+            i32(s) if d == 0 else prim(Op.I32_ADD, i32(s), prim(Op.I32_MUL, p, i32(d)))
+            for s, d in zip(rows.rows[0], rows.steps, strict=True)
+        ]
+        body = [*make(args, p), set_local(SEG_COUNTER, prim(Op.I32_ADD, p, i32(1)))]
+        body.append(k.Exit(label="_seg_calls", cond=prim(Op.I32_GE_U, p, i32(len(rows.rows)))))
+        return [set_local(SEG_COUNTER, i32(0)), k.Loop(label="_seg_calls", cond=None, body=body)]
+    return [s for p, row in enumerate(rows.rows) for s in make([i32(a) for a in row], i32(p))]
 
 
 class SkeletonBuilder:
@@ -799,15 +814,25 @@ class SkeletonBuilder:
                     bodies.append((pairs, width))
         functions.extend(f for f, _ in bodies)
 
-        def voice_args(v: int) -> list[k.Expr]:
-            args: list[k.Expr] = [i32(v), *(i32(self.layout.nodes[nid].base) for nid in group.voices[v])]
-            for ext in group.externals:
-                if (template[ext.member], ext.endpoint, ext.term) in lane_inputs:
-                    src, port = ext.sources[v]
-                    sl = self.layout.nodes[src]
-                    args.append(i32(sl.outboxes[port].base if ext.kind == "event" else sl.buffers[port]))
-            args.extend(i32(dst) for dst in mixes.values())  # every voice adds into the one mix
+        nodes_layout = self.layout.nodes
+        lane_externals = [
+            ext for ext in group.externals if (template[ext.member], ext.endpoint, ext.term) in lane_inputs
+        ]
+        mix_dsts = list(mixes.values())
+
+        def voice_ints(v: int) -> list[int]:
+            """Voice ``v``'s call args (all constants) as ints: the segment's calls are made of
+            them, mostly as one loop (:func:`for_each`), so no expression is built per voice."""
+            args = [v, *(nodes_layout[nid].base for nid in group.voices[v])]
+            for ext in lane_externals:
+                src, port = ext.sources[v]
+                sl = nodes_layout[src]
+                args.append(sl.outboxes[port].base if ext.kind == "event" else sl.buffers[port])
+            args += mix_dsts  # every voice adds into the one mix
             return args
+
+        def voice_args(v: int) -> list[k.Expr]:
+            return [i32(a) for a in voice_ints(v)]
 
         # ``ramps<index>(b<j>...)``: the remaining steps of one voice's ramps, OR-ed (members
         # with parameters), from its bases: a few bytes per call where the voices run
@@ -855,10 +880,13 @@ class SkeletonBuilder:
             self.uses_mix_start = True
             calls.append(invoke("mix_start", local(I32, "n"), i32(dst)))
 
-        def lane_args(v: int, lanes: int) -> list[k.Expr]:
+        def lane_ints(v: int, lanes: int) -> list[int]:
             """Voices ``v...`` as a lane function's params: each lane input for every lane in turn."""
-            each = [voice_args(v + lane) for lane in range(lanes)]
+            each = [voice_ints(v + lane) for lane in range(lanes)]
             return [a for per_input in zip(*each, strict=True) for a in per_input]
+
+        def lane_args(v: int, lanes: int) -> list[k.Expr]:
+            return [i32(a) for a in lane_ints(v, lanes)]
 
         def ramps_of(args: list[k.Expr], lanes: int) -> list[k.Expr]:
             """Whether a ramp of the voices whose lane args are ``args`` (constants or expressions)
@@ -884,7 +912,7 @@ class SkeletonBuilder:
                         invoke(fn.name, local(I32, "n"), *ramps_of(a, lanes), *due(range(v, v + lanes)), *a)
                     )
             else:
-                rows = [lane_args(v, lanes) for v in range(first, last, lanes)]
+                rows = CallRows.of([lane_ints(v, lanes) for v in range(first, last, lanes)])
                 per_pair += for_each(
                     rows, lambda a, _, f=fn.name, w=lanes: [invoke(f, local(I32, "n"), *ramps_of(a, w), *a)]
                 )
@@ -896,7 +924,7 @@ class SkeletonBuilder:
             for fn, _ in bodies:
                 functions.remove(fn)
             functions.extend([inner.gate, inner.pack, inner.unpack, inner.run, inner.step])
-            rows = [lane_args(v, width) for v in range(0, first, width)]
+            rows = CallRows.of([lane_ints(v, width) for v in range(0, first, width)])
             step = inner.step.name
             per_pair = for_each(
                 rows, lambda a, _: [invoke(step, local(I32, "n"), i32(0), *ramps_of(a, width), *a)]
@@ -934,7 +962,7 @@ class SkeletonBuilder:
     def voice_inner_calls(
         self,
         inner: VoiceInner,
-        pairs: list[list[k.Expr]],
+        pairs: CallRows,
         uniform: list[tuple[str, T]],
         mixes: list[int],
         per_pair: list[k.Stmt],
@@ -946,7 +974,7 @@ class SkeletonBuilder:
         once runs keep stopping at once (a test that stays true: each sample would pay the
         gates, records and steps)."""
         base = self.records_base()
-        self.vi_scratch = max(self.vi_scratch, len(pairs) * inner.stride)
+        self.vi_scratch = max(self.vi_scratch, len(pairs.rows) * inner.stride)
         n, i, stop, zero = (local(I32, x) for x in ("n", "_vi_i", "_vi_stop", "_vi_zero"))
         off = [k.Const(t, False if t is BOOL else 0) for _, t in uniform]  # no ramp runs, no event is due
 
@@ -955,7 +983,7 @@ class SkeletonBuilder:
 
         run_pairs: list[k.Stmt] = for_each(pairs, lambda a, p: [invoke(inner.pack.name, *off, *a, rec(p))])
         run_pairs.append(
-            invoke(inner.run.name, i, stop, i32(base), i32(len(pairs)), *(i32(m) for m in mixes))
+            invoke(inner.run.name, i, stop, i32(base), i32(len(pairs.rows)), *(i32(m) for m in mixes))
         )
         run_pairs += for_each(pairs, lambda a, p: [invoke(inner.unpack.name, *off, *a, rec(p))])
         chunk: list[k.Stmt] = [set_local("_vi_stop", n)]
