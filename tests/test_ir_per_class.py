@@ -84,3 +84,19 @@ def test_voices_of_one_class_share_class_path_state_and_endpoints() -> None:
     assert len({id(n.state) for n in oscs}) == 1
     assert len({id(n.endpoints) for n in oscs}) == 1
     assert {n.cls for n in oscs} == {"oscen.oscillators:Oscillator"}
+
+
+def test_neighbours_share_constants_only_when_of_one_type_and_bits() -> None:
+    """build_ir shares a node's constants with the node before it of the class when they are the
+    same (ir._same): 1, 1.0 and True are three; 0.0 and -0.0 two; NaNs by their bits."""
+    nan = float("nan")
+    other_nan = np.frombuffer(np.uint64(0x7FF8000000000001).tobytes(), dtype=np.float64)[0].item()
+    values = [1, 1.0, True, True, 0.0, -0.0, -0.0, nan, nan, other_nan, 2.5, 2.5]
+    graph = Graph(8000.0)
+    nodes = [graph.add_node(Scale(v), f"s{k}") for k, v in enumerate(values)]
+    for a, b in zip(nodes, nodes[1:], strict=False):
+        graph.connect(a.output, b.input)
+    consts = [n.constants for n in graph.to_ir().nodes]
+    shared = [consts[k] is consts[k - 1] for k in range(1, len(consts))]
+    assert shared == [False, False, True, False, False, True, False, True, False, False, True]
+    assert [type(c["scale"]) for c in consts[:4]] == [int, float, bool, bool]

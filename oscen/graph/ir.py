@@ -284,18 +284,19 @@ _DESCRIBED: dict[tuple, tuple[list[StateIR], dict[str, str], tuple[int, ...]]] =
 walks two attribute lists, not 512 (the ints' range is checked per node). Its StateIRs are
 shared, as build_ir shares them between equal nodes anyway; bounded like ``_SCALAR_STATES``."""
 _PLAIN_TYPES = frozenset({float, bool, int})
+_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 
 
 def describe_state(node: Node) -> tuple[list[StateIR], dict[str, str]]:
     """The compilable attributes of a node instance, and why the others are not."""
     d = node.__dict__
-    key = (type(node), tuple(d), tuple(map(type, d.values())))
+    values = list(d.values())
+    key = (type(node), tuple(d), tuple(map(type, values)))
     got = _DESCRIBED.get(key)
     if got is not None:
         state, unsupported, ints = got
-        if ints:
-            values = tuple(d.values())
-            if not all(-(2**63) <= values[i] < 2**63 for i in ints):
+        for i in ints:
+            if not _I64_MIN <= values[i] <= _I64_MAX:
                 return _describe_state(node)
         return state, unsupported
     state, unsupported = _describe_state(node)
@@ -394,8 +395,13 @@ def _endpoints_ir(node: Node) -> list[EndpointIR]:
 def _same(a: dict[str, float | int | bool], b: dict[str, float | int | bool]) -> bool:
     """Equal constants, told apart as variant keys tell them (1 from 1.0 and True, -0.0 from
     0.0, NaNs by their bits), in the same order (the IR keeps the attributes' order)."""
-    if a.keys() != b.keys() or list(a) != list(b):
+    if list(a) != list(b):
         return False
+    va, vb = list(a.values()), list(b.values())
+    # the usual case at once: equal values of equal types, none a zero (whose sign counts);
+    # a NaN is unequal here and takes the long way
+    if va == vb and list(map(type, va)) == list(map(type, vb)) and 0 not in va:
+        return True
     for name, x in a.items():
         y = b[name]
         if type(x) is not type(y):
