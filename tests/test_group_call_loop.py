@@ -22,7 +22,7 @@ from oscen.filters import IirLowpass
 from oscen.gain import Gain
 from oscen.graph import Graph
 from oscen.jit import CraneliftJit, kernel
-from oscen.jit.skeleton import SEG_COUNTER, for_each
+from oscen.jit.skeleton import SEG_COUNTER, CallRows, for_each
 from oscen.oscillators import Oscillator
 
 SR = 44100.0
@@ -53,11 +53,11 @@ def unrolled(graph: Graph, jit: CraneliftJit | None = None) -> list[str]:
     ]
 
 
-def _rows(*rows: list[int]) -> list[list[kernel.Expr]]:
-    return [[kernel.Const(kernel.T.I32, a) for a in row] for row in rows]
+def _rows(*rows: list[int]) -> CallRows:
+    return CallRows.of([list(row) for row in rows])
 
 
-def _made(rows: list[list[kernel.Expr]]) -> list[kernel.Stmt]:
+def _made(rows: CallRows) -> list[kernel.Stmt]:
     return for_each(rows, lambda args, p: [kernel.Invoke("f", [*args, p])])
 
 
@@ -153,7 +153,9 @@ def test_the_loop_gives_the_unrolled_calls_bits(monkeypatch) -> None:
         skeleton,
         "for_each",
         lambda rows, make: [
-            s for p, row in enumerate(rows) for s in make(row, kernel.Const(kernel.T.I32, p))
+            s
+            for p, row in enumerate(rows.rows)
+            for s in make([kernel.Const(kernel.T.I32, a) for a in row], kernel.Const(kernel.T.I32, p))
         ],
     )
     assert loops(spread_voices(23), CraneliftJit(tier="quick")) == []
