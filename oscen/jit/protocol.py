@@ -100,7 +100,7 @@ def node_ramps_function(name: str, values: tuple[int, ...]) -> k.Function:
     lanes bodies call it once per lane and sample while a ramp runs, instead of an ``if`` and a
     ``ramp`` call per parameter and lane: every ``if`` in the sample loop is two more blocks for
     Cranelift's single-pass register allocator, which moves each of the loop's ~70 live values
-    to and from the stack at each block (64 voices: 24.7 -> 23.0 M instructions of Cranelift)."""
+    to and from the stack at each block (64 voices: 24.9 -> 24.0 M instructions of Cranelift)."""
     nb = local(I32, "nb")
     return k.Function(
         name,

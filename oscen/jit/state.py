@@ -369,7 +369,7 @@ class GraphState:
         if node_ids is None:
             self.frame = graph.frame
         snap = graph.snapshot()
-        if node_ids is None and all(graph.has_node(nid) for nid in self.plan_load().node_ids):
+        if node_ids is None and all(graph.has_node(node[0]) for node in self.plan_load().nodes):
             self._load_planned(graph, snap)
         else:
             self._load_nodes(graph, snap, node_ids)
@@ -415,7 +415,7 @@ class GraphState:
         words[plan.param_values] = params
         ints[plan.param_remaining] = 0
         for (nid, name), ramp in ramps.items():  # (ramps running: rare at a swap)
-            slots = plan.param_slots.get((nid, name))
+            slots = self.layout.nodes[nid].params.get(name) if nid in self.layout.nodes else None
             if slots is not None:
                 self._i64(slots.remaining)[0] = ramp.remaining
                 self._f64(slots.target)[0] = ramp.target
@@ -424,8 +424,8 @@ class GraphState:
             self.array(nid, name)[:] = graph.handle(nid).node.__dict__[name]
         ints[plan.queues] = 0
         if self._overflow:
-            for q in plan.queue_slots:
-                self._overflow_count -= len(self._overflow.pop(q.base, ()))
+            for base in self._queues:
+                self._overflow_count -= len(self._overflow.pop(base, ()))
 
     def _load_nodes(self, graph: Graph, snap: Any, node_ids: set[int] | None) -> None:
         ramps = snap.ramps
@@ -607,7 +607,6 @@ class LoadPlan:
     view and one assignment per attribute was 2.4 ms of the audio thread for 64 voices (17 ms for
     256) at the swap from the interpreter to the first compiled code."""
 
-    node_ids: tuple[int, ...]
     nodes: tuple[tuple[int, Any, Any, Any, tuple[tuple[str, bool], ...]], ...]
     """(node id, f64 getter, i64 getter, bool getter, its value inputs: (name, connected))"""
     f64: np.ndarray
@@ -615,11 +614,9 @@ class LoadPlan:
     bools: np.ndarray
     param_values: np.ndarray
     param_remaining: np.ndarray
-    param_slots: dict[tuple[int, str], ParamSlots]
     arrays: tuple[tuple[int, str], ...]
     queues: np.ndarray
     """The first word of every event queue (its head and count: cleared)."""
-    queue_slots: tuple[QueueSlots, ...]
 
     @classmethod
     def of(cls, state: GraphState) -> LoadPlan:
@@ -630,8 +627,6 @@ class LoadPlan:
         remaining: list[int] = []
         nodes = []
         arrays = []
-        queues: list[QueueSlots] = []
-        slots: dict[tuple[int, str], ParamSlots] = {}
         for n in state.ir.nodes:
             nl = state.layout.nodes[n.id]
             names: dict[str, list[str]] = {"f64": [], "i64": [], "bool": []}
@@ -643,9 +638,7 @@ class LoadPlan:
                 params.append((name, (n.id, name) in state._connected))
                 values.append(p.value)
                 remaining.append(p.remaining)
-                slots[(n.id, name)] = p
             arrays += [(n.id, name) for name in nl.arrays]
-            queues += nl.external_queues.values()
             nodes.append(
                 (n.id, _getter(names["f64"]), _getter(names["i64"]), _getter(names["bool"]), tuple(params))
             )
@@ -656,17 +649,14 @@ class LoadPlan:
             return np.array([a // size for a in addrs], dtype=np.intp)
 
         return cls(
-            tuple(n.id for n in state.ir.nodes),
             tuple(nodes),
             index(f64, 8),
             index(i64, 8),
             index(bools, 4),
             index(values, 8),
             index(remaining, 8),
-            slots,
             tuple(arrays),
-            index([q.base for q in queues], 8),
-            tuple(queues),
+            index(list(state._queues), 8),
         )
 
 
