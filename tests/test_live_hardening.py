@@ -277,6 +277,23 @@ def test_the_watchdog_survives_its_own_errors_and_concurrent_binds(tmp_path: Pat
     assert out.strip().endswith("ok")
 
 
+def test_the_math_library_compiles_first_in_a_fresh_process(tmp_path: Path) -> None:
+    """engine.math_module() before anything made the engine: it took the engine's lock, then asked
+    engine() for the engine inside it, which takes the same lock (the process hung)."""
+    out = run_script(
+        tmp_path,
+        body="""
+        from oscen.jit import engine
+
+        assert engine._engine is None
+        module = engine.math_module()
+        assert engine.math_module() is module and engine._engine is not None
+        print("ok")
+        """,
+    )
+    assert out.strip() == "ok"
+
+
 # ------------------------------------------------------------------------ 3. the compiler thread survives
 class RecursingJit(CraneliftJit):
     """Fails its first compile with ``error`` (as deep code made the frontend recurse)."""

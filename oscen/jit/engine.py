@@ -157,9 +157,10 @@ def math_module() -> wasmtime.Module:
     functions they call (rather than inline) from it, so compiling a graph does not compile sin,
     cos and pow again each time."""
     global _math_module
+    owner = engine()  # before the lock: engine() takes it too (asked inside it, a first call hung)
     with _lock:
         if _math_module is None:
-            _math_module = wasmtime.Module(engine() if _engine is None else _engine, math_module_wat())
+            _math_module = wasmtime.Module(owner, math_module_wat())
         return _math_module
 
 
