@@ -127,44 +127,52 @@ class GraphIR:
 
     def _identity(self) -> str:
         """What :meth:`key` is: everything ``to_json`` holds, as the repr of plain tuples (dicts
-        sorted, numbers normalised, so a JSON round trip keeps it). Node by node, with each
-        class's endpoints once: one ``json.dumps`` of the whole IR was one C call of 3-10 ms
-        holding the GIL on the compiler thread of a live graph."""
-        endpoints: dict[int, str] = {}  # by the list's id: nodes of a class share it (build_ir)
-        parts = [
-            repr(
-                (
-                    float(self.sample_rate),
-                    self.settled,
-                    [int(i) for i in self.order],
-                    [(int(n), str(e)) for n, e in self.outputs],
-                    [[int(i) for i in c] for c in self.cycles],
-                )
-            )
-        ]
-        shared: dict[tuple[int, int, int], str] = {}  # the same, for state and constants
+        sorted, numbers normalised, so a JSON round trip keeps it). A class's endpoints, and the
+        state, unsupported attributes and constants voices share, are printed once each, in order
+        of first use (equal texts once, shared objects or not), and nodes name them by that index:
+        equal IRs give equal texts, and a node's text with its definitions says all of it. Printed per node with their definitions,
+        a 256-voice key was ~300 KB of text, built and compared per compile; as one repr of a list
+        per part it is a few C calls (one ``json.dumps`` of the whole IR was 3-10 ms holding the
+        GIL on the compiler thread of a live graph)."""
+        endpoints: dict[int, int] = {}  # by the list's id: nodes of a class share it (build_ir)
+        shared: dict[tuple[int, int, int], int] = {}  # the same, for state and constants
+        definitions: dict[str, int] = {}  # each text once: equal lists that are not shared too
+
+        def index(text: str) -> int:
+            return definitions.setdefault(text, len(definitions))
+
+        rows = []
         for n in self.nodes:
             ep = endpoints.get(id(n.endpoints))
             if ep is None:
-                ep = endpoints[id(n.endpoints)] = repr(
-                    [(e.name, e.kind, e.direction, float(e.default), int(e.arity)) for e in n.endpoints]
+                ep = endpoints[id(n.endpoints)] = index(
+                    repr([(e.name, e.kind, e.direction, float(e.default), int(e.arity)) for e in n.endpoints])
                 )
             ids = (id(n.state), id(n.unsupported), id(n.constants))
             body = shared.get(ids)
             if body is None:
-                body = shared[ids] = repr(
-                    (
-                        [(st.name, st.type, st.length, st.cols) for st in n.state],
-                        sorted(n.unsupported.items()),
-                        sorted((name, _plain(v)) for name, v in n.constants.items()),
+                body = shared[ids] = index(
+                    repr(
+                        (
+                            [(st.name, st.type, st.length, st.cols) for st in n.state],
+                            sorted(n.unsupported.items()),
+                            sorted((name, _plain(v)) for name, v in n.constants.items()),
+                        )
                     )
                 )
-            parts.append(repr((int(n.id), n.label, n.cls, bool(n.breaks_feedback))) + ep + body)
-        parts.extend(
-            repr((c.source, c.source_endpoint, c.target, c.target_endpoint, c.kind, c.back_edge))
-            for c in self.connections
+            rows.append((int(n.id), n.label, n.cls, bool(n.breaks_feedback), ep, body))
+        head = (
+            float(self.sample_rate),
+            self.settled,
+            [int(i) for i in self.order],
+            [(int(n), str(e)) for n, e in self.outputs],
+            [[int(i) for i in c] for c in self.cycles],
         )
-        return "\n".join(parts)
+        connections = [
+            (c.source, c.source_endpoint, c.target, c.target_endpoint, c.kind, c.back_edge)
+            for c in self.connections
+        ]
+        return "\n".join((repr(head), *definitions, repr(rows), repr(connections)))
 
     # ------------------------------------------------------------------ JSON
     def to_json(self) -> str:
