@@ -82,7 +82,9 @@ class VoiceGroup:
         return [nid for voice in self.voices for nid in voice]
 
 
-def _components(candidates: set[int], edges: list[tuple[int, int]]) -> list[set[int]]:
+def _components(candidates: set[int] | frozenset[int], edges: list[tuple[int, int]]) -> list[frozenset[int]]:
+    """The connected components of ``candidates`` joined by ``edges``, as frozensets (a frozenset
+    keeps its hash: components are looked up by themselves, several times each)."""
     parent = {n: n for n in candidates}
 
     def find(n: int) -> int:
@@ -98,7 +100,7 @@ def _components(candidates: set[int], edges: list[tuple[int, int]]) -> list[set[
     comps: dict[int, set[int]] = defaultdict(set)
     for n in candidates:
         comps[find(n)].add(n)
-    return list(comps.values())
+    return [frozenset(c) for c in comps.values()]
 
 
 def find_groups(ir: GraphIR, min_voices: int = MIN_VOICES) -> list[VoiceGroup]:
@@ -153,11 +155,10 @@ def find_groups(ir: GraphIR, min_voices: int = MIN_VOICES) -> list[VoiceGroup]:
     shape_ids: dict[tuple, int] = {}
     shapes: dict[frozenset[int], tuple[int, list[int], list]] = {}
 
-    def shape_of(comp: set[int]) -> tuple[int, list[int], list]:
-        key = frozenset(comp)
-        got = shapes.get(key)
+    def shape_of(comp: frozenset[int]) -> tuple[int, list[int], list]:
+        got = shapes.get(comp)
         if got is None:
-            got = shapes[key] = _shape(key)
+            got = shapes[comp] = _shape(comp)
         return got
 
     def _shape(comp: frozenset[int]) -> tuple[int, list[int], list]:
@@ -210,7 +211,9 @@ def find_groups(ir: GraphIR, min_voices: int = MIN_VOICES) -> list[VoiceGroup]:
     return groups
 
 
-def _split_at_hubs(comps: list[set[int]], edges: list[tuple[int, int]], shape_of) -> list[set[int]]:
+def _split_at_hubs(
+    comps: list[frozenset[int]], edges: list[tuple[int, int]], shape_of
+) -> list[frozenset[int]]:
     """Components split at a shared source or sink of their own variant (a sine LFO modulating
     sine voices joins them all into one component): when one without its best-connected node
     falls into at least two parts of one shape, those parts are voices and the node is outside
@@ -219,7 +222,7 @@ def _split_at_hubs(comps: list[set[int]], edges: list[tuple[int, int]], shape_of
     counts: dict[int, int] = defaultdict(int)
     for comp in comps:
         counts[shape_of(comp)[0]] += 1
-    out: list[set[int]] = []
+    out: list[frozenset[int]] = []
     todo = list(comps)
     while todo:
         comp = todo.pop()
@@ -250,7 +253,7 @@ def _split_at_hubs(comps: list[set[int]], edges: list[tuple[int, int]], shape_of
             for part in parts:
                 shapes[shape_of(part)[0]] += 1
             if len(parts) >= 2 and max(shapes.values()) >= 2:
-                out.append({hub})
+                out.append(frozenset((hub,)))
                 todo.extend(parts)
                 break
         else:
@@ -278,7 +281,22 @@ def _schedulable(ir: GraphIR, groups: list[VoiceGroup]) -> list[VoiceGroup]:
 def unit_order(ir: GraphIR, groups: list[VoiceGroup]) -> list[int | VoiceGroup] | None:
     """The graph's schedule with each group as one unit (placed where its first voice was, moved
     later only as far as its outside sources need), or None when the groups make a cycle. Back
-    edges (into feedback breakers) don't order anything, as in the graph's own schedule."""
+    edges (into feedback breakers) don't order anything, as in the graph's own schedule.
+
+    The last answer is kept on the IR (which is not changed after it is built) with the groups it
+    was for: find_groups checks the order its groups make, then the skeleton builder asks for it
+    again (0.2-0.3 ms for 256 voices). The answer does not depend on the order of ``groups``
+    (units are ranked by their distinct schedule positions)."""
+    asked = frozenset(map(id, groups))
+    kept = ir.__dict__.get("_unit_order")
+    if kept is not None and kept[0] == asked:
+        return kept[2]
+    order = _unit_order(ir, groups)
+    ir.__dict__["_unit_order"] = (asked, list(groups), order)  # (the groups kept: their ids stay theirs)
+    return order
+
+
+def _unit_order(ir: GraphIR, groups: list[VoiceGroup]) -> list[int | VoiceGroup] | None:
     pos = {nid: i for i, nid in enumerate(ir.order)}
     unit_of: dict[int, int] = {nid: nid for nid in ir.order}
     for gi, g in enumerate(groups):
