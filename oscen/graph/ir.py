@@ -11,10 +11,12 @@ import ast
 import importlib
 import json
 import math
+import operator
 import struct
 import threading
 import weakref
 from dataclasses import dataclass, field
+from math import copysign
 from typing import Any, Protocol
 
 import numpy as np
@@ -420,6 +422,17 @@ def _same(a: dict[str, float | int | bool], b: dict[str, float | int | bool]) ->
     return True
 
 
+def _values_getter(names: tuple[str, ...]) -> Any:
+    """A function of a node's ``__dict__`` giving the tuple of its values of ``names`` (one C call
+    for several: operator.itemgetter)."""
+    if not names:
+        return lambda d: ()
+    if len(names) == 1:
+        name = names[0]
+        return lambda d: (d[name],)
+    return operator.itemgetter(*names)
+
+
 def _plain(value: Any) -> float | int | bool:
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
@@ -524,20 +537,36 @@ def build_ir(graph: IRSource) -> GraphIR:
         names_of = constant_names.get((cls, id(state)))
         if names_of is None or names_of[0] is not state:  # (kept with the list: its id is not reused)
             assigned = known[2]
-            names_of = constant_names[(cls, id(state))] = (
-                state,
-                tuple(s.name for s in state if s.length is None and s.name not in assigned),
-            )
-        constants = {}
-        for name in names_of[1]:
-            value = values[name]
-            kind = type(value)
-            constants[name] = value if kind is float or kind is int or kind is bool else _plain(value)
+            names = tuple(s.name for s in state if s.length is None and s.name not in assigned)
+            names_of = constant_names[(cls, id(state))] = (state, names, _values_getter(names))
+        vals = names_of[2](values)
         seen = last.get(cls)
-        if seen is not None and seen[0] == state and seen[1] == unsupported and _same(seen[2], constants):
-            state, unsupported, constants = seen
+        # The usual case (the next voice of a class) first: the same constants as the last node
+        # of its class, equal values of equal types, no float zero of the other sign (a NaN is
+        # unequal here unless it is the same object, then of the same bits).
+        if (
+            seen is not None
+            and vals == seen[3]
+            and seen[0] == state
+            and seen[1] == unsupported
+            and tuple(map(type, vals)) == seen[4]
+            and (
+                not seen[5]
+                or all(vals[i] or copysign(1.0, vals[i]) == copysign(1.0, seen[3][i]) for i in seen[5])
+            )
+        ):
+            state, unsupported, constants = seen[0], seen[1], seen[2]
         else:
-            last[cls] = (state, unsupported, constants)
+            constants = {}
+            for name, value in zip(names_of[1], vals, strict=True):
+                kind = type(value)
+                constants[name] = value if kind is float or kind is int or kind is bool else _plain(value)
+            if seen is not None and seen[0] == state and seen[1] == unsupported and _same(seen[2], constants):
+                state, unsupported, constants = seen[0], seen[1], seen[2]
+            else:
+                types = tuple(map(type, vals))
+                floats = tuple(i for i, t in enumerate(types) if issubclass(t, (float, np.floating)))
+                last[cls] = (state, unsupported, constants, vals, types, floats)
         nodes.append(
             NodeIR(
                 handle.id,
