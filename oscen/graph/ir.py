@@ -132,10 +132,11 @@ class GraphIR:
         sorted, numbers normalised, so a JSON round trip keeps it). A class's endpoints, and the
         state, unsupported attributes and constants voices share, are printed once each, in order
         of first use (equal texts once, shared objects or not), and nodes name them by that index:
-        equal IRs give equal texts, and a node's text with its definitions says all of it. Printed per node with their definitions,
-        a 256-voice key was ~300 KB of text, built and compared per compile; as one repr of a list
-        per part it is a few C calls (one ``json.dumps`` of the whole IR was 3-10 ms holding the
-        GIL on the compiler thread of a live graph)."""
+        equal IRs give equal texts, and a node's row with its definitions says all of it (a repr
+        has no newline, so the lines cannot run into each other). Printed per node, a 256-voice
+        key was ~300 KB of text, built per compile and compared per bind; nodes and connections
+        are now one repr of a list each (one ``json.dumps`` of the whole IR was 3-10 ms holding
+        the GIL on the compiler thread of a live graph)."""
         endpoints: dict[int, int] = {}  # by the list's id: nodes of a class share it (build_ir)
         shared: dict[tuple[int, int, int], int] = {}  # the same, for state and constants
         definitions: dict[str, int] = {}  # each text once: equal lists that are not shared too
