@@ -1309,12 +1309,16 @@ class SkeletonBuilder:
         for c in self.ir.connections:
             if c.kind != "event" and seg_of[c.source] != seg_of[c.target]:
                 self.buffered.add((c.source, c.source_endpoint))
-        for g in self.groups:  # one body for every voice: a member's output is buffered if any voice's is
-            for nodes in g.voices[1:]:
-                for j, nid in enumerate(nodes):
-                    for e in self.nodes[nid].endpoints:
-                        if (nid, e.name) in self.buffered:
-                            self.buffered.add((g.template[j], e.name))
+        # one body for every voice: a member's output is buffered if any voice's is (looked up
+        # from the buffered outputs, not from every endpoint of every voice)
+        template_of = {
+            nid: g.template[j] for g in self.groups for nodes in g.voices[1:] for j, nid in enumerate(nodes)
+        }
+        if template_of:
+            for nid, name in list(self.buffered):
+                member = template_of.get(nid)
+                if member is not None:
+                    self.buffered.add((member, name))
         self.find_reductions(segs)
         self.find_direct(segs)
         seg_functions: list[k.Function] = []
