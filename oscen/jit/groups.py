@@ -116,15 +116,19 @@ def find_groups(ir: GraphIR, min_voices: int = MIN_VOICES) -> list[VoiceGroup]:
     # and hashed often, and a tuple's hash is not kept, so nested variant keys in them cost
     # a walk of the whole key each time.
     variants: dict[tuple, int] = {}
-    by_id: dict[int, int] = {}  # the same, by the key object's id (voices share one: variant_key)
+    # The same, by the ids of what makes the key: voices share their class, state, constants
+    # and endpoint objects (build_ir), so the key is asked for once per distinct set (the IR
+    # keeps the objects alive: their ids are not reused here). Only templates are lowered, so
+    # the other voices' nodes need no key of their own.
+    by_parts: dict[tuple[int, int, int, int], int] = {}
     keys: dict[int, int] = {}
     for n in ir.nodes:
         if n.id in in_cycle or n.id in back or n.unsupported:
             continue
-        vk = variant_key(n, ir.sample_rate)  # kept alive by the node: its id is not reused here
-        v = by_id.get(id(vk))
+        parts = (id(n.resolve_class()), id(n.state), id(n.constants), id(n.endpoints))
+        v = by_parts.get(parts)
         if v is None:
-            v = by_id[id(vk)] = variants.setdefault(vk, len(variants))
+            v = by_parts[parts] = variants.setdefault(variant_key(n, ir.sample_rate), len(variants))
         keys[n.id] = v
     count: dict[int, int] = defaultdict(int)
     for key in keys.values():
