@@ -107,6 +107,42 @@ def test_a_voice_of_another_shape_or_variant_stays_out_of_the_group() -> None:
     assert group == [[f"osc{k}", f"lp{k}"] for k in range(4)]
 
 
+class _TwoInputs(Node):
+    """A node with an input named like a connection's kind: shapes must still tell its inputs apart."""
+
+    a = StreamInput()
+    stream = StreamInput()
+    output = StreamOutput()
+
+    def process(self, sample_rate):
+        self.output = self.a - self.stream
+
+
+def test_copies_whose_terms_go_to_other_inputs_are_other_groups() -> None:
+    # Copies 0 and 1 feed `a` from two outside sources and once from their own oscillator; copies 2
+    # and 3 feed `a` once from outside and `stream` from their oscillator. Same variants, same
+    # number of terms: only the inputs the terms go to tell the two shapes apart.
+    graph = Graph(SR)
+    ext = graph.add_node(Oscillator.saw(50.0, 0.1), "ext")
+    ext2 = graph.add_node(Oscillator.square(70.0, 0.1), "ext2")
+    mix = graph.add_node(Gain(0.25), "mix")
+    for k in range(4):
+        osc = graph.add_node(Oscillator.sine(100.0 + k, 0.2), f"osc{k}")
+        two = graph.add_node(_TwoInputs(), f"two{k}")
+        graph.connect(ext.output, two.a)
+        if k < 2:
+            graph.connect(ext2.output, two.a)
+            graph.connect(osc.output, two.a)
+        else:
+            graph.connect(osc.output, two.stream)
+        graph.connect(two.output, mix.input)
+    graph.set_output(mix.output)
+    assert sorted(groups_of(graph)) == [
+        [["osc0", "two0"], ["osc1", "two1"]],
+        [["osc2", "two2"], ["osc3", "two3"]],
+    ]
+
+
 def test_voices_in_series_or_in_a_feedback_loop_are_no_group() -> None:
     graph = Graph(SR)
     prev = graph.add_node(Oscillator.sine(100.0), "src")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..graph.ir import GraphIR
@@ -109,9 +110,7 @@ def find_groups(ir: GraphIR, min_voices: int = MIN_VOICES) -> list[VoiceGroup]:
     pos = {nid: i for i, nid in enumerate(ir.order)}
     nodes = {n.id: n for n in ir.nodes}
     in_cycle = {nid for cyc in ir.cycles for nid in cyc}
-    back = {c.target for c in ir.connections if c.back_edge} | {
-        c.source for c in ir.connections if c.back_edge
-    }
+    back = {nid for c in ir.connections if c.back_edge for nid in (c.source, c.target)}
     # Each variant as a small int (the same relation as the keys' equality): shapes are compared
     # and hashed often, and a tuple's hash is not kept, so nested variant keys in them cost
     # a walk of the whole key each time.
@@ -125,7 +124,7 @@ def find_groups(ir: GraphIR, min_voices: int = MIN_VOICES) -> list[VoiceGroup]:
     for n in ir.nodes:
         if n.id in in_cycle or n.id in back or n.unsupported:
             continue
-        parts = (id(n.resolve_class()), id(n.state), id(n.constants), id(n.endpoints))
+        parts = (id(n.node_class or n.resolve_class()), id(n.state), id(n.constants), id(n.endpoints))
         v = by_parts.get(parts)
         if v is None:
             v = by_parts[parts] = variants.setdefault(variant_key(n, ir.sample_rate), len(variants))
@@ -151,9 +150,8 @@ def find_groups(ir: GraphIR, min_voices: int = MIN_VOICES) -> list[VoiceGroup]:
             terms.append((source, c.source_endpoint, c.kind))
         if source in candidates and target in candidates:
             edges.append((source, target))
-    # per endpoints list (shared by a class's nodes, build_ir): its inputs' names, and the shape
-    # of its inputs when none is connected
-    input_names: dict[int, tuple[tuple[str, ...], tuple]] = {}
+    # per endpoints list (shared by a class's nodes, build_ir): its inputs' declaration order
+    input_order: dict[int, dict[str, int]] = {}
     # Shapes as small ints (equal shapes, equal ints): a shape is a nested tuple whose hash is
     # not kept, and components are counted and sorted by shape several times.
     shape_ids: dict[tuple, int] = {}
@@ -166,32 +164,37 @@ def find_groups(ir: GraphIR, min_voices: int = MIN_VOICES) -> list[VoiceGroup]:
         return got
 
     def _shape(comp: frozenset[int]) -> tuple[int, list[int], list]:
+        # Per member its variant and, for each connected input in declaration order, its name
+        # and then its terms in order, each a tuple: (member, port, kind) from the copy, (None,
+        # kind) from outside. Unconnected inputs are left out: the variant fixes the endpoints.
         members = sorted(comp, key=pos.__getitem__)
         index = {nid: j for j, nid in enumerate(members)}
         shape: list = []
         externals: list = []  # (member, endpoint, term, kind, (node, port))
         for j, nid in enumerate(members):
-            endpoints = nodes[nid].endpoints
-            named = input_names.get(id(endpoints))
-            if named is None:
-                names = tuple(e.name for e in endpoints if e.direction == "input")
-                named = input_names[id(endpoints)] = (names, tuple((name, ()) for name in names))
             by_input = inputs.get(nid)
             if by_input is None:
-                shape.append((keys[nid], named[1]))
+                shape.append(keys[nid])
                 continue
-            ins = []
-            for name in named[0]:
-                terms = []
-                for t, (source, port, kind) in enumerate(by_input.get(name, ())):
+            if len(by_input) == 1:
+                names: Iterable[str] = by_input
+            else:
+                endpoints = nodes[nid].endpoints
+                order = input_order.get(id(endpoints))
+                if order is None:
+                    order = input_order[id(endpoints)] = {e.name: i for i, e in enumerate(endpoints)}
+                names = sorted(by_input, key=order.__getitem__)
+            entry = [keys[nid]]
+            for name in names:
+                entry.append(name)
+                for t, (source, port, kind) in enumerate(by_input[name]):
                     member = index.get(source)
                     if member is not None:
-                        terms.append(("member", member, port, kind))
+                        entry.append((member, port, kind))
                     else:
-                        terms.append(("outside", kind))
+                        entry.append((None, kind))
                         externals.append((j, name, t, kind, (source, port)))
-                ins.append((name, tuple(terms)))
-            shape.append((keys[nid], tuple(ins)))
+            shape.append(tuple(entry))
         return shape_ids.setdefault(tuple(shape), len(shape_ids)), members, externals
 
     comps = _split_at_hubs(_components(candidates, edges), edges, shape_of)
