@@ -216,6 +216,41 @@ def test_variant_key_and_ir_key_change_with_the_node() -> None:
     assert GraphIR.from_json(base.to_json()).key() == base.key()
 
 
+class _Counter(Node):
+    """Its count starts as an int and compiled code assigns it a float: settled widens it."""
+
+    output = StreamOutput()
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def process(self, sample_rate: float) -> None:
+        self.count = self.count + 0.5
+        self.output = self.count
+
+
+def test_the_settled_key_taken_from_the_raw_one_is_the_key_made_afresh() -> None:
+    """settled() gives an IR whose nodes are the raw IR's when no attribute type widens: its key
+    is then the raw key with its own head (settled=True), not made again. It must equal the key
+    made from scratch, and differ from the raw key; with a widened node it is made afresh."""
+    from benchmarks.oscen_engine import voices_graph
+
+    plain = voices_graph(4)
+    widening = Graph(44100.0)
+    widening.add_node(_Counter())
+    for graph, shares in ((plain, True), (widening, False)):
+        raw = graph.to_ir()
+        raw_key = raw.key()
+        done = settled(raw)
+        assert (done.nodes == raw.nodes) is shares
+        kept = done.key()
+        assert kept != raw_key
+        assert (kept[2] is raw_key[2]) is shares  # the rows taken over, not made again
+        del done.__dict__["_key"]
+        assert done.key() == kept
+        assert GraphIR.from_json(done.to_json()).key() == kept
+
+
 def test_shared_scalar_state_is_not_shared_across_types() -> None:
     a = _ir_of(_Pulse(1.0)).nodes[0]
     b = _ir_of(_Pulse(True)).nodes[0]  # type: ignore[arg-type]

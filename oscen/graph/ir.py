@@ -97,6 +97,15 @@ class ConnectionIR:
     back_edge: bool = False
 
 
+_CONNECTION_ROW = operator.attrgetter(
+    "source", "source_endpoint", "target", "target_endpoint", "kind", "back_edge"
+)
+"""A connection's row in :meth:`GraphIR.key` (one C call per connection)."""
+
+Key = tuple[str, tuple[str, ...], tuple[tuple[Any, ...], ...], tuple[tuple[Any, ...], ...]]
+"""What :meth:`GraphIR.key` returns: (head, definitions, node rows, connection rows)."""
+
+
 @dataclass
 class GraphIR:
     sample_rate: float
@@ -119,24 +128,38 @@ class GraphIR:
     def inputs_of(self, node_id: int, endpoint: str) -> list[ConnectionIR]:
         return [c for c in self.connections if c.target == node_id and c.target_endpoint == endpoint]
 
-    def key(self) -> str:
+    def key(self) -> Key:
         """A stable identity of everything that shapes the compiled code (for a compile cache and
-        to match states with kernels). Computed once: an IR is not changed after it is built."""
+        to match states with kernels): equal for equal IRs (a JSON round trip keeps it), unequal
+        otherwise. Computed once: an IR is not changed after it is built."""
         key = self.__dict__.get("_key")
         if key is None:
             key = self.__dict__["_key"] = self._identity()
         return key
 
-    def _identity(self) -> str:
-        """What :meth:`key` is: everything ``to_json`` holds, as the repr of plain tuples (dicts
-        sorted, numbers normalised, so a JSON round trip keeps it). A class's endpoints, and the
-        state, unsupported attributes and constants voices share, are printed once each, in order
-        of first use (equal texts once, shared objects or not), and nodes name them by that index:
-        equal IRs give equal texts, and a node's row with its definitions says all of it (a repr
-        has no newline, so the lines cannot run into each other). Printed per node, a 256-voice
-        key was ~300 KB of text, built per compile and compared per bind; nodes and connections
-        are now one repr of a list each (one ``json.dumps`` of the whole IR was 3-10 ms holding
-        the GIL on the compiler thread of a live graph)."""
+    def _head(self) -> str:
+        """The key's first part: the IR's own fields (a repr: floats stay floats)."""
+        return repr(
+            (
+                float(self.sample_rate),
+                self.settled,
+                [int(i) for i in self.order],
+                [(int(n), str(e)) for n, e in self.outputs],
+                [[int(i) for i in c] for c in self.cycles],
+            )
+        )
+
+    def _identity(self) -> Key:
+        """What :meth:`key` is: everything ``to_json`` holds, as a tuple of four parts: the head
+        (:meth:`_head`), the definitions, one row per node and one per connection. A class's
+        endpoints, and the state, unsupported attributes and constants voices share, are printed
+        once each (reprs: dicts sorted, numbers normalised, 1, 1.0 and True told apart), in order
+        of first use (equal texts once, shared objects or not), and a node's row names them by
+        that index; rows hold only ints, strings and bools, so tuple equality is exact for them.
+
+        Why tuples, not one text: printing the rows and connections was most of the key's time
+        (0.9 ms for 256 voices, holding the GIL on a live graph's compiler thread); their tuples
+        are made by C calls, and equal keys of one IR compare by identity."""
         endpoints: dict[int, int] = {}  # by the list's id: nodes of a class share it (build_ir)
         shared: dict[tuple[int, int, int], int] = {}  # the same, for state and constants
         definitions: dict[str, int] = {}  # each text once: equal lists that are not shared too
@@ -163,19 +186,11 @@ class GraphIR:
                         )
                     )
                 )
-            rows.append((int(n.id), n.label, n.cls, bool(n.breaks_feedback), ep, body))
-        head = (
-            float(self.sample_rate),
-            self.settled,
-            [int(i) for i in self.order],
-            [(int(n), str(e)) for n, e in self.outputs],
-            [[int(i) for i in c] for c in self.cycles],
-        )
-        connections = [
-            (c.source, c.source_endpoint, c.target, c.target_endpoint, c.kind, c.back_edge)
-            for c in self.connections
-        ]
-        return "\n".join((repr(head), *definitions, repr(rows), repr(connections)))
+            rows.append((int(n.id), str(n.label), str(n.cls), bool(n.breaks_feedback), ep, body))
+        # (a connection's fields compare by value: a numpy int equals the int, a numpy bool
+        # the bool, and each field has one meaning, so no normalising is needed)
+        connections = tuple(map(_CONNECTION_ROW, self.connections))
+        return (self._head(), tuple(definitions), tuple(rows), connections)
 
     # ------------------------------------------------------------------ JSON
     def to_json(self) -> str:

@@ -878,8 +878,9 @@ def settled(ir: GraphIR) -> GraphIR:
     # Nodes of one template share their state, constants and endpoints (build_ir): settle each
     # distinct set once, and let the settled nodes share the widened state list as well.
     done: dict[tuple[int, int, int, int], tuple[dict[str, str], list[StateIR] | None]] = {}
+    replaced = False
     for n in ir.nodes:
-        cls = n.resolve_class()
+        cls = n.node_class or n.resolve_class()
         ids = (id(cls), id(n.state), id(n.endpoints), id(n.constants))
         got = done.get(ids)
         if got is None:
@@ -898,7 +899,11 @@ def settled(ir: GraphIR) -> GraphIR:
             got = done[ids] = (widened, state)
         if got[1] is not None:
             n = dataclasses.replace(n, state=got[1])
+            replaced = True
         nodes.append(n)
     got = dataclasses.replace(ir, nodes=nodes, settled=True)
+    key = ir.__dict__.get("_key")
+    if key is not None and not replaced:  # the same nodes: all of the key but its head is theirs
+        got.__dict__["_key"] = (got._head(), *key[1:])
     ir.__dict__["_settled"] = got
     return got
