@@ -140,6 +140,28 @@ def test_oscen_bench_rejects_an_unknown_engine(capsys: pytest.CaptureFixture[str
     assert "unknown engine(s) csound" in capsys.readouterr().err
 
 
+@pytest.mark.skipif(not HAVE_CC, reason="needs a C compiler")
+def test_the_c_with_16_vector_registers_is_asked_for_not_run_by_default() -> None:
+    """``c-same-16`` (oscen's seed arithmetic built with -mno-avx512f) is taken by --engines but
+    is not among the default engines; on x86-64 it builds and renders the reference."""
+    parser = argparse.ArgumentParser()
+    bench.configure(parser)
+    assert "c-same-16" not in parser.parse_args([]).engines
+    assert "c-same-16" in bench.KNOWN_ENGINE_KEYS and "c-same-16" not in bench.ENGINE_KEYS
+    import platform
+
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("-mno-avx512f is an x86 flag")
+    peers, oscen_engine = bench_peers.load_benchmarks()
+    ((_, engine),) = bench_peers.make_engines(["c-same-16"], peers, oscen_engine)
+    assert "-mno-avx512f" in engine.name and engine.available() is None
+    engine.prepare("seed", SR, 256)
+    try:
+        assert check("seed", engine.render(0.2), 0.2, SR).ok
+    finally:
+        engine.close()
+
+
 def test_oscen_bench_runs_the_checkout_s_runner_without_putting_the_checkout_on_sys_path(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
