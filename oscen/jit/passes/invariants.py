@@ -184,8 +184,9 @@ def invariants_in_globals(fn: k.Function) -> tuple[k.Function, list[k.Global]]:
     # a moved local an Invoke sets stays a local too (the call's target, then its global)
     kept: set[str] = set()
     _scan_targets(body, kept)
-    for n in kept & set(moved):
-        locals_[n] = types[n]
+    for n in moved:  # in ``moved``'s (sorted) order: the module's text must not depend on the hash seed
+        if n in kept:
+            locals_[n] = types[n]
     zero = {T.V128: bytes(16), T.F64: 0.0}
     globals_ = [k.Global(names[n], types[n], zero[types[n]]) for n in moved]
     return k.Function(fn.name, fn.params, fn.results, locals_, body, fn.export), globals_
