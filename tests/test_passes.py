@@ -128,6 +128,26 @@ class _LibmSine(Node):
         self._phase = (self._phase + 440.0 / sample_rate) % 1.0
 
 
+def test_small_math_decides_each_function_when_asked_as_the_whole_table_would() -> None:
+    """SmallMath measures a function (and its callees) when it is first looked up, not the whole
+    library at once: the same answers as outlined() of the whole table, fewer measured."""
+    from oscen.jit.mathlib import BY_WASM
+    from oscen.jit.passes.inline import INLINE_LIMIT, Outlining, SmallMath, outlined
+
+    table = {name: mf.function for name, mf in BY_WASM.items()}
+    lazy = SmallMath(table)
+    assert "m_sin" in lazy and lazy["m_sin"] is table["m_sin"]
+    measured = lazy._outlining._sizes
+    assert 0 < len(measured) < len(table)
+    assert "m_tan" not in lazy and "m_no_such_function" not in lazy
+    with pytest.raises(KeyError):
+        lazy["m_tan"]
+    large = outlined(table)
+    assert set(lazy) == set(table) - large and len(lazy) == len(table) - len(large)
+    decide = Outlining(table)
+    assert all(decide.large(name) == (decide._sizes[name] > INLINE_LIMIT) for name in table)
+
+
 def test_small_math_is_expanded_in_per_sample_code_only() -> None:
     """sin is expanded into a sine oscillator's process (inline_math), called when math is not
     inlined (large graphs) and in outlined helpers; the large functions stay calls."""

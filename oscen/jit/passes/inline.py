@@ -19,6 +19,7 @@ ran ~10x slower than the same loop without calls. So:
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator, Mapping
 
 from .. import kernel as k
 from ..kernel import T
@@ -298,7 +299,7 @@ class _Expand(Rewriter):
 
     def __init__(
         self,
-        fns: dict[str, k.Function],
+        fns: Mapping[str, k.Function],
         unit: Unit,
         prefix: str,
         label: str,
@@ -379,7 +380,7 @@ class _Expand(Rewriter):
 
 
 def _expansion(
-    fns: dict[str, k.Function],
+    fns: Mapping[str, k.Function],
     name: str,
     args: list[k.Expr],
     rets: list[str],
@@ -403,7 +404,7 @@ def _expansion(
 
 
 def expand(
-    fns: dict[str, k.Function],
+    fns: Mapping[str, k.Function],
     name: str,
     args: list[k.Expr],
     unit: Unit,
@@ -419,7 +420,7 @@ def expand(
 
 
 def expand_invoke(
-    fns: dict[str, k.Function],
+    fns: Mapping[str, k.Function],
     name: str,
     args: list[k.Expr],
     targets: list[str],
@@ -441,30 +442,72 @@ would multiply code size and compile time. (310 nodes keeps the split of the tex
 inliner's 6000 characters of WAT: sin and cos expanded, tan, log10 and the reductions called.)"""
 
 
-def outlined(table: dict[str, k.Function]) -> set[str]:
-    """The functions of ``table`` whose full expansion exceeds INLINE_LIMIT nodes, decided
-    bottom-up: a function is measured with its already-outlined callees left as calls."""
-    sizes: dict[str, int] = {}
-    out: set[str] = set()
+class Outlining:
+    """Which functions of ``table`` stay calls: those whose full expansion exceeds INLINE_LIMIT
+    nodes, decided bottom-up (a function is measured with its already-outlined callees left as
+    calls) and per function when first asked. A function's answer depends only on its callees',
+    so asking for one measures it and what it calls, not the whole table: the math library has
+    40 functions, measured all at once 0.1 s in each new process (at its first compile), and a
+    patch calls a few of them."""
 
-    def size(name: str, stack: tuple[str, ...] = ()) -> int:
-        if name in sizes:
-            return sizes[name]
+    def __init__(self, table: dict[str, k.Function]) -> None:
+        self.table = table
+        self._sizes: dict[str, int] = {}
+        self._out: set[str] = set()
+        self._lock = threading.Lock()
+
+    def large(self, name: str) -> bool:
+        """Whether ``name`` (a function of the table) stays a call."""
+        with self._lock:
+            self._size(name)
+            return name in self._out
+
+    def _size(self, name: str, stack: tuple[str, ...] = ()) -> int:
+        got = self._sizes.get(name)
+        if got is not None:
+            return got
+        table = self.table
         fn = table[name]
         for x in walk(fn.body):
             if isinstance(x, (k.CallFn, k.Invoke)) and x.func in table and x.func not in stack:
-                size(x.func, (*stack, name))
-        inlinable = {n: f for n, f in table.items() if n not in out and n not in stack}
+                self._size(x.func, (*stack, name))
+        inlinable = {n: f for n, f in table.items() if n not in self._out and n not in stack}
         args: list[k.Expr] = [k.Local(t, "x") for _, t in fn.params]
         rets = [f"r{j}" for j in range(len(fn.results))]
-        sizes[name] = sum(1 for _ in walk(_expansion(inlinable, name, args, rets, Unit(False), "m")))
-        if sizes[name] > INLINE_LIMIT:
-            out.add(name)
-        return sizes[name]
+        size = self._sizes[name] = sum(1 for _ in walk(_expansion(inlinable, name, args, rets, Unit(False), "m")))
+        if size > INLINE_LIMIT:
+            self._out.add(name)
+        return size
 
-    for name in table:
-        size(name)
-    return out
+
+def outlined(table: dict[str, k.Function]) -> set[str]:
+    """The functions of ``table`` whose full expansion exceeds INLINE_LIMIT nodes (see
+    :class:`Outlining`), all of them decided."""
+    decide = Outlining(table)
+    return {name for name in table if decide.large(name)}
+
+
+class SmallMath(Mapping[str, k.Function]):
+    """The math library's functions small enough to expand in per-sample code, as a mapping from
+    wasm name to function: each decided when first looked up (:class:`Outlining`)."""
+
+    def __init__(self, table: dict[str, k.Function]) -> None:
+        self._table = table
+        self._outlining = Outlining(table)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._table and not self._outlining.large(name)  # type: ignore[arg-type]
+
+    def __getitem__(self, name: str) -> k.Function:
+        if name not in self:
+            raise KeyError(name)
+        return self._table[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name in self._table if name in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def unit_calls_math(v: Variant, unit: Unit) -> bool:
@@ -485,19 +528,19 @@ def math_call(v: Variant, unit: Unit, call: k.CallFn) -> k.Expr:
     return call
 
 
-_LIBRARY: tuple[dict[str, k.Function], frozenset[str]] | None = None
+_LIBRARY: tuple[SmallMath, frozenset[str]] | None = None
 _LIBRARY_LOCK = threading.Lock()
 
 
-def small_math() -> tuple[dict[str, k.Function], frozenset[str]]:
+def small_math() -> tuple[SmallMath, frozenset[str]]:
     """The math library's functions small enough to expand in per-sample code (see
-    :data:`INLINE_LIMIT`; decided once: the library is fixed), and the names of all of them."""
+    :data:`INLINE_LIMIT`; each decided once, when first asked: the library is fixed), and the
+    names of all of them."""
     global _LIBRARY
     with _LIBRARY_LOCK:
         if _LIBRARY is None:
             from ..mathlib import BY_WASM
 
             table = {name: mf.function for name, mf in BY_WASM.items()}
-            large = outlined(table)
-            _LIBRARY = ({name: fn for name, fn in table.items() if name not in large}, frozenset(table))
+            _LIBRARY = (SmallMath(table), frozenset(table))
         return _LIBRARY
