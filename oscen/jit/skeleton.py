@@ -853,27 +853,33 @@ class SkeletonBuilder:
         if due_queues:
             functions.append(self.due_function(f"due{index}", [kind for kind, _ in due_queues]))
 
-        def queue_addresses(v: int) -> list[k.Expr]:
+        def queue_ints(v: int) -> list[int]:
             """Voice ``v``'s queues under the gate, in the order of ``due_queues``."""
-            args = voice_args(v)
-            out: list[k.Expr] = []
+            args = voice_ints(v)
+            out: list[int] = []
             for kind, what in due_queues:
                 if kind == "external":
                     j, name = what
-                    out.append(i32(self.layout.nodes[group.voices[v][j]].external_queues[name].base))
+                    out.append(self.layout.nodes[group.voices[v][j]].external_queues[name].base)
                 elif kind == "lane":
                     out.append(args[inputs.index(what)])
                 else:
-                    out.append(i32(what))
+                    out.append(what)
             return out
 
-        def due(voices: range) -> list[k.Expr]:
+        def due_chain(queues: list[k.Expr]) -> list[k.Expr]:
+            """The due bound of the voices whose queue addresses are ``queues`` (each voice's in
+            turn, ``len(due_queues)`` apiece): each voice's call lowers the bound so far."""
             if not due_queues:
                 return []
             first: k.Expr = local(I32, "n")
-            for v in voices:  # each voice's call lowers the bound so far
-                first = k.CallFn(I32, f"due{index}", [first, *queue_addresses(v)])
+            per = len(due_queues)
+            for at in range(0, len(queues), per):
+                first = k.CallFn(I32, f"due{index}", [first, *queues[at : at + per]])
             return [first]
+
+        def due(voices: range) -> list[k.Expr]:
+            return due_chain([i32(q) for v in voices for q in queue_ints(v)])
 
         calls: list[k.Stmt] = [store(I32, i32(SEGMENT), i32(index))]
         for dst in mixes.values():
@@ -905,12 +911,25 @@ class SkeletonBuilder:
         first = 0
         for fn, lanes in bodies:
             last = first + (len(group.voices) - first) // lanes * lanes
-            if due_queues:  # each call's due bound, chained over its voices: unrolled
-                for v in range(first, last, lanes):
-                    a = lane_args(v, lanes)
-                    per_pair.append(
-                        invoke(fn.name, local(I32, "n"), *ramps_of(a, lanes), *due(range(v, v + lanes)), *a)
-                    )
+            if due_queues:
+                # each call's due bound, chained over its voices' queues: their addresses are
+                # more columns of the call's row, so that the calls are one loop where every
+                # column steps evenly (voices laid out alike), not one call per pair
+                width_args = len(inputs) * lanes
+                rows = CallRows.of(
+                    [
+                        [*lane_ints(v, lanes), *(q for lane in range(lanes) for q in queue_ints(v + lane))]
+                        for v in range(first, last, lanes)
+                    ]
+                )
+
+                def call(
+                    a: list[k.Expr], _: k.Expr, f: str = fn.name, w: int = lanes, cut: int = width_args
+                ) -> list[k.Stmt]:
+                    args, queues = a[:cut], a[cut:]
+                    return [invoke(f, local(I32, "n"), *ramps_of(args, w), *due_chain(queues), *args)]
+
+                per_pair += for_each(rows, call)
             else:
                 rows = CallRows.of([lane_ints(v, lanes) for v in range(first, last, lanes)])
                 per_pair += for_each(
@@ -1192,37 +1211,79 @@ class SkeletonBuilder:
 
     # ------------------------------------------------------------------ the module
     def block_function(self, segments: int) -> k.Function:
-        """``block(n)``: one block of ``n`` samples (outboxes reset, segments, queues compacted)."""
+        """``block(n)``: one block of ``n`` samples (outboxes reset, segments, queues compacted).
+
+        The queues of a voice group's voices are reset and compacted by one loop per template
+        member and queue, over the voices' addresses (where they step evenly: voices laid out
+        alike), not by a copy of the code per voice: with gates in every voice (SynthMark's two
+        envelopes) the block function was the module's largest, and grew with the voices."""
         n, h, c = local(I32, "n"), local(I32, "h"), local(I32, "c")
         body: list[k.Stmt] = []
         compact: list[k.Stmt] = []
-        for nl in self.layout.nodes.values():
-            for q in nl.outboxes.values():
-                body.append(store(I32, i32(q.base), i32(0)))
-            for q in nl.external_queues.values():
-                compact.append(set_local("h", load(I32, i32(q.base + 4))))
-                compact.append(
-                    if_(
-                        prim(Op.I32_NE, h, i32(0)),
-                        [
-                            set_local("c", prim(Op.I32_SUB, load(I32, i32(q.base)), h)),
-                            invoke(
-                                "copy_words",
-                                i32(q.entries),
-                                prim(Op.I32_ADD, i32(q.entries), prim(Op.I32_MUL, h, i32(EVENT_BYTES))),
-                                prim(Op.I32_MUL, c, i32(EVENT_BYTES)),
-                            ),
-                            store(I32, i32(q.base), c),
-                            store(I32, i32(q.base + 4), i32(0)),
-                        ],
-                    )
-                )
+        member_of = {
+            nid: (gi, v, j)
+            for gi, g in enumerate(self.groups)
+            for v, voice in enumerate(g.voices)
+            for j, nid in enumerate(voice)
+        }
+        # per (group, member, queue): each voice's queue base, by voice
+        resets: dict[tuple[int, int, str], dict[int, int]] = {}
+        compactions: dict[tuple[int, int, str], dict[int, int]] = {}
+
+        def compaction(q: k.Expr) -> list[k.Stmt]:
+            """Drop the events read from the queue at ``q`` (a constant, or the loop's address):
+            the unread ones moved to the start of its entries (from ``q + 8``)."""
+
+            def at(offset: int) -> tuple[k.Expr, int]:  # (address, offset) of a slot of the queue
+                return (i32(q.value + offset), 0) if isinstance(q, k.Const) else (q, offset)
+
+            entries = at(8)[0] if isinstance(q, k.Const) else prim(Op.I32_ADD, q, i32(8))
+            return [
+                set_local("h", load(I32, *at(4))),
+                if_(
+                    prim(Op.I32_NE, h, i32(0)),
+                    [
+                        set_local("c", prim(Op.I32_SUB, load(I32, *at(0)), h)),
+                        invoke(
+                            "copy_words",
+                            entries,
+                            prim(Op.I32_ADD, entries, prim(Op.I32_MUL, h, i32(EVENT_BYTES))),
+                            prim(Op.I32_MUL, c, i32(EVENT_BYTES)),
+                        ),
+                        k.Store(type=I32, addr=at(0)[0], offset=at(0)[1], value=c),
+                        k.Store(type=I32, addr=at(4)[0], offset=at(4)[1], value=i32(0)),
+                    ],
+                ),
+            ]
+
+        for nid, nl in self.layout.nodes.items():
+            where = member_of.get(nid)
+            for name, q in nl.outboxes.items():
+                if where is None:
+                    body.append(store(I32, i32(q.base), i32(0)))
+                else:
+                    resets.setdefault((where[0], where[2], name), {})[where[1]] = q.base
+            for name, q in nl.external_queues.items():
+                if where is None:
+                    compact.extend(compaction(i32(q.base)))
+                else:
+                    compactions.setdefault((where[0], where[2], name), {})[where[1]] = q.base
+        looped = False
+        for runs, out, make in (
+            (resets, body, lambda a, _: [store(I32, a[0], i32(0))]),
+            (compactions, compact, lambda a, _: compaction(a[0])),
+        ):
+            for per_voice in runs.values():
+                rows = CallRows.of([[per_voice[v]] for v in sorted(per_voice)])
+                looped = looped or rows.steps is not None
+                out.extend(for_each(rows, make))
         body.extend(invoke(f"seg{si}", n) for si in range(segments))
         body.extend(compact)
         body.append(
             store(I64, i32(FRAME), prim(Op.I64_ADD, load(I64, i32(FRAME)), prim(Op.I64_EXTEND_I32_U, n)))
         )
-        return k.Function("block", [("n", I32)], (), {"h": I32, "c": I32}, body)
+        locals_ = {"h": I32, "c": I32, **({SEG_COUNTER: I32} if looped else {})}
+        return k.Function("block", [("n", I32)], (), locals_, body)
 
     def render_function(self) -> k.Function:
         """``render(blocks, size)``: ``blocks`` blocks of ``size`` samples in one call, each block's
