@@ -100,3 +100,20 @@ def test_neighbours_share_constants_only_when_of_one_type_and_bits() -> None:
     shared = [consts[k] is consts[k - 1] for k in range(1, len(consts))]
     assert shared == [False, False, True, False, False, True, False, True, False, False, True]
     assert [type(c["scale"]) for c in consts[:4]] == [int, float, bool, bool]
+
+
+def test_voices_of_several_nodes_of_one_class_share_each_ones_constants() -> None:
+    """A voice with three Oscillators (sine, saw, square: other constants each) repeated: each
+    waveform's constants are one object for every voice, not one per node (build_ir compares a
+    node's with the last few distinct sets of its class, not only the last one's)."""
+    from oscen.oscillators import Oscillator
+
+    graph = Graph(8000.0)
+    for v in range(6):
+        for make in (Oscillator.sine, Oscillator.saw, Oscillator.square):
+            graph.add_node(make(100.0 + v, 0.5), f"{make.__name__}{v}")
+    ir = graph.to_ir()
+    by_waveform: dict[int, set[int]] = {}
+    for n in ir.nodes:
+        by_waveform.setdefault(n.constants["waveform"], set()).add(id(n.constants))
+    assert len(by_waveform) == 3 and all(len(ids) == 1 for ids in by_waveform.values())

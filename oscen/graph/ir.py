@@ -517,15 +517,19 @@ class IRSource(Protocol):
 
 _new = object.__new__
 
+RECENT = 4
+"""Distinct (state, constants) sets per class that build_ir compares a node's with."""
+
 
 def build_ir(graph: IRSource) -> GraphIR:
     """Extract the IR of a graph (what ``Graph.to_ir()`` returns)."""
     sched = graph.schedule()
     nodes = []
-    # Per class, the last node's state, unsupported and constants: the next node of the class
-    # with equal ones shares them (voices do), so that what is computed of them per variant (the
-    # IR key, variant keys, settled types) is computed once per distinct object.
-    last: dict[type, tuple[list[StateIR], dict[str, str], dict[str, float | int | bool]]] = {}
+    # Per class, the last RECENT distinct (state, unsupported, constants) of its nodes, newest
+    # first: a node with equal ones shares them (voices do), so that what is computed of them
+    # per variant (the IR key, variant keys, settled types) is computed once per distinct object.
+    # Several, not one: a voice of a sine LFO, a saw and a square has three Oscillators in turn.
+    last: dict[type, list[tuple[Any, ...]]] = {}
     # Per class, for this build: its endpoints' IR (for nodes without handlers of their own),
     # its event handlers' names, assigned attributes and path; per (class, state list) the names
     # of its constants. Voices of a class ask these once, not once per node.
@@ -556,33 +560,39 @@ def build_ir(graph: IRSource) -> GraphIR:
             names = tuple(s.name for s in state if s.length is None and s.name not in assigned)
             names_of = constant_names[(cls, id(state))] = (state, names, _values_getter(names))
         vals = names_of[2](values)
-        seen = last.get(cls)
-        # The usual case (the next voice of a class) first: the same constants as the last node
+        recent = last.get(cls)
+        if recent is None:
+            recent = last[cls] = []
+        # The usual case (the next voice of a class) first: the same constants as a recent node
         # of its class, equal values of equal types, no float zero of the other sign (a NaN is
         # unequal here unless it is the same object, then of the same bits).
-        if (
-            seen is not None
-            and vals == seen[3]
-            and seen[0] == state
-            and seen[1] == unsupported
-            and tuple(map(type, vals)) == seen[4]
-            and (
-                not seen[5]
-                or all(vals[i] or copysign(1.0, vals[i]) == copysign(1.0, seen[3][i]) for i in seen[5])
-            )
-        ):
-            state, unsupported, constants = seen[0], seen[1], seen[2]
+        for seen in recent:
+            if (
+                vals == seen[3]
+                and seen[0] == state
+                and seen[1] == unsupported
+                and tuple(map(type, vals)) == seen[4]
+                and (
+                    not seen[5]
+                    or all(vals[i] or copysign(1.0, vals[i]) == copysign(1.0, seen[3][i]) for i in seen[5])
+                )
+            ):
+                state, unsupported, constants = seen[0], seen[1], seen[2]
+                break
         else:
             constants = {}
             for name, value in zip(names_of[1], vals, strict=True):
                 kind = type(value)
                 constants[name] = value if kind is float or kind is int or kind is bool else _plain(value)
-            if seen is not None and seen[0] == state and seen[1] == unsupported and _same(seen[2], constants):
-                state, unsupported, constants = seen[0], seen[1], seen[2]
+            for seen in recent:
+                if seen[0] == state and seen[1] == unsupported and _same(seen[2], constants):
+                    state, unsupported, constants = seen[0], seen[1], seen[2]
+                    break
             else:
                 types = tuple(map(type, vals))
                 floats = tuple(i for i, t in enumerate(types) if issubclass(t, (float, np.floating)))
-                last[cls] = (state, unsupported, constants, vals, types, floats)
+                recent.insert(0, (state, unsupported, constants, vals, types, floats))
+                del recent[RECENT:]
         nodes.append(
             NodeIR(
                 handle.id,
