@@ -101,6 +101,24 @@ def test_the_planned_load_writes_the_bytes_the_node_by_node_load_writes() -> Non
     np.testing.assert_array_equal(state.bytes[: state.layout.size], reference.bytes[: state.layout.size])
 
 
+def test_a_layout_read_back_from_json_plans_the_same_load() -> None:
+    """The load plan works per template (a node's layout made from one: Layout.of) and from a
+    node's own fields for a layout with none (read back from JSON): the same plan, the same bytes."""
+    from oscen.jit.layout import Layout
+    from oscen.jit.state import LoadPlan
+
+    graph = played(kinds_graph())
+    _, state = compile_graph(graph)
+    plain = GraphState(state.ir, Layout.from_dict(state.layout.as_dict()))
+    assert all("_template" not in nl.__dict__ for nl in plain.layout.nodes.values())
+    a, b = LoadPlan.of(state), LoadPlan.of(plain)
+    for field in ("f64", "i64", "bools", "param_values", "param_remaining", "queues"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    assert a.arrays == b.arrays and [n[0] for n in a.nodes] == [n[0] for n in b.nodes]
+    plain.load_from_graph(graph)
+    np.testing.assert_array_equal(plain.bytes[: state.layout.size], state.bytes[: state.layout.size])
+
+
 def test_after_the_planned_load_the_compiled_code_continues_the_interpreter() -> None:
     expected = played(kinds_graph())
     reference = expected.process_block(400)

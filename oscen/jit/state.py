@@ -627,26 +627,39 @@ class LoadPlan:
         remaining: list[int] = []
         nodes = []
         arrays = []
+        connected = state._connected
+        # Nodes laid out from one template (voices: Layout.of) share its names, getters and
+        # relative addresses: worked out once per template, not from each node's own fields
+        # (which a node's layout would otherwise make on first read, dict by dict).
+        per_template: dict[int, _TemplateLoad] = {}
         for n in state.ir.nodes:
             nl = state.layout.nodes[n.id]
-            names: dict[str, list[str]] = {"f64": [], "i64": [], "bool": []}
-            for name, (addr, ty) in nl.scalars.items():
-                names[ty].append(name)
-                (bools if ty == "bool" else f64 if ty == "f64" else i64).append(addr)
-            params = []
-            for name, p in nl.params.items():
-                params.append((name, (n.id, name) in state._connected))
-                values.append(p.value)
-                remaining.append(p.remaining)
-            arrays += [(n.id, name) for name in nl.arrays]
-            nodes.append(
-                (n.id, _getter(names["f64"]), _getter(names["i64"]), _getter(names["bool"]), tuple(params))
-            )
+            template = nl.__dict__.get("_template")
+            if template is None:  # a layout read back from JSON: the node's own fields
+                got, base = _TemplateLoad.of(nl), 0
+            else:
+                got = per_template.get(id(template))
+                if got is None:
+                    got = per_template[id(template)] = _TemplateLoad.of(template)
+                base = nl.base
+            for out, rel in ((f64, got.f64), (i64, got.i64), (bools, got.bools)):
+                if rel:
+                    out += [base + a for a in rel]
+            if got.params:
+                values += [base + a for a in got.value_slots]
+                remaining += [base + a for a in got.remaining_slots]
+                params = tuple((name, (n.id, name) in connected) for name in got.params)
+            else:
+                params = ()
+            if got.arrays:
+                arrays += [(n.id, name) for name in got.arrays]
+            nodes.append((n.id, got.f64_getter, got.i64_getter, got.bool_getter, params))
 
         def index(addrs: list[int], size: int) -> np.ndarray:
-            if any(a % size for a in addrs):
+            out = np.array(addrs, dtype=np.intp)
+            if (out % size).any():
                 raise AssertionError(f"a slot not aligned to {size} bytes in {addrs}")
-            return np.array([a // size for a in addrs], dtype=np.intp)
+            return out // size
 
         return cls(
             tuple(nodes),
@@ -657,6 +670,46 @@ class LoadPlan:
             index(remaining, 8),
             tuple(arrays),
             index(list(state._queues), 8),
+        )
+
+
+@dataclass(frozen=True)
+class _TemplateLoad:
+    """What a :class:`LoadPlan` needs of one node layout (a template's: addresses relative to its
+    base 0; or a node's own, absolute): its scalars by slot type (names in layout order, their
+    addresses, a getter of their values), its value inputs' value and ramp-count slots, its
+    arrays."""
+
+    f64: tuple[int, ...]
+    i64: tuple[int, ...]
+    bools: tuple[int, ...]
+    f64_getter: Any
+    i64_getter: Any
+    bool_getter: Any
+    params: tuple[str, ...]
+    value_slots: tuple[int, ...]
+    remaining_slots: tuple[int, ...]
+    arrays: tuple[str, ...]
+
+    @classmethod
+    def of(cls, nl: Any) -> _TemplateLoad:
+        names: dict[str, list[str]] = {"f64": [], "i64": [], "bool": []}
+        addrs: dict[str, list[int]] = {"f64": [], "i64": [], "bool": []}
+        for name, (addr, ty) in nl.scalars.items():
+            names[ty].append(name)
+            addrs[ty].append(addr)
+        params = nl.params
+        return cls(
+            tuple(addrs["f64"]),
+            tuple(addrs["i64"]),
+            tuple(addrs["bool"]),
+            _getter(names["f64"]),
+            _getter(names["i64"]),
+            _getter(names["bool"]),
+            tuple(params),
+            tuple(p.value for p in params.values()),
+            tuple(p.remaining for p in params.values()),
+            tuple(nl.arrays),
         )
 
 
