@@ -88,6 +88,30 @@ def test_ir_marks_back_edges_and_cycles() -> None:
     assert "outputs: lowpass.output, echo.output" in text
 
 
+def test_an_edge_that_becomes_a_back_edge_after_an_edit_is_marked_so() -> None:
+    """A connection keeps its IR for the next to_ir (as a forward edge): an edit that closes a
+    loop through it into a feedback breaker must still mark it a back edge, and opening the loop
+    again must unmark it."""
+    graph = Graph(44100.0)
+    src = graph.add_node(Oscillator.sine(110.0), "src")
+    gain = graph.add_node(Gain(0.5), "gain")
+    echo = graph.add_node(Delay(0.01, 0.0), "echo")
+    graph.connect(src.output, gain.input)
+    graph.connect(gain.output, echo.input)
+
+    def back_edges() -> set[tuple[str, str]]:
+        ir = graph.to_ir()
+        label = {n.id: n.label for n in ir.nodes}
+        return {(label[c.source], label[c.target]) for c in ir.connections if c.back_edge}
+
+    assert back_edges() == set()
+    assert back_edges() == set()  # the kept IR, taken as it is
+    graph.connect(echo.output, gain.input)  # gain -> echo now closes a loop into the breaker
+    assert back_edges() == {("gain", "echo")}
+    graph.disconnect(echo.output, gain.input)
+    assert back_edges() == set()
+
+
 def test_ir_records_constants_and_unsupported_attributes() -> None:
     ir = seed_graph().to_ir()
     osc = ir.node(ir.order[0])

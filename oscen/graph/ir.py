@@ -609,18 +609,27 @@ def build_ir(graph: IRSource) -> GraphIR:
     back_edges = sched.back_edges
     connections = []
     for c in graph.connections:
+        # A connection's IR (not a back edge) is kept on the connection, which never changes:
+        # a live graph's next to_ir, after an edit elsewhere, takes it as it is.
+        kept = c.__dict__.get("_ir")
+        if kept is not None and not (back_edges and (kept.source, kept.target) in back_edges):
+            connections.append(kept)
+            continue
         # built as its __init__ would (a frozen dataclass's sets each field through
         # object.__setattr__: a third of to_ir's own time for 256 voices)
         ci = _new(ConnectionIR)
         source, target = c.source, c.target
+        back = (source.node_id, target.node_id) in back_edges
         ci.__dict__.update(
             source=source.node_id,
             source_endpoint=source.name,
             target=target.node_id,
             target_endpoint=target.name,
             kind="event" if source.kind is Kind.EVENT else "stream",
-            back_edge=(source.node_id, target.node_id) in back_edges,
+            back_edge=back,
         )
+        if not back:
+            c.__dict__["_ir"] = ci
         connections.append(ci)
     outputs = [(e.node_id, e.name) for e in graph.output_endpoints(sched)]
     return GraphIR(
