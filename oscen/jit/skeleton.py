@@ -891,9 +891,6 @@ class SkeletonBuilder:
             each = [voice_ints(v + lane) for lane in range(lanes)]
             return [a for per_input in zip(*each, strict=True) for a in per_input]
 
-        def lane_args(v: int, lanes: int) -> list[k.Expr]:
-            return [i32(a) for a in lane_ints(v, lanes)]
-
         def ramps_of(args: list[k.Expr], lanes: int) -> list[k.Expr]:
             """Whether a ramp of the voices whose lane args are ``args`` (constants or expressions)
             runs, from ``ramps<index>`` of each voice's ramped members' bases: none without ramps."""
