@@ -113,7 +113,9 @@ def make_engines(keys: Sequence[str], peers: Any, oscen_engine: Any) -> list[tup
     }
     unknown = [k for k in keys if k not in factories]
     if unknown:
-        raise ValueError(f"unknown engine(s) {', '.join(unknown)}; choose from {', '.join(KNOWN_ENGINE_KEYS)}")
+        raise ValueError(
+            f"unknown engine(s) {', '.join(unknown)}; choose from {', '.join(KNOWN_ENGINE_KEYS)}"
+        )
     return [(k, factories[k]()) for k in keys]
 
 
@@ -530,7 +532,9 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         raise BenchUsageError(f"unknown patch(es) {', '.join(unknown)}; choose from {', '.join(PATCHES)}")
     bad = [k for k in args.engines if k not in KNOWN_ENGINE_KEYS]
     if bad:
-        raise BenchUsageError(f"unknown engine(s) {', '.join(bad)}; choose from {', '.join(KNOWN_ENGINE_KEYS)}")
+        raise BenchUsageError(
+            f"unknown engine(s) {', '.join(bad)}; choose from {', '.join(KNOWN_ENGINE_KEYS)}"
+        )
     overrides: dict[str, Any] = {
         "engines": tuple(dict.fromkeys(args.engines)),
         "patches": tuple(dict.fromkeys(args.patches)),

@@ -268,7 +268,9 @@ def run(args: argparse.Namespace) -> int:
     report as the user's error (an unknown patch the runner reports itself, with exit code 2)."""
     bad = [k for k in args.engines if k not in KNOWN_ENGINE_KEYS]
     if bad:
-        raise BenchUsageError(f"unknown engine(s) {', '.join(bad)}; choose from {', '.join(KNOWN_ENGINE_KEYS)}")
+        raise BenchUsageError(
+            f"unknown engine(s) {', '.join(bad)}; choose from {', '.join(KNOWN_ENGINE_KEYS)}"
+        )
     script = bench_script()
     sys.stdout.flush()
     sys.stderr.flush()

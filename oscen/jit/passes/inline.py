@@ -474,7 +474,9 @@ class Outlining:
         inlinable = {n: f for n, f in table.items() if n not in self._out and n not in stack}
         args: list[k.Expr] = [k.Local(t, "x") for _, t in fn.params]
         rets = [f"r{j}" for j in range(len(fn.results))]
-        size = self._sizes[name] = sum(1 for _ in walk(_expansion(inlinable, name, args, rets, Unit(False), "m")))
+        size = self._sizes[name] = sum(
+            1 for _ in walk(_expansion(inlinable, name, args, rets, Unit(False), "m"))
+        )
         if size > INLINE_LIMIT:
             self._out.add(name)
         return size
