@@ -1217,12 +1217,7 @@ class SkeletonBuilder:
         n, h, c = local(I32, "n"), local(I32, "h"), local(I32, "c")
         body: list[k.Stmt] = []
         compact: list[k.Stmt] = []
-        member_of = {
-            nid: (gi, v, j)
-            for gi, g in enumerate(self.groups)
-            for v, voice in enumerate(g.voices)
-            for j, nid in enumerate(voice)
-        }
+        member_of: dict[int, tuple[int, int, int]] | None = None  # made at the first queue
         # per (group, member, queue): each voice's queue base, by voice
         resets: dict[tuple[int, int, str], dict[int, int]] = {}
         compactions: dict[tuple[int, int, str], dict[int, int]] = {}
@@ -1254,6 +1249,15 @@ class SkeletonBuilder:
             ]
 
         for nid, nl in self.layout.nodes.items():
+            if not (nl.outboxes or nl.external_queues):
+                continue
+            if member_of is None:
+                member_of = {
+                    nid: (gi, v, j)
+                    for gi, g in enumerate(self.groups)
+                    for v, voice in enumerate(g.voices)
+                    for j, nid in enumerate(voice)
+                }
             where = member_of.get(nid)
             for name, q in nl.outboxes.items():
                 if where is None:
