@@ -117,6 +117,23 @@ def test_render_with_the_jit_engine_falls_back_or_compiles(
     assert sf.info(str(out)).frames == 8820
 
 
+def test_the_command_lines_jit_engine_compiles_the_final_code_once() -> None:
+    """make_engine waits for the final code before anything plays, so its JitGraph is untiered:
+    one compile (the optimized tier), no quick tier first that nothing would play."""
+    if not jit_available():
+        pytest.skip("the JIT engine is not available here")
+    from oscen.demo import demo_patch
+
+    engine, used = cli.make_engine(demo_patch(44100.0, events=False), "jit")
+    try:
+        assert used == "jit" and engine.tiered is False
+        engine.process_block(64)  # the ready code swaps in at a block boundary
+        assert engine.compiled_version == engine.graph.version
+        assert [swap.tier for swap in engine.swaps] == ["optimized"]
+    finally:
+        cli._close_engines()
+
+
 @pytest.mark.parametrize("example", ["seed.py", "custom_node.py"])
 def test_examples_render(tmp_path: Path, example: str) -> None:
     out = tmp_path / "example.wav"
