@@ -1229,7 +1229,11 @@ class SkeletonBuilder:
             def at(offset: int) -> tuple[k.Expr, int]:  # (address, offset) of a slot of the queue
                 return (i32(q.value + offset), 0) if isinstance(q, k.Const) else (q, offset)
 
-            entries = at(8)[0] if isinstance(q, k.Const) else prim(Op.I32_ADD, q, i32(8))
+            def put(offset: int, value: k.Expr) -> k.Store:
+                addr, off = at(offset)
+                return store(I32, addr, value, off)
+
+            entries = i32(q.value + 8) if isinstance(q, k.Const) else prim(Op.I32_ADD, q, i32(8))
             return [
                 set_local("h", load(I32, *at(4))),
                 if_(
@@ -1242,8 +1246,8 @@ class SkeletonBuilder:
                             prim(Op.I32_ADD, entries, prim(Op.I32_MUL, h, i32(EVENT_BYTES))),
                             prim(Op.I32_MUL, c, i32(EVENT_BYTES)),
                         ),
-                        k.Store(type=I32, addr=at(0)[0], offset=at(0)[1], value=c),
-                        k.Store(type=I32, addr=at(4)[0], offset=at(4)[1], value=i32(0)),
+                        put(0, c),
+                        put(4, i32(0)),
                     ],
                 ),
             ]
@@ -1253,10 +1257,10 @@ class SkeletonBuilder:
                 continue
             if member_of is None:
                 member_of = {
-                    nid: (gi, v, j)
+                    member: (gi, v, j)
                     for gi, g in enumerate(self.groups)
                     for v, voice in enumerate(g.voices)
-                    for j, nid in enumerate(voice)
+                    for j, member in enumerate(voice)
                 }
             where = member_of.get(nid)
             for name, q in nl.outboxes.items():
